@@ -1,0 +1,320 @@
+//! Typed access to the header fields the stack needs, parsed on demand from a [`Message`].
+//!
+//! Single-instance headers (From, To, Call-ID, CSeq, Max-Forwards) report a duplicate as an
+//! error (RFC 4475 section 3.3.8). [`Message::check_request`] and [`Message::check_response`]
+//! run the checks a server or proxy makes before acting (RFC 3261 sections 8.2 and 16.3).
+
+use std::time::{Duration, SystemTime};
+
+use crate::error::{bad, ParseError};
+use crate::header_name::HeaderName;
+use crate::lex;
+use crate::message::Message;
+use crate::method::Method;
+use crate::name_addr::NameAddr;
+use crate::via::Via;
+
+/// The CSeq header (RFC 3261 section 20.16).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CSeq<'a> {
+    /// The sequence number (32 bits, section 8.1.1.5).
+    pub seq: u32,
+    /// The method.
+    pub method: Method<'a>,
+}
+
+/// A Contact header's content (RFC 3261 section 20.10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Contacts<'a> {
+    /// `Contact: *`, only valid in a REGISTER with `Expires: 0` (section 10.2.2).
+    Wildcard,
+    /// A list of contacts.
+    List(Vec<NameAddr<'a>>),
+}
+
+/// A contact's `expires` parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContactExpires {
+    /// Delta seconds (RFC 3261).
+    Seconds(u32),
+    /// An absolute date, the RFC 2543 form the seed's proxy sends
+    /// (`expires="Tue, 23 Oct 2001 14:24:57 GMT"`).
+    Date(SystemTime),
+}
+
+impl ContactExpires {
+    /// Seconds left from `now`; a date in the past gives 0.
+    pub fn seconds_from(&self, now: SystemTime) -> u32 {
+        match self {
+            ContactExpires::Seconds(s) => *s,
+            ContactExpires::Date(at) => at
+                .duration_since(now)
+                .unwrap_or(Duration::ZERO)
+                .as_secs()
+                .min(u32::MAX as u64) as u32,
+        }
+    }
+}
+
+/// Parses a contact's `expires` parameter value: delta seconds or a quoted HTTP date.
+pub fn parse_contact_expires(value: &str) -> Result<ContactExpires, ParseError> {
+    let value = lex::trim(value);
+    if value.starts_with('"') {
+        let text = lex::unquote(value);
+        return parse_http_date(text)
+            .map(ContactExpires::Date)
+            .ok_or(bad("Contact", "bad expires date"));
+    }
+    parse_delta_seconds(value)
+        .map(ContactExpires::Seconds)
+        .ok_or(bad("Contact", "bad expires"))
+}
+
+/// Parses an RFC 1123 date, forgiving the letter case of day and month names (the seed writes
+/// `tue, 23 Oct 2001 22:37:56 GMT`).
+pub fn parse_http_date(text: &str) -> Option<SystemTime> {
+    let mut normalised = String::with_capacity(text.len());
+    let mut start_of_word = true;
+    for c in text.chars() {
+        if c.is_ascii_alphabetic() {
+            normalised.push(if start_of_word {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            });
+            start_of_word = false;
+        } else {
+            normalised.push(c);
+            start_of_word = true;
+        }
+    }
+    let normalised = normalised.replace("Gmt", "GMT");
+    httpdate::parse_http_date(&normalised).ok()
+}
+
+fn parse_delta_seconds(value: &str) -> Option<u32> {
+    if value.is_empty() || value.len() > 10 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok()
+}
+
+impl<'a> Message<'a> {
+    fn single(&self, name: HeaderName, label: &'static str) -> Result<&'a str, ParseError> {
+        let mut found = self.headers_named(name);
+        let first = found
+            .next()
+            .ok_or(ParseError::MissingHeader { name: label })?;
+        if found.next().is_some() {
+            return Err(ParseError::DuplicateHeader { name: label });
+        }
+        Ok(first.value)
+    }
+
+    fn optional_single(
+        &self,
+        name: HeaderName,
+        label: &'static str,
+    ) -> Result<Option<&'a str>, ParseError> {
+        match self.single(name, label) {
+            Ok(v) => Ok(Some(v)),
+            Err(ParseError::MissingHeader { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every Via value, top first.
+    pub fn vias(&self) -> impl Iterator<Item = Result<Via<'a>, ParseError>> + '_ {
+        self.values(HeaderName::Via).map(Via::parse)
+    }
+
+    /// The top Via value.
+    pub fn top_via(&self) -> Result<Via<'a>, ParseError> {
+        self.vias()
+            .next()
+            .unwrap_or(Err(ParseError::MissingHeader { name: "Via" }))
+    }
+
+    /// The From header.
+    pub fn from(&self) -> Result<NameAddr<'a>, ParseError> {
+        NameAddr::parse(self.single(HeaderName::From, "From")?, "From")
+    }
+
+    /// The To header.
+    pub fn to(&self) -> Result<NameAddr<'a>, ParseError> {
+        NameAddr::parse(self.single(HeaderName::To, "To")?, "To")
+    }
+
+    /// The Call-ID.
+    pub fn call_id(&self) -> Result<&'a str, ParseError> {
+        let value = self.single(HeaderName::CallId, "Call-ID")?;
+        if value.is_empty() || value.bytes().any(lex::is_lws) {
+            return Err(bad("Call-ID", "empty or contains white space"));
+        }
+        Ok(value)
+    }
+
+    /// The CSeq header.
+    pub fn cseq(&self) -> Result<CSeq<'a>, ParseError> {
+        let value = self.single(HeaderName::CSeq, "CSeq")?;
+        let mut parts = value.split_ascii_whitespace();
+        let seq = parts
+            .next()
+            .and_then(parse_delta_seconds)
+            .ok_or(bad("CSeq", "bad sequence number"))?;
+        let method = parts.next().ok_or(bad("CSeq", "no method"))?;
+        if parts.next().is_some() || !lex::is_token(method) {
+            return Err(bad("CSeq", "bad method"));
+        }
+        Ok(CSeq {
+            seq,
+            method: Method::from_token(method),
+        })
+    }
+
+    /// Max-Forwards (0 to 255), `None` when absent (RFC 2543 peers omit it).
+    pub fn max_forwards(&self) -> Result<Option<u8>, ParseError> {
+        match self.optional_single(HeaderName::MaxForwards, "Max-Forwards")? {
+            None => Ok(None),
+            Some(v) => parse_delta_seconds(v)
+                .and_then(|n| u8::try_from(n).ok())
+                .map(Some)
+                .ok_or(bad("Max-Forwards", "not a number from 0 to 255")),
+        }
+    }
+
+    /// The Expires header in seconds, `None` when absent.
+    pub fn expires(&self) -> Result<Option<u32>, ParseError> {
+        match self.optional_single(HeaderName::Expires, "Expires")? {
+            None => Ok(None),
+            Some(v) => parse_delta_seconds(v)
+                .map(Some)
+                .ok_or(bad("Expires", "not delta-seconds")),
+        }
+    }
+
+    /// Min-Expires in seconds, `None` when absent.
+    pub fn min_expires(&self) -> Result<Option<u32>, ParseError> {
+        match self.optional_single(HeaderName::MinExpires, "Min-Expires")? {
+            None => Ok(None),
+            Some(v) => parse_delta_seconds(v)
+                .map(Some)
+                .ok_or(bad("Min-Expires", "not delta-seconds")),
+        }
+    }
+
+    /// The Contact header(s): `*` or a list. An absent Contact is an empty list.
+    pub fn contacts(&self) -> Result<Contacts<'a>, ParseError> {
+        let mut list = Vec::new();
+        let mut wildcard = false;
+        for value in self.values(HeaderName::Contact) {
+            if value == "*" {
+                wildcard = true;
+                continue;
+            }
+            let contact = NameAddr::parse(value, "Contact")?;
+            if let Some(expires) = contact.params.get("expires") {
+                parse_contact_expires(expires.ok_or(bad("Contact", "bad expires"))?)?;
+            }
+            if let Some(q) = contact.params.get("q") {
+                parse_q(q.unwrap_or(""))?;
+            }
+            list.push(contact);
+        }
+        match (wildcard, list.is_empty()) {
+            (true, true) => Ok(Contacts::Wildcard),
+            (true, false) => Err(bad("Contact", "* mixed with contacts")),
+            (false, _) => Ok(Contacts::List(list)),
+        }
+    }
+
+    /// Route values, top first.
+    pub fn routes(&self) -> Result<Vec<NameAddr<'a>>, ParseError> {
+        self.values(HeaderName::Route)
+            .map(|v| NameAddr::parse(v, "Route"))
+            .collect()
+    }
+
+    /// The first Route value, if any.
+    pub fn top_route(&self) -> Result<Option<NameAddr<'a>>, ParseError> {
+        self.values(HeaderName::Route)
+            .next()
+            .map(|v| NameAddr::parse(v, "Route"))
+            .transpose()
+    }
+
+    /// Record-Route values, top first.
+    pub fn record_routes(&self) -> Result<Vec<NameAddr<'a>>, ParseError> {
+        self.values(HeaderName::RecordRoute)
+            .map(|v| NameAddr::parse(v, "Record-Route"))
+            .collect()
+    }
+
+    /// The Content-Type value (media type with parameters), if present.
+    pub fn content_type(&self) -> Option<&'a str> {
+        self.header_value(HeaderName::ContentType)
+    }
+
+    /// Tokens of a token-list header (Allow, Supported, Require, Proxy-Require, Unsupported).
+    pub fn tokens(&self, name: HeaderName) -> impl Iterator<Item = &'a str> + '_ {
+        self.values(name).filter(|t| !t.is_empty())
+    }
+
+    /// Checks what RFC 3261 sections 8.2 and 16.3 need before a request is acted on: the
+    /// mandatory headers are present once and well formed, and the CSeq method matches.
+    pub fn check_request(&self) -> Result<(), ParseError> {
+        let method = self.method().ok_or(bad_start())?;
+        for via in self.vias() {
+            via?;
+        }
+        self.top_via()?;
+        self.check_common()?;
+        if self.cseq()?.method != method {
+            return Err(ParseError::CSeqMethodMismatch);
+        }
+        self.max_forwards()?;
+        self.expires()?;
+        self.contacts()?;
+        self.routes()?;
+        Ok(())
+    }
+
+    /// Checks a response before it is matched to a transaction or relayed.
+    pub fn check_response(&self) -> Result<(), ParseError> {
+        self.top_via()?;
+        self.check_common()?;
+        Ok(())
+    }
+
+    fn check_common(&self) -> Result<(), ParseError> {
+        // Missing headers first, so that RFC 4475 section 3.3.1 gets "Missing Call-ID".
+        self.call_id()?;
+        self.from()?;
+        self.to()?;
+        self.cseq()?;
+        Ok(())
+    }
+}
+
+fn bad_start() -> ParseError {
+    ParseError::BadStartLine {
+        reason: "not a request",
+    }
+}
+
+fn parse_q(q: &str) -> Result<(), ParseError> {
+    let ok = match q.split_once('.') {
+        None => q == "0" || q == "1",
+        Some((int, frac)) => {
+            (int == "0" || int == "1")
+                && frac.len() <= 3
+                && frac.bytes().all(|b| b.is_ascii_digit())
+                && (int == "0" || frac.bytes().all(|b| b == b'0'))
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(bad("Contact", "bad q"))
+    }
+}

@@ -1,0 +1,272 @@
+//! Small lexical pieces of the RFC 3261 grammar (section 25.1) shared by the header parsers:
+//! tokens, linear white space (which includes folded line breaks), quoted strings, comma lists
+//! and `;name=value` parameter lists.
+//!
+//! Everything here borrows from the input; nothing allocates.
+
+use crate::error::ParseError;
+
+/// `token` characters of RFC 3261 section 25.1.
+pub fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
+}
+
+/// True when `s` is a non-empty token.
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(is_token_byte)
+}
+
+/// Linear white space, including the CRLF of a folded line (RFC 3261 section 7.3.1).
+pub fn is_lws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Trims linear white space at both ends.
+pub fn trim(s: &str) -> &str {
+    s.trim_matches(|c: char| c.is_ascii() && is_lws(c as u8))
+}
+
+/// Splits a header value into its comma-separated elements, ignoring commas inside quoted
+/// strings and `<...>`. Elements are trimmed; empty elements are returned as `""` so that the
+/// caller can reject them (RFC 4475 section 3.1.2.1).
+pub fn split_commas(value: &str) -> CommaList<'_> {
+    CommaList { rest: Some(value) }
+}
+
+/// Iterator returned by [`split_commas`].
+pub struct CommaList<'a> {
+    rest: Option<&'a str>,
+}
+
+impl<'a> Iterator for CommaList<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let rest = self.rest?;
+        let bytes = rest.as_bytes();
+        let mut in_quotes = false;
+        let mut in_angle = false;
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\\' if in_quotes => i += 1,
+                b'"' if !in_angle => in_quotes = !in_quotes,
+                b'<' if !in_quotes => in_angle = true,
+                b'>' if !in_quotes => in_angle = false,
+                b',' if !in_quotes && !in_angle => {
+                    self.rest = Some(&rest[i + 1..]);
+                    return Some(trim(&rest[..i]));
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        self.rest = None;
+        Some(trim(rest))
+    }
+}
+
+/// Finds the end of a quoted string that starts at `s[0] == '"'`; returns the index just past the
+/// closing quote.
+pub fn quoted_string_end(s: &str) -> Option<usize> {
+    let bytes = s.as_bytes();
+    if bytes.first() != Some(&b'"') {
+        return None;
+    }
+    let mut i = 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Removes the quotes of a quoted string (escapes are left as they are; callers that need the
+/// unescaped text use [`unescape_quoted`]).
+pub fn unquote(s: &str) -> &str {
+    if s.len() >= 2 && s.starts_with('"') && s.ends_with('"') {
+        &s[1..s.len() - 1]
+    } else {
+        s
+    }
+}
+
+/// The text of a quoted string with `\x` escapes resolved.
+pub fn unescape_quoted(s: &str) -> String {
+    let inner = unquote(s);
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(next) = chars.next() {
+                out.push(next);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A `;name[=value]` parameter list kept as the borrowed text after the first `;`.
+///
+/// Lookups are case-insensitive on the name, as RFC 3261 section 7.3.1 requires for parameter
+/// names. Values keep their quotes; use [`unquote`] where the grammar allows quoted values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Params<'a> {
+    raw: &'a str,
+}
+
+impl<'a> Params<'a> {
+    /// Wraps the text that follows a `;` (or is empty). Validates that no parameter is empty and
+    /// every name is a token.
+    pub fn parse(raw: &'a str, header: &'static str) -> Result<Params<'a>, ParseError> {
+        let params = Params { raw };
+        for (name, value) in params.iter() {
+            if !is_token(name) {
+                return Err(ParseError::BadHeader {
+                    name: header,
+                    reason: "bad parameter",
+                });
+            }
+            if let Some(v) = value {
+                if v.is_empty() {
+                    return Err(ParseError::BadHeader {
+                        name: header,
+                        reason: "empty parameter value",
+                    });
+                }
+            }
+        }
+        Ok(params)
+    }
+
+    /// An empty list.
+    pub fn empty() -> Params<'static> {
+        Params { raw: "" }
+    }
+
+    /// The raw text, without the leading `;`.
+    pub fn as_str(&self) -> &'a str {
+        self.raw
+    }
+
+    /// True when there are no parameters.
+    pub fn is_empty(&self) -> bool {
+        trim(self.raw).is_empty()
+    }
+
+    /// Iterates `(name, value)` pairs; names and values are trimmed of LWS.
+    pub fn iter(&self) -> ParamIter<'a> {
+        ParamIter {
+            rest: if trim(self.raw).is_empty() {
+                None
+            } else {
+                Some(self.raw)
+            },
+        }
+    }
+
+    /// The value of the first parameter named `name`: `None` if absent, `Some(None)` if present
+    /// without a value.
+    pub fn get(&self, name: &str) -> Option<Option<&'a str>> {
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// True when a parameter named `name` is present, with or without a value.
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+}
+
+/// Iterator over [`Params`].
+pub struct ParamIter<'a> {
+    rest: Option<&'a str>,
+}
+
+impl<'a> Iterator for ParamIter<'a> {
+    type Item = (&'a str, Option<&'a str>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = self.rest?;
+        let end = find_unquoted(rest, b';').unwrap_or(rest.len());
+        let item = &rest[..end];
+        self.rest = if end < rest.len() {
+            Some(&rest[end + 1..])
+        } else {
+            None
+        };
+        Some(match item.find('=') {
+            Some(eq) => (trim(&item[..eq]), Some(trim(&item[eq + 1..]))),
+            None => (trim(item), None),
+        })
+    }
+}
+
+/// Index of the first `needle` outside quoted strings.
+pub fn find_unquoted(s: &str, needle: u8) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let mut in_quotes = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if in_quotes => i += 1,
+            b'"' => in_quotes = !in_quotes,
+            b if b == needle && !in_quotes => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comma_lists_ignore_commas_in_quotes_and_angle_brackets() {
+        let items: Vec<_> = split_commas(r#""Bell, A" <sip:a@b;x=1,2>;q=1 , <sip:c@d>"#).collect();
+        assert_eq!(items, vec![r#""Bell, A" <sip:a@b;x=1,2>;q=1"#, "<sip:c@d>"]);
+    }
+
+    #[test]
+    fn empty_list_elements_are_reported() {
+        let items: Vec<_> = split_commas("a,,b,").collect();
+        assert_eq!(items, vec!["a", "", "b", ""]);
+    }
+
+    #[test]
+    fn params_are_found_case_insensitively() {
+        let p = Params::parse("Branch=z9hG4bK1;rport;received=1.2.3.4", "Via").unwrap();
+        assert_eq!(p.get("branch"), Some(Some("z9hG4bK1")));
+        assert_eq!(p.get("rport"), Some(None));
+        assert_eq!(p.get("maddr"), None);
+    }
+
+    #[test]
+    fn empty_params_are_rejected() {
+        assert!(Params::parse(";", "Via").is_err());
+        assert!(Params::parse("a=", "Via").is_err());
+        assert!(Params::parse("a;;b", "Via").is_err());
+    }
+
+    #[test]
+    fn quoted_params_may_hold_semicolons() {
+        let p = Params::parse(r#"a="x;y";b=2"#, "X").unwrap();
+        assert_eq!(p.get("a"), Some(Some(r#""x;y""#)));
+        assert_eq!(p.get("b"), Some(Some("2")));
+    }
+
+    #[test]
+    fn quoted_strings_end_after_escaped_quotes() {
+        assert_eq!(quoted_string_end(r#""a\"b" rest"#), Some(6));
+        assert_eq!(quoted_string_end(r#""open"#), None);
+        assert_eq!(unescape_quoted(r#""a\"b""#), "a\"b");
+    }
+}

@@ -1,0 +1,394 @@
+//! A SIP message parsed by borrowing from the received buffer (RFC 3261 section 7).
+//!
+//! Parsing does one pass over the header section: it finds each header line, classifies its name
+//! and records where its value lies. Values are parsed only when asked for (see `headers.rs`), so
+//! a proxy that only reads Via, Max-Forwards, Route and the Request-URI pays for nothing else.
+//! The header index is the only allocation (one `Vec`, sized once).
+//!
+//! What is checked at parse time is what framing and the start line need: the size cap, the header
+//! count cap, UTF-8 in the header section, the start line, header line syntax (with folding), and
+//! Content-Length. What a server checks before acting on a request is in [`Message::check_request`].
+
+use crate::error::ParseError;
+use crate::header_name::HeaderName;
+use crate::lex;
+use crate::method::Method;
+use crate::uri::Uri;
+
+/// Messages larger than this are refused (513 Message Too Large, RFC 3261 section 21.5.11).
+pub const MAX_MESSAGE_SIZE: usize = 64 * 1024;
+
+/// More header lines than this are refused; a defence against header floods.
+pub const MAX_HEADERS: usize = 256;
+
+/// The request line or status line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartLine<'a> {
+    /// `METHOD Request-URI SIP/2.0`
+    Request { method: Method<'a>, uri: Uri<'a> },
+    /// `SIP/2.0 code reason`
+    Response { code: u16, reason: &'a str },
+}
+
+/// One header line: its classified name and where it lies in the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header<'a> {
+    /// The classified name.
+    pub name: HeaderName,
+    /// The name as written.
+    pub raw_name: &'a str,
+    /// The value, trimmed; a folded value keeps its inner CRLF, which the value parsers treat as
+    /// white space (RFC 3261 section 7.3.1).
+    pub value: &'a str,
+    pub(crate) line_start: u32,
+    pub(crate) line_end: u32,
+    pub(crate) value_start: u32,
+    pub(crate) value_end: u32,
+}
+
+/// A parsed SIP message borrowing from its buffer.
+#[derive(Debug, Clone)]
+pub struct Message<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) start: StartLine<'a>,
+    pub(crate) uri_span: (u32, u32),
+    pub(crate) headers: Vec<Header<'a>>,
+    pub(crate) headers_end: u32,
+    pub(crate) body_start: u32,
+    pub(crate) content_length: Option<usize>,
+}
+
+impl<'a> Message<'a> {
+    /// Parses one message from a datagram or a framed stream message.
+    ///
+    /// Leading CRLFs are skipped (RFC 3261 section 7.5). Octets after the body that
+    /// Content-Length announces are ignored (section 18.3, RFC 4475 section 3.1.1.8). Without
+    /// Content-Length the body runs to the end of the buffer, which is right for UDP.
+    pub fn parse(input: &'a [u8]) -> Result<Message<'a>, ParseError> {
+        let skip = input
+            .iter()
+            .position(|&b| b != b'\r' && b != b'\n')
+            .ok_or(ParseError::Empty)?;
+        let bytes = &input[skip..];
+        if bytes.len() > MAX_MESSAGE_SIZE {
+            return Err(ParseError::TooLarge { size: bytes.len() });
+        }
+        let mut lines = Lines { bytes, pos: 0 };
+        let (start_line_end, first) = lines.next_line().ok_or(ParseError::Incomplete)?;
+        let mut headers = Vec::with_capacity(24);
+        let head_end;
+        loop {
+            let (line_start, line_end, content_end) = match lines.next_line_span() {
+                Some(span) => span,
+                None => return Err(ParseError::Incomplete),
+            };
+            if content_end == line_start {
+                head_end = line_start;
+                break;
+            }
+            let first_byte = bytes[line_start];
+            if first_byte == b' ' || first_byte == b'\t' {
+                // A folded continuation of the previous header (RFC 3261 section 7.3.1).
+                let last: &mut (usize, usize, usize, usize, usize) = headers
+                    .last_mut()
+                    .ok_or(ParseError::BadHeaderLine { line: 1 })?;
+                last.1 = line_end;
+                last.4 = content_end;
+                continue;
+            }
+            if headers.len() == MAX_HEADERS {
+                return Err(ParseError::TooManyHeaders);
+            }
+            let colon = memchr::memchr(b':', &bytes[line_start..content_end]).ok_or(
+                ParseError::BadHeaderLine {
+                    line: headers.len() + 2,
+                },
+            )?;
+            // (line_start, line_end, colon offset, value start, value end)
+            headers.push((
+                line_start,
+                line_end,
+                line_start + colon,
+                line_start + colon + 1,
+                content_end,
+            ));
+        }
+        let head = std::str::from_utf8(&bytes[..head_end]).map_err(|e| ParseError::NotUtf8 {
+            offset: skip + e.valid_up_to(),
+        })?;
+        let body_start = lines.pos;
+
+        let (start, uri_span) = parse_start_line(&head[..first])?;
+        let mut parsed = Vec::with_capacity(headers.len());
+        for (index, &(line_start, line_end, colon, value_start, value_end)) in
+            headers.iter().enumerate()
+        {
+            let raw_name = head[line_start..colon].trim_end_matches([' ', '\t']);
+            if !lex::is_token(raw_name) {
+                return Err(ParseError::BadHeaderLine { line: index + 2 });
+            }
+            let raw_value = &head[value_start..value_end];
+            let value = lex::trim(raw_value);
+            let value_start = value_start + (raw_value.len() - raw_value.trim_start().len());
+            parsed.push(Header {
+                name: HeaderName::classify(raw_name),
+                raw_name,
+                value,
+                line_start: line_start as u32,
+                line_end: line_end as u32,
+                value_start: value_start as u32,
+                value_end: (value_start + value.len()) as u32,
+            });
+        }
+        let _ = start_line_end;
+        let mut message = Message {
+            bytes,
+            start,
+            uri_span: (uri_span.0 as u32, uri_span.1 as u32),
+            headers: parsed,
+            headers_end: head_end as u32,
+            body_start: body_start as u32,
+            content_length: None,
+        };
+        message.frame_body()?;
+        Ok(message)
+    }
+
+    fn frame_body(&mut self) -> Result<(), ParseError> {
+        let mut length: Option<usize> = None;
+        for header in self
+            .headers
+            .iter()
+            .filter(|h| h.name == HeaderName::ContentLength)
+        {
+            let value = header.value;
+            if value.is_empty() || value.len() > 10 || !value.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ParseError::BadContentLength {
+                    reason: "not a number",
+                });
+            }
+            let n: usize = value.parse().map_err(|_| ParseError::BadContentLength {
+                reason: "not a number",
+            })?;
+            match length {
+                Some(previous) if previous != n => {
+                    return Err(ParseError::BadContentLength {
+                        reason: "conflicting values",
+                    })
+                }
+                _ => length = Some(n),
+            }
+        }
+        let available = self.bytes.len() - self.body_start as usize;
+        match length {
+            Some(n) if n > available => Err(ParseError::BadContentLength {
+                reason: "larger than the message",
+            }),
+            Some(n) => {
+                self.bytes = &self.bytes[..self.body_start as usize + n];
+                self.content_length = Some(n);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The message's octets, from the start line to the end of the body.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// The start line.
+    pub fn start_line(&self) -> &StartLine<'a> {
+        &self.start
+    }
+
+    /// True for a request.
+    pub fn is_request(&self) -> bool {
+        matches!(self.start, StartLine::Request { .. })
+    }
+
+    /// The request method, or `None` for a response.
+    pub fn method(&self) -> Option<Method<'a>> {
+        match self.start {
+            StartLine::Request { method, .. } => Some(method),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The Request-URI, or `None` for a response.
+    pub fn request_uri(&self) -> Option<&Uri<'a>> {
+        match &self.start {
+            StartLine::Request { uri, .. } => Some(uri),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The status code, or `None` for a request.
+    pub fn status(&self) -> Option<u16> {
+        match self.start {
+            StartLine::Response { code, .. } => Some(code),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    /// The reason phrase, or `None` for a request.
+    pub fn reason(&self) -> Option<&'a str> {
+        match self.start {
+            StartLine::Response { reason, .. } => Some(reason),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    /// All header lines in order.
+    pub fn headers(&self) -> &[Header<'a>] {
+        &self.headers
+    }
+
+    /// The first header line with this name.
+    pub fn header(&self, name: HeaderName) -> Option<&Header<'a>> {
+        self.headers.iter().find(|h| h.name == name)
+    }
+
+    /// The value of the first header line with this name.
+    pub fn header_value(&self, name: HeaderName) -> Option<&'a str> {
+        self.header(name).map(|h| h.value)
+    }
+
+    /// Every header line with this name, in order.
+    pub fn headers_named(&self, name: HeaderName) -> impl Iterator<Item = &Header<'a>> + '_ {
+        self.headers.iter().filter(move |h| h.name == name)
+    }
+
+    /// The value of the first header whose name matches `raw` case-insensitively (for headers
+    /// the stack does not classify).
+    pub fn header_value_by_name(&self, raw: &str) -> Option<&'a str> {
+        self.headers
+            .iter()
+            .find(|h| h.raw_name.eq_ignore_ascii_case(raw))
+            .map(|h| h.value)
+    }
+
+    /// Every comma-separated value of every header line with this name, in order (RFC 3261
+    /// section 7.3.1: several lines are equivalent to one comma list).
+    pub fn values(&self, name: HeaderName) -> impl Iterator<Item = &'a str> + '_ {
+        self.headers_named(name)
+            .flat_map(|h| lex::split_commas(h.value))
+    }
+
+    /// The body (empty when there is none).
+    pub fn body(&self) -> &'a [u8] {
+        &self.bytes[self.body_start as usize..]
+    }
+
+    /// The Content-Length value, if the header was present.
+    pub fn content_length(&self) -> Option<usize> {
+        self.content_length
+    }
+
+    /// The octets of the header section, start line included, up to (not including) the empty line.
+    pub fn head(&self) -> &'a [u8] {
+        &self.bytes[..self.headers_end as usize]
+    }
+}
+
+/// Line iteration that accepts CRLF and, liberally, bare LF (RFC 3261 section 7.5 asks for CRLF;
+/// RFC 4566 parsers and some tools send LF).
+struct Lines<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Lines<'_> {
+    /// Returns (line end including terminator, content end) of the next line.
+    fn next_line(&mut self) -> Option<(usize, usize)> {
+        self.next_line_span()
+            .map(|(_, end, content)| (end, content))
+    }
+
+    /// Returns (start, end including terminator, content end).
+    fn next_line_span(&mut self) -> Option<(usize, usize, usize)> {
+        let start = self.pos;
+        let nl = memchr::memchr(b'\n', &self.bytes[start..])? + start;
+        let content_end = if nl > start && self.bytes[nl - 1] == b'\r' {
+            nl - 1
+        } else {
+            nl
+        };
+        self.pos = nl + 1;
+        Some((start, nl + 1, content_end))
+    }
+}
+
+fn bad_start(reason: &'static str) -> ParseError {
+    ParseError::BadStartLine { reason }
+}
+
+/// Parses the start line; returns it and the span of the Request-URI (0,0 for a response).
+fn parse_start_line(line: &str) -> Result<(StartLine<'_>, (usize, usize)), ParseError> {
+    if line.starts_with("SIP/") {
+        return parse_status_line(line).map(|s| (s, (0, 0)));
+    }
+    // Liberal about several SP between elements and trailing SP (RFC 4475 sections 3.1.2.9 and
+    // 3.1.2.10); any further element means white space inside the Request-URI (3.1.2.8).
+    let mut parts = line
+        .split(' ')
+        .filter(|p| !p.is_empty())
+        .map(|p| (p.as_ptr() as usize - line.as_ptr() as usize, p));
+    let (_, method) = parts.next().ok_or(bad_start("empty"))?;
+    let (uri_at, uri) = parts.next().ok_or(bad_start("no Request-URI"))?;
+    let (_, version) = parts.next().ok_or(bad_start("no SIP version"))?;
+    if parts.next().is_some() {
+        return Err(ParseError::BadRequestUri {
+            reason: "white space inside",
+        });
+    }
+    if !lex::is_token(method) {
+        return Err(bad_start("method is not a token"));
+    }
+    check_version(version)?;
+    if uri.starts_with('<') {
+        return Err(ParseError::BadRequestUri {
+            reason: "enclosed in <>",
+        });
+    }
+    let parsed = Uri::parse(uri).map_err(|e| match e {
+        ParseError::BadUri { reason } => ParseError::BadRequestUri { reason },
+        other => other,
+    })?;
+    Ok((
+        StartLine::Request {
+            method: Method::from_token(method),
+            uri: parsed,
+        },
+        (uri_at, uri_at + uri.len()),
+    ))
+}
+
+fn check_version(version: &str) -> Result<(), ParseError> {
+    if version.eq_ignore_ascii_case("SIP/2.0") {
+        Ok(())
+    } else if version.len() > 4 && version[..4].eq_ignore_ascii_case("SIP/") {
+        Err(ParseError::UnsupportedVersion)
+    } else {
+        Err(bad_start("bad SIP version"))
+    }
+}
+
+fn parse_status_line(line: &str) -> Result<StartLine<'_>, ParseError> {
+    let (version, rest) = line.split_once(' ').ok_or(bad_start("no status code"))?;
+    check_version(version)?;
+    let rest = rest.trim_start_matches(' ');
+    let (code, reason) = match rest.split_once(' ') {
+        Some((code, reason)) => (code, reason),
+        None => (rest, ""),
+    };
+    if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ParseError::BadStatusCode);
+    }
+    let code: u16 = code.parse().map_err(|_| ParseError::BadStatusCode)?;
+    if !(100..=699).contains(&code) {
+        return Err(ParseError::BadStatusCode);
+    }
+    Ok(StartLine::Response { code, reason })
+}
