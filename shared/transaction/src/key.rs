@@ -1,0 +1,455 @@
+//! Transaction keys: how an incoming message finds its transaction (RFC 3261 17.1.3, 17.2.3).
+//!
+//! The parser fills a [`KeyFields`] from a received request (or takes a response's top Via
+//! branch and CSeq method), and the transaction table looks the resulting [`TransactionKey`]
+//! up. Keys are plain owned values so this crate does not depend on the parser.
+//!
+//! Three kinds of key, never equal to one another:
+//!
+//! - **client** (17.1.3): the branch we put in our top Via plus the CSeq method. The method is
+//!   needed because a CANCEL shares its INVITE's branch but is its own transaction.
+//! - **server, RFC 3261** (17.2.3), when the top Via branch starts with the magic cookie
+//!   `z9hG4bK`: branch, sent-by and method, with ACK counted as INVITE.
+//! - **server, RFC 2543 fallback** (17.2.3), when it does not — the seed's Cisco ATA sends no
+//!   branch at all: Request-URI, From tag, To tag, Call-ID, CSeq number and method (ACK counted
+//!   as INVITE) and the whole top Via.
+//!
+//! **ACK matching.** An ACK's key is built like any request's and equals the key of its
+//! INVITE, so the table hands it to that [`crate::ServerInviteTransaction`] through
+//! `handle_ack`. Under RFC 3261 rules this only happens for the ACK to a non-2xx (the ACK to a
+//! 2xx has a fresh branch). Under RFC 2543 rules there is a snag: the ACK carries the To tag of
+//! the response, while an initial INVITE had none. 17.2.3 therefore matches the ACK's To tag
+//! against the response's, not the INVITE's. This crate does not keep a second index for
+//! that: INVITE-family RFC 2543 keys simply leave the To tag out, and the server
+//! transaction's state tells the two ACKs apart (Completed: the ACK to our 300-699 final;
+//! Accepted: the ACK to a 2xx, passed to the TU per RFC 6026). What is lost is 17.2.3's
+//! disambiguation between a 2xx and a non-2xx forwarded for the same INVITE, which only
+//! happens after a forking proxy crashed; a transaction forwards at most one final, so the
+//! state still identifies the ACK correctly for every transaction this proxy runs.
+//!
+//! **Case.** RFC 3261 7.3.1 makes tokens and parameter values case-insensitive unless a header
+//! says otherwise, so the branch (a token, 20.42) and the tags (tokens, 19.3) are compared
+//! ignoring ASCII case, as are sent-by and the top Via (hosts and tokens). Call-ID is compared
+//! byte for byte (20.8), methods case-sensitively (7.1). The Request-URI is compared as
+//! given: the caller passes it in the form it wants compared (19.1.4's rules need a parsed URI).
+
+use std::fmt;
+
+/// The magic cookie that marks an RFC 3261 branch (RFC 3261 8.1.1.7).
+pub const MAGIC_COOKIE: &str = "z9hG4bK";
+
+/// The parts of a received request that identify its transaction, as the parser found them.
+/// Header values are passed without their header name; tags and branch without `tag=` or
+/// `branch=`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyFields {
+    /// The request method, e.g. `INVITE`.
+    pub method: String,
+    /// The Request-URI (RFC 2543 keys only).
+    pub request_uri: String,
+    /// The whole value of the topmost Via (RFC 2543 keys only).
+    pub top_via: String,
+    /// The topmost Via's branch parameter, if any.
+    pub via_branch: Option<String>,
+    /// The topmost Via's sent-by, `host[:port]` as written.
+    pub via_sent_by: String,
+    /// The Call-ID (RFC 2543 keys only).
+    pub call_id: String,
+    /// The From tag (RFC 2543 keys only).
+    pub from_tag: Option<String>,
+    /// The To tag (RFC 2543 keys only; ignored for INVITE and ACK, see the module docs).
+    pub to_tag: Option<String>,
+    /// The CSeq number (RFC 2543 keys only).
+    pub cseq_number: u32,
+    /// The CSeq method (RFC 2543 keys only).
+    pub cseq_method: String,
+}
+
+/// Identifies one transaction in a table. See the module documentation for the matching rules.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TransactionKey(Kind);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Kind {
+    Client {
+        branch: String,
+        method: String,
+    },
+    Server {
+        branch: String,
+        sent_by: String,
+        method: String,
+    },
+    Rfc2543 {
+        request_uri: String,
+        call_id: String,
+        from_tag: Option<String>,
+        to_tag: Option<String>,
+        cseq_number: u32,
+        method: String,
+        top_via: String,
+    },
+}
+
+impl TransactionKey {
+    /// The key of the client transaction a response belongs to (17.1.3): the branch of the
+    /// response's top Via and the method of its CSeq.
+    pub fn client(branch: &str, method: &str) -> Self {
+        Self(Kind::Client {
+            branch: branch.to_ascii_lowercase(),
+            method: transaction_method(method),
+        })
+    }
+
+    /// The key of the server transaction a received request belongs to (17.2.3), by RFC 3261
+    /// rules when the top Via branch has the magic cookie and by RFC 2543 rules otherwise.
+    pub fn server(fields: &KeyFields) -> Self {
+        match fields.via_branch.as_deref() {
+            Some(branch) if has_magic_cookie(branch) => Self(Kind::Server {
+                branch: branch.to_ascii_lowercase(),
+                sent_by: fields.via_sent_by.to_ascii_lowercase(),
+                method: transaction_method(&fields.method),
+            }),
+            _ => {
+                let method = transaction_method(&fields.cseq_method);
+                // See the module docs: an INVITE's To tag differs from its ACK's.
+                let to_tag = if method == "INVITE" {
+                    None
+                } else {
+                    fields.to_tag.as_deref().map(str::to_ascii_lowercase)
+                };
+                Self(Kind::Rfc2543 {
+                    request_uri: fields.request_uri.clone(),
+                    call_id: fields.call_id.clone(),
+                    from_tag: fields.from_tag.as_deref().map(str::to_ascii_lowercase),
+                    to_tag,
+                    cseq_number: fields.cseq_number,
+                    method,
+                    top_via: fields.top_via.to_ascii_lowercase(),
+                })
+            }
+        }
+    }
+
+    /// For the key of a CANCEL, the key of the INVITE it cancels (RFC 3261 9.2: match as if
+    /// the CANCEL were the request it targets; 9.1 builds it with the same branch, Request-URI,
+    /// Call-ID, From, To, CSeq number and top Via). `None` for any other method.
+    pub fn cancelled_invite(&self) -> Option<Self> {
+        let mut target = self.clone();
+        match &mut target.0 {
+            Kind::Client { method, .. } | Kind::Server { method, .. } => {
+                if method != "CANCEL" {
+                    return None;
+                }
+                *method = "INVITE".to_owned();
+            }
+            Kind::Rfc2543 { method, to_tag, .. } => {
+                if method != "CANCEL" {
+                    return None;
+                }
+                *method = "INVITE".to_owned();
+                *to_tag = None;
+            }
+        }
+        Some(target)
+    }
+
+    /// Whether the key follows RFC 3261 rules (a client key, or a magic-cookie branch) rather
+    /// than the RFC 2543 fallback.
+    pub fn is_rfc3261(&self) -> bool {
+        !matches!(self.0, Kind::Rfc2543 { .. })
+    }
+
+    /// The transaction's method, with ACK already counted as INVITE.
+    pub fn method(&self) -> &str {
+        match &self.0 {
+            Kind::Client { method, .. }
+            | Kind::Server { method, .. }
+            | Kind::Rfc2543 { method, .. } => method,
+        }
+    }
+}
+
+impl fmt::Display for TransactionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Kind::Client { branch, method } => write!(f, "client {method} {branch}"),
+            Kind::Server {
+                branch,
+                sent_by,
+                method,
+            } => write!(f, "server {method} {branch} from {sent_by}"),
+            Kind::Rfc2543 {
+                call_id,
+                cseq_number,
+                method,
+                ..
+            } => write!(f, "server {method} rfc2543 {call_id} {cseq_number}"),
+        }
+    }
+}
+
+/// Whether `branch` begins with the magic cookie, ignoring case as for any token (7.3.1).
+pub fn has_magic_cookie(branch: &str) -> bool {
+    branch
+        .get(..MAGIC_COOKIE.len())
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(MAGIC_COOKIE))
+}
+
+/// The method a transaction is filed under: an ACK belongs to its INVITE (17.1.3, 17.2.3).
+fn transaction_method(method: &str) -> String {
+    if method == "ACK" {
+        "INVITE".to_owned()
+    } else {
+        method.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn rfc3261_invite() -> KeyFields {
+        KeyFields {
+            method: "INVITE".into(),
+            request_uri: "sip:bob@example.com".into(),
+            top_via: "SIP/2.0/UDP pc33.example.com:5060;branch=z9hG4bK776asdhds".into(),
+            via_branch: Some("z9hG4bK776asdhds".into()),
+            via_sent_by: "pc33.example.com:5060".into(),
+            call_id: "a84b4c76e66710@pc33.example.com".into(),
+            from_tag: Some("1928301774".into()),
+            to_tag: None,
+            cseq_number: 314159,
+            cseq_method: "INVITE".into(),
+        }
+    }
+
+    /// What the seed's Cisco ATA sends: a top Via with no branch at all.
+    fn cisco_invite() -> KeyFields {
+        KeyFields {
+            top_via: "SIP/2.0/UDP 192.168.1.20:5060".into(),
+            via_branch: None,
+            via_sent_by: "192.168.1.20:5060".into(),
+            ..rfc3261_invite()
+        }
+    }
+
+    fn with_method(fields: &KeyFields, method: &str) -> KeyFields {
+        KeyFields {
+            method: method.into(),
+            cseq_method: method.into(),
+            ..fields.clone()
+        }
+    }
+
+    #[test]
+    fn rfc3261_retransmission_has_the_same_key() {
+        assert_eq!(
+            TransactionKey::server(&rfc3261_invite()),
+            TransactionKey::server(&rfc3261_invite())
+        );
+        assert!(TransactionKey::server(&rfc3261_invite()).is_rfc3261());
+    }
+
+    #[test]
+    fn rfc3261_key_ignores_everything_but_branch_sent_by_and_method() {
+        let other_headers = KeyFields {
+            request_uri: "sip:carol@example.com".into(),
+            call_id: "different".into(),
+            cseq_number: 1,
+            ..rfc3261_invite()
+        };
+        assert_eq!(
+            TransactionKey::server(&other_headers),
+            TransactionKey::server(&rfc3261_invite())
+        );
+    }
+
+    #[test]
+    fn rfc3261_branch_and_sent_by_compare_without_case() {
+        let shouted = KeyFields {
+            via_branch: Some("Z9HG4BK776ASDHDS".into()),
+            via_sent_by: "PC33.Example.COM:5060".into(),
+            ..rfc3261_invite()
+        };
+        assert_eq!(
+            TransactionKey::server(&shouted),
+            TransactionKey::server(&rfc3261_invite())
+        );
+    }
+
+    #[test]
+    fn rfc3261_keys_differ_by_branch_sent_by_or_method() {
+        let base = TransactionKey::server(&rfc3261_invite());
+        let other_branch = KeyFields {
+            via_branch: Some("z9hG4bK776asdhdt".into()),
+            ..rfc3261_invite()
+        };
+        let other_host = KeyFields {
+            via_sent_by: "pc34.example.com:5060".into(),
+            ..rfc3261_invite()
+        };
+        assert_ne!(TransactionKey::server(&other_branch), base);
+        assert_ne!(TransactionKey::server(&other_host), base);
+        assert_ne!(
+            TransactionKey::server(&with_method(&rfc3261_invite(), "OPTIONS")),
+            base
+        );
+    }
+
+    #[test]
+    fn rfc3261_ack_to_a_non_2xx_finds_the_invite() {
+        let ack = KeyFields {
+            to_tag: Some("a6c85cf".into()),
+            ..with_method(&rfc3261_invite(), "ACK")
+        };
+        assert_eq!(
+            TransactionKey::server(&ack),
+            TransactionKey::server(&rfc3261_invite())
+        );
+    }
+
+    #[test]
+    fn cancel_is_its_own_transaction_but_targets_the_invite() {
+        let invite = TransactionKey::server(&rfc3261_invite());
+        let cancel = TransactionKey::server(&with_method(&rfc3261_invite(), "CANCEL"));
+        assert_ne!(cancel, invite);
+        assert_eq!(cancel.cancelled_invite(), Some(invite.clone()));
+        assert_eq!(invite.cancelled_invite(), None);
+    }
+
+    #[test]
+    fn client_key_matches_a_response_by_branch_and_cseq_method() {
+        let sent = TransactionKey::client("z9hG4bKnashds8", "INVITE");
+        assert_eq!(TransactionKey::client("z9hG4bKNASHDS8", "INVITE"), sent);
+        let cancel = TransactionKey::client("z9hG4bKnashds8", "CANCEL");
+        assert_ne!(cancel, sent);
+        assert_eq!(cancel.cancelled_invite(), Some(sent));
+    }
+
+    #[test]
+    fn client_and_server_keys_never_collide_even_on_a_spiral() {
+        // A spiralled request comes back with our own branch on top.
+        let ours = TransactionKey::client("z9hG4bK776asdhds", "INVITE");
+        assert_ne!(ours, TransactionKey::server(&rfc3261_invite()));
+    }
+
+    #[test]
+    fn branch_without_magic_cookie_falls_back_to_rfc2543() {
+        let old = KeyFields {
+            via_branch: Some("776asdhds".into()),
+            ..rfc3261_invite()
+        };
+        assert!(!TransactionKey::server(&old).is_rfc3261());
+        assert!(!TransactionKey::server(&cisco_invite()).is_rfc3261());
+    }
+
+    #[test]
+    fn rfc2543_retransmission_matches() {
+        assert_eq!(
+            TransactionKey::server(&cisco_invite()),
+            TransactionKey::server(&cisco_invite())
+        );
+    }
+
+    #[test]
+    fn rfc2543_ack_with_the_response_to_tag_matches_the_invite() {
+        let ack = KeyFields {
+            to_tag: Some("a6c85cf".into()),
+            ..with_method(&cisco_invite(), "ACK")
+        };
+        let mut table = HashMap::new();
+        table.insert(TransactionKey::server(&cisco_invite()), "invite");
+        assert_eq!(table.get(&TransactionKey::server(&ack)), Some(&"invite"));
+    }
+
+    #[test]
+    fn rfc2543_different_cseq_number_does_not_match() {
+        let next = KeyFields {
+            cseq_number: 314160,
+            ..cisco_invite()
+        };
+        assert_ne!(
+            TransactionKey::server(&next),
+            TransactionKey::server(&cisco_invite())
+        );
+        let ack_of_next = with_method(&next, "ACK");
+        assert_ne!(
+            TransactionKey::server(&ack_of_next),
+            TransactionKey::server(&cisco_invite())
+        );
+    }
+
+    #[test]
+    fn rfc2543_keys_differ_by_each_identifying_field() {
+        let base = TransactionKey::server(&cisco_invite());
+        let variants = [
+            KeyFields {
+                request_uri: "sip:carol@example.com".into(),
+                ..cisco_invite()
+            },
+            KeyFields {
+                call_id: "A84B4C76E66710@pc33.example.com".into(),
+                ..cisco_invite()
+            },
+            KeyFields {
+                from_tag: Some("other".into()),
+                ..cisco_invite()
+            },
+            KeyFields {
+                top_via: "SIP/2.0/UDP 192.168.1.21:5060".into(),
+                ..cisco_invite()
+            },
+            with_method(&cisco_invite(), "OPTIONS"),
+        ];
+        for variant in variants {
+            assert_ne!(TransactionKey::server(&variant), base, "{variant:?}");
+        }
+    }
+
+    #[test]
+    fn rfc2543_non_invite_keys_keep_the_to_tag() {
+        let bye = KeyFields {
+            to_tag: Some("a6c85cf".into()),
+            ..with_method(&cisco_invite(), "BYE")
+        };
+        let other_dialog = KeyFields {
+            to_tag: Some("ffffff".into()),
+            ..bye.clone()
+        };
+        assert_ne!(
+            TransactionKey::server(&bye),
+            TransactionKey::server(&other_dialog)
+        );
+        let shouted = KeyFields {
+            to_tag: Some("A6C85CF".into()),
+            ..bye.clone()
+        };
+        assert_eq!(
+            TransactionKey::server(&bye),
+            TransactionKey::server(&shouted)
+        );
+    }
+
+    #[test]
+    fn rfc2543_cancel_targets_the_invite() {
+        let cancel = TransactionKey::server(&with_method(&cisco_invite(), "CANCEL"));
+        assert_ne!(cancel, TransactionKey::server(&cisco_invite()));
+        assert_eq!(
+            cancel.cancelled_invite(),
+            Some(TransactionKey::server(&cisco_invite()))
+        );
+    }
+
+    #[test]
+    fn magic_cookie_check_survives_short_and_non_ascii_branches() {
+        assert!(has_magic_cookie("z9hG4bK"));
+        assert!(has_magic_cookie("Z9hg4bkXYZ"));
+        assert!(!has_magic_cookie("z9hG4b"));
+        assert!(!has_magic_cookie(""));
+        assert!(!has_magic_cookie("z9hG4éK123"));
+        assert!(!has_magic_cookie("z9hG4bé1"));
+    }
+}
