@@ -1,0 +1,519 @@
+//! Tests of the dialog core with a fake clock and no sockets.
+
+use super::*;
+
+fn identity(user: &str, port: u16) -> LineIdentity {
+    LineIdentity {
+        user: user.into(),
+        display_name: None,
+        domain: "192.168.2.97".into(),
+        local: SocketAddr::from(([127, 0, 0, 1], port)),
+    }
+}
+
+fn outgoing(now: Instant) -> Dialog {
+    Dialog::outgoing(
+        now,
+        OutgoingCall {
+            identity: identity("8000", 5062),
+            target: "sip:9000@192.168.2.97;user=phone".into(),
+            destination: "127.0.0.1:5060".parse().expect("addr"),
+            user: DigestUser {
+                username: "8000".into(),
+                password: "8000".into(),
+            },
+            offer: b"v=0\r\n".to_vec(),
+            seed: 42,
+        },
+    )
+}
+
+fn drain(dialog: &mut Dialog) -> Vec<Output> {
+    std::iter::from_fn(|| dialog.poll_output()).collect()
+}
+
+fn only_request(outputs: &[Output]) -> (Vec<u8>, SocketAddr) {
+    let requests: Vec<_> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Request { bytes, destination } | Output::Stateless { bytes, destination } => {
+                Some((bytes.clone(), *destination))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(requests.len(), 1, "{outputs:?}");
+    requests[0].clone()
+}
+
+fn header(bytes: &[u8], name: &str) -> String {
+    Message::parse(bytes)
+        .expect("parses")
+        .header_value_by_name(name)
+        .map(str::to_owned)
+        .unwrap_or_default()
+}
+
+fn headers(bytes: &[u8], name: &str) -> Vec<String> {
+    let message = Message::parse(bytes).expect("parses");
+    message
+        .headers()
+        .iter()
+        .filter(|h| h.raw_name.eq_ignore_ascii_case(name))
+        .map(|h| h.value.to_owned())
+        .collect()
+}
+
+fn request_line(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A response to `request`, as the far end or a proxy would write it.
+fn response(
+    request: &[u8],
+    status: &str,
+    to_tag: Option<&str>,
+    extra: &str,
+    body: &str,
+) -> Vec<u8> {
+    let message = Message::parse(request).expect("request parses");
+    let mut text = format!("SIP/2.0 {status}\r\n");
+    for name in ["Via", "From", "Call-ID", "CSeq"] {
+        let value = message.header_value_by_name(name).expect("present");
+        text.push_str(&format!("{name}: {value}\r\n"));
+    }
+    let to = message.header_value_by_name("To").expect("To");
+    match to_tag {
+        Some(tag) => text.push_str(&format!("To: {to};tag={tag}\r\n")),
+        None => text.push_str(&format!("To: {to}\r\n")),
+    }
+    text.push_str(extra);
+    if body.is_empty() {
+        text.push_str("Content-Length: 0\r\n\r\n");
+    } else {
+        text.push_str(&format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ));
+    }
+    text.into_bytes()
+}
+
+fn feed(dialog: &mut Dialog, now: Instant, bytes: &[u8]) {
+    let message = Message::parse(bytes).expect("response parses");
+    dialog.handle_response(now, &message).expect("handled");
+}
+
+fn events(outputs: &[Output]) -> Vec<CallEvent> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Event(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_outgoing_invite_uses_user_phone_uris_and_carries_the_offer() {
+    let mut dialog = outgoing(Instant::now());
+    let (invite, destination) = only_request(&drain(&mut dialog));
+    assert_eq!(
+        request_line(&invite),
+        "INVITE sip:9000@192.168.2.97;user=phone SIP/2.0"
+    );
+    assert_eq!(destination, "127.0.0.1:5060".parse().expect("addr"));
+    assert!(header(&invite, "From").starts_with("<sip:8000@192.168.2.97;user=phone>;tag="));
+    assert_eq!(header(&invite, "To"), "<sip:9000@192.168.2.97;user=phone>");
+    assert_eq!(header(&invite, "CSeq"), "1 INVITE");
+    assert_eq!(header(&invite, "Content-Type"), "application/sdp");
+    assert!(invite.ends_with(b"v=0\r\n"));
+}
+
+#[test]
+fn a_407_is_answered_by_a_new_invite_with_same_call_id_and_from_tag_and_cseq_plus_one() {
+    let now = Instant::now();
+    let mut dialog = outgoing(now);
+    let (first, _) = only_request(&drain(&mut dialog));
+    let challenge = response(
+        &first,
+        "407 Proxy Authentication Required",
+        Some("600eaf7-7c3a549a"),
+        "Proxy-Authenticate: DIGEST realm=\"CISCO\", nonce=\"3bd76584\"\r\n",
+        "",
+    );
+    feed(&mut dialog, now, &challenge);
+    let outputs = drain(&mut dialog);
+    assert!(events(&outputs).is_empty(), "no failure: {outputs:?}");
+    let (second, _) = only_request(&outputs);
+    assert_eq!(header(&second, "Call-ID"), header(&first, "Call-ID"));
+    assert_eq!(header(&second, "From"), header(&first, "From"));
+    assert_eq!(header(&second, "To"), header(&first, "To"), "no To tag");
+    assert_eq!(header(&second, "CSeq"), "2 INVITE");
+    assert_ne!(header(&second, "Via"), header(&first, "Via"), "new branch");
+    let credentials = header(&second, "Proxy-Authorization");
+    assert!(credentials.contains("username=\"8000\""), "{credentials}");
+    assert!(credentials.contains("nonce=\"3bd76584\""), "{credentials}");
+}
+
+#[test]
+fn a_second_challenge_after_credentials_fails_the_call() {
+    let now = Instant::now();
+    let mut dialog = outgoing(now);
+    let challenge_header = "Proxy-Authenticate: Digest realm=\"lab\", nonce=\"n\"\r\n";
+    for _ in 0..MAX_CHALLENGES {
+        let (invite, _) = only_request(&drain(&mut dialog));
+        feed(
+            &mut dialog,
+            now,
+            &response(&invite, "407 Proxy Auth", Some("t"), challenge_header, ""),
+        );
+    }
+    let (invite, _) = only_request(&drain(&mut dialog));
+    feed(
+        &mut dialog,
+        now,
+        &response(&invite, "407 Proxy Auth", Some("t"), challenge_header, ""),
+    );
+    let outputs = drain(&mut dialog);
+    assert_eq!(
+        events(&outputs),
+        [CallEvent::Failed { status: 407 }, CallEvent::Terminated]
+    );
+}
+
+#[test]
+fn the_ack_to_a_2xx_follows_a_strict_route_through_the_seed_proxy() {
+    let now = Instant::now();
+    let mut dialog = outgoing(now);
+    let (invite, _) = only_request(&drain(&mut dialog));
+    let ok = response(
+        &invite,
+        "200 OK",
+        Some("909616993"),
+        "Record-Route: <sip:9000@127.0.0.9:5060;user=phone;maddr=127.0.0.9>\r\n\
+         Contact: <sip:9000@127.0.0.3:5070;user=phone;transport=udp>\r\n",
+        "v=0\r\n",
+    );
+    feed(&mut dialog, now, &ok);
+    let outputs = drain(&mut dialog);
+    assert_eq!(
+        events(&outputs),
+        [CallEvent::Answered {
+            sdp: Some(b"v=0\r\n".to_vec())
+        }]
+    );
+    let (ack, destination) = only_request(&outputs);
+    // Seed D-3 message 9: the proxy's URI as Request-URI, our peer in Route.
+    assert_eq!(
+        request_line(&ack),
+        "ACK sip:9000@127.0.0.9:5060;user=phone SIP/2.0"
+    );
+    assert_eq!(
+        headers(&ack, "Route"),
+        ["<sip:9000@127.0.0.3:5070;user=phone;transport=udp>"]
+    );
+    assert_eq!(destination, "127.0.0.9:5060".parse().expect("addr"));
+    assert_eq!(header(&ack, "CSeq"), "1 ACK");
+    assert!(header(&ack, "To").ends_with(";tag=909616993"));
+
+    dialog.hang_up(now);
+    let (bye, destination) = only_request(&drain(&mut dialog));
+    assert_eq!(
+        request_line(&bye),
+        "BYE sip:9000@127.0.0.9:5060;user=phone SIP/2.0"
+    );
+    assert_eq!(destination, "127.0.0.9:5060".parse().expect("addr"));
+    assert_eq!(header(&bye, "CSeq"), "2 BYE");
+}
+
+#[test]
+fn the_ack_to_a_2xx_follows_a_loose_route_with_the_contact_as_request_uri() {
+    let now = Instant::now();
+    let mut dialog = outgoing(now);
+    let (invite, _) = only_request(&drain(&mut dialog));
+    let ok = response(
+        &invite,
+        "200 OK",
+        Some("b"),
+        "Record-Route: <sip:127.0.0.9:5090;lr>\r\n\
+         Contact: <sip:9000@127.0.0.3:5070>\r\n",
+        "v=0\r\n",
+    );
+    feed(&mut dialog, now, &ok);
+    let (ack, destination) = only_request(&drain(&mut dialog));
+    assert_eq!(request_line(&ack), "ACK sip:9000@127.0.0.3:5070 SIP/2.0");
+    assert_eq!(headers(&ack, "Route"), ["<sip:127.0.0.9:5090;lr>"]);
+    assert_eq!(destination, "127.0.0.9:5090".parse().expect("addr"));
+}
+
+#[test]
+fn a_to_tag_inside_the_angle_brackets_still_identifies_the_dialog() {
+    let now = Instant::now();
+    let mut dialog = outgoing(now);
+    let (invite, _) = only_request(&drain(&mut dialog));
+    // Seed D-3 message 8 writes `To: <sip:...;user=phone;tag=909616993>`.
+    let text = String::from_utf8(response(
+        &invite,
+        "200 OK",
+        None,
+        "Contact: <sip:9000@127.0.0.3:5070>\r\n",
+        "v=0\r\n",
+    ))
+    .expect("utf8")
+    .replace("user=phone>\r\n", "user=phone;tag=909616993>\r\n");
+    feed(&mut dialog, now, text.as_bytes());
+    let outputs = drain(&mut dialog);
+    assert!(matches!(events(&outputs)[..], [CallEvent::Answered { .. }]));
+    // A retransmitted 200 from the same peer is ACKed again, not taken as a new dialog.
+    feed(&mut dialog, now, text.as_bytes());
+    let outputs = drain(&mut dialog);
+    assert!(events(&outputs).is_empty());
+    let _ = only_request(&outputs);
+}
+
+#[test]
+fn hanging_up_before_any_provisional_waits_to_cancel_until_one_comes() {
+    let now = Instant::now();
+    let mut dialog = outgoing(now);
+    let (invite, destination) = only_request(&drain(&mut dialog));
+    dialog.hang_up(now);
+    assert!(drain(&mut dialog).is_empty(), "RFC 3261 9.1: not yet");
+    feed(
+        &mut dialog,
+        now,
+        &response(&invite, "180 Ringing", Some("r"), "", ""),
+    );
+    let (cancel, cancel_destination) = only_request(&drain(&mut dialog));
+    assert_eq!(
+        request_line(&cancel),
+        "CANCEL sip:9000@192.168.2.97;user=phone SIP/2.0"
+    );
+    assert_eq!(header(&cancel, "Via"), header(&invite, "Via"));
+    assert_eq!(header(&cancel, "CSeq"), "1 CANCEL");
+    assert_eq!(header(&cancel, "To"), header(&invite, "To"));
+    assert_eq!(cancel_destination, destination);
+    feed(
+        &mut dialog,
+        now,
+        &response(&invite, "487 Request Terminated", Some("r"), "", ""),
+    );
+    assert_eq!(events(&drain(&mut dialog)), [CallEvent::Terminated]);
+}
+
+#[test]
+fn busy_and_timeouts_fail_the_call_with_their_status() {
+    let now = Instant::now();
+    let mut dialog = outgoing(now);
+    let (invite, _) = only_request(&drain(&mut dialog));
+    feed(
+        &mut dialog,
+        now,
+        &response(&invite, "486 Busy Here", Some("x"), "", ""),
+    );
+    assert_eq!(
+        events(&drain(&mut dialog)),
+        [CallEvent::Failed { status: 486 }, CallEvent::Terminated]
+    );
+
+    let mut dialog = outgoing(now);
+    drain(&mut dialog);
+    dialog.handle_transaction_failure(now, "INVITE", 408);
+    assert_eq!(
+        events(&drain(&mut dialog)),
+        [CallEvent::Failed { status: 408 }, CallEvent::Terminated]
+    );
+}
+
+fn seed_invite() -> Vec<u8> {
+    std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/data/seed-flows/D-3-call-noauth/03.sip"
+    ))
+    .expect("seed INVITE")
+}
+
+fn incoming(now: Instant) -> Dialog {
+    Dialog::incoming(
+        now,
+        IncomingCall {
+            identity: identity("9000", 5070),
+            txn: 7,
+            request: seed_invite(),
+            source: "127.0.0.9:5060".parse().expect("addr"),
+            seed: 9,
+        },
+    )
+    .expect("the seed INVITE makes a dialog")
+}
+
+fn responses(outputs: &[Output]) -> Vec<(TxnId, u16, Vec<u8>)> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Response { txn, status, bytes } => Some((*txn, *status, bytes.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_incoming_call_is_answered_100_then_180_then_200_with_the_answer() {
+    let now = Instant::now();
+    let mut dialog = incoming(now);
+    let trying = responses(&drain(&mut dialog));
+    assert_eq!(trying.len(), 1);
+    assert_eq!((trying[0].0, trying[0].1), (7, 100));
+
+    dialog.ring(now);
+    let ringing = responses(&drain(&mut dialog));
+    assert_eq!(ringing[0].1, 180);
+    let to = header(&ringing[0].2, "To");
+    assert!(
+        to.ends_with(&format!(";tag={}", dialog.local_tag())),
+        "{to}"
+    );
+    assert_eq!(
+        headers(&ringing[0].2, "Record-Route"),
+        ["<sip:9000@192.168.2.97:5060;user=phone;maddr=192.168.2.97>"]
+    );
+
+    dialog.accept(now, b"v=0\r\n".to_vec());
+    let ok = responses(&drain(&mut dialog));
+    assert_eq!(ok[0].1, 200);
+    assert!(ok[0].2.ends_with(b"v=0\r\n"));
+    assert_eq!(dialog.phase(), Phase::Accepted);
+}
+
+#[test]
+fn the_200_is_retransmitted_at_doubling_intervals_until_the_ack() {
+    let start = Instant::now();
+    let mut dialog = incoming(start);
+    dialog.accept(start, b"v=0\r\n".to_vec());
+    drain(&mut dialog);
+    let mut sent_at = Vec::new();
+    let mut now = start;
+    for _ in 0..5 {
+        now = dialog.poll_timeout().expect("armed");
+        dialog.handle_timeout(now);
+        if !responses(&drain(&mut dialog)).is_empty() {
+            sent_at.push((now - start).as_millis());
+        }
+    }
+    assert_eq!(sent_at, [500, 1500, 3500, 7500, 11500]);
+
+    let ack = "ACK sip:9000@127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.3.175\r\n\
+               From: <sip:8000@192.168.2.97;user=phone>;tag=2819471139\r\n\
+               To: <sip:9000@192.168.2.97;user=phone>;tag=x\r\n\
+               Call-ID: 488337201@192.168.3.175\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n";
+    let message = Message::parse(ack.as_bytes()).expect("ACK parses");
+    dialog
+        .handle_request(now, None, &message, ack.as_bytes())
+        .expect("handled");
+    assert_eq!(events(&drain(&mut dialog)), [CallEvent::Confirmed]);
+    assert_eq!(dialog.poll_timeout(), None);
+}
+
+#[test]
+fn a_cancel_before_answer_gets_200_and_the_invite_gets_487() {
+    let now = Instant::now();
+    let mut dialog = incoming(now);
+    dialog.ring(now);
+    drain(&mut dialog);
+    let cancel = String::from_utf8(seed_invite())
+        .expect("utf8")
+        .replacen("INVITE sip", "CANCEL sip", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    let message = Message::parse(cancel.as_bytes()).expect("CANCEL parses");
+    dialog
+        .handle_request(now, Some(8), &message, cancel.as_bytes())
+        .expect("handled");
+    let outputs = drain(&mut dialog);
+    let sent: Vec<_> = responses(&outputs)
+        .into_iter()
+        .map(|(txn, status, _)| (txn, status))
+        .collect();
+    assert_eq!(sent, [(8, 200), (7, 487)]);
+    assert_eq!(
+        events(&outputs),
+        [CallEvent::Cancelled, CallEvent::Terminated]
+    );
+}
+
+#[test]
+fn a_bye_from_the_caller_is_answered_and_reported() {
+    let now = Instant::now();
+    let mut dialog = incoming(now);
+    dialog.accept(now, b"v=0\r\n".to_vec());
+    drain(&mut dialog);
+    let bye = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/data/seed-flows/D-3-call-noauth/13.sip"
+    ))
+    .expect("seed BYE");
+    let message = Message::parse(&bye).expect("BYE parses");
+    dialog
+        .handle_request(now, Some(9), &message, &bye)
+        .expect("handled");
+    let outputs = drain(&mut dialog);
+    assert_eq!(responses(&outputs)[0].1, 200);
+    assert_eq!(
+        events(&outputs),
+        [CallEvent::RemoteHangup, CallEvent::Terminated]
+    );
+}
+
+#[test]
+fn the_callee_hanging_up_sends_bye_to_the_callers_contact_through_the_strict_route() {
+    let now = Instant::now();
+    let mut dialog = incoming(now);
+    dialog.accept(now, b"v=0\r\n".to_vec());
+    dialog.hang_up(now);
+    assert!(only_requests_none(&drain(&mut dialog)), "waits for the ACK");
+    let ack = String::from_utf8(seed_invite())
+        .expect("utf8")
+        .replacen("INVITE sip", "ACK sip", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 ACK");
+    let message = Message::parse(ack.as_bytes()).expect("ACK parses");
+    dialog
+        .handle_request(now, None, &message, ack.as_bytes())
+        .expect("handled");
+    let (bye, destination) = only_request(&drain(&mut dialog));
+    // UAS route set is the Record-Route in order; it is strict, so the proxy is the target.
+    assert!(request_line(&bye).starts_with("BYE sip:9000@192.168.2.97:5060;user=phone "));
+    assert_eq!(
+        headers(&bye, "Route"),
+        ["<sip:8000@192.168.3.175;user=phone;transport=udp>"]
+    );
+    assert_eq!(destination, "192.168.2.97:5060".parse().expect("addr"));
+    assert!(header(&bye, "From").contains(&format!("tag={}", dialog.local_tag())));
+    assert!(header(&bye, "To").ends_with("tag=2819471139"));
+}
+
+fn only_requests_none(outputs: &[Output]) -> bool {
+    !outputs
+        .iter()
+        .any(|o| matches!(o, Output::Request { .. } | Output::Stateless { .. }))
+}
+
+#[test]
+fn options_inside_a_dialog_is_answered_with_allow() {
+    let now = Instant::now();
+    let mut dialog = incoming(now);
+    drain(&mut dialog);
+    let options = String::from_utf8(seed_invite())
+        .expect("utf8")
+        .replacen("INVITE sip", "OPTIONS sip", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 2 OPTIONS");
+    let message = Message::parse(options.as_bytes()).expect("parses");
+    dialog
+        .handle_request(now, Some(3), &message, options.as_bytes())
+        .expect("handled");
+    let sent = responses(&drain(&mut dialog));
+    assert_eq!(sent[0].1, 200);
+    assert_eq!(header(&sent[0].2, "Allow"), ALLOW);
+}

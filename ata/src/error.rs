@@ -1,0 +1,87 @@
+//! The crate's one error type, [`AtaError`]: configuration mistakes (naming the key), SIP
+//! messages we cannot use, digest and SDP failures, and I/O at the actor edges.
+//!
+//! The pure cores (`registration::rules`, `call::dialog`, `dial_plan`, `line::phone`) return it
+//! from their fallible inputs; the actors log it and carry on, and only `main.rs` turns it into
+//! an `anyhow` error for the exit status.
+
+use thiserror::Error;
+
+/// Everything that can go wrong inside the ATA library.
+#[derive(Debug, Error)]
+pub enum AtaError {
+    /// A configuration value is unusable; `key` is the TOML key or flag it came from.
+    #[error("config key `{key}`: {reason}")]
+    Config {
+        /// The key, as written in the config file (flags use the same names).
+        key: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
+    /// The config file could not be read or parsed.
+    #[error("config file {path}: {reason}")]
+    ConfigFile {
+        /// The file.
+        path: String,
+        /// The reader's or parser's message.
+        reason: String,
+    },
+    /// A received SIP message lacks something we need or has it malformed.
+    #[error("SIP message unusable: {0}")]
+    Sip(#[from] dialtone_sip::ParseError),
+    /// A received message is well formed but not what the state machine can act on.
+    #[error("unexpected SIP message: {0}")]
+    Unexpected(&'static str),
+    /// Answering a digest challenge failed.
+    #[error("digest: {0}")]
+    Digest(#[from] dialtone_digest::DigestError),
+    /// A body was not readable SDP.
+    #[error("SDP: {0}")]
+    Sdp(#[from] dialtone_sdp::SdpError),
+    /// Offer/answer failed (488 when it is ours to answer).
+    #[error("SDP negotiation: {0}")]
+    Negotiation(#[from] dialtone_sdp::NegotiationError),
+    /// A media-layer failure (RTP, codec, WAV).
+    #[error("media: {0}")]
+    Media(#[from] dialtone_media::MediaError),
+    /// A transaction machine refused an input.
+    #[error("transaction: {0}")]
+    Transaction(#[from] dialtone_transaction::Error),
+    /// The proxy host did not resolve to an address.
+    #[error("cannot resolve proxy `{host}`: {reason}")]
+    Resolve {
+        /// The host name.
+        host: String,
+        /// Why.
+        reason: String,
+    },
+    /// An audio file could not be read or written.
+    #[error("audio file {path}: {reason}")]
+    AudioFile {
+        /// The file.
+        path: String,
+        /// The reason.
+        reason: String,
+    },
+    /// No free RTP port pair was left in the configured range.
+    #[error("no free RTP port pair in {from}-{to}")]
+    NoRtpPort {
+        /// First port of the range.
+        from: u16,
+        /// Last port of the range.
+        to: u16,
+    },
+    /// Socket and file I/O.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl AtaError {
+    /// A [`AtaError::Config`] for `key`.
+    pub fn config(key: &'static str, reason: impl Into<String>) -> Self {
+        AtaError::Config {
+            key,
+            reason: reason.into(),
+        }
+    }
+}
