@@ -73,79 +73,82 @@ impl<'a> Message<'a> {
         if bytes.len() > MAX_MESSAGE_SIZE {
             return Err(ParseError::TooLarge { size: bytes.len() });
         }
+        let not_utf8 = |at: usize, e: std::str::Utf8Error| ParseError::NotUtf8 {
+            offset: skip + at + e.valid_up_to(),
+        };
         let mut lines = Lines { bytes, pos: 0 };
-        let (start_line_end, first) = lines.next_line().ok_or(ParseError::Incomplete)?;
-        let mut headers = Vec::with_capacity(24);
+        let (_, first) = lines.next_line().ok_or(ParseError::Incomplete)?;
+        let first = std::str::from_utf8(&bytes[..first]).map_err(|e| not_utf8(0, e))?;
+        // One allocation for the header index, sized by a first cheap pass over the line ends,
+        // so that the cost of a parse does not grow with the number of header lines.
+        let mut headers: Vec<Header<'a>> = Vec::with_capacity(lines.count_header_lines());
+        // Where the value of the last header starts before trimming; a folded line extends it.
+        let mut raw_value_start = 0usize;
         let head_end;
         loop {
-            let (line_start, line_end, content_end) = match lines.next_line_span() {
-                Some(span) => span,
-                None => return Err(ParseError::Incomplete),
+            let Some((line_start, line_end, content_end)) = lines.next_line_span() else {
+                if lines.pos == bytes.len() {
+                    // The datagram ended right after a header line without the empty line
+                    // (RFC 4475's baddn.dat, RFC 5118's section 4.10 files): the datagram's end
+                    // bounds the message, so read it as a header section with no body rather
+                    // than hide the message's real fault behind "incomplete". A datagram cut short
+                    // on a line boundary still fails when it announced a Content-Length.
+                    head_end = lines.pos;
+                    break;
+                }
+                return Err(ParseError::Incomplete);
             };
             if content_end == line_start {
                 head_end = line_start;
                 break;
             }
-            let first_byte = bytes[line_start];
-            if first_byte == b' ' || first_byte == b'\t' {
-                // A folded continuation of the previous header (RFC 3261 section 7.3.1).
-                let last: &mut (usize, usize, usize, usize, usize) = headers
+            let line = std::str::from_utf8(&bytes[line_start..content_end])
+                .map_err(|e| not_utf8(line_start, e))?;
+            if line.starts_with([' ', '\t']) {
+                // A folded continuation of the previous header (RFC 3261 section 7.3.1): the
+                // value now runs to the end of this line. Folding is rare, so the joined value
+                // is simply validated again rather than pieced together unsafely.
+                let last = headers
                     .last_mut()
-                    .ok_or(ParseError::BadHeaderLine { line: 1 })?;
-                last.1 = line_end;
-                last.4 = content_end;
+                    .ok_or(ParseError::BadHeaderLine { line: 2 })?;
+                let raw_value = std::str::from_utf8(&bytes[raw_value_start..content_end])
+                    .map_err(|e| not_utf8(raw_value_start, e))?;
+                set_value(last, raw_value, raw_value_start);
+                last.line_end = line_end as u32;
                 continue;
             }
             if headers.len() == MAX_HEADERS {
                 return Err(ParseError::TooManyHeaders);
             }
-            let colon = memchr::memchr(b':', &bytes[line_start..content_end]).ok_or(
-                ParseError::BadHeaderLine {
-                    line: headers.len() + 2,
-                },
-            )?;
-            // (line_start, line_end, colon offset, value start, value end)
-            headers.push((
-                line_start,
-                line_end,
-                line_start + colon,
-                line_start + colon + 1,
-                content_end,
-            ));
-        }
-        let head = std::str::from_utf8(&bytes[..head_end]).map_err(|e| ParseError::NotUtf8 {
-            offset: skip + e.valid_up_to(),
-        })?;
-        let body_start = lines.pos;
-
-        let (start, uri_span) = parse_start_line(&head[..first])?;
-        let mut parsed = Vec::with_capacity(headers.len());
-        for (index, &(line_start, line_end, colon, value_start, value_end)) in
-            headers.iter().enumerate()
-        {
-            let raw_name = head[line_start..colon].trim_end_matches([' ', '\t']);
+            let bad_line = ParseError::BadHeaderLine {
+                line: headers.len() + 2,
+            };
+            let colon = memchr::memchr(b':', line.as_bytes()).ok_or(bad_line.clone())?;
+            let raw_name = line[..colon].trim_end_matches([' ', '\t']);
             if !lex::is_token(raw_name) {
-                return Err(ParseError::BadHeaderLine { line: index + 2 });
+                return Err(bad_line);
             }
-            let raw_value = &head[value_start..value_end];
-            let value = lex::trim(raw_value);
-            let value_start = value_start + (raw_value.len() - raw_value.trim_start().len());
-            parsed.push(Header {
+            raw_value_start = line_start + colon + 1;
+            let mut header = Header {
                 name: HeaderName::classify(raw_name),
                 raw_name,
-                value,
+                value: "",
                 line_start: line_start as u32,
                 line_end: line_end as u32,
-                value_start: value_start as u32,
-                value_end: (value_start + value.len()) as u32,
-            });
+                value_start: 0,
+                value_end: 0,
+            };
+            set_value(&mut header, &line[colon + 1..], raw_value_start);
+            headers.push(header);
         }
-        let _ = start_line_end;
+        let body_start = lines.pos;
+
+        let (start, uri_span) = parse_start_line(first)?;
         let mut message = Message {
             bytes,
             start,
             uri_span: (uri_span.0 as u32, uri_span.1 as u32),
-            headers: parsed,
+            headers,
             headers_end: head_end as u32,
             body_start: body_start as u32,
             content_length: None,
@@ -318,6 +321,35 @@ impl Lines<'_> {
         self.pos = nl + 1;
         Some((start, nl + 1, content_end))
     }
+
+    /// Counts the lines from here to the empty line that ends the header section (at most
+    /// [`MAX_HEADERS`] + 1), without moving: the capacity of the header index.
+    fn count_header_lines(&self) -> usize {
+        let mut ahead = Lines {
+            bytes: self.bytes,
+            pos: self.pos,
+        };
+        let mut count = 0;
+        while let Some((start, _, content_end)) = ahead.next_line_span() {
+            if content_end == start || count > MAX_HEADERS {
+                break;
+            }
+            count += 1;
+        }
+        count
+    }
+}
+
+/// Sets a header's value from its untrimmed text, which starts at `raw_start` in the message.
+fn set_value<'a>(header: &mut Header<'a>, raw_value: &'a str, raw_start: usize) {
+    let value = lex::trim(raw_value);
+    // The offset of `value` inside `raw_value`. (It used to be computed with `str::trim_start`,
+    // which also strips Unicode and form-feed white space that `lex::trim` keeps: the recorded
+    // span then ran past the value, into the line end, and an Editor splice there broke the line.)
+    let value_start = raw_start + (value.as_ptr() as usize - raw_value.as_ptr() as usize);
+    header.value = value;
+    header.value_start = value_start as u32;
+    header.value_end = (value_start + value.len()) as u32;
 }
 
 fn bad_start(reason: &'static str) -> ParseError {
@@ -356,6 +388,14 @@ fn parse_start_line(line: &str) -> Result<(StartLine<'_>, (usize, usize)), Parse
         ParseError::BadUri { reason } => ParseError::BadRequestUri { reason },
         other => other,
     })?;
+    if parsed.as_sip().is_some_and(|u| u.headers.is_some()) {
+        // RFC 3261 section 19.1.1's table allows no headers component in a Request-URI, and
+        // RFC 4475 section 3.1.2.11 (escruri) expects 400: an element that forwarded it might
+        // turn `?Route=` into a real Route.
+        return Err(ParseError::BadRequestUri {
+            reason: "headers in Request-URI",
+        });
+    }
     Ok((
         StartLine::Request {
             method: Method::from_token(method),
@@ -366,9 +406,12 @@ fn parse_start_line(line: &str) -> Result<(StartLine<'_>, (usize, usize)), Parse
 }
 
 fn check_version(version: &str) -> Result<(), ParseError> {
+    // Compared as bytes: octet 4 need not be a character boundary (`SIP` followed by a
+    // multi-byte character made `version[..4]` panic).
+    let sip_prefix = version.len() > 4 && version.as_bytes()[..4].eq_ignore_ascii_case(b"SIP/");
     if version.eq_ignore_ascii_case("SIP/2.0") {
         Ok(())
-    } else if version.len() > 4 && version[..4].eq_ignore_ascii_case("SIP/") {
+    } else if sip_prefix {
         Err(ParseError::UnsupportedVersion)
     } else {
         Err(bad_start("bad SIP version"))
@@ -391,4 +434,95 @@ fn parse_status_line(line: &str) -> Result<StartLine<'_>, ParseError> {
         return Err(ParseError::BadStatusCode);
     }
     Ok(StartLine::Response { code, reason })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_multibyte_character_in_the_version_is_an_error_not_a_panic() {
+        // Octet 4 of "SIPé/2.0" falls inside the 'é'; slicing the text there used to panic.
+        let raw = "INVITE sip:a@b SIPé/2.0\r\nCall-ID: x\r\n\r\n";
+        assert_eq!(
+            Message::parse(raw.as_bytes()).unwrap_err(),
+            ParseError::BadStartLine {
+                reason: "bad SIP version"
+            }
+        );
+        let raw = "SIPé/2.0 200 OK\r\n\r\n";
+        assert!(Message::parse(raw.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn value_span_matches_the_value_when_it_starts_with_non_lws_white_space() {
+        // A form feed is white space to `str::trim_start` but not LWS: the recorded span used to
+        // start one octet late and end inside the line terminator.
+        let raw = b"OPTIONS sip:a@b SIP/2.0\r\nMax-Forwards: \x0c7\r\nCall-ID: x\r\n\r\n";
+        let m = Message::parse(raw).unwrap();
+        let h = m.header(HeaderName::MaxForwards).unwrap();
+        assert_eq!(h.value, "\x0c7");
+        assert_eq!(
+            &raw[h.value_start as usize..h.value_end as usize],
+            h.value.as_bytes()
+        );
+        let out = m.edit().decrement_max_forwards().finish();
+        let again = Message::parse(&out).unwrap();
+        assert_eq!(again.header_value(HeaderName::CallId), Some("x"));
+        assert_eq!(again.headers().len(), 2);
+    }
+
+    #[test]
+    fn folded_value_spans_every_continuation_line() {
+        let raw =
+            b"OPTIONS sip:a@b SIP/2.0\r\nSubject:\r\n  first\r\n\tsecond \r\nCall-ID: x\r\n\r\n";
+        let m = Message::parse(raw).unwrap();
+        let h = m.header(HeaderName::Subject).unwrap();
+        assert_eq!(h.value, "first\r\n\tsecond");
+        assert_eq!(
+            &raw[h.value_start as usize..h.value_end as usize],
+            h.value.as_bytes()
+        );
+    }
+
+    #[test]
+    fn request_uri_with_headers_is_refused() {
+        let raw = b"INVITE sip:user@example.com?Route=%3Csip:example.com%3E SIP/2.0\r\n\r\n";
+        assert_eq!(
+            Message::parse(raw).unwrap_err(),
+            ParseError::BadRequestUri {
+                reason: "headers in Request-URI"
+            }
+        );
+    }
+
+    #[test]
+    fn datagram_ending_after_a_header_line_closes_the_header_section() {
+        let raw = b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\nl: 0\r\n";
+        let m = Message::parse(raw).unwrap();
+        assert_eq!(m.header_value(HeaderName::CallId), Some("x"));
+        assert!(m.body().is_empty());
+        // Cut short before a body it announced, it still fails.
+        let raw = b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\nl: 5\r\n";
+        assert!(matches!(
+            Message::parse(raw),
+            Err(ParseError::BadContentLength { .. })
+        ));
+        // Cut inside a line, it is incomplete.
+        let raw = b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x";
+        assert_eq!(Message::parse(raw).unwrap_err(), ParseError::Incomplete);
+    }
+
+    #[test]
+    fn header_index_has_room_for_every_header_from_the_start() {
+        let mut raw = String::from("OPTIONS sip:a@b SIP/2.0\r\n");
+        for i in 0..40 {
+            raw.push_str(&format!("X-H{i}: v\r\nX-F{i}: a\r\n b\r\n"));
+        }
+        raw.push_str("\r\n");
+        let m = Message::parse(raw.as_bytes()).unwrap();
+        assert_eq!(m.headers().len(), 80);
+        // Continuation lines are counted too, so the estimate never falls short.
+        assert!(m.headers.capacity() >= 80);
+    }
 }

@@ -130,15 +130,21 @@ impl<'a> SipUri<'a> {
         rest: &'a str,
         secure: bool,
     ) -> Result<SipUri<'a>, ParseError> {
-        let (before_headers, headers) = match rest.find('?') {
-            Some(q) => (&rest[..q], Some(&rest[q + 1..])),
-            None => (rest, None),
+        // The user part may itself hold ';' (RFC 4475 section 3.1.1.9) and '?' (user-unreserved,
+        // section 3.1.1.2's intmeth), so the '@' decides where it ends, not the first ';' or
+        // '?'. An '@' before the first '?' wins; failing that, the grammar allows '@' nowhere
+        // but after the userinfo, so the first '@' after the '?' ends it.
+        let at = match rest.find('?') {
+            Some(q) => rest[..q].rfind('@').or_else(|| rest.find('@')),
+            None => rest.rfind('@'),
         };
-        // The user part may itself hold ';' (RFC 4475 section 3.1.1.9), so the '@' decides
-        // where it ends, not the first ';'.
-        let (userinfo, hostport_params) = match before_headers.rfind('@') {
-            Some(at) => (Some(&before_headers[..at]), &before_headers[at + 1..]),
-            None => (None, before_headers),
+        let (userinfo, after_userinfo) = match at {
+            Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+            None => (None, rest),
+        };
+        let (hostport_params, headers) = match after_userinfo.find('?') {
+            Some(q) => (&after_userinfo[..q], Some(&after_userinfo[q + 1..])),
+            None => (after_userinfo, None),
         };
         let (user, password) = match userinfo {
             Some(info) => {
@@ -319,6 +325,31 @@ mod tests {
         assert_eq!(u.user, Some("user;par=u%40example.net"));
         assert_eq!(u.host, "example.com");
         assert!(u.params.is_empty());
+    }
+
+    #[test]
+    fn user_part_may_contain_a_question_mark() {
+        // RFC 4475 section 3.1.1.2 (intmeth): '?' is user-unreserved, so the '@' after it ends
+        // the userinfo; the URI has no headers component.
+        let u = sip("sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com");
+        assert_eq!(
+            u.user,
+            Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*")
+        );
+        assert_eq!(
+            u.password,
+            Some("&it+has=1,weird!*pas$wo~d_too.(doesn't-it)")
+        );
+        assert_eq!(u.host, "example.com");
+        assert_eq!(u.headers, None);
+        // An '@' before the '?' still ends the userinfo, even if a header value holds another.
+        let u = sip("sip:bob@biloxi.example.com?Replaces=a@b");
+        assert_eq!(u.user, Some("bob"));
+        assert_eq!(u.host, "biloxi.example.com");
+        assert_eq!(u.headers, Some("Replaces=a@b"));
+        let u = sip("sip:atlanta.com;method=REGISTER?to=alice%40atlanta.com");
+        assert_eq!(u.user, None);
+        assert_eq!(u.headers, Some("to=alice%40atlanta.com"));
     }
 
     #[test]
