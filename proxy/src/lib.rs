@@ -1,1 +1,23 @@
-//! placeholder
+//! # dialtone-proxy: a stateful SIP proxy/registrar
+//!
+//! An actix actor system around a sans-IO core. See `ARCHITECTURE.md` at the workspace root for
+//! the actors, the state each owns, the messages between them, and one INVITE traced through.
+//!
+//! - [`config`]: flags and TOML, validated once.
+//! - [`core`]: RFC 3261 section 16 and the transaction table (no sockets, no clock).
+//! - [`registrar`]: section 10.3 rules, the location service, the persistent store, its actor.
+//! - [`auth`]: digest challenges, verification and throttling.
+//! - [`transport`]: the UDP and TCP actors that own the sockets and timers.
+//! - [`http`]: `/metrics`, `/livez`, `/readyz` and the JSON admin API.
+//! - [`server`]: wires it all together and runs until SIGTERM or Ctrl-C.
+
+pub mod auth;
+pub mod calls;
+pub mod config;
+pub mod core;
+pub mod ctl;
+pub mod http;
+pub mod metrics;
+pub mod registrar;
+pub mod server;
+pub mod transport;

@@ -1,0 +1,394 @@
+//! The authenticator: digest challenges and verification for the proxy (RFC 3261 section 22.3),
+//! with throttling of repeated failures.
+//!
+//! It answers one question for the proxy core: given a request's credentials header, is the
+//! request authenticated, should it be challenged (again), or refused? Unknown users are
+//! challenged and verified exactly like known ones, against a dummy secret
+//! (`dialtone_digest::Secret::Unknown`), so neither the response nor its timing tells them
+//! apart. Failures are counted per source address and per user name; past the limit the
+//! source or user gets 403 for a while (see [`Throttle`]).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dialtone_digest::{
+    Credentials, NonceCountTracker, NonceSecret, Outcome, Secret, SecretKind, Verifier,
+    VerifyRequest,
+};
+
+/// At most this many failures per window, per source and per user, before refusing.
+pub const MAX_FAILURES: usize = 5;
+/// The window over which failures are counted.
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// How long a throttled source or user is refused.
+pub const BLOCK_DURATION: Duration = Duration::from_secs(60);
+/// Nonces older than this are stale (the client retries with the same password, RFC 7616 3.3).
+pub const NONCE_LIFETIME_SECS: u64 = 300;
+
+/// What the proxy should do with a request after looking at its credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthDecision {
+    /// The credentials are valid for this user.
+    Authenticated { user: String },
+    /// No usable credentials: send a challenge (with `stale=true` when the nonce only expired).
+    Challenge { stale: bool },
+    /// Valid credentials for another user than the request claims (403, RFC 3261 22.3).
+    WrongUser,
+    /// Wrong credentials: challenge again (the failure is counted).
+    Failed,
+    /// The source or user has failed too often: 403 for a while.
+    Throttled,
+    /// The credentials header cannot be parsed: 400.
+    Malformed,
+}
+
+/// A user's stored secret.
+#[derive(Debug, Clone)]
+enum StoredSecret {
+    Password(String),
+    Ha1(String),
+}
+
+/// Counts failures per key in a sliding window and blocks keys past the limit. Pure: time is
+/// passed in.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    entries: HashMap<String, ThrottleEntry>,
+}
+
+#[derive(Debug, Default)]
+struct ThrottleEntry {
+    failures: Vec<SystemTime>,
+    blocked_until: Option<SystemTime>,
+}
+
+impl Throttle {
+    /// True while `key` is blocked.
+    pub fn is_blocked(&self, key: &str, now: SystemTime) -> bool {
+        self.entries
+            .get(key)
+            .and_then(|e| e.blocked_until)
+            .is_some_and(|until| now < until)
+    }
+
+    /// Records a failure; returns true when this failure made the key blocked.
+    pub fn record_failure(&mut self, key: &str, now: SystemTime) -> bool {
+        if self.entries.len() > 100_000 {
+            // Bounded memory under a flood of distinct keys: forget everything not blocked.
+            self.entries
+                .retain(|_, e| e.blocked_until.is_some_and(|u| now < u));
+        }
+        let entry = self.entries.entry(key.to_string()).or_default();
+        entry
+            .failures
+            .retain(|t| now.duration_since(*t).unwrap_or(Duration::ZERO) < FAILURE_WINDOW);
+        entry.failures.push(now);
+        if entry.failures.len() > MAX_FAILURES {
+            entry.blocked_until = Some(now + BLOCK_DURATION);
+            entry.failures.clear();
+            return true;
+        }
+        false
+    }
+}
+
+/// The proxy's authenticator; shared by all workers.
+pub struct Authenticator {
+    verifier: Verifier,
+    users: HashMap<String, StoredSecret>,
+    unknown_kind: SecretKind,
+    throttle: Mutex<Throttle>,
+    tracker: Mutex<NonceCountTracker>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("realm", &self.verifier.realm())
+            .field("users", &self.users.len())
+            .finish()
+    }
+}
+
+fn unix_secs(now: SystemTime) -> u64 {
+    now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl Authenticator {
+    /// An authenticator for `realm` with `users` (`password` or `ha1:HEX` secrets).
+    pub fn new(realm: &str, users: &[(String, String)], offer_qop: bool) -> Authenticator {
+        let key: [u8; 32] = rand::random();
+        // The key is 32 random bytes, which NonceSecret always accepts.
+        let nonces = NonceSecret::new(&key, NONCE_LIFETIME_SECS)
+            .unwrap_or_else(|_| unreachable!("a 32-byte key is valid"));
+        let verifier = Verifier::new(realm, nonces).with_qop(offer_qop);
+        let mut map = HashMap::new();
+        let mut ha1_count = 0;
+        for (name, secret) in users {
+            let stored = match secret.strip_prefix("ha1:") {
+                Some(hex) => {
+                    ha1_count += 1;
+                    StoredSecret::Ha1(hex.to_ascii_lowercase())
+                }
+                None => StoredSecret::Password(secret.clone()),
+            };
+            map.insert(name.clone(), stored);
+        }
+        let unknown_kind = if ha1_count * 2 > users.len() {
+            SecretKind::Ha1
+        } else {
+            SecretKind::Password
+        };
+        Authenticator {
+            verifier,
+            users: map,
+            unknown_kind,
+            throttle: Mutex::new(Throttle::default()),
+            tracker: Mutex::new(NonceCountTracker::new(100_000, NONCE_LIFETIME_SECS * 2)),
+        }
+    }
+
+    /// The realm challenged.
+    pub fn realm(&self) -> &str {
+        self.verifier.realm()
+    }
+
+    /// True when `user` has credentials here (a known user with no binding gets 480, an
+    /// unknown one 404).
+    pub fn is_known_user(&self, user: &str) -> bool {
+        self.users.contains_key(user)
+    }
+
+    /// The value of a WWW-Authenticate or Proxy-Authenticate header for a new challenge.
+    pub fn challenge(&self, now: SystemTime, stale: bool) -> String {
+        self.verifier
+            .challenge(unix_secs(now), stale, &[])
+            .to_string()
+    }
+
+    /// Checks the credentials in `header` (the Authorization or Proxy-Authorization value for
+    /// our realm, if any) for a request by `claimed_user` from `source`.
+    pub fn check(
+        &self,
+        headers: &[&str],
+        method: &str,
+        claimed_user: &str,
+        source: IpAddr,
+        now: SystemTime,
+    ) -> AuthDecision {
+        let source_key = format!("ip:{source}");
+        let user_key = format!("user:{claimed_user}");
+        {
+            let throttle = self.throttle.lock().unwrap_or_else(|p| p.into_inner());
+            if throttle.is_blocked(&source_key, now) || throttle.is_blocked(&user_key, now) {
+                return AuthDecision::Throttled;
+            }
+        }
+        // Of several credentials, the ones for our realm count (RFC 3261 22.3).
+        let mut ours = None;
+        for value in headers {
+            match Credentials::parse(value) {
+                Ok(c) if c.realm == self.realm() => {
+                    ours = Some(c);
+                    break;
+                }
+                Ok(_) => {}
+                Err(_) => return AuthDecision::Malformed,
+            }
+        }
+        let Some(credentials) = ours else {
+            return AuthDecision::Challenge { stale: false };
+        };
+        let secret = match self.users.get(credentials.username.as_ref()) {
+            Some(StoredSecret::Password(p)) => Secret::Password(p),
+            Some(StoredSecret::Ha1(h)) => Secret::Ha1(h),
+            None => Secret::Unknown(self.unknown_kind),
+        };
+        let request = VerifyRequest {
+            credentials: &credentials,
+            method,
+            secret,
+            now_unix_secs: unix_secs(now),
+            nonce_binding: &[],
+        };
+        let outcome = {
+            let mut tracker = self.tracker.lock().unwrap_or_else(|p| p.into_inner());
+            self.verifier.verify(&request, Some(&mut tracker))
+        };
+        match outcome {
+            Outcome::Ok if credentials.username != claimed_user => AuthDecision::WrongUser,
+            Outcome::Ok => AuthDecision::Authenticated {
+                user: credentials.username.into_owned(),
+            },
+            Outcome::Stale | Outcome::Replay => AuthDecision::Challenge { stale: true },
+            Outcome::BadNonce | Outcome::WrongRealm => AuthDecision::Challenge { stale: false },
+            Outcome::Malformed(_) => AuthDecision::Malformed,
+            Outcome::BadResponse | Outcome::UnknownUser => {
+                let mut throttle = self.throttle.lock().unwrap_or_else(|p| p.into_inner());
+                let by_source = throttle.record_failure(&source_key, now);
+                let by_user = throttle.record_failure(&user_key, now);
+                if by_source || by_user {
+                    AuthDecision::Throttled
+                } else {
+                    AuthDecision::Failed
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seed_auth() -> Authenticator {
+        Authenticator::new(
+            "CISCO",
+            &[
+                ("8000".into(), "8000".into()),
+                ("9000".into(), "9000".into()),
+            ],
+            false,
+        )
+    }
+
+    fn answer(auth: &Authenticator, user: &str, password: &str, now: SystemTime) -> String {
+        let challenge_text = auth.challenge(now, false);
+        let challenge = dialtone_digest::Challenge::parse(&challenge_text).unwrap();
+        dialtone_digest::answer(
+            &challenge,
+            &dialtone_digest::AnswerParams {
+                username: user,
+                password,
+                method: "INVITE",
+                uri: "sip:9000@127.0.0.1",
+                cnonce: "abc",
+                nc: 1,
+            },
+        )
+        .unwrap()
+        .to_string()
+    }
+
+    #[test]
+    fn right_password_authenticates_and_no_credentials_challenge() {
+        let auth = seed_auth();
+        let now = SystemTime::now();
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(
+            auth.check(&[], "INVITE", "8000", ip, now),
+            AuthDecision::Challenge { stale: false }
+        );
+        let value = answer(&auth, "8000", "8000", now);
+        assert_eq!(
+            auth.check(&[&value], "INVITE", "8000", ip, now),
+            AuthDecision::Authenticated {
+                user: "8000".into()
+            }
+        );
+    }
+
+    #[test]
+    fn credentials_of_another_user_are_forbidden() {
+        let auth = seed_auth();
+        let now = SystemTime::now();
+        let value = answer(&auth, "9000", "9000", now);
+        assert_eq!(
+            auth.check(
+                &[&value],
+                "INVITE",
+                "8000",
+                "127.0.0.1".parse().unwrap(),
+                now
+            ),
+            AuthDecision::WrongUser
+        );
+    }
+
+    #[test]
+    fn unknown_users_fail_like_wrong_passwords_and_get_throttled() {
+        let auth = seed_auth();
+        let now = SystemTime::now();
+        let ip: IpAddr = "127.0.0.9".parse().unwrap();
+        let unknown = answer(&auth, "7777", "7777", now);
+        assert_eq!(
+            auth.check(&[&unknown], "INVITE", "7777", ip, now),
+            AuthDecision::Failed
+        );
+        let wrong = answer(&auth, "8000", "nope", now);
+        for _ in 0..MAX_FAILURES - 1 {
+            assert_eq!(
+                auth.check(&[&wrong], "INVITE", "8000", ip, now),
+                AuthDecision::Failed
+            );
+        }
+        assert_eq!(
+            auth.check(&[&wrong], "INVITE", "8000", ip, now),
+            AuthDecision::Throttled
+        );
+        // Even the right password is refused while throttled, and accepted after the block.
+        let right = answer(&auth, "8000", "8000", now);
+        assert_eq!(
+            auth.check(&[&right], "INVITE", "8000", ip, now),
+            AuthDecision::Throttled
+        );
+        let later = now + BLOCK_DURATION + Duration::from_secs(1);
+        let right = answer(&auth, "8000", "8000", later);
+        assert_eq!(
+            auth.check(&[&right], "INVITE", "8000", ip, later),
+            AuthDecision::Authenticated {
+                user: "8000".into()
+            }
+        );
+    }
+
+    #[test]
+    fn expired_nonce_is_rechallenged_as_stale() {
+        let auth = seed_auth();
+        let then = SystemTime::now();
+        let value = answer(&auth, "8000", "8000", then);
+        let later = then + Duration::from_secs(NONCE_LIFETIME_SECS + 5);
+        assert_eq!(
+            auth.check(
+                &[&value],
+                "INVITE",
+                "8000",
+                "127.0.0.1".parse().unwrap(),
+                later
+            ),
+            AuthDecision::Challenge { stale: true }
+        );
+    }
+
+    #[test]
+    fn ha1_secrets_verify() {
+        let ha1 = dialtone_digest::ha1(dialtone_digest::Algorithm::Md5, "8000", "CISCO", "8000");
+        let auth = Authenticator::new("CISCO", &[("8000".into(), format!("ha1:{ha1}"))], true);
+        let now = SystemTime::now();
+        let value = answer(&auth, "8000", "8000", now);
+        assert!(matches!(
+            auth.check(
+                &[&value],
+                "INVITE",
+                "8000",
+                "127.0.0.1".parse().unwrap(),
+                now
+            ),
+            AuthDecision::Authenticated { .. }
+        ));
+    }
+
+    #[test]
+    fn throttle_window_forgets_old_failures() {
+        let mut t = Throttle::default();
+        let now = SystemTime::now();
+        for i in 0..MAX_FAILURES {
+            assert!(!t.record_failure("k", now + Duration::from_secs(i as u64)));
+        }
+        // The first failures left the window: still not blocked.
+        assert!(!t.record_failure("k", now + FAILURE_WINDOW + Duration::from_secs(2)));
+        assert!(!t.is_blocked("k", now + FAILURE_WINDOW + Duration::from_secs(2)));
+    }
+}

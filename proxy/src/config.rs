@@ -1,0 +1,443 @@
+//! The proxy's configuration: one typed struct, read from a TOML file and command-line flags
+//! (flags win), validated once at start and passed down.
+//!
+//! Every key of the file has a flag of the same name (`listen` ↔ `--listen`). A bad value stops
+//! start-up with an error that names the key and says what was wrong.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::Deserialize;
+use thiserror::Error;
+
+/// A configuration error, naming the key.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// A key's value is not acceptable.
+    #[error("config key `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+    /// The config file could not be read or parsed.
+    #[error("config file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
+}
+
+/// The transport of a listen address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    /// UDP datagrams.
+    Udp,
+    /// TCP streams.
+    Tcp,
+}
+
+impl TransportKind {
+    /// The Via transport token.
+    pub fn via_token(&self) -> &'static str {
+        match self {
+            TransportKind::Udp => "UDP",
+            TransportKind::Tcp => "TCP",
+        }
+    }
+}
+
+/// One `--listen` value: `udp:IP:PORT` or `tcp:IP:PORT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen {
+    /// UDP or TCP.
+    pub transport: TransportKind,
+    /// The local address.
+    pub addr: SocketAddr,
+}
+
+impl std::str::FromStr for Listen {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (kind, addr) = s
+            .split_once(':')
+            .ok_or_else(|| format!("`{s}` is not udp:IP:PORT or tcp:IP:PORT"))?;
+        let transport = match kind.to_ascii_lowercase().as_str() {
+            "udp" => TransportKind::Udp,
+            "tcp" => TransportKind::Tcp,
+            other => return Err(format!("unknown transport `{other}` (udp or tcp)")),
+        };
+        let addr = addr
+            .parse()
+            .map_err(|e| format!("`{addr}` is not IP:PORT ({e})"))?;
+        Ok(Listen { transport, addr })
+    }
+}
+
+/// Which requests are challenged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Nothing is challenged.
+    None,
+    /// REGISTER only.
+    Register,
+    /// REGISTER and out-of-dialog INVITE (and anything relayed to another domain).
+    All,
+}
+
+/// The command-line flags; each mirrors a key of the TOML file.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ProxyFlags {
+    /// TOML configuration file; flags override its keys.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Listen address, `udp:IP:PORT` or `tcp:IP:PORT` (repeatable).
+    #[arg(long, value_name = "TRANSPORT:IP:PORT")]
+    pub listen: Vec<String>,
+    /// A domain the registrar serves (repeatable); the listen addresses always count as local.
+    #[arg(long, value_name = "NAME")]
+    pub domain: Vec<String>,
+    /// Digest realm (default: the first domain, else the first listen IP).
+    #[arg(long)]
+    pub realm: Option<String>,
+    /// none | register | all
+    #[arg(long)]
+    pub auth: Option<String>,
+    /// 407 | 401: how REGISTER is challenged (INVITE always gets 407).
+    #[arg(long)]
+    pub challenge: Option<u16>,
+    /// Offer qop="auth" in challenges (clients without qop, like the seed's ATA, still work).
+    #[arg(long)]
+    pub qop: Option<bool>,
+    /// A user, `NAME:PASSWORD` (repeatable).
+    #[arg(long, value_name = "NAME:PASSWORD")]
+    pub user: Vec<String>,
+    /// A users file: lines `name;password` or `name;ha1:HEX`, `#` comments.
+    #[arg(long, value_name = "FILE")]
+    pub users: Option<PathBuf>,
+    /// Admin HTTP address: /metrics, /livez, /readyz, /api/*.
+    #[arg(long, value_name = "IP:PORT")]
+    pub http: Option<String>,
+    /// Where registrations persist (default: in memory only).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// UDP worker threads (default: one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Smallest registration interval accepted (423 below it).
+    #[arg(long)]
+    pub min_expires: Option<u32>,
+    /// Largest registration interval granted.
+    #[arg(long)]
+    pub max_expires: Option<u32>,
+    /// RFC 3261 T1 in milliseconds.
+    #[arg(long)]
+    pub t1_ms: Option<u64>,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `dialtone_proxy=debug`.
+    #[arg(long)]
+    pub log: Option<String>,
+}
+
+/// The TOML file: the same keys as the flags.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileConfig {
+    pub listen: Option<Vec<String>>,
+    pub domain: Option<Vec<String>>,
+    pub realm: Option<String>,
+    pub auth: Option<String>,
+    pub challenge: Option<u16>,
+    pub qop: Option<bool>,
+    pub user: Option<Vec<String>>,
+    pub users: Option<PathBuf>,
+    pub http: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub workers: Option<usize>,
+    pub min_expires: Option<u32>,
+    pub max_expires: Option<u32>,
+    pub t1_ms: Option<u64>,
+    pub log: Option<String>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: Vec<Listen>,
+    pub domains: Vec<String>,
+    pub realm: String,
+    pub auth: AuthMode,
+    pub register_challenge: u16,
+    pub qop: bool,
+    /// (name, secret) where secret is `password` or `ha1:HEX`.
+    pub users: Vec<(String, String)>,
+    pub http: SocketAddr,
+    pub data_dir: Option<PathBuf>,
+    pub workers: usize,
+    pub min_expires: u32,
+    pub max_expires: u32,
+    pub t1_ms: u64,
+    pub log: String,
+}
+
+impl Config {
+    /// Reads the file named by `--config` (if any), applies the flags on top, and validates.
+    pub fn from_flags(flags: &ProxyFlags) -> Result<Config, ConfigError> {
+        let file = match &flags.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        Self::merge(file, flags)
+    }
+
+    /// Merges a parsed file and flags (flags win) and validates the result.
+    pub fn merge(file: FileConfig, flags: &ProxyFlags) -> Result<Config, ConfigError> {
+        let pick_vec = |flag: &Vec<String>, file: Option<Vec<String>>| {
+            if flag.is_empty() {
+                file.unwrap_or_default()
+            } else {
+                flag.clone()
+            }
+        };
+        let listen_raw = pick_vec(&flags.listen, file.listen);
+        let listen_raw = if listen_raw.is_empty() {
+            vec!["udp:127.0.0.1:5060".into(), "tcp:127.0.0.1:5060".into()]
+        } else {
+            listen_raw
+        };
+        let listen = listen_raw
+            .iter()
+            .map(|l| l.parse::<Listen>().map_err(|e| invalid("listen", e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let domains = pick_vec(&flags.domain, file.domain);
+        for d in &domains {
+            if d.is_empty() || d.contains(|c: char| c.is_whitespace() || c == '@') {
+                return Err(invalid("domain", format!("`{d}` is not a domain name")));
+            }
+        }
+        let realm = flags
+            .realm
+            .clone()
+            .or(file.realm)
+            .or_else(|| domains.first().cloned())
+            .unwrap_or_else(|| listen[0].addr.ip().to_string());
+        if realm.is_empty() || realm.contains('"') {
+            return Err(invalid("realm", "must be non-empty and hold no quote"));
+        }
+        let auth = match flags
+            .auth
+            .clone()
+            .or(file.auth)
+            .unwrap_or_else(|| "none".into())
+            .as_str()
+        {
+            "none" => AuthMode::None,
+            "register" => AuthMode::Register,
+            "all" => AuthMode::All,
+            other => {
+                return Err(invalid(
+                    "auth",
+                    format!("`{other}` is not none, register or all"),
+                ))
+            }
+        };
+        let register_challenge = flags.challenge.or(file.challenge).unwrap_or(407);
+        if register_challenge != 407 && register_challenge != 401 {
+            return Err(invalid("challenge", "must be 407 or 401"));
+        }
+        let mut users = Vec::new();
+        for u in pick_vec(&flags.user, file.user) {
+            let (name, password) = u
+                .split_once(':')
+                .ok_or_else(|| invalid("user", format!("`{u}` is not NAME:PASSWORD")))?;
+            if name.is_empty() {
+                return Err(invalid("user", "empty user name"));
+            }
+            users.push((name.to_string(), password.to_string()));
+        }
+        if let Some(path) = flags.users.clone().or(file.users) {
+            users.extend(read_users_file(&path)?);
+        }
+        let http_raw = flags
+            .http
+            .clone()
+            .or(file.http)
+            .unwrap_or_else(|| "127.0.0.1:8060".into());
+        let http = http_raw
+            .parse()
+            .map_err(|e| invalid("http", format!("`{http_raw}` is not IP:PORT ({e})")))?;
+        let workers = flags
+            .workers
+            .or(file.workers)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        if workers == 0 || workers > 64 {
+            return Err(invalid("workers", "must be between 1 and 64"));
+        }
+        let min_expires = flags.min_expires.or(file.min_expires).unwrap_or(60);
+        let max_expires = flags.max_expires.or(file.max_expires).unwrap_or(7200);
+        if min_expires > max_expires {
+            return Err(invalid("min-expires", "is larger than max-expires"));
+        }
+        let t1_ms = flags.t1_ms.or(file.t1_ms).unwrap_or(500);
+        if !(10..=10_000).contains(&t1_ms) {
+            return Err(invalid("t1-ms", "must be between 10 and 10000"));
+        }
+        Ok(Config {
+            listen,
+            domains,
+            realm,
+            auth,
+            register_challenge,
+            qop: flags.qop.or(file.qop).unwrap_or(false),
+            users,
+            http,
+            data_dir: flags.data_dir.clone().or(file.data_dir),
+            workers,
+            min_expires,
+            max_expires,
+            t1_ms,
+            log: flags
+                .log
+                .clone()
+                .or(file.log)
+                .unwrap_or_else(|| "info".into()),
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+        path: path.into(),
+        reason: e.to_string(),
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::File {
+        path: path.into(),
+        reason: e.to_string(),
+    })
+}
+
+/// Reads `name;password` lines (`#` comments; fields after the second are ignored, as in the
+/// bench's credentials file). A password written `ha1:HEX` is a precomputed MD5 HA1.
+pub fn read_users_file(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| invalid("users", format!("{}: {e}", path.display())))?;
+    let mut users = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut fields = line.split(';');
+        let name = fields.next().unwrap_or("").trim();
+        let secret = fields.next().map(str::trim);
+        match secret {
+            Some(secret) if !name.is_empty() => users.push((name.to_string(), secret.to_string())),
+            _ => {
+                return Err(invalid(
+                    "users",
+                    format!("{} line {}: expected name;password", path.display(), n + 1),
+                ))
+            }
+        }
+    }
+    Ok(users)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_listen_on_loopback_5060_udp_and_tcp() {
+        let c = Config::merge(FileConfig::default(), &ProxyFlags::default()).unwrap();
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.listen[0].addr, "127.0.0.1:5060".parse().unwrap());
+        assert_eq!(c.listen[1].transport, TransportKind::Tcp);
+        assert_eq!(c.auth, AuthMode::None);
+        assert_eq!(c.register_challenge, 407);
+        assert_eq!(c.realm, "127.0.0.1");
+        assert_eq!(c.http, "127.0.0.1:8060".parse().unwrap());
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let file: FileConfig =
+            toml::from_str("auth = \"register\"\ndomain = [\"lab.example\"]\n").unwrap();
+        let flags = ProxyFlags {
+            auth: Some("all".into()),
+            ..Default::default()
+        };
+        let c = Config::merge(file, &flags).unwrap();
+        assert_eq!(c.auth, AuthMode::All);
+        assert_eq!(c.realm, "lab.example");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            (
+                ProxyFlags {
+                    listen: vec!["sctp:1.2.3.4:5".into()],
+                    ..Default::default()
+                },
+                "listen",
+            ),
+            (
+                ProxyFlags {
+                    auth: Some("maybe".into()),
+                    ..Default::default()
+                },
+                "auth",
+            ),
+            (
+                ProxyFlags {
+                    challenge: Some(403),
+                    ..Default::default()
+                },
+                "challenge",
+            ),
+            (
+                ProxyFlags {
+                    user: vec!["nopassword".into()],
+                    ..Default::default()
+                },
+                "user",
+            ),
+            (
+                ProxyFlags {
+                    http: Some("nowhere".into()),
+                    ..Default::default()
+                },
+                "http",
+            ),
+        ];
+        for (flags, key) in cases {
+            let err = Config::merge(FileConfig::default(), &flags).unwrap_err();
+            assert!(err.to_string().contains(&format!("`{key}`")), "{err}");
+        }
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let err = toml::from_str::<FileConfig>("listne = []").unwrap_err();
+        assert!(err.to_string().contains("listne"));
+    }
+
+    #[test]
+    fn users_file_accepts_the_bench_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users");
+        std::fs::write(
+            &path,
+            "# comment\n8000;8000\n100000;pw100000;[authentication username=100000 password=pw100000]\n9000;ha1:0123\n",
+        )
+        .unwrap();
+        let users = read_users_file(&path).unwrap();
+        assert_eq!(users[0], ("8000".into(), "8000".into()));
+        assert_eq!(users[1], ("100000".into(), "pw100000".into()));
+        assert_eq!(users[2].1, "ha1:0123");
+        std::fs::write(&path, "broken\n").unwrap();
+        assert!(read_users_file(&path).is_err());
+    }
+}

@@ -1,0 +1,787 @@
+//! One proxied request: its server transaction, its branches (each a client transaction, a
+//! Timer C for INVITE, and maybe a CANCEL), and the response context of RFC 3261 section 16.7.
+//!
+//! Every change goes through a method here, and [`ProxyTransaction::drain`] turns what the
+//! transaction machines want sent into [`Action`]s. Responses from branches are handled in
+//! order of arrival: provisionals (except 100) and every 2xx are relayed at once; other finals
+//! are kept until every branch has one, and the best is relayed (section 16.7 step 6).
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use dialtone_sip::{HeaderName, Message, RequestBuilder, ResponseBuilder};
+use dialtone_transaction::{
+    ClientInviteTransaction, ClientNonInviteTransaction, Event, ServerInviteState,
+    ServerInviteTransaction, ServerNonInviteTransaction, Timer, TimerC, TimerCExpiry,
+    TransactionKey, Transport,
+};
+
+use super::{reply, Action, Destination, ProxyCore};
+use crate::config::TransportKind;
+use crate::metrics::class_of;
+
+/// The server side: INVITE or not.
+#[derive(Debug)]
+enum ServerTx {
+    Invite(ServerInviteTransaction),
+    NonInvite(ServerNonInviteTransaction),
+}
+
+impl ServerTx {
+    fn send_response(&mut self, now: Instant, status: u16, bytes: Bytes) -> bool {
+        match self {
+            ServerTx::Invite(t) => t.send_response(now, status, bytes).is_ok(),
+            ServerTx::NonInvite(t) => t.send_response(now, status, bytes).is_ok(),
+        }
+    }
+    fn handle_timeout(&mut self, now: Instant) -> Option<Timer> {
+        match self {
+            ServerTx::Invite(t) => t.handle_timeout(now),
+            ServerTx::NonInvite(t) => t.handle_timeout(now),
+        }
+    }
+    fn poll_transmit(&mut self) -> Option<Bytes> {
+        match self {
+            ServerTx::Invite(t) => t.poll_transmit(),
+            ServerTx::NonInvite(t) => t.poll_transmit(),
+        }
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            ServerTx::Invite(t) => t.poll_timeout(),
+            ServerTx::NonInvite(t) => t.poll_timeout(),
+        }
+    }
+    fn poll_event(&mut self) -> Option<Event> {
+        match self {
+            ServerTx::Invite(t) => t.poll_event(),
+            ServerTx::NonInvite(t) => t.poll_event(),
+        }
+    }
+    fn is_terminated(&self) -> bool {
+        match self {
+            ServerTx::Invite(t) => t.is_terminated(),
+            ServerTx::NonInvite(t) => t.is_terminated(),
+        }
+    }
+    fn retransmission(&mut self, now: Instant) {
+        match self {
+            ServerTx::Invite(t) => t.handle_request_retransmission(now),
+            ServerTx::NonInvite(t) => t.handle_request_retransmission(now),
+        }
+    }
+}
+
+/// The client side of a branch.
+#[derive(Debug)]
+enum ClientTx {
+    Invite(ClientInviteTransaction),
+    NonInvite(ClientNonInviteTransaction),
+}
+
+impl ClientTx {
+    fn handle_response(&mut self, now: Instant, status: u16, bytes: Bytes) {
+        let _ = match self {
+            ClientTx::Invite(t) => t.handle_response(now, status, bytes),
+            ClientTx::NonInvite(t) => t.handle_response(now, status, bytes),
+        };
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        match self {
+            ClientTx::Invite(t) => {
+                t.handle_timeout(now);
+            }
+            ClientTx::NonInvite(t) => {
+                t.handle_timeout(now);
+            }
+        }
+    }
+    fn poll_transmit(&mut self) -> Option<Bytes> {
+        match self {
+            ClientTx::Invite(t) => t.poll_transmit(),
+            ClientTx::NonInvite(t) => t.poll_transmit(),
+        }
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            ClientTx::Invite(t) => t.poll_timeout(),
+            ClientTx::NonInvite(t) => t.poll_timeout(),
+        }
+    }
+    fn poll_event(&mut self) -> Option<Event> {
+        match self {
+            ClientTx::Invite(t) => t.poll_event(),
+            ClientTx::NonInvite(t) => t.poll_event(),
+        }
+    }
+    fn is_terminated(&self) -> bool {
+        match self {
+            ClientTx::Invite(t) => t.is_terminated(),
+            ClientTx::NonInvite(t) => t.is_terminated(),
+        }
+    }
+}
+
+/// One forwarded copy of the request (RFC 3261 section 16.6).
+#[derive(Debug)]
+struct Branch {
+    key: TransactionKey,
+    branch_id: String,
+    destination: Destination,
+    request: Bytes,
+    client: ClientTx,
+    timer_c: Option<TimerC>,
+    provisional_seen: bool,
+    final_status: Option<u16>,
+    final_response: Option<Bytes>,
+    cancel_wanted: bool,
+    cancel: Option<ClientNonInviteTransaction>,
+}
+
+/// A branch whose destination is still being resolved.
+#[derive(Debug)]
+pub(crate) struct PendingBranch {
+    pub branch_id: String,
+    pub request: Bytes,
+}
+
+/// Everything the proxy holds for one received request.
+#[derive(Debug)]
+pub struct ProxyTransaction {
+    server: ServerTx,
+    reply_to: Destination,
+    request: Bytes,
+    is_invite: bool,
+    started: Instant,
+    branches: Vec<Branch>,
+    pending: Option<PendingBranch>,
+    final_sent: bool,
+    cancelled: bool,
+    new_branch_keys: Vec<TransactionKey>,
+    armed: Option<Instant>,
+}
+
+fn transport_of(kind: TransportKind) -> Transport {
+    match kind {
+        TransportKind::Udp => Transport::Unreliable,
+        TransportKind::Tcp => Transport::Reliable,
+    }
+}
+
+impl ProxyTransaction {
+    /// A new server transaction for a received `request`.
+    pub(crate) fn new(
+        now: Instant,
+        core: &ProxyCore,
+        request: Bytes,
+        is_invite: bool,
+        reply_to: Destination,
+    ) -> ProxyTransaction {
+        let transport = transport_of(reply_to.transport);
+        let server = if is_invite {
+            ServerTx::Invite(ServerInviteTransaction::new(
+                now,
+                &core.timers,
+                transport,
+                request.clone(),
+            ))
+        } else {
+            ServerTx::NonInvite(ServerNonInviteTransaction::new(
+                now,
+                &core.timers,
+                transport,
+                request.clone(),
+            ))
+        };
+        ProxyTransaction {
+            server,
+            reply_to,
+            request,
+            is_invite,
+            started: now,
+            branches: Vec::new(),
+            pending: None,
+            final_sent: false,
+            cancelled: false,
+            new_branch_keys: Vec::new(),
+            armed: None,
+        }
+    }
+
+    /// True when a final response has gone upstream.
+    pub(crate) fn final_sent(&self) -> bool {
+        self.final_sent
+    }
+
+    /// Sends a response the proxy writes itself (100 Trying, or a final).
+    pub(crate) fn respond_locally(
+        &mut self,
+        now: Instant,
+        core: &ProxyCore,
+        status: u16,
+        reason: &str,
+        extra: &[(&str, String)],
+        actions: &mut Vec<Action>,
+    ) {
+        let Ok(request) = Message::parse(&self.request) else {
+            return;
+        };
+        let bytes = reply::local_response(&request, status, reason, extra, &core.to_tag);
+        if status >= 200 {
+            if self.final_sent {
+                return;
+            }
+            self.final_sent = true;
+            core.metrics
+                .transaction_duration
+                .observe(now.duration_since(self.started).as_secs_f64());
+        }
+        core.metrics
+            .responses_sent
+            .with_label_values(&[class_of(status)])
+            .inc();
+        self.server.send_response(now, status, bytes);
+        self.drain(now, core, actions);
+    }
+
+    /// A retransmission of the request arrived: the server transaction answers it.
+    pub(crate) fn on_retransmission(
+        &mut self,
+        now: Instant,
+        core: &ProxyCore,
+        actions: &mut Vec<Action>,
+    ) {
+        self.server.retransmission(now);
+        let before = actions.len();
+        self.drain(now, core, actions);
+        core.metrics
+            .retransmissions
+            .inc_by((actions.len() - before) as u64);
+    }
+
+    /// An ACK matched the INVITE server transaction. Returns true when it was the ACK of our
+    /// non-2xx final and so absorbed (RFC 3261 section 17.2.1); false when the caller must
+    /// forward it (the ACK of a 2xx, which belongs to the dialog).
+    pub(crate) fn on_ack(
+        &mut self,
+        now: Instant,
+        core: &ProxyCore,
+        actions: &mut Vec<Action>,
+    ) -> bool {
+        match &mut self.server {
+            ServerTx::Invite(t)
+                if matches!(
+                    t.state(),
+                    ServerInviteState::Completed | ServerInviteState::Confirmed
+                ) =>
+            {
+                t.handle_ack(now);
+                self.drain(now, core, actions);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Adds a branch toward `destination` carrying `request` (already edited for forwarding,
+    /// our Via with `branch_id` on top) and sends it.
+    pub(crate) fn add_branch(
+        &mut self,
+        now: Instant,
+        core: &ProxyCore,
+        destination: Destination,
+        branch_id: &str,
+        request: Bytes,
+        actions: &mut Vec<Action>,
+    ) {
+        let method = if self.is_invite { "INVITE" } else { "OTHER" };
+        let cseq_method = Message::parse(&request)
+            .ok()
+            .and_then(|m| m.cseq().ok().map(|c| c.method.as_str().to_string()))
+            .unwrap_or_else(|| method.to_string());
+        let key = TransactionKey::client(branch_id, &cseq_method);
+        let transport = transport_of(destination.transport);
+        let client = if self.is_invite {
+            ClientTx::Invite(ClientInviteTransaction::new(
+                now,
+                &core.timers,
+                transport,
+                request.clone(),
+            ))
+        } else {
+            ClientTx::NonInvite(ClientNonInviteTransaction::new(
+                now,
+                &core.timers,
+                transport,
+                request.clone(),
+            ))
+        };
+        let timer_c = self
+            .is_invite
+            .then(|| TimerC::new(now, core.timers.timer_c));
+        self.new_branch_keys.push(key.clone());
+        self.branches.push(Branch {
+            key,
+            branch_id: branch_id.to_string(),
+            destination,
+            request,
+            client,
+            timer_c,
+            provisional_seen: false,
+            final_status: None,
+            final_response: None,
+            cancel_wanted: false,
+            cancel: None,
+        });
+        self.drain(now, core, actions);
+    }
+
+    /// Keeps a branch whose destination is being resolved.
+    pub(crate) fn set_pending(&mut self, pending: PendingBranch) {
+        self.pending = Some(pending);
+    }
+
+    /// The resolved destination of the pending branch is known: send it.
+    pub(crate) fn start_pending_branch(
+        &mut self,
+        now: Instant,
+        core: &ProxyCore,
+        destination: Destination,
+        actions: &mut Vec<Action>,
+    ) {
+        if let Some(pending) = self.pending.take() {
+            if self.cancelled {
+                self.respond_locally(now, core, 487, "Request Terminated", &[], actions);
+                return;
+            }
+            self.add_branch(
+                now,
+                core,
+                destination,
+                &pending.branch_id,
+                pending.request,
+                actions,
+            );
+        }
+    }
+
+    /// A response for branch `key` arrived.
+    pub(crate) fn on_branch_response(
+        &mut self,
+        now: Instant,
+        core: &ProxyCore,
+        key: &TransactionKey,
+        status: u16,
+        bytes: Bytes,
+        actions: &mut Vec<Action>,
+    ) {
+        let Some(branch) = self.branches.iter_mut().find(|b| &b.key == key) else {
+            // The response to one of our CANCELs: its transaction absorbs it.
+            for branch in &mut self.branches {
+                if let Some(cancel) = &mut branch.cancel {
+                    if &TransactionKey::client(&branch.branch_id, "CANCEL") == key {
+                        let _ = cancel.handle_response(now, status, bytes.clone());
+                    }
+                }
+            }
+            self.drain(now, core, actions);
+            return;
+        };
+        branch.client.handle_response(now, status, bytes);
+        self.drain(now, core, actions);
+    }
+
+    /// A CANCEL for this INVITE arrived (RFC 3261 section 16.10).
+    pub(crate) fn cancel(&mut self, now: Instant, core: &ProxyCore, actions: &mut Vec<Action>) {
+        self.cancelled = true;
+        if self.branches.is_empty() {
+            self.respond_locally(now, core, 487, "Request Terminated", &[], actions);
+            return;
+        }
+        for index in 0..self.branches.len() {
+            self.cancel_branch(now, core, index);
+        }
+        self.drain(now, core, actions);
+    }
+
+    fn cancel_branch(&mut self, now: Instant, core: &ProxyCore, index: usize) {
+        let branch = &mut self.branches[index];
+        if branch.final_status.is_some() || branch.cancel.is_some() || branch.client.is_terminated()
+        {
+            return;
+        }
+        if !branch.provisional_seen {
+            // RFC 3261 section 9.1: no CANCEL before a provisional response.
+            branch.cancel_wanted = true;
+            return;
+        }
+        let Some(cancel) = build_cancel(&branch.request) else {
+            return;
+        };
+        let transport = transport_of(branch.destination.transport);
+        branch.cancel = Some(ClientNonInviteTransaction::new(
+            now,
+            &core.timers,
+            transport,
+            cancel,
+        ));
+        self.new_branch_keys
+            .push(TransactionKey::client(&branch.branch_id, "CANCEL"));
+    }
+
+    /// Timers fired (or may have): feed every machine `now`.
+    pub(crate) fn handle_timeout(
+        &mut self,
+        now: Instant,
+        core: &ProxyCore,
+        actions: &mut Vec<Action>,
+    ) {
+        self.armed = None;
+        self.server.handle_timeout(now);
+        let mut expired_c = Vec::new();
+        for (index, branch) in self.branches.iter_mut().enumerate() {
+            branch.client.handle_timeout(now);
+            if let Some(cancel) = &mut branch.cancel {
+                cancel.handle_timeout(now);
+            }
+            if let Some(tc) = &mut branch.timer_c {
+                if let Some(expiry) = tc.handle_timeout(now) {
+                    expired_c.push((index, expiry));
+                }
+            }
+        }
+        for (index, expiry) in expired_c {
+            match expiry {
+                TimerCExpiry::Cancel => self.cancel_branch(now, core, index),
+                TimerCExpiry::RequestTimeout => self.branch_failed(now, core, index, 408),
+            }
+        }
+        let before = actions.len();
+        self.drain(now, core, actions);
+        let retransmitted = actions
+            .iter()
+            .skip(before)
+            .filter(|a| matches!(a, Action::Send { .. }))
+            .count();
+        core.metrics.retransmissions.inc_by(retransmitted as u64);
+    }
+
+    /// A branch ended without a response from its target: a synthetic final (408 for a
+    /// timeout, 503 for a transport error, RFC 3261 section 16.7 step 2 and 16.8).
+    fn branch_failed(&mut self, now: Instant, core: &ProxyCore, index: usize, status: u16) {
+        let branch = &mut self.branches[index];
+        if branch.final_status.is_some() {
+            return;
+        }
+        let Ok(request) = Message::parse(&branch.request) else {
+            return;
+        };
+        let reason = if status == 408 {
+            "Request Timeout"
+        } else {
+            "Service Unavailable"
+        };
+        let synthetic = ResponseBuilder::for_request(&request, status, reason)
+            .to_tag(&core.to_tag)
+            .build();
+        branch.final_status = Some(status);
+        branch.final_response = Some(Bytes::from(synthetic));
+        if let Some(tc) = &mut branch.timer_c {
+            tc.stop();
+        }
+        self.maybe_send_best(now, core);
+    }
+
+    /// Turns what the machines want into actions, handling branch events as they come.
+    fn drain(&mut self, now: Instant, core: &ProxyCore, actions: &mut Vec<Action>) {
+        loop {
+            let mut progressed = false;
+            for index in 0..self.branches.len() {
+                while let Some(bytes) = self.branches[index].client.poll_transmit() {
+                    actions.push(Action::Send {
+                        to: self.branches[index].destination,
+                        bytes,
+                    });
+                }
+                let destination = self.branches[index].destination;
+                if let Some(cancel) = &mut self.branches[index].cancel {
+                    while let Some(bytes) = cancel.poll_transmit() {
+                        actions.push(Action::Send {
+                            to: destination,
+                            bytes,
+                        });
+                    }
+                    while cancel.poll_event().is_some() {}
+                }
+                while let Some(event) = self.branches[index].client.poll_event() {
+                    progressed = true;
+                    self.on_branch_event(now, core, index, event);
+                }
+            }
+            while let Some(bytes) = self.server.poll_transmit() {
+                actions.push(Action::Send {
+                    to: self.reply_to,
+                    bytes,
+                });
+            }
+            while self.server.poll_event().is_some() {}
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn on_branch_event(&mut self, now: Instant, core: &ProxyCore, index: usize, event: Event) {
+        match event {
+            Event::Response { status, response } => {
+                self.on_response(now, core, index, status, response)
+            }
+            Event::NeedsAck { .. } => {
+                let branch = &mut self.branches[index];
+                if let (Some(response), ClientTx::Invite(client)) =
+                    (&branch.final_response, &mut branch.client)
+                {
+                    if let Some(ack) = build_ack(&branch.request, response) {
+                        let _ = client.send_ack(now, ack);
+                    }
+                }
+            }
+            Event::Timeout { .. } => self.branch_failed(now, core, index, 408),
+            Event::TransportError => self.branch_failed(now, core, index, 503),
+            Event::AckForTu | Event::Terminated => {}
+        }
+    }
+
+    fn on_response(
+        &mut self,
+        now: Instant,
+        core: &ProxyCore,
+        index: usize,
+        status: u16,
+        response: Bytes,
+    ) {
+        let branch = &mut self.branches[index];
+        if let Some(tc) = &mut branch.timer_c {
+            let _ = tc.handle_response(now, status);
+        }
+        match status {
+            100 => {
+                branch.provisional_seen = true;
+                if branch.cancel_wanted {
+                    self.cancel_branch(now, core, index);
+                }
+            }
+            101..=199 => {
+                branch.provisional_seen = true;
+                if branch.cancel_wanted {
+                    self.cancel_branch(now, core, index);
+                }
+                if !self.final_sent {
+                    self.relay(now, core, status, &response);
+                }
+            }
+            200..=299 => {
+                branch.final_status = Some(status);
+                // Every 2xx to an INVITE goes upstream (RFC 3261 section 16.7 step 5).
+                if !self.final_sent || self.is_invite {
+                    self.relay(now, core, status, &response);
+                }
+                if self.is_invite {
+                    core.calls.established(&response);
+                    for other in 0..self.branches.len() {
+                        if other != index {
+                            self.cancel_branch(now, core, other);
+                        }
+                    }
+                }
+            }
+            _ => {
+                branch.final_status = Some(status);
+                branch.final_response = Some(response);
+                if status >= 600 && self.is_invite {
+                    for other in 0..self.branches.len() {
+                        if other != index {
+                            self.cancel_branch(now, core, other);
+                        }
+                    }
+                }
+                self.maybe_send_best(now, core);
+            }
+        }
+    }
+
+    /// When every branch has a final and none went upstream, relays the best one (RFC 3261
+    /// section 16.7 step 6: a 6xx over anything; otherwise the lowest class, preferring the
+    /// responses a client can act on).
+    fn maybe_send_best(&mut self, now: Instant, core: &ProxyCore) {
+        if self.final_sent || self.pending.is_some() {
+            return;
+        }
+        if self.branches.iter().any(|b| b.final_status.is_none()) {
+            return;
+        }
+        let best = self
+            .branches
+            .iter()
+            .filter_map(|b| Some((b.final_status?, b.final_response.clone()?)))
+            .min_by_key(|(status, _)| rank(*status));
+        if let Some((status, response)) = best {
+            self.relay(now, core, status, &response);
+        }
+    }
+
+    /// Sends a branch's response upstream without our Via (RFC 3261 section 16.7 step 3).
+    fn relay(&mut self, now: Instant, core: &ProxyCore, status: u16, response: &Bytes) {
+        let Ok(message) = Message::parse(response) else {
+            return;
+        };
+        let edited = Bytes::from(message.edit().remove_top_via().finish());
+        if status >= 200 && !self.final_sent {
+            self.final_sent = true;
+            core.metrics
+                .transaction_duration
+                .observe(now.duration_since(self.started).as_secs_f64());
+        }
+        core.metrics
+            .responses_relayed
+            .with_label_values(&[class_of(status)])
+            .inc();
+        self.server.send_response(now, status, edited);
+    }
+
+    /// Branch keys created since the last call, for the core's branch index.
+    pub(crate) fn take_new_branch_keys(&mut self) -> Vec<TransactionKey> {
+        std::mem::take(&mut self.new_branch_keys)
+    }
+
+    /// Every branch key, for removal from the index.
+    pub(crate) fn branch_keys(&self) -> Vec<TransactionKey> {
+        let mut keys: Vec<_> = self.branches.iter().map(|b| b.key.clone()).collect();
+        keys.extend(
+            self.branches
+                .iter()
+                .filter(|b| b.cancel.is_some())
+                .map(|b| TransactionKey::client(&b.branch_id, "CANCEL")),
+        );
+        keys
+    }
+
+    /// The earliest timer, when it differs from the one already armed.
+    pub(crate) fn next_timeout_to_arm(&mut self) -> Option<Instant> {
+        let mut earliest = self.server.poll_timeout();
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                earliest = Some(earliest.map_or(t, |e: Instant| e.min(t)));
+            }
+        };
+        for b in &self.branches {
+            consider(b.client.poll_timeout());
+            consider(b.cancel.as_ref().and_then(|c| c.poll_timeout()));
+            consider(b.timer_c.as_ref().and_then(|c| c.poll_timeout()));
+        }
+        if earliest.is_some() && earliest != self.armed {
+            self.armed = earliest;
+            return earliest;
+        }
+        None
+    }
+
+    /// True when nothing is left to do: the server transaction and every branch ended.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.server.is_terminated()
+            && self.pending.is_none()
+            && self.branches.iter().all(|b| {
+                b.client.is_terminated() && b.cancel.as_ref().is_none_or(|c| c.is_terminated())
+            })
+    }
+}
+
+/// Ranking for best-response selection: lower is better.
+fn rank(status: u16) -> u32 {
+    match status {
+        600..=699 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        401 | 407 | 415 | 420 | 484 => 3,
+        400..=499 if status != 408 => 4,
+        500..=599 if status != 503 => 5,
+        503 => 6,
+        408 => 7,
+        _ => 8,
+    }
+}
+
+/// The ACK for a non-2xx final on a branch (RFC 3261 section 17.1.1.3): the INVITE's
+/// Request-URI, top Via, From, Call-ID and Route, the response's To, CSeq number with ACK.
+pub(crate) fn build_ack(invite: &[u8], response: &[u8]) -> Option<Bytes> {
+    let invite = Message::parse(invite).ok()?;
+    let response = Message::parse(response).ok()?;
+    let uri = invite.request_uri()?.as_str();
+    let mut b = RequestBuilder::new("ACK", uri)
+        .header("Via", invite.values(HeaderName::Via).next()?)
+        .header("Max-Forwards", "70");
+    for route in invite.headers_named(HeaderName::Route) {
+        b = b.header("Route", route.value);
+    }
+    let cseq = invite.cseq().ok()?.seq;
+    b = b
+        .header("From", invite.header_value(HeaderName::From)?)
+        .header("To", response.header_value(HeaderName::To)?)
+        .header("Call-ID", invite.header_value(HeaderName::CallId)?)
+        .header("CSeq", &format!("{cseq} ACK"));
+    Some(Bytes::from(b.build()))
+}
+
+/// The CANCEL for a branch (RFC 3261 section 9.1): same Request-URI, top Via, From, To,
+/// Call-ID, CSeq number and Route as the INVITE.
+pub(crate) fn build_cancel(invite: &[u8]) -> Option<Bytes> {
+    let invite = Message::parse(invite).ok()?;
+    let uri = invite.request_uri()?.as_str();
+    let mut b = RequestBuilder::new("CANCEL", uri)
+        .header("Via", invite.values(HeaderName::Via).next()?)
+        .header("Max-Forwards", "70");
+    for route in invite.headers_named(HeaderName::Route) {
+        b = b.header("Route", route.value);
+    }
+    let cseq = invite.cseq().ok()?.seq;
+    b = b
+        .header("From", invite.header_value(HeaderName::From)?)
+        .header("To", invite.header_value(HeaderName::To)?)
+        .header("Call-ID", invite.header_value(HeaderName::CallId)?)
+        .header("CSeq", &format!("{cseq} CANCEL"));
+    Some(Bytes::from(b.build()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn best_response_prefers_6xx_then_lowest_class_then_actionable_4xx() {
+        let mut statuses = [503, 486, 408, 302];
+        statuses.sort_by_key(|s| rank(*s));
+        assert_eq!(statuses[0], 302);
+        assert!(rank(603) < rank(200));
+        assert!(rank(407) < rank(404));
+        assert!(rank(404) < rank(500));
+        assert!(rank(500) < rank(408));
+    }
+
+    #[test]
+    fn cancel_and_ack_copy_the_branch_identity() {
+        let invite = b"INVITE sip:9000@127.0.0.1:5062 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKabc.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5061\r\nRoute: <sip:next;lr>\r\nFrom: <sip:8000@x>;tag=1\r\nTo: <sip:9000@x>\r\nCall-ID: c\r\nCSeq: 7 INVITE\r\nContent-Length: 0\r\n\r\n";
+        let cancel = build_cancel(invite).unwrap();
+        let c = Message::parse(&cancel).unwrap();
+        assert_eq!(c.method(), Some(dialtone_sip::Method::Cancel));
+        assert_eq!(c.vias().count(), 1);
+        assert_eq!(c.top_via().unwrap().branch(), Some("z9hG4bKabc.0"));
+        assert_eq!(c.cseq().unwrap().seq, 7);
+        assert_eq!(c.routes().unwrap().len(), 1);
+        let response = b"SIP/2.0 486 Busy Here\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKabc.0\r\nFrom: <sip:8000@x>;tag=1\r\nTo: <sip:9000@x>;tag=b\r\nCall-ID: c\r\nCSeq: 7 INVITE\r\n\r\n";
+        let ack = build_ack(invite, response).unwrap();
+        let a = Message::parse(&ack).unwrap();
+        assert_eq!(a.to().unwrap().tag(), Some("b"));
+        assert_eq!(a.cseq().unwrap().method, dialtone_sip::Method::Ack);
+        a.check_request().unwrap();
+    }
+}

@@ -1,0 +1,218 @@
+//! Who the proxy is: its listen addresses and domains, and the Via, Record-Route and branch it
+//! puts on what it forwards.
+//!
+//! The branch (RFC 3261 section 16.6 step 8) is `z9hG4bK`, a hash of the request's identifying
+//! fields *without* any Via (so that a request coming back with the same fields is recognised
+//! as a loop, section 16.3 step 4), a hash of the received top Via (so that distinct requests
+//! differ), and the fork index. It is a pure function of the received request, so a
+//! retransmission or the CANCEL of an INVITE gets the same branch.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::net::SocketAddr;
+
+use dialtone_sip::{HeaderName, Message, SipUri, Uri};
+
+use crate::config::{Listen, TransportKind};
+
+/// The proxy's own addresses and names.
+#[derive(Debug, Clone)]
+pub struct ProxyIdentity {
+    /// Listen addresses.
+    pub listen: Vec<Listen>,
+    /// Domains served (lowercase).
+    pub domains: Vec<String>,
+}
+
+impl ProxyIdentity {
+    /// Builds the identity from the configuration.
+    pub fn new(listen: &[Listen], domains: &[String]) -> Self {
+        ProxyIdentity {
+            listen: listen.to_vec(),
+            domains: domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+        }
+    }
+
+    /// The local address used for `transport` (the first listen address of that kind, else the
+    /// first of any kind).
+    pub fn local_addr(&self, transport: TransportKind) -> SocketAddr {
+        self.listen
+            .iter()
+            .find(|l| l.transport == transport)
+            .or(self.listen.first())
+            .map(|l| l.addr)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5060)))
+    }
+
+    /// True when `host[:port]` names this proxy: one of its listen addresses (port absent means
+    /// 5060), or one of its domains.
+    pub fn is_local_host(&self, host: &str, port: Option<u16>) -> bool {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if self.domains.iter().any(|d| d.eq_ignore_ascii_case(bare)) {
+            return true;
+        }
+        let port = port.unwrap_or(5060);
+        self.listen
+            .iter()
+            .any(|l| l.addr.port() == port && l.addr.ip().to_string().eq_ignore_ascii_case(bare))
+    }
+
+    /// True when a domain-level URI host belongs to us, whatever its port (a request for
+    /// `sip:9000@127.0.0.1` is ours when we listen on 127.0.0.1 on any port).
+    pub fn is_local_domain(&self, host: &str) -> bool {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        self.domains.iter().any(|d| d.eq_ignore_ascii_case(bare))
+            || self
+                .listen
+                .iter()
+                .any(|l| l.addr.ip().to_string().eq_ignore_ascii_case(bare))
+    }
+
+    /// True when a SIP URI points at this proxy (host and port).
+    pub fn is_this_proxy(&self, uri: &SipUri<'_>) -> bool {
+        let host = uri.maddr().unwrap_or(uri.host);
+        self.is_local_host(host, uri.port)
+    }
+
+    /// Our Record-Route value (RFC 3261 section 16.6 step 4), with `lr`.
+    pub fn record_route(&self, transport: TransportKind) -> String {
+        let addr = self.local_addr(transport);
+        match transport {
+            TransportKind::Udp => format!("<sip:{};lr>", fmt_addr(addr)),
+            TransportKind::Tcp => format!("<sip:{};transport=tcp;lr>", fmt_addr(addr)),
+        }
+    }
+
+    /// Our Via value for a request sent over `transport` with `branch`.
+    pub fn via(&self, transport: TransportKind, branch: &str) -> String {
+        let addr = self.local_addr(transport);
+        format!(
+            "SIP/2.0/{} {};branch={branch}",
+            transport.via_token(),
+            fmt_addr(addr)
+        )
+    }
+
+    /// True when a Via's sent-by is ours.
+    pub fn is_our_via(&self, host: &str, port: Option<u16>) -> bool {
+        self.is_local_host(host, port)
+    }
+}
+
+/// `ip:port`, with brackets for IPv6.
+pub fn fmt_addr(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(v4) => v4.to_string(),
+        SocketAddr::V6(v6) => format!("[{}]:{}", v6.ip(), v6.port()),
+    }
+}
+
+/// The loop-detection part of a branch: a hash of the fields that identify the request,
+/// without Via (RFC 3261 section 16.6 step 8).
+pub fn loop_hash(request: &Message<'_>) -> String {
+    let mut h = DefaultHasher::new();
+    if let Some(uri) = request.request_uri() {
+        uri.as_str().hash(&mut h);
+    }
+    request.call_id().unwrap_or("").hash(&mut h);
+    request
+        .from()
+        .ok()
+        .and_then(|f| f.tag())
+        .unwrap_or("")
+        .hash(&mut h);
+    request
+        .to()
+        .ok()
+        .and_then(|t| t.tag())
+        .unwrap_or("")
+        .hash(&mut h);
+    request.cseq().map(|c| c.seq).unwrap_or(0).hash(&mut h);
+    for token in request.tokens(HeaderName::ProxyRequire) {
+        token.hash(&mut h);
+    }
+    if let Some(auth) = request.header_value(HeaderName::ProxyAuthorization) {
+        auth.hash(&mut h);
+    }
+    format!("{:016x}", h.finish())
+}
+
+/// The branch for fork `index` of `request`.
+pub fn branch_for(request: &Message<'_>, index: usize) -> String {
+    let mut h = DefaultHasher::new();
+    if let Some(top) = request.values(HeaderName::Via).next() {
+        top.hash(&mut h);
+    }
+    format!(
+        "{}{}.{:08x}.{index}",
+        dialtone_sip::MAGIC_COOKIE,
+        loop_hash(request),
+        h.finish() as u32
+    )
+}
+
+/// True when the request already passed through us with the same identifying fields: a loop
+/// (RFC 3261 section 16.3 step 4), to be answered with 482.
+pub fn is_loop(identity: &ProxyIdentity, request: &Message<'_>) -> bool {
+    let prefix = format!("{}{}.", dialtone_sip::MAGIC_COOKIE, loop_hash(request));
+    request.vias().flatten().any(|via| {
+        identity.is_our_via(via.host, via.port)
+            && via.branch().is_some_and(|b| b.starts_with(&prefix))
+    })
+}
+
+/// The host and port a URI leads to (maddr wins, RFC 3261 section 16.5), and the transport it
+/// asks for.
+pub fn uri_target(uri: &Uri<'_>) -> Option<(String, u16, TransportKind)> {
+    let sip = uri.as_sip()?;
+    let host = sip.maddr().unwrap_or(sip.host);
+    let transport = match sip.transport() {
+        Some(t) if t.eq_ignore_ascii_case("tcp") => TransportKind::Tcp,
+        _ => TransportKind::Udp,
+    };
+    Some((
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+        sip.port_or_default(),
+        transport,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity() -> ProxyIdentity {
+        ProxyIdentity::new(
+            &["udp:127.0.0.1:5070".parse().unwrap()],
+            &["Lab.Example".into()],
+        )
+    }
+
+    #[test]
+    fn local_hosts_are_listen_addresses_and_domains() {
+        let id = identity();
+        assert!(id.is_local_host("127.0.0.1", Some(5070)));
+        assert!(!id.is_local_host("127.0.0.1", None));
+        assert!(id.is_local_host("lab.example", Some(9999)));
+        assert!(id.is_local_domain("127.0.0.1"));
+        assert!(!id.is_local_domain("example.net"));
+    }
+
+    #[test]
+    fn branches_are_stable_distinct_per_fork_and_detect_loops() {
+        let raw = b"INVITE sip:9000@lab.example SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1\r\nFrom: <sip:8000@lab.example>;tag=1\r\nTo: <sip:9000@lab.example>\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n\r\n";
+        let m = Message::parse(raw).unwrap();
+        assert_eq!(branch_for(&m, 0), branch_for(&m, 0));
+        assert_ne!(branch_for(&m, 0), branch_for(&m, 1));
+        assert!(branch_for(&m, 0).starts_with("z9hG4bK"));
+        let id = identity();
+        assert!(!is_loop(&id, &m));
+        let looped = m
+            .edit()
+            .insert_header_first("Via", &id.via(TransportKind::Udp, &branch_for(&m, 0)))
+            .finish();
+        let looped = Message::parse(&looped).unwrap();
+        assert!(is_loop(&id, &looped));
+    }
+}

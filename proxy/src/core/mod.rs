@@ -1,0 +1,250 @@
+//! The proxy core: RFC 3261 section 16 (a stateful proxy) and the dispatch of REGISTER to the
+//! registrar, as a sans-IO state machine shared by every transport actor.
+//!
+//! A transport actor hands it a received message with `now` ([`ProxyCore::handle_message`]) or
+//! a fired timer ([`ProxyCore::handle_timer`]) and carries out the [`Action`]s it returns:
+//! datagrams and stream writes to send, timers to arm, registrations to persist, names to
+//! resolve. The core never touches a socket, a clock or the store.
+//!
+//! State: one [`context::ProxyTransaction`] per server transaction (the request we received,
+//! its branches and their client transactions), in a concurrent table keyed by
+//! [`TransactionKey`] so that a response arriving on any worker finds it; a second table maps
+//! each branch's client key to its server key.
+//!
+//! The way through, in the order the code reads: `request.rs` (validation, section 16.3;
+//! route information, 16.4; targets, 16.5; forwarding, 16.6), `response.rs` (16.7),
+//! `context.rs` (the transaction machines of one proxied request and their outputs),
+//! `reply.rs` (where responses go; the proxy's own responses).
+
+mod context;
+pub mod identity;
+mod keys;
+pub mod reply;
+mod request;
+mod response;
+pub mod route;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use dialtone_sip::Message;
+use dialtone_transaction::{TimerConfig, TransactionKey};
+
+use crate::auth::Authenticator;
+use crate::calls::CallTracker;
+use crate::config::{AuthMode, Config, TransportKind};
+use crate::metrics::ProxyMetrics;
+use crate::registrar::{LocationService, RegistrarPolicy};
+
+pub use context::ProxyTransaction;
+pub use identity::ProxyIdentity;
+
+/// Where a message came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source {
+    /// UDP or TCP.
+    pub transport: TransportKind,
+    /// The peer's address.
+    pub addr: SocketAddr,
+    /// Our address it arrived at.
+    pub local: SocketAddr,
+}
+
+/// Where a message goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Destination {
+    /// UDP or TCP.
+    pub transport: TransportKind,
+    /// The peer's address.
+    pub addr: SocketAddr,
+}
+
+/// A timer the core asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TimerId {
+    /// A proxied request's transactions (server and branches).
+    Transaction(TransactionKey),
+}
+
+/// Something the core wants done.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Send bytes.
+    Send { to: Destination, bytes: Bytes },
+    /// Call [`ProxyCore::handle_timer`] with `id` at `at`.
+    Arm { id: TimerId, at: Instant },
+    /// Resolve `host` (RFC 3263) and call [`ProxyCore::handle_resolved`] with the result.
+    Resolve {
+        key: TransactionKey,
+        host: String,
+        port: u16,
+        transport: TransportKind,
+    },
+}
+
+/// The shared state and policy of the proxy core.
+pub struct ProxyCore {
+    pub(crate) identity: ProxyIdentity,
+    pub(crate) auth_mode: AuthMode,
+    pub(crate) register_challenge: u16,
+    pub(crate) auth: Authenticator,
+    pub(crate) location: LocationService,
+    pub(crate) policy: RegistrarPolicy,
+    pub(crate) timers: TimerConfig,
+    pub(crate) metrics: ProxyMetrics,
+    pub(crate) calls: CallTracker,
+    /// Server transactions, keyed by their RFC 3261 or RFC 2543 key.
+    pub(crate) servers: DashMap<TransactionKey, Arc<Mutex<ProxyTransaction>>>,
+    /// Client branch key → the server transaction it belongs to.
+    pub(crate) branches: DashMap<TransactionKey, TransactionKey>,
+    /// A random To tag for the proxy's own responses (RFC 3261 section 8.2.6.2).
+    pub(crate) to_tag: String,
+}
+
+impl std::fmt::Debug for ProxyCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyCore")
+            .field("identity", &self.identity)
+            .field("servers", &self.servers.len())
+            .finish()
+    }
+}
+
+impl ProxyCore {
+    /// Builds the core from the configuration and the registrar's location service.
+    pub fn new(
+        config: &Config,
+        location: LocationService,
+        metrics: ProxyMetrics,
+        calls: CallTracker,
+    ) -> ProxyCore {
+        let timers = TimerConfig {
+            t1: std::time::Duration::from_millis(config.t1_ms),
+            ..TimerConfig::default()
+        };
+        ProxyCore {
+            identity: ProxyIdentity::new(&config.listen, &config.domains),
+            auth_mode: config.auth,
+            register_challenge: config.register_challenge,
+            auth: Authenticator::new(&config.realm, &config.users, config.qop),
+            location,
+            policy: RegistrarPolicy {
+                min_expires: config.min_expires,
+                max_expires: config.max_expires,
+                ..RegistrarPolicy::default()
+            },
+            timers,
+            metrics,
+            calls,
+            servers: DashMap::new(),
+            branches: DashMap::new(),
+            to_tag: format!("{:08x}", rand::random::<u32>()),
+        }
+    }
+
+    /// The metrics this core updates.
+    pub fn metrics(&self) -> &ProxyMetrics {
+        &self.metrics
+    }
+
+    /// The location service (registrations).
+    pub fn location(&self) -> &LocationService {
+        &self.location
+    }
+
+    /// The calls table.
+    pub fn calls(&self) -> &CallTracker {
+        &self.calls
+    }
+
+    /// Server transactions held now.
+    pub fn active_transactions(&self) -> usize {
+        self.servers.len()
+    }
+
+    /// Handles one received message (a datagram, or one framed stream message).
+    pub fn handle_message(
+        &self,
+        now: Instant,
+        wall: SystemTime,
+        source: Source,
+        bytes: Bytes,
+    ) -> Vec<Action> {
+        let mut actions = Vec::new();
+        match Message::parse(&bytes) {
+            Ok(message) if message.is_request() => {
+                self.on_request(now, wall, source, &bytes, &message, &mut actions)
+            }
+            Ok(message) => self.on_response(now, source, &message, &mut actions),
+            Err(dialtone_sip::ParseError::Empty) => {}
+            Err(error) => self.on_unparseable(source, &bytes, &error, &mut actions),
+        }
+        actions
+    }
+
+    /// Handles a timer armed by an earlier [`Action::Arm`].
+    pub fn handle_timer(&self, now: Instant, id: &TimerId) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let TimerId::Transaction(key) = id;
+        let Some(entry) = self.servers.get(key).map(|e| e.value().clone()) else {
+            return actions;
+        };
+        let mut tx = entry.lock().unwrap_or_else(|p| p.into_inner());
+        tx.handle_timeout(now, self, &mut actions);
+        self.after(key, &mut tx, &mut actions);
+        actions
+    }
+
+    /// Continues a request whose next hop needed DNS (RFC 3263): `addrs` are the resolved
+    /// addresses in preference order, empty when resolution failed.
+    pub fn handle_resolved(
+        &self,
+        now: Instant,
+        key: &TransactionKey,
+        transport: TransportKind,
+        addrs: &[SocketAddr],
+    ) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let Some(entry) = self.servers.get(key).map(|e| e.value().clone()) else {
+            return actions;
+        };
+        let mut tx = entry.lock().unwrap_or_else(|p| p.into_inner());
+        match addrs.first() {
+            Some(addr) => {
+                let destination = Destination {
+                    transport,
+                    addr: *addr,
+                };
+                tx.start_pending_branch(now, self, destination, &mut actions);
+            }
+            None => tx.respond_locally(now, self, 503, "Service Unavailable", &[], &mut actions),
+        }
+        self.after(key, &mut tx, &mut actions);
+        actions
+    }
+
+    /// Bookkeeping after any change to a proxied request: timers, branch index, removal.
+    fn after(&self, key: &TransactionKey, tx: &mut ProxyTransaction, actions: &mut Vec<Action>) {
+        for branch_key in tx.take_new_branch_keys() {
+            self.branches.insert(branch_key, key.clone());
+        }
+        if let Some(at) = tx.next_timeout_to_arm() {
+            actions.push(Action::Arm {
+                id: TimerId::Transaction(key.clone()),
+                at,
+            });
+        }
+        if tx.is_finished() {
+            for branch_key in tx.branch_keys() {
+                self.branches.remove(&branch_key);
+            }
+            self.servers.remove(key);
+            self.metrics
+                .transactions_active
+                .set(self.servers.len() as i64);
+        }
+    }
+}

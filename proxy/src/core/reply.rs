@@ -1,0 +1,194 @@
+//! Where responses go, and the responses the proxy writes itself.
+//!
+//! RFC 3261 section 18.2.2: over a stream, back on the connection the request came on; over
+//! UDP, to the top Via's `received` address (the packet's source) and its sent-by port, or the
+//! source port when the client asked for `rport` (RFC 3581 section 4). The seed's ATA sends no
+//! rport, so its responses go to port 5060 of the address it sent from, exactly as its figures
+//! show. When a request is too broken to be parsed at all, [`fallback_response`] still finds
+//! the Via, From, To, Call-ID and CSeq lines by name so that the sender learns why (a 400 with
+//! a reason phrase, or 505), as RFC 4475 asks.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use dialtone_sip::uri::parse_host_ip;
+use dialtone_sip::{Message, ResponseBuilder, Via};
+
+use super::{Destination, Source};
+use crate::config::TransportKind;
+
+/// The address a response to a request from `source` with top Via `via` goes to.
+pub fn reply_destination(source: &Source, via: Option<&Via<'_>>) -> Destination {
+    if source.transport == TransportKind::Tcp {
+        return Destination {
+            transport: TransportKind::Tcp,
+            addr: source.addr,
+        };
+    }
+    let port = match via {
+        Some(v) => match v.rport() {
+            Some(_) => source.addr.port(),
+            None => v.port_or_default(),
+        },
+        None => source.addr.port(),
+    };
+    Destination {
+        transport: TransportKind::Udp,
+        addr: SocketAddr::new(source.addr.ip(), port),
+    }
+}
+
+/// The value to give the received request's top Via before forwarding (RFC 3261 section
+/// 18.2.1, RFC 3581 section 4): `received` when the sent-by host is not the source address,
+/// and `rport` filled in when the client asked for it. `None` when nothing is to be added.
+pub fn via_with_received(via_value: &str, via: &Via<'_>, source: SocketAddr) -> Option<String> {
+    let source_ip = source.ip();
+    let sent_by_matches = parse_host_ip(via.host) == Some(source_ip);
+    let wants_rport = via.rport() == Some(None);
+    if sent_by_matches && !wants_rport {
+        return None;
+    }
+    let mut params = String::new();
+    let mut out = String::with_capacity(via_value.len() + 40);
+    // Rebuild the value with rport filled in and received added.
+    let (head, rest) = match via_value.find(';') {
+        Some(i) => (&via_value[..i], &via_value[i..]),
+        None => (via_value, ""),
+    };
+    out.push_str(head);
+    for param in rest.split(';').filter(|p| !p.trim().is_empty()) {
+        let name = param.split('=').next().unwrap_or("").trim();
+        if name.eq_ignore_ascii_case("rport") && wants_rport {
+            params.push_str(&format!(";rport={}", source.port()));
+        } else if name.eq_ignore_ascii_case("received") {
+            continue;
+        } else {
+            params.push(';');
+            params.push_str(param);
+        }
+    }
+    out.push_str(&params);
+    if !sent_by_matches || wants_rport {
+        out.push_str(&format!(";received={source_ip}"));
+    }
+    Some(out)
+}
+
+/// A response the proxy writes itself (RFC 3261 section 16.7 uses the same rules as a UAS).
+pub fn local_response(
+    request: &Message<'_>,
+    code: u16,
+    reason: &str,
+    extra: &[(&str, String)],
+    to_tag: &str,
+) -> Bytes {
+    let mut builder = ResponseBuilder::for_request(request, code, reason);
+    if code > 100 {
+        builder = builder.to_tag(to_tag);
+    }
+    for (name, value) in extra {
+        builder = builder.header(name, value);
+    }
+    builder = builder.header(
+        "Server",
+        concat!("dialtone-proxy/", env!("CARGO_PKG_VERSION")),
+    );
+    Bytes::from(builder.build())
+}
+
+/// A response to a request that did not parse: the transaction headers are copied by name from
+/// the raw text. `None` when even a Via cannot be found (nothing to answer to) or the message
+/// is a response.
+pub fn fallback_response(raw: &[u8], code: u16, reason: &str) -> Option<(Bytes, Option<String>)> {
+    let text = String::from_utf8_lossy(raw);
+    let text = text.trim_start_matches(['\r', '\n']);
+    if text.starts_with("SIP/") {
+        return None;
+    }
+    let head = text.split("\r\n\r\n").next().unwrap_or("");
+    let mut out = format!("SIP/2.0 {code} {reason}\r\n");
+    let mut top_via = None;
+    let mut saw_via = false;
+    for line in head.split("\r\n").skip(1) {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let canonical = match name.trim().to_ascii_lowercase().as_str() {
+            "via" | "v" => "Via",
+            "from" | "f" => "From",
+            "to" | "t" => "To",
+            "call-id" | "i" => "Call-ID",
+            "cseq" => "CSeq",
+            _ => continue,
+        };
+        let value = value.trim();
+        if canonical == "Via" {
+            saw_via = true;
+            if top_via.is_none() {
+                top_via = Some(value.split(',').next().unwrap_or(value).trim().to_string());
+            }
+        }
+        out.push_str(canonical);
+        out.push_str(": ");
+        out.push_str(value);
+        out.push_str("\r\n");
+    }
+    if !saw_via {
+        return None;
+    }
+    out.push_str("Content-Length: 0\r\n\r\n");
+    Some((Bytes::from(out), top_via))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn udp_source(addr: &str) -> Source {
+        Source {
+            transport: TransportKind::Udp,
+            addr: addr.parse().unwrap(),
+            local: "127.0.0.1:5060".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn udp_responses_go_to_the_source_address_and_via_port() {
+        let via = Via::parse("SIP/2.0/UDP 192.168.3.175").unwrap();
+        let d = reply_destination(&udp_source("127.0.0.2:40000"), Some(&via));
+        assert_eq!(d.addr, "127.0.0.2:5060".parse().unwrap());
+        let via = Via::parse("SIP/2.0/UDP 10.0.0.1:5062;rport").unwrap();
+        let d = reply_destination(&udp_source("127.0.0.2:40000"), Some(&via));
+        assert_eq!(d.addr, "127.0.0.2:40000".parse().unwrap());
+    }
+
+    #[test]
+    fn received_and_rport_are_added_when_needed() {
+        let raw = "SIP/2.0/UDP 192.168.3.175";
+        let via = Via::parse(raw).unwrap();
+        assert_eq!(
+            via_with_received(raw, &via, "127.0.0.1:5060".parse().unwrap()).unwrap(),
+            "SIP/2.0/UDP 192.168.3.175;received=127.0.0.1"
+        );
+        let raw = "SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bKx;rport";
+        let via = Via::parse(raw).unwrap();
+        assert_eq!(
+            via_with_received(raw, &via, "127.0.0.1:40000".parse().unwrap()).unwrap(),
+            "SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bKx;rport=40000;received=127.0.0.1"
+        );
+        let raw = "SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bKx";
+        let via = Via::parse(raw).unwrap();
+        assert!(via_with_received(raw, &via, "127.0.0.1:5062".parse().unwrap()).is_none());
+    }
+
+    #[test]
+    fn unparseable_requests_still_get_an_answer_naming_the_fault() {
+        let raw = b"INVITE sip:a@b SIP/7.0\r\nVia: SIP/2.0/UDP 192.0.2.5\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n\r\n";
+        let (resp, via) = fallback_response(raw, 505, "Version Not Supported").unwrap();
+        let m = Message::parse(&resp).unwrap();
+        assert_eq!(m.status(), Some(505));
+        assert_eq!(via.as_deref(), Some("SIP/2.0/UDP 192.0.2.5"));
+        assert!(fallback_response(b"SIP/2.0 200 OK\r\n\r\n", 400, "x").is_none());
+        assert!(fallback_response(b"garbage", 400, "x").is_none());
+    }
+}

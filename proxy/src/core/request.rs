@@ -1,0 +1,819 @@
+//! Requests: validation (RFC 3261 section 16.3), route information (16.4, see `route.rs`),
+//! target determination (16.5: the registrar's bindings, a Route, or the Request-URI), and
+//! forwarding (16.6) by editing the received octets. REGISTER for a local domain goes to the
+//! registrar; ACK and CANCEL have their own paths (sections 16.10, 16.11, 17.2.1).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use dialtone_sip::{HeaderName, Message, Method, ParseError, Uri, Via};
+use dialtone_transaction::TransactionKey;
+
+use super::context::{PendingBranch, ProxyTransaction};
+use super::identity::{self, branch_for, uri_target};
+use super::route::{self, RoutePlan};
+use super::{keys, reply, Action, Destination, ProxyCore, Source};
+use crate::auth::AuthDecision;
+use crate::config::{AuthMode, TransportKind};
+use crate::metrics::class_of;
+use crate::registrar::{BindingTransport, Origin, RegisterOutcome};
+
+/// RFC 3261 section 18.1.1: over UDP, requests larger than the path MTU minus 200 octets go
+/// over TCP instead (1300 for an Ethernet-sized MTU).
+const UDP_SIZE_LIMIT: usize = 1300;
+
+/// What the proxy allows and says so in OPTIONS answers and 405s.
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, NOTIFY, REFER, INFO, UPDATE, MESSAGE, SUBSCRIBE, PRACK";
+
+impl ProxyCore {
+    /// A message that could not be parsed: answer it when it looks like a request.
+    pub(super) fn on_unparseable(
+        &self,
+        source: Source,
+        bytes: &[u8],
+        error: &ParseError,
+        actions: &mut Vec<Action>,
+    ) {
+        self.metrics
+            .parse_errors
+            .with_label_values(&[error.kind()])
+            .inc();
+        let Some((response, top_via)) =
+            reply::fallback_response(bytes, error.status_code(), &error.reason_phrase())
+        else {
+            return;
+        };
+        let via = top_via.as_deref().and_then(|v| Via::parse(v).ok());
+        let to = reply::reply_destination(&source, via.as_ref());
+        self.metrics
+            .responses_sent
+            .with_label_values(&[class_of(error.status_code())])
+            .inc();
+        actions.push(Action::Send {
+            to,
+            bytes: response,
+        });
+    }
+
+    /// Answers without a transaction (for requests that will not get one).
+    fn reply_stateless(
+        &self,
+        source: Source,
+        request: &Message<'_>,
+        status: u16,
+        reason: &str,
+        extra: &[(&str, String)],
+        actions: &mut Vec<Action>,
+    ) {
+        let via = request.top_via().ok();
+        let to = reply::reply_destination(&source, via.as_ref());
+        let bytes = reply::local_response(request, status, reason, extra, &self.to_tag);
+        self.metrics
+            .responses_sent
+            .with_label_values(&[class_of(status)])
+            .inc();
+        actions.push(Action::Send { to, bytes });
+    }
+
+    pub(super) fn on_request(
+        &self,
+        now: Instant,
+        wall: SystemTime,
+        source: Source,
+        raw: &Bytes,
+        request: &Message<'_>,
+        actions: &mut Vec<Action>,
+    ) {
+        let Some(method) = request.method() else {
+            return;
+        };
+        self.metrics
+            .requests_received
+            .with_label_values(&[method.metric_label()])
+            .inc();
+        if let Err(error) = request.check_request() {
+            self.metrics
+                .parse_errors
+                .with_label_values(&[error.kind()])
+                .inc();
+            if method != Method::Ack {
+                let (status, reason) = match error {
+                    // RFC 4475 section 3.1.2.18: an unknown method with a mismatched CSeq is
+                    // best answered 501 at a proxy.
+                    ParseError::CSeqMethodMismatch if matches!(method, Method::Extension(_)) => {
+                        (501, "Not Implemented".to_string())
+                    }
+                    _ => (error.status_code(), error.reason_phrase()),
+                };
+                self.reply_stateless(source, request, status, &reason, &[], actions);
+            }
+            return;
+        }
+        let Some(key) = keys::server_key(request) else {
+            return;
+        };
+        let raw = raw.slice_ref(request.as_bytes());
+        if method == Method::Ack {
+            self.on_ack(now, source, request, &key, actions);
+            return;
+        }
+        if let Some(entry) = self.servers.get(&key).map(|e| e.value().clone()) {
+            let mut tx = entry.lock().unwrap_or_else(|p| p.into_inner());
+            tx.on_retransmission(now, self, actions);
+            self.after(&key, &mut tx, actions);
+            return;
+        }
+        let via = request.top_via().ok();
+        let reply_to = reply::reply_destination(&source, via.as_ref());
+        if method == Method::Cancel {
+            self.on_cancel(now, source, request, &key, raw, reply_to, actions);
+            return;
+        }
+        let is_invite = method == Method::Invite;
+        let mut tx = ProxyTransaction::new(now, self, raw, is_invite, reply_to);
+        if is_invite {
+            // RFC 3261 section 16.2: 100 Trying at once, so the caller stops retransmitting.
+            tx.respond_locally(now, self, 100, "Trying", &[], actions);
+        }
+        self.process(now, wall, source, request, &key, &mut tx, actions);
+        let entry = Arc::new(Mutex::new(tx));
+        self.servers.insert(key.clone(), entry.clone());
+        self.metrics
+            .transactions_active
+            .set(self.servers.len() as i64);
+        let mut tx = entry.lock().unwrap_or_else(|p| p.into_inner());
+        self.after(&key, &mut tx, actions);
+    }
+
+    /// Sections 16.3 to 16.6 for a new request with its server transaction.
+    #[allow(clippy::too_many_arguments)]
+    fn process(
+        &self,
+        now: Instant,
+        wall: SystemTime,
+        source: Source,
+        request: &Message<'_>,
+        key: &TransactionKey,
+        tx: &mut ProxyTransaction,
+        actions: &mut Vec<Action>,
+    ) {
+        let method = request.method().unwrap_or(Method::Options);
+        let Some(uri) = request.request_uri().copied() else {
+            return;
+        };
+        let sip = match uri {
+            Uri::Sip(sip) => sip,
+            Uri::Tel(_) => {
+                return tx.respond_locally(now, self, 404, "Not Found", &[], actions);
+            }
+            Uri::Other { .. } => {
+                return tx.respond_locally(now, self, 416, "Unsupported URI Scheme", &[], actions)
+            }
+        };
+        if sip.headers.is_some() {
+            // RFC 4475 section 3.1.2.11: headers have no place in a Request-URI.
+            return tx.respond_locally(now, self, 400, "Bad Request-URI", &[], actions);
+        }
+        let addressed_to_proxy = sip.user.is_none() && self.identity.is_local_domain(sip.host);
+        if request.max_forwards().ok().flatten() == Some(0) {
+            if method == Method::Options && addressed_to_proxy {
+                return self.answer_options(now, tx, actions);
+            }
+            return tx.respond_locally(now, self, 483, "Too Many Hops", &[], actions);
+        }
+        if identity::is_loop(&self.identity, request) {
+            return tx.respond_locally(now, self, 482, "Loop Detected", &[], actions);
+        }
+        let unsupported: Vec<&str> = request.tokens(HeaderName::ProxyRequire).collect();
+        if !unsupported.is_empty() {
+            let list = unsupported.join(", ");
+            return tx.respond_locally(
+                now,
+                self,
+                420,
+                "Bad Extension",
+                &[("Unsupported", list)],
+                actions,
+            );
+        }
+        let plan = match route::plan(&self.identity, request) {
+            Ok(plan) => plan,
+            Err(reason) => return tx.respond_locally(now, self, 400, reason, &[], actions),
+        };
+        let in_dialog = request.to().ok().and_then(|t| t.tag()).is_some();
+        if let Some(next_hop) = plan.next_hop_route.clone() {
+            return self.forward_single(now, source, request, key, &plan, &next_hop, tx, actions);
+        }
+        let target_uri = plan
+            .new_request_uri
+            .clone()
+            .unwrap_or_else(|| uri.as_str().to_string());
+        if in_dialog {
+            return self.forward_single(now, source, request, key, &plan, &target_uri, tx, actions);
+        }
+        if self.identity.is_local_domain(sip.host) {
+            match method {
+                Method::Register => return self.register(now, wall, source, request, tx, actions),
+                Method::Options if sip.user.is_none() => {
+                    return self.answer_options(now, tx, actions)
+                }
+                _ if sip.user.is_none() => {
+                    return tx.respond_locally(now, self, 404, "Not Found", &[], actions)
+                }
+                _ => {}
+            }
+            if method == Method::Invite && self.auth_mode == AuthMode::All {
+                let from_user = request
+                    .from()
+                    .ok()
+                    .and_then(|f| f.uri.user())
+                    .unwrap_or("")
+                    .to_string();
+                if self
+                    .authenticate(
+                        now,
+                        wall,
+                        source.addr.ip(),
+                        request,
+                        &from_user,
+                        407,
+                        tx,
+                        actions,
+                    )
+                    .is_none()
+                {
+                    return;
+                }
+            }
+            return self.fork_to_bindings(now, wall, source, request, &plan, tx, actions);
+        }
+        // Another domain: relayed only for authenticated users when auth is on (no open relay).
+        if self.auth_mode != AuthMode::None {
+            let from_user = request
+                .from()
+                .ok()
+                .and_then(|f| f.uri.user())
+                .unwrap_or("")
+                .to_string();
+            if self
+                .authenticate(
+                    now,
+                    wall,
+                    source.addr.ip(),
+                    request,
+                    &from_user,
+                    407,
+                    tx,
+                    actions,
+                )
+                .is_none()
+            {
+                return;
+            }
+        }
+        self.forward_single(now, source, request, key, &plan, &target_uri, tx, actions)
+    }
+
+    fn answer_options(&self, now: Instant, tx: &mut ProxyTransaction, actions: &mut Vec<Action>) {
+        tx.respond_locally(
+            now,
+            self,
+            200,
+            "OK",
+            &[
+                ("Allow", ALLOW.to_string()),
+                ("Accept", "application/sdp".to_string()),
+            ],
+            actions,
+        );
+    }
+
+    /// Checks credentials; on anything but success the response is sent and `None` returned.
+    #[allow(clippy::too_many_arguments)]
+    fn authenticate(
+        &self,
+        now: Instant,
+        wall: SystemTime,
+        source: IpAddr,
+        request: &Message<'_>,
+        claimed_user: &str,
+        challenge_code: u16,
+        tx: &mut ProxyTransaction,
+        actions: &mut Vec<Action>,
+    ) -> Option<String> {
+        let (credentials_header, challenge_header) = if challenge_code == 401 {
+            (HeaderName::Authorization, "WWW-Authenticate")
+        } else {
+            (HeaderName::ProxyAuthorization, "Proxy-Authenticate")
+        };
+        let values: Vec<&str> = request
+            .headers_named(credentials_header)
+            .map(|h| h.value)
+            .collect();
+        let method = request.method().map(|m| m.as_str()).unwrap_or("");
+        let reason = if challenge_code == 401 {
+            "Unauthorized"
+        } else {
+            "Proxy Authentication Required"
+        };
+        let challenge = |stale: bool, tx: &mut ProxyTransaction, actions: &mut Vec<Action>| {
+            self.metrics.auth_challenges.inc();
+            let value = self.auth.challenge(wall, stale);
+            tx.respond_locally(
+                now,
+                self,
+                challenge_code,
+                reason,
+                &[(challenge_header, value)],
+                actions,
+            );
+        };
+        match self.auth.check(&values, method, claimed_user, source, wall) {
+            AuthDecision::Authenticated { user } => return Some(user),
+            AuthDecision::Challenge { stale } => challenge(stale, tx, actions),
+            AuthDecision::Failed => {
+                self.metrics
+                    .auth_failures
+                    .with_label_values(&["bad_credentials"])
+                    .inc();
+                challenge(false, tx, actions);
+            }
+            AuthDecision::WrongUser => {
+                self.metrics
+                    .auth_failures
+                    .with_label_values(&["wrong_user"])
+                    .inc();
+                tx.respond_locally(now, self, 403, "Forbidden", &[], actions);
+            }
+            AuthDecision::Throttled => {
+                self.metrics
+                    .auth_failures
+                    .with_label_values(&["throttled"])
+                    .inc();
+                self.metrics.throttled_sources.inc();
+                tx.respond_locally(
+                    now,
+                    self,
+                    403,
+                    "Forbidden (Too Many Failures)",
+                    &[],
+                    actions,
+                );
+            }
+            AuthDecision::Malformed => {
+                self.metrics
+                    .auth_failures
+                    .with_label_values(&["malformed"])
+                    .inc();
+                tx.respond_locally(now, self, 400, "Bad Credentials", &[], actions);
+            }
+        }
+        None
+    }
+
+    /// A REGISTER for a local domain (RFC 3261 section 10.3).
+    fn register(
+        &self,
+        now: Instant,
+        wall: SystemTime,
+        source: Source,
+        request: &Message<'_>,
+        tx: &mut ProxyTransaction,
+        actions: &mut Vec<Action>,
+    ) {
+        let Ok(to) = request.to() else {
+            return tx.respond_locally(now, self, 400, "Bad To", &[], actions);
+        };
+        let aor = match (&to.uri, to.uri.as_sip().and_then(|s| s.user_unescaped())) {
+            (Uri::Sip(_), Some(user)) => user.into_owned(),
+            _ => return tx.respond_locally(now, self, 400, "Bad To (not a SIP AOR)", &[], actions),
+        };
+        if self.auth_mode != AuthMode::None {
+            let raw_user = to.uri.user().unwrap_or("").to_string();
+            if self
+                .authenticate(
+                    now,
+                    wall,
+                    source.addr.ip(),
+                    request,
+                    &raw_user,
+                    self.register_challenge,
+                    tx,
+                    actions,
+                )
+                .is_none()
+            {
+                return;
+            }
+        }
+        let before: Vec<String> = self
+            .location
+            .lookup(&aor, wall)
+            .iter()
+            .map(|b| b.identity())
+            .collect();
+        let origin = Origin {
+            source: source.addr,
+            transport: match source.transport {
+                TransportKind::Udp => BindingTransport::Udp,
+                TransportKind::Tcp => BindingTransport::Tcp,
+            },
+        };
+        match self
+            .location
+            .register(request, &aor, wall, origin, &self.policy)
+        {
+            RegisterOutcome::Ok {
+                changes,
+                response_contacts,
+                ..
+            } => {
+                for change in &changes {
+                    let event = match change {
+                        crate::registrar::BindingChange::Upsert(b)
+                            if before.contains(&b.identity()) =>
+                        {
+                            "refreshed"
+                        }
+                        crate::registrar::BindingChange::Upsert(_) => "created",
+                        crate::registrar::BindingChange::Remove { .. } => "removed",
+                    };
+                    self.metrics
+                        .registration_events
+                        .with_label_values(&[event])
+                        .inc();
+                }
+                self.metrics
+                    .registrations_active
+                    .set(self.location.count() as i64);
+                let mut extra: Vec<(&str, String)> = response_contacts
+                    .into_iter()
+                    .map(|c| ("Contact", c))
+                    .collect();
+                extra.push(("Date", httpdate_now(wall)));
+                tx.respond_locally(now, self, 200, "OK", &extra, actions);
+            }
+            RegisterOutcome::Reject {
+                status,
+                reason,
+                min_expires,
+            } => {
+                self.metrics
+                    .registration_events
+                    .with_label_values(&["rejected"])
+                    .inc();
+                let extra: Vec<(&str, String)> = min_expires
+                    .map(|m| vec![("Min-Expires", m.to_string())])
+                    .unwrap_or_default();
+                tx.respond_locally(now, self, status, reason, &extra, actions);
+            }
+        }
+    }
+
+    /// Section 16.5 for a local user: every registered contact is a target (parallel forking).
+    #[allow(clippy::too_many_arguments)]
+    fn fork_to_bindings(
+        &self,
+        now: Instant,
+        wall: SystemTime,
+        source: Source,
+        request: &Message<'_>,
+        plan: &RoutePlan,
+        tx: &mut ProxyTransaction,
+        actions: &mut Vec<Action>,
+    ) {
+        let user = request
+            .request_uri()
+            .and_then(|u| u.as_sip())
+            .and_then(|s| s.user_unescaped())
+            .map(|u| u.into_owned())
+            .unwrap_or_default();
+        let bindings = self.location.lookup(&user, wall);
+        if bindings.is_empty() {
+            if self.auth.is_known_user(&user) {
+                return tx.respond_locally(now, self, 480, "Temporarily Unavailable", &[], actions);
+            }
+            return tx.respond_locally(now, self, 404, "Not Found", &[], actions);
+        }
+        for (index, binding) in bindings.iter().enumerate() {
+            let Ok(contact) = Uri::parse(&binding.contact) else {
+                continue;
+            };
+            let destination = match binding.transport {
+                BindingTransport::Tcp => Destination {
+                    transport: TransportKind::Tcp,
+                    addr: binding.source,
+                },
+                BindingTransport::Udp => match uri_target(&contact)
+                    .and_then(|(host, port, t)| Some((host.parse::<IpAddr>().ok()?, port, t)))
+                {
+                    Some((ip, port, transport)) => Destination {
+                        transport,
+                        addr: SocketAddr::new(ip, port),
+                    },
+                    None => Destination {
+                        transport: TransportKind::Udp,
+                        addr: binding.source,
+                    },
+                },
+            };
+            let branch_id = branch_for(request, index);
+            let (destination, bytes) = self.forwarded(
+                source,
+                request,
+                plan,
+                Some(&binding.contact),
+                destination,
+                &branch_id,
+            );
+            tx.add_branch(now, self, destination, &branch_id, bytes, actions);
+        }
+        if tx.final_sent() {
+            return;
+        }
+        if bindings.iter().all(|b| Uri::parse(&b.contact).is_err()) {
+            tx.respond_locally(now, self, 480, "Temporarily Unavailable", &[], actions);
+        }
+    }
+
+    /// Forwards to one URI: a Route's next hop, or the Request-URI.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_single(
+        &self,
+        now: Instant,
+        source: Source,
+        request: &Message<'_>,
+        key: &TransactionKey,
+        plan: &RoutePlan,
+        next_hop: &str,
+        tx: &mut ProxyTransaction,
+        actions: &mut Vec<Action>,
+    ) {
+        let Ok(uri) = Uri::parse(next_hop) else {
+            return tx.respond_locally(now, self, 400, "Bad Route", &[], actions);
+        };
+        let Some((host, port, transport)) = uri_target(&uri) else {
+            return tx.respond_locally(now, self, 416, "Unsupported URI Scheme", &[], actions);
+        };
+        let branch_id = branch_for(request, 0);
+        match host.parse::<IpAddr>() {
+            Ok(ip) => {
+                let destination = Destination {
+                    transport,
+                    addr: SocketAddr::new(ip, port),
+                };
+                let (destination, bytes) = self.forwarded(
+                    source,
+                    request,
+                    plan,
+                    plan.new_request_uri.as_deref(),
+                    destination,
+                    &branch_id,
+                );
+                tx.add_branch(now, self, destination, &branch_id, bytes, actions);
+            }
+            Err(_) => {
+                let placeholder = Destination {
+                    transport,
+                    addr: SocketAddr::from(([0, 0, 0, 0], port)),
+                };
+                let (_, bytes) = self.forwarded(
+                    source,
+                    request,
+                    plan,
+                    plan.new_request_uri.as_deref(),
+                    placeholder,
+                    &branch_id,
+                );
+                tx.set_pending(PendingBranch {
+                    branch_id,
+                    request: bytes,
+                });
+                actions.push(Action::Resolve {
+                    key: key.clone(),
+                    host,
+                    port,
+                    transport,
+                });
+            }
+        }
+    }
+
+    /// The received request edited for forwarding (RFC 3261 section 16.6), and the transport
+    /// it must go over (TCP when too big for UDP, section 18.1.1).
+    fn forwarded(
+        &self,
+        source: Source,
+        request: &Message<'_>,
+        plan: &RoutePlan,
+        new_request_uri: Option<&str>,
+        destination: Destination,
+        branch_id: &str,
+    ) -> (Destination, Bytes) {
+        let bytes = self.edit_for_forwarding(
+            source,
+            request,
+            plan,
+            new_request_uri,
+            destination.transport,
+            branch_id,
+        );
+        if destination.transport == TransportKind::Udp && bytes.len() > UDP_SIZE_LIMIT {
+            let tcp = Destination {
+                transport: TransportKind::Tcp,
+                addr: destination.addr,
+            };
+            let bytes = self.edit_for_forwarding(
+                source,
+                request,
+                plan,
+                new_request_uri,
+                TransportKind::Tcp,
+                branch_id,
+            );
+            return (tcp, bytes);
+        }
+        (destination, bytes)
+    }
+
+    fn edit_for_forwarding(
+        &self,
+        source: Source,
+        request: &Message<'_>,
+        plan: &RoutePlan,
+        new_request_uri: Option<&str>,
+        transport: TransportKind,
+        branch_id: &str,
+    ) -> Bytes {
+        let mut edit = request.edit();
+        if let Some(uri) = new_request_uri {
+            edit.set_request_uri(uri);
+        }
+        // RFC 3261 section 18.2.1 / RFC 3581: note where the request really came from.
+        if let Some((index, header)) = request
+            .headers()
+            .iter()
+            .enumerate()
+            .find(|(_, h)| h.name == HeaderName::Via)
+        {
+            let mut values = dialtone_sip::lex::split_commas(header.value);
+            if let Some(first) = values.next() {
+                if let Ok(via) = Via::parse(first) {
+                    if let Some(updated) = reply::via_with_received(first, &via, source.addr) {
+                        let rest: Vec<&str> = values.collect();
+                        let value = if rest.is_empty() {
+                            updated
+                        } else {
+                            format!("{updated}, {}", rest.join(", "))
+                        };
+                        edit.set_header_value(index, &value);
+                    }
+                }
+            }
+        }
+        edit.insert_header_first("Via", &self.identity.via(transport, branch_id));
+        let method = request.method().unwrap_or(Method::Options);
+        let in_dialog = request.to().ok().and_then(|t| t.tag()).is_some();
+        if !in_dialog && matches!(method, Method::Invite | Method::Subscribe | Method::Refer) {
+            edit.insert_header_first(
+                "Record-Route",
+                &self.identity.record_route(source.transport),
+            );
+        }
+        if plan.remove_first_route {
+            edit.remove_first_value(HeaderName::Route);
+        }
+        if plan.remove_last_route {
+            remove_last_route(request, &mut edit);
+        }
+        edit.decrement_max_forwards();
+        if transport == TransportKind::Tcp {
+            edit.ensure_content_length();
+        }
+        Bytes::from(edit.finish())
+    }
+
+    /// ACK: absorbed when it acknowledges our own non-2xx final; otherwise (the ACK of a 2xx,
+    /// an end-to-end request) forwarded statelessly along its route (RFC 3261 section 16.11).
+    fn on_ack(
+        &self,
+        now: Instant,
+        source: Source,
+        request: &Message<'_>,
+        key: &TransactionKey,
+        actions: &mut Vec<Action>,
+    ) {
+        if let Some(entry) = self.servers.get(key).map(|e| e.value().clone()) {
+            let mut tx = entry.lock().unwrap_or_else(|p| p.into_inner());
+            let absorbed = tx.on_ack(now, self, actions);
+            self.after(key, &mut tx, actions);
+            if absorbed {
+                return;
+            }
+        }
+        self.forward_stateless(source, request, actions);
+    }
+
+    fn forward_stateless(&self, source: Source, request: &Message<'_>, actions: &mut Vec<Action>) {
+        if request.max_forwards().ok().flatten() == Some(0) {
+            return;
+        }
+        let Ok(plan) = route::plan(&self.identity, request) else {
+            return;
+        };
+        let target = plan
+            .next_hop_route
+            .clone()
+            .or_else(|| plan.new_request_uri.clone())
+            .or_else(|| request.request_uri().map(|u| u.as_str().to_string()));
+        let Some(target) = target else { return };
+        let Ok(uri) = Uri::parse(&target) else { return };
+        let Some((host, port, transport)) = uri_target(&uri) else {
+            return;
+        };
+        let Ok(ip) = host.parse::<IpAddr>() else {
+            tracing::debug!(%host, "stateless forward to a name is not supported; dropped");
+            return;
+        };
+        let destination = Destination {
+            transport,
+            addr: SocketAddr::new(ip, port),
+        };
+        let branch_id = branch_for(request, 0);
+        let (to, bytes) = self.forwarded(
+            source,
+            request,
+            &plan,
+            plan.new_request_uri.as_deref(),
+            destination,
+            &branch_id,
+        );
+        actions.push(Action::Send { to, bytes });
+    }
+
+    /// CANCEL (RFC 3261 section 16.10): 200 to the CANCEL at once, then CANCEL every pending
+    /// branch; the 487s come back through the branches.
+    #[allow(clippy::too_many_arguments)]
+    fn on_cancel(
+        &self,
+        now: Instant,
+        source: Source,
+        request: &Message<'_>,
+        key: &TransactionKey,
+        raw: Bytes,
+        reply_to: Destination,
+        actions: &mut Vec<Action>,
+    ) {
+        let invite = key
+            .cancelled_invite()
+            .and_then(|k| self.servers.get(&k).map(|e| (k, e.value().clone())));
+        let Some((invite_key, invite_entry)) = invite else {
+            return self.reply_stateless(
+                source,
+                request,
+                481,
+                "Call/Transaction Does Not Exist",
+                &[],
+                actions,
+            );
+        };
+        let mut cancel_tx = ProxyTransaction::new(now, self, raw, false, reply_to);
+        cancel_tx.respond_locally(now, self, 200, "OK", &[], actions);
+        let entry = Arc::new(Mutex::new(cancel_tx));
+        self.servers.insert(key.clone(), entry.clone());
+        {
+            let mut cancel_tx = entry.lock().unwrap_or_else(|p| p.into_inner());
+            self.after(key, &mut cancel_tx, actions);
+        }
+        let mut invite_tx = invite_entry.lock().unwrap_or_else(|p| p.into_inner());
+        if !invite_tx.final_sent() {
+            invite_tx.cancel(now, self, actions);
+        }
+        self.after(&invite_key, &mut invite_tx, actions);
+    }
+}
+
+/// Removes the last Route value (strict routing, RFC 3261 section 16.4).
+fn remove_last_route(request: &Message<'_>, edit: &mut dialtone_sip::Editor<'_, '_>) {
+    let Some((index, header)) = request
+        .headers()
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(_, h)| h.name == HeaderName::Route)
+    else {
+        return;
+    };
+    let values: Vec<&str> = dialtone_sip::lex::split_commas(header.value).collect();
+    if values.len() <= 1 {
+        edit.remove_header(index);
+    } else {
+        edit.set_header_value(index, &values[..values.len() - 1].join(", "));
+    }
+}
+
+fn httpdate_now(wall: SystemTime) -> String {
+    httpdate::fmt_http_date(wall)
+}

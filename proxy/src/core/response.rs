@@ -1,0 +1,94 @@
+//! Responses (RFC 3261 section 16.7): matched to a branch by the top Via's branch and the CSeq
+//! method, handed to that branch's client transaction. A response whose top Via is not ours is
+//! dropped (section 18.1.2; RFC 4475 section 3.3.10 sends one to a broadcast address). A 2xx
+//! to an INVITE that matches no transaction any more is relayed statelessly, since it may be a
+//! retransmission the UAS sends until its ACK arrives (section 16.7 step 2, 13.3.1.4).
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use dialtone_sip::{Message, Method};
+
+use super::{keys, reply, Action, Destination, ProxyCore, Source};
+use crate::config::TransportKind;
+
+impl ProxyCore {
+    pub(super) fn on_response(
+        &self,
+        now: Instant,
+        source: Source,
+        response: &Message<'_>,
+        actions: &mut Vec<Action>,
+    ) {
+        let _ = source;
+        if let Err(error) = response.check_response() {
+            self.metrics
+                .parse_errors
+                .with_label_values(&[error.kind()])
+                .inc();
+            return;
+        }
+        let Ok(via) = response.top_via() else { return };
+        if !self.identity.is_our_via(via.host, via.port) {
+            return;
+        }
+        let Some(status) = response.status() else {
+            return;
+        };
+        let Some(client_key) = keys::client_key(response) else {
+            return;
+        };
+        let bytes = Bytes::copy_from_slice(response.as_bytes());
+        let server_key = self.branches.get(&client_key).map(|k| k.value().clone());
+        let entry = server_key
+            .as_ref()
+            .and_then(|k| self.servers.get(k).map(|e| e.value().clone()));
+        match (server_key, entry) {
+            (Some(server_key), Some(entry)) => {
+                let mut tx = entry.lock().unwrap_or_else(|p| p.into_inner());
+                tx.on_branch_response(now, self, &client_key, status, bytes, actions);
+                self.after(&server_key, &mut tx, actions);
+            }
+            _ => {
+                let is_invite_2xx = (200..300).contains(&status)
+                    && response
+                        .cseq()
+                        .map(|c| c.method == Method::Invite)
+                        .unwrap_or(false);
+                if is_invite_2xx {
+                    self.relay_stateless(response, actions);
+                }
+            }
+        }
+    }
+
+    /// Sends a response to the next Via without our own (RFC 3261 section 16.7 step 2).
+    fn relay_stateless(&self, response: &Message<'_>, actions: &mut Vec<Action>) {
+        let Some(Ok(next)) = response.vias().nth(1) else {
+            return;
+        };
+        let ip = next
+            .received()
+            .or_else(|| dialtone_sip::uri::parse_host_ip(next.host));
+        let Some(ip) = ip else { return };
+        let port = match next.rport() {
+            Some(Some(port)) => port,
+            _ => next.port_or_default(),
+        };
+        let transport = if next.is_reliable() {
+            TransportKind::Tcp
+        } else {
+            TransportKind::Udp
+        };
+        let bytes = Bytes::from(response.edit().remove_top_via().finish());
+        let _ = reply::reply_destination;
+        actions.push(Action::Send {
+            to: Destination {
+                transport,
+                addr: SocketAddr::new(ip, port),
+            },
+            bytes,
+        });
+    }
+}

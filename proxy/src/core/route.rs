@@ -1,0 +1,110 @@
+//! Route information processing (RFC 3261 section 16.4) and the next hop it leads to.
+//!
+//! Pure: from a request and the proxy's identity, it decides whether the Request-URI must be
+//! replaced (a strict-routing client such as the seed's Cisco ATA, which sends ACK and BYE with
+//! the proxy's Record-Route URI as Request-URI and the remote target as the last Route, D-3
+//! messages 9 and 11), whether our own Route entry must be removed (loose routing), and which
+//! URI the request goes to next.
+
+use dialtone_sip::{Message, NameAddr, Uri};
+
+use super::identity::ProxyIdentity;
+
+/// What section 16.4 decided for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutePlan {
+    /// The new Request-URI, when the client routed strictly.
+    pub new_request_uri: Option<String>,
+    /// Remove the last Route value (it became the Request-URI).
+    pub remove_last_route: bool,
+    /// Remove the first Route value (it is ours).
+    pub remove_first_route: bool,
+    /// The URI of the next Route value left, if any: the next hop.
+    pub next_hop_route: Option<String>,
+}
+
+/// Plans route processing for `request`.
+pub fn plan(identity: &ProxyIdentity, request: &Message<'_>) -> Result<RoutePlan, &'static str> {
+    let routes: Vec<NameAddr<'_>> = request.routes().map_err(|_| "Bad Route")?;
+    let in_dialog = request.to().ok().and_then(|t| t.tag()).is_some();
+    let mut plan = RoutePlan {
+        new_request_uri: None,
+        remove_last_route: false,
+        remove_first_route: false,
+        next_hop_route: None,
+    };
+    let mut remaining: &[NameAddr<'_>] = &routes;
+    let ruri_is_us = request
+        .request_uri()
+        .and_then(|u| u.as_sip())
+        .is_some_and(|sip| identity.is_this_proxy(sip) && (in_dialog || sip.user.is_none()));
+    if ruri_is_us && !remaining.is_empty() {
+        let last = &remaining[remaining.len() - 1];
+        plan.new_request_uri = Some(last.uri.as_str().to_string());
+        plan.remove_last_route = true;
+        remaining = &remaining[..remaining.len() - 1];
+    }
+    if let Some(first) = remaining.first() {
+        if is_ours(identity, &first.uri) {
+            plan.remove_first_route = true;
+            remaining = &remaining[1..];
+        }
+    }
+    plan.next_hop_route = remaining.first().map(|r| r.uri.as_str().to_string());
+    Ok(plan)
+}
+
+fn is_ours(identity: &ProxyIdentity, uri: &Uri<'_>) -> bool {
+    uri.as_sip()
+        .is_some_and(|sip| sip.user.is_none() && identity.is_this_proxy(sip))
+        || uri.as_sip().is_some_and(|sip| {
+            sip.user.is_some() && identity.is_this_proxy(sip) && sip.params.contains("lr")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity() -> ProxyIdentity {
+        ProxyIdentity::new(&["udp:127.0.0.1:5070".parse().unwrap()], &[])
+    }
+
+    fn plan_of(raw: &str) -> RoutePlan {
+        let m = Message::parse(raw.as_bytes()).unwrap();
+        plan(&identity(), &m).unwrap()
+    }
+
+    #[test]
+    fn strict_routed_ack_from_the_seed_ata_gets_the_remote_target_back() {
+        let p = plan_of("ACK sip:9000@127.0.0.1:5070;user=phone SIP/2.0\r\nRoute: <sip:9000@127.0.0.1:5062;user=phone;transport=udp>\r\nVia: SIP/2.0/UDP 127.0.0.1:5061\r\nFrom: <sip:8000@127.0.0.1;user=phone>;tag=1\r\nTo: <sip:9000@127.0.0.1;user=phone>;tag=2\r\nCall-ID: c\r\nCSeq: 1 ACK\r\n\r\n");
+        assert_eq!(
+            p.new_request_uri.as_deref(),
+            Some("sip:9000@127.0.0.1:5062;user=phone;transport=udp")
+        );
+        assert!(p.remove_last_route);
+        assert_eq!(p.next_hop_route, None);
+    }
+
+    #[test]
+    fn loose_route_to_us_is_removed_and_the_next_one_followed() {
+        let p = plan_of("BYE sip:9000@127.0.0.1:5062 SIP/2.0\r\nRoute: <sip:127.0.0.1:5070;lr>, <sip:10.0.0.9;lr>\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: c\r\nCSeq: 2 BYE\r\n\r\n");
+        assert_eq!(p.new_request_uri, None);
+        assert!(p.remove_first_route);
+        assert_eq!(p.next_hop_route.as_deref(), Some("sip:10.0.0.9;lr"));
+    }
+
+    #[test]
+    fn initial_request_to_a_local_user_is_not_strict_routing() {
+        let p = plan_of("INVITE sip:9000@127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:9000@127.0.0.1>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n");
+        assert_eq!(
+            p,
+            RoutePlan {
+                new_request_uri: None,
+                remove_last_route: false,
+                remove_first_route: false,
+                next_hop_route: None
+            }
+        );
+    }
+}

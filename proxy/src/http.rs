@@ -1,0 +1,111 @@
+//! The admin HTTP server: `/metrics` (Prometheus text format), `/livez`, `/readyz`, and JSON
+//! for registrations and calls (`/api/registrations`, `/api/calls`, `/api/stats`), which
+//! `dialtone-proxy ctl` reads.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use serde::Serialize;
+
+use crate::core::ProxyCore;
+
+/// A registration as the admin API shows it.
+#[derive(Debug, Serialize)]
+pub struct RegistrationView {
+    pub aor: String,
+    pub contact: String,
+    pub expires_in: u32,
+    pub source: String,
+    pub transport: String,
+    pub call_id: String,
+    pub cseq: u32,
+}
+
+/// Counters for `ctl stats`.
+#[derive(Debug, Serialize)]
+pub struct StatsView {
+    pub registrations: usize,
+    pub transactions: usize,
+    pub calls_active: usize,
+}
+
+fn registrations(core: &ProxyCore) -> Vec<RegistrationView> {
+    let now = SystemTime::now();
+    let mut list: Vec<RegistrationView> = core
+        .location()
+        .snapshot()
+        .into_iter()
+        .filter(|b| !b.is_expired(now))
+        .map(|b| RegistrationView {
+            expires_in: b.remaining(now),
+            aor: b.aor,
+            contact: b.contact,
+            source: b.source.to_string(),
+            transport: b.transport.as_str().to_string(),
+            call_id: b.call_id,
+            cseq: b.cseq,
+        })
+        .collect();
+    list.sort_by(|a, b| a.aor.cmp(&b.aor).then(a.contact.cmp(&b.contact)));
+    list
+}
+
+async fn metrics(core: web::Data<Arc<ProxyCore>>) -> HttpResponse {
+    core.metrics()
+        .registrations_active
+        .set(core.location().count() as i64);
+    core.metrics()
+        .transactions_active
+        .set(core.active_transactions() as i64);
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(core.metrics().render())
+}
+
+async fn api_registrations(core: web::Data<Arc<ProxyCore>>) -> HttpResponse {
+    HttpResponse::Ok().json(registrations(&core))
+}
+
+async fn api_calls(core: web::Data<Arc<ProxyCore>>) -> HttpResponse {
+    let (active, recent) = core.calls().snapshot();
+    HttpResponse::Ok().json(serde_json::json!({ "active": active, "recent": recent }))
+}
+
+async fn api_stats(core: web::Data<Arc<ProxyCore>>) -> HttpResponse {
+    let (active, _) = core.calls().snapshot();
+    HttpResponse::Ok().json(StatsView {
+        registrations: core.location().count(),
+        transactions: core.active_transactions(),
+        calls_active: active.len(),
+    })
+}
+
+/// Starts the HTTP server on `addr`.
+pub fn start(
+    addr: std::net::SocketAddr,
+    core: Arc<ProxyCore>,
+) -> std::io::Result<actix_web::dev::Server> {
+    let data = web::Data::new(core);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route("/metrics", web::get().to(metrics))
+            .route(
+                "/livez",
+                web::get().to(|| async { HttpResponse::Ok().body("ok\n") }),
+            )
+            .route(
+                "/readyz",
+                web::get().to(|| async { HttpResponse::Ok().body("ready\n") }),
+            )
+            .route("/api/registrations", web::get().to(api_registrations))
+            .route("/api/calls", web::get().to(api_calls))
+            .route("/api/stats", web::get().to(api_stats))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(addr)?
+    .run();
+    Ok(server)
+}

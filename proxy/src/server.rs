@@ -1,0 +1,138 @@
+//! Starts the proxy: the registrar (with its store), the core, one UDP worker per arbiter for
+//! each UDP listen address, a TCP listener per TCP address, and the admin HTTP server; then
+//! waits for SIGTERM or Ctrl-C, flushes the registrations store and stops.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use anyhow::Context as _;
+
+use crate::calls::CallTracker;
+use crate::config::{Config, TransportKind};
+use crate::core::ProxyCore;
+use crate::metrics::ProxyMetrics;
+use crate::registrar::{start_registrar, Flush};
+use crate::transport::dns::SipResolver;
+use crate::transport::tcp::TcpListenerActor;
+use crate::transport::udp::{bind_reuseport, UdpWorker};
+use crate::transport::Outbound;
+
+/// Runs the proxy until a stop signal. Must be called outside any runtime.
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let system = actix::System::new();
+    system.block_on(async move { serve(config).await })
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let metrics = ProxyMetrics::new();
+    let (location, registrar) =
+        start_registrar(config.data_dir.as_deref()).context("opening the registrations store")?;
+    metrics.registrations_active.set(location.count() as i64);
+    let calls = CallTracker::new(metrics.clone());
+    let core = Arc::new(ProxyCore::new(&config, location, metrics, calls));
+    let resolver = Arc::new(SipResolver::from_system());
+
+    // One socket per worker on each UDP address; the first also serves sends from anywhere.
+    let mut send_socket = None;
+    let mut worker_sockets = Vec::new();
+    for listen in config
+        .listen
+        .iter()
+        .filter(|l| l.transport == TransportKind::Udp)
+    {
+        for _ in 0..config.workers {
+            let socket = bind_reuseport(listen.addr)
+                .with_context(|| format!("listen udp:{}", listen.addr))?;
+            if send_socket.is_none() {
+                send_socket = Some(Arc::new(socket.try_clone()?));
+            }
+            worker_sockets.push(socket);
+        }
+    }
+    let tcp_local = config
+        .listen
+        .iter()
+        .find(|l| l.transport == TransportKind::Tcp)
+        .map(|l| l.addr);
+    let outbound = Outbound::new(send_socket, tcp_local);
+    outbound.set_core(core.clone());
+
+    let mut arbiters = Vec::new();
+    for (index, socket) in worker_sockets.into_iter().enumerate() {
+        let arbiter = Arbiter::new();
+        let (core, outbound, resolver) = (core.clone(), outbound.clone(), resolver.clone());
+        let started =
+            arbiter.spawn_fn(
+                move || match UdpWorker::new(socket, core, outbound, resolver) {
+                    Ok(worker) => {
+                        worker.start();
+                    }
+                    Err(e) => {
+                        tracing::error!(worker = index, error = %e, "udp worker failed to start")
+                    }
+                },
+            );
+        if !started {
+            anyhow::bail!("could not start udp worker {index}");
+        }
+        arbiters.push(arbiter);
+    }
+    for listen in config
+        .listen
+        .iter()
+        .filter(|l| l.transport == TransportKind::Tcp)
+    {
+        let listener = tokio::net::TcpListener::bind(listen.addr)
+            .await
+            .with_context(|| format!("listen tcp:{}", listen.addr))?;
+        TcpListenerActor::new(listener, core.clone(), outbound.clone(), resolver.clone())?.start();
+    }
+    let http = crate::http::start(config.http, core.clone())
+        .with_context(|| format!("http {}", config.http))?;
+    let http_handle = http.handle();
+    actix::spawn(http);
+
+    for listen in &config.listen {
+        let kind = match listen.transport {
+            TransportKind::Udp => "udp",
+            TransportKind::Tcp => "tcp",
+        };
+        println!("dialtone-proxy listening on {kind}:{}", listen.addr);
+    }
+    println!("dialtone-proxy admin http://{}/metrics", config.http);
+    tracing::info!(workers = config.workers, realm = %config.realm, "dialtone-proxy ready");
+
+    wait_for_stop_signal().await;
+    tracing::info!("stopping");
+    if let Ok(Err(e)) = registrar.send(Flush).await {
+        tracing::error!(error = %e, "flushing registrations failed");
+    }
+    http_handle.stop(true).await;
+    for arbiter in arbiters {
+        arbiter.stop();
+    }
+    System::current().stop();
+    Ok(())
+}
+
+async fn wait_for_stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

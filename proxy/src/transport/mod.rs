@@ -1,0 +1,194 @@
+//! The transport actors: they own the sockets and the timers, hand every received message to
+//! the [`ProxyCore`], and carry out the [`Action`]s it returns. They hold no protocol logic.
+//!
+//! - [`udp::UdpWorker`]: one per worker thread, each with its own `SO_REUSEPORT` socket on the
+//!   same address, so the kernel spreads datagrams over the cores.
+//! - [`tcp::TcpListenerActor`] and [`tcp::TcpConnection`]: one actor per connection, framing
+//!   messages by Content-Length (`dialtone_sip::StreamFramer`).
+//! - [`Outbound`]: sends from any thread, over UDP or an existing or new TCP connection.
+//! - [`dns`]: RFC 3263 resolution for next hops named by a domain.
+
+pub mod dns;
+pub mod tcp;
+pub mod udp;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use actix::prelude::*;
+use bytes::Bytes;
+use dashmap::DashMap;
+
+use crate::config::TransportKind;
+use crate::core::{Action, Destination, ProxyCore, TimerId};
+
+/// Sends messages for the core, from whichever actor handled the input.
+pub struct Outbound {
+    udp: Option<Arc<UdpSocket>>,
+    tcp_connections: DashMap<SocketAddr, Addr<tcp::TcpConnection>>,
+    core: std::sync::OnceLock<Arc<ProxyCore>>,
+    tcp_local: Option<SocketAddr>,
+}
+
+impl std::fmt::Debug for Outbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbound")
+            .field("tcp_connections", &self.tcp_connections.len())
+            .finish()
+    }
+}
+
+impl Outbound {
+    /// `udp` is a clone of one worker socket (all share the listen port, so the Via is true
+    /// whichever sends).
+    pub fn new(udp: Option<Arc<UdpSocket>>, tcp_local: Option<SocketAddr>) -> Arc<Outbound> {
+        Arc::new(Outbound {
+            udp,
+            tcp_connections: DashMap::new(),
+            core: std::sync::OnceLock::new(),
+            tcp_local,
+        })
+    }
+
+    /// Lets new outgoing TCP connections deliver what they receive to the core.
+    pub fn set_core(&self, core: Arc<ProxyCore>) {
+        let _ = self.core.set(core);
+    }
+
+    /// Registers an accepted or connected TCP connection for reuse (RFC 3261 section 18.2.2:
+    /// responses go back over the connection the request came on).
+    pub fn register_tcp(&self, peer: SocketAddr, addr: Addr<tcp::TcpConnection>) {
+        self.tcp_connections.insert(peer, addr);
+    }
+
+    /// Forgets a closed TCP connection.
+    pub fn unregister_tcp(&self, peer: &SocketAddr) {
+        self.tcp_connections.remove(peer);
+    }
+
+    /// Open TCP connections.
+    pub fn tcp_connection_count(&self) -> usize {
+        self.tcp_connections.len()
+    }
+
+    /// Sends `bytes` to `to`. Errors are counted, never fatal: SIP retransmission recovers.
+    pub fn send(self: &Arc<Self>, to: Destination, bytes: Bytes) {
+        match to.transport {
+            TransportKind::Udp => {
+                let Some(socket) = &self.udp else { return };
+                for _ in 0..3 {
+                    match socket.send_to(&bytes, to.addr) {
+                        Ok(_) => return,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            std::thread::yield_now();
+                        }
+                        Err(e) => {
+                            tracing::debug!(to = %to.addr, error = %e, "udp send failed");
+                            self.count_error("udp");
+                            return;
+                        }
+                    }
+                }
+                self.count_error("udp");
+            }
+            TransportKind::Tcp => {
+                if let Some(conn) = self.tcp_connections.get(&to.addr) {
+                    conn.do_send(tcp::Write(bytes));
+                    return;
+                }
+                let Some(core) = self.core.get().cloned() else {
+                    return;
+                };
+                let outbound = self.clone();
+                let local = self.tcp_local;
+                actix::spawn(async move {
+                    match tokio::net::TcpStream::connect(to.addr).await {
+                        Ok(stream) => {
+                            let local = stream.local_addr().ok().or(local);
+                            let addr = tcp::TcpConnection::start_for(
+                                stream,
+                                to.addr,
+                                local.unwrap_or(to.addr),
+                                core,
+                                outbound.clone(),
+                            );
+                            addr.do_send(tcp::Write(bytes));
+                        }
+                        Err(e) => {
+                            tracing::debug!(to = %to.addr, error = %e, "tcp connect failed");
+                            outbound.count_error("tcp");
+                        }
+                    }
+                });
+            }
+        }
+    }
+
+    fn count_error(&self, transport: &str) {
+        if let Some(core) = self.core.get() {
+            core.metrics()
+                .socket_errors
+                .with_label_values(&[transport])
+                .inc();
+        }
+    }
+}
+
+/// A timer of the core fired.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TimerFired(pub TimerId);
+
+/// A DNS resolution finished.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Resolved {
+    pub key: dialtone_transaction::TransactionKey,
+    pub transport: TransportKind,
+    pub addrs: Vec<SocketAddr>,
+}
+
+/// Carries out the core's actions from inside actor `A`, whose `TimerFired` and `Resolved`
+/// handlers call back into the core.
+pub fn execute<A>(
+    actions: Vec<Action>,
+    outbound: &Arc<Outbound>,
+    resolver: &Arc<dns::SipResolver>,
+    ctx: &mut Context<A>,
+) where
+    A: Actor<Context = Context<A>> + Handler<TimerFired> + Handler<Resolved>,
+{
+    for action in actions {
+        match action {
+            Action::Send { to, bytes } => outbound.send(to, bytes),
+            Action::Arm { id, at } => {
+                let delay = at.saturating_duration_since(Instant::now());
+                let me = ctx.address();
+                ctx.run_later(delay, move |_, _| me.do_send(TimerFired(id)));
+            }
+            Action::Resolve {
+                key,
+                host,
+                port,
+                transport,
+            } => {
+                let resolver = resolver.clone();
+                let me = ctx.address();
+                actix::spawn(async move {
+                    let addrs = resolver.resolve(&host, port, transport).await;
+                    me.do_send(Resolved {
+                        key,
+                        transport,
+                        addrs,
+                    });
+                });
+            }
+        }
+    }
+}
+
+/// The wall clock, read only here and in the actors (the core takes time as a parameter).
+pub fn wall_now() -> SystemTime {
+    SystemTime::now()
+}

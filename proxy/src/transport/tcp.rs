@@ -1,0 +1,306 @@
+//! TCP: a listener actor that accepts connections (at most [`MAX_CONNECTIONS_PER_SOURCE`] per
+//! source address) and one actor per connection that frames messages by Content-Length,
+//! answers CRLF keep-alive pings, and closes idle connections and connections stuck in the
+//! middle of a message.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use bytes::Bytes;
+use dashmap::DashMap;
+use dialtone_sip::framer::Frame;
+use dialtone_sip::StreamFramer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use super::{dns::SipResolver, execute, wall_now, Outbound, Resolved, TimerFired};
+use crate::config::TransportKind;
+use crate::core::{ProxyCore, Source};
+
+/// Connections accepted from one source address at once.
+pub const MAX_CONNECTIONS_PER_SOURCE: usize = 64;
+/// A connection with no traffic for this long is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// A connection holding part of a message for this long is closed.
+pub const PARTIAL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Bytes to write on a connection.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Write(pub Bytes);
+
+/// Bytes read from a connection (or its end, as `None`).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Read(Option<Bytes>);
+
+/// One TCP connection.
+pub struct TcpConnection {
+    peer: SocketAddr,
+    local: SocketAddr,
+    framer: StreamFramer,
+    writer: mpsc::UnboundedSender<Bytes>,
+    reader: Option<tokio::net::tcp::OwnedReadHalf>,
+    core: Arc<ProxyCore>,
+    outbound: Arc<Outbound>,
+    resolver: Arc<SipResolver>,
+    last_activity: Instant,
+    partial_since: Option<Instant>,
+    per_source: Option<Arc<DashMap<IpAddr, usize>>>,
+}
+
+impl TcpConnection {
+    /// Starts an actor for a connected stream on the current arbiter.
+    pub fn start_for(
+        stream: tokio::net::TcpStream,
+        peer: SocketAddr,
+        local: SocketAddr,
+        core: Arc<ProxyCore>,
+        outbound: Arc<Outbound>,
+    ) -> Addr<TcpConnection> {
+        Self::start_with(
+            stream,
+            peer,
+            local,
+            core,
+            outbound,
+            Arc::new(SipResolver::from_system()),
+            None,
+        )
+    }
+
+    fn start_with(
+        stream: tokio::net::TcpStream,
+        peer: SocketAddr,
+        local: SocketAddr,
+        core: Arc<ProxyCore>,
+        outbound: Arc<Outbound>,
+        resolver: Arc<SipResolver>,
+        per_source: Option<Arc<DashMap<IpAddr, usize>>>,
+    ) -> Addr<TcpConnection> {
+        let _ = stream.set_nodelay(true);
+        let (read_half, mut write_half) = stream.into_split();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+        actix::spawn(async move {
+            while let Some(bytes) = rx.recv().await {
+                if write_half.write_all(&bytes).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let addr = TcpConnection {
+            peer,
+            local,
+            framer: StreamFramer::new(),
+            writer: tx,
+            reader: Some(read_half),
+            core,
+            outbound: outbound.clone(),
+            resolver,
+            last_activity: Instant::now(),
+            partial_since: None,
+            per_source,
+        }
+        .start();
+        outbound.register_tcp(peer, addr.clone());
+        addr
+    }
+}
+
+impl Actor for TcpConnection {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some(mut reader) = self.reader.take() {
+            let me = ctx.address();
+            actix::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    match reader.read(&mut buf).await {
+                        Ok(0) | Err(_) => {
+                            me.do_send(Read(None));
+                            break;
+                        }
+                        Ok(n) => me.do_send(Read(Some(Bytes::copy_from_slice(&buf[..n])))),
+                    }
+                }
+            });
+        }
+        ctx.run_interval(Duration::from_secs(5), |act, ctx| {
+            let now = Instant::now();
+            let idle = now.duration_since(act.last_activity) > IDLE_TIMEOUT;
+            let stuck = act
+                .partial_since
+                .is_some_and(|since| now.duration_since(since) > PARTIAL_TIMEOUT);
+            if idle || stuck {
+                tracing::debug!(peer = %act.peer, idle, stuck, "closing tcp connection");
+                ctx.stop();
+            }
+        });
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.outbound.unregister_tcp(&self.peer);
+        if let Some(map) = &self.per_source {
+            if let Some(mut count) = map.get_mut(&self.peer.ip()) {
+                *count = count.saturating_sub(1);
+            }
+        }
+    }
+}
+
+impl Handler<Write> for TcpConnection {
+    type Result = ();
+    fn handle(&mut self, Write(bytes): Write, ctx: &mut Context<Self>) {
+        self.last_activity = Instant::now();
+        if self.writer.send(bytes).is_err() {
+            ctx.stop();
+        }
+    }
+}
+
+impl Handler<Read> for TcpConnection {
+    type Result = ();
+    fn handle(&mut self, Read(chunk): Read, ctx: &mut Context<Self>) {
+        let Some(chunk) = chunk else {
+            ctx.stop();
+            return;
+        };
+        self.last_activity = Instant::now();
+        self.framer.push(&chunk);
+        loop {
+            match self.framer.next_frame() {
+                Ok(Some(Frame::Message(bytes))) => {
+                    let source = Source {
+                        transport: TransportKind::Tcp,
+                        addr: self.peer,
+                        local: self.local,
+                    };
+                    let actions =
+                        self.core
+                            .handle_message(Instant::now(), wall_now(), source, bytes);
+                    execute(actions, &self.outbound, &self.resolver, ctx);
+                }
+                Ok(Some(Frame::Ping)) => {
+                    // RFC 5626 section 3.5.1: a CRLFCRLF ping gets a CRLF pong.
+                    let _ = self.writer.send(Bytes::from_static(b"\r\n"));
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    // A stream that cannot be framed cannot be resynchronised (RFC 3261 18.3).
+                    tracing::debug!(peer = %self.peer, %error, "closing unframeable tcp stream");
+                    self.core
+                        .metrics()
+                        .parse_errors
+                        .with_label_values(&["bad_content_length"])
+                        .inc();
+                    ctx.stop();
+                    return;
+                }
+            }
+        }
+        self.partial_since = match (self.framer.pending(), self.partial_since) {
+            (0, _) => None,
+            (_, Some(since)) => Some(since),
+            (_, None) => Some(Instant::now()),
+        };
+    }
+}
+
+impl Handler<TimerFired> for TcpConnection {
+    type Result = ();
+    fn handle(&mut self, TimerFired(id): TimerFired, ctx: &mut Context<Self>) {
+        let actions = self.core.handle_timer(Instant::now(), &id);
+        execute(actions, &self.outbound, &self.resolver, ctx);
+    }
+}
+
+impl Handler<Resolved> for TcpConnection {
+    type Result = ();
+    fn handle(&mut self, msg: Resolved, ctx: &mut Context<Self>) {
+        let actions =
+            self.core
+                .handle_resolved(Instant::now(), &msg.key, msg.transport, &msg.addrs);
+        execute(actions, &self.outbound, &self.resolver, ctx);
+    }
+}
+
+/// Accepts TCP connections.
+pub struct TcpListenerActor {
+    listener: Option<tokio::net::TcpListener>,
+    local: SocketAddr,
+    core: Arc<ProxyCore>,
+    outbound: Arc<Outbound>,
+    resolver: Arc<SipResolver>,
+    per_source: Arc<DashMap<IpAddr, usize>>,
+}
+
+/// An accepted connection.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Accepted(tokio::net::TcpStream, SocketAddr);
+
+impl TcpListenerActor {
+    /// Wraps a bound listener.
+    pub fn new(
+        listener: tokio::net::TcpListener,
+        core: Arc<ProxyCore>,
+        outbound: Arc<Outbound>,
+        resolver: Arc<SipResolver>,
+    ) -> std::io::Result<TcpListenerActor> {
+        let local = listener.local_addr()?;
+        Ok(TcpListenerActor {
+            listener: Some(listener),
+            local,
+            core,
+            outbound,
+            resolver,
+            per_source: Arc::new(DashMap::new()),
+        })
+    }
+}
+
+impl Actor for TcpListenerActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some(listener) = self.listener.take() {
+            let me = ctx.address();
+            actix::spawn(async move {
+                loop {
+                    match listener.accept().await {
+                        Ok((stream, peer)) => me.do_send(Accepted(stream, peer)),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "tcp accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+            });
+        }
+    }
+}
+
+impl Handler<Accepted> for TcpListenerActor {
+    type Result = ();
+    fn handle(&mut self, Accepted(stream, peer): Accepted, _ctx: &mut Context<Self>) {
+        let mut count = self.per_source.entry(peer.ip()).or_insert(0);
+        if *count >= MAX_CONNECTIONS_PER_SOURCE {
+            tracing::debug!(%peer, "too many tcp connections from this source; refused");
+            return;
+        }
+        *count += 1;
+        drop(count);
+        TcpConnection::start_with(
+            stream,
+            peer,
+            self.local,
+            self.core.clone(),
+            self.outbound.clone(),
+            self.resolver.clone(),
+            Some(self.per_source.clone()),
+        );
+    }
+}
