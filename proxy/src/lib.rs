@@ -13,6 +13,7 @@
 
 pub mod auth;
 pub mod calls;
+pub mod cli;
 pub mod config;
 pub mod core;
 pub mod ctl;

@@ -1,1 +1,199 @@
-//! End-to-end tests live in tests/tests/.
+//! Helpers for the end-to-end tests in `tests/tests/`: free loopback ports, processes that are
+//! stopped (by PID) when the test ends, waiting for readiness by polling an event instead of
+//! sleeping, the seed and torture test data, and the rule for interop tools: a missing tool
+//! skips the test locally (saying so) and fails it in CI.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// A file of the test data (`tests/data/...`).
+pub fn data(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join(path)
+}
+
+/// A port free for both UDP and TCP on 127.0.0.1 (bound then released; racy in theory, the
+/// kernel hands out ephemeral ports round-robin so reuse within a test run is unlikely).
+pub fn free_port() -> u16 {
+    for _ in 0..100 {
+        let Ok(tcp) = TcpListener::bind("127.0.0.1:0") else {
+            continue;
+        };
+        let Ok(addr) = tcp.local_addr() else { continue };
+        if UdpSocket::bind(addr).is_ok() {
+            return addr.port();
+        }
+    }
+    panic!("no free loopback port");
+}
+
+/// A child process killed (by its PID) and reaped when dropped.
+pub struct Process {
+    pub child: Child,
+    pub name: String,
+}
+
+impl Process {
+    /// Starts `program` with `args`, stdout and stderr to files under the temp dir.
+    pub fn start(program: &str, args: &[String], name: &str) -> Process {
+        let log =
+            std::env::temp_dir().join(format!("dialtone-e2e-{name}-{}.log", std::process::id()));
+        let out = std::fs::File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {program}: {e}"));
+        Process {
+            child,
+            name: name.to_string(),
+        }
+    }
+
+    /// The process's PID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits for the exit (up to 10 s, then SIGKILL).
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// GET `path` from `addr`; `None` unless the status is 200.
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.contains(" 200 ").then(|| body.to_string())
+}
+
+/// Polls `condition` every 20 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// A running dialtone-proxy on free loopback ports.
+pub struct Proxy {
+    pub process: Process,
+    pub sip: SocketAddr,
+    pub http: SocketAddr,
+    pub args: Vec<String>,
+}
+
+impl Proxy {
+    /// Starts the proxy with UDP and TCP on one free port, the admin HTTP on another, plus
+    /// `extra` flags; returns once `/readyz` answers.
+    pub fn start(program: &str, extra: &[&str]) -> Proxy {
+        let port = free_port();
+        let http_port = free_port();
+        let sip: SocketAddr = format!("127.0.0.1:{port}")
+            .parse()
+            .unwrap_or_else(|_| unreachable!());
+        let http: SocketAddr = format!("127.0.0.1:{http_port}")
+            .parse()
+            .unwrap_or_else(|_| unreachable!());
+        let mut args = vec![
+            "--listen".to_string(),
+            format!("udp:{sip}"),
+            "--listen".to_string(),
+            format!("tcp:{sip}"),
+            "--http".to_string(),
+            http.to_string(),
+            "--workers".to_string(),
+            "2".to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::start_with_args(program, sip, http, args)
+    }
+
+    /// Starts (or restarts) with exactly `args`.
+    pub fn start_with_args(
+        program: &str,
+        sip: SocketAddr,
+        http: SocketAddr,
+        args: Vec<String>,
+    ) -> Proxy {
+        let process = Process::start(program, &args, "proxy");
+        let ready = wait_until(Duration::from_secs(15), || {
+            http_get(http, "/readyz").is_some()
+        });
+        assert!(ready, "dialtone-proxy did not become ready on {http}");
+        Proxy {
+            process,
+            sip,
+            http,
+            args,
+        }
+    }
+}
+
+/// True when `tool` is on the PATH. When it is not: in CI (`CI` set) the test fails, since
+/// `.ci/run` installs every tool; locally it prints "skipped: TOOL not installed".
+pub fn tool_available(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !found {
+        if std::env::var_os("CI").is_some() {
+            panic!("{tool} is not installed, but CI must install it (.ci/run)");
+        }
+        eprintln!("skipped: {tool} not installed");
+    }
+    found
+}

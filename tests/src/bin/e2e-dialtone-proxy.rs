@@ -1,0 +1,5 @@
+//! `dialtone-proxy`, built inside the test package (see Cargo.toml).
+
+fn main() -> std::process::ExitCode {
+    dialtone_proxy::cli::main()
+}
