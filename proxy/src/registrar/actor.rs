@@ -1,0 +1,299 @@
+//! The registrar actor: the thin shell around the location service that reads the clock.
+//!
+//! It sweeps expired bindings once a second ([`LocationService::expire`], whose removals reach
+//! the store through the attached writer) and owns the [`StoreWriter`] for [`Persist`] and
+//! [`Flush`]. REGISTERs do not pass through it: the workers apply them directly with
+//! [`LocationService::register`], which is why the location service is a shared map and this
+//! actor holds no binding of its own. [`start_registrar`] loads the store and starts it.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, ResponseFuture};
+
+use super::location::LocationService;
+use super::rules::BindingChange;
+use super::store::{BindingStore, StoreError, StoreWriter};
+
+/// How often expired bindings are swept. A lookup already ignores expired bindings, so this only
+/// bounds how long they take memory and a place in the store and the gauge.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Queues changes made outside [`LocationService::register`] (the admin API removing a
+/// binding, say) to the store.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Persist(pub Vec<BindingChange>);
+
+/// Waits until every change queued so far is on disk; for shutdown and tests.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct Flush;
+
+/// Sweeps bindings expired at the given time now; answers how many went. The periodic sweep does
+/// the same with the clock's time.
+#[derive(Debug, Message)]
+#[rtype(result = "usize")]
+pub struct Sweep(pub SystemTime);
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct RegistrarActor {
+    location: LocationService,
+    writer: Option<StoreWriter>,
+    sweep_every: Duration,
+}
+
+impl RegistrarActor {
+    /// An actor sweeping `location` every `sweep_every`, persisting through `writer` if any.
+    pub fn new(
+        location: LocationService,
+        writer: Option<StoreWriter>,
+        sweep_every: Duration,
+    ) -> RegistrarActor {
+        RegistrarActor {
+            location,
+            writer,
+            sweep_every,
+        }
+    }
+
+    fn sweep(&mut self, now: SystemTime) -> usize {
+        let expired = self.location.expire(now);
+        for (aor, binding) in &expired {
+            tracing::debug!(aor, contact = binding.contact, "binding expired");
+        }
+        expired.len()
+    }
+}
+
+impl Actor for RegistrarActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(self.sweep_every, |actor, _| {
+            actor.sweep(SystemTime::now());
+        });
+    }
+}
+
+impl Handler<Persist> for RegistrarActor {
+    type Result = ();
+
+    fn handle(&mut self, Persist(changes): Persist, _: &mut Context<Self>) {
+        let Some(writer) = &self.writer else {
+            return;
+        };
+        if let Err(error) = writer.send(changes) {
+            tracing::error!(%error, "registrar changes not persisted");
+        }
+    }
+}
+
+impl Handler<Flush> for RegistrarActor {
+    type Result = ResponseFuture<Result<(), StoreError>>;
+
+    fn handle(&mut self, _: Flush, _: &mut Context<Self>) -> Self::Result {
+        let writer = self.writer.clone();
+        Box::pin(async move {
+            let Some(writer) = writer else {
+                return Ok(());
+            };
+            // The wait includes an fsync: off the arbiter thread, which other actors share.
+            tokio::task::spawn_blocking(move || writer.flush())
+                .await
+                .unwrap_or(Err(StoreError::WriterStopped))
+        })
+    }
+}
+
+impl Handler<Sweep> for RegistrarActor {
+    type Result = usize;
+
+    fn handle(&mut self, Sweep(now): Sweep, _: &mut Context<Self>) -> usize {
+        self.sweep(now)
+    }
+}
+
+/// Opens the store in `data_dir` (memory only when `None`), loads the bindings still alive, and
+/// starts the registrar actor on the current arbiter (call it inside a running actix system).
+/// The returned location service is the one to hand to the workers.
+pub fn start_registrar(
+    data_dir: Option<&Path>,
+) -> Result<(LocationService, Addr<RegistrarActor>), StoreError> {
+    let (location, writer) = match data_dir {
+        Some(dir) => {
+            let store = BindingStore::open(dir)?;
+            let bindings = store.load(SystemTime::now())?;
+            tracing::info!(
+                bindings = bindings.len(),
+                dir = %dir.display(),
+                "registrar bindings loaded"
+            );
+            let writer = store.spawn_writer();
+            let location = LocationService::with_bindings(bindings, Some(writer.clone()));
+            (location, Some(writer))
+        }
+        None => (LocationService::new(), None),
+    };
+    let actor = RegistrarActor::new(location.clone(), writer, SWEEP_INTERVAL);
+    Ok((location, actor.start()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::UNIX_EPOCH;
+
+    use dialtone_sip::{Message, RequestBuilder};
+
+    use super::*;
+    use crate::registrar::rules::{
+        unix_seconds, Binding, BindingTransport, Origin, RegisterOutcome, RegistrarPolicy,
+    };
+    use crate::registrar::store::FILE_NAME;
+
+    const SEED_REGISTER: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/data/seed-flows/D-2-register-auth/04.sip"
+    );
+
+    fn origin() -> Origin {
+        Origin {
+            source: "192.168.2.194:5060".parse().unwrap(),
+            transport: BindingTransport::Udp,
+        }
+    }
+
+    fn binding(contact: &str, expires_at: u64) -> Binding {
+        Binding {
+            aor: "9301".into(),
+            contact: contact.into(),
+            q: None,
+            expires_at,
+            call_id: "c".into(),
+            cseq: 1,
+            source: origin().source,
+            transport: BindingTransport::Udp,
+            registered_at: expires_at.saturating_sub(60),
+        }
+    }
+
+    /// The file as a kill -9 would leave it: copied while the writer still holds it open.
+    fn crash_image(live: &Path) -> tempfile::TempDir {
+        let image = tempfile::tempdir().unwrap();
+        std::fs::copy(live.join(FILE_NAME), image.path().join(FILE_NAME)).unwrap();
+        image
+    }
+
+    #[actix::test]
+    async fn a_restarted_registrar_finds_the_seed_registration() {
+        let dir = tempfile::tempdir().unwrap();
+        let (location, registrar) = start_registrar(Some(dir.path())).unwrap();
+        let raw = std::fs::read(SEED_REGISTER).unwrap();
+        let request = Message::parse(&raw).unwrap();
+        let outcome = location.register(
+            &request,
+            "9301",
+            SystemTime::now(),
+            origin(),
+            &RegistrarPolicy::default(),
+        );
+        assert!(matches!(outcome, RegisterOutcome::Ok { .. }));
+        registrar.send(Flush).await.unwrap().unwrap();
+
+        let image = crash_image(dir.path());
+        let (restarted, _registrar) = start_registrar(Some(image.path())).unwrap();
+        let found = restarted.lookup("9301", SystemTime::now());
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            found[0].contact,
+            "sip:9301@192.168.2.194;user=phone;transport=udp"
+        );
+        assert_eq!(found[0].source, origin().source);
+        let left = found[0].remaining(SystemTime::now());
+        assert!((3500..=3600).contains(&left), "{left} s left");
+    }
+
+    #[actix::test]
+    async fn persist_queues_changes_made_outside_register() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_location, registrar) = start_registrar(Some(dir.path())).unwrap();
+        let far = unix_seconds(SystemTime::now()) + 600;
+        registrar
+            .send(Persist(vec![BindingChange::Upsert(binding(
+                "sip:9301@10.0.0.1",
+                far,
+            ))]))
+            .await
+            .unwrap();
+        registrar.send(Flush).await.unwrap().unwrap();
+        let image = crash_image(dir.path());
+        let loaded = BindingStore::open(image.path())
+            .unwrap()
+            .load(SystemTime::now())
+            .unwrap();
+        assert_eq!(loaded, vec![binding("sip:9301@10.0.0.1", far)]);
+    }
+
+    #[actix::test]
+    async fn sweep_removes_expired_bindings_and_counts_them() {
+        let t0 = 1_700_000_000;
+        let location = LocationService::with_bindings(
+            vec![
+                binding("sip:9301@10.0.0.1", t0 + 60),
+                binding("sip:9301@10.0.0.2", t0 + 600),
+            ],
+            None,
+        );
+        // A long interval so that only the explicit sweeps below run.
+        let registrar =
+            RegistrarActor::new(location.clone(), None, Duration::from_secs(3600)).start();
+        let at = |s: u64| UNIX_EPOCH + Duration::from_secs(s);
+        assert_eq!(registrar.send(Sweep(at(t0 + 59))).await.unwrap(), 0);
+        assert_eq!(registrar.send(Sweep(at(t0 + 60))).await.unwrap(), 1);
+        assert_eq!(location.count(), 1);
+        assert_eq!(location.expired_total(), 1);
+        assert_eq!(registrar.send(Flush).await.unwrap().ok(), Some(()));
+    }
+
+    #[actix::test]
+    async fn the_periodic_sweep_runs_on_the_clock() {
+        let past = unix_seconds(SystemTime::now()) - 1;
+        let location =
+            LocationService::with_bindings(vec![binding("sip:9301@10.0.0.1", past)], None);
+        let _registrar =
+            RegistrarActor::new(location.clone(), None, Duration::from_millis(10)).start();
+        for _ in 0..200 {
+            if location.count() == 0 {
+                break;
+            }
+            actix::clock::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(location.count(), 0);
+        assert_eq!(location.expired_total(), 1);
+    }
+
+    #[actix::test]
+    async fn without_a_data_dir_the_registrar_runs_in_memory() {
+        let (location, registrar) = start_registrar(None).unwrap();
+        let raw = RequestBuilder::new("REGISTER", "sip:lab.example")
+            .header("Via", "SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1")
+            .header("From", "<sip:8000@lab.example>;tag=1")
+            .header("To", "<sip:8000@lab.example>")
+            .header("Call-ID", "mem")
+            .header("CSeq", "1 REGISTER")
+            .header("Contact", "<sip:8000@10.0.0.1>")
+            .build();
+        let request = Message::parse(&raw).unwrap();
+        location.register(
+            &request,
+            "8000",
+            SystemTime::now(),
+            origin(),
+            &RegistrarPolicy::default(),
+        );
+        assert!(location.store().is_none());
+        assert_eq!(location.lookup("8000", SystemTime::now()).len(), 1);
+        assert_eq!(registrar.send(Flush).await.unwrap().ok(), Some(()));
+    }
+}

@@ -1,0 +1,210 @@
+//! The location service (RFC 3261 section 10.3 and 16.5): where each address-of-record can be
+//! reached now.
+//!
+//! A concurrent map rather than an actor, because every UDP worker looks up the callee of every
+//! INVITE here (the proxy core's target set, section 16.5) and a message round trip per call to
+//! one actor would serialise them. REGISTERs are applied by [`LocationService::register`] under
+//! the AOR's entry lock, so two REGISTERs for one AOR on two workers cannot lose an update; the
+//! rules themselves are in [`super::rules`].
+//!
+//! When a [`StoreWriter`] is attached, the changes are queued to it while that lock is still
+//! held: the store then sees one AOR's changes in the order memory applied them, and a restart
+//! cannot bring back a binding that a later REGISTER had replaced.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+use dialtone_sip::Message;
+
+use super::rules::{
+    process_register, Binding, BindingChange, Origin, RegisterOutcome, RegistrarPolicy,
+};
+use super::store::StoreWriter;
+
+/// The bindings of every AOR, shared by the workers. Clones share the same map.
+#[derive(Debug, Clone, Default)]
+pub struct LocationService {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// AOR to its bindings, highest q first.
+    bindings: DashMap<String, Vec<Binding>>,
+    store: Option<StoreWriter>,
+    expired_total: AtomicU64,
+}
+
+impl LocationService {
+    /// An empty location service kept in memory only.
+    pub fn new() -> LocationService {
+        LocationService::default()
+    }
+
+    /// A location service holding `bindings` (loaded from the store at start) and persisting
+    /// every later change through `store`, when given.
+    pub fn with_bindings(bindings: Vec<Binding>, store: Option<StoreWriter>) -> LocationService {
+        let map: DashMap<String, Vec<Binding>> = DashMap::new();
+        for binding in bindings {
+            map.entry(binding.aor.clone()).or_default().push(binding);
+        }
+        for mut entry in map.iter_mut() {
+            sort_by_q(entry.value_mut());
+        }
+        LocationService {
+            inner: Arc::new(Inner {
+                bindings: map,
+                store,
+                expired_total: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The unexpired bindings of `aor` at `now`, highest q first: the proxy's target set.
+    pub fn lookup(&self, aor: &str, now: SystemTime) -> Vec<Binding> {
+        match self.inner.bindings.get(aor) {
+            Some(bindings) => bindings
+                .iter()
+                .filter(|b| !b.is_expired(now))
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Processes a REGISTER for `aor` (see [`process_register`]) and applies its outcome, all
+    /// under the AOR's entry lock. The changes in the outcome have already been queued to the
+    /// store, when one is attached; the caller only answers the request.
+    pub fn register(
+        &self,
+        request: &Message<'_>,
+        aor: &str,
+        now: SystemTime,
+        origin: Origin,
+        policy: &RegistrarPolicy,
+    ) -> RegisterOutcome {
+        match self.inner.bindings.entry(aor.to_owned()) {
+            Entry::Occupied(mut entry) => {
+                let outcome = process_register(request, aor, now, origin, policy, entry.get());
+                if let RegisterOutcome::Ok {
+                    bindings_after,
+                    changes,
+                    ..
+                } = &outcome
+                {
+                    self.persist(changes);
+                    if bindings_after.is_empty() {
+                        entry.remove();
+                    } else {
+                        *entry.get_mut() = bindings_after.clone();
+                    }
+                }
+                outcome
+            }
+            Entry::Vacant(entry) => {
+                let outcome = process_register(request, aor, now, origin, policy, &[]);
+                if let RegisterOutcome::Ok {
+                    bindings_after,
+                    changes,
+                    ..
+                } = &outcome
+                {
+                    self.persist(changes);
+                    if !bindings_after.is_empty() {
+                        entry.insert(bindings_after.clone());
+                    }
+                }
+                outcome
+            }
+        }
+    }
+
+    /// Replaces the bindings of `aor` with `bindings_after` (an empty list forgets the AOR). For
+    /// callers that ran the rules themselves; nothing is persisted.
+    pub fn apply(&self, aor: &str, mut bindings_after: Vec<Binding>) {
+        if bindings_after.is_empty() {
+            self.inner.bindings.remove(aor);
+        } else {
+            sort_by_q(&mut bindings_after);
+            self.inner.bindings.insert(aor.to_owned(), bindings_after);
+        }
+    }
+
+    /// Removes and returns every binding expired at `now`, and queues their removal to the
+    /// store. Called by the registrar actor's sweep.
+    pub fn expire(&self, now: SystemTime) -> Vec<(String, Binding)> {
+        let mut expired = Vec::new();
+        self.inner.bindings.retain(|aor, bindings| {
+            if bindings.iter().any(|b| b.is_expired(now)) {
+                let (gone, kept): (Vec<Binding>, Vec<Binding>) =
+                    bindings.drain(..).partition(|b| b.is_expired(now));
+                let changes = gone
+                    .iter()
+                    .map(|b| BindingChange::Remove {
+                        aor: aor.clone(),
+                        contact: b.contact.clone(),
+                    })
+                    .collect::<Vec<_>>();
+                // Inside retain the shard is locked: the removal reaches the store before any
+                // later REGISTER of this AOR can queue its own changes.
+                self.persist(&changes);
+                expired.extend(gone.into_iter().map(|b| (aor.clone(), b)));
+                *bindings = kept;
+            }
+            !bindings.is_empty()
+        });
+        self.inner
+            .expired_total
+            .fetch_add(expired.len() as u64, Ordering::Relaxed);
+        expired
+    }
+
+    /// Every binding held, for the admin API (expired ones not yet swept included).
+    pub fn snapshot(&self) -> Vec<Binding> {
+        self.inner
+            .bindings
+            .iter()
+            .flat_map(|entry| entry.value().clone())
+            .collect()
+    }
+
+    /// How many bindings are held, for a gauge. Counts those expired but not yet swept (at most
+    /// one sweep interval old).
+    pub fn count(&self) -> usize {
+        self.inner.bindings.iter().map(|entry| entry.len()).sum()
+    }
+
+    /// How many bindings the sweeps have removed since start, for a counter.
+    pub fn expired_total(&self) -> u64 {
+        self.inner.expired_total.load(Ordering::Relaxed)
+    }
+
+    /// The store writer, when the bindings are persisted.
+    pub fn store(&self) -> Option<&StoreWriter> {
+        self.inner.store.as_ref()
+    }
+
+    fn persist(&self, changes: &[BindingChange]) {
+        let Some(store) = &self.inner.store else {
+            return;
+        };
+        if changes.is_empty() {
+            return;
+        }
+        if let Err(error) = store.send(changes.to_vec()) {
+            // Memory stays right; only a restart would miss these changes.
+            tracing::error!(%error, "registrar changes not persisted");
+        }
+    }
+}
+
+fn sort_by_q(bindings: &mut [Binding]) {
+    bindings.sort_by_key(|b| std::cmp::Reverse(b.priority()));
+}
+
+#[cfg(test)]
+#[path = "location_tests.rs"]
+mod tests;

@@ -1,0 +1,21 @@
+//! The registrar and location service (RFC 3261 section 10.3).
+//!
+//! - [`rules`]: what a REGISTER does to an AOR's bindings, sans-IO, `now` passed in.
+//! - [`location`]: the bindings in memory, a concurrent map that the UDP workers read on every
+//!   INVITE and that applies REGISTERs under a per-AOR lock.
+//! - [`store`]: the bindings on disk (redb), written behind by one thread in batches.
+//! - [`actor`]: the registrar actor, which sweeps expired bindings and owns the store writer;
+//!   [`start_registrar`] wires the three together at start.
+
+pub mod actor;
+pub mod location;
+pub mod rules;
+pub mod store;
+
+pub use actor::{start_registrar, Flush, Persist, RegistrarActor, Sweep};
+pub use location::LocationService;
+pub use rules::{
+    process_register, Binding, BindingChange, BindingTransport, Origin, RegisterOutcome,
+    RegistrarPolicy,
+};
+pub use store::{BindingStore, StoreError, StoreWriter};

@@ -1,0 +1,525 @@
+//! The registrar's rules (RFC 3261 section 10.3), sans-IO: a REGISTER, the current bindings of
+//! its address-of-record and `now` go in; the bindings after it, the changes the store must make
+//! and the Contact values of the 200 OK come out, or the rejection to send.
+//!
+//! Steps 1 to 4 of section 10.3 (the Request-URI's domain, Require, authentication, computing
+//! the AOR from To) belong to the proxy core, which calls [`process_register`] for steps 5 to 8.
+//! [`super::location`] holds the bindings in memory and applies the outcome under the AOR's
+//! lock; [`super::store`] persists the [`BindingChange`]s.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dialtone_sip::headers::parse_contact_expires;
+use dialtone_sip::{Contacts, Message, NameAddr, Uri};
+use serde::{Deserialize, Serialize};
+
+/// RFC 3261 section 10.3 step 6 lets a registrar answer 423 only for intervals under one hour.
+const ONE_HOUR: u32 = 3600;
+
+/// How the registering client reached us, so requests to it go back the same way (a NATed
+/// client, or one using `rport`, RFC 3581, is reachable only at the address it sent from).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BindingTransport {
+    Udp,
+    Tcp,
+}
+
+impl BindingTransport {
+    /// The lowercase name, as in a Via or a `transport` URI parameter.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            BindingTransport::Udp => "udp",
+            BindingTransport::Tcp => "tcp",
+        }
+    }
+}
+
+/// The registrar's expiry limits, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistrarPolicy {
+    /// Shorter non-zero intervals are refused with 423 and this Min-Expires (section 10.3 step 6).
+    pub min_expires: u32,
+    /// Longer intervals are shortened to this (section 10.3 step 6 lets the registrar decrease).
+    pub max_expires: u32,
+    /// The interval when neither the contact nor the request gives one.
+    pub default_expires: u32,
+}
+
+impl Default for RegistrarPolicy {
+    fn default() -> Self {
+        RegistrarPolicy {
+            min_expires: 60,
+            max_expires: 7200,
+            default_expires: 3600,
+        }
+    }
+}
+
+/// One binding of an address-of-record to a contact address (RFC 3261 section 10.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Binding {
+    /// The address-of-record's key (the To URI's user part).
+    pub aor: String,
+    /// The contact URI exactly as received, with its uri-parameters and `?headers` but without
+    /// the Contact header's own parameters (RFC 4475 sections 3.3.12 to 3.3.14: cparam01, cparam02, regescrt).
+    pub contact: String,
+    /// The `q` parameter in thousandths (`q=0.5` is 500), `None` when the contact gave none.
+    pub q: Option<u16>,
+    /// When the binding lapses, in seconds since the Unix epoch.
+    pub expires_at: u64,
+    /// The Call-ID of the REGISTER that made or last refreshed the binding (section 10.3 step 7).
+    pub call_id: String,
+    /// Its CSeq number.
+    pub cseq: u32,
+    /// Where that REGISTER came from.
+    pub source: SocketAddr,
+    /// Over which transport.
+    pub transport: BindingTransport,
+    /// When that REGISTER was processed, in seconds since the Unix epoch.
+    pub registered_at: u64,
+}
+
+impl Binding {
+    /// True once the binding has lapsed at `now`.
+    pub fn is_expired(&self, now: SystemTime) -> bool {
+        unix_seconds(now) >= self.expires_at
+    }
+
+    /// Seconds left at `now` (0 once expired).
+    pub fn remaining(&self, now: SystemTime) -> u32 {
+        let left = self.expires_at.saturating_sub(unix_seconds(now));
+        u32::try_from(left).unwrap_or(u32::MAX)
+    }
+
+    /// The q value used for ordering: an absent `q` counts as 1.0, as most proxies do (RFC 3261
+    /// gives it no default).
+    pub fn priority(&self) -> u16 {
+        self.q.unwrap_or(1000)
+    }
+
+    /// The binding's identity within its AOR: see [`contact_identity`].
+    pub fn identity(&self) -> String {
+        contact_identity(&self.contact)
+    }
+
+    /// The key under which the store keeps this binding.
+    pub fn store_key(&self) -> String {
+        store_key(&self.aor, &self.contact)
+    }
+
+    /// The Contact header value for a 200 OK to REGISTER: every current binding with its
+    /// remaining time (section 10.3 step 8), and its q when it had one.
+    pub fn response_contact(&self, now: SystemTime) -> String {
+        let mut value = format!("<{}>;expires={}", self.contact, self.remaining(now));
+        if let Some(q) = self.q {
+            value.push_str(";q=");
+            value.push_str(&format_q(q));
+        }
+        value
+    }
+}
+
+/// What the store must do after a REGISTER or an expiry sweep.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BindingChange {
+    /// Write this binding, replacing any with the same AOR and contact identity.
+    Upsert(Binding),
+    /// Delete the binding of `aor` whose contact has the identity of `contact`.
+    Remove { aor: String, contact: String },
+}
+
+impl BindingChange {
+    /// The key of the stored binding this change touches.
+    pub fn store_key(&self) -> String {
+        match self {
+            BindingChange::Upsert(binding) => binding.store_key(),
+            BindingChange::Remove { aor, contact } => store_key(aor, contact),
+        }
+    }
+
+    fn remove(binding: &Binding) -> BindingChange {
+        BindingChange::Remove {
+            aor: binding.aor.clone(),
+            contact: binding.contact.clone(),
+        }
+    }
+}
+
+/// What to answer to a REGISTER.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegisterOutcome {
+    /// 200 OK: the request was applied (or was a query).
+    Ok {
+        /// Every binding of the AOR afterwards, highest q first.
+        bindings_after: Vec<Binding>,
+        /// What the store must do.
+        changes: Vec<BindingChange>,
+        /// The Contact header values of the 200 OK.
+        response_contacts: Vec<String>,
+    },
+    /// A failure response; nothing was changed.
+    Reject {
+        status: u16,
+        reason: &'static str,
+        /// The Min-Expires header value of a 423.
+        min_expires: Option<u32>,
+    },
+}
+
+impl RegisterOutcome {
+    fn reject(status: u16, reason: &'static str) -> RegisterOutcome {
+        RegisterOutcome::Reject {
+            status,
+            reason,
+            min_expires: None,
+        }
+    }
+}
+
+/// Where a REGISTER came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    pub source: SocketAddr,
+    pub transport: BindingTransport,
+}
+
+/// Applies a REGISTER to the current bindings of `aor` (RFC 3261 section 10.3 steps 5 to 8).
+///
+/// `request` has passed [`Message::check_request`]; `current` are the AOR's bindings now (expired
+/// ones among them are dropped and reported as removals). The outcome is all or nothing: a
+/// rejection changes no binding (section 10.3 step 7, last paragraph).
+pub fn process_register(
+    request: &Message<'_>,
+    aor: &str,
+    now: SystemTime,
+    origin: Origin,
+    policy: &RegistrarPolicy,
+    current: &[Binding],
+) -> RegisterOutcome {
+    // check_request has validated these; a caller that skipped it still gets a 400, not a panic.
+    let bad = |reason| RegisterOutcome::reject(400, reason);
+    let Ok(call_id) = request.call_id() else {
+        return bad("Bad Call-ID");
+    };
+    let Ok(cseq) = request.cseq() else {
+        return bad("Bad CSeq");
+    };
+    let Ok(contacts) = request.contacts() else {
+        return bad("Bad Contact");
+    };
+    let Ok(expires_header) = request.expires() else {
+        return bad("Bad Expires");
+    };
+    let update = Update {
+        aor,
+        call_id,
+        cseq: cseq.seq,
+        now,
+        origin,
+    };
+    // Each binding's identity is computed once per request: an AOR may hold many bindings
+    // (RFC 4475 escnull registers two, a lab load test thousands) and parsing URIs in a nested
+    // loop made one REGISTER quadratic.
+    let before: Vec<Keyed> = current
+        .iter()
+        .filter(|b| !b.is_expired(now))
+        .map(|b| Keyed::new(b.clone()))
+        .collect();
+    let mut working = before.clone();
+    let outcome = match contacts {
+        Contacts::Wildcard => remove_all(&update, expires_header, &mut working),
+        Contacts::List(list) if list.is_empty() => Ok(()),
+        Contacts::List(list) => apply_contacts(
+            &update,
+            &list,
+            expires_header,
+            policy,
+            &before,
+            &mut working,
+        ),
+    };
+    if let Err(reject) = outcome {
+        return reject;
+    }
+    working.sort_by_key(|k| std::cmp::Reverse(k.binding.priority()));
+    let changes = diff(current, &before, &working, now);
+    let bindings_after: Vec<Binding> = working.into_iter().map(|k| k.binding).collect();
+    RegisterOutcome::Ok {
+        changes,
+        response_contacts: bindings_after
+            .iter()
+            .map(|b| b.response_contact(now))
+            .collect(),
+        bindings_after,
+    }
+}
+
+/// A binding with its contact identity, computed once.
+#[derive(Clone)]
+struct Keyed {
+    identity: String,
+    binding: Binding,
+}
+
+impl Keyed {
+    fn new(binding: Binding) -> Keyed {
+        Keyed {
+            identity: binding.identity(),
+            binding,
+        }
+    }
+}
+
+/// The parts of the request every binding update records.
+struct Update<'r> {
+    aor: &'r str,
+    call_id: &'r str,
+    cseq: u32,
+    now: SystemTime,
+    origin: Origin,
+}
+
+impl Update<'_> {
+    /// Section 10.3 step 7: a binding made under the same Call-ID may only be changed by a
+    /// higher CSeq, so that a delayed, out-of-order REGISTER cannot undo a later one.
+    fn may_change(&self, existing: &Binding) -> bool {
+        existing.call_id != self.call_id || self.cseq > existing.cseq
+    }
+
+    fn binding(&self, contact: &str, q: Option<u16>, expires: u32) -> Binding {
+        let now = unix_seconds(self.now);
+        Binding {
+            aor: self.aor.to_owned(),
+            contact: contact.to_owned(),
+            q,
+            expires_at: now + u64::from(expires),
+            call_id: self.call_id.to_owned(),
+            cseq: self.cseq,
+            source: self.origin.source,
+            transport: self.origin.transport,
+            registered_at: now,
+        }
+    }
+}
+
+/// Section 10.3 step 7 answers a failed step with 500; the reason phrase says why.
+fn out_of_order() -> RegisterOutcome {
+    RegisterOutcome::reject(500, "Out of Order")
+}
+
+/// `Contact: *` (section 10.3 step 6): only with `Expires: 0`, then every binding goes, each
+/// subject to the Call-ID/CSeq check of step 7.
+fn remove_all(
+    update: &Update<'_>,
+    expires_header: Option<u32>,
+    working: &mut Vec<Keyed>,
+) -> Result<(), RegisterOutcome> {
+    if expires_header != Some(0) {
+        return Err(RegisterOutcome::reject(400, "Contact * Needs Expires 0"));
+    }
+    if !working.iter().all(|k| update.may_change(&k.binding)) {
+        return Err(out_of_order());
+    }
+    working.clear();
+    Ok(())
+}
+
+/// Steps 6 and 7 for a list of contacts. Each contact is checked against the bindings as they
+/// were before this request, so a request naming one contact twice is not out of order with
+/// itself; the later mention wins.
+fn apply_contacts(
+    update: &Update<'_>,
+    contacts: &[NameAddr<'_>],
+    expires_header: Option<u32>,
+    policy: &RegistrarPolicy,
+    before: &[Keyed],
+    working: &mut Vec<Keyed>,
+) -> Result<(), RegisterOutcome> {
+    for contact in contacts {
+        let uri = contact.uri.as_str();
+        let identity = contact_identity(uri);
+        let expires = requested_expires(contact, expires_header, policy, update.now)?;
+        if let Some(existing) = before.iter().find(|k| k.identity == identity) {
+            if !update.may_change(&existing.binding) {
+                return Err(out_of_order());
+            }
+        }
+        working.retain(|k| k.identity != identity);
+        if expires > 0 {
+            let q = contact_q(contact)?;
+            working.push(Keyed {
+                identity,
+                binding: update.binding(uri, q, expires),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Step 6: the contact's `expires` parameter, else the Expires header, else the default; a
+/// non-zero interval under the minimum is refused with 423, one over the maximum is shortened.
+fn requested_expires(
+    contact: &NameAddr<'_>,
+    expires_header: Option<u32>,
+    policy: &RegistrarPolicy,
+    now: SystemTime,
+) -> Result<u32, RegisterOutcome> {
+    let requested = match contact.params.get("expires") {
+        Some(Some(value)) => parse_contact_expires(value)
+            .map_err(|_| RegisterOutcome::reject(400, "Bad Contact Expires"))?
+            .seconds_from(now),
+        Some(None) => return Err(RegisterOutcome::reject(400, "Bad Contact Expires")),
+        None => match expires_header {
+            Some(seconds) => seconds,
+            None => return Ok(policy.default_expires.min(policy.max_expires)),
+        },
+    };
+    // Step 6 allows 423 only "if ... smaller than one hour"; a minimum above an hour cannot be
+    // enforced that way, so longer requests below it are accepted as they are.
+    if requested > 0 && requested < policy.min_expires && requested < ONE_HOUR {
+        return Err(RegisterOutcome::Reject {
+            status: 423,
+            reason: "Interval Too Brief",
+            min_expires: Some(policy.min_expires),
+        });
+    }
+    Ok(requested.min(policy.max_expires))
+}
+
+/// The contact's `q` in thousandths. `check_request` has validated its form (RFC 3261 section
+/// 20.10: at most three decimals, 0 to 1).
+fn contact_q(contact: &NameAddr<'_>) -> Result<Option<u16>, RegisterOutcome> {
+    match contact.params.get("q") {
+        None => Ok(None),
+        Some(value) => parse_q_millis(value.unwrap_or(""))
+            .map(Some)
+            .ok_or(RegisterOutcome::reject(400, "Bad Contact q")),
+    }
+}
+
+fn parse_q_millis(text: &str) -> Option<u16> {
+    let (int, frac) = text.split_once('.').unwrap_or((text, ""));
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let whole: u16 = match int {
+        "0" => 0,
+        "1" => 1000,
+        _ => return None,
+    };
+    let mut millis = 0u16;
+    for (i, digit) in frac.bytes().enumerate() {
+        millis += u16::from(digit - b'0') * [100, 10, 1][i];
+    }
+    let q = whole + millis;
+    (q <= 1000).then_some(q)
+}
+
+fn format_q(q: u16) -> String {
+    match q {
+        1000 => "1".to_owned(),
+        q if q % 100 == 0 => format!("0.{}", q / 100),
+        q if q % 10 == 0 => format!("0.{:02}", q / 10),
+        q => format!("0.{q:03}"),
+    }
+}
+
+/// The changes that turn `current` into `after`, in the order the store must apply them:
+/// removals of expired bindings, removals of bindings this request ended, then upserts of
+/// bindings that are new or changed (one may reuse the key of an expired one).
+fn diff(
+    current: &[Binding],
+    before: &[Keyed],
+    after: &[Keyed],
+    now: SystemTime,
+) -> Vec<BindingChange> {
+    let after_ids: HashSet<&str> = after.iter().map(|k| k.identity.as_str()).collect();
+    let before_by_id: HashMap<&str, &Binding> = before
+        .iter()
+        .map(|k| (k.identity.as_str(), &k.binding))
+        .collect();
+    let mut changes: Vec<BindingChange> = current
+        .iter()
+        .filter(|b| b.is_expired(now))
+        .map(BindingChange::remove)
+        .collect();
+    changes.extend(
+        before
+            .iter()
+            .filter(|k| !after_ids.contains(k.identity.as_str()))
+            .map(|k| BindingChange::remove(&k.binding)),
+    );
+    changes.extend(
+        after
+            .iter()
+            .filter(|k| before_by_id.get(k.identity.as_str()) != Some(&&k.binding))
+            .map(|k| BindingChange::Upsert(k.binding.clone())),
+    );
+    changes
+}
+
+/// The identity of a contact URI within an AOR, after RFC 3261 section 19.1.4, simplified:
+///
+/// - for `sip:`/`sips:`, the scheme and host compare case-insensitively, the user part
+///   case-sensitively after `%XX` unescaping, the port as written (an absent port differs from
+///   `:5060`, as 19.1.4 says), and the uri-parameters by name and value case-insensitively in any
+///   order; `?headers` compare as written.
+/// - Where 19.1.4 ignores a parameter present in only one of the URIs, this treats the URIs as
+///   different: a UA that changes its contact's parameters gets a second binding, which lapses
+///   on its own. Stricter and simpler; no real client was seen to do it.
+/// - Other schemes (tel, ...) compare by the whole text with the scheme lowercased.
+///
+/// A text that does not parse as a URI is its own identity.
+pub fn contact_identity(contact: &str) -> String {
+    match Uri::parse(contact) {
+        Ok(Uri::Sip(sip)) => {
+            let mut params: Vec<String> = sip
+                .params
+                .iter()
+                .map(|(name, value)| match value {
+                    Some(v) => format!("{}={}", name.to_ascii_lowercase(), v.to_ascii_lowercase()),
+                    None => name.to_ascii_lowercase(),
+                })
+                .collect();
+            params.sort();
+            let user = sip.user_unescaped().unwrap_or_default();
+            let password = sip.password.unwrap_or("");
+            let port = sip.port.map(|p| p.to_string()).unwrap_or_default();
+            format!(
+                "{}:{}:{}@{}:{};{}?{}",
+                if sip.secure { "sips" } else { "sip" },
+                user,
+                password,
+                sip.host.to_ascii_lowercase(),
+                port,
+                params.join(";"),
+                sip.headers.unwrap_or(""),
+            )
+        }
+        Ok(other) => match other.as_str().split_once(':') {
+            Some((scheme, rest)) => format!("{}:{rest}", scheme.to_ascii_lowercase()),
+            None => other.as_str().to_owned(),
+        },
+        Err(_) => contact.to_owned(),
+    }
+}
+
+/// The store's key for a binding: the AOR and the contact's identity, separated by a space,
+/// which neither can contain (RFC 3261 section 25.1 URIs have no white space).
+pub fn store_key(aor: &str, contact: &str) -> String {
+    format!("{aor} {}", contact_identity(contact))
+}
+
+/// Whole seconds since the Unix epoch (0 for a clock before 1970).
+pub fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs()
+}
+
+#[cfg(test)]
+#[path = "rules_tests.rs"]
+mod tests;
