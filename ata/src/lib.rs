@@ -1,8 +1,27 @@
-//! `dialtone-ata`: a software Cisco ATA 186.
+//! `dialtone-ata`: a software Cisco ATA 186 for telephony labs. One process is one device
+//! with one or more lines; see `ARCHITECTURE.md` for who sends what to whom.
+//!
+//! Pure cores (no sockets, no clock): [`config`], [`dial_plan`], [`registration::rules`],
+//! [`call::dialog`], [`line::phone`], [`media::session`], [`endpoint::table`].
+//! Actix actors around them: [`endpoint`] (SIP socket and transactions),
+//! [`registration::actor`], [`line`] (the hardware line), [`call::actor`],
+//! [`media::actor`]. Edges: [`control`] (HTTP API, metrics, health), [`ctl`] (its client),
+//! [`app`] (start and stop).
+
+pub mod app;
 pub mod auth;
 pub mod call;
 pub mod config;
+pub mod control;
+pub mod ctl;
 pub mod dial_plan;
+pub mod endpoint;
 pub mod error;
 pub mod identity;
+pub mod line;
+pub mod media;
+pub mod metrics;
 pub mod registration;
+pub mod resolve;
+
+pub use error::AtaError;

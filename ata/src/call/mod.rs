@@ -1,2 +1,4 @@
-//! One call: the pure dialog state machine in [`dialog`], the actix shell in [`actor`].
+//! One call: the pure dialog state machine in [`dialog`], the actix shell (with offer/answer
+//! and the call's media) in [`actor`].
+pub mod actor;
 pub mod dialog;

@@ -2,5 +2,5 @@
 //! [`rules`] (what to send, when to refresh, how to back off) and the actix shell in [`actor`]
 //! that feeds them responses and timeouts from the SIP endpoint and reports the state to the
 //! line.
-
+pub mod actor;
 pub mod rules;

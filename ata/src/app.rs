@@ -1,0 +1,201 @@
+//! Starting and stopping one device: resolve the proxy, bind the SIP socket, start the
+//! endpoint, one line actor (and registration actor) per line, and the control API; then wait
+//! for SIGINT/SIGTERM, unregister every line (2 s at most) and stop.
+//!
+//! Prints `sip udp:IP:PORT` and `control http://IP:PORT` on stdout once each is bound, so a
+//! caller that asked for port 0 learns the ports (the end-to-end tests read them).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use actix::prelude::*;
+use rand::Rng;
+use tokio::sync::oneshot;
+use tracing::{info, warn};
+
+use crate::auth::DigestUser;
+use crate::call::actor::CallContext;
+use crate::config::{Config, LineBackend, LineConfig};
+use crate::control::{serve, ControlState};
+use crate::endpoint::Endpoint;
+use crate::error::AtaError;
+use crate::identity::LineIdentity;
+use crate::line::phone::Phone;
+use crate::line::virtual_line::VirtualLine;
+use crate::line::{Handset, LineActor, LineSetup};
+use crate::metrics::Metrics;
+use crate::registration::actor::{RegistrationActor, Unregister};
+use crate::registration::rules::{Registration, RegistrationParams};
+use crate::resolve::resolve_proxy;
+
+/// How long shutdown waits for the unregistrations.
+const UNREGISTER_GRACE: Duration = Duration::from_secs(2);
+
+/// Runs the device until a stop signal.
+pub async fn run(config: Config) -> Result<(), AtaError> {
+    let proxy = match &config.proxy {
+        Some(p) => Some(resolve_proxy(p).await?),
+        None => None,
+    };
+    let std_socket = std::net::UdpSocket::bind(config.bind)
+        .map_err(|e| AtaError::config("bind", format!("{}: {e}", config.bind)))?;
+    std_socket.set_nonblocking(true)?;
+    let local = std_socket.local_addr()?;
+    println!("sip udp:{local}");
+    let endpoint = Endpoint::new(tokio::net::UdpSocket::from_std(std_socket)?).start();
+    let names: Vec<String> = config.lines.iter().map(|l| l.user.clone()).collect();
+    let metrics =
+        Metrics::new(&names).map_err(|e| AtaError::config("line", format!("metrics: {e}")))?;
+    let domain = match &config.proxy {
+        Some(p) => p.host.clone(),
+        None => local.ip().to_string(),
+    };
+    let mut lines = Vec::new();
+    let mut registrations = Vec::new();
+    for (index, line) in config.lines.iter().enumerate() {
+        let identity = LineIdentity {
+            user: line.user.clone(),
+            display_name: line.display_name.clone(),
+            domain: domain.clone(),
+            local,
+        };
+        let registers = proxy.is_some() && config.register_interval > 0;
+        let addr = start_line(
+            &config, index, line, &identity, proxy, &endpoint, &metrics, registers,
+        )?;
+        if let (true, Some(registrar)) = (registers, proxy) {
+            let rules = Registration::new(
+                RegistrationParams {
+                    identity: identity.clone(),
+                    registrar,
+                    expires: config.register_interval,
+                    user: digest_user(line),
+                },
+                rand::thread_rng().gen(),
+            );
+            registrations.push(
+                RegistrationActor::new(
+                    line.user.clone(),
+                    rules,
+                    endpoint.clone(),
+                    addr.clone(),
+                    metrics.clone(),
+                )
+                .start(),
+            );
+        }
+        lines.push(addr);
+    }
+    let (server, control) = serve(config.control, ControlState { lines, metrics })
+        .map_err(|e| AtaError::config("control", format!("{}: {e}", config.control)))?;
+    println!("control http://{control}");
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    info!(%local, %control, "ATA running");
+    wait_for_stop().await;
+    info!("stopping: unregistering");
+    unregister_all(&registrations).await;
+    handle.stop(true).await;
+    System::current().stop();
+    Ok(())
+}
+
+fn digest_user(line: &LineConfig) -> DigestUser {
+    DigestUser {
+        username: line.auth_user().to_owned(),
+        password: line.password.clone(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn start_line(
+    config: &Config,
+    index: usize,
+    line: &LineConfig,
+    identity: &LineIdentity,
+    proxy: Option<SocketAddr>,
+    endpoint: &Addr<Endpoint>,
+    metrics: &Metrics,
+    registers: bool,
+) -> Result<Addr<LineActor>, AtaError> {
+    let handset = open_handset(config.line_backend, line)?;
+    let (identity, endpoint, metrics_for_calls) =
+        (identity.clone(), endpoint.clone(), metrics.clone());
+    let (codecs, rtp_ports, user) = (config.codecs.clone(), config.rtp_ports, digest_user(line));
+    let line_name = line.user.clone();
+    let setup = LineSetup {
+        index: index + 1,
+        phone: Phone::new(config.dial_plan.clone(), config.interdigit_timeout),
+        handset,
+        auto_answer: config.auto_answer,
+        metrics: metrics.clone(),
+        call_context: Box::new(move |line_addr| CallContext {
+            identity: identity.clone(),
+            user: user.clone(),
+            endpoint: endpoint.clone(),
+            proxy,
+            codecs: codecs.clone(),
+            rtp_ports,
+            metrics: metrics_for_calls.clone(),
+            line_name: line_name.clone(),
+            line: line_addr,
+        }),
+        registers,
+    };
+    Ok(LineActor::new(line.user.clone(), setup).start())
+}
+
+fn open_handset(backend: LineBackend, line: &LineConfig) -> Result<Box<dyn Handset>, AtaError> {
+    match backend {
+        LineBackend::Virtual => Ok(Box::new(VirtualLine::open(
+            &line.audio_in,
+            line.audio_out.as_deref(),
+        )?)),
+        #[cfg(feature = "usb-handset")]
+        LineBackend::Usb => Ok(Box::new(crate::line::usb::UsbLine::open(line)?)),
+        #[cfg(not(feature = "usb-handset"))]
+        LineBackend::Usb => Err(AtaError::config(
+            "line_backend",
+            "`usb` needs a build with --features usb-handset",
+        )),
+    }
+}
+
+async fn wait_for_stop() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn unregister_all(registrations: &[Addr<RegistrationActor>]) {
+    let mut waits = Vec::new();
+    for registration in registrations {
+        let (done, wait) = oneshot::channel();
+        registration.do_send(Unregister { done });
+        waits.push(wait);
+    }
+    let all = async {
+        for wait in waits {
+            let _ = wait.await;
+        }
+    };
+    if tokio::time::timeout(UNREGISTER_GRACE, all).await.is_err() {
+        warn!("unregistration not confirmed in time");
+    }
+}

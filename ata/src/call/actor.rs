@@ -1,0 +1,663 @@
+//! The call actor: the actix shell around one [`Dialog`], plus the call's offer/answer
+//! (`dialtone-sdp`) and its [`MediaActor`]. Created by the line actor for every call, outgoing
+//! ([`CallActor::outgoing`]) or incoming ([`CallActor::incoming`]); talks to the endpoint for
+//! SIP and to its line by messages only ([`crate::line::CallNews`]); stops when the dialog
+//! terminates.
+//!
+//! Incoming INVITEs without an offer (offer in the ACK) are answered 488 here: the ATA 186
+//! and every peer of the lab send their offer in the INVITE.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use actix::prelude::*;
+use dialtone_media::{AudioCodec, Pcma, Pcmu};
+use dialtone_sdp::{
+    build_offer, hold_offer, negotiate_answer, parse_bytes, process_answer, resume_offer, Codec,
+    LocalSession, NegotiatedAudio, SessionDescription,
+};
+use dialtone_sip::{Message, ResponseBuilder};
+use rand::Rng;
+use tracing::{debug, info, warn};
+
+use crate::auth::DigestUser;
+use crate::call::dialog::{CallEvent, Dialog, IncomingCall, OutgoingCall, Output};
+use crate::config::CodecName;
+use crate::endpoint::{
+    ClientEvent, DialogRequest, Endpoint, NewCall, RouteDialog, SendRequest, SendResponse,
+    SendStateless, TransactionUpdate,
+};
+use crate::error::AtaError;
+use crate::identity::LineIdentity;
+use crate::line::phone::CallOutcome;
+use crate::line::{CallNews, LineActor, News};
+use crate::media::actor::{bind_port_pair, MediaActor, StartMedia, StopMedia, UpdateMedia};
+use crate::media::session::{MediaSession, SessionParams};
+use crate::metrics::Metrics;
+
+/// The dynamic payload type we offer Opus on.
+pub const OPUS_PAYLOAD_TYPE: u8 = 111;
+/// The payload type of telephone-event in our offers, as the seed's ATA uses.
+pub const TELEPHONE_EVENT_PAYLOAD_TYPE: u8 = 101;
+
+/// What every call of a line shares.
+#[derive(Clone)]
+pub struct CallContext {
+    /// The line's SIP identity.
+    pub identity: LineIdentity,
+    /// Its digest credentials.
+    pub user: DigestUser,
+    /// The SIP endpoint.
+    pub endpoint: Addr<Endpoint>,
+    /// The outbound proxy, if any.
+    pub proxy: Option<SocketAddr>,
+    /// Codecs to offer, in order.
+    pub codecs: Vec<CodecName>,
+    /// RTP port range.
+    pub rtp_ports: (u16, u16),
+    /// Metrics.
+    pub metrics: Metrics,
+    /// The line's metric label (its user).
+    pub line_name: String,
+    /// The line actor.
+    pub line: Addr<LineActor>,
+}
+
+impl CallContext {
+    /// The SDP codec list: configured voice codecs, then telephone-event (seed figure D-3,
+    /// without G.729, which we cannot encode).
+    pub fn sdp_codecs(&self) -> Vec<Codec> {
+        let mut codecs: Vec<Codec> = self
+            .codecs
+            .iter()
+            .map(|c| match c {
+                CodecName::Pcmu => Codec::pcmu(),
+                CodecName::Pcma => Codec::pcma(),
+                CodecName::Opus => Codec::opus(OPUS_PAYLOAD_TYPE),
+            })
+            .collect();
+        codecs.push(Codec::telephone_event(TELEPHONE_EVENT_PAYLOAD_TYPE));
+        codecs
+    }
+}
+
+/// Hang up (CANCEL, BYE or decline, as fits).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct HangUp;
+
+/// Answer the ringing call.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Answer;
+
+/// Toggle hold with a re-INVITE.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Flash;
+
+/// Send a DTMF key.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Key(pub char);
+
+enum Start {
+    Outgoing { number: String },
+    Incoming { call: NewCall, busy: bool },
+}
+
+/// The actor.
+pub struct CallActor {
+    id: u64,
+    context: CallContext,
+    start: Option<Start>,
+    dialog: Option<Dialog>,
+    media: Option<Addr<MediaActor>>,
+    media_port: u16,
+    local_sdp: Option<SessionDescription>,
+    pending_answer: Option<(SessionDescription, NegotiatedAudio)>,
+    held: bool,
+    connected: bool,
+    incoming: bool,
+    final_status: Option<u16>,
+    outcome: Option<&'static str>,
+    timer: Option<SpawnHandle>,
+}
+
+impl CallActor {
+    /// A call to `number` through the proxy.
+    pub fn outgoing(id: u64, context: CallContext, number: String) -> Self {
+        Self::new(id, context, Start::Outgoing { number }, false)
+    }
+
+    /// A call arriving in `call`; `busy` answers it 486 at once.
+    pub fn incoming(id: u64, context: CallContext, call: NewCall, busy: bool) -> Self {
+        Self::new(id, context, Start::Incoming { call, busy }, true)
+    }
+
+    fn new(id: u64, context: CallContext, start: Start, incoming: bool) -> Self {
+        CallActor {
+            id,
+            context,
+            start: Some(start),
+            dialog: None,
+            media: None,
+            media_port: 0,
+            local_sdp: None,
+            pending_answer: None,
+            held: false,
+            connected: false,
+            incoming,
+            final_status: None,
+            outcome: None,
+            timer: None,
+        }
+    }
+
+    fn news(&self, news: News) {
+        self.context.line.do_send(CallNews {
+            call: self.id,
+            news,
+        });
+    }
+
+    fn local_session(&self, id: u64) -> LocalSession {
+        let mut local = LocalSession::new(
+            self.context.identity.user.clone(),
+            id,
+            self.context.identity.local.ip(),
+            self.media_port,
+        );
+        local.session_name = "Dialtone ATA Call".into();
+        local
+    }
+
+    fn open_media(&mut self, ctx: &mut Context<Self>) -> Result<(), AtaError> {
+        let ip: IpAddr = self.context.identity.local.ip();
+        let (from, to) = self.context.rtp_ports;
+        let sockets = bind_port_pair(ip, from, to)?;
+        self.media_port = MediaActor::local_port(&sockets.0);
+        let actor = MediaActor::new(
+            self.id,
+            self.context.line_name.clone(),
+            self.context.line.clone(),
+            self.context.metrics.clone(),
+            sockets,
+        )?;
+        let _ = ctx;
+        self.media = Some(actor.start());
+        Ok(())
+    }
+
+    fn start_media(&mut self, audio: &NegotiatedAudio) {
+        let Some(media) = &self.media else {
+            return;
+        };
+        let Some((encoder, decoder)) = codec_pair(&audio.codec) else {
+            warn!(codec = %audio.codec.name, "negotiated codec has no implementation");
+            return;
+        };
+        let params = SessionParams {
+            encoder,
+            decoder,
+            telephone_event: audio.telephone_event,
+            remote: audio.remote_rtp(),
+            send: audio.direction.sends(),
+            seed: rand::thread_rng().gen(),
+            cname: format!(
+                "{}@{}",
+                self.context.identity.user,
+                self.context.identity.local.ip()
+            ),
+            impairment: MediaSession::g711_impairment(),
+        };
+        media.do_send(StartMedia(params));
+        self.connected = true;
+        self.news(News::Connected {
+            media: media.clone().recipient(),
+        });
+    }
+
+    fn begin_outgoing(&mut self, ctx: &mut Context<Self>, number: String) -> Result<(), AtaError> {
+        let proxy = self.context.proxy.ok_or(AtaError::Unexpected(
+            "no proxy configured to send the call to",
+        ))?;
+        self.open_media(ctx)?;
+        let session_id: u64 = rand::thread_rng().gen_range(1..1_000_000_000);
+        let offer = build_offer(&self.context.sdp_codecs(), &self.local_session(session_id))?;
+        let target = format!("sip:{number}@{};user=phone", self.context.identity.domain);
+        let dialog = Dialog::outgoing(
+            Instant::now(),
+            OutgoingCall {
+                identity: self.context.identity.clone(),
+                target,
+                destination: proxy,
+                user: self.context.user.clone(),
+                offer: offer.to_string().into_bytes(),
+                seed: rand::thread_rng().gen(),
+            },
+        );
+        self.local_sdp = Some(offer);
+        self.route(ctx, &dialog, None);
+        self.dialog = Some(dialog);
+        Ok(())
+    }
+
+    fn begin_incoming(
+        &mut self,
+        ctx: &mut Context<Self>,
+        call: NewCall,
+        busy: bool,
+    ) -> Result<(), AtaError> {
+        let mut dialog = match Dialog::incoming(
+            Instant::now(),
+            IncomingCall {
+                identity: self.context.identity.clone(),
+                txn: call.txn,
+                request: call.bytes.to_vec(),
+                source: call.source,
+                seed: rand::thread_rng().gen(),
+            },
+        ) {
+            Ok(d) => d,
+            Err(e) => {
+                self.respond_bad_request(&call, &e);
+                return Err(e);
+            }
+        };
+        self.route(ctx, &dialog, Some(call.txn));
+        let now = Instant::now();
+        if busy {
+            dialog.reject(now, 486, "Busy Here");
+            self.dialog = Some(dialog);
+            return Ok(());
+        }
+        let answer = self.prepare_answer(ctx, &call);
+        match answer {
+            Ok(prepared) => {
+                self.pending_answer = Some(prepared);
+                dialog.ring(now);
+            }
+            Err(e) => {
+                info!(error = %e, "incoming offer refused with 488");
+                dialog.reject(now, 488, "Not Acceptable Here");
+            }
+        }
+        self.dialog = Some(dialog);
+        Ok(())
+    }
+
+    fn prepare_answer(
+        &mut self,
+        ctx: &mut Context<Self>,
+        call: &NewCall,
+    ) -> Result<(SessionDescription, NegotiatedAudio), AtaError> {
+        let message = Message::parse(&call.bytes)?;
+        if message.body().is_empty() {
+            return Err(AtaError::Unexpected("INVITE without an SDP offer"));
+        }
+        let offer = parse_bytes(message.body())?;
+        self.open_media(ctx)?;
+        let session_id: u64 = rand::thread_rng().gen_range(1..1_000_000_000);
+        let answer = negotiate_answer(
+            &offer,
+            &self.context.sdp_codecs(),
+            &self.local_session(session_id),
+        )?;
+        Ok((answer.description, answer.audio))
+    }
+
+    fn respond_bad_request(&self, call: &NewCall, error: &AtaError) {
+        let Ok(request) = Message::parse(&call.bytes) else {
+            return;
+        };
+        let reason = format!("Bad Request ({error})").replace(['\r', '\n'], " ");
+        let bytes = ResponseBuilder::for_request(&request, 400, &reason).build();
+        self.context.endpoint.do_send(SendResponse {
+            txn: call.txn,
+            status: 400,
+            bytes,
+        });
+    }
+
+    fn route(&self, ctx: &mut Context<Self>, dialog: &Dialog, txn: Option<u64>) {
+        self.context.endpoint.do_send(RouteDialog {
+            call_id: dialog.call_id().to_owned(),
+            local_tag: dialog.local_tag().to_owned(),
+            owner: Some(ctx.address().recipient()),
+            txn,
+        });
+    }
+
+    /// Performs the dialog's outputs and re-arms its timer.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        let mut events = Vec::new();
+        if let Some(dialog) = self.dialog.as_mut() {
+            while let Some(output) = dialog.poll_output() {
+                match output {
+                    Output::Request { bytes, destination } => {
+                        self.context.endpoint.do_send(SendRequest {
+                            bytes,
+                            destination,
+                            owner: ctx.address().recipient(),
+                        })
+                    }
+                    Output::Stateless { bytes, destination } => self
+                        .context
+                        .endpoint
+                        .do_send(SendStateless { bytes, destination }),
+                    Output::Response { txn, status, bytes } => {
+                        if status >= 300 {
+                            self.final_status = Some(status);
+                        }
+                        self.context
+                            .endpoint
+                            .do_send(SendResponse { txn, status, bytes })
+                    }
+                    Output::Event(event) => events.push(event),
+                }
+            }
+        }
+        for event in events {
+            self.on_event(ctx, event);
+        }
+        if let Some(handle) = self.timer.take() {
+            ctx.cancel_future(handle);
+        }
+        if let Some(at) = self.dialog.as_ref().and_then(|d| d.poll_timeout()) {
+            let delay = at.saturating_duration_since(Instant::now());
+            self.timer = Some(ctx.run_later(delay, |actor, ctx| {
+                actor.timer = None;
+                if let Some(dialog) = actor.dialog.as_mut() {
+                    dialog.handle_timeout(Instant::now());
+                }
+                actor.pump(ctx);
+            }));
+        }
+    }
+
+    fn on_event(&mut self, ctx: &mut Context<Self>, event: CallEvent) {
+        debug!(call = self.id, ?event, "call event");
+        match event {
+            CallEvent::Progress { status, .. } => {
+                if status == 180 || status == 183 {
+                    self.news(News::Ringing);
+                }
+            }
+            CallEvent::Answered { sdp } => self.on_answered(sdp),
+            CallEvent::Confirmed => {}
+            CallEvent::Failed { status } => {
+                self.final_status = Some(status);
+                self.news(News::Ended(CallOutcome::Failed(status)));
+            }
+            CallEvent::Cancelled => {
+                self.outcome = Some("cancelled");
+                self.news(News::Ended(CallOutcome::Cancelled));
+            }
+            CallEvent::RemoteHangup => self.news(News::Ended(CallOutcome::RemoteHangup)),
+            CallEvent::Reoffer { sdp } => self.on_reoffer(sdp),
+            CallEvent::ReofferAnswered { sdp } => self.on_reoffer_answered(sdp),
+            CallEvent::Terminated => ctx.stop(),
+        }
+    }
+
+    fn on_answered(&mut self, sdp: Option<Vec<u8>>) {
+        let negotiated = match (&self.local_sdp, sdp.as_deref().map(parse_bytes)) {
+            (Some(offer), Some(Ok(answer))) => {
+                process_answer(offer, &answer).map_err(AtaError::from)
+            }
+            (_, Some(Err(e))) => Err(e.into()),
+            _ => Err(AtaError::Unexpected("2xx without an SDP answer")),
+        };
+        match negotiated {
+            Ok(audio) => self.start_media(&audio),
+            Err(e) => {
+                warn!(error = %e, "unusable answer; hanging up");
+                self.news(News::Ended(CallOutcome::Failed(488)));
+                if let Some(dialog) = self.dialog.as_mut() {
+                    dialog.hang_up(Instant::now());
+                }
+            }
+        }
+    }
+
+    fn on_reoffer(&mut self, sdp: Option<Vec<u8>>) {
+        let now = Instant::now();
+        let answer = sdp
+            .as_deref()
+            .ok_or(AtaError::Unexpected("re-INVITE without offer"))
+            .and_then(|body| Ok(parse_bytes(body)?))
+            .and_then(|offer| {
+                let session_id = self
+                    .local_sdp
+                    .as_ref()
+                    .and_then(|s| s.origin.session_id.parse().ok())
+                    .unwrap_or(1);
+                let mut local = self.local_session(session_id);
+                local.session_version = self
+                    .local_sdp
+                    .as_ref()
+                    .map(|s| s.origin.session_version + 1)
+                    .unwrap_or(session_id);
+                Ok(negotiate_answer(
+                    &offer,
+                    &self.context.sdp_codecs(),
+                    &local,
+                )?)
+            });
+        let Some(dialog) = self.dialog.as_mut() else {
+            return;
+        };
+        match answer {
+            Ok(answer) => {
+                if let Some(media) = &self.media {
+                    media.do_send(UpdateMedia {
+                        remote: answer.audio.remote_rtp(),
+                        send: answer.audio.direction.sends(),
+                    });
+                }
+                dialog.answer_reinvite(now, Some(answer.description.to_string().into_bytes()), 200);
+                self.local_sdp = Some(answer.description);
+            }
+            Err(e) => {
+                info!(error = %e, "re-INVITE refused");
+                dialog.answer_reinvite(now, None, 488);
+            }
+        }
+    }
+
+    fn on_reoffer_answered(&mut self, sdp: Option<Vec<u8>>) {
+        let (Some(offer), Some(Ok(answer))) = (&self.local_sdp, sdp.as_deref().map(parse_bytes))
+        else {
+            return;
+        };
+        if let (Ok(audio), Some(media)) = (process_answer(offer, &answer), &self.media) {
+            media.do_send(UpdateMedia {
+                remote: audio.remote_rtp(),
+                send: audio.direction.sends(),
+            });
+        }
+    }
+
+    fn outcome(&self) -> &'static str {
+        if let Some(outcome) = self.outcome {
+            return outcome;
+        }
+        if self.connected {
+            return "answered";
+        }
+        match self.final_status {
+            Some(486 | 600) => "busy",
+            Some(408 | 480 | 487) => "unanswered",
+            Some(488 | 603 | 403) => "rejected",
+            Some(_) => "failed",
+            None => "cancelled",
+        }
+    }
+}
+
+fn codec_pair(codec: &Codec) -> Option<(Box<dyn AudioCodec>, Box<dyn AudioCodec>)> {
+    match codec.name.to_ascii_uppercase().as_str() {
+        "PCMU" => Some((Box::new(Pcmu), Box::new(Pcmu))),
+        "PCMA" => Some((Box::new(Pcma), Box::new(Pcma))),
+        #[cfg(feature = "opus")]
+        "OPUS" => {
+            let encoder = dialtone_media::OpusCodec::new(codec.payload_type).ok()?;
+            let decoder = dialtone_media::OpusCodec::new(codec.payload_type).ok()?;
+            Some((Box::new(encoder), Box::new(decoder)))
+        }
+        _ => None,
+    }
+}
+
+impl Actor for CallActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let result = match self.start.take() {
+            Some(Start::Outgoing { number }) => self.begin_outgoing(ctx, number),
+            Some(Start::Incoming { call, busy }) => self.begin_incoming(ctx, call, busy),
+            None => Ok(()),
+        };
+        if let Err(e) = result {
+            warn!(call = self.id, error = %e, "call could not start");
+            self.final_status = Some(503);
+            self.news(News::Ended(CallOutcome::Failed(503)));
+            ctx.stop();
+            return;
+        }
+        self.pump(ctx);
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        if let Some(media) = self.media.take() {
+            media.do_send(StopMedia);
+        }
+        if let Some(dialog) = &self.dialog {
+            self.context.endpoint.do_send(RouteDialog {
+                call_id: dialog.call_id().to_owned(),
+                local_tag: dialog.local_tag().to_owned(),
+                owner: None,
+                txn: None,
+            });
+        }
+        let direction = if self.incoming {
+            "incoming"
+        } else {
+            "outgoing"
+        };
+        self.context
+            .metrics
+            .count_call(&self.context.line_name, direction, self.outcome());
+        self.news(News::Gone);
+    }
+}
+
+impl Handler<TransactionUpdate> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: TransactionUpdate, ctx: &mut Context<Self>) {
+        let Some(dialog) = self.dialog.as_mut() else {
+            return;
+        };
+        let now = Instant::now();
+        match msg.0 {
+            ClientEvent::Response { bytes, .. } => match Message::parse(&bytes) {
+                Ok(response) => {
+                    if let Err(e) = dialog.handle_response(now, &response) {
+                        warn!(call = self.id, error = %e, "response unusable");
+                    }
+                }
+                Err(e) => debug!(error = %e, "unparsable response"),
+            },
+            ClientEvent::Failed { method, status } => {
+                dialog.handle_transaction_failure(now, &method, status)
+            }
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<DialogRequest> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: DialogRequest, ctx: &mut Context<Self>) {
+        let Some(dialog) = self.dialog.as_mut() else {
+            return;
+        };
+        match Message::parse(&msg.bytes) {
+            Ok(request) => {
+                if let Err(e) = dialog.handle_request(Instant::now(), msg.txn, &request, &msg.bytes)
+                {
+                    debug!(call = self.id, error = %e, "request unusable");
+                }
+            }
+            Err(e) => debug!(error = %e, "unparsable request"),
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<HangUp> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: HangUp, ctx: &mut Context<Self>) {
+        if let Some(dialog) = self.dialog.as_mut() {
+            dialog.hang_up(Instant::now());
+        }
+        if let Some(media) = self.media.take() {
+            media.do_send(StopMedia);
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Answer> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Answer, ctx: &mut Context<Self>) {
+        let Some((description, audio)) = self.pending_answer.take() else {
+            return;
+        };
+        if let Some(dialog) = self.dialog.as_mut() {
+            dialog.accept(Instant::now(), description.to_string().into_bytes());
+        }
+        self.local_sdp = Some(description);
+        self.start_media(&audio);
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Flash> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Flash, ctx: &mut Context<Self>) {
+        let Some(previous) = &self.local_sdp else {
+            return;
+        };
+        let next = if self.held {
+            resume_offer(previous)
+        } else {
+            hold_offer(previous)
+        };
+        let Ok(next) = next else {
+            return;
+        };
+        self.held = !self.held;
+        if let Some(dialog) = self.dialog.as_mut() {
+            dialog.reinvite(Instant::now(), next.to_string().into_bytes());
+        }
+        self.local_sdp = Some(next);
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Key> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Key, _ctx: &mut Context<Self>) {
+        if let Some(media) = &self.media {
+            media.do_send(crate::media::actor::SendDigit(msg.0));
+        }
+    }
+}

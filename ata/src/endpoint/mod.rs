@@ -1,0 +1,433 @@
+//! The SIP endpoint actor: owns the device's UDP socket and its [`TransactionTable`], and
+//! routes what arrives to the transaction users.
+//!
+//! - responses go through their client transaction to its owner (a registration or a call
+//!   actor) as [`TransactionUpdate`];
+//! - requests inside a dialog (by Call-ID and our tag) go to the call actor that registered
+//!   the dialog ([`RouteDialog`]) as [`DialogRequest`];
+//! - a CANCEL goes to the owner of the INVITE it cancels;
+//! - a new INVITE goes to the line whose user is in the Request-URI (or the first line, for
+//!   direct calls by IP) as [`NewCall`];
+//! - an out-of-dialog OPTIONS is answered here (200 with Allow), anything else 405/481.
+//!
+//! The table does retransmissions and timeouts; this actor only owns the socket and one timer
+//! set to the table's earliest deadline.
+
+pub mod table;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use bytes::Bytes;
+use dialtone_sip::{Message, Method, ResponseBuilder};
+use dialtone_transaction::TimerConfig;
+use tokio::net::UdpSocket;
+use tracing::{debug, warn};
+
+use crate::identity::{ALLOW, USER_AGENT};
+pub use table::{ClientEvent, Disposition, TableOutput, TransactionTable};
+
+/// The largest datagram we accept (RFC 3261 18.1.1 leaves room up to the UDP maximum).
+const MAX_DATAGRAM: usize = 65_535;
+
+/// A client transaction's news for its owner.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct TransactionUpdate(pub ClientEvent);
+
+/// A request for a call actor: in its dialog, or a CANCEL of its INVITE.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct DialogRequest {
+    /// Its server transaction; `None` for the ACK to a 2xx.
+    pub txn: Option<u64>,
+    /// The request.
+    pub bytes: Bytes,
+    /// Where it came from.
+    pub source: SocketAddr,
+}
+
+/// A new INVITE for a line.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct NewCall {
+    /// Its server transaction.
+    pub txn: u64,
+    /// The INVITE.
+    pub bytes: Bytes,
+    /// Where it came from.
+    pub source: SocketAddr,
+}
+
+/// Start a client transaction.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SendRequest {
+    /// The request (we built it, with our branch).
+    pub bytes: Vec<u8>,
+    /// The next hop.
+    pub destination: SocketAddr,
+    /// Who hears the responses.
+    pub owner: Recipient<TransactionUpdate>,
+}
+
+/// Send outside any transaction (the ACK to a 2xx).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SendStateless {
+    /// The message.
+    pub bytes: Vec<u8>,
+    /// The next hop.
+    pub destination: SocketAddr,
+}
+
+/// Answer in a server transaction.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SendResponse {
+    /// The transaction.
+    pub txn: u64,
+    /// The status.
+    pub status: u16,
+    /// The response.
+    pub bytes: Vec<u8>,
+}
+
+/// Route a dialog's requests to `owner`, or stop routing them (`owner: None`); also makes
+/// `owner` the owner of server transaction `txn`, so a CANCEL finds it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RouteDialog {
+    /// Call-ID.
+    pub call_id: String,
+    /// Our tag in the dialog.
+    pub local_tag: String,
+    /// The call actor, or `None` to forget the dialog.
+    pub owner: Option<Recipient<DialogRequest>>,
+    /// The INVITE's server transaction, for an incoming call.
+    pub txn: Option<u64>,
+}
+
+/// A line announces the user it answers for.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AttachLine {
+    /// The SIP user.
+    pub user: String,
+    /// Where new calls go.
+    pub owner: Recipient<NewCall>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Datagram {
+    bytes: Bytes,
+    source: SocketAddr,
+}
+
+/// The endpoint actor.
+pub struct Endpoint {
+    socket: Arc<UdpSocket>,
+    table: TransactionTable<Recipient<TransactionUpdate>>,
+    dialogs: HashMap<(String, String), Recipient<DialogRequest>>,
+    cancel_owners: HashMap<u64, Recipient<DialogRequest>>,
+    lines: Vec<(String, Recipient<NewCall>)>,
+    timer: Option<SpawnHandle>,
+    timer_at: Option<Instant>,
+}
+
+impl Endpoint {
+    /// An endpoint on an already bound socket.
+    pub fn new(socket: UdpSocket) -> Self {
+        Endpoint {
+            socket: Arc::new(socket),
+            table: TransactionTable::new(TimerConfig::default()),
+            dialogs: HashMap::new(),
+            cancel_owners: HashMap::new(),
+            lines: Vec::new(),
+            timer: None,
+            timer_at: None,
+        }
+    }
+
+    fn transmit(&self, bytes: &[u8], destination: SocketAddr) {
+        if let Err(e) = self.socket.try_send_to(bytes, destination) {
+            warn!(%destination, error = %e, "SIP send failed");
+        }
+    }
+
+    /// Drains the table and re-arms the timer.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        while let Some(output) = self.table.poll_output() {
+            match output {
+                TableOutput::Transmit { bytes, destination } => self.transmit(&bytes, destination),
+                TableOutput::Client { owner, event } => owner.do_send(TransactionUpdate(event)),
+            }
+        }
+        let next = self.table.poll_timeout();
+        if next == self.timer_at {
+            return;
+        }
+        if let Some(handle) = self.timer.take() {
+            ctx.cancel_future(handle);
+        }
+        self.timer_at = next;
+        if let Some(at) = next {
+            let delay = at.saturating_duration_since(Instant::now());
+            self.timer = Some(ctx.run_later(delay, |actor, ctx| {
+                actor.timer = None;
+                actor.timer_at = None;
+                actor.table.handle_timeout(Instant::now());
+                actor.pump(ctx);
+            }));
+        }
+    }
+
+    fn on_request(&mut self, message: &Message<'_>, bytes: Bytes, source: SocketAddr) {
+        let now = Instant::now();
+        let disposition = match self.table.on_request(now, message, bytes.clone(), source) {
+            Ok(d) => d,
+            Err(e) => {
+                debug!(%source, error = %e, "unusable request");
+                self.answer_stateless(message, 400, "Bad Request", source);
+                return;
+            }
+        };
+        let dialog_key = match (message.call_id(), message.to()) {
+            (Ok(call_id), Ok(to)) => to.tag().map(|tag| (call_id.to_owned(), tag.to_owned())),
+            _ => None,
+        };
+        let dialog = dialog_key
+            .as_ref()
+            .and_then(|k| self.dialogs.get(k))
+            .cloned();
+        match disposition {
+            Disposition::Absorbed => {}
+            Disposition::AckForDialog => {
+                if let Some(owner) = dialog {
+                    owner.do_send(DialogRequest {
+                        txn: None,
+                        bytes,
+                        source,
+                    });
+                }
+            }
+            Disposition::New { id, cancels } => self.on_new_request(
+                message,
+                id,
+                cancels,
+                dialog,
+                dialog_key.is_some(),
+                bytes,
+                source,
+            ),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_new_request(
+        &mut self,
+        message: &Message<'_>,
+        id: u64,
+        cancels: Option<(u64, Option<Recipient<TransactionUpdate>>)>,
+        dialog: Option<Recipient<DialogRequest>>,
+        has_to_tag: bool,
+        bytes: Bytes,
+        source: SocketAddr,
+    ) {
+        let method = message.method().unwrap_or(Method::Extension(""));
+        let request = DialogRequest {
+            txn: Some(id),
+            bytes: bytes.clone(),
+            source,
+        };
+        if method == Method::Cancel {
+            match cancels.and_then(|(invite, _)| self.cancel_owners.get(&invite)) {
+                Some(owner) => owner.do_send(request),
+                // RFC 3261 9.2: no matching transaction.
+                None => self.respond_in(id, message, 481, "Call/Transaction Does Not Exist"),
+            }
+            return;
+        }
+        if let Some(owner) = dialog {
+            owner.do_send(request);
+            return;
+        }
+        if has_to_tag {
+            self.respond_in(id, message, 481, "Call/Transaction Does Not Exist");
+            return;
+        }
+        match method {
+            Method::Invite => {
+                let user = message.request_uri().and_then(|u| u.user()).unwrap_or("");
+                let line = self
+                    .lines
+                    .iter()
+                    .find(|(u, _)| u == user)
+                    .or_else(|| self.lines.first());
+                match line {
+                    Some((_, owner)) => owner.do_send(NewCall {
+                        txn: id,
+                        bytes,
+                        source,
+                    }),
+                    None => self.respond_in(id, message, 404, "Not Found"),
+                }
+            }
+            Method::Options => self.respond_in(id, message, 200, "OK"),
+            _ => self.respond_in(id, message, 405, "Method Not Allowed"),
+        }
+    }
+
+    fn respond_in(&mut self, id: u64, request: &Message<'_>, status: u16, reason: &str) {
+        let mut builder = ResponseBuilder::for_request(request, status, reason)
+            .to_tag("ata")
+            .header("Server", USER_AGENT);
+        if status == 200 || status == 405 {
+            builder = builder
+                .header("Allow", ALLOW)
+                .header("Accept", "application/sdp");
+        }
+        if let Err(e) = self
+            .table
+            .respond(Instant::now(), id, status, Bytes::from(builder.build()))
+        {
+            debug!(error = %e, "response refused");
+        }
+    }
+
+    fn answer_stateless(&self, request: &Message<'_>, status: u16, reason: &str, to: SocketAddr) {
+        if request.method() == Some(Method::Ack) {
+            return;
+        }
+        let response = ResponseBuilder::for_request(request, status, reason).build();
+        self.transmit(&response, to);
+    }
+}
+
+impl Actor for Endpoint {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let socket = self.socket.clone();
+        let me = ctx.address();
+        actix_rt::spawn(async move {
+            let mut buffer = vec![0u8; MAX_DATAGRAM];
+            loop {
+                match socket.recv_from(&mut buffer).await {
+                    Ok((len, source)) => {
+                        let bytes = Bytes::copy_from_slice(&buffer[..len]);
+                        if me.try_send(Datagram { bytes, source }).is_err() && !me.connected() {
+                            break;
+                        }
+                    }
+                    // ICMP port unreachable surfaces here on some systems; keep serving.
+                    Err(e) => debug!(error = %e, "SIP receive error"),
+                }
+            }
+        });
+    }
+}
+
+impl Handler<Datagram> for Endpoint {
+    type Result = ();
+
+    fn handle(&mut self, datagram: Datagram, ctx: &mut Context<Self>) {
+        // RFC 5626 keep-alives (CRLF) and stray bytes are not messages.
+        if datagram.bytes.iter().all(|b| b.is_ascii_whitespace()) {
+            return;
+        }
+        let bytes = datagram.bytes.clone();
+        let message = match Message::parse(&bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                debug!(source = %datagram.source, error = %e, "unparsable SIP datagram dropped");
+                return;
+            }
+        };
+        if message.is_request() {
+            self.on_request(&message, datagram.bytes.clone(), datagram.source);
+        } else if !self
+            .table
+            .on_response(Instant::now(), &message, datagram.bytes.clone())
+        {
+            debug!(source = %datagram.source, "stray response dropped");
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<SendRequest> for Endpoint {
+    type Result = ();
+
+    fn handle(&mut self, msg: SendRequest, ctx: &mut Context<Self>) {
+        let owner = msg.owner.clone();
+        if let Err(e) = self.table.send_request(
+            Instant::now(),
+            Bytes::from(msg.bytes),
+            msg.destination,
+            msg.owner,
+        ) {
+            warn!(error = %e, "request not sent");
+            owner.do_send(TransactionUpdate(ClientEvent::Failed {
+                method: String::new(),
+                status: 503,
+            }));
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<SendStateless> for Endpoint {
+    type Result = ();
+
+    fn handle(&mut self, msg: SendStateless, _ctx: &mut Context<Self>) {
+        self.transmit(&msg.bytes, msg.destination);
+    }
+}
+
+impl Handler<SendResponse> for Endpoint {
+    type Result = ();
+
+    fn handle(&mut self, msg: SendResponse, ctx: &mut Context<Self>) {
+        if let Err(e) =
+            self.table
+                .respond(Instant::now(), msg.txn, msg.status, Bytes::from(msg.bytes))
+        {
+            debug!(txn = msg.txn, status = msg.status, error = %e, "response refused");
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<RouteDialog> for Endpoint {
+    type Result = ();
+
+    fn handle(&mut self, msg: RouteDialog, _ctx: &mut Context<Self>) {
+        let key = (msg.call_id, msg.local_tag);
+        match msg.owner {
+            Some(owner) => {
+                if let Some(txn) = msg.txn {
+                    self.cancel_owners.insert(txn, owner.clone());
+                }
+                self.dialogs.insert(key, owner);
+            }
+            None => {
+                if let Some(owner) = self.dialogs.remove(&key) {
+                    self.cancel_owners.retain(|_, o| o != &owner);
+                }
+            }
+        }
+    }
+}
+
+impl Handler<AttachLine> for Endpoint {
+    type Result = ();
+
+    fn handle(&mut self, msg: AttachLine, _ctx: &mut Context<Self>) {
+        self.lines.push((msg.user, msg.owner));
+    }
+}

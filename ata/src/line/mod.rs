@@ -1,0 +1,575 @@
+//! The hardware-line actor: one per line, the only actor that touches the handset (hook,
+//! keypad, ringer, tones, microphone and earpiece) through a [`Handset`] backend
+//! ([`virtual_line::VirtualLine`] driven by the control API, or `usb::UsbLine`).
+//!
+//! It runs the line's telephone logic ([`phone::Phone`], pure) and turns its actions into
+//! hardware changes and call actors ([`CallActor`]), one per call. Calls report back with
+//! [`CallNews`]; the call's media actor sends [`EarpieceFrame`]s and [`RemoteDigit`]s and
+//! receives the microphone's frames every 20 ms. The registration actor reports its state
+//! with [`RegistrationChanged`]; the control API asks with [`Command`] and [`GetStatus`].
+
+pub mod audio_source;
+pub mod phone;
+#[cfg(feature = "usb-handset")]
+pub mod usb;
+pub mod virtual_line;
+
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use dialtone_media::{Tone, FRAME_DURATION};
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::call::actor::{Answer, CallActor, CallContext, Flash, HangUp, Key};
+use crate::endpoint::{AttachLine, NewCall};
+use crate::error::AtaError;
+use crate::media::actor::MicrophoneFrame;
+use crate::metrics::Metrics;
+use phone::{Action, CallOutcome, LineState, Phone};
+
+/// What a handset reports by itself (the USB handset's hook switch and keypad).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandsetEvent {
+    /// Lifted.
+    OffHook,
+    /// Put down.
+    OnHook,
+    /// A key.
+    Key(char),
+}
+
+/// A line's hardware.
+pub trait Handset {
+    /// Plays a tone in the earpiece, or stops it.
+    fn set_tone(&mut self, tone: Option<Tone>);
+    /// The tone playing.
+    fn tone(&self) -> Option<Tone>;
+    /// Rings or stops ringing.
+    fn set_ringer(&mut self, on: bool);
+    /// Whether it rings.
+    fn is_ringing(&self) -> bool;
+    /// The next 20 ms from the microphone.
+    fn microphone_frame(&mut self) -> Vec<i16>;
+    /// Received audio for the earpiece.
+    fn queue_received(&mut self, frame: Vec<i16>);
+    /// Drops queued received audio.
+    fn clear_received(&mut self);
+    /// Plays the next 20 ms in the earpiece.
+    fn earpiece_tick(&mut self, off_hook: bool) -> Result<(), AtaError>;
+    /// Makes recordings complete on disk.
+    fn flush(&mut self) -> Result<(), AtaError>;
+    /// Hook and keypad events the hardware produced since the last call.
+    fn poll_event(&mut self) -> Option<HandsetEvent> {
+        None
+    }
+}
+
+impl Handset for virtual_line::VirtualLine {
+    fn set_tone(&mut self, tone: Option<Tone>) {
+        virtual_line::VirtualLine::set_tone(self, tone)
+    }
+    fn tone(&self) -> Option<Tone> {
+        virtual_line::VirtualLine::tone(self)
+    }
+    fn set_ringer(&mut self, on: bool) {
+        virtual_line::VirtualLine::set_ringer(self, on)
+    }
+    fn is_ringing(&self) -> bool {
+        virtual_line::VirtualLine::is_ringing(self)
+    }
+    fn microphone_frame(&mut self) -> Vec<i16> {
+        virtual_line::VirtualLine::microphone_frame(self)
+    }
+    fn queue_received(&mut self, frame: Vec<i16>) {
+        virtual_line::VirtualLine::queue_received(self, frame)
+    }
+    fn clear_received(&mut self) {
+        virtual_line::VirtualLine::clear_received(self)
+    }
+    fn earpiece_tick(&mut self, off_hook: bool) -> Result<(), AtaError> {
+        virtual_line::VirtualLine::earpiece_tick(self, off_hook)
+    }
+    fn flush(&mut self) -> Result<(), AtaError> {
+        virtual_line::VirtualLine::flush(self)
+    }
+}
+
+/// News from a call actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CallNews {
+    /// The call's id.
+    pub call: u64,
+    /// What happened.
+    pub news: News,
+}
+
+/// What a call tells its line.
+pub enum News {
+    /// The far end rings (180/183).
+    Ringing,
+    /// Media flows; send microphone frames there.
+    Connected {
+        /// The media actor.
+        media: Recipient<MicrophoneFrame>,
+    },
+    /// The call ended, as the subscriber should hear it.
+    Ended(CallOutcome),
+    /// The call actor stopped.
+    Gone,
+}
+
+/// 20 ms of received audio.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EarpieceFrame {
+    /// The call it belongs to.
+    pub call: u64,
+    /// The samples.
+    pub samples: Vec<i16>,
+}
+
+/// A DTMF key received in the call (RFC 4733).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RemoteDigit {
+    /// The call.
+    pub call: u64,
+    /// The key.
+    pub key: char,
+}
+
+/// The registration state changed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RegistrationChanged(pub &'static str);
+
+/// What the control API can do to a line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Lift the handset.
+    OffHook,
+    /// Put it down.
+    OnHook,
+    /// Press keys (lifting the handset first if needed).
+    Dial(String),
+    /// Hook flash: hold or resume the call.
+    Flash,
+    /// Answer a ringing call (off-hook).
+    Answer,
+}
+
+/// Run a [`Command`]; answers the status after it.
+#[derive(Message)]
+#[rtype(result = "Result<LineStatus, String>")]
+pub struct Control(pub Command);
+
+/// Ask for the line's status.
+#[derive(Message)]
+#[rtype(result = "LineStatus")]
+pub struct GetStatus;
+
+/// A line's state, as the control API shows it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct LineStatus {
+    /// The line number, from 1.
+    pub line: usize,
+    /// The SIP user.
+    pub user: String,
+    /// The telephone state (`idle`, `dialtone`, `ringing`, `connected`...).
+    pub state: String,
+    /// `on` or `off`.
+    pub hook: String,
+    /// The registration state (`registered`, `failed`, `disabled`...).
+    pub registration: String,
+    /// Whether the ringer rings.
+    pub ringing: bool,
+    /// The tone in the earpiece.
+    pub tone: Option<String>,
+    /// Digits collected so far.
+    pub digits: String,
+    /// The current call.
+    pub call: Option<CallStatus>,
+    /// DTMF keys received in calls since start.
+    pub received_digits: String,
+    /// How the last call ended (`answered`, `busy`, `failed 404`...).
+    pub last_outcome: Option<String>,
+}
+
+/// The current call, as the control API shows it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct CallStatus {
+    /// The line-local call id.
+    pub id: u64,
+    /// `incoming` or `outgoing`.
+    pub direction: String,
+    /// The number dialled, or the caller.
+    pub party: String,
+    /// Whether media flows.
+    pub connected: bool,
+}
+
+/// What a line is built from.
+pub struct LineSetup {
+    /// The line number, from 1.
+    pub index: usize,
+    /// The telephone logic.
+    pub phone: Phone,
+    /// The hardware.
+    pub handset: Box<dyn Handset>,
+    /// Ring this long, then answer.
+    pub auto_answer: Option<Duration>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Everything calls need except the line's address (added at start).
+    pub call_context: Box<dyn Fn(Addr<LineActor>) -> CallContext + Send>,
+    /// Whether this line registers.
+    pub registers: bool,
+}
+
+struct CurrentCall {
+    id: u64,
+    actor: Addr<CallActor>,
+    direction: &'static str,
+    party: String,
+    media: Option<Recipient<MicrophoneFrame>>,
+}
+
+/// The actor.
+pub struct LineActor {
+    index: usize,
+    user: String,
+    phone: Phone,
+    handset: Box<dyn Handset>,
+    auto_answer: Option<Duration>,
+    metrics: Metrics,
+    make_context: Box<dyn Fn(Addr<LineActor>) -> CallContext + Send>,
+    context: Option<CallContext>,
+    call: Option<CurrentCall>,
+    next_call: u64,
+    registration: &'static str,
+    received_digits: String,
+    last_outcome: Option<String>,
+    timer: Option<SpawnHandle>,
+}
+
+impl LineActor {
+    /// A line for `user`.
+    pub fn new(user: String, setup: LineSetup) -> Self {
+        LineActor {
+            index: setup.index,
+            user,
+            phone: setup.phone,
+            handset: setup.handset,
+            auto_answer: setup.auto_answer,
+            metrics: setup.metrics,
+            make_context: setup.call_context,
+            context: None,
+            call: None,
+            next_call: 1,
+            registration: if setup.registers {
+                "unregistered"
+            } else {
+                "disabled"
+            },
+            received_digits: String::new(),
+            last_outcome: None,
+            timer: None,
+        }
+    }
+
+    fn status(&self) -> LineStatus {
+        LineStatus {
+            line: self.index,
+            user: self.user.clone(),
+            state: self.phone.state().name().to_owned(),
+            hook: if self.phone.is_off_hook() {
+                "off"
+            } else {
+                "on"
+            }
+            .to_owned(),
+            registration: self.registration.to_owned(),
+            ringing: self.handset.is_ringing(),
+            tone: self.handset.tone().map(tone_name),
+            digits: self.phone.digits().to_owned(),
+            call: self.call.as_ref().map(|c| CallStatus {
+                id: c.id,
+                direction: c.direction.to_owned(),
+                party: c.party.clone(),
+                connected: c.media.is_some(),
+            }),
+            received_digits: self.received_digits.clone(),
+            last_outcome: self.last_outcome.clone(),
+        }
+    }
+
+    /// Performs the phone's actions, then re-arms its timer.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        while let Some(action) = self.phone.poll_action() {
+            match action {
+                Action::Tone(tone) => self.handset.set_tone(tone),
+                Action::Ringer(on) => self.handset.set_ringer(on),
+                Action::PlaceCall(number) => self.place_call(ctx, number),
+                Action::Answer => {
+                    if let Some(call) = &self.call {
+                        call.actor.do_send(Answer);
+                    }
+                }
+                Action::HangUp => {
+                    if let Some(call) = self.call.as_mut() {
+                        call.actor.do_send(HangUp);
+                        call.media = None;
+                    }
+                    self.handset.clear_received();
+                    let _ = self.handset.flush();
+                }
+                Action::SendDigit(key) => {
+                    if let Some(call) = &self.call {
+                        call.actor.do_send(Key(key));
+                    }
+                }
+            }
+        }
+        self.metrics.set_line_state(&self.user, self.phone.state());
+        if let Some(handle) = self.timer.take() {
+            ctx.cancel_future(handle);
+        }
+        if let Some(at) = self.phone.poll_timeout() {
+            let delay = at.saturating_duration_since(Instant::now());
+            self.timer = Some(ctx.run_later(delay, |actor, ctx| {
+                actor.timer = None;
+                actor.phone.handle_timeout(Instant::now());
+                actor.pump(ctx);
+            }));
+        }
+    }
+
+    fn place_call(&mut self, ctx: &mut Context<Self>, number: String) {
+        let Some(context) = self.context.clone() else {
+            return;
+        };
+        let id = self.take_call_id();
+        info!(line = %self.user, %number, "calling");
+        let actor = CallActor::outgoing(id, context, number.clone()).start();
+        self.call = Some(CurrentCall {
+            id,
+            actor,
+            direction: "outgoing",
+            party: number,
+            media: None,
+        });
+        let _ = ctx;
+    }
+
+    fn take_call_id(&mut self) -> u64 {
+        let id = self.next_call;
+        self.next_call += 1;
+        id
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        while let Some(event) = self.handset.poll_event() {
+            let now = Instant::now();
+            match event {
+                HandsetEvent::OffHook => self.phone.off_hook(now),
+                HandsetEvent::OnHook => self.phone.on_hook(now),
+                HandsetEvent::Key(key) => self.phone.digit(now, key),
+            }
+            self.pump(ctx);
+        }
+        if let Some(media) = self.call.as_ref().and_then(|c| c.media.as_ref()) {
+            media.do_send(MicrophoneFrame(self.handset.microphone_frame()));
+        }
+        if let Err(e) = self.handset.earpiece_tick(self.phone.is_off_hook()) {
+            warn!(line = %self.user, error = %e, "earpiece failed");
+        }
+    }
+
+    fn run(&mut self, ctx: &mut Context<Self>, command: Command) -> Result<(), String> {
+        let now = Instant::now();
+        match command {
+            Command::OffHook | Command::Answer => self.phone.off_hook(now),
+            Command::OnHook => self.phone.on_hook(now),
+            Command::Dial(keys) => {
+                if let Some(bad) = keys.chars().find(|c| !"0123456789*#ABCD".contains(*c)) {
+                    return Err(format!("`{bad}` is not a telephone key"));
+                }
+                if !self.phone.is_off_hook() {
+                    self.phone.off_hook(now);
+                }
+                for key in keys.chars() {
+                    self.phone.digit(now, key);
+                }
+            }
+            Command::Flash => match (&self.call, self.phone.state()) {
+                (Some(call), LineState::Connected) => call.actor.do_send(Flash),
+                _ => return Err("flash needs a connected call".into()),
+            },
+        }
+        self.pump(ctx);
+        Ok(())
+    }
+}
+
+fn tone_name(tone: Tone) -> String {
+    match tone {
+        Tone::Dial => "dial".into(),
+        Tone::Ringback => "ringback".into(),
+        Tone::Busy => "busy".into(),
+        Tone::Reorder => "reorder".into(),
+        Tone::OffHookWarning => "offhook-warning".into(),
+        Tone::Dtmf(d) => format!("dtmf {}", d.as_char()),
+    }
+}
+
+impl Actor for LineActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let context = (self.make_context)(ctx.address());
+        context.endpoint.do_send(AttachLine {
+            user: self.user.clone(),
+            owner: ctx.address().recipient(),
+        });
+        self.context = Some(context);
+        self.metrics.set_line_state(&self.user, self.phone.state());
+        ctx.run_interval(FRAME_DURATION, |actor, ctx| actor.tick(ctx));
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        let _ = self.handset.flush();
+    }
+}
+
+impl Handler<NewCall> for LineActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: NewCall, ctx: &mut Context<Self>) {
+        let Some(context) = self.context.clone() else {
+            return;
+        };
+        let takes = self.call.is_none() && self.phone.incoming_call();
+        let id = self.take_call_id();
+        let party = dialtone_sip::Message::parse(&msg.bytes)
+            .ok()
+            .and_then(|m| m.from().ok().map(|f| f.uri.as_str().to_owned()))
+            .unwrap_or_default();
+        let actor = CallActor::incoming(id, context, msg, !takes).start();
+        if takes {
+            info!(line = %self.user, %party, "incoming call");
+            self.call = Some(CurrentCall {
+                id,
+                actor,
+                direction: "incoming",
+                party,
+                media: None,
+            });
+            if let Some(delay) = self.auto_answer {
+                ctx.run_later(delay, move |actor, ctx| {
+                    let same_call = actor.call.as_ref().is_some_and(|c| c.id == id);
+                    if same_call && actor.phone.state() == LineState::Ringing {
+                        actor.phone.off_hook(Instant::now());
+                        actor.pump(ctx);
+                    }
+                });
+            }
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<CallNews> for LineActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CallNews, ctx: &mut Context<Self>) {
+        let Some(call) = self.call.as_mut().filter(|c| c.id == msg.call) else {
+            return;
+        };
+        match msg.news {
+            News::Ringing => self.phone.call_ringing(),
+            News::Connected { media } => {
+                call.media = Some(media);
+                self.last_outcome = Some("answered".into());
+                self.phone.call_connected();
+            }
+            News::Ended(outcome) => {
+                call.media = None;
+                self.handset.clear_received();
+                let _ = self.handset.flush();
+                self.last_outcome = Some(match outcome {
+                    CallOutcome::Failed(status) => format!("failed {status}"),
+                    CallOutcome::RemoteHangup => "remote hangup".into(),
+                    CallOutcome::Cancelled => "cancelled".into(),
+                });
+                self.phone.call_ended(outcome);
+            }
+            News::Gone => {
+                self.call = None;
+                // A call that vanished without saying how (it could not start) must not
+                // leave the phone believing it is still in one.
+                if matches!(
+                    self.phone.state(),
+                    LineState::Calling
+                        | LineState::Ringback
+                        | LineState::Ringing
+                        | LineState::Connected
+                ) {
+                    self.phone.call_ended(CallOutcome::Failed(500));
+                }
+            }
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<EarpieceFrame> for LineActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: EarpieceFrame, _ctx: &mut Context<Self>) {
+        let current = self
+            .call
+            .as_ref()
+            .is_some_and(|c| c.id == msg.call && c.media.is_some());
+        if current {
+            self.handset.queue_received(msg.samples);
+        }
+    }
+}
+
+impl Handler<RemoteDigit> for LineActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoteDigit, _ctx: &mut Context<Self>) {
+        if self.call.as_ref().is_some_and(|c| c.id == msg.call) {
+            info!(line = %self.user, key = %msg.key, "DTMF received");
+            self.received_digits.push(msg.key);
+        }
+    }
+}
+
+impl Handler<RegistrationChanged> for LineActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RegistrationChanged, _ctx: &mut Context<Self>) {
+        self.registration = msg.0;
+    }
+}
+
+impl Handler<Control> for LineActor {
+    type Result = Result<LineStatus, String>;
+
+    fn handle(&mut self, msg: Control, ctx: &mut Context<Self>) -> Self::Result {
+        self.run(ctx, msg.0)?;
+        Ok(self.status())
+    }
+}
+
+impl Handler<GetStatus> for LineActor {
+    type Result = MessageResult<GetStatus>;
+
+    fn handle(&mut self, _msg: GetStatus, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.status())
+    }
+}

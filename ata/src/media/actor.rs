@@ -1,0 +1,318 @@
+//! The media actor of one call: owns the RTP and RTCP sockets (an even/odd port pair from the
+//! configured range, RFC 3550 section 11), runs the 20 ms clock and the RTCP interval, and
+//! moves audio between the [`MediaSession`] and the line actor: microphone frames in
+//! ([`MicrophoneFrame`]), earpiece frames and received DTMF keys out
+//! ([`crate::line::EarpieceFrame`], [`crate::line::RemoteDigit`]). It updates the RTP metrics
+//! of its line once a second.
+
+use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use actix::prelude::*;
+use bytes::Bytes;
+use dialtone_media::rtcp::ntp_timestamp;
+use dialtone_media::FRAME_DURATION;
+use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
+use tracing::debug;
+
+use crate::error::AtaError;
+use crate::line::{EarpieceFrame, LineActor, RemoteDigit};
+use crate::media::session::{MediaCounters, MediaSession, SessionParams};
+use crate::metrics::Metrics;
+
+/// RFC 3550 6.2 suggests 5 s as the minimum RTCP interval.
+const RTCP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Binds the first free RTP/RTCP pair in `from..=to` on `ip`.
+pub fn bind_port_pair(
+    ip: std::net::IpAddr,
+    from: u16,
+    to: u16,
+) -> Result<(StdUdpSocket, StdUdpSocket), AtaError> {
+    let first_even = from + from % 2;
+    let mut port = first_even;
+    while port < to {
+        if let Ok(rtp) = StdUdpSocket::bind(SocketAddr::new(ip, port)) {
+            if let Ok(rtcp) = StdUdpSocket::bind(SocketAddr::new(ip, port + 1)) {
+                rtp.set_nonblocking(true)?;
+                rtcp.set_nonblocking(true)?;
+                return Ok((rtp, rtcp));
+            }
+        }
+        port = port.saturating_add(2);
+    }
+    Err(AtaError::NoRtpPort { from, to })
+}
+
+/// Start sending and receiving.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StartMedia(pub SessionParams);
+
+/// A re-INVITE changed where or whether we send.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UpdateMedia {
+    /// The new destination, if it changed.
+    pub remote: Option<SocketAddr>,
+    /// Whether we send.
+    pub send: bool,
+}
+
+/// A 20 ms frame from the handset microphone.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct MicrophoneFrame(pub Vec<i16>);
+
+/// Send this key as RFC 4733 DTMF.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SendDigit(pub char);
+
+/// The call is over.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopMedia;
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Rtp {
+    bytes: Bytes,
+    source: SocketAddr,
+    control: bool,
+}
+
+/// The actor.
+pub struct MediaActor {
+    call: u64,
+    line_name: String,
+    line: Addr<LineActor>,
+    metrics: Metrics,
+    rtp: Arc<UdpSocket>,
+    rtcp: Arc<UdpSocket>,
+    session: Option<MediaSession>,
+    readers: Vec<JoinHandle<()>>,
+    reported: MediaCounters,
+    ticks: u32,
+}
+
+impl MediaActor {
+    /// A media actor on a bound pair; it sends nothing until [`StartMedia`].
+    pub fn new(
+        call: u64,
+        line_name: String,
+        line: Addr<LineActor>,
+        metrics: Metrics,
+        sockets: (StdUdpSocket, StdUdpSocket),
+    ) -> Result<Self, AtaError> {
+        Ok(MediaActor {
+            call,
+            line_name,
+            line,
+            metrics,
+            rtp: Arc::new(UdpSocket::from_std(sockets.0)?),
+            rtcp: Arc::new(UdpSocket::from_std(sockets.1)?),
+            session: None,
+            readers: Vec::new(),
+            reported: MediaCounters::default(),
+            ticks: 0,
+        })
+    }
+
+    /// Our RTP port, for the SDP.
+    pub fn local_port(socket: &StdUdpSocket) -> u16 {
+        socket.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    fn tick(&mut self) {
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        let tick = session.tick(Instant::now());
+        if let Some(destination) = tick.destination {
+            for packet in &tick.packets {
+                if let Err(e) = self.rtp.try_send_to(packet, destination) {
+                    debug!(%destination, error = %e, "RTP send failed");
+                }
+            }
+        }
+        self.line.do_send(EarpieceFrame {
+            call: self.call,
+            samples: tick.playout.samples,
+        });
+        self.ticks += 1;
+        if self.ticks % 50 == 0 {
+            self.report_metrics();
+        }
+    }
+
+    fn report_metrics(&mut self) {
+        let Some(session) = self.session.as_ref() else {
+            return;
+        };
+        let now = session.counters();
+        let line = [self.line_name.as_str()];
+        let delta = |a: u64, b: u64| a.saturating_sub(b);
+        self.metrics
+            .rtp_packets_sent
+            .with_label_values(&line)
+            .inc_by(delta(now.packets_sent, self.reported.packets_sent));
+        self.metrics
+            .rtp_bytes_sent
+            .with_label_values(&line)
+            .inc_by(delta(now.bytes_sent, self.reported.bytes_sent));
+        self.metrics
+            .rtp_packets_received
+            .with_label_values(&line)
+            .inc_by(delta(now.packets_received, self.reported.packets_received));
+        self.metrics
+            .rtp_bytes_received
+            .with_label_values(&line)
+            .inc_by(delta(now.bytes_received, self.reported.bytes_received));
+        let lost_now = now.lost.max(0) as u64;
+        let lost_before = self.reported.lost.max(0) as u64;
+        self.metrics
+            .rtp_packets_lost
+            .with_label_values(&line)
+            .inc_by(delta(lost_now, lost_before));
+        self.metrics
+            .rtp_jitter
+            .with_label_values(&line)
+            .set(now.jitter.as_secs_f64());
+        self.metrics.mos.with_label_values(&line).set(now.mos);
+        self.reported = now;
+    }
+
+    fn spawn_reader(&mut self, ctx: &mut Context<Self>, socket: Arc<UdpSocket>, control: bool) {
+        let me = ctx.address();
+        self.readers.push(actix_rt::spawn(async move {
+            let mut buffer = vec![0u8; 2048];
+            loop {
+                match socket.recv_from(&mut buffer).await {
+                    Ok((len, source)) => {
+                        let bytes = Bytes::copy_from_slice(&buffer[..len]);
+                        if me
+                            .try_send(Rtp {
+                                bytes,
+                                source,
+                                control,
+                            })
+                            .is_err()
+                            && !me.connected()
+                        {
+                            break;
+                        }
+                    }
+                    Err(e) => debug!(error = %e, "RTP receive error"),
+                }
+            }
+        }));
+    }
+}
+
+fn wall_ntp() -> u64 {
+    ntp_timestamp(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default(),
+    )
+}
+
+impl Actor for MediaActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.spawn_reader(ctx, self.rtp.clone(), false);
+        self.spawn_reader(ctx, self.rtcp.clone(), true);
+        ctx.run_interval(FRAME_DURATION, |actor, _| actor.tick());
+        ctx.run_interval(RTCP_INTERVAL, |actor, _| {
+            let Some(session) = actor.session.as_mut() else {
+                return;
+            };
+            let Some(report) = session.rtcp_report(Instant::now(), wall_ntp()) else {
+                return;
+            };
+            let Some(destination) = actor.session.as_mut().and_then(|s| s.tick_destination())
+            else {
+                return;
+            };
+            // RTCP goes to the port above RTP (RFC 3550 11) unless SDP said otherwise.
+            let rtcp_to = SocketAddr::new(destination.ip(), destination.port().saturating_add(1));
+            let _ = actor.rtcp.try_send_to(&report, rtcp_to);
+        });
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.report_metrics();
+        for reader in self.readers.drain(..) {
+            reader.abort();
+        }
+    }
+}
+
+impl Handler<StartMedia> for MediaActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: StartMedia, _ctx: &mut Context<Self>) {
+        self.session = Some(MediaSession::new(msg.0));
+    }
+}
+
+impl Handler<UpdateMedia> for MediaActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: UpdateMedia, _ctx: &mut Context<Self>) {
+        if let Some(session) = self.session.as_mut() {
+            session.update(msg.remote, msg.send);
+        }
+    }
+}
+
+impl Handler<MicrophoneFrame> for MediaActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: MicrophoneFrame, _ctx: &mut Context<Self>) {
+        if let Some(session) = self.session.as_mut() {
+            session.push_microphone(msg.0);
+        }
+    }
+}
+
+impl Handler<SendDigit> for MediaActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SendDigit, _ctx: &mut Context<Self>) {
+        if let Some(session) = self.session.as_mut() {
+            session.send_digit(msg.0);
+        }
+    }
+}
+
+impl Handler<StopMedia> for MediaActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: StopMedia, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+impl Handler<Rtp> for MediaActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Rtp, _ctx: &mut Context<Self>) {
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        let now = Instant::now();
+        if msg.control {
+            session.on_rtcp(now, wall_ntp(), &msg.bytes);
+        } else if let Some(key) = session.on_rtp(now, &msg.bytes, msg.source) {
+            self.line.do_send(RemoteDigit {
+                call: self.call,
+                key,
+            });
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! The registration actor of one line: the actix shell around [`Registration`]. It hands
+//! REGISTERs to the endpoint, feeds responses and timeouts back with `now`, keeps one timer at
+//! the machine's deadline, and tells the line and the metrics the state after every change.
+//! On [`Unregister`] (shutdown) it sends `Expires: 0` and answers once that is done.
+
+use std::time::{Instant, SystemTime};
+
+use actix::prelude::*;
+use dialtone_sip::Message;
+use tokio::sync::oneshot;
+use tracing::{info, warn};
+
+use crate::endpoint::{ClientEvent, Endpoint, SendRequest, TransactionUpdate};
+use crate::line::{LineActor, RegistrationChanged};
+use crate::metrics::Metrics;
+use crate::registration::rules::{Registration, RegistrationState};
+
+/// Remove the binding and report when done (or given up).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unregister {
+    /// Signalled when the Expires: 0 exchange is over.
+    pub done: oneshot::Sender<()>,
+}
+
+/// The actor.
+pub struct RegistrationActor {
+    line_name: String,
+    rules: Registration,
+    endpoint: Addr<Endpoint>,
+    line: Addr<LineActor>,
+    metrics: Metrics,
+    timer: Option<SpawnHandle>,
+    on_unregistered: Option<oneshot::Sender<()>>,
+    last_state: &'static str,
+}
+
+impl RegistrationActor {
+    /// A registration for `line_name` driven by `rules`.
+    pub fn new(
+        line_name: String,
+        rules: Registration,
+        endpoint: Addr<Endpoint>,
+        line: Addr<LineActor>,
+        metrics: Metrics,
+    ) -> Self {
+        RegistrationActor {
+            line_name,
+            rules,
+            endpoint,
+            line,
+            metrics,
+            timer: None,
+            on_unregistered: None,
+            last_state: "",
+        }
+    }
+
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        while let Some(transmit) = self.rules.poll_transmit() {
+            self.endpoint.do_send(SendRequest {
+                bytes: transmit.bytes,
+                destination: transmit.destination,
+                owner: ctx.address().recipient(),
+            });
+        }
+        if let Some(handle) = self.timer.take() {
+            ctx.cancel_future(handle);
+        }
+        if let Some(at) = self.rules.poll_timeout() {
+            let delay = at.saturating_duration_since(Instant::now());
+            self.timer = Some(ctx.run_later(delay, |actor, ctx| {
+                actor.timer = None;
+                actor.rules.handle_timeout(Instant::now());
+                actor.pump(ctx);
+            }));
+        }
+        let state = self.rules.state();
+        if state.name() != self.last_state {
+            self.last_state = state.name();
+            match state {
+                RegistrationState::Failed { status, .. } => {
+                    warn!(line = %self.line_name, status, "registration failed; will retry")
+                }
+                RegistrationState::Registered { .. } => {
+                    info!(line = %self.line_name, "registered")
+                }
+                _ => {}
+            }
+            self.metrics
+                .set_registration_state(&self.line_name, state.name());
+            self.line.do_send(RegistrationChanged(state.name()));
+        }
+        if state == RegistrationState::Unregistered {
+            if let Some(done) = self.on_unregistered.take() {
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+impl Actor for RegistrationActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.rules.start(Instant::now());
+        self.pump(ctx);
+    }
+}
+
+impl Handler<TransactionUpdate> for RegistrationActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: TransactionUpdate, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        match msg.0 {
+            ClientEvent::Response { bytes, .. } => match Message::parse(&bytes) {
+                Ok(response) => {
+                    if let Err(e) = self
+                        .rules
+                        .handle_response(now, SystemTime::now(), &response)
+                    {
+                        warn!(line = %self.line_name, error = %e, "REGISTER response unusable");
+                    }
+                }
+                Err(e) => warn!(error = %e, "unparsable REGISTER response"),
+            },
+            ClientEvent::Failed { status, .. } => self.rules.handle_failure(now, status),
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Unregister> for RegistrationActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unregister, ctx: &mut Context<Self>) {
+        self.on_unregistered = Some(msg.done);
+        self.rules.unregister(Instant::now());
+        self.pump(ctx);
+    }
+}

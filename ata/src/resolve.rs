@@ -1,0 +1,84 @@
+//! Finding the proxy: an IP literal is used as is; a domain is looked up with hickory-resolver,
+//! SRV `_sip._udp.DOMAIN` first (RFC 3263 section 4.2, lowest priority then highest weight),
+//! then A/AAAA on the domain itself with port 5060. Done once at start by `app.rs`.
+
+use std::net::{IpAddr, SocketAddr};
+
+use hickory_resolver::proto::rr::RData;
+use hickory_resolver::TokioResolver;
+
+use crate::config::ProxyAddress;
+use crate::error::AtaError;
+
+/// The SIP default port (RFC 3261 19.1.2).
+pub const SIP_PORT: u16 = 5060;
+
+/// Resolves `proxy` to one socket address.
+pub async fn resolve_proxy(proxy: &ProxyAddress) -> Result<SocketAddr, AtaError> {
+    if let Ok(ip) = proxy.host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, proxy.port.unwrap_or(SIP_PORT)));
+    }
+    let fail = |reason: String| AtaError::Resolve {
+        host: proxy.host.clone(),
+        reason,
+    };
+    let resolver = TokioResolver::builder_tokio()
+        .map_err(|e| fail(e.to_string()))?
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
+    // RFC 3263 4.2: SRV only when no port was given.
+    if proxy.port.is_none() {
+        if let Ok(lookup) = resolver
+            .srv_lookup(format!("_sip._udp.{}.", proxy.host.trim_end_matches('.')))
+            .await
+        {
+            let mut targets: Vec<_> = lookup
+                .answers()
+                .iter()
+                .filter_map(|record| match &record.data {
+                    RData::SRV(srv) => Some((
+                        srv.priority,
+                        u16::MAX - srv.weight,
+                        srv.port,
+                        srv.target.to_utf8(),
+                    )),
+                    _ => None,
+                })
+                .collect();
+            targets.sort();
+            for (_, _, port, target) in targets {
+                if let Ok(ips) = resolver.lookup_ip(target.as_str()).await {
+                    if let Some(ip) = ips.iter().next() {
+                        return Ok(SocketAddr::new(ip, port));
+                    }
+                }
+            }
+        }
+    }
+    let ips = resolver
+        .lookup_ip(proxy.host.as_str())
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let ip = ips
+        .iter()
+        .next()
+        .ok_or_else(|| fail("no A or AAAA record".into()))?;
+    Ok(SocketAddr::new(ip, proxy.port.unwrap_or(SIP_PORT)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_rt::test]
+    async fn an_ip_literal_needs_no_lookup() {
+        let proxy = ProxyAddress {
+            host: "127.0.0.1".into(),
+            port: None,
+        };
+        assert_eq!(
+            resolve_proxy(&proxy).await.expect("literal"),
+            "127.0.0.1:5060".parse().expect("addr")
+        );
+    }
+}
