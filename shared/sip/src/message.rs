@@ -73,60 +73,46 @@ impl<'a> Message<'a> {
         if bytes.len() > MAX_MESSAGE_SIZE {
             return Err(ParseError::TooLarge { size: bytes.len() });
         }
-        let not_utf8 = |at: usize, e: std::str::Utf8Error| ParseError::NotUtf8 {
-            offset: skip + at + e.valid_up_to(),
-        };
         let mut lines = Lines { bytes, pos: 0 };
-        let (_, first) = lines.next_line().ok_or(ParseError::Incomplete)?;
-        let first = std::str::from_utf8(&bytes[..first]).map_err(|e| not_utf8(0, e))?;
-        // One allocation for the header index, sized by a first cheap pass over the line ends,
-        // so that the cost of a parse does not grow with the number of header lines.
-        let mut headers: Vec<Header<'a>> = Vec::with_capacity(lines.count_header_lines());
+        let (_, first_end) = lines.next_line().ok_or(ParseError::Incomplete)?;
+        // A first quick pass over the line ends finds where the header section ends and how
+        // many lines it has: the header section is then checked as UTF-8 once, and the header
+        // index is the one allocation, sized so that it never grows.
+        let section = lines.scan_header_section()?;
+        let head =
+            std::str::from_utf8(&bytes[..section.head_end]).map_err(|e| ParseError::NotUtf8 {
+                offset: skip + e.valid_up_to(),
+            })?;
+        let mut headers: Vec<Header<'a>> = Vec::with_capacity(section.lines.min(MAX_HEADERS));
         // Where the value of the last header starts before trimming; a folded line extends it.
         let mut raw_value_start = 0usize;
-        let head_end;
-        loop {
+        while lines.pos < section.head_end {
             let Some((line_start, line_end, content_end)) = lines.next_line_span() else {
-                if lines.pos == bytes.len() {
-                    // The datagram ended right after a header line without the empty line
-                    // (RFC 4475's baddn.dat, RFC 5118's section 4.10 files): the datagram's end
-                    // bounds the message, so read it as a header section with no body rather
-                    // than hide the message's real fault behind "incomplete". A datagram cut short
-                    // on a line boundary still fails when it announced a Content-Length.
-                    head_end = lines.pos;
-                    break;
-                }
-                return Err(ParseError::Incomplete);
-            };
-            if content_end == line_start {
-                head_end = line_start;
                 break;
-            }
-            let line = std::str::from_utf8(&bytes[line_start..content_end])
-                .map_err(|e| not_utf8(line_start, e))?;
+            };
+            // Line starts follow a '\n' and content ends sit on a '\r' or '\n': both are
+            // character boundaries of `head`.
+            let line = &head[line_start..content_end];
             if line.starts_with([' ', '\t']) {
                 // A folded continuation of the previous header (RFC 3261 section 7.3.1): the
-                // value now runs to the end of this line. Folding is rare, so the joined value
-                // is simply validated again rather than pieced together unsafely.
+                // value now runs to the end of this line.
                 let last = headers
                     .last_mut()
                     .ok_or(ParseError::BadHeaderLine { line: 2 })?;
-                let raw_value = std::str::from_utf8(&bytes[raw_value_start..content_end])
-                    .map_err(|e| not_utf8(raw_value_start, e))?;
-                set_value(last, raw_value, raw_value_start);
+                set_value(last, &head[raw_value_start..content_end], raw_value_start);
                 last.line_end = line_end as u32;
                 continue;
             }
             if headers.len() == MAX_HEADERS {
                 return Err(ParseError::TooManyHeaders);
             }
-            let bad_line = ParseError::BadHeaderLine {
+            let bad_line = || ParseError::BadHeaderLine {
                 line: headers.len() + 2,
             };
-            let colon = memchr::memchr(b':', line.as_bytes()).ok_or(bad_line.clone())?;
+            let colon = memchr::memchr(b':', line.as_bytes()).ok_or_else(bad_line)?;
             let raw_name = line[..colon].trim_end_matches([' ', '\t']);
             if !lex::is_token(raw_name) {
-                return Err(bad_line);
+                return Err(bad_line());
             }
             raw_value_start = line_start + colon + 1;
             let mut header = Header {
@@ -141,16 +127,16 @@ impl<'a> Message<'a> {
             set_value(&mut header, &line[colon + 1..], raw_value_start);
             headers.push(header);
         }
-        let body_start = lines.pos;
 
+        let first = &head[..first_end];
         let (start, uri_span) = parse_start_line(first)?;
         let mut message = Message {
             bytes,
             start,
             uri_span: (uri_span.0 as u32, uri_span.1 as u32),
             headers,
-            headers_end: head_end as u32,
-            body_start: body_start as u32,
+            headers_end: section.head_end as u32,
+            body_start: section.body_start as u32,
             content_length: None,
         };
         message.frame_body()?;
@@ -322,22 +308,49 @@ impl Lines<'_> {
         Some((start, nl + 1, content_end))
     }
 
-    /// Counts the lines from here to the empty line that ends the header section (at most
-    /// [`MAX_HEADERS`] + 1), without moving: the capacity of the header index.
-    fn count_header_lines(&self) -> usize {
+    /// Finds the end of the header section from here, without moving.
+    fn scan_header_section(&self) -> Result<HeaderSection, ParseError> {
         let mut ahead = Lines {
             bytes: self.bytes,
             pos: self.pos,
         };
-        let mut count = 0;
-        while let Some((start, _, content_end)) = ahead.next_line_span() {
-            if content_end == start || count > MAX_HEADERS {
-                break;
+        let mut lines = 0;
+        loop {
+            match ahead.next_line_span() {
+                Some((start, end, content_end)) if content_end == start => {
+                    return Ok(HeaderSection {
+                        lines,
+                        head_end: start,
+                        body_start: end,
+                    });
+                }
+                Some(_) => lines += 1,
+                // The datagram ended right after a header line without the empty line (RFC
+                // 4475's baddn.dat, RFC 5118's section 4.10 files): the datagram's end bounds
+                // the message, so read it as a header section with no body rather than hide
+                // the message's real fault behind "incomplete". A datagram cut short on a line
+                // boundary still fails when it announced a Content-Length.
+                None if ahead.pos == self.bytes.len() => {
+                    return Ok(HeaderSection {
+                        lines,
+                        head_end: ahead.pos,
+                        body_start: ahead.pos,
+                    });
+                }
+                None => return Err(ParseError::Incomplete),
             }
-            count += 1;
         }
-        count
     }
+}
+
+/// Where the header section ends, from [`Lines::scan_header_section`].
+struct HeaderSection {
+    /// Lines after the start line, continuation lines included.
+    lines: usize,
+    /// Offset of the empty line (or of the end of the datagram).
+    head_end: usize,
+    /// Offset just past the empty line.
+    body_start: usize,
 }
 
 /// Sets a header's value from its untrimmed text, which starts at `raw_start` in the message.
