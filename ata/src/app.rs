@@ -2,8 +2,8 @@
 //! endpoint, one line actor (and registration actor) per line, and the control API; then wait
 //! for SIGINT/SIGTERM, unregister every line (2 s at most) and stop.
 //!
-//! Prints `sip udp:IP:PORT` and `control http://IP:PORT` on stdout once each is bound, so a
-//! caller that asked for port 0 learns the ports (the end-to-end tests read them).
+//! [`run`] prints `sip udp:IP:PORT` and `control http://IP:PORT` on stdout once both are
+//! bound, so a caller that asked for port 0 learns the ports; [`start`] returns them.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -31,8 +31,40 @@ use crate::resolve::resolve_proxy;
 /// How long shutdown waits for the unregistrations.
 const UNREGISTER_GRACE: Duration = Duration::from_secs(2);
 
-/// Runs the device until a stop signal.
+/// A running device, as [`start`] leaves it.
+pub struct Device {
+    /// The SIP socket's address.
+    pub sip: SocketAddr,
+    /// The control API's address.
+    pub control: SocketAddr,
+    registrations: Vec<Addr<RegistrationActor>>,
+    server: actix_web::dev::ServerHandle,
+}
+
+impl Device {
+    /// Unregisters every line (2 s at most) and stops the control API. The caller stops its
+    /// actix `System` afterwards.
+    pub async fn stop(self) {
+        info!("stopping: unregistering");
+        unregister_all(&self.registrations).await;
+        self.server.stop(true).await;
+    }
+}
+
+/// Runs the device until SIGINT or SIGTERM, then stops the actix system.
 pub async fn run(config: Config) -> Result<(), AtaError> {
+    let device = start(config).await?;
+    println!("sip udp:{}", device.sip);
+    println!("control http://{}", device.control);
+    wait_for_stop().await;
+    device.stop().await;
+    System::current().stop();
+    Ok(())
+}
+
+/// Starts a device inside the current actix system (the end-to-end tests run several in one
+/// process this way).
+pub async fn start(config: Config) -> Result<Device, AtaError> {
     let proxy = match &config.proxy {
         Some(p) => Some(resolve_proxy(p).await?),
         None => None,
@@ -41,7 +73,6 @@ pub async fn run(config: Config) -> Result<(), AtaError> {
         .map_err(|e| AtaError::config("bind", format!("{}: {e}", config.bind)))?;
     std_socket.set_nonblocking(true)?;
     let local = std_socket.local_addr()?;
-    println!("sip udp:{local}");
     let endpoint = Endpoint::new(tokio::net::UdpSocket::from_std(std_socket)?).start();
     let names: Vec<String> = config.lines.iter().map(|l| l.user.clone()).collect();
     let metrics =
@@ -88,16 +119,15 @@ pub async fn run(config: Config) -> Result<(), AtaError> {
     }
     let (server, control) = serve(config.control, ControlState { lines, metrics })
         .map_err(|e| AtaError::config("control", format!("{}: {e}", config.control)))?;
-    println!("control http://{control}");
     let handle = server.handle();
     actix_rt::spawn(server);
     info!(%local, %control, "ATA running");
-    wait_for_stop().await;
-    info!("stopping: unregistering");
-    unregister_all(&registrations).await;
-    handle.stop(true).await;
-    System::current().stop();
-    Ok(())
+    Ok(Device {
+        sip: local,
+        control,
+        registrations,
+        server: handle,
+    })
 }
 
 fn digest_user(line: &LineConfig) -> DigestUser {

@@ -3,7 +3,7 @@
 //!
 //! The pure cores (`registration::rules`, `call::dialog`, `dial_plan`, `line::phone`) return it
 //! from their fallible inputs; the actors log it and carry on, and only `main.rs` turns it into
-//! an `anyhow` error for the exit status.
+//! a message and an exit status (`cli.rs`).
 
 use thiserror::Error;
 
@@ -71,6 +71,9 @@ pub enum AtaError {
         /// Last port of the range.
         to: u16,
     },
+    /// The control API answered with an error, or could not be reached (`ctl`).
+    #[error("control API: {0}")]
+    Control(String),
     /// Socket and file I/O.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),

@@ -6,11 +6,12 @@
 //! Actix actors around them: [`endpoint`] (SIP socket and transactions),
 //! [`registration::actor`], [`line`] (the hardware line), [`call::actor`],
 //! [`media::actor`]. Edges: [`control`] (HTTP API, metrics, health), [`ctl`] (its client),
-//! [`app`] (start and stop).
+//! [`app`] (start and stop), [`cli`] (the flags).
 
 pub mod app;
 pub mod auth;
 pub mod call;
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod ctl;

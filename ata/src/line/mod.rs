@@ -496,6 +496,7 @@ impl Handler<CallNews> for LineActor {
             }
             News::Ended(outcome) => {
                 call.media = None;
+                let auto_answered = call.direction == "incoming" && self.auto_answer.is_some();
                 self.handset.clear_received();
                 let _ = self.handset.flush();
                 self.last_outcome = Some(match outcome {
@@ -504,6 +505,11 @@ impl Handler<CallNews> for LineActor {
                     CallOutcome::Cancelled => "cancelled".into(),
                 });
                 self.phone.call_ended(outcome);
+                // A virtual line that answers by itself also hangs up by itself, so an
+                // unattended lab callee is ready for the next call.
+                if auto_answered {
+                    self.phone.on_hook(Instant::now());
+                }
             }
             News::Gone => {
                 self.call = None;

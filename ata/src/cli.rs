@@ -1,0 +1,171 @@
+//! The command line of `dialtone-ata`: flags only. Parses them, loads the config file, hands
+//! the merged [`Config`] to `app::run`, or runs the `ctl` client. In the library (not in
+//! `main.rs`) so that the end-to-end test package can build the same program under its own
+//! name (`tests/src/bin/e2e-dialtone-ata.rs`), as cargo only tells tests where the binaries
+//! of their own package are.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, FileConfig, Overrides};
+use crate::ctl::{self, CtlCommand};
+use crate::error::AtaError;
+
+/// A software Cisco ATA 186: SIP lines with virtual or USB handsets.
+#[derive(Parser)]
+#[command(name = "dialtone-ata", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(flatten)]
+    run: RunArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Args, Default)]
+struct RunArgs {
+    /// TOML config file; flags override its values.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Outbound proxy and registrar, HOST[:PORT] (a domain is resolved with SRV _sip._udp, then A/AAAA).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    proxy: Option<String>,
+    /// A line, USER:PASSWORD; repeat for more lines.
+    #[arg(long = "line", value_name = "USER:PASSWORD")]
+    lines: Vec<String>,
+    /// SIP UDP socket [default: 127.0.0.1:0, a free port, printed at start].
+    #[arg(long, value_name = "IP:PORT")]
+    bind: Option<String>,
+    /// RTP port range [default: 16384-16482].
+    #[arg(long, value_name = "FROM-TO")]
+    rtp_ports: Option<String>,
+    /// Registration Expires in seconds; 0 disables registration [default: 3600].
+    #[arg(long, value_name = "SECONDS")]
+    register_interval: Option<u32>,
+    /// Codecs to offer, in order: pcmu,pcma[,opus] [default: pcmu,pcma].
+    #[arg(long, value_name = "LIST")]
+    codecs: Option<String>,
+    /// Dial plan, e.g. "(xxxx|9xxxxxxx.)": x any digit, [1-5] a set, "." repeats; empty = digits then # or timeout.
+    #[arg(long, value_name = "PATTERNS")]
+    dial_plan: Option<String>,
+    /// Seconds after the last digit before the number is complete [default: 5].
+    #[arg(long, value_name = "SECONDS")]
+    interdigit_timeout: Option<f64>,
+    /// HTTP control API, /metrics, /livez, /readyz [default: 127.0.0.1:8070; port 0 = free, printed].
+    #[arg(long, value_name = "IP:PORT")]
+    control: Option<String>,
+    /// Line hardware: virtual or usb [default: virtual].
+    #[arg(long, value_name = "BACKEND")]
+    line_backend: Option<String>,
+    /// Virtual handset microphone for every line: FILE.wav, tone:HZ or silence.
+    #[arg(long, value_name = "SOURCE")]
+    audio_in: Option<String>,
+    /// Virtual handset earpiece recording for every line (WAV, 8 kHz mono 16-bit); {user} is replaced.
+    #[arg(long, value_name = "FILE.wav")]
+    audio_out: Option<String>,
+    /// Answer incoming calls after ringing this many seconds [default: never].
+    #[arg(long, value_name = "SECONDS")]
+    auto_answer: Option<f64>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Talk to a running device's control API.
+    Ctl(CtlArgs),
+}
+
+#[derive(Args)]
+struct CtlArgs {
+    /// The device's control address.
+    #[arg(long, default_value = "127.0.0.1:8070", value_name = "IP:PORT")]
+    control: SocketAddr,
+    /// The line, from 1.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    line: usize,
+    /// Print the API's JSON instead of a summary.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    action: CtlAction,
+}
+
+#[derive(Subcommand)]
+enum CtlAction {
+    /// Lift the handset.
+    Offhook,
+    /// Put the handset down.
+    Onhook,
+    /// Press keys (0-9 * # A-D), lifting the handset first if needed.
+    Dial {
+        /// The keys; end with # to send at once.
+        digits: String,
+    },
+    /// Hook flash (hold/resume).
+    Flash,
+    /// Answer a ringing call.
+    Answer,
+    /// Show the line.
+    Status,
+    /// Show every line's call.
+    Calls,
+}
+
+/// Runs the program; errors are printed on stderr and give exit status 1.
+pub fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dialtone-ata: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), AtaError> {
+    if let Some(Command::Ctl(args)) = cli.command {
+        let command = match args.action {
+            CtlAction::Offhook => CtlCommand::OffHook,
+            CtlAction::Onhook => CtlCommand::OnHook,
+            CtlAction::Dial { digits } => CtlCommand::Dial(digits),
+            CtlAction::Flash => CtlCommand::Flash,
+            CtlAction::Answer => CtlCommand::Answer,
+            CtlAction::Status => CtlCommand::Status,
+            CtlAction::Calls => CtlCommand::Calls,
+        };
+        let output =
+            ctl::run(args.control, args.line, &command, args.json).map_err(AtaError::Control)?;
+        println!("{output}");
+        return Ok(());
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let run = cli.run;
+    let file = match &run.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    let overrides = Overrides {
+        proxy: run.proxy,
+        lines: run.lines,
+        bind: run.bind,
+        rtp_ports: run.rtp_ports,
+        register_interval: run.register_interval,
+        codecs: run.codecs,
+        dial_plan: run.dial_plan,
+        interdigit_timeout: run.interdigit_timeout,
+        control: run.control,
+        line_backend: run.line_backend,
+        audio_in: run.audio_in,
+        audio_out: run.audio_out,
+        auto_answer: run.auto_answer,
+    };
+    let config = Config::build(file, overrides)?;
+    actix_rt::System::new().block_on(crate::app::run(config))
+}

@@ -1,0 +1,5 @@
+//! `dialtone-ata`, built inside the test package (see Cargo.toml).
+
+fn main() -> std::process::ExitCode {
+    dialtone_ata::cli::main()
+}

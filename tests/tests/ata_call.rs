@@ -1,0 +1,240 @@
+//! End-to-end: two real `dialtone-ata` processes on loopback call each other directly (A's
+//! `--proxy` is B's SIP socket, registration off), driven through the control API, and the
+//! audio each recorded proves two-way media: A's microphone plays 1000 Hz, B's 1500 Hz, and
+//! each recording must have its energy at the other's frequency.
+//!
+//! The ATA binary is built in this package as `e2e-dialtone-ata` (same code as
+//! `dialtone-ata`, see `tests/src/bin`), because cargo gives `CARGO_BIN_EXE_*` only for the
+//! binaries of the test's own package. Every process is started with ports 0 and reports
+//! them on stdout; every wait polls the control API with a bounded number of tries.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use dialtone_ata::ctl::{self, CtlCommand};
+use dialtone_ata::line::LineStatus;
+use dialtone_media::tone_amplitude;
+
+const POLL: Duration = Duration::from_millis(100);
+const TRIES: usize = 100;
+
+struct Ata {
+    child: Child,
+    sip: SocketAddr,
+    control: SocketAddr,
+}
+
+impl Drop for Ata {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_ata(args: &[&str]) -> Ata {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_e2e-dialtone-ata"))
+        .args(args)
+        .args(["--register-interval", "0", "--control", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the ATA starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut sip = None;
+    let mut control = None;
+    while sip.is_none() || control.is_none() {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the ATA prints its addresses");
+        if let Some(addr) = line.strip_prefix("sip udp:") {
+            sip = addr.parse().ok();
+        }
+        if let Some(addr) = line.strip_prefix("control http://") {
+            control = addr.parse().ok();
+        }
+    }
+    Ata {
+        child,
+        sip: sip.expect("sip address"),
+        control: control.expect("control address"),
+    }
+}
+
+fn command(ata: &Ata, command: CtlCommand) -> LineStatus {
+    let json = ctl::run(ata.control, 1, &command, true).expect("control API answers");
+    serde_json::from_str(&json).expect("a line status")
+}
+
+fn wait_for(ata: &Ata, what: &str, done: impl Fn(&LineStatus) -> bool) -> LineStatus {
+    let mut last = None;
+    for _ in 0..TRIES {
+        let status = command(ata, CtlCommand::Status);
+        if done(&status) {
+            return status;
+        }
+        last = Some(status);
+        std::thread::sleep(POLL);
+    }
+    panic!("timed out waiting for {what}; last status {last:?}");
+}
+
+fn metric(ata: &Ata, name: &str) -> f64 {
+    let body = http_get(&format!("http://{}/metrics", ata.control));
+    body.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn http_get(url: &str) -> String {
+    // The ctl client only speaks the line API; a plain HTTP/1.0 GET reads /metrics.
+    use std::io::{Read, Write};
+    let rest = url.trim_start_matches("http://");
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut stream = std::net::TcpStream::connect(host).expect("control API reachable");
+    write!(stream, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").expect("request sent");
+    let mut body = String::new();
+    stream.read_to_string(&mut body).expect("response read");
+    body
+}
+
+fn wait_for_metric(ata: &Ata, name: &str, at_least: f64) {
+    for _ in 0..TRIES {
+        if metric(ata, name) >= at_least {
+            return;
+        }
+        std::thread::sleep(POLL);
+    }
+    panic!("{name} never reached {at_least}");
+}
+
+fn recording(path: &Path) -> Vec<i16> {
+    let reader = hound::WavReader::open(path).expect("a valid WAV recording");
+    assert_eq!(reader.spec().sample_rate, 8000);
+    assert_eq!(reader.spec().channels, 1);
+    reader
+        .into_samples::<i16>()
+        .map(|s| s.expect("sample"))
+        .collect()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("dialtone-e2e-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+#[test]
+fn two_atas_call_each_other_and_hear_each_others_tone() {
+    let dir = temp_dir("ata-call");
+    let (a_wav, b_wav) = (dir.join("a.wav"), dir.join("b.wav"));
+    let b = start_ata(&[
+        "--line",
+        "9000:secret",
+        "--audio-in",
+        "tone:1500",
+        "--audio-out",
+        b_wav.to_str().expect("utf8"),
+        "--auto-answer",
+        "0.2",
+    ]);
+    let a = start_ata(&[
+        "--line",
+        "8000:secret",
+        "--proxy",
+        &b.sip.to_string(),
+        "--audio-in",
+        "tone:1000",
+        "--audio-out",
+        a_wav.to_str().expect("utf8"),
+    ]);
+
+    command(&a, CtlCommand::Dial("9000#".into()));
+    wait_for(&a, "A connected", |s| s.state == "connected");
+    let b_status = wait_for(&b, "B connected", |s| s.state == "connected");
+    assert_eq!(b_status.call.expect("a call").direction, "incoming");
+
+    // 1.5 s of audio each way (75 packets of 20 ms), counted by the receivers.
+    wait_for_metric(&a, "dialtone_ata_rtp_packets_received_total", 75.0);
+    wait_for_metric(&b, "dialtone_ata_rtp_packets_received_total", 75.0);
+
+    // A key pressed during the call reaches B as RFC 4733 DTMF.
+    command(&a, CtlCommand::Dial("5".into()));
+    wait_for(&b, "B to receive DTMF 5", |s| {
+        s.received_digits.contains('5')
+    });
+
+    command(&a, CtlCommand::OnHook);
+    wait_for(&a, "A idle", |s| s.state == "idle" && s.call.is_none());
+    wait_for(&b, "B idle after the far end hung up", |s| {
+        s.state == "idle" && s.call.is_none()
+    });
+    assert!(
+        metric(
+            &a,
+            "dialtone_ata_calls_total{direction=\"outgoing\",line=\"8000\",outcome=\"answered\"}"
+        ) >= 1.0
+    );
+
+    let heard_by_b = recording(&b_wav);
+    let heard_by_a = recording(&a_wav);
+    let level = |samples: &[i16], hz: f64| tone_amplitude(samples, hz, 8000);
+    let (b_at_a, b_at_b) = (level(&heard_by_b, 1000.0), level(&heard_by_b, 1500.0));
+    let (a_at_b, a_at_a) = (level(&heard_by_a, 1500.0), level(&heard_by_a, 1000.0));
+    assert!(
+        b_at_a > 5.0 * b_at_b,
+        "B should hear A's 1000 Hz: {b_at_a} vs its own 1500 Hz {b_at_b}"
+    );
+    assert!(
+        a_at_b > 5.0 * a_at_a,
+        "A should hear B's 1500 Hz: {a_at_b} vs its own 1000 Hz {a_at_a}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn calling_an_off_hook_ata_gets_busy_tone() {
+    let b = start_ata(&["--line", "9000:secret"]);
+    let a = start_ata(&["--line", "8000:secret", "--proxy", &b.sip.to_string()]);
+    command(&b, CtlCommand::OffHook);
+    command(&a, CtlCommand::Dial("9000#".into()));
+    let status = wait_for(&a, "A busy", |s| s.state == "busy");
+    assert_eq!(status.tone.as_deref(), Some("busy"));
+    assert_eq!(status.last_outcome.as_deref(), Some("failed 486"));
+    wait_for(&a, "the busy call counted", |_| {
+        metric(
+            &a,
+            "dialtone_ata_calls_total{direction=\"outgoing\",line=\"8000\",outcome=\"busy\"}",
+        ) >= 1.0
+    });
+}
+
+#[test]
+fn hanging_up_while_the_callee_rings_cancels_the_call() {
+    let b = start_ata(&["--line", "9000:secret"]);
+    let a = start_ata(&["--line", "8000:secret", "--proxy", &b.sip.to_string()]);
+    command(&a, CtlCommand::Dial("9000#".into()));
+    let ringing = wait_for(&b, "B ringing", |s| s.state == "ringing");
+    assert!(ringing.ringing);
+    wait_for(&a, "A hears ringback", |s| {
+        s.tone.as_deref() == Some("ringback")
+    });
+    command(&a, CtlCommand::OnHook);
+    let b_status = wait_for(&b, "B idle after CANCEL", |s| {
+        s.state == "idle" && !s.ringing
+    });
+    assert_eq!(b_status.last_outcome.as_deref(), Some("cancelled"));
+}
