@@ -391,6 +391,25 @@ impl ProxyTransaction {
         self.drain(now, core, actions);
     }
 
+    /// The transport failed to send branch `key`'s request: its client transaction reports a
+    /// transport error, which the branch turns into a 503 (RFC 3261 section 16.9).
+    pub(crate) fn on_branch_transport_error(
+        &mut self,
+        now: Instant,
+        core: &ProxyCore,
+        key: &TransactionKey,
+        actions: &mut Vec<Action>,
+    ) {
+        let Some(branch) = self.branches.iter_mut().find(|b| &b.key == key) else {
+            return;
+        };
+        match &mut branch.client {
+            ClientTx::Invite(t) => t.handle_transport_error(now),
+            ClientTx::NonInvite(t) => t.handle_transport_error(now),
+        }
+        self.drain(now, core, actions);
+    }
+
     /// A CANCEL for this INVITE arrived (RFC 3261 section 16.10).
     pub(crate) fn cancel(&mut self, now: Instant, core: &ProxyCore, actions: &mut Vec<Action>) {
         self.cancelled = true;

@@ -9,9 +9,16 @@ pub fn server_key(request: &Message<'_>) -> Option<TransactionKey> {
     let method = request.method()?;
     let via = request.top_via().ok()?;
     let cseq = request.cseq().ok()?;
+    let call_id = request.call_id().ok()?;
+    // RFC 3261 section 17.2.3 matches by branch, sent-by and method alone, trusting clients to
+    // make branches unique. Some do not: RFC 4475's unkscm/novelsc, cparam01/cparam02 and
+    // escnull/regescrt are distinct requests sharing branch and sent-by, and the later one was
+    // taken for a retransmission and never answered. A retransmission always repeats the
+    // Call-ID and CSeq number (and a CANCEL or ACK shares both with its INVITE), so adding
+    // them to the sent-by part of the key never splits a real transaction.
     let sent_by = match via.port {
-        Some(port) => format!("{}:{port}", via.host),
-        None => via.host.to_string(),
+        Some(port) => format!("{}:{port} {call_id} {}", via.host, cseq.seq),
+        None => format!("{} {call_id} {}", via.host, cseq.seq),
     };
     let fields = KeyFields {
         method: method.as_str().to_string(),
@@ -26,7 +33,7 @@ pub fn server_key(request: &Message<'_>) -> Option<TransactionKey> {
             .to_string(),
         via_branch: via.branch().map(str::to_string),
         via_sent_by: sent_by,
-        call_id: request.call_id().ok()?.to_string(),
+        call_id: call_id.to_string(),
         from_tag: request.from().ok()?.tag().map(str::to_string),
         to_tag: request.to().ok()?.tag().map(str::to_string),
         cseq_number: cseq.seq,
@@ -84,6 +91,24 @@ mod tests {
         let invite_key = server_key(&invite).unwrap();
         assert!(!invite_key.is_rfc3261());
         assert_eq!(server_key(&ack).unwrap(), invite_key);
+    }
+
+    #[test]
+    fn distinct_requests_reusing_a_branch_are_distinct_transactions() {
+        // RFC 4475 sections 3.3.12 and 3.3.13: same branch and sent-by, different Call-ID.
+        let first = b"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP saturn.example.com:5060;branch=z9hG4bKkdjuw\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:a@example.com>\r\nCall-ID: cparam01\r\nCSeq: 2 REGISTER\r\n\r\n";
+        let second = b"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP saturn.example.com:5060;branch=z9hG4bKkdjuw\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:a@example.com>\r\nCall-ID: cparam02\r\nCSeq: 3 REGISTER\r\n\r\n";
+        let a = server_key(&Message::parse(first).unwrap()).unwrap();
+        let b = server_key(&Message::parse(second).unwrap()).unwrap();
+        assert!(a.is_rfc3261());
+        assert_ne!(a, b);
+        // A retransmission and the CANCEL of an INVITE still match.
+        assert_eq!(server_key(&Message::parse(first).unwrap()).unwrap(), a);
+        let invite = b"INVITE sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h:5060;branch=z9hG4bKx\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: c\r\nCSeq: 4 INVITE\r\n\r\n";
+        let cancel = b"CANCEL sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h:5060;branch=z9hG4bKx\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: c\r\nCSeq: 4 CANCEL\r\n\r\n";
+        let invite = server_key(&Message::parse(invite).unwrap()).unwrap();
+        let cancel = server_key(&Message::parse(cancel).unwrap()).unwrap();
+        assert_eq!(cancel.cancelled_invite(), Some(invite));
     }
 
     #[test]

@@ -198,6 +198,39 @@ impl ProxyCore {
         actions
     }
 
+    /// The transport could not send `bytes` (a request we forwarded): RFC 3261 section 16.9
+    /// says to behave as if the branch had received a 503. Anything else is ignored.
+    pub fn handle_transport_error(&self, now: Instant, bytes: &[u8]) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let Ok(message) = Message::parse(bytes) else {
+            return actions;
+        };
+        if !message.is_request() {
+            return actions;
+        }
+        let Some(branch) = message
+            .top_via()
+            .ok()
+            .and_then(|v| v.branch().map(str::to_string))
+        else {
+            return actions;
+        };
+        let Ok(cseq) = message.cseq() else {
+            return actions;
+        };
+        let client_key = TransactionKey::client(&branch, cseq.method.as_str());
+        let Some(server_key) = self.branches.get(&client_key).map(|k| k.value().clone()) else {
+            return actions;
+        };
+        let Some(entry) = self.servers.get(&server_key).map(|e| e.value().clone()) else {
+            return actions;
+        };
+        let mut tx = entry.lock().unwrap_or_else(|p| p.into_inner());
+        tx.on_branch_transport_error(now, self, &client_key, &mut actions);
+        self.after(&server_key, &mut tx, &mut actions);
+        actions
+    }
+
     /// Continues a request whose next hop needed DNS (RFC 3263): `addrs` are the resolved
     /// addresses in preference order, empty when resolution failed.
     pub fn handle_resolved(
@@ -246,5 +279,60 @@ impl ProxyCore {
                 .transactions_active
                 .set(self.servers.len() as i64);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{FileConfig, ProxyFlags};
+
+    fn core() -> ProxyCore {
+        let flags = ProxyFlags {
+            listen: vec!["udp:127.0.0.1:5070".into()],
+            ..Default::default()
+        };
+        let config = Config::merge(FileConfig::default(), &flags).unwrap();
+        let metrics = ProxyMetrics::new();
+        let calls = CallTracker::new(metrics.clone());
+        ProxyCore::new(&config, LocationService::new(), metrics, calls)
+    }
+
+    fn sends(actions: &[Action]) -> Vec<(Destination, Bytes)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send { to, bytes } => Some((*to, bytes.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_branch_the_transport_cannot_send_is_answered_503() {
+        // RFC 3261 section 16.9: a transport error on forwarding counts as a 503 response.
+        let core = core();
+        let source = Source {
+            transport: TransportKind::Udp,
+            addr: "127.0.0.2:5062".parse().unwrap(),
+            local: "127.0.0.1:5070".parse().unwrap(),
+        };
+        let request = b"OPTIONS sip:user@192.0.2.9 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKte1\r\nMax-Forwards: 70\r\nFrom: <sip:a@127.0.0.2>;tag=1\r\nTo: <sip:user@192.0.2.9>\r\nCall-ID: te1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+        let now = Instant::now();
+        let actions =
+            core.handle_message(now, SystemTime::now(), source, Bytes::from_static(request));
+        let forwarded = sends(&actions);
+        assert_eq!(forwarded.len(), 1);
+        assert_eq!(forwarded[0].0.addr, "192.0.2.9:5060".parse().unwrap());
+
+        let actions = core.handle_transport_error(now, &forwarded[0].1);
+        let replies = sends(&actions);
+        assert_eq!(replies.len(), 1, "{actions:?}");
+        assert_eq!(replies[0].0.addr, source.addr);
+        let reply = Message::parse(&replies[0].1).unwrap();
+        assert_eq!(reply.status(), Some(503));
+        assert_eq!(reply.vias().count(), 1);
+        // Bytes that are not one of our branches are ignored.
+        assert!(core.handle_transport_error(now, request).is_empty());
     }
 }

@@ -26,9 +26,13 @@ pub fn reply_destination(source: &Source, via: Option<&Via<'_>>) -> Destination 
         };
     }
     let port = match via {
-        Some(v) => match v.rport() {
-            Some(_) => source.addr.port(),
-            None => v.port_or_default(),
+        Some(v) => match (v.rport(), v.port) {
+            (Some(_), _) => source.addr.port(),
+            (None, Some(port)) => port,
+            // RFC 3261 section 18.2.2: over an unreliable transport, "port 5060 if none is
+            // specified explicitly", whatever transport the Via names (a request that came
+            // over UDP with a TLS Via, RFC 4475 bext01, must not be answered on 5061).
+            (None, None) => 5060,
         },
         None => source.addr.port(),
     };
@@ -160,6 +164,14 @@ mod tests {
         let via = Via::parse("SIP/2.0/UDP 10.0.0.1:5062;rport").unwrap();
         let d = reply_destination(&udp_source("127.0.0.2:40000"), Some(&via));
         assert_eq!(d.addr, "127.0.0.2:40000".parse().unwrap());
+    }
+
+    #[test]
+    fn udp_request_with_a_tls_via_and_no_port_is_answered_on_5060() {
+        let via =
+            Via::parse("SIP/2.0/TLS fold-and-staple.example.com;branch=z9hG4bKkdjuw").unwrap();
+        let d = reply_destination(&udp_source("127.0.0.2:40000"), Some(&via));
+        assert_eq!(d.addr, "127.0.0.2:5060".parse().unwrap());
     }
 
     #[test]

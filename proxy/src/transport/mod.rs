@@ -21,7 +21,8 @@ use bytes::Bytes;
 use dashmap::DashMap;
 
 use crate::config::TransportKind;
-use crate::core::{Action, Destination, ProxyCore, TimerId};
+use crate::core::{Action, Destination, ProxyCore, Source, TimerId};
+use crate::trace::{Capture, Direction};
 
 /// Sends messages for the core, from whichever actor handled the input.
 pub struct Outbound {
@@ -29,6 +30,9 @@ pub struct Outbound {
     tcp_connections: DashMap<SocketAddr, Addr<tcp::TcpConnection>>,
     core: std::sync::OnceLock<Arc<ProxyCore>>,
     tcp_local: Option<SocketAddr>,
+    udp_local: Option<SocketAddr>,
+    /// Set when tracing or HEP export is on (`crate::trace`).
+    capture: std::sync::OnceLock<Capture>,
 }
 
 impl std::fmt::Debug for Outbound {
@@ -43,8 +47,11 @@ impl Outbound {
     /// `udp` is a clone of one worker socket (all share the listen port, so the Via is true
     /// whichever sends).
     pub fn new(udp: Option<Arc<UdpSocket>>, tcp_local: Option<SocketAddr>) -> Arc<Outbound> {
+        let udp_local = udp.as_ref().and_then(|s| s.local_addr().ok());
         Arc::new(Outbound {
             udp,
+            udp_local,
+            capture: std::sync::OnceLock::new(),
             tcp_connections: DashMap::new(),
             core: std::sync::OnceLock::new(),
             tcp_local,
@@ -54,6 +61,46 @@ impl Outbound {
     /// Lets new outgoing TCP connections deliver what they receive to the core.
     pub fn set_core(&self, core: Arc<ProxyCore>) {
         let _ = self.core.set(core);
+    }
+
+    /// Turns on message capture (the trace recorder, HEP export).
+    pub fn set_capture(&self, capture: Capture) {
+        let _ = self.capture.set(capture);
+    }
+
+    /// Hands a received message to the capture, if any (the receive hooks of the transports).
+    pub fn capture_received(&self, source: &Source, bytes: &[u8]) {
+        if let Some(capture) = self.capture.get() {
+            let at = wall_now();
+            capture.message(
+                at,
+                Direction::In,
+                source.transport,
+                source.local,
+                source.addr,
+                bytes,
+            );
+        }
+    }
+
+    /// Sent messages: from the UDP listen address, or (TCP) the TCP listen address, which is
+    /// what the Via says even when an outgoing connection has an ephemeral port.
+    fn capture_sent(&self, to: &Destination, bytes: &[u8]) {
+        if let Some(capture) = self.capture.get() {
+            let local = match to.transport {
+                TransportKind::Udp => self.udp_local,
+                TransportKind::Tcp => self.tcp_local,
+            };
+            let local = local.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+            capture.message(
+                wall_now(),
+                Direction::Out,
+                to.transport,
+                local,
+                to.addr,
+                bytes,
+            );
+        }
     }
 
     /// Registers an accepted or connected TCP connection for reuse (RFC 3261 section 18.2.2:
@@ -73,7 +120,16 @@ impl Outbound {
     }
 
     /// Sends `bytes` to `to`. Errors are counted, never fatal: SIP retransmission recovers.
-    pub fn send(self: &Arc<Self>, to: Destination, bytes: Bytes) {
+    /// When the transport refuses outright (no route, wrong address family, TCP connection
+    /// refused), `on_failure` is told, so that the core can treat the forwarded request as
+    /// answered 503 (RFC 3261 section 16.9) instead of waiting for Timer B or F.
+    pub fn send(
+        self: &Arc<Self>,
+        to: Destination,
+        bytes: Bytes,
+        on_failure: Option<Recipient<TransportFailed>>,
+    ) {
+        self.capture_sent(&to, &bytes);
         match to.transport {
             TransportKind::Udp => {
                 let Some(socket) = &self.udp else { return };
@@ -86,6 +142,9 @@ impl Outbound {
                         Err(e) => {
                             tracing::debug!(to = %to.addr, error = %e, "udp send failed");
                             self.count_error("udp");
+                            if let Some(recipient) = on_failure {
+                                recipient.do_send(TransportFailed(bytes));
+                            }
                             return;
                         }
                     }
@@ -118,6 +177,9 @@ impl Outbound {
                         Err(e) => {
                             tracing::debug!(to = %to.addr, error = %e, "tcp connect failed");
                             outbound.count_error("tcp");
+                            if let Some(recipient) = on_failure {
+                                recipient.do_send(TransportFailed(bytes));
+                            }
                         }
                     }
                 });
@@ -140,6 +202,11 @@ impl Outbound {
 #[rtype(result = "()")]
 pub struct TimerFired(pub TimerId);
 
+/// The transport could not send these bytes (see [`Outbound::send`]).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TransportFailed(pub Bytes);
+
 /// A DNS resolution finished.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -149,19 +216,22 @@ pub struct Resolved {
     pub addrs: Vec<SocketAddr>,
 }
 
-/// Carries out the core's actions from inside actor `A`, whose `TimerFired` and `Resolved`
-/// handlers call back into the core.
+/// Carries out the core's actions from inside actor `A`, whose `TimerFired`, `Resolved` and
+/// `TransportFailed` handlers call back into the core.
 pub fn execute<A>(
     actions: Vec<Action>,
     outbound: &Arc<Outbound>,
     resolver: &Arc<dns::SipResolver>,
     ctx: &mut Context<A>,
 ) where
-    A: Actor<Context = Context<A>> + Handler<TimerFired> + Handler<Resolved>,
+    A: Actor<Context = Context<A>>
+        + Handler<TimerFired>
+        + Handler<Resolved>
+        + Handler<TransportFailed>,
 {
     for action in actions {
         match action {
-            Action::Send { to, bytes } => outbound.send(to, bytes),
+            Action::Send { to, bytes } => outbound.send(to, bytes, Some(ctx.address().recipient())),
             Action::Arm { id, at } => {
                 let delay = at.saturating_duration_since(Instant::now());
                 let me = ctx.address();

@@ -15,7 +15,7 @@ use dialtone_sip::StreamFramer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::{dns::SipResolver, execute, wall_now, Outbound, Resolved, TimerFired};
+use super::{dns::SipResolver, execute, wall_now, Outbound, Resolved, TimerFired, TransportFailed};
 use crate::config::TransportKind;
 use crate::core::{ProxyCore, Source};
 
@@ -178,6 +178,7 @@ impl Handler<Read> for TcpConnection {
                         addr: self.peer,
                         local: self.local,
                     };
+                    self.outbound.capture_received(&source, &bytes);
                     let actions =
                         self.core
                             .handle_message(Instant::now(), wall_now(), source, bytes);
@@ -213,6 +214,14 @@ impl Handler<TimerFired> for TcpConnection {
     type Result = ();
     fn handle(&mut self, TimerFired(id): TimerFired, ctx: &mut Context<Self>) {
         let actions = self.core.handle_timer(Instant::now(), &id);
+        execute(actions, &self.outbound, &self.resolver, ctx);
+    }
+}
+
+impl Handler<TransportFailed> for TcpConnection {
+    type Result = ();
+    fn handle(&mut self, TransportFailed(bytes): TransportFailed, ctx: &mut Context<Self>) {
+        let actions = self.core.handle_transport_error(Instant::now(), &bytes);
         execute(actions, &self.outbound, &self.resolver, ctx);
     }
 }

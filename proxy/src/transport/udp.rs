@@ -11,7 +11,7 @@ use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::{dns::SipResolver, execute, wall_now, Outbound, Resolved, TimerFired};
+use super::{dns::SipResolver, execute, wall_now, Outbound, Resolved, TimerFired, TransportFailed};
 use crate::config::TransportKind;
 use crate::core::{ProxyCore, Source};
 
@@ -110,6 +110,7 @@ impl StreamHandler<Datagrams> for UdpWorker {
                 addr: from,
                 local: self.local,
             };
+            self.outbound.capture_received(&source, &bytes);
             let actions = self
                 .core
                 .handle_message(Instant::now(), wall_now(), source, bytes);
@@ -126,6 +127,14 @@ impl Handler<TimerFired> for UdpWorker {
     type Result = ();
     fn handle(&mut self, TimerFired(id): TimerFired, ctx: &mut Context<Self>) {
         let actions = self.core.handle_timer(Instant::now(), &id);
+        execute(actions, &self.outbound, &self.resolver, ctx);
+    }
+}
+
+impl Handler<TransportFailed> for UdpWorker {
+    type Result = ();
+    fn handle(&mut self, TransportFailed(bytes): TransportFailed, ctx: &mut Context<Self>) {
+        let actions = self.core.handle_transport_error(Instant::now(), &bytes);
         execute(actions, &self.outbound, &self.resolver, ctx);
     }
 }
