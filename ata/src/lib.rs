@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod ctl;
+pub mod datagram;
 pub mod dial_plan;
 pub mod endpoint;
 pub mod error;

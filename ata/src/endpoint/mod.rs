@@ -154,9 +154,7 @@ impl Endpoint {
     }
 
     fn transmit(&self, bytes: &[u8], destination: SocketAddr) {
-        if let Err(e) = self.socket.try_send_to(bytes, destination) {
-            warn!(%destination, error = %e, "SIP send failed");
-        }
+        crate::datagram::send(&self.socket, bytes, destination);
     }
 
     /// Drains the table and re-arms the timer.

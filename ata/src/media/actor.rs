@@ -133,9 +133,7 @@ impl MediaActor {
         let tick = session.tick(Instant::now());
         if let Some(destination) = tick.destination {
             for packet in &tick.packets {
-                if let Err(e) = self.rtp.try_send_to(packet, destination) {
-                    debug!(%destination, error = %e, "RTP send failed");
-                }
+                crate::datagram::send(&self.rtp, packet, destination);
             }
         }
         self.line.do_send(EarpieceFrame {
@@ -240,7 +238,7 @@ impl Actor for MediaActor {
             };
             // RTCP goes to the port above RTP (RFC 3550 11) unless SDP said otherwise.
             let rtcp_to = SocketAddr::new(destination.ip(), destination.port().saturating_add(1));
-            let _ = actor.rtcp.try_send_to(&report, rtcp_to);
+            crate::datagram::send(&actor.rtcp, &report, rtcp_to);
         });
     }
 
