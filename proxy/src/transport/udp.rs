@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::{dns::SipResolver, execute, wall_now, Outbound, Resolved, TimerFired, TransportFailed};
@@ -73,31 +73,34 @@ impl Actor for UdpWorker {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         let socket = self.socket.clone();
-        let stream = futures_util::stream::unfold(socket, |socket| async move {
-            let mut batch = Vec::new();
-            loop {
-                if socket.readable().await.is_err() {
-                    return None;
-                }
+        // One receive buffer per worker, reused: each datagram is copied out at its real size
+        // (zeroing a fresh 64 KiB buffer per datagram cost more than parsing the message).
+        let stream = futures_util::stream::unfold(
+            (socket, vec![0u8; MAX_DATAGRAM]),
+            |(socket, mut buf)| async move {
+                let mut batch = Vec::new();
                 loop {
-                    let mut buf = BytesMut::zeroed(MAX_DATAGRAM);
-                    match socket.try_recv_from(&mut buf) {
-                        Ok((n, from)) => {
-                            buf.truncate(n);
-                            batch.push((buf.freeze(), from));
-                            if batch.len() == BATCH {
-                                break;
+                    if socket.readable().await.is_err() {
+                        return None;
+                    }
+                    loop {
+                        match socket.try_recv_from(&mut buf) {
+                            Ok((n, from)) => {
+                                batch.push((Bytes::copy_from_slice(&buf[..n]), from));
+                                if batch.len() == BATCH {
+                                    break;
+                                }
                             }
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                            Err(_) => break,
                         }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                        Err(_) => break,
+                    }
+                    if !batch.is_empty() {
+                        return Some((Datagrams(batch), (socket, buf)));
                     }
                 }
-                if !batch.is_empty() {
-                    return Some((Datagrams(batch), socket));
-                }
-            }
-        });
+            },
+        );
         ctx.add_stream(stream);
     }
 }
