@@ -288,9 +288,13 @@ mod tests {
     use crate::config::{FileConfig, ProxyFlags};
 
     fn core() -> ProxyCore {
+        core_with(ProxyFlags::default())
+    }
+
+    fn core_with(flags: ProxyFlags) -> ProxyCore {
         let flags = ProxyFlags {
             listen: vec!["udp:127.0.0.1:5070".into()],
-            ..Default::default()
+            ..flags
         };
         let config = Config::merge(FileConfig::default(), &flags).unwrap();
         let metrics = ProxyMetrics::new();
@@ -334,5 +338,34 @@ mod tests {
         assert_eq!(reply.vias().count(), 1);
         // Bytes that are not one of our branches are ignored.
         assert!(core.handle_transport_error(now, request).is_empty());
+    }
+
+    #[test]
+    fn credentials_of_an_unknown_scheme_get_a_digest_challenge() {
+        // RFC 4475 section 3.3.7 (regaut01): not a 400.
+        let core = core_with(ProxyFlags {
+            domain: vec!["example.com".into()],
+            auth: Some("register".into()),
+            challenge: Some(401),
+            ..Default::default()
+        });
+        let source = Source {
+            transport: TransportKind::Udp,
+            addr: "127.0.0.2:5062".parse().unwrap(),
+            local: "127.0.0.1:5070".parse().unwrap(),
+        };
+        let request = b"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKra1\r\nMax-Forwards: 70\r\nFrom: <sip:j@example.com>;tag=1\r\nTo: <sip:j@example.com>\r\nCall-ID: ra1\r\nCSeq: 9338 REGISTER\r\nAuthorization: NoOneKnowsThisScheme opaque-data=here\r\nContent-Length: 0\r\n\r\n";
+        let actions = core.handle_message(
+            Instant::now(),
+            SystemTime::now(),
+            source,
+            Bytes::from_static(request),
+        );
+        let replies = sends(&actions);
+        let reply = Message::parse(&replies[0].1).unwrap();
+        assert_eq!(reply.status(), Some(401));
+        assert!(reply
+            .header_value(dialtone_sip::HeaderName::WwwAuthenticate)
+            .is_some_and(|v| v.starts_with("Digest")));
     }
 }

@@ -308,9 +308,17 @@ impl ProxyCore {
         } else {
             (HeaderName::ProxyAuthorization, "Proxy-Authenticate")
         };
+        // Credentials of a scheme other than Digest are not ours to judge: RFC 4475 section
+        // 3.3.7 expects a registrar to answer them with a fresh Digest challenge, not a 400.
         let values: Vec<&str> = request
             .headers_named(credentials_header)
             .map(|h| h.value)
+            .filter(|v| {
+                v.trim_start()
+                    .split_whitespace()
+                    .next()
+                    .is_some_and(|scheme| scheme.eq_ignore_ascii_case("digest"))
+            })
             .collect();
         let method = request.method().map(|m| m.as_str()).unwrap_or("");
         let reason = if challenge_code == 401 {
