@@ -1,0 +1,666 @@
+//! The proxy's behaviour beyond the seed flows, through the real binary on loopback: TCP,
+//! mixed transports, retransmissions (Timer A toward a silent callee, cached provisionals for a
+//! retransmitting caller), CANCEL, registration expiry, `Contact: *`, bindings that survive a
+//! crash, the proxy's own answers (OPTIONS, 483, 420, 416, 482, 403), throttling and metrics.
+
+mod proxy_support;
+
+use std::time::{Duration, Instant};
+
+use dialtone_e2e::{http_get, wait_until, Proxy};
+use proxy_support::*;
+
+const PROXY: &str = env!("CARGO_BIN_EXE_e2e-dialtone-proxy");
+
+/// A SIP user agent on one socket, UDP or TCP, writing its own requests and answers.
+enum Peer {
+    Udp(UdpPeer),
+    Tcp(TcpPeer),
+}
+
+impl Peer {
+    fn udp(ip: &str, proxy: &Proxy) -> Peer {
+        Peer::Udp(UdpPeer::bind(ip, proxy.sip))
+    }
+    fn tcp(proxy: &Proxy) -> Peer {
+        Peer::Tcp(TcpPeer::connect(proxy.sip))
+    }
+    fn transport(&self) -> &'static str {
+        match self {
+            Peer::Udp(_) => "UDP",
+            Peer::Tcp(_) => "TCP",
+        }
+    }
+    fn hostport(&self) -> String {
+        match self {
+            Peer::Udp(p) => p.addr().to_string(),
+            Peer::Tcp(p) => p.addr().to_string(),
+        }
+    }
+    fn contact(&self, user: &str) -> String {
+        match self {
+            Peer::Udp(_) => format!("sip:{user}@{}", self.hostport()),
+            Peer::Tcp(_) => format!("sip:{user}@{};transport=tcp", self.hostport()),
+        }
+    }
+    fn send(&mut self, text: &str) {
+        match self {
+            Peer::Udp(p) => p.send(text.as_bytes()),
+            Peer::Tcp(p) => p.send(text.as_bytes()),
+        }
+    }
+    fn recv(&mut self, timeout: Duration) -> Option<Msg> {
+        match self {
+            Peer::Udp(p) => p.recv(timeout),
+            Peer::Tcp(p) => p.recv(timeout),
+        }
+    }
+    fn expect(&mut self, what: &str) -> Msg {
+        self.recv(WAIT)
+            .unwrap_or_else(|| panic!("{what}: nothing arrived at {}", self.hostport()))
+    }
+    fn expect_status(&mut self, status: u16, what: &str) -> Msg {
+        let m = self.expect(what);
+        assert_eq!(m.status(), Some(status), "{what}: got {}", m.summary());
+        m
+    }
+    fn expect_request(&mut self, method: &str, what: &str) -> Msg {
+        let m = self.expect(what);
+        assert_eq!(
+            m.method().as_deref(),
+            Some(method),
+            "{what}: got {}",
+            m.summary()
+        );
+        m
+    }
+    fn expect_nothing(&mut self, what: &str) {
+        if let Some(m) = self.recv(QUIET) {
+            panic!("{what}: unexpected {}", m.summary());
+        }
+    }
+
+    /// A request from this peer (Via with its transport and address).
+    #[allow(clippy::too_many_arguments)]
+    fn request(
+        &self,
+        method: &str,
+        uri: &str,
+        from_user: &str,
+        to: &str,
+        call_id: &str,
+        cseq: u32,
+        extra: &[String],
+    ) -> String {
+        request(
+            method,
+            uri,
+            &self.hostport(),
+            self.transport(),
+            from_user,
+            to,
+            call_id,
+            cseq,
+            extra,
+            "",
+        )
+    }
+
+    /// REGISTER `user` with this peer's contact for `expires` seconds; returns the response.
+    fn register(
+        &mut self,
+        proxy: &Proxy,
+        user: &str,
+        expires: u32,
+        call_id: &str,
+        cseq: u32,
+    ) -> Msg {
+        let contact = self.contact(user);
+        let text = self.request(
+            "REGISTER",
+            &format!("sip:{}", proxy.sip),
+            user,
+            &format!("sip:{user}@{}", proxy.sip.ip()),
+            call_id,
+            cseq,
+            &[
+                format!("Contact: <{contact}>"),
+                format!("Expires: {expires}"),
+            ],
+        );
+        self.send(&text);
+        self.expect("response to REGISTER")
+    }
+}
+
+/// A response to `request` written by a test UAS: its Vias, Record-Route, From, To (+ tag),
+/// Call-ID and CSeq, plus `extra` lines.
+fn answer(request: &Msg, status: u16, reason: &str, tag: Option<&str>, extra: &[String]) -> String {
+    let model = format!("SIP/2.0 {status} {reason}\r\n{}\r\n\r\n", {
+        let mut lines = vec!["Record-Route: x".to_string()];
+        lines.extend(extra.iter().cloned());
+        lines.join("\r\n")
+    });
+    // `respond_like` copies the transaction headers and keeps the model's other lines.
+    let text = respond_like(&model, request, tag);
+    // Drop the placeholder when the request had no Record-Route.
+    text.replace("Record-Route: x\r\n", "")
+}
+
+fn invite(from: &Peer, proxy: &Proxy, to_user: &str, call_id: &str, extra: &[String]) -> String {
+    from.request(
+        "INVITE",
+        &format!("sip:{to_user}@{}", proxy.sip),
+        "8000",
+        &format!("sip:{to_user}@{}", proxy.sip.ip()),
+        call_id,
+        1,
+        &[
+            vec![format!("Contact: <{}>", from.contact("8000"))],
+            extra.to_vec(),
+        ]
+        .concat(),
+    )
+}
+
+/// The ACK or BYE of the caller for an established dialog, loose-routed through the
+/// Record-Route of `ok`.
+fn in_dialog(from: &Peer, ok: &Msg, method: &str, cseq: u32, call_id: &str) -> String {
+    let target = ok
+        .header("contact")
+        .unwrap()
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut extra = vec![];
+    for rr in ok.headers("record-route") {
+        extra.push(format!("Route: {rr}"));
+    }
+    let to = ok.header("to").unwrap();
+    let to_uri = to
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap()
+        .to_string();
+    let text = from.request(method, &target, "8000", &to_uri, call_id, cseq, &extra);
+    set_header(&text, "To", &to)
+}
+
+/// One call A → proxy → B that B answers 200, then ACK and BYE; `b_user` is B's AOR.
+fn call_through(proxy: &Proxy, a: &mut Peer, b: &mut Peer, b_user: &str, call_id: &str) {
+    a.send(&invite(a, proxy, b_user, call_id, &[]));
+    a.expect_status(100, "100 Trying");
+    let inv = b.expect_request("INVITE", "INVITE at B");
+    assert_eq!(inv.request_uri(), Some(b.contact(b_user)));
+    let top = &inv.vias()[0];
+    assert!(
+        top.starts_with(&format!("SIP/2.0/{} {}", b.transport(), proxy.sip)),
+        "{top}"
+    );
+    assert!(inv.header("record-route").unwrap().contains(";lr"));
+    b.send(&answer(&inv, 180, "Ringing", Some("b1"), &[]));
+    a.expect_status(180, "180 at A");
+    let contact = format!("Contact: <{}>", b.contact(b_user));
+    b.send(&answer(&inv, 200, "OK", Some("b1"), &[contact]));
+    let ok = a.expect_status(200, "200 at A");
+    assert_eq!(ok.vias().len(), 1, "only A's Via: {}", ok.text());
+    a.send(&in_dialog(a, &ok, "ACK", 1, call_id));
+    let ack = b.expect_request("ACK", "ACK at B");
+    assert_eq!(ack.request_uri(), Some(b.contact(b_user)));
+    a.send(&in_dialog(a, &ok, "BYE", 2, call_id));
+    let bye = b.expect_request("BYE", "BYE at B");
+    b.send(&answer(&bye, 200, "OK", None, &[]));
+    let bye_ok = a.expect_status(200, "200 to BYE at A");
+    assert_eq!(bye_ok.cseq(), (2, "BYE".into()));
+}
+
+fn binding_count(proxy: &Proxy, aor: &str) -> usize {
+    registrations(proxy.http)
+        .as_array()
+        .map(|list| list.iter().filter(|b| b["aor"] == aor).count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn register_and_call_over_tcp() {
+    let proxy = Proxy::start(PROXY, &[]);
+    let mut b = Peer::tcp(&proxy);
+    let ok = b.register(&proxy, "9000", 600, "tcp-reg", 1);
+    assert_eq!(ok.status(), Some(200), "{}", ok.text());
+    let list = registrations(proxy.http);
+    assert_eq!(list[0]["transport"], "tcp", "{list}");
+    let mut a = Peer::tcp(&proxy);
+    call_through(&proxy, &mut a, &mut b, "9000", "tcp-call");
+}
+
+#[test]
+fn udp_caller_reaches_a_tcp_callee() {
+    let proxy = Proxy::start(PROXY, &[]);
+    let mut b = Peer::tcp(&proxy);
+    assert_eq!(
+        b.register(&proxy, "9000", 600, "mix-reg", 1).status(),
+        Some(200)
+    );
+    let mut a = Peer::udp("127.0.0.2", &proxy);
+    call_through(&proxy, &mut a, &mut b, "9000", "mix-call");
+}
+
+#[test]
+fn a_callee_that_ignores_the_invite_sees_it_again_after_t1() {
+    let t1 = Duration::from_millis(100);
+    let proxy = Proxy::start(PROXY, &["--t1-ms", "100"]);
+    let mut b = UdpPeer::bind("127.0.0.3", proxy.sip);
+    let mut b_peer = Peer::Udp(UdpPeer::bind("127.0.0.3", proxy.sip));
+    // Register the silent socket `b`.
+    let contact = format!("sip:9000@{}", b.addr());
+    let reg = b_peer.request(
+        "REGISTER",
+        &format!("sip:{}", proxy.sip),
+        "9000",
+        &format!("sip:9000@{}", proxy.sip.ip()),
+        "t1-reg",
+        1,
+        &[format!("Contact: <{contact}>"), "Expires: 600".into()],
+    );
+    b_peer.send(&reg);
+    b_peer.expect_status(200, "REGISTER");
+    let mut a = Peer::udp("127.0.0.2", &proxy);
+    a.send(&invite(&a, &proxy, "9000", "t1-call", &[]));
+    let first = b.recv_raw(WAIT).expect("the INVITE");
+    let t0 = Instant::now();
+    assert_eq!(first.method().as_deref(), Some("INVITE"));
+    let again = b.recv_raw(WAIT).expect("the INVITE again (Timer A)");
+    let interval = t0.elapsed();
+    assert_eq!(again.raw, first.raw, "a retransmission is the same request");
+    assert!(
+        interval >= t1 - Duration::from_millis(10) && interval < 3 * t1,
+        "retransmitted after {interval:?}, T1 = {t1:?}"
+    );
+    // B gives up: 486; the proxy ACKs it and A gets the 486.
+    b.send(answer(&again, 486, "Busy Here", Some("busy"), &[]).as_bytes());
+    a.expect_status(100, "100 Trying");
+    a.expect_status(486, "486 at A");
+    let ack = loop {
+        let m = b.expect("the proxy's ACK of the 486");
+        if m.method().as_deref() == Some("ACK") {
+            break m;
+        }
+        assert_eq!(
+            m.raw, first.raw,
+            "only INVITE retransmissions may precede the ACK"
+        );
+    };
+    assert_eq!(ack.cseq(), (1, "ACK".into()));
+}
+
+#[test]
+fn a_retransmitted_invite_gets_the_cached_provisional_and_is_not_forwarded_again() {
+    let proxy = Proxy::start(PROXY, &[]);
+    // B over TCP: the proxy never retransmits to it (no Timer A on a reliable transport), so
+    // a second INVITE at B could only be a second forward.
+    let mut b = Peer::tcp(&proxy);
+    assert_eq!(
+        b.register(&proxy, "9000", 600, "rt-reg", 1).status(),
+        Some(200)
+    );
+    let mut a = UdpPeer::bind("127.0.0.2", proxy.sip);
+    let a_peer = Peer::Udp(UdpPeer::bind("127.0.0.2", proxy.sip));
+    let text = invite(&a_peer, &proxy, "9000", "rt-call", &[])
+        .replace(&a_peer.hostport(), &a.addr().to_string());
+    a.send(text.as_bytes());
+    a.expect_status(100, "100 Trying");
+    let inv = b.expect_request("INVITE", "INVITE at B");
+    b.send(&answer(&inv, 180, "Ringing", Some("b1"), &[]));
+    let ringing = a.expect_status(180, "180 at A");
+    // A retransmits: the server transaction answers with the last provisional it sent.
+    a.send(text.as_bytes());
+    let cached = a.recv_raw(WAIT).expect("the cached 180");
+    assert_eq!(
+        cached.raw, ringing.raw,
+        "the retransmission gets the same 180"
+    );
+    b.expect_nothing("B must see the INVITE only once");
+    b.send(&answer(&inv, 486, "Busy Here", Some("b1"), &[]));
+    a.expect_status(486, "486 at A");
+}
+
+#[test]
+fn cancel_of_a_ringing_call() {
+    let proxy = Proxy::start(PROXY, &[]);
+    let mut b = Peer::udp("127.0.0.3", &proxy);
+    assert_eq!(
+        b.register(&proxy, "9000", 600, "c-reg", 1).status(),
+        Some(200)
+    );
+    let mut a = Peer::udp("127.0.0.2", &proxy);
+    let inv_text = invite(&a, &proxy, "9000", "c-call", &[]);
+    a.send(&inv_text);
+    a.expect_status(100, "100 Trying");
+    let inv = b.expect_request("INVITE", "INVITE at B");
+    b.send(&answer(&inv, 180, "Ringing", Some("b1"), &[]));
+    a.expect_status(180, "180 at A");
+    // CANCEL: same Request-URI, Via (branch), From, To, Call-ID and CSeq number.
+    let cancel = inv_text
+        .replacen("INVITE ", "CANCEL ", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    let cancel = fix_content_length(&cancel.split("\r\n\r\n").next().unwrap().to_string());
+    a.send(&cancel);
+    let cancel_ok = a.expect_status(200, "200 to CANCEL");
+    assert_eq!(cancel_ok.cseq(), (1, "CANCEL".into()));
+    let cancel_at_b = b.expect_request("CANCEL", "CANCEL at B");
+    assert_eq!(
+        via_branch(&cancel_at_b.vias()[0]),
+        via_branch(&inv.vias()[0]),
+        "the CANCEL matches the INVITE's branch"
+    );
+    b.send(&answer(&cancel_at_b, 200, "OK", Some("b1"), &[]));
+    b.send(&answer(&inv, 487, "Request Terminated", Some("b1"), &[]));
+    let terminated = a.expect_status(487, "487 at A");
+    assert_eq!(terminated.cseq(), (1, "INVITE".into()));
+    let ack = b.expect_request("ACK", "the proxy ACKs B's 487");
+    assert_eq!(ack.cseq(), (1, "ACK".into()));
+    assert_eq!(via_branch(&ack.vias()[0]), via_branch(&inv.vias()[0]));
+    assert_eq!(ack.tag("to").as_deref(), Some("b1"));
+}
+
+#[test]
+fn an_expired_registration_leaves_480_for_a_known_user_and_404_for_an_unknown_one() {
+    let proxy = Proxy::start(PROXY, &["--min-expires", "1", "--user", "9000:9000"]);
+    let mut b = Peer::udp("127.0.0.3", &proxy);
+    let ok = b.register(&proxy, "9000", 2, "e-reg", 1);
+    assert_eq!(ok.status(), Some(200));
+    assert_eq!(binding_count(&proxy, "9000"), 1);
+    assert!(
+        wait_until(Duration::from_secs(6), || binding_count(&proxy, "9000")
+            == 0),
+        "the binding expires"
+    );
+    let mut a = Peer::udp("127.0.0.2", &proxy);
+    a.send(&invite(&a, &proxy, "9000", "e-call", &[]));
+    a.expect_status(100, "100 Trying");
+    a.expect_status(480, "480 for a known user without bindings");
+    a.send(&invite(&a, &proxy, "7777", "e-call-2", &[]));
+    a.expect_status(100, "100 Trying");
+    a.expect_status(404, "404 for an unknown user");
+    b.expect_nothing("B's expired contact gets nothing");
+}
+
+#[test]
+fn contact_star_with_expires_0_removes_every_binding() {
+    let proxy = Proxy::start(PROXY, &[]);
+    let mut b1 = Peer::udp("127.0.0.3", &proxy);
+    let mut b2 = Peer::udp("127.0.0.4", &proxy);
+    assert_eq!(
+        b1.register(&proxy, "9000", 600, "s-reg-1", 1).status(),
+        Some(200)
+    );
+    assert_eq!(
+        b2.register(&proxy, "9000", 600, "s-reg-2", 1).status(),
+        Some(200)
+    );
+    assert_eq!(binding_count(&proxy, "9000"), 2);
+    let text = b1.request(
+        "REGISTER",
+        &format!("sip:{}", proxy.sip),
+        "9000",
+        &format!("sip:9000@{}", proxy.sip.ip()),
+        "s-reg-1",
+        2,
+        &["Contact: *".into(), "Expires: 0".into()],
+    );
+    b1.send(&text);
+    let ok = b1.expect_status(200, "200 to Contact: *");
+    assert!(
+        ok.headers("contact").is_empty(),
+        "no bindings left: {}",
+        ok.text()
+    );
+    assert_eq!(binding_count(&proxy, "9000"), 0);
+}
+
+#[test]
+fn bindings_survive_a_crash_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap().to_string();
+    let mut proxy = Proxy::start(PROXY, &["--data-dir", &data_dir]);
+    let mut b = Peer::udp("127.0.0.3", &proxy);
+    let file = dir.path().join("registrations.redb");
+    let stamp = || {
+        std::fs::metadata(&file)
+            .ok()
+            .map(|m| (m.len(), m.modified().ok()))
+    };
+    let empty = stamp();
+    assert_eq!(
+        b.register(&proxy, "9000", 3600, "p-reg", 1).status(),
+        Some(200)
+    );
+    // The store is written behind the 200 (proxy/src/registrar/store.rs: batches gathered for
+    // 5 ms), so a kill in that window loses the binding by design. Wait for the commit to reach
+    // the file -- it changed, and then stayed the same for one more poll -- before the crash.
+    let mut last = empty;
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            let now = stamp();
+            let settled = now != empty && now == last;
+            last = now;
+            settled
+        }),
+        "the binding reaches {}",
+        file.display()
+    );
+    let before = registrations(proxy.http)[0]["expires_in"].as_u64().unwrap();
+    assert!(before > 3500, "{before}");
+    let (program, sip, http, args) = (PROXY, proxy.sip, proxy.http, proxy.args.clone());
+    proxy.process.kill_hard();
+    let proxy = Proxy::start_with_args(program, sip, http, args);
+    let list = registrations(proxy.http);
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list[0]["contact"], b.contact("9000").as_str());
+    assert!(
+        wait_until(Duration::from_secs(3), || {
+            registrations(proxy.http)[0]["expires_in"]
+                .as_u64()
+                .unwrap_or(u64::MAX)
+                < before
+        }),
+        "the remaining time keeps running down"
+    );
+    let mut a = Peer::udp("127.0.0.2", &proxy);
+    a.send(&invite(&a, &proxy, "9000", "p-call", &[]));
+    a.expect_status(100, "100 Trying");
+    let inv = b.expect_request("INVITE", "INVITE reaches the restored contact");
+    b.send(&answer(&inv, 486, "Busy Here", Some("b"), &[]));
+    a.expect_status(486, "486 at A");
+}
+
+/// Sends `text` from `a` and returns the first final response.
+fn final_response(a: &mut Peer, text: &str) -> Msg {
+    a.send(text);
+    loop {
+        let m = a.expect("a final response");
+        if m.status().is_some_and(|s| s >= 200) {
+            return m;
+        }
+    }
+}
+
+#[test]
+fn the_proxy_answers_what_it_must_refuse_or_serve_itself() {
+    let proxy = Proxy::start(PROXY, &[]);
+    let mut a = Peer::udp("127.0.0.2", &proxy);
+    let mut b = Peer::udp("127.0.0.3", &proxy);
+    assert_eq!(
+        b.register(&proxy, "9000", 600, "o-reg", 1).status(),
+        Some(200)
+    );
+
+    // OPTIONS to the proxy itself.
+    let options = a.request(
+        "OPTIONS",
+        &format!("sip:{}", proxy.sip),
+        "8000",
+        &format!("sip:{}", proxy.sip),
+        "o-1",
+        1,
+        &[],
+    );
+    let ok = final_response(&mut a, &options);
+    assert_eq!(ok.status(), Some(200));
+    let allow = ok.header("allow").expect("Allow");
+    for method in ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER"] {
+        assert!(allow.contains(method), "{allow}");
+    }
+
+    // Max-Forwards: 0 on an INVITE: 483, never forwarded.
+    let text =
+        invite(&a, &proxy, "9000", "o-2", &[]).replace("Max-Forwards: 70", "Max-Forwards: 0");
+    assert_eq!(final_response(&mut a, &text).status(), Some(483));
+
+    // Proxy-Require with an unknown option: 420 listing it.
+    let text = invite(
+        &a,
+        &proxy,
+        "9000",
+        "o-3",
+        &["Proxy-Require: x-teleport".into()],
+    );
+    let m = final_response(&mut a, &text);
+    assert_eq!(m.status(), Some(420));
+    assert_eq!(m.header("unsupported").as_deref(), Some("x-teleport"));
+
+    // An unknown URI scheme: 416.
+    let text = a.request(
+        "INVITE",
+        "xyz:somewhere",
+        "8000",
+        "sip:x@example.com",
+        "o-4",
+        1,
+        &[],
+    );
+    assert_eq!(final_response(&mut a, &text).status(), Some(416));
+
+    // A loop: user `self` is registered at the proxy's own address, so the forwarded INVITE
+    // comes back with the same Request-URI and our Via on it: 482 (RFC 3261 16.3 step 4).
+    let loop_contact = format!("sip:self@{}", proxy.sip);
+    let reg = b.request(
+        "REGISTER",
+        &format!("sip:{}", proxy.sip),
+        "self",
+        &format!("sip:self@{}", proxy.sip.ip()),
+        "o-loop-reg",
+        1,
+        &[format!("Contact: <{loop_contact}>"), "Expires: 600".into()],
+    );
+    b.send(&reg);
+    b.expect_status(200, "REGISTER of the looping contact");
+    let text = invite(&a, &proxy, "self", "o-5", &[]);
+    assert_eq!(final_response(&mut a, &text).status(), Some(482));
+    b.expect_nothing("nothing reached B");
+}
+
+#[test]
+fn credentials_of_another_user_get_403_and_repeated_failures_are_throttled() {
+    let proxy = Proxy::start(
+        PROXY,
+        &[
+            "--auth",
+            "all",
+            "--user",
+            "8000:8000",
+            "--user",
+            "9000:9000",
+            "--realm",
+            "CISCO",
+        ],
+    );
+    let mut a = Peer::udp("127.0.0.2", &proxy);
+    let uri = format!("sip:9000@{}", proxy.sip);
+    let first = invite(&a, &proxy, "9000", "a-1", &[]);
+    let challenge = final_response(&mut a, &first);
+    assert_eq!(challenge.status(), Some(407));
+    // From 8000 with 9000's valid credentials: 403 (RFC 3261 section 22.3).
+    let creds = digest_answer(&challenge, "9000", "9000", "INVITE", &uri);
+    let text = a.request(
+        "INVITE",
+        &uri,
+        "8000",
+        &format!("sip:9000@{}", proxy.sip.ip()),
+        "a-1",
+        2,
+        &[format!("Proxy-Authorization: {creds}")],
+    );
+    assert_eq!(final_response(&mut a, &text).status(), Some(403));
+
+    // Wrong passwords from one source: challenged again, then refused with 403.
+    let mut b = Peer::udp("127.0.0.5", &proxy);
+    let mut statuses = Vec::new();
+    let mut challenge = b.register(&proxy, "9000", 600, "a-reg", 1);
+    for cseq in 2..12 {
+        assert!(matches!(challenge.status(), Some(407) | Some(403)));
+        let creds = digest_answer(
+            &challenge,
+            "9000",
+            "wrong",
+            "REGISTER",
+            &format!("sip:{}", proxy.sip),
+        );
+        let text = b.request(
+            "REGISTER",
+            &format!("sip:{}", proxy.sip),
+            "9000",
+            &format!("sip:9000@{}", proxy.sip.ip()),
+            "a-reg",
+            cseq,
+            &[
+                format!("Contact: <{}>", b.contact("9000")),
+                format!("Proxy-Authorization: {creds}"),
+            ],
+        );
+        let m = final_response(&mut b, &text);
+        statuses.push(m.status().unwrap_or(0));
+        if m.status() == Some(403) {
+            break;
+        }
+        challenge = m;
+    }
+    assert_eq!(statuses.last(), Some(&403), "{statuses:?}");
+    assert!(
+        statuses[..statuses.len() - 1].iter().all(|s| *s == 407),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.len() >= 2,
+        "not blocked at the first failure: {statuses:?}"
+    );
+    let metrics = http_get(proxy.http, "/metrics").unwrap();
+    assert!(
+        metrics.contains("dialtone_proxy_auth_throttled_total 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn metrics_count_the_requests_received() {
+    let proxy = Proxy::start(PROXY, &[]);
+    let mut b = Peer::udp("127.0.0.3", &proxy);
+    for cseq in 1..=3 {
+        assert_eq!(
+            b.register(&proxy, "9000", 600, "m-reg", cseq).status(),
+            Some(200)
+        );
+    }
+    let metrics = http_get(proxy.http, "/metrics").expect("/metrics");
+    assert!(
+        metrics.contains("dialtone_proxy_requests_received_total{method=\"REGISTER\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("dialtone_proxy_registrations_active 1"),
+        "{metrics}"
+    );
+}
