@@ -197,3 +197,159 @@ pub fn tool_available(tool: &str) -> bool {
     }
     found
 }
+
+/// A `dialtone-ata` process started by [`start_ata`]: its SIP and control addresses as it
+/// printed them; killed (by its PID) and reaped when dropped.
+pub struct AtaProcess {
+    pub child: Child,
+    pub sip: SocketAddr,
+    pub control: SocketAddr,
+}
+
+impl AtaProcess {
+    /// The process's PID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for AtaProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the ATA `program` with `args` and `--control 127.0.0.1:0`, and waits (20 s at
+/// most) for the `sip udp:` and `control http://` lines it prints once bound. Its stderr
+/// goes to `dialtone-e2e-ata-<pid>.log` in the temp dir.
+pub fn start_ata(program: &str, args: &[&str]) -> AtaProcess {
+    use std::io::BufRead;
+    let log = std::env::temp_dir().join(format!("dialtone-e2e-ata-{}.log", std::process::id()));
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map(Stdio::from)
+        .unwrap_or_else(|_| Stdio::null());
+    let mut child = Command::new(program)
+        .args(args)
+        .args(["--control", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {program}: {e}"));
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let (mut sip, mut control) = (None, None);
+    while sip.is_none() || control.is_none() {
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the ATA did not print its addresses (args {args:?})");
+        };
+        if let Some(addr) = line.strip_prefix("sip udp:") {
+            sip = addr.parse().ok();
+        }
+        if let Some(addr) = line.strip_prefix("control http://") {
+            control = addr.parse().ok();
+        }
+    }
+    AtaProcess {
+        child,
+        sip: sip.unwrap_or_else(|| unreachable!()),
+        control: control.unwrap_or_else(|| unreachable!()),
+    }
+}
+
+/// Runs `command` on line `line` of the ATA at `control` and returns the line's status.
+pub fn ata_line_command(
+    control: SocketAddr,
+    line: usize,
+    command: dialtone_ata::ctl::CtlCommand,
+) -> dialtone_ata::line::LineStatus {
+    let json = dialtone_ata::ctl::run(control, line, &command, true)
+        .unwrap_or_else(|e| panic!("the control API at {control} answers: {e}"));
+    serde_json::from_str(&json).unwrap_or_else(|e| panic!("a line status: {e}: {json}"))
+}
+
+/// Polls line `line`'s status every 100 ms (10 s at most) until `done` holds; panics naming
+/// `what` and the last status otherwise.
+pub fn wait_for_line(
+    control: SocketAddr,
+    line: usize,
+    what: &str,
+    done: impl Fn(&dialtone_ata::line::LineStatus) -> bool,
+) -> dialtone_ata::line::LineStatus {
+    let mut last = None;
+    for _ in 0..100 {
+        let status = ata_line_command(control, line, dialtone_ata::ctl::CtlCommand::Status);
+        if done(&status) {
+            return status;
+        }
+        last = Some(status);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}; last status {last:?}");
+}
+
+/// The sum of every sample of the metric whose line starts with `name` (with or without
+/// labels) on the ATA's `/metrics`; 0 when absent.
+pub fn ata_metric(control: SocketAddr, name: &str) -> f64 {
+    http_get(control, "/metrics")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Waits (10 s at most) until [`ata_metric`] reaches `at_least`.
+pub fn wait_for_ata_metric(control: SocketAddr, name: &str, at_least: f64) {
+    let reached = wait_until(Duration::from_secs(10), || {
+        ata_metric(control, name) >= at_least
+    });
+    assert!(
+        reached,
+        "{name} never reached {at_least} (now {})",
+        ata_metric(control, name)
+    );
+}
+
+/// The samples of an ATA recording, checked to be 8 kHz mono.
+pub fn read_recording(path: &std::path::Path) -> Vec<i16> {
+    let reader = hound::WavReader::open(path)
+        .unwrap_or_else(|e| panic!("a valid WAV recording at {}: {e}", path.display()));
+    assert_eq!(reader.spec().sample_rate, 8000, "{}", path.display());
+    assert_eq!(reader.spec().channels, 1, "{}", path.display());
+    reader
+        .into_samples::<i16>()
+        .map(|s| s.expect("a sample"))
+        .collect()
+}
+
+/// Writes 8 kHz mono 16-bit `samples` to `path`.
+pub fn write_wav_8k(path: &std::path::Path, samples: &[i16]) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(path, spec).expect("create WAV");
+    for &sample in samples {
+        writer.write_sample(sample).expect("write sample");
+    }
+    writer.finalize().expect("finalize WAV");
+}

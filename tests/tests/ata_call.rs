@@ -9,132 +9,46 @@
 //! binaries of the test's own package. Every process is started with ports 0 and reports
 //! them on stdout; every wait polls the control API with a bounded number of tries.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::path::PathBuf;
 
-use dialtone_ata::ctl::{self, CtlCommand};
+use dialtone_ata::ctl::CtlCommand;
 use dialtone_ata::line::LineStatus;
+use dialtone_e2e::{
+    ata_line_command, ata_metric, read_recording, wait_for_ata_metric, wait_for_line, AtaProcess,
+};
 use dialtone_media::tone_amplitude;
 
-const POLL: Duration = Duration::from_millis(100);
-const TRIES: usize = 100;
+const ATA: &str = env!("CARGO_BIN_EXE_e2e-dialtone-ata");
 
-struct Ata {
-    child: Child,
-    sip: SocketAddr,
-    control: SocketAddr,
-}
-
-impl Drop for Ata {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+type Ata = AtaProcess;
 
 fn start_ata(args: &[&str]) -> Ata {
     start_ata_with(args, &["--register-interval", "0"])
 }
 
 fn start_ata_with(args: &[&str], more: &[&str]) -> Ata {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_e2e-dialtone-ata"))
-        .args(args)
-        .args(more)
-        .args(["--control", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the ATA starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut sip = None;
-    let mut control = None;
-    while sip.is_none() || control.is_none() {
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the ATA prints its addresses");
-        if let Some(addr) = line.strip_prefix("sip udp:") {
-            sip = addr.parse().ok();
-        }
-        if let Some(addr) = line.strip_prefix("control http://") {
-            control = addr.parse().ok();
-        }
-    }
-    Ata {
-        child,
-        sip: sip.expect("sip address"),
-        control: control.expect("control address"),
-    }
+    let all: Vec<&str> = args.iter().chain(more).copied().collect();
+    dialtone_e2e::start_ata(ATA, &all)
 }
 
 fn command(ata: &Ata, command: CtlCommand) -> LineStatus {
-    let json = ctl::run(ata.control, 1, &command, true).expect("control API answers");
-    serde_json::from_str(&json).expect("a line status")
+    ata_line_command(ata.control, 1, command)
 }
 
 fn wait_for(ata: &Ata, what: &str, done: impl Fn(&LineStatus) -> bool) -> LineStatus {
-    let mut last = None;
-    for _ in 0..TRIES {
-        let status = command(ata, CtlCommand::Status);
-        if done(&status) {
-            return status;
-        }
-        last = Some(status);
-        std::thread::sleep(POLL);
-    }
-    panic!("timed out waiting for {what}; last status {last:?}");
+    wait_for_line(ata.control, 1, what, done)
 }
 
 fn metric(ata: &Ata, name: &str) -> f64 {
-    let body = http_get(&format!("http://{}/metrics", ata.control));
-    body.lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
-fn http_get(url: &str) -> String {
-    // The ctl client only speaks the line API; a plain HTTP/1.0 GET reads /metrics.
-    use std::io::{Read, Write};
-    let rest = url.trim_start_matches("http://");
-    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let mut stream = std::net::TcpStream::connect(host).expect("control API reachable");
-    write!(stream, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").expect("request sent");
-    let mut body = String::new();
-    stream.read_to_string(&mut body).expect("response read");
-    body
+    ata_metric(ata.control, name)
 }
 
 fn wait_for_metric(ata: &Ata, name: &str, at_least: f64) {
-    for _ in 0..TRIES {
-        if metric(ata, name) >= at_least {
-            return;
-        }
-        std::thread::sleep(POLL);
-    }
-    panic!("{name} never reached {at_least}");
+    wait_for_ata_metric(ata.control, name, at_least)
 }
 
-fn recording(path: &Path) -> Vec<i16> {
-    let reader = hound::WavReader::open(path).expect("a valid WAV recording");
-    assert_eq!(reader.spec().sample_rate, 8000);
-    assert_eq!(reader.spec().channels, 1);
-    reader
-        .into_samples::<i16>()
-        .map(|s| s.expect("sample"))
-        .collect()
+fn recording(path: &std::path::Path) -> Vec<i16> {
+    read_recording(path)
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -245,7 +159,7 @@ fn hanging_up_while_the_callee_rings_cancels_the_call() {
     assert_eq!(b_status.last_outcome.as_deref(), Some("cancelled"));
 }
 
-struct Proxy(Child);
+struct Proxy(std::process::Child);
 
 impl Drop for Proxy {
     fn drop(&mut self) {
@@ -270,12 +184,12 @@ fn two_atas_register_with_digest_and_call_through_the_proxy() {
     let sip = format!("127.0.0.1:{}", free_port(true));
     let http = format!("127.0.0.1:{}", free_port(false));
     let _proxy = Proxy(
-        Command::new(env!("CARGO_BIN_EXE_e2e-dialtone-proxy"))
+        std::process::Command::new(env!("CARGO_BIN_EXE_e2e-dialtone-proxy"))
             .args(["--listen", &format!("udp:{sip}"), "--http", &http])
             .args(["--domain", "lab", "--auth", "all"])
             .args(["--user", "8000:pw8000", "--user", "9000:pw9000"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .spawn()
             .expect("the proxy starts"),
     );
