@@ -138,6 +138,13 @@ pub struct ProxyFlags {
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `dialtone_proxy=debug`.
     #[arg(long)]
     pub log: Option<String>,
+    /// Calls (Call-IDs) whose messages are kept in memory for `ctl trace` and the admin page
+    /// (default 200; 0 turns the recorder off).
+    #[arg(long, value_name = "N")]
+    pub trace_calls: Option<usize>,
+    /// Send every message as HEPv3 to a collector, `udp:IP:PORT` (default: off).
+    #[arg(long, value_name = "udp:IP:PORT")]
+    pub hep: Option<String>,
 }
 
 /// The TOML file: the same keys as the flags.
@@ -159,6 +166,8 @@ pub struct FileConfig {
     pub max_expires: Option<u32>,
     pub t1_ms: Option<u64>,
     pub log: Option<String>,
+    pub trace_calls: Option<usize>,
+    pub hep: Option<String>,
 }
 
 /// The validated configuration.
@@ -179,6 +188,10 @@ pub struct Config {
     pub max_expires: u32,
     pub t1_ms: u64,
     pub log: String,
+    /// Call-IDs kept by the message recorder; 0 = off.
+    pub trace_calls: usize,
+    /// The HEPv3 collector, if any.
+    pub hep: Option<SocketAddr>,
 }
 
 impl Config {
@@ -283,6 +296,14 @@ impl Config {
         if !(10..=10_000).contains(&t1_ms) {
             return Err(invalid("t1-ms", "must be between 10 and 10000"));
         }
+        let trace_calls = flags.trace_calls.or(file.trace_calls).unwrap_or(200);
+        if trace_calls > 100_000 {
+            return Err(invalid("trace-calls", "must be at most 100000"));
+        }
+        let hep = match flags.hep.clone().or(file.hep) {
+            None => None,
+            Some(raw) => Some(parse_hep(&raw).map_err(|e| invalid("hep", e))?),
+        };
         Ok(Config {
             listen,
             domains,
@@ -302,8 +323,19 @@ impl Config {
                 .clone()
                 .or(file.log)
                 .unwrap_or_else(|| "info".into()),
+            trace_calls,
+            hep,
         })
     }
+}
+
+/// `udp:IP:PORT`, the only transport HEP export speaks.
+fn parse_hep(raw: &str) -> Result<SocketAddr, String> {
+    let addr = raw
+        .strip_prefix("udp:")
+        .ok_or_else(|| format!("`{raw}` is not udp:IP:PORT"))?;
+    addr.parse()
+        .map_err(|e| format!("`{addr}` is not IP:PORT ({e})"))
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -411,11 +443,30 @@ mod tests {
                 },
                 "http",
             ),
+            (
+                ProxyFlags {
+                    hep: Some("tcp:127.0.0.1:9060".into()),
+                    ..Default::default()
+                },
+                "hep",
+            ),
         ];
         for (flags, key) in cases {
             let err = Config::merge(FileConfig::default(), &flags).unwrap_err();
             assert!(err.to_string().contains(&format!("`{key}`")), "{err}");
         }
+    }
+
+    #[test]
+    fn tracing_is_on_and_hep_off_by_default() {
+        let c = Config::merge(FileConfig::default(), &ProxyFlags::default()).unwrap();
+        assert_eq!(c.trace_calls, 200);
+        assert_eq!(c.hep, None);
+        let file: FileConfig =
+            toml::from_str("trace-calls = 0\nhep = \"udp:127.0.0.1:9060\"\n").unwrap();
+        let c = Config::merge(file, &ProxyFlags::default()).unwrap();
+        assert_eq!(c.trace_calls, 0);
+        assert_eq!(c.hep, Some("127.0.0.1:9060".parse().unwrap()));
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! The admin HTTP server: `/metrics` (Prometheus text format), `/livez`, `/readyz`, and JSON
-//! for registrations and calls (`/api/registrations`, `/api/calls`, `/api/stats`), which
-//! `dialtone-proxy ctl` reads.
+//! The admin HTTP server: `/metrics` (Prometheus text format), `/livez`, `/readyz`, JSON for
+//! registrations, calls and message traces (`/api/registrations`, `/api/calls`, `/api/stats`,
+//! `/api/traces`, `/api/trace/{call_id}`), which `dialtone-proxy ctl` and the admin page read,
+//! and the admin page itself at `/` ([`crate::web`]).
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -9,6 +10,10 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use serde::Serialize;
 
 use crate::core::ProxyCore;
+use crate::trace::TraceRecorder;
+
+/// The message recorder, when `--trace-calls` is not 0.
+type Recorder = web::Data<Option<Arc<TraceRecorder>>>;
 
 /// A registration as the admin API shows it.
 #[derive(Debug, Serialize)]
@@ -30,7 +35,8 @@ pub struct StatsView {
     pub calls_active: usize,
 }
 
-fn registrations(core: &ProxyCore) -> Vec<RegistrationView> {
+/// The live registrations, sorted by AOR and contact.
+pub fn registrations(core: &ProxyCore) -> Vec<RegistrationView> {
     let now = SystemTime::now();
     let mut list: Vec<RegistrationView> = core
         .location()
@@ -72,24 +78,57 @@ async fn api_calls(core: web::Data<Arc<ProxyCore>>) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "active": active, "recent": recent }))
 }
 
-async fn api_stats(core: web::Data<Arc<ProxyCore>>) -> HttpResponse {
+/// The counters of `ctl stats`.
+pub fn stats(core: &ProxyCore) -> StatsView {
     let (active, _) = core.calls().snapshot();
-    HttpResponse::Ok().json(StatsView {
+    StatsView {
         registrations: core.location().count(),
         transactions: core.active_transactions(),
         calls_active: active.len(),
-    })
+    }
+}
+
+async fn api_stats(core: web::Data<Arc<ProxyCore>>) -> HttpResponse {
+    HttpResponse::Ok().json(stats(&core))
+}
+
+async fn api_traces(recorder: Recorder) -> HttpResponse {
+    match recorder.as_ref() {
+        Some(recorder) => HttpResponse::Ok().json(recorder.summaries()),
+        None => HttpResponse::Ok().json(serde_json::json!([])),
+    }
+}
+
+async fn api_trace(recorder: Recorder, call_id: web::Path<String>) -> HttpResponse {
+    let Some(recorder) = recorder.as_ref() else {
+        return HttpResponse::NotFound().body("message tracing is off (--trace-calls 0)\n");
+    };
+    match recorder.get(&call_id) {
+        Some(trace) => HttpResponse::Ok().json(trace),
+        None => HttpResponse::NotFound().body(format!("no trace of Call-ID {call_id}\n")),
+    }
+}
+
+async fn index(core: web::Data<Arc<ProxyCore>>, recorder: Recorder) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Cache-Control", "no-store"))
+        .body(crate::web::render_index(&core, recorder.as_deref()))
 }
 
 /// Starts the HTTP server on `addr`.
 pub fn start(
     addr: std::net::SocketAddr,
     core: Arc<ProxyCore>,
+    recorder: Option<Arc<TraceRecorder>>,
 ) -> std::io::Result<actix_web::dev::Server> {
     let data = web::Data::new(core);
+    let recorder = web::Data::new(recorder);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .app_data(recorder.clone())
+            .route("/", web::get().to(index))
             .route("/metrics", web::get().to(metrics))
             .route(
                 "/livez",
@@ -102,6 +141,8 @@ pub fn start(
             .route("/api/registrations", web::get().to(api_registrations))
             .route("/api/calls", web::get().to(api_calls))
             .route("/api/stats", web::get().to(api_stats))
+            .route("/api/traces", web::get().to(api_traces))
+            .route("/api/trace/{call_id}", web::get().to(api_trace))
     })
     .workers(1)
     .disable_signals()

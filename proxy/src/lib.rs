@@ -8,7 +8,8 @@
 //! - [`registrar`]: section 10.3 rules, the location service, the persistent store, its actor.
 //! - [`auth`]: digest challenges, verification and throttling.
 //! - [`transport`]: the UDP and TCP actors that own the sockets and timers.
-//! - [`http`]: `/metrics`, `/livez`, `/readyz` and the JSON admin API.
+//! - [`http`]: `/metrics`, `/livez`, `/readyz` and the JSON admin API; [`web`]: the admin page.
+//! - [`trace`]: the message recorder behind `ctl trace` and the ladders; [`hep`]: HEPv3 export.
 //! - [`server`]: wires it all together and runs until SIGTERM or Ctrl-C.
 
 pub mod auth;
@@ -17,8 +18,11 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod ctl;
+pub mod hep;
 pub mod http;
 pub mod metrics;
 pub mod registrar;
 pub mod server;
+pub mod trace;
 pub mod transport;
+pub mod web;

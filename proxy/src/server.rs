@@ -10,8 +10,10 @@ use anyhow::Context as _;
 use crate::calls::CallTracker;
 use crate::config::{Config, TransportKind};
 use crate::core::ProxyCore;
+use crate::hep::HepExporter;
 use crate::metrics::ProxyMetrics;
 use crate::registrar::{start_registrar, Flush};
+use crate::trace::{Capture, TraceRecorder};
 use crate::transport::dns::SipResolver;
 use crate::transport::tcp::TcpListenerActor;
 use crate::transport::udp::{bind_reuseport, UdpWorker};
@@ -56,6 +58,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .map(|l| l.addr);
     let outbound = Outbound::new(send_socket, tcp_local);
     outbound.set_core(core.clone());
+    let recorder =
+        (config.trace_calls > 0).then(|| Arc::new(TraceRecorder::new(config.trace_calls)));
+    let hep = match config.hep {
+        Some(collector) => {
+            Some(HepExporter::new(collector).with_context(|| format!("hep udp:{collector}"))?)
+        }
+        None => None,
+    };
+    if let Some(capture) = Capture::new(recorder.clone(), hep) {
+        outbound.set_capture(capture);
+    }
 
     let mut arbiters = Vec::new();
     for (index, socket) in worker_sockets.into_iter().enumerate() {
@@ -87,7 +100,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             .with_context(|| format!("listen tcp:{}", listen.addr))?;
         TcpListenerActor::new(listener, core.clone(), outbound.clone(), resolver.clone())?.start();
     }
-    let http = crate::http::start(config.http, core.clone())
+    let http = crate::http::start(config.http, core.clone(), recorder)
         .with_context(|| format!("http {}", config.http))?;
     let http_handle = http.handle();
     actix::spawn(http);

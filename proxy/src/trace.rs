@@ -1,0 +1,380 @@
+//! Message capture: what the transport layer sent and received, for people.
+//!
+//! The transport actors call [`Capture::message`] once per message received (`UdpWorker`'s
+//! `Datagrams` handler, `TcpConnection`'s `Read` handler) and once per message sent
+//! (`Outbound::send`). A [`Capture`] exists only when something wants the messages, so with
+//! tracing and HEP both off the hooks cost one empty `OnceLock` read. Behind it:
+//!
+//! - [`TraceRecorder`]: the last N calls' messages in memory, keyed by Call-ID, read by
+//!   `/api/trace/{call_id}`, `dialtone-proxy ctl trace` and the admin page's ladder diagrams
+//!   (drawn like the seed's figures D-1 to D-4);
+//! - [`crate::hep::HepExporter`]: every message as HEPv3 to a Homer collector.
+//!
+//! Only the first line and the Call-ID are looked at (a scan of the header section, not a
+//! parse): the core parses the message properly, and capture must stay cheap.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::TransportKind;
+use crate::hep::HepExporter;
+
+/// Messages kept per call; a call that goes on longer (a re-INVITE storm, a flood with one
+/// Call-ID) keeps its first ones and counts the rest as dropped.
+pub const MAX_MESSAGES_PER_CALL: usize = 256;
+/// Octets of a message's text kept; the rest is cut (bodies of a lab call are far smaller).
+pub const MAX_TEXT: usize = 8 * 1024;
+
+/// Which way a message went, seen from the proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Received by the proxy.
+    In,
+    /// Sent by the proxy.
+    Out,
+}
+
+/// One captured message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TracedMessage {
+    /// Microseconds since the Unix epoch.
+    pub at_us: u64,
+    pub direction: Direction,
+    /// `udp` or `tcp`.
+    pub transport: String,
+    /// The proxy's address.
+    pub local: SocketAddr,
+    /// The peer's address.
+    pub remote: SocketAddr,
+    /// The request line or status line.
+    pub first_line: String,
+    pub call_id: String,
+    /// The message as text (lossy UTF-8), at most [`MAX_TEXT`] octets.
+    pub text: String,
+    /// True when `text` was cut.
+    pub truncated: bool,
+}
+
+impl TracedMessage {
+    /// The sender's address.
+    pub fn from(&self) -> SocketAddr {
+        match self.direction {
+            Direction::In => self.remote,
+            Direction::Out => self.local,
+        }
+    }
+
+    /// The receiver's address.
+    pub fn to(&self) -> SocketAddr {
+        match self.direction {
+            Direction::In => self.local,
+            Direction::Out => self.remote,
+        }
+    }
+
+    /// A short label for an arrow: the method of a request, `code reason` of a response.
+    pub fn label(&self) -> String {
+        label_of(&self.first_line)
+    }
+}
+
+/// The arrow label of a first line: `INVITE` for `INVITE sip:.. SIP/2.0`, `180 Ringing` for
+/// `SIP/2.0 180 Ringing`.
+pub fn label_of(first_line: &str) -> String {
+    match first_line.strip_prefix("SIP/2.0 ") {
+        Some(status) => status.to_string(),
+        None => first_line
+            .split(' ')
+            .next()
+            .unwrap_or(first_line)
+            .to_string(),
+    }
+}
+
+/// The messages of one Call-ID, in the order the proxy saw them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CallTrace {
+    pub call_id: String,
+    pub messages: Vec<TracedMessage>,
+    /// Messages not kept because the call had [`MAX_MESSAGES_PER_CALL`] already.
+    pub dropped: usize,
+}
+
+/// A summary of one traced Call-ID, for listings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TraceSummary {
+    pub call_id: String,
+    /// The first message's first line (`INVITE sip:9000@.. SIP/2.0`, `REGISTER ..`).
+    pub first_line: String,
+    pub messages: usize,
+    pub first_at_us: u64,
+    pub last_at_us: u64,
+}
+
+#[derive(Debug, Default)]
+struct Calls {
+    by_id: HashMap<String, CallTrace>,
+    /// Call-IDs oldest first; the front is evicted when full.
+    order: VecDeque<String>,
+}
+
+/// The last `max_calls` Call-IDs' messages.
+#[derive(Debug)]
+pub struct TraceRecorder {
+    max_calls: usize,
+    calls: Mutex<Calls>,
+}
+
+impl TraceRecorder {
+    /// A recorder keeping `max_calls` Call-IDs (at least one).
+    pub fn new(max_calls: usize) -> TraceRecorder {
+        TraceRecorder {
+            max_calls: max_calls.max(1),
+            calls: Mutex::new(Calls::default()),
+        }
+    }
+
+    /// Records one message; messages without a Call-ID (keep-alives, garbage) are not kept.
+    pub fn record(
+        &self,
+        at: SystemTime,
+        direction: Direction,
+        transport: TransportKind,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+    ) {
+        let Some(call_id) = call_id(bytes) else {
+            return;
+        };
+        let text_len = bytes.len().min(MAX_TEXT);
+        let message = TracedMessage {
+            at_us: at
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as u64),
+            direction,
+            transport: transport.via_token().to_ascii_lowercase(),
+            local,
+            remote,
+            first_line: String::from_utf8_lossy(first_line(bytes)).into_owned(),
+            call_id: String::from_utf8_lossy(call_id).into_owned(),
+            text: String::from_utf8_lossy(&bytes[..text_len]).into_owned(),
+            truncated: text_len < bytes.len(),
+        };
+        let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(trace) = calls.by_id.get_mut(&message.call_id) {
+            if trace.messages.len() < MAX_MESSAGES_PER_CALL {
+                trace.messages.push(message);
+            } else {
+                trace.dropped += 1;
+            }
+            return;
+        }
+        while calls.order.len() >= self.max_calls {
+            if let Some(old) = calls.order.pop_front() {
+                calls.by_id.remove(&old);
+            }
+        }
+        let id = message.call_id.clone();
+        calls.order.push_back(id.clone());
+        calls.by_id.insert(
+            id.clone(),
+            CallTrace {
+                call_id: id,
+                messages: vec![message],
+                dropped: 0,
+            },
+        );
+    }
+
+    /// The messages of `call_id`, if it is still kept.
+    pub fn get(&self, call_id: &str) -> Option<CallTrace> {
+        let calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+        calls.by_id.get(call_id).cloned()
+    }
+
+    /// Every kept Call-ID, the most recent first.
+    pub fn summaries(&self) -> Vec<TraceSummary> {
+        let calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+        calls
+            .order
+            .iter()
+            .rev()
+            .filter_map(|id| calls.by_id.get(id))
+            .map(|t| TraceSummary {
+                call_id: t.call_id.clone(),
+                first_line: t
+                    .messages
+                    .first()
+                    .map(|m| m.first_line.clone())
+                    .unwrap_or_default(),
+                messages: t.messages.len(),
+                first_at_us: t.messages.first().map_or(0, |m| m.at_us),
+                last_at_us: t.messages.last().map_or(0, |m| m.at_us),
+            })
+            .collect()
+    }
+}
+
+/// The first line of a message, without its CRLF.
+pub fn first_line(bytes: &[u8]) -> &[u8] {
+    let end = bytes
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(bytes.len());
+    &bytes[..end]
+}
+
+/// The Call-ID header's value (or its compact form `i`, RFC 3261 section 7.3.3), found by
+/// scanning the header lines; `None` when there is none before the blank line.
+pub fn call_id(bytes: &[u8]) -> Option<&[u8]> {
+    for line in bytes.split(|&b| b == b'\n').skip(1) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return None;
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let name = line[..colon].trim_ascii();
+        if name.eq_ignore_ascii_case(b"call-id") || name.eq_ignore_ascii_case(b"i") {
+            let value = line[colon + 1..].trim_ascii();
+            return (!value.is_empty()).then_some(value);
+        }
+    }
+    None
+}
+
+/// What the transport layer feeds: the recorder and the HEP exporter, each optional.
+#[derive(Debug)]
+pub struct Capture {
+    recorder: Option<Arc<TraceRecorder>>,
+    hep: Option<HepExporter>,
+}
+
+impl Capture {
+    /// `None` when there is nothing to feed, so that the hooks can skip all work.
+    pub fn new(recorder: Option<Arc<TraceRecorder>>, hep: Option<HepExporter>) -> Option<Capture> {
+        (recorder.is_some() || hep.is_some()).then_some(Capture { recorder, hep })
+    }
+
+    /// One message sent or received by the proxy.
+    pub fn message(
+        &self,
+        at: SystemTime,
+        direction: Direction,
+        transport: TransportKind,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+    ) {
+        if let Some(hep) = &self.hep {
+            let (src, dst) = match direction {
+                Direction::In => (remote, local),
+                Direction::Out => (local, remote),
+            };
+            hep.send(at, transport, src, dst, bytes);
+        }
+        if let Some(recorder) = &self.recorder {
+            recorder.record(at, direction, transport, local, remote, bytes);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INVITE: &[u8] = b"INVITE sip:9000@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062\r\nCall-ID: abc@127.0.0.1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn finds_the_call_id_in_long_and_compact_form_but_not_in_the_body() {
+        assert_eq!(call_id(INVITE), Some(&b"abc@127.0.0.1"[..]));
+        assert_eq!(
+            call_id(b"SIP/2.0 200 OK\r\ni:  x1 \r\n\r\n"),
+            Some(&b"x1"[..])
+        );
+        assert_eq!(
+            call_id(b"MESSAGE sip:a SIP/2.0\r\nTo: <sip:a>\r\n\r\nCall-ID: body\r\n"),
+            None
+        );
+        assert_eq!(call_id(b"\r\n\r\n"), None);
+        assert_eq!(first_line(INVITE), b"INVITE sip:9000@127.0.0.1 SIP/2.0");
+    }
+
+    #[test]
+    fn labels_are_the_method_or_the_status() {
+        assert_eq!(label_of("INVITE sip:9000@x SIP/2.0"), "INVITE");
+        assert_eq!(label_of("SIP/2.0 180 Ringing"), "180 Ringing");
+    }
+
+    #[test]
+    fn keeps_the_last_calls_and_their_messages_in_order() {
+        let recorder = TraceRecorder::new(2);
+        let now = SystemTime::now();
+        for id in ["a", "b", "c"] {
+            let text = format!("OPTIONS sip:x SIP/2.0\r\nCall-ID: {id}\r\n\r\n");
+            recorder.record(
+                now,
+                Direction::In,
+                TransportKind::Udp,
+                addr(5060),
+                addr(5062),
+                text.as_bytes(),
+            );
+            recorder.record(
+                now,
+                Direction::Out,
+                TransportKind::Udp,
+                addr(5060),
+                addr(5062),
+                format!("SIP/2.0 200 OK\r\nCall-ID: {id}\r\n\r\n").as_bytes(),
+            );
+        }
+        assert!(recorder.get("a").is_none());
+        let c = recorder.get("c").unwrap();
+        assert_eq!(c.messages.len(), 2);
+        assert_eq!(c.messages[0].label(), "OPTIONS");
+        assert_eq!(c.messages[0].from(), addr(5062));
+        assert_eq!(c.messages[1].label(), "200 OK");
+        assert_eq!(c.messages[1].to(), addr(5062));
+        let ids: Vec<_> = recorder
+            .summaries()
+            .into_iter()
+            .map(|s| s.call_id)
+            .collect();
+        assert_eq!(ids, ["c", "b"]);
+    }
+
+    #[test]
+    fn caps_messages_per_call_and_text_length() {
+        let recorder = TraceRecorder::new(10);
+        let mut big = b"MESSAGE sip:x SIP/2.0\r\nCall-ID: big\r\n\r\n".to_vec();
+        big.resize(MAX_TEXT * 2, b'x');
+        for _ in 0..MAX_MESSAGES_PER_CALL + 5 {
+            recorder.record(
+                SystemTime::now(),
+                Direction::In,
+                TransportKind::Tcp,
+                addr(5060),
+                addr(5062),
+                &big,
+            );
+        }
+        let trace = recorder.get("big").unwrap();
+        assert_eq!(trace.messages.len(), MAX_MESSAGES_PER_CALL);
+        assert_eq!(trace.dropped, 5);
+        assert!(trace.messages[0].truncated);
+        assert_eq!(trace.messages[0].text.len(), MAX_TEXT);
+        assert_eq!(trace.messages[0].transport, "tcp");
+    }
+}
