@@ -346,7 +346,7 @@ fn cancel_of_a_ringing_call() {
     let cancel = inv_text
         .replacen("INVITE ", "CANCEL ", 1)
         .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
-    let cancel = fix_content_length(&cancel.split("\r\n\r\n").next().unwrap().to_string());
+    let cancel = fix_content_length(cancel.split("\r\n\r\n").next().unwrap());
     a.send(&cancel);
     let cancel_ok = a.expect_status(200, "200 to CANCEL");
     assert_eq!(cancel_ok.cseq(), (1, "CANCEL".into()));

@@ -314,8 +314,7 @@ impl ProxyCore {
             .headers_named(credentials_header)
             .map(|h| h.value)
             .filter(|v| {
-                v.trim_start()
-                    .split_whitespace()
+                v.split_whitespace()
                     .next()
                     .is_some_and(|scheme| scheme.eq_ignore_ascii_case("digest"))
             })
