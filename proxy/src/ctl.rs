@@ -184,6 +184,7 @@ pub fn ladder(trace: &CallTrace) -> String {
         };
         out.push_str(&format!("{title:<COLUMN$}"));
     }
+    out.truncate(out.trim_end().len());
     out.push('\n');
     for m in &trace.messages {
         let peer = m.remote.to_string();
