@@ -10,6 +10,7 @@
 
 pub mod dns;
 pub mod tcp;
+pub mod timers;
 pub mod udp;
 
 use std::net::{SocketAddr, UdpSocket};
@@ -33,6 +34,8 @@ pub struct Outbound {
     udp_local: Option<SocketAddr>,
     /// Set when tracing or HEP export is on (`crate::trace`).
     capture: std::sync::OnceLock<Capture>,
+    /// Every armed timer of the core (see `timers.rs` for why not `run_later`).
+    pub timers: timers::TimerQueue,
 }
 
 impl std::fmt::Debug for Outbound {
@@ -52,6 +55,7 @@ impl Outbound {
             udp,
             udp_local,
             capture: std::sync::OnceLock::new(),
+            timers: timers::TimerQueue::default(),
             tcp_connections: DashMap::new(),
             core: std::sync::OnceLock::new(),
             tcp_local,
@@ -232,11 +236,7 @@ pub fn execute<A>(
     for action in actions {
         match action {
             Action::Send { to, bytes } => outbound.send(to, bytes, Some(ctx.address().recipient())),
-            Action::Arm { id, at } => {
-                let delay = at.saturating_duration_since(Instant::now());
-                let me = ctx.address();
-                ctx.run_later(delay, move |_, _| me.do_send(TimerFired(id)));
-            }
+            Action::Arm { id, at } => outbound.timers.push(at, id),
             Action::Resolve {
                 key,
                 host,
@@ -255,6 +255,25 @@ pub fn execute<A>(
                 });
             }
         }
+    }
+}
+
+/// Fires the core's due timers from inside actor `A` (called on every [`timers::TICK`]).
+pub fn fire_due_timers<A>(
+    core: &Arc<ProxyCore>,
+    outbound: &Arc<Outbound>,
+    resolver: &Arc<dns::SipResolver>,
+    ctx: &mut Context<A>,
+) where
+    A: Actor<Context = Context<A>>
+        + Handler<TimerFired>
+        + Handler<Resolved>
+        + Handler<TransportFailed>,
+{
+    let now = Instant::now();
+    for id in outbound.timers.pop_due(now, 4096) {
+        let actions = core.handle_timer(now, &id);
+        execute(actions, outbound, resolver, ctx);
     }
 }
 

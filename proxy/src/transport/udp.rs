@@ -102,6 +102,9 @@ impl Actor for UdpWorker {
             },
         );
         ctx.add_stream(stream);
+        ctx.run_interval(super::timers::TICK, |act, ctx| {
+            super::fire_due_timers(&act.core, &act.outbound, &act.resolver, ctx);
+        });
     }
 }
 
