@@ -3,6 +3,7 @@
 //! waits for SIGTERM or Ctrl-C, flushes the registrations store and stops.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 use anyhow::Context as _;
@@ -19,6 +20,9 @@ use crate::transport::tcp::TcpListenerActor;
 use crate::transport::udp::{bind_reuseport, UdpWorker};
 use crate::transport::Outbound;
 
+/// The longest an orderly stop may take before the process exits anyway.
+const STOP_DEADLINE: Duration = Duration::from_secs(10);
+
 /// Runs the proxy until a stop signal. Must be called outside any runtime.
 pub fn run(config: Config) -> anyhow::Result<()> {
     let system = actix::System::new();
@@ -26,14 +30,17 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let metrics = ProxyMetrics::new();
-    let (location, registrar) =
-        start_registrar(config.data_dir.as_deref()).context("opening the registrations store")?;
-    metrics.registrations_active.set(location.count() as i64);
-    let calls = CallTracker::new(metrics.clone());
-    let core = Arc::new(ProxyCore::new(&config, location, metrics, calls));
-    let resolver = Arc::new(SipResolver::from_system());
-
+    // Sockets first, so that a port in use fails start-up before anything else starts.
+    // SO_REUSEPORT would let a second proxy share the port silently (the kernel would split the
+    // traffic between the two), so an exclusive probe bind checks that the port is free.
+    for listen in config
+        .listen
+        .iter()
+        .filter(|l| l.transport == TransportKind::Udp)
+    {
+        std::net::UdpSocket::bind(listen.addr)
+            .with_context(|| format!("listen udp:{} (address in use?)", listen.addr))?;
+    }
     // One socket per worker on each UDP address; the first also serves sends from anywhere.
     let mut send_socket = None;
     let mut worker_sockets = Vec::new();
@@ -51,6 +58,30 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             worker_sockets.push(socket);
         }
     }
+    drop(
+        std::net::TcpListener::bind(config.http)
+            .with_context(|| format!("http {} (address in use?)", config.http))?,
+    );
+    let mut tcp_listeners = Vec::new();
+    for listen in config
+        .listen
+        .iter()
+        .filter(|l| l.transport == TransportKind::Tcp)
+    {
+        let listener = tokio::net::TcpListener::bind(listen.addr)
+            .await
+            .with_context(|| format!("listen tcp:{}", listen.addr))?;
+        tcp_listeners.push(listener);
+    }
+
+    let metrics = ProxyMetrics::new();
+    let (location, registrar) =
+        start_registrar(config.data_dir.as_deref()).context("opening the registrations store")?;
+    metrics.registrations_active.set(location.count() as i64);
+    let calls = CallTracker::new(metrics.clone());
+    let core = Arc::new(ProxyCore::new(&config, location, metrics, calls));
+    let resolver = Arc::new(SipResolver::from_system());
+
     let tcp_local = config
         .listen
         .iter()
@@ -90,14 +121,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
         arbiters.push(arbiter);
     }
-    for listen in config
-        .listen
-        .iter()
-        .filter(|l| l.transport == TransportKind::Tcp)
-    {
-        let listener = tokio::net::TcpListener::bind(listen.addr)
-            .await
-            .with_context(|| format!("listen tcp:{}", listen.addr))?;
+    for listener in tcp_listeners {
         TcpListenerActor::new(listener, core.clone(), outbound.clone(), resolver.clone())?.start();
     }
     let http = crate::http::start(config.http, core.clone(), recorder)
@@ -117,10 +141,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
     wait_for_stop_signal().await;
     tracing::info!("stopping");
-    if let Ok(Err(e)) = registrar.send(Flush).await {
-        tracing::error!(error = %e, "flushing registrations failed");
+    // A stop must not hang on a stuck store or an idle HTTP keep-alive: bounded waits, and a
+    // watchdog that ends the process if the orderly path takes too long.
+    std::thread::spawn(|| {
+        std::thread::sleep(STOP_DEADLINE);
+        eprintln!("dialtone-proxy: stop took longer than {STOP_DEADLINE:?}; exiting");
+        std::process::exit(1);
+    });
+    match tokio::time::timeout(Duration::from_secs(5), registrar.send(Flush)).await {
+        Ok(Ok(Err(e))) => tracing::error!(error = %e, "flushing registrations failed"),
+        Err(_) => tracing::error!("flushing registrations timed out"),
+        _ => {}
     }
-    http_handle.stop(true).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), http_handle.stop(false)).await;
     for arbiter in arbiters {
         arbiter.stop();
     }
