@@ -98,6 +98,9 @@ pub fn summary(status: &LineStatus) -> String {
                 "setting up"
             }
         ));
+        if let Some(codec) = &call.codec {
+            text.push_str(&format!(" ({codec})"));
+        }
     }
     if let Some(outcome) = &status.last_outcome {
         text.push_str(&format!(", last call {outcome}"));

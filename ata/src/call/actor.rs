@@ -213,8 +213,15 @@ impl CallActor {
         };
         media.do_send(StartMedia(params));
         self.connected = true;
+        let codec = &audio.codec;
+        let codec = if codec.channels > 1 {
+            format!("{}/{}/{}", codec.name, codec.clock_rate, codec.channels)
+        } else {
+            format!("{}/{}", codec.name, codec.clock_rate)
+        };
         self.news(News::Connected {
             media: media.clone().recipient(),
+            codec,
         });
     }
 

@@ -113,6 +113,8 @@ pub enum News {
     Connected {
         /// The media actor.
         media: Recipient<MicrophoneFrame>,
+        /// The negotiated codec, `name/rate[/channels]` as in SDP `a=rtpmap`.
+        codec: String,
     },
     /// The call ended, as the subscriber should hear it.
     Ended(CallOutcome),
@@ -208,6 +210,10 @@ pub struct CallStatus {
     pub party: String,
     /// Whether media flows.
     pub connected: bool,
+    /// The negotiated codec once media flows, as in SDP `a=rtpmap` (`PCMU/8000`,
+    /// `opus/48000/2`).
+    #[serde(default)]
+    pub codec: Option<String>,
 }
 
 /// What a line is built from.
@@ -234,6 +240,7 @@ struct CurrentCall {
     direction: &'static str,
     party: String,
     media: Option<Recipient<MicrophoneFrame>>,
+    codec: Option<String>,
 }
 
 /// The actor.
@@ -299,6 +306,7 @@ impl LineActor {
                 direction: c.direction.to_owned(),
                 party: c.party.clone(),
                 connected: c.media.is_some(),
+                codec: c.codec.clone(),
             }),
             received_digits: self.received_digits.clone(),
             last_outcome: self.last_outcome.clone(),
@@ -359,6 +367,7 @@ impl LineActor {
             direction: "outgoing",
             party: number,
             media: None,
+            codec: None,
         });
         let _ = ctx;
     }
@@ -465,6 +474,7 @@ impl Handler<NewCall> for LineActor {
                 direction: "incoming",
                 party,
                 media: None,
+                codec: None,
             });
             if let Some(delay) = self.auto_answer {
                 ctx.run_later(delay, move |actor, ctx| {
@@ -489,8 +499,9 @@ impl Handler<CallNews> for LineActor {
         };
         match msg.news {
             News::Ringing => self.phone.call_ringing(),
-            News::Connected { media } => {
+            News::Connected { media, codec } => {
                 call.media = Some(media);
+                call.codec = Some(codec);
                 self.last_outcome = Some("answered".into());
                 self.phone.call_connected();
             }
