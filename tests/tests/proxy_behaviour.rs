@@ -515,6 +515,20 @@ fn the_proxy_answers_what_it_must_refuse_or_serve_itself() {
         assert!(allow.contains(method), "{allow}");
     }
 
+    // Any other method addressed to the proxy itself: 405 with what it allows there.
+    let text = a.request(
+        "INVITE",
+        &format!("sip:{}", proxy.sip),
+        "8000",
+        &format!("sip:{}", proxy.sip),
+        "o-405",
+        1,
+        &[],
+    );
+    let m = final_response(&mut a, &text);
+    assert_eq!(m.status(), Some(405));
+    assert_eq!(m.header("allow").as_deref(), Some("OPTIONS, REGISTER"));
+
     // Max-Forwards: 0 on an INVITE: 483, never forwarded.
     let text =
         invite(&a, &proxy, "9000", "o-2", &[]).replace("Max-Forwards: 70", "Max-Forwards: 0");

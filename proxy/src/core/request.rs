@@ -219,8 +219,17 @@ impl ProxyCore {
                 Method::Options if sip.user.is_none() => {
                     return self.answer_options(now, tx, actions)
                 }
+                // Addressed to the proxy itself, which only answers OPTIONS and REGISTER
+                // (RFC 3261 section 8.2.1: 405 with the methods it allows).
                 _ if sip.user.is_none() => {
-                    return tx.respond_locally(now, self, 404, "Not Found", &[], actions)
+                    return tx.respond_locally(
+                        now,
+                        self,
+                        405,
+                        "Method Not Allowed",
+                        &[("Allow", "OPTIONS, REGISTER".to_string())],
+                        actions,
+                    )
                 }
                 _ => {}
             }
