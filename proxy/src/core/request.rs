@@ -461,9 +461,8 @@ impl ProxyCore {
                         .with_label_values(&[event])
                         .inc();
                 }
-                self.metrics
-                    .registrations_active
-                    .set(self.location.count() as i64);
+                // The registrations gauge is read from the location service at scrape time
+                // (http.rs): counting bindings here would walk the whole map per REGISTER.
                 let mut extra: Vec<(&str, String)> = response_contacts
                     .into_iter()
                     .map(|c| ("Contact", c))
