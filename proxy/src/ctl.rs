@@ -54,9 +54,11 @@ pub fn http_get(addr: &str, path: &str) -> Result<String, String> {
         .split_once("\r\n\r\n")
         .ok_or_else(|| "malformed HTTP response".to_string())?;
     if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+        // The admin API explains its refusals in the body ("no trace of Call-ID ..").
         return Err(format!(
-            "{path}: {}",
-            head.lines().next().unwrap_or("no status")
+            "{path}: {} {}",
+            head.lines().next().unwrap_or("no status"),
+            body.trim()
         ));
     }
     Ok(body.to_string())
