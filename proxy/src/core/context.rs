@@ -354,14 +354,16 @@ impl ProxyTransaction {
                 self.respond_locally(now, core, 487, "Request Terminated", &[], actions);
                 return;
             }
-            self.add_branch(
-                now,
-                core,
-                destination,
-                &pending.branch_id,
-                pending.request,
-                actions,
-            );
+            let request = match destination.transport {
+                // DNS (NAPTR, or SRV for TCP) chose TCP for a request prepared for UDP: our Via
+                // must name the transport it really goes over (RFC 3261 section 18.1.1), and a
+                // stream needs Content-Length.
+                TransportKind::Tcp => {
+                    retarget_via_to_tcp(&pending.request).unwrap_or(pending.request)
+                }
+                TransportKind::Udp => pending.request,
+            };
+            self.add_branch(now, core, destination, &pending.branch_id, request, actions);
         }
     }
 
@@ -730,6 +732,31 @@ fn rank(status: u16) -> u32 {
     }
 }
 
+/// The request with its top Via's transport set to TCP and Content-Length ensured.
+fn retarget_via_to_tcp(request: &[u8]) -> Option<Bytes> {
+    let message = Message::parse(request).ok()?;
+    let (index, header) = message
+        .headers()
+        .iter()
+        .enumerate()
+        .find(|(_, h)| h.name == HeaderName::Via)?;
+    let mut values = dialtone_sip::lex::split_commas(header.value);
+    let first = values.next()?;
+    let rest: Vec<&str> = values.collect();
+    let slash = first.rfind('/')?;
+    let after = &first[slash + 1..];
+    let space = after.find(|c: char| c.is_ascii_whitespace())?;
+    let retargeted = format!("{}TCP{}", &first[..=slash], &after[space..]);
+    let value = if rest.is_empty() {
+        retargeted
+    } else {
+        format!("{retargeted}, {}", rest.join(", "))
+    };
+    let mut edit = message.edit();
+    edit.set_header_value(index, &value).ensure_content_length();
+    Some(Bytes::from(edit.finish()))
+}
+
 /// The ACK for a non-2xx final on a branch (RFC 3261 section 17.1.1.3): the INVITE's
 /// Request-URI, top Via, From, Call-ID and Route, the response's To, CSeq number with ACK.
 pub(crate) fn build_ack(invite: &[u8], response: &[u8]) -> Option<Bytes> {
@@ -784,6 +811,17 @@ mod tests {
         assert!(rank(407) < rank(404));
         assert!(rank(404) < rank(500));
         assert!(rank(500) < rank(408));
+    }
+
+    #[test]
+    fn a_request_resolved_to_tcp_names_tcp_in_its_via() {
+        let udp = b"INVITE sip:a@example.net SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx.0\r\nVia: SIP/2.0/UDP 10.0.0.1\r\nFrom: <sip:b@x>;tag=1\r\nTo: <sip:a@example.net>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n";
+        let tcp = retarget_via_to_tcp(udp).unwrap();
+        let m = Message::parse(&tcp).unwrap();
+        let vias: Vec<_> = m.vias().map(|v| v.unwrap().transport).collect();
+        assert_eq!(vias, vec!["TCP", "UDP"]);
+        assert_eq!(m.top_via().unwrap().branch(), Some("z9hG4bKx.0"));
+        assert_eq!(m.content_length(), Some(0));
     }
 
     #[test]

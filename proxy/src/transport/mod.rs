@@ -246,7 +246,7 @@ pub fn execute<A>(
                 let resolver = resolver.clone();
                 let me = ctx.address();
                 actix::spawn(async move {
-                    let addrs = resolver.resolve(&host, port, transport).await;
+                    let (transport, addrs) = resolver.resolve(&host, port, transport).await;
                     me.do_send(Resolved {
                         key,
                         transport,
