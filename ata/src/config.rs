@@ -24,7 +24,12 @@
 //! display_name = "Lab phone"       # optional
 //! auth_user = "8000"               # optional, defaults to user
 //! audio_in = "tone:1000"           # WAV file, tone:HZ or silence
-//! audio_out = "/tmp/8000.wav"      # optional recording of what the handset hears
+//! audio_out = "/tmp/8000.wav"      # optional recording of what the handset hears;
+//!                                  # {user} is replaced by the line's user
+//!
+//! [[line]]                         # a bank of lines for a load test: users 2000 to 2099,
+//! user = "2000"                    # all with this table's password and audio
+//! count = 100
 //! ```
 
 use std::net::SocketAddr;
@@ -171,9 +176,15 @@ pub struct FileLine {
     pub auth_user: Option<String>,
     /// `FILE.wav`, `tone:HZ` or `silence`.
     pub audio_in: Option<String>,
-    /// `FILE.wav`.
+    /// `FILE.wav`; `{user}` is replaced by the line's user.
     pub audio_out: Option<String>,
+    /// This many lines from this table, the users counting up from `user` (which must then be
+    /// a number); 1 when absent.
+    pub count: Option<u32>,
 }
+
+/// The most lines one device may have: enough for a load test, and a bound on a typo.
+pub const MAX_LINES: usize = 1000;
 
 /// The command-line flags, as text; `None` leaves the file's value (or the default).
 #[derive(Debug, Default, Clone)]
@@ -336,14 +347,19 @@ fn merge_lines(file_lines: Vec<FileLine>, flags: &Overrides) -> Result<Vec<LineC
     let mut lines = Vec::new();
     for file_line in file_lines {
         let audio_in = parse_audio_in(file_line.audio_in.as_deref().unwrap_or("silence"))?;
-        lines.push(LineConfig {
-            user: file_line.user,
-            password: file_line.password,
-            display_name: file_line.display_name,
-            auth_user: file_line.auth_user,
-            audio_in,
-            audio_out: file_line.audio_out.map(PathBuf::from),
-        });
+        for user in line_users(&file_line)? {
+            lines.push(LineConfig {
+                audio_out: file_line
+                    .audio_out
+                    .as_ref()
+                    .map(|path| PathBuf::from(path.replace("{user}", &user))),
+                user,
+                password: file_line.password.clone(),
+                display_name: file_line.display_name.clone(),
+                auth_user: file_line.auth_user.clone(),
+                audio_in: audio_in.clone(),
+            });
+        }
     }
     for (index, text) in flags.lines.iter().enumerate() {
         let (user, password) = text.split_once(':').unwrap_or((text.as_str(), ""));
@@ -364,6 +380,12 @@ fn merge_lines(file_lines: Vec<FileLine>, flags: &Overrides) -> Result<Vec<LineC
                 audio_out: None,
             }),
         }
+    }
+    if lines.len() > MAX_LINES {
+        return Err(AtaError::config(
+            "line",
+            format!("{} lines; at most {MAX_LINES}", lines.len()),
+        ));
     }
     if lines.is_empty() {
         return Err(AtaError::config(
@@ -386,6 +408,31 @@ fn merge_lines(file_lines: Vec<FileLine>, flags: &Overrides) -> Result<Vec<LineC
         }
     }
     Ok(lines)
+}
+
+/// The users of one `[[line]]` table: `user`, or `count` of them counting up from it.
+fn line_users(line: &FileLine) -> Result<Vec<String>, AtaError> {
+    let count = line.count.unwrap_or(1);
+    if count <= 1 {
+        return Ok(vec![line.user.clone()]);
+    }
+    if count as usize > MAX_LINES {
+        return Err(AtaError::config(
+            "count",
+            format!("{count} lines; at most {MAX_LINES}"),
+        ));
+    }
+    let first: u64 = line.user.parse().map_err(|_| {
+        AtaError::config(
+            "count",
+            format!("user `{}` must be a number to count from", line.user),
+        )
+    })?;
+    // Keep the width, so "0100" counts 0100, 0101, ...
+    let width = line.user.len();
+    Ok((0..u64::from(count))
+        .map(|i| format!("{:0width$}", first + i))
+        .collect())
 }
 
 fn is_user_byte(b: u8) -> bool {
@@ -613,6 +660,28 @@ mod tests {
                 "{error} should name {key}"
             );
         }
+    }
+
+    #[test]
+    fn a_line_table_with_a_count_makes_that_many_numbered_lines() {
+        let file = FileConfig::parse(
+            "[[line]]\nuser = \"2000\"\npassword = \"pw\"\ncount = 100\n\
+             audio_out = \"/tmp/{user}.wav\"\n[[line]]\nuser = \"alice\"\n",
+        )
+        .expect("toml");
+        let config = Config::build(file, Overrides::default()).expect("valid");
+        assert_eq!(config.lines.len(), 101);
+        assert_eq!(config.lines[0].user, "2000");
+        assert_eq!(config.lines[99].user, "2099");
+        assert_eq!(config.lines[99].password, "pw");
+        assert_eq!(
+            config.lines[99].audio_out.as_deref(),
+            Some(std::path::Path::new("/tmp/2099.wav"))
+        );
+        assert_eq!(config.lines[100].user, "alice");
+        let bad = FileConfig::parse("[[line]]\nuser = \"bob\"\ncount = 2\n").expect("toml");
+        let error = Config::build(bad, Overrides::default()).expect_err("not a number");
+        assert!(error.to_string().contains("`count`"), "{error}");
     }
 
     #[test]
