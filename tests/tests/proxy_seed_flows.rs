@@ -338,6 +338,26 @@ fn call(
 
     a.expect_nothing("A after the call");
     b.expect_nothing("B after the call");
+
+    // The proxy saw the call begin with the 200 to the INVITE and end with the 200 to the BYE.
+    let call_id = bye_at_b.header("call-id").expect("Call-ID");
+    let calls: serde_json::Value = serde_json::from_str(
+        &dialtone_e2e::http_get(proxy.http, "/api/calls").expect("/api/calls"),
+    )
+    .expect("calls JSON");
+    assert_eq!(calls["active"].as_array().map(Vec::len), Some(0), "{calls}");
+    assert!(
+        calls["recent"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|c| c["call_id"] == call_id.as_str())),
+        "{calls}"
+    );
+    let metrics = dialtone_e2e::http_get(proxy.http, "/metrics").expect("/metrics");
+    assert!(
+        metrics.contains("dialtone_proxy_calls_completed_total 1"),
+        "calls completed not counted"
+    );
+    assert!(metrics.contains("dialtone_proxy_calls_active 0"));
 }
 
 #[test]

@@ -607,6 +607,9 @@ impl ProxyTransaction {
                 if !self.final_sent || self.is_invite {
                     self.relay(now, core, status, &response);
                 }
+                if !self.is_invite {
+                    self.note_call_ended(core);
+                }
                 if self.is_invite {
                     core.calls.established(&response);
                     for other in 0..self.branches.len() {
@@ -627,6 +630,17 @@ impl ProxyTransaction {
                     }
                 }
                 self.maybe_send_best(now, core);
+            }
+        }
+    }
+
+    /// A 2xx to a BYE ends the call it belongs to (for the calls table and its metrics).
+    fn note_call_ended(&self, core: &ProxyCore) {
+        if let Ok(request) = Message::parse(&self.request) {
+            if request.method() == Some(dialtone_sip::Method::Bye) {
+                if let Ok(call_id) = request.call_id() {
+                    core.calls.ended(call_id);
+                }
             }
         }
     }
