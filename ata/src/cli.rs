@@ -106,6 +106,11 @@ enum CtlAction {
     Flash,
     /// Answer a ringing call.
     Answer,
+    /// Blind-transfer the connected call (REFER) to a number or SIP URI.
+    Transfer {
+        /// The number (or sip: URI) the far end should call.
+        target: String,
+    },
     /// Show the line.
     Status,
     /// Show every line's call.
@@ -131,6 +136,7 @@ fn run(cli: Cli) -> Result<(), AtaError> {
             CtlAction::Dial { digits } => CtlCommand::Dial(digits),
             CtlAction::Flash => CtlCommand::Flash,
             CtlAction::Answer => CtlCommand::Answer,
+            CtlAction::Transfer { target } => CtlCommand::Transfer(target),
             CtlAction::Status => CtlCommand::Status,
             CtlAction::Calls => CtlCommand::Calls,
         };

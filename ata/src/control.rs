@@ -9,6 +9,7 @@
 //! | GET | `/lines/{n}` | line `n` (from 1) |
 //! | POST | `/lines/{n}/offhook`, `/onhook`, `/flash`, `/answer` | the hook switch; answers the new status |
 //! | POST | `/lines/{n}/dial?digits=9000%23` | keys (lifting the handset first if needed) |
+//! | POST | `/lines/{n}/transfer?target=7000` | blind transfer of the connected call (REFER) to a number or SIP URI |
 //! | GET | `/calls` | the lines that have a call, with it |
 //!
 //! Errors are JSON `{"error": "..."}` with 400 (bad command) or 404 (no such line).
@@ -35,6 +36,11 @@ pub struct ControlState {
 #[derive(Deserialize)]
 struct DialQuery {
     digits: String,
+}
+
+#[derive(Deserialize)]
+struct TransferQuery {
+    target: String,
 }
 
 fn error(status: actix_web::http::StatusCode, message: &str) -> HttpResponse {
@@ -143,6 +149,19 @@ async fn dial(
     .await
 }
 
+async fn transfer(
+    state: web::Data<ControlState>,
+    path: web::Path<usize>,
+    query: web::Query<TransferQuery>,
+) -> HttpResponse {
+    command(
+        &state,
+        path.into_inner(),
+        Command::Transfer(query.into_inner().target),
+    )
+    .await
+}
+
 /// Binds the control API; returns the server to await and the address it listens on.
 pub fn serve(
     address: SocketAddr,
@@ -159,6 +178,7 @@ pub fn serve(
             .route("/calls", web::get().to(list_calls))
             .route("/lines/{n}", web::get().to(one_line))
             .route("/lines/{n}/dial", web::post().to(dial))
+            .route("/lines/{n}/transfer", web::post().to(transfer))
             .route("/lines/{n}/{action}", web::post().to(hook))
     })
     .workers(1)

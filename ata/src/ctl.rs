@@ -19,6 +19,8 @@ pub enum CtlCommand {
     Flash,
     /// Answer.
     Answer,
+    /// Blind transfer of the connected call to a number or SIP URI.
+    Transfer(String),
     /// Show the line.
     Status,
     /// Show the calls of every line.
@@ -44,6 +46,9 @@ pub fn run(
         CtlCommand::Dial(digits) => agent
             .post(&format!("{base}/lines/{line}/dial"))
             .query("digits", digits),
+        CtlCommand::Transfer(target) => agent
+            .post(&format!("{base}/lines/{line}/transfer"))
+            .query("target", target),
         CtlCommand::Status => agent.get(&format!("{base}/lines/{line}")),
         CtlCommand::Calls => agent.get(&format!("{base}/calls")),
     };

@@ -13,7 +13,7 @@ use rand::Rng;
 pub const USER_AGENT: &str = concat!("Dialtone ATA/", env!("CARGO_PKG_VERSION"));
 
 /// The methods we accept, for Allow (RFC 3261 20.5).
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY";
 
 /// One line's identity.
 #[derive(Debug, Clone, PartialEq, Eq)]

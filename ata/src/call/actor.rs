@@ -101,6 +101,21 @@ pub struct Flash;
 #[rtype(result = "()")]
 pub struct Key(pub char);
 
+/// Transferor: blind-transfer this call to a number or SIP URI (REFER).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Transfer(pub String);
+
+/// Transferee: how the call we were referred to goes, for the transferor's NOTIFY.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReferNotify {
+    /// The referred call's status (180, 200, 486...).
+    pub status: u16,
+    /// Its reason phrase.
+    pub reason: &'static str,
+}
+
 enum Start {
     Outgoing { number: String },
     Incoming { call: NewCall, busy: bool },
@@ -232,7 +247,7 @@ impl CallActor {
         self.open_media(ctx)?;
         let session_id: u64 = rand::thread_rng().gen_range(1..1_000_000_000);
         let offer = build_offer(&self.context.sdp_codecs(), &self.local_session(session_id))?;
-        let target = format!("sip:{number}@{};user=phone", self.context.identity.domain);
+        let target = self.target_uri(&number);
         let dialog = Dialog::outgoing(
             Instant::now(),
             OutgoingCall {
@@ -248,6 +263,15 @@ impl CallActor {
         self.route(ctx, &dialog, None);
         self.dialog = Some(dialog);
         Ok(())
+    }
+
+    /// A dialled number as a SIP URI in our domain; a `sip:` URI (a REFER's target) as is.
+    fn target_uri(&self, number: &str) -> String {
+        if number.starts_with("sip:") || number.starts_with("sips:") {
+            number.to_owned()
+        } else {
+            format!("sip:{number}@{};user=phone", self.context.identity.domain)
+        }
     }
 
     fn begin_incoming(
@@ -336,8 +360,35 @@ impl CallActor {
         });
     }
 
-    /// Performs the dialog's outputs and re-arms its timer.
+    /// Performs the dialog's outputs and re-arms its timer. Handling an event may queue more
+    /// outputs (a BYE after a transfer), so it drains until the dialog has nothing left.
     fn pump(&mut self, ctx: &mut Context<Self>) {
+        loop {
+            let events = self.drain_outputs(ctx);
+            if events.is_empty() {
+                break;
+            }
+            for event in events {
+                self.on_event(ctx, event);
+            }
+        }
+        if let Some(handle) = self.timer.take() {
+            ctx.cancel_future(handle);
+        }
+        if let Some(at) = self.dialog.as_ref().and_then(|d| d.poll_timeout()) {
+            let delay = at.saturating_duration_since(Instant::now());
+            self.timer = Some(ctx.run_later(delay, |actor, ctx| {
+                actor.timer = None;
+                if let Some(dialog) = actor.dialog.as_mut() {
+                    dialog.handle_timeout(Instant::now());
+                }
+                actor.pump(ctx);
+            }));
+        }
+    }
+
+    /// Sends what the dialog asks to send; returns its events.
+    fn drain_outputs(&mut self, ctx: &mut Context<Self>) -> Vec<CallEvent> {
         let mut events = Vec::new();
         if let Some(dialog) = self.dialog.as_mut() {
             while let Some(output) = dialog.poll_output() {
@@ -365,22 +416,7 @@ impl CallActor {
                 }
             }
         }
-        for event in events {
-            self.on_event(ctx, event);
-        }
-        if let Some(handle) = self.timer.take() {
-            ctx.cancel_future(handle);
-        }
-        if let Some(at) = self.dialog.as_ref().and_then(|d| d.poll_timeout()) {
-            let delay = at.saturating_duration_since(Instant::now());
-            self.timer = Some(ctx.run_later(delay, |actor, ctx| {
-                actor.timer = None;
-                if let Some(dialog) = actor.dialog.as_mut() {
-                    dialog.handle_timeout(Instant::now());
-                }
-                actor.pump(ctx);
-            }));
-        }
+        events
     }
 
     fn on_event(&mut self, ctx: &mut Context<Self>, event: CallEvent) {
@@ -403,8 +439,37 @@ impl CallActor {
             }
             CallEvent::RemoteHangup => self.news(News::Ended(CallOutcome::RemoteHangup)),
             CallEvent::Reoffer { sdp } => self.on_reoffer(sdp),
+            CallEvent::Referred { target } => {
+                info!(call = self.id, %target, "referred: calling the transfer target");
+                self.news(News::Referred { target });
+            }
+            CallEvent::ReferRefused { status } => {
+                info!(call = self.id, status, "transfer refused");
+                self.news(News::TransferFailed { status });
+            }
+            CallEvent::ReferProgress { status, terminated } => {
+                self.on_refer_progress(status, terminated)
+            }
             CallEvent::ReofferAnswered { sdp } => self.on_reoffer_answered(sdp),
             CallEvent::Terminated => ctx.stop(),
+        }
+    }
+
+    /// Transferor: once the transferee's call is answered (a 2xx sipfrag), our part is over
+    /// (RFC 5589 section 6.1: the transferor hangs up); a failure leaves the call as it was.
+    fn on_refer_progress(&mut self, status: u16, terminated: bool) {
+        debug!(call = self.id, status, terminated, "transfer progress");
+        if (200..300).contains(&status) {
+            self.outcome = Some("transferred");
+            self.news(News::Ended(CallOutcome::Transferred));
+            if let Some(media) = self.media.take() {
+                media.do_send(StopMedia);
+            }
+            if let Some(dialog) = self.dialog.as_mut() {
+                dialog.hang_up(Instant::now());
+            }
+        } else if status >= 300 || terminated {
+            self.news(News::TransferFailed { status });
         }
     }
 
@@ -655,6 +720,29 @@ impl Handler<Flash> for CallActor {
             dialog.reinvite(Instant::now(), next.to_string().into_bytes());
         }
         self.local_sdp = Some(next);
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Transfer> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Transfer, ctx: &mut Context<Self>) {
+        let target = self.target_uri(&msg.0);
+        if let Some(dialog) = self.dialog.as_mut() {
+            dialog.refer(Instant::now(), &target);
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<ReferNotify> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ReferNotify, ctx: &mut Context<Self>) {
+        if let Some(dialog) = self.dialog.as_mut() {
+            dialog.notify_refer(Instant::now(), msg.status, msg.reason);
+        }
         self.pump(ctx);
     }
 }

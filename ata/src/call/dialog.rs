@@ -16,6 +16,13 @@
 //! in-dialog requests with loose or strict routing (12.2.1.1). The seed's proxy writes a
 //! `Record-Route` without `lr`, so ACK and BYE then carry the proxy's URI as Request-URI and
 //! our peer's Contact as the last Route (seed D-3 messages 9 and 11).
+//!
+//! Blind transfer (RFC 3515, RFC 5589 section 6): as transferor, [`Dialog::refer`] sends
+//! REFER and the peer's NOTIFYs (`message/sipfrag` status lines) come out as
+//! [`CallEvent::ReferProgress`]; as transferee, a REFER is answered 202 and announced as
+//! [`CallEvent::Referred`], and the actor reports the new call's progress with
+//! [`Dialog::notify_refer`]. The implicit subscription lives inside the INVITE dialog and
+//! ends with the final NOTIFY (`Subscription-State: terminated`).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -95,6 +102,23 @@ pub enum CallEvent {
     ReofferAnswered {
         /// The answer.
         sdp: Option<Vec<u8>>,
+    },
+    /// Transferee: the peer asked us (202 sent) to call `target` (a Refer-To URI).
+    Referred {
+        /// The URI to call.
+        target: String,
+    },
+    /// Transferor: our REFER was refused (a final status other than 2xx).
+    ReferRefused {
+        /// The status.
+        status: u16,
+    },
+    /// Transferor: a NOTIFY told how the transferee's call goes (`message/sipfrag`).
+    ReferProgress {
+        /// The status line's code.
+        status: u16,
+        /// Whether this NOTIFY ended the subscription (its final report).
+        terminated: bool,
     },
     /// The dialog is over; always the last event.
     Terminated,
@@ -210,6 +234,7 @@ pub struct Dialog {
     pending_ok: Option<PendingOk>,
     reinvite_txn: Option<(TxnId, Vec<u8>)>,
     reinvite_cseq: Option<u32>,
+    refer_cseq: Option<u32>,
     outputs: VecDeque<Output>,
     rng: StdRng,
 }
@@ -244,6 +269,7 @@ impl Dialog {
             pending_ok: None,
             reinvite_txn: None,
             reinvite_cseq: None,
+            refer_cseq: None,
             outputs: VecDeque::new(),
             rng,
             identity: call.identity,
@@ -310,6 +336,7 @@ impl Dialog {
             pending_ok: None,
             reinvite_txn: None,
             reinvite_cseq: None,
+            refer_cseq: None,
             outputs: VecDeque::new(),
             rng,
             identity: call.identity,
@@ -460,7 +487,54 @@ impl Dialog {
         }
     }
 
-    /// A response to one of our client transactions.
+    /// Transferor: asks the peer to call `target` (REFER, RFC 3515 section 2.4.1).
+    pub fn refer(&mut self, _now: Instant, target: &str) {
+        if self.phase != Phase::Confirmed || self.refer_cseq.is_some() {
+            return;
+        }
+        self.local_cseq += 1;
+        self.refer_cseq = Some(self.local_cseq);
+        let contact = format!("<{}>", self.identity.contact_uri());
+        let referred_by = format!("<{}>", self.identity.aor());
+        let (builder, destination) = self.in_dialog_request("REFER", self.local_cseq);
+        let bytes = builder
+            .header("Refer-To", &format!("<{target}>"))
+            .header("Referred-By", &referred_by)
+            .header("Contact", &contact)
+            .header("Allow", ALLOW)
+            .build();
+        self.outputs
+            .push_back(Output::Request { bytes, destination });
+    }
+
+    /// Transferee: reports the referred call's progress to the transferor in a NOTIFY
+    /// (RFC 3515 section 2.4.4); a `status` of 200 or more is the final one and ends the
+    /// implicit subscription.
+    pub fn notify_refer(&mut self, _now: Instant, status: u16, reason: &str) {
+        if !matches!(self.phase, Phase::Confirmed | Phase::Ending) {
+            return;
+        }
+        self.local_cseq += 1;
+        let state = if status >= 200 {
+            "terminated;reason=noresource"
+        } else {
+            "active;expires=60"
+        };
+        let contact = format!("<{}>", self.identity.contact_uri());
+        let (builder, destination) = self.in_dialog_request("NOTIFY", self.local_cseq);
+        let bytes = builder
+            .header("Event", "refer")
+            .header("Subscription-State", state)
+            .header("Contact", &contact)
+            .body(
+                "message/sipfrag;version=2.0",
+                format!("SIP/2.0 {status} {reason}\r\n").as_bytes(),
+            )
+            .build();
+        self.outputs
+            .push_back(Output::Request { bytes, destination });
+    }
+
     pub fn handle_response(
         &mut self,
         now: Instant,
@@ -479,6 +553,13 @@ impl Dialog {
                 self.terminate();
                 Ok(())
             }
+            Method::Refer if Some(cseq.seq) == self.refer_cseq && status >= 200 => {
+                self.refer_cseq = None;
+                if status >= 300 {
+                    self.event(CallEvent::ReferRefused { status });
+                }
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
@@ -494,6 +575,10 @@ impl Dialog {
             ("INVITE", Phase::Ending) => self.terminate(),
             ("INVITE", _) => self.reinvite_cseq = None,
             ("BYE", _) => self.terminate(),
+            ("REFER", _) => {
+                self.refer_cseq = None;
+                self.event(CallEvent::ReferRefused { status });
+            }
             _ => {}
         }
     }
@@ -560,7 +645,9 @@ impl Dialog {
             }
             Method::Invite => self.respond(txn, request, 491, "Request Pending", None),
             Method::Options => self.respond(txn, request, 200, "OK", None),
-            Method::Info | Method::Notify => self.respond(txn, request, 200, "OK", None),
+            Method::Refer => self.on_refer(txn, request),
+            Method::Notify => self.on_notify(txn, request),
+            Method::Info => self.respond(txn, request, 200, "OK", None),
             _ => self.respond(txn, request, 501, "Not Implemented", None),
         }
         Ok(())
@@ -590,6 +677,43 @@ impl Dialog {
                 bytes: pending.bytes.clone(),
             };
             self.outputs.push_back(resend);
+        }
+    }
+
+    /// RFC 3515 section 2.4.2: accept with 202 and report the referred call by NOTIFY.
+    fn on_refer(&mut self, txn: TxnId, request: &Message<'_>) {
+        if self.phase != Phase::Confirmed {
+            self.respond(txn, request, 481, "Call/Transaction Does Not Exist", None);
+            return;
+        }
+        let target = request
+            .header_value_by_name("Refer-To")
+            .map(refer_target)
+            .filter(|t| t.starts_with("sip:") || t.starts_with("sips:"));
+        let Some(target) = target else {
+            // Section 2.4.1: exactly one Refer-To, and we can only call SIP URIs.
+            self.respond(txn, request, 400, "Bad Refer-To", None);
+            return;
+        };
+        self.respond(txn, request, 202, "Accepted", None);
+        self.event(CallEvent::Referred { target });
+    }
+
+    /// A NOTIFY in the dialog: for our REFER (`Event: refer`), its sipfrag says how the
+    /// transferee's call goes; anything else is acknowledged and ignored.
+    fn on_notify(&mut self, txn: TxnId, request: &Message<'_>) {
+        self.respond(txn, request, 200, "OK", None);
+        let event = request.header_value_by_name("Event").unwrap_or_default();
+        let is_refer = event
+            .split(';')
+            .next()
+            .is_some_and(|e| e.trim().eq_ignore_ascii_case("refer"));
+        let status = sipfrag_status(request.body());
+        if let (true, Some(status)) = (is_refer, status) {
+            let terminated = request
+                .header_value_by_name("Subscription-State")
+                .is_some_and(|s| s.trim().to_ascii_lowercase().starts_with("terminated"));
+            self.event(CallEvent::ReferProgress { status, terminated });
         }
     }
 
@@ -956,6 +1080,28 @@ fn remote_tag_of(to: &NameAddr<'_>) -> Option<String> {
     to.tag()
         .or_else(|| to.uri.as_sip().and_then(|u| u.params.get("tag").flatten()))
         .map(str::to_owned)
+}
+
+/// The URI of a Refer-To value (`<sip:...>` or a bare URI), without its header parameters
+/// (`?Replaces=...` is for attended transfer, which we do not do).
+fn refer_target(value: &str) -> String {
+    let value = value.trim();
+    let uri = match (value.find('<'), value.find('>')) {
+        (Some(start), Some(end)) if start < end => &value[start + 1..end],
+        _ => value.split(';').next().unwrap_or(value),
+    };
+    uri.split('?').next().unwrap_or(uri).trim().to_owned()
+}
+
+/// The status code of a `message/sipfrag` body's status line (`SIP/2.0 200 OK`).
+fn sipfrag_status(body: &[u8]) -> Option<u16> {
+    let text = std::str::from_utf8(body).ok()?;
+    let line = text.lines().next()?;
+    let mut parts = line.split_whitespace();
+    if !parts.next()?.eq_ignore_ascii_case("SIP/2.0") {
+        return None;
+    }
+    parts.next()?.parse().ok()
 }
 
 fn sdp_body(message: &Message<'_>) -> Option<Vec<u8>> {

@@ -517,3 +517,196 @@ fn options_inside_a_dialog_is_answered_with_allow() {
     assert_eq!(sent[0].1, 200);
     assert_eq!(header(&sent[0].2, "Allow"), ALLOW);
 }
+
+/// An outgoing dialog confirmed by a 200 through a loose-routing proxy.
+fn confirmed_outgoing(now: Instant) -> Dialog {
+    let mut dialog = outgoing(now);
+    let (invite, _) = only_request(&drain(&mut dialog));
+    let ok = response(
+        &invite,
+        "200 OK",
+        Some("b"),
+        "Record-Route: <sip:127.0.0.9:5090;lr>\r\n\
+         Contact: <sip:9000@127.0.0.3:5070>\r\n",
+        "v=0\r\n",
+    );
+    feed(&mut dialog, now, &ok);
+    drain(&mut dialog);
+    dialog
+}
+
+/// An incoming dialog whose 200 was ACKed.
+fn confirmed_incoming(now: Instant) -> Dialog {
+    let mut dialog = incoming(now);
+    dialog.accept(now, b"v=0\r\n".to_vec());
+    let ack = String::from_utf8(seed_invite())
+        .expect("utf8")
+        .replacen("INVITE sip", "ACK sip", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 ACK");
+    let message = Message::parse(ack.as_bytes()).expect("ACK parses");
+    dialog
+        .handle_request(now, None, &message, ack.as_bytes())
+        .expect("handled");
+    drain(&mut dialog);
+    dialog
+}
+
+/// The seed INVITE turned into an in-dialog `method` with CSeq 2 and `extra` headers.
+fn in_dialog_from_seed(method: &str, extra: &str) -> Vec<u8> {
+    String::from_utf8(seed_invite())
+        .expect("utf8")
+        .replacen("INVITE sip", &format!("{method} sip"), 1)
+        .replace(
+            "CSeq: 1 INVITE\r\n",
+            &format!("CSeq: 2 {method}\r\n{extra}"),
+        )
+        .into_bytes()
+}
+
+#[test]
+fn a_refer_is_accepted_with_202_and_its_target_reported_without_header_parameters() {
+    let now = Instant::now();
+    let mut dialog = confirmed_incoming(now);
+    let refer = in_dialog_from_seed(
+        "REFER",
+        "Refer-To: <sip:7000@192.168.2.97;user=phone?X-Note=1>\r\n",
+    );
+    let message = Message::parse(&refer).expect("REFER parses");
+    dialog
+        .handle_request(now, Some(11), &message, &refer)
+        .expect("handled");
+    let outputs = drain(&mut dialog);
+    assert_eq!(responses(&outputs)[0].1, 202);
+    assert_eq!(
+        events(&outputs),
+        [CallEvent::Referred {
+            target: "sip:7000@192.168.2.97;user=phone".into()
+        }]
+    );
+}
+
+#[test]
+fn a_refer_without_refer_to_is_refused_with_400() {
+    let now = Instant::now();
+    let mut dialog = confirmed_incoming(now);
+    let refer = in_dialog_from_seed("REFER", "");
+    let message = Message::parse(&refer).expect("REFER parses");
+    dialog
+        .handle_request(now, Some(11), &message, &refer)
+        .expect("handled");
+    let outputs = drain(&mut dialog);
+    assert_eq!(responses(&outputs)[0].1, 400);
+    assert!(events(&outputs).is_empty());
+}
+
+#[test]
+fn the_transferee_notifies_progress_as_sipfrag_and_the_final_notify_ends_the_subscription() {
+    let now = Instant::now();
+    let mut dialog = confirmed_incoming(now);
+    dialog.notify_refer(now, 100, "Trying");
+    let (trying, _) = only_request(&drain(&mut dialog));
+    assert!(request_line(&trying).starts_with("NOTIFY "));
+    assert_eq!(header(&trying, "Event"), "refer");
+    assert!(header(&trying, "Subscription-State").starts_with("active"));
+    assert_eq!(
+        header(&trying, "Content-Type"),
+        "message/sipfrag;version=2.0"
+    );
+    assert!(String::from_utf8_lossy(&trying).ends_with("\r\n\r\nSIP/2.0 100 Trying\r\n"));
+    dialog.notify_refer(now, 200, "OK");
+    let (ok, _) = only_request(&drain(&mut dialog));
+    assert!(header(&ok, "Subscription-State").starts_with("terminated"));
+    let cseq = |bytes: &[u8]| {
+        Message::parse(bytes)
+            .expect("parses")
+            .cseq()
+            .expect("CSeq")
+            .seq
+    };
+    assert_eq!(cseq(&ok), cseq(&trying) + 1);
+}
+
+#[test]
+fn the_transferor_sends_refer_and_reports_the_notified_progress() {
+    let now = Instant::now();
+    let mut dialog = confirmed_outgoing(now);
+    dialog.refer(now, "sip:7000@192.168.2.97;user=phone");
+    let (refer, destination) = only_request(&drain(&mut dialog));
+    assert_eq!(
+        request_line(&refer),
+        "REFER sip:9000@127.0.0.3:5070 SIP/2.0"
+    );
+    assert_eq!(
+        header(&refer, "Refer-To"),
+        "<sip:7000@192.168.2.97;user=phone>"
+    );
+    assert_eq!(destination, "127.0.0.9:5090".parse().expect("addr"));
+    feed(
+        &mut dialog,
+        now,
+        &response(&refer, "202 Accepted", Some("b"), "", ""),
+    );
+    assert!(events(&drain(&mut dialog)).is_empty());
+    let notify = |state: &str, frag: &str| {
+        let text = String::from_utf8(refer.clone())
+            .expect("utf8")
+            .replacen("REFER sip", "NOTIFY sip", 1)
+            .replace(" REFER\r\n", " NOTIFY\r\n")
+            .replace(
+                "Content-Length: 0\r\n\r\n",
+                &format!(
+                    "Event: refer\r\nSubscription-State: {state}\r\n\
+                     Content-Type: message/sipfrag\r\nContent-Length: {}\r\n\r\n{frag}",
+                    frag.len()
+                ),
+            );
+        text.into_bytes()
+    };
+    for (cseq, (state, frag, expected)) in [
+        ("active", "SIP/2.0 180 Ringing\r\n", (180, false)),
+        (
+            "terminated;reason=noresource",
+            "SIP/2.0 200 OK\r\n",
+            (200, true),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let bytes = notify(state, frag);
+        let bytes = String::from_utf8(bytes)
+            .expect("utf8")
+            .replacen("CSeq: ", &format!("CSeq: 1{cseq}"), 1)
+            .into_bytes();
+        let message = Message::parse(&bytes).expect("NOTIFY parses");
+        dialog
+            .handle_request(now, Some(20 + cseq as u64), &message, &bytes)
+            .expect("handled");
+        let outputs = drain(&mut dialog);
+        assert_eq!(responses(&outputs)[0].1, 200);
+        assert_eq!(
+            events(&outputs),
+            [CallEvent::ReferProgress {
+                status: expected.0,
+                terminated: expected.1
+            }]
+        );
+    }
+}
+
+#[test]
+fn a_refused_refer_is_reported() {
+    let now = Instant::now();
+    let mut dialog = confirmed_outgoing(now);
+    dialog.refer(now, "sip:7000@192.168.2.97");
+    let (refer, _) = only_request(&drain(&mut dialog));
+    feed(
+        &mut dialog,
+        now,
+        &response(&refer, "603 Declined", Some("b"), "", ""),
+    );
+    assert_eq!(
+        events(&drain(&mut dialog)),
+        [CallEvent::ReferRefused { status: 603 }]
+    );
+}

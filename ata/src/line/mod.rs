@@ -5,7 +5,12 @@
 //! It runs the line's telephone logic ([`phone::Phone`], pure) and turns its actions into
 //! hardware changes and call actors ([`CallActor`]), one per call. Calls report back with
 //! [`CallNews`]; the call's media actor sends [`EarpieceFrame`]s and [`RemoteDigit`]s and
-//! receives the microphone's frames every 20 ms. The registration actor reports its state
+//! receives the microphone's frames every 20 ms.
+//!
+//! Blind transfer: as transferor the line sends [`Transfer`] to its call; as transferee,
+//! when its call reports [`News::Referred`], the line places the new call itself, makes it
+//! the current one, and relays its progress to the old call as [`ReferNotify`] (which the
+//! old call turns into NOTIFYs) until it is answered or fails. The registration actor reports its state
 //! with [`RegistrationChanged`]; the control API asks with [`Command`] and [`GetStatus`].
 
 pub mod audio_source;
@@ -21,7 +26,9 @@ use dialtone_media::{Tone, FRAME_DURATION};
 use serde::Serialize;
 use tracing::{info, warn};
 
-use crate::call::actor::{Answer, CallActor, CallContext, Flash, HangUp, Key};
+use crate::call::actor::{
+    Answer, CallActor, CallContext, Flash, HangUp, Key, ReferNotify, Transfer,
+};
 use crate::endpoint::{AttachLine, NewCall};
 use crate::error::AtaError;
 use crate::media::actor::MicrophoneFrame;
@@ -118,6 +125,16 @@ pub enum News {
     },
     /// The call ended, as the subscriber should hear it.
     Ended(CallOutcome),
+    /// Transferee: the peer asked us to call `target` (REFER).
+    Referred {
+        /// A SIP URI.
+        target: String,
+    },
+    /// Transferor: the transfer failed with this status; the call goes on.
+    TransferFailed {
+        /// The status (of the REFER, or of the transferee's call).
+        status: u16,
+    },
     /// The call actor stopped.
     Gone,
 }
@@ -160,6 +177,8 @@ pub enum Command {
     Flash,
     /// Answer a ringing call (off-hook).
     Answer,
+    /// Blind-transfer the connected call to a number or SIP URI.
+    Transfer(String),
 }
 
 /// Run a [`Command`]; answers the status after it.
@@ -256,6 +275,8 @@ pub struct LineActor {
     call: Option<CurrentCall>,
     next_call: u64,
     registration: &'static str,
+    /// Transferee: the call that referred us, told of the current call's progress.
+    referred_by: Option<Addr<CallActor>>,
     received_digits: String,
     last_outcome: Option<String>,
     timer: Option<SpawnHandle>,
@@ -275,6 +296,7 @@ impl LineActor {
             context: None,
             call: None,
             next_call: 1,
+            referred_by: None,
             registration: if setup.registers {
                 "unregistered"
             } else {
@@ -372,6 +394,33 @@ impl LineActor {
         let _ = ctx;
     }
 
+    /// Transferee (RFC 3515): the current call asked us to call `target`. The new call
+    /// becomes the line's call; the old one stays up until the transferor hangs it up, and
+    /// hears how the new one goes. The subscriber stays connected throughout, as on a
+    /// real ATA.
+    fn follow_referral(&mut self, target: String) {
+        let (Some(context), Some(old)) = (self.context.clone(), self.call.take()) else {
+            return;
+        };
+        let id = self.take_call_id();
+        info!(line = %self.user, %target, "transferred: calling");
+        let actor = CallActor::outgoing(id, context, target.clone()).start();
+        old.actor.do_send(ReferNotify {
+            status: 100,
+            reason: "Trying",
+        });
+        self.referred_by = Some(old.actor);
+        self.handset.clear_received();
+        self.call = Some(CurrentCall {
+            id,
+            actor,
+            direction: "outgoing",
+            party: target,
+            media: None,
+            codec: None,
+        });
+    }
+
     fn take_call_id(&mut self) -> u64 {
         let id = self.next_call;
         self.next_call += 1;
@@ -412,6 +461,12 @@ impl LineActor {
                     self.phone.digit(now, key);
                 }
             }
+            Command::Transfer(target) => match (&self.call, self.phone.state()) {
+                (Some(call), LineState::Connected) if call.media.is_some() => {
+                    call.actor.do_send(Transfer(target))
+                }
+                _ => return Err("transfer needs a connected call".into()),
+            },
             Command::Flash => match (&self.call, self.phone.state()) {
                 (Some(call), LineState::Connected) => call.actor.do_send(Flash),
                 _ => return Err("flash needs a connected call".into()),
@@ -498,11 +553,25 @@ impl Handler<CallNews> for LineActor {
             return;
         };
         match msg.news {
-            News::Ringing => self.phone.call_ringing(),
+            News::Ringing => {
+                if let Some(old) = &self.referred_by {
+                    old.do_send(ReferNotify {
+                        status: 180,
+                        reason: "Ringing",
+                    });
+                }
+                self.phone.call_ringing()
+            }
             News::Connected { media, codec } => {
                 call.media = Some(media);
                 call.codec = Some(codec);
                 self.last_outcome = Some("answered".into());
+                if let Some(old) = self.referred_by.take() {
+                    old.do_send(ReferNotify {
+                        status: 200,
+                        reason: "OK",
+                    });
+                }
                 self.phone.call_connected();
             }
             News::Ended(outcome) => {
@@ -510,10 +579,21 @@ impl Handler<CallNews> for LineActor {
                 let auto_answered = call.direction == "incoming" && self.auto_answer.is_some();
                 self.handset.clear_received();
                 let _ = self.handset.flush();
+                if let Some(old) = self.referred_by.take() {
+                    let status = match outcome {
+                        CallOutcome::Failed(status) => status,
+                        _ => 487,
+                    };
+                    old.do_send(ReferNotify {
+                        status,
+                        reason: "Failed",
+                    });
+                }
                 self.last_outcome = Some(match outcome {
                     CallOutcome::Failed(status) => format!("failed {status}"),
                     CallOutcome::RemoteHangup => "remote hangup".into(),
                     CallOutcome::Cancelled => "cancelled".into(),
+                    CallOutcome::Transferred => "transferred".into(),
                 });
                 self.phone.call_ended(outcome);
                 // A virtual line that answers by itself also hangs up by itself, so an
@@ -521,6 +601,10 @@ impl Handler<CallNews> for LineActor {
                 if auto_answered {
                     self.phone.on_hook(Instant::now());
                 }
+            }
+            News::Referred { target } => self.follow_referral(target),
+            News::TransferFailed { status } => {
+                self.last_outcome = Some(format!("transfer failed {status}"));
             }
             News::Gone => {
                 self.call = None;

@@ -88,6 +88,8 @@ pub enum CallOutcome {
     RemoteHangup,
     /// The caller gave up before we answered.
     Cancelled,
+    /// We transferred the call away (REFER accepted and the transferee's call answered).
+    Transferred,
 }
 
 /// One line's telephone logic.
@@ -240,7 +242,9 @@ impl Phone {
             (_, CallOutcome::Failed(_)) if self.off_hook => {
                 self.set(LineState::Reorder, Some(Tone::Reorder))
             }
-            (_, CallOutcome::RemoteHangup | CallOutcome::Cancelled) if self.off_hook => {
+            (_, CallOutcome::RemoteHangup | CallOutcome::Cancelled | CallOutcome::Transferred)
+                if self.off_hook =>
+            {
                 self.set(LineState::Disconnected, Some(Tone::Reorder))
             }
             _ => {}
