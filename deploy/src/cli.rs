@@ -1,0 +1,336 @@
+//! The `dialtone-lab` program: the whole lab in one command. It builds (when run from the source tree) and
+//! starts `dialtone-proxy` and the ATAs of `deploy/lab.toml` as separate processes, waits until
+//! every line is registered, prints the addresses and the command that places a call, and on
+//! Ctrl-C or SIGTERM stops the ATAs first (so they unregister) and then the proxy.
+//!
+//! Running the pieces as separate processes on separate PCs stays the normal deployment; this
+//! is the convenience for one machine.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use clap::Parser;
+
+use crate::lab::{Lab, DEFAULT_LAB};
+
+/// Runs a Dialtone lab on this machine.
+#[derive(Debug, Parser)]
+#[command(name = "dialtone-lab", version, about)]
+struct Cli {
+    /// A lab file (default: the embedded deploy/lab.toml).
+    #[arg(long, value_name = "FILE")]
+    lab: Option<PathBuf>,
+    /// Do not run `cargo build` for the proxy and ATA binaries.
+    #[arg(long)]
+    no_build: bool,
+    /// The dialtone-proxy program (default: beside this one).
+    #[arg(long, value_name = "PATH")]
+    proxy_bin: Option<PathBuf>,
+    /// The dialtone-ata program (default: beside this one).
+    #[arg(long, value_name = "PATH")]
+    ata_bin: Option<PathBuf>,
+}
+
+/// Runs the program with the process's arguments.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dialtone-lab: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A child process of the lab, stopped by PID.
+struct Piece {
+    name: String,
+    child: Child,
+}
+
+impl Piece {
+    fn terminate(&mut self, grace: Duration) {
+        if let Ok(None) = self.child.try_wait() {
+            // SIGTERM lets the ATA unregister and the proxy flush its store.
+            unsafe {
+                libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+            }
+            let deadline = Instant::now() + grace;
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    let text = match &cli.lab {
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+        }
+        None => DEFAULT_LAB.to_string(),
+    };
+    let lab = Lab::parse(&text).map_err(|e| anyhow::anyhow!("lab file: {e}"))?;
+    let explicit = cli.proxy_bin.is_some() && cli.ata_bin.is_some();
+    let bin_dir = binaries_dir(cli.no_build || explicit)?;
+    let proxy_bin = cli
+        .proxy_bin
+        .clone()
+        .unwrap_or_else(|| bin_dir.join("dialtone-proxy"));
+    let ata_bin = cli
+        .ata_bin
+        .clone()
+        .unwrap_or_else(|| bin_dir.join("dialtone-ata"));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
+
+    let proxy_http: SocketAddr = lab
+        .proxy
+        .http
+        .parse()
+        .with_context(|| format!("proxy.http `{}`", lab.proxy.http))?;
+    let mut proxy = spawn(&proxy_bin, &lab.proxy_args(), "proxy")?;
+    wait_ready(proxy_http, "/readyz", &mut proxy, Duration::from_secs(20))?;
+
+    let mut atas: Vec<Piece> = Vec::new();
+    for spec in &lab.ata {
+        let control: SocketAddr = spec
+            .control
+            .parse()
+            .with_context(|| format!("ata `{}`.control `{}`", spec.name, spec.control))?;
+        let mut piece = spawn(
+            &bin_dir.join("dialtone-ata"),
+            &lab.ata_args(spec),
+            &spec.name,
+        )?;
+        if let Err(e) = wait_ready(control, "/livez", &mut piece, Duration::from_secs(20)) {
+            piece.terminate(Duration::from_secs(2));
+            for a in &mut atas {
+                a.terminate(Duration::from_secs(2));
+            }
+            proxy.terminate(Duration::from_secs(5));
+            return Err(e);
+        }
+        atas.push(piece);
+    }
+
+    let users: Vec<String> = lab
+        .ata
+        .iter()
+        .flat_map(|a| {
+            a.lines
+                .iter()
+                .map(|l| l.split(':').next().unwrap_or("").to_string())
+        })
+        .collect();
+    let registered = wait_registered(proxy_http, &users, Duration::from_secs(20));
+    print_summary(&lab, &proxy_bin, &ata_bin, &users, registered);
+
+    let mut failure = None;
+    while !stop.load(Ordering::Relaxed) {
+        if let Ok(Some(status)) = proxy.child.try_wait() {
+            failure = Some(format!("the proxy exited ({status})"));
+            break;
+        }
+        if let Some(a) = atas
+            .iter_mut()
+            .find_map(|a| matches!(a.child.try_wait(), Ok(Some(_))).then(|| a.name.clone()))
+        {
+            failure = Some(format!("{a} exited"));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!("stopping the lab");
+    for a in &mut atas {
+        a.terminate(Duration::from_secs(5));
+    }
+    // The ATAs unregistered as they stopped; say what the proxy has left.
+    if let Some(body) = http_get(proxy_http, "/api/registrations") {
+        if let Ok(serde_json::Value::Array(list)) = serde_json::from_str(&body) {
+            println!("registrations left after the ATAs stopped: {}", list.len());
+        }
+    }
+    proxy.terminate(Duration::from_secs(5));
+    println!("lab stopped");
+    match failure {
+        Some(f) => bail!("{f}; see its output above"),
+        None => Ok(()),
+    }
+}
+
+/// Where `dialtone-proxy` and `dialtone-ata` are: beside this program. From a source tree they
+/// are built first (a no-op when up to date), in the same profile as this program.
+fn binaries_dir(no_build: bool) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating dialtone-lab")?;
+    let dir = exe
+        .parent()
+        .map(Path::to_path_buf)
+        .context("dialtone-lab has no directory")?;
+    if no_build {
+        return Ok(dir);
+    }
+    build_binaries(&dir)?;
+    Ok(dir)
+}
+
+fn build_binaries(dir: &Path) -> anyhow::Result<()> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    if workspace.join("Cargo.toml").exists() {
+        let release = dir.file_name().is_some_and(|n| n == "release");
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.current_dir(&workspace).args([
+            "build",
+            "-p",
+            "dialtone-proxy",
+            "-p",
+            "dialtone-ata",
+            "--bins",
+        ]);
+        if release {
+            cmd.arg("--release");
+        }
+        println!("building dialtone-proxy and dialtone-ata ...");
+        let status = cmd.status().context("running cargo build")?;
+        if !status.success() {
+            bail!("cargo build failed");
+        }
+    }
+    for name in ["dialtone-proxy", "dialtone-ata"] {
+        if !dir.join(name).exists() {
+            bail!("{name} not found in {}", dir.display());
+        }
+    }
+    Ok(())
+}
+
+fn spawn(program: &Path, args: &[String], name: &str) -> anyhow::Result<Piece> {
+    let child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", program.display()))?;
+    Ok(Piece {
+        name: name.to_string(),
+        child,
+    })
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.contains(" 200 ").then(|| body.to_string())
+}
+
+fn wait_ready(
+    addr: SocketAddr,
+    path: &str,
+    piece: &mut Piece,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if http_get(addr, path).is_some() {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = piece.child.try_wait() {
+            bail!("{} exited during start-up ({status})", piece.name);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!(
+        "{} did not answer http://{addr}{path} within {timeout:?}",
+        piece.name
+    )
+}
+
+fn wait_registered(proxy_http: SocketAddr, users: &[String], timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Some(body) = http_get(proxy_http, "/api/registrations") {
+            if let Ok(serde_json::Value::Array(list)) = serde_json::from_str(&body) {
+                let registered: Vec<&str> = list.iter().filter_map(|r| r["aor"].as_str()).collect();
+                if users.iter().all(|u| registered.contains(&u.as_str())) {
+                    return true;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+fn print_summary(lab: &Lab, proxy_bin: &Path, ata_bin: &Path, users: &[String], registered: bool) {
+    println!();
+    println!("Dialtone lab running");
+    println!(
+        "  proxy      SIP {}   metrics http://{}/metrics   auth {}",
+        lab.proxy.listen.join(" "),
+        lab.proxy.http,
+        lab.proxy.auth
+    );
+    for a in &lab.ata {
+        println!(
+            "  {:<10} lines {}   SIP {}   control http://{}   metrics http://{}/metrics",
+            a.name,
+            a.lines
+                .iter()
+                .map(|l| l.split(':').next().unwrap_or(""))
+                .collect::<Vec<_>>()
+                .join(","),
+            a.bind,
+            a.control,
+            a.control
+        );
+    }
+    if registered {
+        println!("  registered: {}", users.join(", "));
+    } else {
+        println!(
+            "  WARNING: not every line registered yet ({}); see the output above",
+            users.join(", ")
+        );
+    }
+    if let (Some(first), Some(second)) = (lab.ata.first(), lab.ata.get(1)) {
+        let callee = second.lines[0].split(':').next().unwrap_or("");
+        let ata = ata_bin;
+        println!();
+        println!(
+            "Place a call from {} to {callee}:",
+            first.lines[0].split(':').next().unwrap_or("")
+        );
+        println!(
+            "  {} ctl --control {} dial {callee}",
+            ata.display(),
+            first.control
+        );
+        println!("Hang up:");
+        println!("  {} ctl --control {} onhook", ata.display(), first.control);
+        println!("Registrations and calls:");
+        println!(
+            "  {} ctl --http {} registrations",
+            proxy_bin.display(),
+            lab.proxy.http
+        );
+    }
+    println!();
+    println!("Ctrl-C stops the lab.");
+}

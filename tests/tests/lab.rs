@@ -1,0 +1,164 @@
+//! The lab command end to end: `dialtone-lab` with a lab file on free loopback ports starts the
+//! proxy (auth on) and two ATAs, every line registers, a call placed through an ATA's control
+//! API reaches the other line and shows on the proxy's admin API, and SIGTERM stops everything
+//! with the ATAs unregistered first.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use dialtone_e2e::{free_port, http_get, wait_until};
+
+const LAB: &str = env!("CARGO_BIN_EXE_e2e-dialtone-lab");
+const PROXY: &str = env!("CARGO_BIN_EXE_e2e-dialtone-proxy");
+const ATA: &str = env!("CARGO_BIN_EXE_e2e-dialtone-ata");
+
+fn post(addr: std::net::SocketAddr, path: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    if write!(
+        s,
+        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
+    )
+    .is_err()
+    {
+        return false;
+    }
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    text.starts_with("HTTP/1.1 200") || text.starts_with("HTTP/1.0 200")
+}
+
+#[test]
+fn the_lab_starts_registers_carries_a_call_and_stops_cleanly() {
+    let sip = free_port();
+    let http = free_port();
+    let (a_sip, a_ctl, b_sip, b_ctl) = (free_port(), free_port(), free_port(), free_port());
+    let rtp_a = 21000 + (sip % 1000) * 10;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lab_file = dir.path().join("lab.toml");
+    std::fs::write(
+        &lab_file,
+        format!(
+            r#"
+[proxy]
+listen = ["udp:127.0.0.1:{sip}", "tcp:127.0.0.1:{sip}"]
+http = "127.0.0.1:{http}"
+domain = "127.0.0.1"
+realm = "dialtone"
+auth = "all"
+users = ["8000:8000", "9000:9000"]
+
+[[ata]]
+name = "ata-8000"
+bind = "127.0.0.1:{a_sip}"
+control = "127.0.0.1:{a_ctl}"
+rtp_ports = "{rtp_a}-{a_end}"
+lines = ["8000:8000"]
+audio_in = "tone:440"
+
+[[ata]]
+name = "ata-9000"
+bind = "127.0.0.1:{b_sip}"
+control = "127.0.0.1:{b_ctl}"
+rtp_ports = "{b_start}-{b_end}"
+lines = ["9000:9000"]
+audio_in = "tone:1000"
+auto_answer = 0.2
+"#,
+            a_end = rtp_a + 8,
+            b_start = rtp_a + 10,
+            b_end = rtp_a + 18,
+        ),
+    )
+    .expect("lab file");
+
+    let mut lab = Command::new(LAB)
+        .args(["--lab", lab_file.to_str().unwrap_or_default()])
+        .args(["--proxy-bin", PROXY, "--ata-bin", ATA])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start dialtone-lab");
+    let (lines_tx, lines_rx) = mpsc::channel::<String>();
+    let stdout = lab.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut output = Vec::new();
+    let mut next_line = |timeout: Duration| -> Option<String> {
+        let line = lines_rx.recv_timeout(timeout).ok()?;
+        output.push(line.clone());
+        Some(line)
+    };
+
+    // The summary says every line registered and how to place the call.
+    let mut registered = false;
+    let mut call_hint = None;
+    while let Some(line) = next_line(Duration::from_secs(40)) {
+        if line.contains("registered: 8000, 9000") {
+            registered = true;
+        }
+        if line.contains("ctl --control") && line.contains("dial 9000") {
+            call_hint = Some(line.clone());
+        }
+        if line.contains("Ctrl-C stops the lab") {
+            break;
+        }
+    }
+    assert!(registered, "the lab did not report both lines registered");
+    assert!(
+        call_hint.is_some_and(|h| h.contains(&format!("127.0.0.1:{a_ctl}"))),
+        "no call command printed"
+    );
+
+    // Place the call as the printed command would (the control API), and see it at the proxy.
+    let proxy_http = format!("127.0.0.1:{http}").parse().expect("addr");
+    let a_control = format!("127.0.0.1:{a_ctl}").parse().expect("addr");
+    assert!(
+        post(a_control, "/lines/1/dial?digits=9000%23"),
+        "dial refused"
+    );
+    let connected = wait_until(Duration::from_secs(15), || {
+        http_get(proxy_http, "/api/calls").is_some_and(|calls| {
+            serde_json::from_str::<serde_json::Value>(&calls).is_ok_and(|v| {
+                v["active"].as_array().is_some_and(|a| {
+                    a.iter()
+                        .any(|c| c["to"].as_str().is_some_and(|t| t.contains("9000")))
+                })
+            })
+        })
+    });
+    assert!(connected, "the call did not show as active at the proxy");
+    assert!(post(a_control, "/lines/1/onhook"), "hang-up refused");
+
+    // SIGTERM: the ATAs stop first and unregister, then the proxy.
+    send_sigterm(lab.id());
+    let mut left = None;
+    let mut stopped = false;
+    while let Some(line) = next_line(Duration::from_secs(30)) {
+        if let Some(n) = line.strip_prefix("registrations left after the ATAs stopped: ") {
+            left = n.trim().parse::<usize>().ok();
+        }
+        if line.contains("lab stopped") {
+            stopped = true;
+            break;
+        }
+    }
+    let status = lab.wait().expect("lab exit");
+    assert!(stopped, "no orderly stop: {output:?}");
+    assert_eq!(left, Some(0), "the ATAs did not unregister: {output:?}");
+    assert!(status.success(), "lab exit status {status}");
+}
+
+fn send_sigterm(pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+}
