@@ -12,7 +12,7 @@ use bytes::Bytes;
 use dialtone_sip::{HeaderName, Message, RequestBuilder, ResponseBuilder};
 use dialtone_transaction::{
     ClientInviteTransaction, ClientNonInviteTransaction, Event, ServerInviteState,
-    ServerInviteTransaction, ServerNonInviteTransaction, Timer, TimerC, TimerCExpiry,
+    ServerInviteTransaction, ServerNonInviteTransaction, Timer, TimerC, TimerCExpiry, Transaction,
     TransactionKey, Transport,
 };
 
@@ -28,40 +28,23 @@ enum ServerTx {
 }
 
 impl ServerTx {
+    /// The machine behind the common [`Transaction`] interface.
+    fn machine(&mut self) -> &mut dyn Transaction {
+        match self {
+            ServerTx::Invite(t) => t,
+            ServerTx::NonInvite(t) => t,
+        }
+    }
+    fn machine_ref(&self) -> &dyn Transaction {
+        match self {
+            ServerTx::Invite(t) => t,
+            ServerTx::NonInvite(t) => t,
+        }
+    }
     fn send_response(&mut self, now: Instant, status: u16, bytes: Bytes) -> bool {
         match self {
             ServerTx::Invite(t) => t.send_response(now, status, bytes).is_ok(),
             ServerTx::NonInvite(t) => t.send_response(now, status, bytes).is_ok(),
-        }
-    }
-    fn handle_timeout(&mut self, now: Instant) -> Option<Timer> {
-        match self {
-            ServerTx::Invite(t) => t.handle_timeout(now),
-            ServerTx::NonInvite(t) => t.handle_timeout(now),
-        }
-    }
-    fn poll_transmit(&mut self) -> Option<Bytes> {
-        match self {
-            ServerTx::Invite(t) => t.poll_transmit(),
-            ServerTx::NonInvite(t) => t.poll_transmit(),
-        }
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        match self {
-            ServerTx::Invite(t) => t.poll_timeout(),
-            ServerTx::NonInvite(t) => t.poll_timeout(),
-        }
-    }
-    fn poll_event(&mut self) -> Option<Event> {
-        match self {
-            ServerTx::Invite(t) => t.poll_event(),
-            ServerTx::NonInvite(t) => t.poll_event(),
-        }
-    }
-    fn is_terminated(&self) -> bool {
-        match self {
-            ServerTx::Invite(t) => t.is_terminated(),
-            ServerTx::NonInvite(t) => t.is_terminated(),
         }
     }
     fn retransmission(&mut self, now: Instant) {
@@ -69,6 +52,21 @@ impl ServerTx {
             ServerTx::Invite(t) => t.handle_request_retransmission(now),
             ServerTx::NonInvite(t) => t.handle_request_retransmission(now),
         }
+    }
+    fn handle_timeout(&mut self, now: Instant) -> Option<Timer> {
+        self.machine().handle_timeout(now)
+    }
+    fn poll_transmit(&mut self) -> Option<Bytes> {
+        self.machine().poll_transmit()
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.machine_ref().poll_timeout()
+    }
+    fn poll_event(&mut self) -> Option<Event> {
+        self.machine().poll_event()
+    }
+    fn is_terminated(&self) -> bool {
+        self.machine_ref().is_terminated()
     }
 }
 
@@ -80,6 +78,19 @@ enum ClientTx {
 }
 
 impl ClientTx {
+    /// The machine behind the common [`Transaction`] interface.
+    fn machine(&mut self) -> &mut dyn Transaction {
+        match self {
+            ClientTx::Invite(t) => t,
+            ClientTx::NonInvite(t) => t,
+        }
+    }
+    fn machine_ref(&self) -> &dyn Transaction {
+        match self {
+            ClientTx::Invite(t) => t,
+            ClientTx::NonInvite(t) => t,
+        }
+    }
     fn handle_response(&mut self, now: Instant, status: u16, bytes: Bytes) {
         let _ = match self {
             ClientTx::Invite(t) => t.handle_response(now, status, bytes),
@@ -87,38 +98,19 @@ impl ClientTx {
         };
     }
     fn handle_timeout(&mut self, now: Instant) {
-        match self {
-            ClientTx::Invite(t) => {
-                t.handle_timeout(now);
-            }
-            ClientTx::NonInvite(t) => {
-                t.handle_timeout(now);
-            }
-        }
+        self.machine().handle_timeout(now);
     }
     fn poll_transmit(&mut self) -> Option<Bytes> {
-        match self {
-            ClientTx::Invite(t) => t.poll_transmit(),
-            ClientTx::NonInvite(t) => t.poll_transmit(),
-        }
+        self.machine().poll_transmit()
     }
     fn poll_timeout(&self) -> Option<Instant> {
-        match self {
-            ClientTx::Invite(t) => t.poll_timeout(),
-            ClientTx::NonInvite(t) => t.poll_timeout(),
-        }
+        self.machine_ref().poll_timeout()
     }
     fn poll_event(&mut self) -> Option<Event> {
-        match self {
-            ClientTx::Invite(t) => t.poll_event(),
-            ClientTx::NonInvite(t) => t.poll_event(),
-        }
+        self.machine().poll_event()
     }
     fn is_terminated(&self) -> bool {
-        match self {
-            ClientTx::Invite(t) => t.is_terminated(),
-            ClientTx::NonInvite(t) => t.is_terminated(),
-        }
+        self.machine_ref().is_terminated()
     }
 }
 
