@@ -17,7 +17,7 @@ use crate::auth::DigestUser;
 use crate::call::actor::CallContext;
 use crate::config::{Config, LineBackend, LineConfig};
 use crate::control::{serve, ControlState};
-use crate::endpoint::Endpoint;
+use crate::endpoint::{AttachResync, Endpoint};
 use crate::error::AtaError;
 use crate::identity::LineIdentity;
 use crate::line::phone::Phone;
@@ -27,6 +27,7 @@ use crate::metrics::Metrics;
 use crate::registration::actor::{RegistrationActor, Unregister};
 use crate::registration::rules::{Registration, RegistrationParams};
 use crate::resolve::resolve_proxy;
+use crate::resync::{ConfigSource, Resync};
 
 /// How long shutdown waits for the unregistrations.
 const UNREGISTER_GRACE: Duration = Duration::from_secs(2);
@@ -51,9 +52,10 @@ impl Device {
     }
 }
 
-/// Runs the device until SIGINT or SIGTERM, then stops the actix system.
-pub async fn run(config: Config) -> Result<(), AtaError> {
-    let device = start(config).await?;
+/// Runs the device until SIGINT or SIGTERM, then stops the actix system. `source` is where
+/// `config` came from, read again on `check-sync`.
+pub async fn run(config: Config, source: ConfigSource) -> Result<(), AtaError> {
+    let device = start(config, source).await?;
     println!("sip udp:{}", device.sip);
     println!("control http://{}", device.control);
     wait_for_stop().await;
@@ -64,7 +66,7 @@ pub async fn run(config: Config) -> Result<(), AtaError> {
 
 /// Starts a device inside the current actix system (the end-to-end tests run several in one
 /// process this way).
-pub async fn start(config: Config) -> Result<Device, AtaError> {
+pub async fn start(config: Config, source: ConfigSource) -> Result<Device, AtaError> {
     let proxy = match &config.proxy {
         Some(p) => Some(resolve_proxy(p).await?),
         None => None,
@@ -83,6 +85,7 @@ pub async fn start(config: Config) -> Result<Device, AtaError> {
     };
     let mut lines = Vec::new();
     let mut registrations = Vec::new();
+    let mut per_line = Vec::new();
     for (index, line) in config.lines.iter().enumerate() {
         let identity = LineIdentity {
             user: line.user.clone(),
@@ -104,19 +107,23 @@ pub async fn start(config: Config) -> Result<Device, AtaError> {
                 },
                 rand::thread_rng().gen(),
             );
-            registrations.push(
-                RegistrationActor::new(
-                    line.user.clone(),
-                    rules,
-                    endpoint.clone(),
-                    addr.clone(),
-                    metrics.clone(),
-                )
-                .start(),
-            );
+            let registration = RegistrationActor::new(
+                line.user.clone(),
+                rules,
+                endpoint.clone(),
+                addr.clone(),
+                metrics.clone(),
+            )
+            .start();
+            per_line.push(Some(registration.clone()));
+            registrations.push(registration);
+        } else {
+            per_line.push(None);
         }
         lines.push(addr);
     }
+    let resync = Resync::new(source, config.clone(), per_line).start();
+    endpoint.do_send(AttachResync(resync.recipient()));
     let (server, control) = serve(config.control, ControlState { lines, metrics })
         .map_err(|e| AtaError::config("control", format!("{}: {e}", config.control)))?;
     let handle = server.handle();

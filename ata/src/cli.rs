@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{Config, FileConfig, Overrides};
 use crate::ctl::{self, CtlCommand};
 use crate::error::AtaError;
+use crate::resync::ConfigSource;
 
 /// A software Cisco ATA 186: SIP lines with virtual or USB handsets.
 #[derive(Parser)]
@@ -172,6 +173,10 @@ fn run(cli: Cli) -> Result<(), AtaError> {
         audio_out: run.audio_out,
         auto_answer: run.auto_answer,
     };
-    let config = Config::build(file, overrides)?;
-    actix_rt::System::new().block_on(crate::app::run(config))
+    let config = Config::build(file, overrides.clone())?;
+    let source = ConfigSource {
+        path: run.config,
+        flags: overrides,
+    };
+    actix_rt::System::new().block_on(crate::app::run(config, source))
 }

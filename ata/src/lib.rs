@@ -5,7 +5,7 @@
 //! [`call::dialog`], [`line::phone`], [`media::session`], [`endpoint::table`].
 //! Actix actors around them: [`endpoint`] (SIP socket and transactions),
 //! [`registration::actor`], [`line`] (the hardware line), [`call::actor`],
-//! [`media::actor`]. Edges: [`control`] (HTTP API, metrics, health), [`ctl`] (its client),
+//! [`media::actor`], [`resync`] (check-sync). Edges: [`control`] (HTTP API, metrics, health), [`ctl`] (its client),
 //! [`app`] (start and stop), [`cli`] (the flags).
 
 pub mod app;
@@ -25,5 +25,6 @@ pub mod media;
 pub mod metrics;
 pub mod registration;
 pub mod resolve;
+pub mod resync;
 
 pub use error::AtaError;

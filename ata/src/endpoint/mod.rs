@@ -8,7 +8,9 @@
 //! - a CANCEL goes to the owner of the INVITE it cancels;
 //! - a new INVITE goes to the line whose user is in the Request-URI (or the first line, for
 //!   direct calls by IP) as [`NewCall`];
-//! - an out-of-dialog OPTIONS is answered here (200 with Allow), anything else 405/481.
+//! - an out-of-dialog OPTIONS is answered here (200 with Allow); a NOTIFY with
+//!   `Event: check-sync` (the Cisco ATA's remote resync) is answered 200 and passed on as
+//!   [`CheckSync`]; anything else 405/481.
 //!
 //! The table does retransmissions and timeouts; this actor only owns the socket and one timer
 //! set to the table's earliest deadline.
@@ -25,9 +27,10 @@ use bytes::Bytes;
 use dialtone_sip::{Message, Method, ResponseBuilder};
 use dialtone_transaction::TimerConfig;
 use tokio::net::UdpSocket;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::identity::{ALLOW, USER_AGENT};
+use crate::resync::CheckSync;
 pub use table::{ClientEvent, Disposition, TableOutput, TransactionTable};
 
 /// The largest datagram we accept (RFC 3261 18.1.1 leaves room up to the UDP maximum).
@@ -121,6 +124,11 @@ pub struct AttachLine {
     pub owner: Recipient<NewCall>,
 }
 
+/// Who hears `check-sync` NOTIFYs.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AttachResync(pub Recipient<CheckSync>);
+
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Datagram {
@@ -135,6 +143,7 @@ pub struct Endpoint {
     dialogs: HashMap<(String, String), Recipient<DialogRequest>>,
     cancel_owners: HashMap<u64, Recipient<DialogRequest>>,
     lines: Vec<(String, Recipient<NewCall>)>,
+    resync: Option<Recipient<CheckSync>>,
     timer: Option<SpawnHandle>,
     timer_at: Option<Instant>,
 }
@@ -148,6 +157,7 @@ impl Endpoint {
             dialogs: HashMap::new(),
             cancel_owners: HashMap::new(),
             lines: Vec::new(),
+            resync: None,
             timer: None,
             timer_at: None,
         }
@@ -276,6 +286,16 @@ impl Endpoint {
                 }
             }
             Method::Options => self.respond_in(id, message, 200, "OK"),
+            Method::Notify if is_check_sync(message) => match self.resync.clone() {
+                Some(resync) => {
+                    info!(%source, "check-sync: re-reading the configuration");
+                    self.respond_in(id, message, 200, "OK");
+                    resync.do_send(CheckSync);
+                }
+                None => self.respond_in(id, message, 489, "Bad Event"),
+            },
+            // RFC 6665 8.2.1: an event package we do not know.
+            Method::Notify => self.respond_in(id, message, 489, "Bad Event"),
             _ => self.respond_in(id, message, 405, "Method Not Allowed"),
         }
     }
@@ -304,6 +324,14 @@ impl Endpoint {
         let response = ResponseBuilder::for_request(request, status, reason).build();
         self.transmit(&response, to);
     }
+}
+
+/// `Event: check-sync` (parameters such as `;reboot=false` allowed).
+fn is_check_sync(message: &Message<'_>) -> bool {
+    message
+        .header_value_by_name("Event")
+        .and_then(|e| e.split(';').next())
+        .is_some_and(|e| e.trim().eq_ignore_ascii_case("check-sync"))
 }
 
 impl Actor for Endpoint {
@@ -419,6 +447,14 @@ impl Handler<RouteDialog> for Endpoint {
                 }
             }
         }
+    }
+}
+
+impl Handler<AttachResync> for Endpoint {
+    type Result = ();
+
+    fn handle(&mut self, msg: AttachResync, _ctx: &mut Context<Self>) {
+        self.resync = Some(msg.0);
     }
 }
 

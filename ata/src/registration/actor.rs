@@ -23,6 +23,16 @@ pub struct Unregister {
     pub done: oneshot::Sender<()>,
 }
 
+/// Register again now with these settings (a `check-sync` re-read the config).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Resync {
+    /// The Expires to ask for.
+    pub expires: u32,
+    /// The line's credentials.
+    pub user: crate::auth::DigestUser,
+}
+
 /// The actor.
 pub struct RegistrationActor {
     line_name: String,
@@ -127,6 +137,16 @@ impl Handler<TransactionUpdate> for RegistrationActor {
             },
             ClientEvent::Failed { status, .. } => self.rules.handle_failure(now, status),
         }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Resync> for RegistrationActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Resync, ctx: &mut Context<Self>) {
+        info!(line = %self.line_name, "re-registering (check-sync)");
+        self.rules.resync(Instant::now(), msg.expires, msg.user);
         self.pump(ctx);
     }
 }

@@ -159,6 +159,21 @@ impl Registration {
         self.send_register(now, self.params.expires);
     }
 
+    /// Registers again at once with `expires` and `user`, forgetting cached credentials and
+    /// back-off: what a `check-sync` NOTIFY asks for (the config may have new passwords).
+    pub fn resync(&mut self, now: Instant, expires: u32, user: DigestUser) {
+        if self.state == RegistrationState::Unregistering {
+            return;
+        }
+        self.params.expires = expires;
+        self.params.user = user;
+        self.auth = None;
+        self.challenges_answered = 0;
+        self.failures = 0;
+        self.refresh_at = None;
+        self.send_register(now, expires);
+    }
+
     /// Removes the binding (`Expires: 0`), as on shutdown (10.2.2).
     pub fn unregister(&mut self, now: Instant) {
         if matches!(self.state, RegistrationState::Unregistered) {
@@ -440,6 +455,28 @@ mod tests {
             .starts_with(b"REGISTER sip:192.168.2.81 SIP/2.0\r\n"));
         assert_eq!(header(&sent.bytes, "Expires"), "3600");
         assert_eq!(header(&sent.bytes, "CSeq"), "1 REGISTER");
+        assert_eq!(reg.state(), RegistrationState::Registering);
+    }
+
+    #[test]
+    fn a_resync_registers_at_once_with_the_new_password_after_a_failure() {
+        let start = Instant::now();
+        let mut reg = Registration::new(params(), 5);
+        reg.start(start);
+        let first = reg.poll_transmit().expect("REGISTER").bytes;
+        feed(&mut reg, start, &respond(&first, "403 Forbidden", ""));
+        assert!(matches!(reg.state(), RegistrationState::Failed { .. }));
+        let retry_at = reg.poll_timeout().expect("a back-off retry");
+        assert!(retry_at > start);
+        let new_user = DigestUser {
+            username: "9301".into(),
+            password: "new".into(),
+        };
+        reg.resync(start, 600, new_user);
+        let again = reg.poll_transmit().expect("a REGISTER at once").bytes;
+        assert_eq!(header(&again, "Expires"), "600");
+        assert_eq!(header(&again, "Call-ID"), header(&first, "Call-ID"));
+        assert_eq!(header(&again, "CSeq"), "2 REGISTER");
         assert_eq!(reg.state(), RegistrationState::Registering);
     }
 
