@@ -219,9 +219,18 @@ fn build_binaries(dir: &Path) -> anyhow::Result<()> {
 }
 
 fn spawn(program: &Path, args: &[String], name: &str) -> anyhow::Result<Piece> {
+    use std::os::unix::process::CommandExt as _;
     let child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
+        // Quiet by default: warnings and errors only (RUST_LOG overrides for the ATAs).
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        // A process group of its own, so that Ctrl-C in the terminal reaches only the lab,
+        // which then stops the ATAs first (they unregister) and the proxy last.
+        .process_group(0)
         .spawn()
         .with_context(|| format!("starting {}", program.display()))?;
     Ok(Piece {
@@ -330,6 +339,11 @@ fn print_summary(lab: &Lab, proxy_bin: &Path, ata_bin: &Path, users: &[String], 
             proxy_bin.display(),
             lab.proxy.http
         );
+        println!(
+            "  admin page with live call ladders: http://{}/",
+            lab.proxy.http
+        );
+        println!("  Prometheus: prometheus --config.file deploy/prometheus/prometheus.yml");
     }
     println!();
     println!("Ctrl-C stops the lab.");

@@ -102,6 +102,7 @@ impl Lab {
         }
         args.extend(["--http".to_string(), p.http.clone()]);
         args.extend(["--auth".to_string(), p.auth.clone()]);
+        args.extend(["--log".to_string(), "warn".to_string()]);
         if let Some(d) = &p.domain {
             args.extend(["--domain".to_string(), d.clone()]);
         }
