@@ -2,8 +2,9 @@
 //! endpoint, one line actor (and registration actor) per line, and the control API; then wait
 //! for SIGINT/SIGTERM, unregister every line (2 s at most) and stop.
 //!
-//! [`run`] prints `sip udp:IP:PORT` and `control http://IP:PORT` on stdout once both are
-//! bound, so a caller that asked for port 0 learns the ports; [`start`] returns them.
+//! [`run`] prints `sip udp:IP:PORT` (and `sip tcp:IP:PORT` with TCP) and
+//! `control http://IP:PORT` on stdout once both are bound, so a caller that asked for port 0
+//! learns the ports; [`start`] returns them.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -19,7 +20,7 @@ use crate::config::{Config, LineBackend, LineConfig};
 use crate::control::{serve, ControlState};
 use crate::endpoint::{AttachResync, Endpoint};
 use crate::error::AtaError;
-use crate::identity::LineIdentity;
+use crate::identity::{LineIdentity, SipTransport};
 use crate::line::phone::Phone;
 use crate::line::virtual_line::VirtualLine;
 use crate::line::{Handset, LineActor, LineSetup};
@@ -38,6 +39,8 @@ pub struct Device {
     pub sip: SocketAddr,
     /// The control API's address.
     pub control: SocketAddr,
+    /// Whether SIP also listens on TCP (at `sip`).
+    pub transport: SipTransport,
     registrations: Vec<Addr<RegistrationActor>>,
     server: actix_web::dev::ServerHandle,
 }
@@ -57,6 +60,9 @@ impl Device {
 pub async fn run(config: Config, source: ConfigSource) -> Result<(), AtaError> {
     let device = start(config, source).await?;
     println!("sip udp:{}", device.sip);
+    if device.transport == SipTransport::Tcp {
+        println!("sip tcp:{}", device.sip);
+    }
     println!("control http://{}", device.control);
     wait_for_stop().await;
     device.stop().await;
@@ -75,7 +81,22 @@ pub async fn start(config: Config, source: ConfigSource) -> Result<Device, AtaEr
         .map_err(|e| AtaError::config("bind", format!("{}: {e}", config.bind)))?;
     std_socket.set_nonblocking(true)?;
     let local = std_socket.local_addr()?;
-    let endpoint = Endpoint::new(tokio::net::UdpSocket::from_std(std_socket)?).start();
+    let listener = match config.transport {
+        SipTransport::Udp => None,
+        SipTransport::Tcp => {
+            // The same port as UDP, so Via and Contact name one address (RFC 3261 18.1.1).
+            let tcp = std::net::TcpListener::bind(local)
+                .map_err(|e| AtaError::config("bind", format!("TCP on {local}: {e}")))?;
+            tcp.set_nonblocking(true)?;
+            Some(tokio::net::TcpListener::from_std(tcp)?)
+        }
+    };
+    let endpoint = Endpoint::new(
+        tokio::net::UdpSocket::from_std(std_socket)?,
+        config.transport,
+        listener,
+    )
+    .start();
     let names: Vec<String> = config.lines.iter().map(|l| l.user.clone()).collect();
     let metrics =
         Metrics::new(&names).map_err(|e| AtaError::config("line", format!("metrics: {e}")))?;
@@ -92,6 +113,7 @@ pub async fn start(config: Config, source: ConfigSource) -> Result<Device, AtaEr
             display_name: line.display_name.clone(),
             domain: domain.clone(),
             local,
+            transport: config.transport,
         };
         let registers = proxy.is_some() && config.register_interval > 0;
         let addr = start_line(
@@ -131,6 +153,7 @@ pub async fn start(config: Config, source: ConfigSource) -> Result<Device, AtaEr
     info!(%local, %control, "ATA running");
     Ok(Device {
         sip: local,
+        transport: config.transport,
         control,
         registrations,
         server: handle,

@@ -39,6 +39,9 @@ struct RunArgs {
     /// SIP UDP socket [default: 127.0.0.1:0, a free port, printed at start].
     #[arg(long, value_name = "IP:PORT")]
     bind: Option<String>,
+    /// SIP transport for requests: udp or tcp (TCP also listens on the bind port) [default: udp].
+    #[arg(long, value_name = "udp|tcp")]
+    transport: Option<String>,
     /// RTP port range [default: 16384-16482].
     #[arg(long, value_name = "FROM-TO")]
     rtp_ports: Option<String>,
@@ -162,6 +165,7 @@ fn run(cli: Cli) -> Result<(), AtaError> {
         proxy: run.proxy,
         lines: run.lines,
         bind: run.bind,
+        transport: run.transport,
         rtp_ports: run.rtp_ports,
         register_interval: run.register_interval,
         codecs: run.codecs,

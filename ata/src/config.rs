@@ -8,7 +8,8 @@
 //!
 //! ```toml
 //! proxy = "127.0.0.1:5060"          # IP or domain, optional port
-//! bind = "127.0.0.1:0"              # SIP UDP socket; port 0 picks a free one
+//! bind = "127.0.0.1:0"              # SIP UDP socket (and TCP listener); port 0 picks a free one
+//! transport = "udp"                 # or "tcp": requests over TCP, listening on the bind port
 //! rtp_ports = "16384-16482"
 //! register_interval = 3600          # seconds; 0 = do not register
 //! codecs = "pcmu,pcma"              # opus too when built with --features opus
@@ -40,6 +41,7 @@ use serde::Deserialize;
 
 use crate::dial_plan::DialPlan;
 use crate::error::AtaError;
+use crate::identity::SipTransport;
 
 /// Where the proxy is: a host (IP literal or DNS name) and an optional port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +116,8 @@ pub struct Config {
     pub lines: Vec<LineConfig>,
     /// The SIP socket.
     pub bind: SocketAddr,
+    /// What our requests travel on; with TCP we also listen on `bind`'s port.
+    pub transport: SipTransport,
     /// RTP port range, inclusive.
     pub rtp_ports: (u16, u16),
     /// The Expires we ask for; zero disables registration.
@@ -140,6 +144,8 @@ pub struct FileConfig {
     pub proxy: Option<String>,
     /// See [`Config::bind`].
     pub bind: Option<String>,
+    /// `udp` or `tcp`.
+    pub transport: Option<String>,
     /// `FROM-TO`.
     pub rtp_ports: Option<String>,
     /// Seconds.
@@ -195,6 +201,8 @@ pub struct Overrides {
     pub lines: Vec<String>,
     /// `--bind`.
     pub bind: Option<String>,
+    /// `--transport`.
+    pub transport: Option<String>,
     /// `--rtp-ports`.
     pub rtp_ports: Option<String>,
     /// `--register-interval`.
@@ -267,6 +275,23 @@ impl Config {
             "bind",
             flags.bind.or(file.bind).as_deref().unwrap_or(DEFAULT_BIND),
         )?;
+        let transport = match flags
+            .transport
+            .or(file.transport)
+            .as_deref()
+            .unwrap_or("udp")
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "udp" => SipTransport::Udp,
+            "tcp" => SipTransport::Tcp,
+            other => {
+                return Err(AtaError::config(
+                    "transport",
+                    format!("`{other}` is neither `udp` nor `tcp`"),
+                ))
+            }
+        };
         let rtp_ports = match flags.rtp_ports.or(file.rtp_ports) {
             Some(text) => parse_port_range(&text)?,
             None => DEFAULT_RTP_PORTS,
@@ -331,6 +356,7 @@ impl Config {
             proxy,
             lines,
             bind,
+            transport,
             rtp_ports,
             register_interval,
             codecs,

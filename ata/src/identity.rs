@@ -15,6 +15,34 @@ pub const USER_AGENT: &str = concat!("Dialtone ATA/", env!("CARGO_PKG_VERSION"))
 /// The methods we accept, for Allow (RFC 3261 20.5).
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY";
 
+/// The transport the device's SIP requests use (RFC 3261 section 18).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SipTransport {
+    /// Datagrams; the transaction layer retransmits.
+    #[default]
+    Udp,
+    /// One connection per peer, framed by Content-Length (18.3); no retransmissions.
+    Tcp,
+}
+
+impl SipTransport {
+    /// The Via token (`UDP`, `TCP`).
+    pub fn via_token(self) -> &'static str {
+        match self {
+            SipTransport::Udp => "UDP",
+            SipTransport::Tcp => "TCP",
+        }
+    }
+
+    /// The `transport=` URI parameter value.
+    pub fn param(self) -> &'static str {
+        match self {
+            SipTransport::Udp => "udp",
+            SipTransport::Tcp => "tcp",
+        }
+    }
+}
+
 /// One line's identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineIdentity {
@@ -26,6 +54,8 @@ pub struct LineIdentity {
     pub domain: String,
     /// Where our SIP socket is, for Via and Contact.
     pub local: SocketAddr,
+    /// How our requests travel, for Via and the Contact's `transport`.
+    pub transport: SipTransport,
 }
 
 impl LineIdentity {
@@ -45,9 +75,10 @@ impl LineIdentity {
     /// The Contact URI (RFC 3261 8.1.1.8: where this line is reachable directly).
     pub fn contact_uri(&self) -> String {
         format!(
-            "sip:{}@{};user=phone;transport=udp",
+            "sip:{}@{};user=phone;transport={}",
             self.user,
-            host_port(self.local)
+            host_port(self.local),
+            self.transport.param()
         )
     }
 
@@ -55,7 +86,8 @@ impl LineIdentity {
     /// (RFC 3581) so a NAT between us and the proxy does not lose the responses.
     pub fn via(&self, branch: &str) -> String {
         format!(
-            "SIP/2.0/UDP {};branch={branch};rport",
+            "SIP/2.0/{} {};branch={branch};rport",
+            self.transport.via_token(),
             host_port(self.local)
         )
     }
@@ -102,6 +134,7 @@ mod tests {
             display_name: None,
             domain: "192.168.2.97".into(),
             local: "127.0.0.1:5062".parse().expect("addr"),
+            transport: SipTransport::Udp,
         };
         assert_eq!(id.aor(), "sip:8000@192.168.2.97;user=phone");
         assert_eq!(id.from_value(), "<sip:8000@192.168.2.97;user=phone>");
@@ -109,6 +142,17 @@ mod tests {
             id.contact_uri(),
             "sip:8000@127.0.0.1:5062;user=phone;transport=udp"
         );
+        let tcp = LineIdentity {
+            transport: SipTransport::Tcp,
+            ..id
+        };
+        assert_eq!(
+            tcp.contact_uri(),
+            "sip:8000@127.0.0.1:5062;user=phone;transport=tcp"
+        );
+        assert!(tcp
+            .via("z9hG4bK1")
+            .starts_with("SIP/2.0/TCP 127.0.0.1:5062;"));
     }
 
     #[test]

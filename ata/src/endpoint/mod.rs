@@ -1,5 +1,6 @@
-//! The SIP endpoint actor: owns the device's UDP socket and its [`TransactionTable`], and
-//! routes what arrives to the transaction users.
+//! The SIP endpoint actor: owns the device's UDP socket, its TCP connections (`tcp.rs`,
+//! with `transport = "tcp"`) and its [`TransactionTable`], and routes what arrives to the
+//! transaction users.
 //!
 //! - responses go through their client transaction to its owner (a registration or a call
 //!   actor) as [`TransactionUpdate`];
@@ -16,6 +17,7 @@
 //! set to the table's earliest deadline.
 
 pub mod table;
+pub mod tcp;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -25,13 +27,15 @@ use std::time::Instant;
 use actix::prelude::*;
 use bytes::Bytes;
 use dialtone_sip::{Message, Method, ResponseBuilder};
-use dialtone_transaction::TimerConfig;
-use tokio::net::UdpSocket;
+use dialtone_transaction::{TimerConfig, Transport};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::identity::{ALLOW, USER_AGENT};
+use crate::identity::{SipTransport, ALLOW, USER_AGENT};
 use crate::resync::CheckSync;
 pub use table::{ClientEvent, Disposition, TableOutput, TransactionTable};
+use tcp::{StreamClosed, StreamMessage, StreamOpened, StreamOwner};
 
 /// The largest datagram we accept (RFC 3261 18.1.1 leaves room up to the UDP maximum).
 const MAX_DATAGRAM: usize = 65_535;
@@ -144,16 +148,30 @@ pub struct Endpoint {
     cancel_owners: HashMap<u64, Recipient<DialogRequest>>,
     lines: Vec<(String, Recipient<NewCall>)>,
     resync: Option<Recipient<CheckSync>>,
+    transport: SipTransport,
+    listener: Option<TcpListener>,
+    connections: HashMap<SocketAddr, mpsc::UnboundedSender<Bytes>>,
+    me: Option<Addr<Endpoint>>,
     timer: Option<SpawnHandle>,
     timer_at: Option<Instant>,
 }
 
 impl Endpoint {
-    /// An endpoint on an already bound socket.
-    pub fn new(socket: UdpSocket) -> Self {
+    /// An endpoint on an already bound socket; with [`SipTransport::Tcp`] our requests go
+    /// over TCP and `listener` (on the same address) takes the peers' connections.
+    pub fn new(socket: UdpSocket, transport: SipTransport, listener: Option<TcpListener>) -> Self {
+        let table = TransactionTable::new(TimerConfig::default());
+        let table = match transport {
+            SipTransport::Udp => table,
+            SipTransport::Tcp => table.with_reliable_requests(),
+        };
         Endpoint {
             socket: Arc::new(socket),
-            table: TransactionTable::new(TimerConfig::default()),
+            table,
+            transport,
+            listener,
+            connections: HashMap::new(),
+            me: None,
             dialogs: HashMap::new(),
             cancel_owners: HashMap::new(),
             lines: Vec::new(),
@@ -163,8 +181,24 @@ impl Endpoint {
         }
     }
 
-    fn transmit(&self, bytes: &[u8], destination: SocketAddr) {
-        crate::datagram::send(&self.socket, bytes, destination);
+    /// Sends on the connection to `destination` if there is one (a response goes back on
+    /// the connection its request came in on, RFC 3261 18.2.2); else over TCP on a new
+    /// connection when that is our transport, else in a datagram.
+    fn transmit(&mut self, bytes: &[u8], destination: SocketAddr) {
+        if let Some(queue) = self.connections.get(&destination) {
+            if queue.send(Bytes::copy_from_slice(bytes)).is_ok() {
+                return;
+            }
+            self.connections.remove(&destination);
+        }
+        match (self.transport, &self.me) {
+            (SipTransport::Tcp, Some(me)) => {
+                let queue = tcp::connect(destination, stream_owner(me));
+                let _ = queue.send(Bytes::copy_from_slice(bytes));
+                self.connections.insert(destination, queue);
+            }
+            _ => crate::datagram::send(&self.socket, bytes, destination),
+        }
     }
 
     /// Drains the table and re-arms the timer.
@@ -194,16 +228,26 @@ impl Endpoint {
         }
     }
 
-    fn on_request(&mut self, message: &Message<'_>, bytes: Bytes, source: SocketAddr) {
+    fn on_request(
+        &mut self,
+        message: &Message<'_>,
+        bytes: Bytes,
+        source: SocketAddr,
+        transport: Transport,
+    ) {
         let now = Instant::now();
-        let disposition = match self.table.on_request(now, message, bytes.clone(), source) {
-            Ok(d) => d,
-            Err(e) => {
-                debug!(%source, error = %e, "unusable request");
-                self.answer_stateless(message, 400, "Bad Request", source);
-                return;
-            }
-        };
+        let disposition =
+            match self
+                .table
+                .on_request(now, message, bytes.clone(), source, transport)
+            {
+                Ok(d) => d,
+                Err(e) => {
+                    debug!(%source, error = %e, "unusable request");
+                    self.answer_stateless(message, 400, "Bad Request", source);
+                    return;
+                }
+            };
         let dialog_key = match (message.call_id(), message.to()) {
             (Ok(call_id), Ok(to)) => to.tag().map(|tag| (call_id.to_owned(), tag.to_owned())),
             _ => None,
@@ -300,6 +344,31 @@ impl Endpoint {
         }
     }
 
+    fn on_message(
+        &mut self,
+        ctx: &mut Context<Self>,
+        bytes: Bytes,
+        source: SocketAddr,
+        transport: Transport,
+    ) {
+        let message = match Message::parse(&bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                debug!(%source, error = %e, "unparsable SIP message dropped");
+                return;
+            }
+        };
+        if message.is_request() {
+            self.on_request(&message, bytes.clone(), source, transport);
+        } else if !self
+            .table
+            .on_response(Instant::now(), &message, bytes.clone())
+        {
+            debug!(%source, "stray response dropped");
+        }
+        self.pump(ctx);
+    }
+
     fn respond_in(&mut self, id: u64, request: &Message<'_>, status: u16, reason: &str) {
         let mut builder = ResponseBuilder::for_request(request, status, reason)
             .to_tag("ata")
@@ -317,7 +386,13 @@ impl Endpoint {
         }
     }
 
-    fn answer_stateless(&self, request: &Message<'_>, status: u16, reason: &str, to: SocketAddr) {
+    fn answer_stateless(
+        &mut self,
+        request: &Message<'_>,
+        status: u16,
+        reason: &str,
+        to: SocketAddr,
+    ) {
         if request.method() == Some(Method::Ack) {
             return;
         }
@@ -334,10 +409,22 @@ fn is_check_sync(message: &Message<'_>) -> bool {
         .is_some_and(|e| e.trim().eq_ignore_ascii_case("check-sync"))
 }
 
+fn stream_owner(me: &Addr<Endpoint>) -> StreamOwner {
+    StreamOwner {
+        messages: me.clone().recipient(),
+        opened: me.clone().recipient(),
+        closed: me.clone().recipient(),
+    }
+}
+
 impl Actor for Endpoint {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.me = Some(ctx.address());
+        if let Some(listener) = self.listener.take() {
+            tcp::listen(listener, stream_owner(&ctx.address()));
+        }
         let socket = self.socket.clone();
         let me = ctx.address();
         actix_rt::spawn(async move {
@@ -366,23 +453,38 @@ impl Handler<Datagram> for Endpoint {
         if datagram.bytes.iter().all(|b| b.is_ascii_whitespace()) {
             return;
         }
-        let bytes = datagram.bytes.clone();
-        let message = match Message::parse(&bytes) {
-            Ok(m) => m,
-            Err(e) => {
-                debug!(source = %datagram.source, error = %e, "unparsable SIP datagram dropped");
-                return;
-            }
-        };
-        if message.is_request() {
-            self.on_request(&message, datagram.bytes.clone(), datagram.source);
-        } else if !self
-            .table
-            .on_response(Instant::now(), &message, datagram.bytes.clone())
+        self.on_message(ctx, datagram.bytes, datagram.source, Transport::Unreliable);
+    }
+}
+
+impl Handler<StreamMessage> for Endpoint {
+    type Result = ();
+
+    fn handle(&mut self, msg: StreamMessage, ctx: &mut Context<Self>) {
+        self.on_message(ctx, msg.bytes, msg.peer, Transport::Reliable);
+    }
+}
+
+impl Handler<StreamOpened> for Endpoint {
+    type Result = ();
+
+    fn handle(&mut self, msg: StreamOpened, _ctx: &mut Context<Self>) {
+        self.connections.insert(msg.peer, msg.queue);
+    }
+}
+
+impl Handler<StreamClosed> for Endpoint {
+    type Result = ();
+
+    fn handle(&mut self, msg: StreamClosed, _ctx: &mut Context<Self>) {
+        // Only forget the queue if it is the dead connection's, not a newer one's.
+        if self
+            .connections
+            .get(&msg.peer)
+            .is_some_and(|queue| queue.is_closed())
         {
-            debug!(source = %datagram.source, "stray response dropped");
+            self.connections.remove(&msg.peer);
         }
-        self.pump(ctx);
     }
 }
 

@@ -106,6 +106,7 @@ struct ServerEntry<O> {
 /// All transactions of one endpoint.
 pub struct TransactionTable<O> {
     config: TimerConfig,
+    client_transport: Transport,
     clients: HashMap<TransactionKey, ClientEntry<O>>,
     servers: HashMap<TransactionKey, ServerEntry<O>>,
     server_ids: HashMap<u64, TransactionKey>,
@@ -118,12 +119,20 @@ impl<O: Clone> TransactionTable<O> {
     pub fn new(config: TimerConfig) -> Self {
         TransactionTable {
             config,
+            client_transport: Transport::Unreliable,
             clients: HashMap::new(),
             servers: HashMap::new(),
             server_ids: HashMap::new(),
             next_id: 1,
             outputs: VecDeque::new(),
         }
+    }
+
+    /// Our requests travel on a reliable transport (TCP): no retransmission timers
+    /// (RFC 3261 17.1.1.2, 17.1.2.2).
+    pub fn with_reliable_requests(mut self) -> Self {
+        self.client_transport = Transport::Reliable;
+        self
     }
 
     /// Starts a client transaction for `request` (which we built, so its top Via has our
@@ -149,13 +158,13 @@ impl<O: Clone> TransactionTable<O> {
             Method::Invite => Client::Invite(ClientInviteTransaction::new(
                 now,
                 &self.config,
-                Transport::Unreliable,
+                self.client_transport,
                 request.clone(),
             )),
             _ => Client::NonInvite(ClientNonInviteTransaction::new(
                 now,
                 &self.config,
-                Transport::Unreliable,
+                self.client_transport,
                 request.clone(),
             )),
         };
@@ -199,13 +208,14 @@ impl<O: Clone> TransactionTable<O> {
         true
     }
 
-    /// A request arrived from `source`.
+    /// A request arrived from `source`, over `transport`.
     pub fn on_request(
         &mut self,
         now: Instant,
         message: &Message<'_>,
         bytes: Bytes,
         source: SocketAddr,
+        transport: Transport,
     ) -> Result<Disposition<O>, AtaError> {
         let key = TransactionKey::server(&key_fields(message)?);
         let method = message
@@ -239,13 +249,13 @@ impl<O: Clone> TransactionTable<O> {
             Method::Invite => Server::Invite(ServerInviteTransaction::new(
                 now,
                 &self.config,
-                Transport::Unreliable,
+                transport,
                 bytes,
             )),
             _ => Server::NonInvite(ServerNonInviteTransaction::new(
                 now,
                 &self.config,
-                Transport::Unreliable,
+                transport,
                 bytes,
             )),
         };
@@ -637,7 +647,7 @@ mod tests {
         let invite = Bytes::from_static(INVITE.as_bytes());
         let message = Message::parse(&invite).expect("parses");
         let Disposition::New { id, .. } = table
-            .on_request(now, &message, invite.clone(), peer())
+            .on_request(now, &message, invite.clone(), peer(), Transport::Unreliable)
             .expect("ok")
         else {
             panic!("first INVITE is new");
@@ -645,7 +655,7 @@ mod tests {
         table.set_owner(id, 5);
         assert_eq!(
             table
-                .on_request(now, &message, invite.clone(), peer())
+                .on_request(now, &message, invite.clone(), peer(), Transport::Unreliable)
                 .expect("ok"),
             Disposition::Absorbed
         );
@@ -655,7 +665,7 @@ mod tests {
         let cancel = Bytes::from(cancel);
         let message = Message::parse(&cancel).expect("parses");
         match table
-            .on_request(now, &message, cancel.clone(), peer())
+            .on_request(now, &message, cancel.clone(), peer(), Transport::Unreliable)
             .expect("ok")
         {
             Disposition::New { cancels, .. } => assert_eq!(cancels, Some((id, Some(5)))),
