@@ -15,6 +15,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "lints (opus, usb-handset)"
 cargo clippy -p dialtone-media -p dialtone-ata --all-targets \
     --features dialtone-media/opus,dialtone-ata/opus,dialtone-ata/usb-handset -- -D warnings
+cargo clippy -p dialtone-e2e --all-targets --features opus -- -D warnings
 
 step "tests (default features)"
 cargo test --workspace
@@ -22,6 +23,7 @@ cargo test --workspace
 step "tests (opus, usb-handset)"
 cargo test -p dialtone-media --features opus
 cargo test -p dialtone-ata --features opus,usb-handset
+cargo test -p dialtone-e2e --features opus --test ata_opus
 
 step "fuzz smoke (${FUZZ_SECONDS:-30} s per target)"
 bash fuzz/smoke.sh "${FUZZ_SECONDS:-30}"

@@ -39,6 +39,9 @@ pub fn free_port() -> u16 {
     panic!("no free loopback port");
 }
 
+/// How many processes this test binary has started (names their log files).
+static PROCESS_STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// A child process killed (by its PID) and reaped when dropped.
 pub struct Process {
     pub child: Child,
@@ -48,8 +51,12 @@ pub struct Process {
 impl Process {
     /// Starts `program` with `args`, stdout and stderr to files under the temp dir.
     pub fn start(program: &str, args: &[String], name: &str) -> Process {
-        let log =
-            std::env::temp_dir().join(format!("dialtone-e2e-{name}-{}.log", std::process::id()));
+        // Unique per start: the tests of one binary run in parallel threads of one process.
+        let n = PROCESS_STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = std::env::temp_dir().join(format!(
+            "dialtone-e2e-{name}-{}-{n}.log",
+            std::process::id()
+        ));
         let out = std::fs::File::create(&log).expect("log file");
         let err = out.try_clone().expect("log file");
         let child = Command::new(program)
