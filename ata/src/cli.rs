@@ -72,6 +72,12 @@ struct RunArgs {
     /// Answer incoming calls after ringing this many seconds [default: never].
     #[arg(long, value_name = "SECONDS")]
     auto_answer: Option<f64>,
+    /// USB backend, every line: the sound card whose name contains NAME (any case) [default: the default card].
+    #[arg(long, value_name = "NAME")]
+    usb_audio_device: Option<String>,
+    /// USB backend, every line: hook and keypad device, /dev/hidrawN or /dev/input/eventN [default: the hidraw device with a Hook Switch].
+    #[arg(long, value_name = "PATH")]
+    usb_hid_device: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -176,6 +182,8 @@ fn run(cli: Cli) -> Result<(), AtaError> {
         audio_in: run.audio_in,
         audio_out: run.audio_out,
         auto_answer: run.auto_answer,
+        usb_audio_device: run.usb_audio_device,
+        usb_hid_device: run.usb_hid_device,
     };
     let config = Config::build(file, overrides.clone())?;
     let source = ConfigSource {

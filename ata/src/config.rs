@@ -27,6 +27,12 @@
 //! audio_in = "tone:1000"           # WAV file, tone:HZ or silence
 //! audio_out = "/tmp/8000.wav"      # optional recording of what the handset hears;
 //!                                  # {user} is replaced by the line's user
+//! usb_audio_device = "USB Phone"   # line_backend = "usb": the ALSA card whose cpal name
+//!                                  # contains this (any case); absent = the default card
+//! usb_hid_device = "/dev/hidraw3"  # line_backend = "usb": hook and keypad, /dev/hidraw* or
+//!                                  # /dev/input/event*; absent = the first hidraw device
+//!                                  # whose report descriptor has a Hook Switch (usage page
+//!                                  # 0x0B), see line/usb/detect.rs
 //!
 //! [[line]]                         # a bank of lines for a load test: users 2000 to 2099,
 //! user = "2000"                    # all with this table's password and audio
@@ -98,6 +104,11 @@ pub struct LineConfig {
     pub audio_in: AudioIn,
     /// Where to record what the handset hears (virtual backend).
     pub audio_out: Option<PathBuf>,
+    /// USB backend: the sound card whose name contains this text (any case); `None` = the
+    /// host's default devices.
+    pub usb_audio_device: Option<String>,
+    /// USB backend: the handset's `/dev/hidraw*` or `/dev/input/event*`; `None` = detect.
+    pub usb_hid_device: Option<PathBuf>,
 }
 
 impl LineConfig {
@@ -184,6 +195,10 @@ pub struct FileLine {
     pub audio_in: Option<String>,
     /// `FILE.wav`; `{user}` is replaced by the line's user.
     pub audio_out: Option<String>,
+    /// USB backend: part of the sound card's name.
+    pub usb_audio_device: Option<String>,
+    /// USB backend: `/dev/hidraw*` or `/dev/input/event*`.
+    pub usb_hid_device: Option<String>,
     /// This many lines from this table, the users counting up from `user` (which must then be
     /// a number); 1 when absent.
     pub count: Option<u32>,
@@ -223,6 +238,10 @@ pub struct Overrides {
     pub audio_out: Option<String>,
     /// `--auto-answer`.
     pub auto_answer: Option<f64>,
+    /// `--usb-audio-device`, applied to every line.
+    pub usb_audio_device: Option<String>,
+    /// `--usb-hid-device`, applied to every line.
+    pub usb_hid_device: Option<String>,
 }
 
 /// Defaults, as documented in the README and `--help`.
@@ -373,6 +392,16 @@ fn merge_lines(file_lines: Vec<FileLine>, flags: &Overrides) -> Result<Vec<LineC
     let mut lines = Vec::new();
     for file_line in file_lines {
         let audio_in = parse_audio_in(file_line.audio_in.as_deref().unwrap_or("silence"))?;
+        let usb_audio_device = file_line
+            .usb_audio_device
+            .as_deref()
+            .map(parse_usb_audio_device)
+            .transpose()?;
+        let usb_hid_device = file_line
+            .usb_hid_device
+            .as_deref()
+            .map(parse_usb_hid_device)
+            .transpose()?;
         for user in line_users(&file_line)? {
             lines.push(LineConfig {
                 audio_out: file_line
@@ -384,6 +413,8 @@ fn merge_lines(file_lines: Vec<FileLine>, flags: &Overrides) -> Result<Vec<LineC
                 display_name: file_line.display_name.clone(),
                 auth_user: file_line.auth_user.clone(),
                 audio_in: audio_in.clone(),
+                usb_audio_device: usb_audio_device.clone(),
+                usb_hid_device: usb_hid_device.clone(),
             });
         }
     }
@@ -404,6 +435,8 @@ fn merge_lines(file_lines: Vec<FileLine>, flags: &Overrides) -> Result<Vec<LineC
                 auth_user: None,
                 audio_in: AudioIn::Silence,
                 audio_out: None,
+                usb_audio_device: None,
+                usb_hid_device: None,
             }),
         }
     }
@@ -431,6 +464,12 @@ fn merge_lines(file_lines: Vec<FileLine>, flags: &Overrides) -> Result<Vec<LineC
         }
         if let Some(text) = &flags.audio_out {
             line.audio_out = Some(PathBuf::from(text.replace("{user}", &line.user)));
+        }
+        if let Some(text) = &flags.usb_audio_device {
+            line.usb_audio_device = Some(parse_usb_audio_device(text)?);
+        }
+        if let Some(text) = &flags.usb_hid_device {
+            line.usb_hid_device = Some(parse_usb_hid_device(text)?);
         }
     }
     Ok(lines)
@@ -583,6 +622,30 @@ pub fn parse_audio_in(text: &str) -> Result<AudioIn, AtaError> {
     ))
 }
 
+/// A sound card name fragment: any text but blank (which would match every card).
+fn parse_usb_audio_device(text: &str) -> Result<String, AtaError> {
+    let name = text.trim();
+    if name.is_empty() {
+        return Err(AtaError::config(
+            "usb_audio_device",
+            "empty; leave the key out to use the default sound card",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// A handset HID path: hidraw (raw reports, hook switch included) or an evdev node (keys
+/// the kernel mapped; most kernels do not map the hook switch).
+fn parse_usb_hid_device(text: &str) -> Result<PathBuf, AtaError> {
+    if text.starts_with("/dev/hidraw") || text.starts_with("/dev/input/event") {
+        return Ok(PathBuf::from(text));
+    }
+    Err(AtaError::config(
+        "usb_hid_device",
+        format!("`{text}` is neither /dev/hidrawN nor /dev/input/eventN"),
+    ))
+}
+
 fn seconds(key: &'static str, value: f64) -> Result<Duration, AtaError> {
     if !value.is_finite() || !(0.0..=86_400.0).contains(&value) {
         return Err(AtaError::config(
@@ -708,6 +771,55 @@ mod tests {
         let bad = FileConfig::parse("[[line]]\nuser = \"bob\"\ncount = 2\n").expect("toml");
         let error = Config::build(bad, Overrides::default()).expect_err("not a number");
         assert!(error.to_string().contains("`count`"), "{error}");
+    }
+
+    #[test]
+    fn usb_device_keys_come_from_the_line_table_and_flags_win() {
+        let file = FileConfig::parse(
+            "[[line]]\nuser = \"1\"\nusb_audio_device = \"Yealink\"\n\
+             usb_hid_device = \"/dev/hidraw2\"\n[[line]]\nuser = \"2\"\n",
+        )
+        .expect("toml");
+        let config = Config::build(file, Overrides::default()).expect("valid");
+        assert_eq!(config.lines[0].usb_audio_device.as_deref(), Some("Yealink"));
+        assert_eq!(
+            config.lines[0].usb_hid_device.as_deref(),
+            Some(std::path::Path::new("/dev/hidraw2"))
+        );
+        assert_eq!(config.lines[1].usb_hid_device, None);
+        let flags = Overrides {
+            lines: vec!["8000".into()],
+            usb_hid_device: Some("/dev/input/event7".into()),
+            ..Overrides::default()
+        };
+        let config = Config::build(FileConfig::default(), flags).expect("valid");
+        assert_eq!(
+            config.lines[0].usb_hid_device.as_deref(),
+            Some(std::path::Path::new("/dev/input/event7"))
+        );
+    }
+
+    #[test]
+    fn bad_usb_device_values_name_their_key() {
+        for (flags, key) in [
+            (
+                Overrides {
+                    usb_hid_device: Some("/dev/sda".into()),
+                    ..flags_with_line()
+                },
+                "usb_hid_device",
+            ),
+            (
+                Overrides {
+                    usb_audio_device: Some("  ".into()),
+                    ..flags_with_line()
+                },
+                "usb_audio_device",
+            ),
+        ] {
+            let error = Config::build(FileConfig::default(), flags).expect_err("invalid");
+            assert!(error.to_string().contains(&format!("`{key}`")), "{error}");
+        }
     }
 
     #[test]

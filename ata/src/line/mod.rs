@@ -15,7 +15,6 @@
 
 pub mod audio_source;
 pub mod phone;
-#[cfg(feature = "usb-handset")]
 pub mod usb;
 pub mod virtual_line;
 
@@ -44,6 +43,8 @@ pub enum HandsetEvent {
     OnHook,
     /// A key.
     Key(char),
+    /// Hook flash (a short on-hook dip, or the handset's flash button): hold or resume.
+    Flash,
 }
 
 /// A line's hardware.
@@ -434,6 +435,12 @@ impl LineActor {
                 HandsetEvent::OffHook => self.phone.off_hook(now),
                 HandsetEvent::OnHook => self.phone.on_hook(now),
                 HandsetEvent::Key(key) => self.phone.digit(now, key),
+                HandsetEvent::Flash => {
+                    // As the control API's flash; outside a connected call it does nothing.
+                    if let (Some(call), LineState::Connected) = (&self.call, self.phone.state()) {
+                        call.actor.do_send(Flash);
+                    }
+                }
             }
             self.pump(ctx);
         }
