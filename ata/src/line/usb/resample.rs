@@ -2,7 +2,7 @@
 //! 48 kHz, sometimes 16 kHz), streaming, one 20 ms frame or one card period at a time.
 //!
 //! A [`Resampler`] is a cubic (Catmull-Rom) interpolator with a windowed-sinc low-pass at the higher of
-//! the two rates: after the interpolation when going up (it removes the images linear
+//! the two rates: after the interpolation when going up (it removes the images the
 //! interpolation leaves around multiples of 8 kHz), before it when going down (it removes
 //! everything the 8 kHz side cannot carry, which would otherwise alias into the call).
 //! Telephone speech ends at 3.4 kHz, so the pass band ends at 3.6 kHz; nothing cleverer
