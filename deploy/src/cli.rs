@@ -112,11 +112,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             .control
             .parse()
             .with_context(|| format!("ata `{}`.control `{}`", spec.name, spec.control))?;
-        let mut piece = spawn(
-            &bin_dir.join("dialtone-ata"),
-            &lab.ata_args(spec),
-            &spec.name,
-        )?;
+        let mut piece = spawn(&ata_bin, &lab.ata_args(spec), &spec.name)?;
         if let Err(e) = wait_ready(control, "/livez", &mut piece, Duration::from_secs(20)) {
             piece.terminate(Duration::from_secs(2));
             for a in &mut atas {

@@ -77,13 +77,21 @@ auto_answer = 0.2
     )
     .expect("lab file");
 
+    // Binaries named explicitly, so the lab cannot fall back to other builds of its own.
+    let stderr_log = dir.path().join("lab.stderr");
     let mut lab = Command::new(LAB)
         .args(["--lab", lab_file.to_str().unwrap_or_default()])
-        .args(["--proxy-bin", PROXY, "--ata-bin", ATA])
+        .args(["--proxy-bin", PROXY, "--ata-bin", ATA, "--no-build"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(&stderr_log).expect("stderr log"),
+        ))
         .spawn()
         .expect("start dialtone-lab");
+    let lab_pid = lab.id();
+    // However the test ends, the lab is stopped (it stops its own children).
+    let mut stop_lab = StopOnDrop(Some(lab_pid));
+    let stderr_text = || std::fs::read_to_string(&stderr_log).unwrap_or_default();
     let (lines_tx, lines_rx) = mpsc::channel::<String>();
     let stdout = lab.stdout.take().expect("stdout");
     std::thread::spawn(move || {
@@ -112,7 +120,11 @@ auto_answer = 0.2
             break;
         }
     }
-    assert!(registered, "the lab did not report both lines registered");
+    assert!(
+        registered,
+        "the lab did not report both lines registered: {output:?} {}",
+        stderr_text()
+    );
     assert!(
         call_hint.is_some_and(|h| h.contains(&format!("127.0.0.1:{a_ctl}"))),
         "no call command printed"
@@ -139,7 +151,7 @@ auto_answer = 0.2
     assert!(post(a_control, "/lines/1/onhook"), "hang-up refused");
 
     // SIGTERM: the ATAs stop first and unregister, then the proxy.
-    send_sigterm(lab.id());
+    send_sigterm(lab_pid);
     let mut left = None;
     let mut stopped = false;
     while let Some(line) = next_line(Duration::from_secs(30)) {
@@ -152,9 +164,21 @@ auto_answer = 0.2
         }
     }
     let status = lab.wait().expect("lab exit");
+    stop_lab.0 = None; // reaped: its PID is no longer ours to signal
     assert!(stopped, "no orderly stop: {output:?}");
     assert_eq!(left, Some(0), "the ATAs did not unregister: {output:?}");
     assert!(status.success(), "lab exit status {status}");
+}
+
+/// Sends SIGTERM to the lab when dropped, unless it was reaped already.
+struct StopOnDrop(Option<u32>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            send_sigterm(pid);
+        }
+    }
 }
 
 fn send_sigterm(pid: u32) {
