@@ -121,8 +121,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
         arbiters.push(arbiter);
     }
+    // Timers are fired by the UDP workers; without any, the first TCP listener does it.
+    let mut timers_fired = !arbiters.is_empty();
     for listener in tcp_listeners {
-        TcpListenerActor::new(listener, core.clone(), outbound.clone(), resolver.clone())?.start();
+        let mut actor =
+            TcpListenerActor::new(listener, core.clone(), outbound.clone(), resolver.clone())?;
+        if !timers_fired {
+            actor = actor.firing_timers();
+            timers_fired = true;
+        }
+        actor.start();
     }
     let http = crate::http::start(config.http, core.clone(), recorder)
         .with_context(|| format!("http {}", config.http))?;

@@ -678,3 +678,38 @@ fn metrics_count_the_requests_received() {
         "{metrics}"
     );
 }
+
+#[test]
+fn a_tcp_only_proxy_still_runs_its_timers() {
+    // No UDP listener, so no UDP worker fires timers: the TCP listener must (Timer B here,
+    // 64 × T1 = 3.2 s with T1 = 50 ms, answered upstream as 408).
+    let port = dialtone_e2e::free_port();
+    let http = dialtone_e2e::free_port();
+    let sip: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let http: std::net::SocketAddr = format!("127.0.0.1:{http}").parse().expect("addr");
+    let args = vec![
+        "--listen".to_string(),
+        format!("tcp:{sip}"),
+        "--http".to_string(),
+        http.to_string(),
+        "--t1-ms".to_string(),
+        "50".to_string(),
+    ];
+    let proxy = Proxy::start_with_args(PROXY, sip, http, args);
+    let mut b = Peer::tcp(&proxy);
+    assert_eq!(
+        b.register(&proxy, "9000", 600, "tcp-only-reg", 1).status(),
+        Some(200)
+    );
+    let mut a = Peer::tcp(&proxy);
+    let text = invite(&a, &proxy, "9000", "tcp-only-call", &[]);
+    let started = std::time::Instant::now();
+    a.send(&text);
+    a.expect_status(100, "100 Trying");
+    b.expect_request("INVITE", "the INVITE at B, which never answers");
+    let timeout = a
+        .recv(Duration::from_secs(10))
+        .expect("a final response once Timer B fires");
+    assert_eq!(timeout.status(), Some(408), "{}", timeout.summary());
+    assert!(started.elapsed() >= Duration::from_millis(3200));
+}

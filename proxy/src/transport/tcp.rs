@@ -244,6 +244,8 @@ pub struct TcpListenerActor {
     outbound: Arc<Outbound>,
     resolver: Arc<SipResolver>,
     per_source: Arc<DashMap<IpAddr, usize>>,
+    /// Fire the core's timers (set when no UDP worker does, i.e. a TCP-only proxy).
+    fires_timers: bool,
 }
 
 /// An accepted connection.
@@ -267,7 +269,17 @@ impl TcpListenerActor {
             outbound,
             resolver,
             per_source: Arc::new(DashMap::new()),
+            fires_timers: false,
         })
+    }
+}
+
+impl TcpListenerActor {
+    /// Makes this listener fire the core's due timers on every tick (see `timers.rs`), for a
+    /// proxy without UDP workers.
+    pub fn firing_timers(mut self) -> Self {
+        self.fires_timers = true;
+        self
     }
 }
 
@@ -275,6 +287,11 @@ impl Actor for TcpListenerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.fires_timers {
+            ctx.run_interval(super::timers::TICK, |act, ctx| {
+                super::fire_due_timers(&act.core, &act.outbound, &act.resolver, ctx);
+            });
+        }
         if let Some(listener) = self.listener.take() {
             let me = ctx.address();
             actix::spawn(async move {
@@ -311,5 +328,31 @@ impl Handler<Accepted> for TcpListenerActor {
             self.resolver.clone(),
             Some(self.per_source.clone()),
         );
+    }
+}
+
+impl Handler<TimerFired> for TcpListenerActor {
+    type Result = ();
+    fn handle(&mut self, TimerFired(id): TimerFired, ctx: &mut Context<Self>) {
+        let actions = self.core.handle_timer(Instant::now(), &id);
+        execute(actions, &self.outbound, &self.resolver, ctx);
+    }
+}
+
+impl Handler<TransportFailed> for TcpListenerActor {
+    type Result = ();
+    fn handle(&mut self, TransportFailed(bytes): TransportFailed, ctx: &mut Context<Self>) {
+        let actions = self.core.handle_transport_error(Instant::now(), &bytes);
+        execute(actions, &self.outbound, &self.resolver, ctx);
+    }
+}
+
+impl Handler<Resolved> for TcpListenerActor {
+    type Result = ();
+    fn handle(&mut self, msg: Resolved, ctx: &mut Context<Self>) {
+        let actions =
+            self.core
+                .handle_resolved(Instant::now(), &msg.key, msg.transport, &msg.addrs);
+        execute(actions, &self.outbound, &self.resolver, ctx);
     }
 }
