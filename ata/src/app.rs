@@ -74,7 +74,7 @@ pub async fn run(config: Config, source: ConfigSource) -> Result<(), AtaError> {
 /// process this way).
 pub async fn start(config: Config, source: ConfigSource) -> Result<Device, AtaError> {
     let proxy = match &config.proxy {
-        Some(p) => Some(resolve_proxy(p).await?),
+        Some(p) => Some(resolve_proxy(p, config.transport).await?),
         None => None,
     };
     let std_socket = std::net::UdpSocket::bind(config.bind)

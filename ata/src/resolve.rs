@@ -1,5 +1,6 @@
 //! Finding the proxy: an IP literal is used as is; a domain is looked up with hickory-resolver,
-//! SRV `_sip._udp.DOMAIN` first (RFC 3263 section 4.2, lowest priority then highest weight),
+//! SRV first (RFC 3263 section 4.2, lowest priority then highest weight) under the name for
+//! the ATA's SIP transport, `_sip._udp.DOMAIN.` or `_sip._tcp.DOMAIN.` (see [`srv_name`]),
 //! then A/AAAA on the domain itself with port 5060. Done once at start by `app.rs`.
 
 use std::net::{IpAddr, SocketAddr};
@@ -9,12 +10,27 @@ use hickory_resolver::TokioResolver;
 
 use crate::config::ProxyAddress;
 use crate::error::AtaError;
+use crate::identity::SipTransport;
 
 /// The SIP default port (RFC 3261 19.1.2).
 pub const SIP_PORT: u16 = 5060;
 
-/// Resolves `proxy` to one socket address.
-pub async fn resolve_proxy(proxy: &ProxyAddress) -> Result<SocketAddr, AtaError> {
+/// The SRV name to ask for `host` when the ATA speaks `transport` (RFC 3263 4.2): the
+/// transport's service label before the domain, written fully qualified so the resolver's
+/// search list is not appended. A trailing dot on `host` is not doubled.
+pub fn srv_name(host: &str, transport: SipTransport) -> String {
+    format!(
+        "_sip._{}.{}.",
+        transport.param(),
+        host.trim_end_matches('.')
+    )
+}
+
+/// Resolves `proxy` to one socket address for requests sent over `transport`.
+pub async fn resolve_proxy(
+    proxy: &ProxyAddress,
+    transport: SipTransport,
+) -> Result<SocketAddr, AtaError> {
     if let Ok(ip) = proxy.host.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, proxy.port.unwrap_or(SIP_PORT)));
     }
@@ -28,10 +44,7 @@ pub async fn resolve_proxy(proxy: &ProxyAddress) -> Result<SocketAddr, AtaError>
         .map_err(|e| fail(e.to_string()))?;
     // RFC 3263 4.2: SRV only when no port was given.
     if proxy.port.is_none() {
-        if let Ok(lookup) = resolver
-            .srv_lookup(format!("_sip._udp.{}.", proxy.host.trim_end_matches('.')))
-            .await
-        {
+        if let Ok(lookup) = resolver.srv_lookup(srv_name(&proxy.host, transport)).await {
             let mut targets: Vec<_> = lookup
                 .answers()
                 .iter()
@@ -77,8 +90,30 @@ mod tests {
             port: None,
         };
         assert_eq!(
-            resolve_proxy(&proxy).await.expect("literal"),
+            resolve_proxy(&proxy, SipTransport::Tcp)
+                .await
+                .expect("literal"),
             "127.0.0.1:5060".parse().expect("addr")
+        );
+    }
+
+    #[test]
+    fn the_srv_name_follows_the_transport() {
+        assert_eq!(
+            srv_name("example.com", SipTransport::Udp),
+            "_sip._udp.example.com."
+        );
+        assert_eq!(
+            srv_name("example.com", SipTransport::Tcp),
+            "_sip._tcp.example.com."
+        );
+    }
+
+    #[test]
+    fn a_fully_qualified_host_keeps_one_trailing_dot() {
+        assert_eq!(
+            srv_name("example.com.", SipTransport::Tcp),
+            "_sip._tcp.example.com."
         );
     }
 }

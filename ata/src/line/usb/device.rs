@@ -5,7 +5,9 @@
 //! Audio: each direction has a [`DriftBuffer`] shared with the card's callback thread, the
 //! resampler on the pushing side: the line's 20 ms tick pushes the earpiece (tone or
 //! received audio) at 8 kHz through an 8 kHz → card resampler; the capture callback pushes
-//! the microphone through a card → 8 kHz resampler and the tick pops 160 samples. Input:
+//! the microphone through a card → 8 kHz resampler and the tick pops 160 samples. While
+//! the line rings on-hook the tick plays a [`Ringer`]'s ring instead of silence, the
+//! speaker being the only bell a USB handset has. Input:
 //! a thread blocks on reads of the hidraw (or evdev) node and sends each decoded snapshot
 //! with its arrival time; the tick feeds them to [`HandsetInput`], which debounces.
 
@@ -27,6 +29,7 @@ use super::drift::DriftBuffer;
 use super::evdev::{self, EvdevKeys, KeyEvent};
 use super::hid::{ReportLayout, Telephony};
 use super::resample::{downmix, to_i16, upmix, Resampler};
+use super::ringer::Ringer;
 use crate::config::LineConfig;
 use crate::error::AtaError;
 use crate::line::{Handset, HandsetEvent};
@@ -52,6 +55,7 @@ pub struct UsbLine {
     to_card: Resampler,
     tone: Option<ToneGenerator>,
     ringing: bool,
+    ringer: Ringer,
     received: std::collections::VecDeque<Vec<i16>>,
     input: HandsetInput,
     evdev_keys: EvdevKeys,
@@ -123,6 +127,7 @@ impl UsbLine {
             to_card: Resampler::new(PCM_SAMPLE_RATE, out_config.sample_rate().0),
             tone: None,
             ringing: false,
+            ringer: Ringer::new(),
             received: Default::default(),
             input: HandsetInput::new(Instant::now()),
             evdev_keys: EvdevKeys::default(),
@@ -279,7 +284,8 @@ impl Handset for UsbLine {
         self.tone.as_ref().map(|g| g.tone())
     }
     fn set_ringer(&mut self, on: bool) {
-        // The HID Ringer output (Telephony 0x9E) is not driven yet; the status shows it.
+        // The HID Ringer output (Telephony 0x9E) is not driven yet; the earpiece tick
+        // sounds the ring through the speaker, and the status shows it.
         self.ringing = on;
     }
     fn is_ringing(&self) -> bool {
@@ -310,13 +316,15 @@ impl Handset for UsbLine {
                 .pop_front()
                 .unwrap_or_else(|| vec![0; FRAME_SAMPLES]),
         };
-        // On-hook the earpiece is silent, but the card keeps its clock: feed it silence
-        // so the drift loop stays locked.
-        let frame = if off_hook {
+        // On-hook the earpiece is silent but for the ring, and the card keeps its clock:
+        // feed it silence so the drift loop stays locked. Off-hook the ring stops at once,
+        // even before the line has called `set_ringer(false)`.
+        let mut frame = if off_hook {
             frame
         } else {
             vec![0; FRAME_SAMPLES]
         };
+        self.ringer.mix_into(self.ringing && !off_hook, &mut frame);
         let mut out = Vec::with_capacity(FRAME_SAMPLES * 6);
         if let Ok(mut buffer) = self.playback.lock() {
             self.to_card.set_correction(buffer.correction());

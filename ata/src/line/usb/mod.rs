@@ -11,7 +11,8 @@
 //! - `hid.rs`: report descriptor → where hook and keys sit → one report's snapshot;
 //! - `evdev.rs`: the fallback, Linux input events → the same snapshots;
 //! - `debounce.rs`: snapshots with their times → `HandsetEvent`s (hook, digit, flash);
-//! - `detect.rs`: the sound card by name, the HID device by its descriptor.
+//! - `detect.rs`: the sound card by name, the HID device by its descriptor;
+//! - `ringer.rs`: the ring played through the handset's speaker while it rings on-hook.
 //!
 //! The glue, only with feature `usb-handset` (it needs cpal and so ALSA): `device.rs`,
 //! [`UsbLine`], the [`Handset`](crate::line::Handset) the line actor drives.
@@ -22,6 +23,7 @@ pub mod drift;
 pub mod evdev;
 pub mod hid;
 pub mod resample;
+pub mod ringer;
 
 #[cfg(feature = "usb-handset")]
 mod device;
