@@ -133,6 +133,8 @@ pub struct CallActor {
     pending_answer: Option<(SessionDescription, NegotiatedAudio)>,
     held: bool,
     connected: bool,
+    /// Media started on a 183 with SDP (early media), before the 2xx.
+    early_media: Option<String>,
     incoming: bool,
     final_status: Option<u16>,
     outcome: Option<&'static str>,
@@ -162,6 +164,7 @@ impl CallActor {
             pending_answer: None,
             held: false,
             connected: false,
+            early_media: None,
             incoming,
             final_status: None,
             outcome: None,
@@ -204,7 +207,15 @@ impl CallActor {
         Ok(())
     }
 
+    /// Starts media for the negotiated audio. Early media (a 183 with SDP) flows to the
+    /// earpiece while the far end rings, instead of the local ringback tone (RFC 3960
+    /// section 3: the UAC plays the early media it receives); the call is connected later by
+    /// its 2xx.
     fn start_media(&mut self, audio: &NegotiatedAudio) {
+        self.start_media_as(audio, false);
+    }
+
+    fn start_media_as(&mut self, audio: &NegotiatedAudio, early: bool) {
         let Some(media) = &self.media else {
             return;
         };
@@ -227,17 +238,38 @@ impl CallActor {
             impairment: MediaSession::g711_impairment(),
         };
         media.do_send(StartMedia(params));
-        self.connected = true;
         let codec = &audio.codec;
         let codec = if codec.channels > 1 {
             format!("{}/{}/{}", codec.name, codec.clock_rate, codec.channels)
         } else {
             format!("{}/{}", codec.name, codec.clock_rate)
         };
-        self.news(News::Connected {
-            media: media.clone().recipient(),
-            codec,
-        });
+        let media = media.clone().recipient();
+        if early {
+            self.early_media = Some(codec.clone());
+            self.news(News::EarlyMedia { media, codec });
+        } else {
+            self.connected = true;
+            self.news(News::Connected { media, codec });
+        }
+    }
+
+    /// A 183 with an SDP answer: start the early media it describes.
+    fn on_early_media(&mut self, sdp: &[u8]) {
+        if self.early_media.is_some() || self.connected {
+            return;
+        }
+        let negotiated = match (&self.local_sdp, parse_bytes(sdp)) {
+            (Some(offer), Ok(answer)) => process_answer(offer, &answer).ok(),
+            _ => None,
+        };
+        match negotiated {
+            Some(audio) => self.start_media_as(&audio, true),
+            None => warn!(
+                call = self.id,
+                "unusable early-media SDP in a 183; ringback instead"
+            ),
+        }
     }
 
     fn begin_outgoing(&mut self, ctx: &mut Context<Self>, number: String) -> Result<(), AtaError> {
@@ -422,11 +454,11 @@ impl CallActor {
     fn on_event(&mut self, ctx: &mut Context<Self>, event: CallEvent) {
         debug!(call = self.id, ?event, "call event");
         match event {
-            CallEvent::Progress { status, .. } => {
-                if status == 180 || status == 183 {
-                    self.news(News::Ringing);
-                }
-            }
+            CallEvent::Progress { status, sdp } => match (status, sdp) {
+                (183, Some(sdp)) => self.on_early_media(&sdp),
+                (180 | 183, _) => self.news(News::Ringing),
+                _ => {}
+            },
             CallEvent::Answered { sdp } => self.on_answered(sdp),
             CallEvent::Confirmed => {}
             CallEvent::Failed { status } => {
@@ -474,6 +506,14 @@ impl CallActor {
     }
 
     fn on_answered(&mut self, sdp: Option<Vec<u8>>) {
+        // Media already flows since the 183; the 2xx only connects the call (its SDP repeats
+        // the answer, RFC 3264 section 8 does not let it change without a new offer).
+        if let (Some(codec), Some(media)) = (self.early_media.clone(), &self.media) {
+            self.connected = true;
+            let media = media.clone().recipient();
+            self.news(News::Connected { media, codec });
+            return;
+        }
         let negotiated = match (&self.local_sdp, sdp.as_deref().map(parse_bytes)) {
             (Some(offer), Some(Ok(answer))) => {
                 process_answer(offer, &answer).map_err(AtaError::from)

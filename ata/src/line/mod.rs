@@ -117,6 +117,13 @@ pub struct CallNews {
 pub enum News {
     /// The far end rings (180/183).
     Ringing,
+    /// The far end sends early media (183 with SDP): play it instead of ringback.
+    EarlyMedia {
+        /// The media actor.
+        media: Recipient<MicrophoneFrame>,
+        /// The negotiated codec, `name/rate[/channels]`.
+        codec: String,
+    },
     /// Media flows; send microphone frames there.
     Connected {
         /// The media actor.
@@ -568,6 +575,11 @@ impl Handler<CallNews> for LineActor {
                     });
                 }
                 self.phone.call_ringing()
+            }
+            News::EarlyMedia { media, codec } => {
+                call.media = Some(media);
+                call.codec = Some(codec);
+                self.phone.call_early_media();
             }
             News::Connected { media, codec } => {
                 call.media = Some(media);

@@ -221,6 +221,13 @@ impl Phone {
         }
     }
 
+    /// The far end sends early media: its audio replaces the local ringback tone.
+    pub fn call_early_media(&mut self) {
+        if matches!(self.state, LineState::Calling | LineState::Ringback) {
+            self.set(LineState::Ringback, None);
+        }
+    }
+
     /// The call was answered (either side).
     pub fn call_connected(&mut self) {
         if matches!(self.state, LineState::Calling | LineState::Ringback) {
@@ -359,6 +366,21 @@ mod tests {
         p.digit(now, '*');
         assert_eq!(p.state(), LineState::Reorder);
         assert!(actions(&mut p).contains(&Action::Tone(Some(Tone::Reorder))));
+    }
+
+    #[test]
+    fn early_media_silences_the_local_ringback_until_the_answer() {
+        let now = Instant::now();
+        let mut p = phone("xxxx");
+        p.off_hook(now);
+        "9000".chars().for_each(|k| p.digit(now, k));
+        p.call_ringing();
+        assert!(actions(&mut p).contains(&Action::Tone(Some(Tone::Ringback))));
+        p.call_early_media();
+        assert_eq!(p.state(), LineState::Ringback);
+        assert!(actions(&mut p).contains(&Action::Tone(None)));
+        p.call_connected();
+        assert_eq!(p.state(), LineState::Connected);
     }
 
     #[test]
