@@ -38,8 +38,17 @@ fn first_line(text: &str) -> &str {
 
 #[test]
 fn the_ata_places_a_seed_shaped_call_and_answers_the_407_with_cseq_plus_one() {
-    let proxy = Proxy::start(
-        PROXY,
+    seed_shaped_call(true);
+}
+
+#[test]
+fn without_auth_the_ata_places_the_figure_d3_call() {
+    seed_shaped_call(false);
+}
+
+/// Figure D-4 with `auth`, figure D-3 without.
+fn seed_shaped_call(auth: bool) {
+    let flags: &[&str] = if auth {
         &[
             "--auth",
             "all",
@@ -49,8 +58,11 @@ fn the_ata_places_a_seed_shaped_call_and_answers_the_407_with_cseq_plus_one() {
             "8000:8000",
             "--user",
             "9000:9000",
-        ],
-    );
+        ]
+    } else {
+        &["--auth", "none"]
+    };
+    let proxy = Proxy::start(PROXY, flags);
     let proxy_addr = proxy.sip.to_string();
     let a = start_ata(ATA, &["--line", "8000:8000", "--proxy", &proxy_addr]);
     let b = start_ata(
@@ -119,13 +131,14 @@ fn the_ata_places_a_seed_shaped_call_and_answers_the_407_with_cseq_plus_one() {
         .iter()
         .filter(|t| t.starts_with("INVITE "))
         .collect();
+    let expected_invites = if auth { 2 } else { 1 };
     assert_eq!(
         invites.len(),
-        2,
-        "INVITE, then INVITE with credentials: {lines:?}"
+        expected_invites,
+        "INVITE (then INVITE with credentials when challenged): {lines:?}"
     );
     let first = Message::parse(invites[0].as_bytes()).expect("first INVITE parses");
-    let second = Message::parse(invites[1].as_bytes()).expect("second INVITE parses");
+    let second = Message::parse(invites[expected_invites - 1].as_bytes()).expect("INVITE parses");
     let ruri = first
         .request_uri()
         .expect("Request-URI")
@@ -158,16 +171,40 @@ fn the_ata_places_a_seed_shaped_call_and_answers_the_407_with_cseq_plus_one() {
     assert!(offer.contains("a=fmtp:101 0-15"), "{offer}");
     assert!(first.header(HeaderName::ProxyAuthorization).is_none());
 
-    // The 407 was acknowledged (the ACK absorbed by the proxy), then the retry (figure D-4):
-    // same Call-ID and From tag, CSeq + 1, with Proxy-Authorization.
+    let second_index = lines
+        .iter()
+        .rposition(|l| l.starts_with("INVITE "))
+        .expect("the last INVITE");
+    if auth {
+        check_the_407_retry(&messages, &lines, &first, &second, second_index);
+    }
+
+    // B rang and answered; A acknowledged the 200, hung up with BYE, B said 200.
+    let after_retry = &lines[second_index..];
+    for expected in ["SIP/2.0 180", "SIP/2.0 200", "ACK ", "BYE ", "SIP/2.0 200"] {
+        assert!(
+            after_retry.iter().any(|l| l.starts_with(expected)),
+            "{expected} missing after the INVITE: {after_retry:?}"
+        );
+    }
+    let order = |prefix: &str| after_retry.iter().position(|l| l.starts_with(prefix));
+    assert!(order("SIP/2.0 180") < order("ACK "), "{after_retry:?}");
+    assert!(order("ACK ") < order("BYE "), "{after_retry:?}");
+}
+
+/// Figure D-4: the 407 was acknowledged (the ACK absorbed by the proxy), then the retry:
+/// same Call-ID and From tag, CSeq + 1, with Proxy-Authorization.
+fn check_the_407_retry(
+    messages: &[(String, String)],
+    lines: &[&str],
+    first: &Message<'_>,
+    second: &Message<'_>,
+    second_index: usize,
+) {
     let ack_index = lines
         .iter()
         .position(|l| l.starts_with("ACK "))
         .expect("an ACK");
-    let second_index = lines
-        .iter()
-        .rposition(|l| l.starts_with("INVITE "))
-        .expect("the second INVITE");
     assert!(
         ack_index < second_index,
         "the 407's ACK comes before the retry: {lines:?}"
@@ -191,16 +228,4 @@ fn the_ata_places_a_seed_shaped_call_and_answers_the_407_with_cseq_plus_one() {
         first.cseq().expect("CSeq").seq + 1
     );
     assert!(second.header(HeaderName::ProxyAuthorization).is_some());
-
-    // B rang and answered; A acknowledged the 200, hung up with BYE, B said 200.
-    let after_retry = &lines[second_index..];
-    for expected in ["SIP/2.0 180", "SIP/2.0 200", "ACK ", "BYE ", "SIP/2.0 200"] {
-        assert!(
-            after_retry.iter().any(|l| l.starts_with(expected)),
-            "{expected} missing after the retry: {after_retry:?}"
-        );
-    }
-    let order = |prefix: &str| after_retry.iter().position(|l| l.starts_with(prefix));
-    assert!(order("SIP/2.0 180") < order("ACK "), "{after_retry:?}");
-    assert!(order("ACK ") < order("BYE "), "{after_retry:?}");
 }
