@@ -23,7 +23,7 @@ cargo test --workspace
 step "tests (opus, usb-handset)"
 cargo test -p dialtone-media --features opus
 cargo test -p dialtone-ata --features opus,usb-handset
-cargo test -p dialtone-e2e --features opus --test ata_opus
+cargo test -p dialtone-e2e --features opus --test ata_opus --test ata_speech
 
 step "fuzz smoke (${FUZZ_SECONDS:-30} s per target)"
 bash fuzz/smoke.sh "${FUZZ_SECONDS:-30}"

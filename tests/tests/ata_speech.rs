@@ -124,6 +124,18 @@ fn best_match(sentence: &[i16], recording: &[i16]) -> f64 {
 
 #[test]
 fn b_hears_the_sentence_a_says_and_the_check_refuses_silence_and_other_speech() {
+    speech_call(&[]);
+}
+
+/// The same over Opus (`cargo test -p dialtone-e2e --features opus --test ata_speech`).
+#[cfg(feature = "opus")]
+#[test]
+fn b_hears_the_sentence_over_opus() {
+    speech_call(&["--codecs", "opus,pcmu"]);
+}
+
+/// A says the sentence to B, with `codec_flags` given to both ATAs.
+fn speech_call(codec_flags: &[&str]) {
     if !tool_available("espeak-ng") {
         return;
     }
@@ -134,35 +146,35 @@ fn b_hears_the_sentence_a_says_and_the_check_refuses_silence_and_other_speech() 
     write_wav_8k(&spoken, &sentence);
     let b_wav = dir.path().join("b.wav");
 
-    let b = start_ata(
-        ATA,
-        &[
-            "--line",
-            "9000:secret",
-            "--register-interval",
-            "0",
-            "--audio-out",
-            b_wav.to_str().expect("utf8"),
-            "--auto-answer",
-            "0.2",
-        ],
-    );
+    let b_args = [
+        "--line",
+        "9000:secret",
+        "--register-interval",
+        "0",
+        "--audio-out",
+        b_wav.to_str().expect("utf8"),
+        "--auto-answer",
+        "0.2",
+    ];
+    let b = start_ata(ATA, &[&b_args[..], codec_flags].concat());
     let b_sip = b.sip.to_string();
-    let a = start_ata(
-        ATA,
-        &[
-            "--line",
-            "8000:secret",
-            "--register-interval",
-            "0",
-            "--proxy",
-            &b_sip,
-            "--audio-in",
-            spoken.to_str().expect("utf8"),
-        ],
-    );
+    let a_args = [
+        "--line",
+        "8000:secret",
+        "--register-interval",
+        "0",
+        "--proxy",
+        &b_sip,
+        "--audio-in",
+        spoken.to_str().expect("utf8"),
+    ];
+    let a = start_ata(ATA, &[&a_args[..], codec_flags].concat());
     ata_line_command(a.control, 1, CtlCommand::Dial("9000#".into()));
-    wait_for_line(b.control, 1, "B connected", |s| s.state == "connected");
+    let connected = wait_for_line(b.control, 1, "B connected", |s| s.state == "connected");
+    if codec_flags.iter().any(|f| f.starts_with("opus")) {
+        let codec = connected.call.and_then(|c| c.codec).unwrap_or_default();
+        assert_eq!(codec, "opus/48000/2", "the call must run on Opus");
+    }
     // The sentence loops at A: two of its lengths and a second of slack guarantee that one
     // whole repetition lies inside B's recording.
     let packets = (2 * sentence.len() / 160 + 50) as f64;
