@@ -8,6 +8,53 @@
 //! - [`Outbound`]: sends from any thread, over UDP or an existing or new TCP connection.
 //! - [`dns`]: RFC 3263 resolution for next hops named by a domain.
 
+/// The three callbacks into the core that every transport actor handles the same way: a fired
+/// timer, a finished DNS lookup and a failed send. The actor needs `core`, `outbound` and
+/// `resolver` fields.
+macro_rules! core_callbacks {
+    ($actor:ty) => {
+        impl actix::Handler<$crate::transport::TimerFired> for $actor {
+            type Result = ();
+            fn handle(
+                &mut self,
+                $crate::transport::TimerFired(id): $crate::transport::TimerFired,
+                ctx: &mut actix::Context<Self>,
+            ) {
+                let actions = self.core.handle_timer(std::time::Instant::now(), &id);
+                $crate::transport::execute(actions, &self.outbound, &self.resolver, ctx);
+            }
+        }
+
+        impl actix::Handler<$crate::transport::TransportFailed> for $actor {
+            type Result = ();
+            fn handle(
+                &mut self,
+                $crate::transport::TransportFailed(bytes): $crate::transport::TransportFailed,
+                ctx: &mut actix::Context<Self>,
+            ) {
+                let actions = self
+                    .core
+                    .handle_transport_error(std::time::Instant::now(), &bytes);
+                $crate::transport::execute(actions, &self.outbound, &self.resolver, ctx);
+            }
+        }
+
+        impl actix::Handler<$crate::transport::Resolved> for $actor {
+            type Result = ();
+            fn handle(&mut self, msg: $crate::transport::Resolved, ctx: &mut actix::Context<Self>) {
+                let actions = self.core.handle_resolved(
+                    std::time::Instant::now(),
+                    &msg.key,
+                    msg.transport,
+                    &msg.addrs,
+                );
+                $crate::transport::execute(actions, &self.outbound, &self.resolver, ctx);
+            }
+        }
+    };
+}
+pub(crate) use core_callbacks;
+
 pub mod dns;
 pub mod tcp;
 pub mod timers;

@@ -15,7 +15,7 @@ use dialtone_sip::StreamFramer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::{dns::SipResolver, execute, wall_now, Outbound, Resolved, TimerFired, TransportFailed};
+use super::{dns::SipResolver, execute, wall_now, Outbound};
 use crate::config::TransportKind;
 use crate::core::{ProxyCore, Source};
 
@@ -210,31 +210,7 @@ impl Handler<Read> for TcpConnection {
     }
 }
 
-impl Handler<TimerFired> for TcpConnection {
-    type Result = ();
-    fn handle(&mut self, TimerFired(id): TimerFired, ctx: &mut Context<Self>) {
-        let actions = self.core.handle_timer(Instant::now(), &id);
-        execute(actions, &self.outbound, &self.resolver, ctx);
-    }
-}
-
-impl Handler<TransportFailed> for TcpConnection {
-    type Result = ();
-    fn handle(&mut self, TransportFailed(bytes): TransportFailed, ctx: &mut Context<Self>) {
-        let actions = self.core.handle_transport_error(Instant::now(), &bytes);
-        execute(actions, &self.outbound, &self.resolver, ctx);
-    }
-}
-
-impl Handler<Resolved> for TcpConnection {
-    type Result = ();
-    fn handle(&mut self, msg: Resolved, ctx: &mut Context<Self>) {
-        let actions =
-            self.core
-                .handle_resolved(Instant::now(), &msg.key, msg.transport, &msg.addrs);
-        execute(actions, &self.outbound, &self.resolver, ctx);
-    }
-}
+super::core_callbacks!(TcpConnection);
 
 /// Accepts TCP connections.
 pub struct TcpListenerActor {
@@ -331,28 +307,4 @@ impl Handler<Accepted> for TcpListenerActor {
     }
 }
 
-impl Handler<TimerFired> for TcpListenerActor {
-    type Result = ();
-    fn handle(&mut self, TimerFired(id): TimerFired, ctx: &mut Context<Self>) {
-        let actions = self.core.handle_timer(Instant::now(), &id);
-        execute(actions, &self.outbound, &self.resolver, ctx);
-    }
-}
-
-impl Handler<TransportFailed> for TcpListenerActor {
-    type Result = ();
-    fn handle(&mut self, TransportFailed(bytes): TransportFailed, ctx: &mut Context<Self>) {
-        let actions = self.core.handle_transport_error(Instant::now(), &bytes);
-        execute(actions, &self.outbound, &self.resolver, ctx);
-    }
-}
-
-impl Handler<Resolved> for TcpListenerActor {
-    type Result = ();
-    fn handle(&mut self, msg: Resolved, ctx: &mut Context<Self>) {
-        let actions =
-            self.core
-                .handle_resolved(Instant::now(), &msg.key, msg.transport, &msg.addrs);
-        execute(actions, &self.outbound, &self.resolver, ctx);
-    }
-}
+super::core_callbacks!(TcpListenerActor);

@@ -11,7 +11,7 @@ use actix::prelude::*;
 use bytes::Bytes;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::{dns::SipResolver, execute, wall_now, Outbound, Resolved, TimerFired, TransportFailed};
+use super::{dns::SipResolver, execute, wall_now, Outbound};
 use crate::config::TransportKind;
 use crate::core::{ProxyCore, Source};
 
@@ -129,28 +129,4 @@ impl StreamHandler<Datagrams> for UdpWorker {
     }
 }
 
-impl Handler<TimerFired> for UdpWorker {
-    type Result = ();
-    fn handle(&mut self, TimerFired(id): TimerFired, ctx: &mut Context<Self>) {
-        let actions = self.core.handle_timer(Instant::now(), &id);
-        execute(actions, &self.outbound, &self.resolver, ctx);
-    }
-}
-
-impl Handler<TransportFailed> for UdpWorker {
-    type Result = ();
-    fn handle(&mut self, TransportFailed(bytes): TransportFailed, ctx: &mut Context<Self>) {
-        let actions = self.core.handle_transport_error(Instant::now(), &bytes);
-        execute(actions, &self.outbound, &self.resolver, ctx);
-    }
-}
-
-impl Handler<Resolved> for UdpWorker {
-    type Result = ();
-    fn handle(&mut self, msg: Resolved, ctx: &mut Context<Self>) {
-        let actions =
-            self.core
-                .handle_resolved(Instant::now(), &msg.key, msg.transport, &msg.addrs);
-        execute(actions, &self.outbound, &self.resolver, ctx);
-    }
-}
+super::core_callbacks!(UdpWorker);
