@@ -127,7 +127,9 @@ struct Branch {
     final_status: Option<u16>,
     final_response: Option<Bytes>,
     cancel_wanted: bool,
-    cancel: Option<ClientNonInviteTransaction>,
+    /// Boxed: most branches are never cancelled, and the machine is larger than the rest of
+    /// the branch.
+    cancel: Option<Box<ClientNonInviteTransaction>>,
 }
 
 /// A branch whose destination is still being resolved.
@@ -203,6 +205,16 @@ impl ProxyTransaction {
     /// True when a final response has gone upstream.
     pub(crate) fn final_sent(&self) -> bool {
         self.final_sent
+    }
+
+    /// True for a non-INVITE request the proxy answered itself with a final response and
+    /// forwarded nowhere. Such a request needs no transaction kept (RFC 3261 section 8.2.7, a
+    /// stateless UAS): a retransmission is answered by working out the response again, which
+    /// gives the same answer (the registrar treats a repeated Call-ID and CSeq as the same
+    /// request). This is what keeps a registrar at tens of thousands of REGISTERs per second
+    /// from holding every one of them for Timer J's 32 s.
+    pub(crate) fn answered_statelessly(&self) -> bool {
+        !self.is_invite && self.final_sent && self.branches.is_empty() && self.pending.is_none()
     }
 
     /// Sends a response the proxy writes itself (100 Trying, or a final).
@@ -312,6 +324,9 @@ impl ProxyTransaction {
             .is_invite
             .then(|| TimerC::new(now, core.timers.timer_c));
         self.new_branch_keys.push(key.clone());
+        // Exact growth: a Vec's first push reserves room for four branches, and nearly every
+        // request has one; the spare room would be held for the whole transaction.
+        self.branches.reserve_exact(1);
         self.branches.push(Branch {
             key,
             branch_id: branch_id.to_string(),
@@ -432,12 +447,12 @@ impl ProxyTransaction {
             return;
         };
         let transport = transport_of(branch.destination.transport);
-        branch.cancel = Some(ClientNonInviteTransaction::new(
+        branch.cancel = Some(Box::new(ClientNonInviteTransaction::new(
             now,
             &core.timers,
             transport,
             cancel,
-        ));
+        )));
         self.new_branch_keys
             .push(TransactionKey::client(&branch.branch_id, "CANCEL"));
     }

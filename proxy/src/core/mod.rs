@@ -341,6 +341,38 @@ mod tests {
     }
 
     #[test]
+    fn a_register_keeps_no_transaction_and_its_retransmission_gets_the_same_200() {
+        // RFC 3261 section 8.2.7: the registrar answers statelessly, so nothing is held for
+        // Timer J; the repeat is recognised by its Call-ID and CSeq (registrar rules).
+        let core = core_with(ProxyFlags {
+            domain: vec!["example.com".into()],
+            ..Default::default()
+        });
+        let source = Source {
+            transport: TransportKind::Udp,
+            addr: "127.0.0.2:5062".parse().unwrap(),
+            local: "127.0.0.1:5070".parse().unwrap(),
+        };
+        let request = b"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKsl1\r\nMax-Forwards: 70\r\nFrom: <sip:j@example.com>;tag=1\r\nTo: <sip:j@example.com>\r\nCall-ID: sl1\r\nCSeq: 7 REGISTER\r\nContact: <sip:j@127.0.0.2:5062>\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n";
+        let now = Instant::now();
+        for attempt in 0..2 {
+            let actions =
+                core.handle_message(now, SystemTime::now(), source, Bytes::from_static(request));
+            let replies = sends(&actions);
+            assert_eq!(replies.len(), 1, "attempt {attempt}");
+            let reply = Message::parse(&replies[0].1).unwrap();
+            assert_eq!(reply.status(), Some(200), "attempt {attempt}");
+            assert_eq!(reply.values(dialtone_sip::HeaderName::Contact).count(), 1);
+            assert_eq!(core.active_transactions(), 0, "attempt {attempt}");
+        }
+        assert_eq!(core.location().lookup("j", SystemTime::now()).len(), 1);
+        // An INVITE answered locally (404) keeps its transaction for the ACK and Timer G.
+        let invite = b"INVITE sip:nobody@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKsl2\r\nMax-Forwards: 70\r\nFrom: <sip:j@example.com>;tag=1\r\nTo: <sip:nobody@example.com>\r\nCall-ID: sl2\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+        core.handle_message(now, SystemTime::now(), source, Bytes::from_static(invite));
+        assert_eq!(core.active_transactions(), 1);
+    }
+
+    #[test]
     fn credentials_of_an_unknown_scheme_get_a_digest_challenge() {
         // RFC 4475 section 3.3.7 (regaut01): not a 400.
         let core = core_with(ProxyFlags {

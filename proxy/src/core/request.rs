@@ -138,6 +138,9 @@ impl ProxyCore {
             tx.respond_locally(now, self, 100, "Trying", &[], actions);
         }
         self.process(now, wall, source, request, &key, &mut tx, actions);
+        if tx.answered_statelessly() {
+            return;
+        }
         let entry = Arc::new(Mutex::new(tx));
         self.servers.insert(key.clone(), entry.clone());
         self.metrics

@@ -232,6 +232,11 @@ pub fn process_register(
     let outcome = match contacts {
         Contacts::Wildcard => remove_all(&update, expires_header, &mut working),
         Contacts::List(list) if list.is_empty() => Ok(()),
+        Contacts::List(list)
+            if is_retransmission(&update, &list, expires_header, policy, &before) =>
+        {
+            Ok(())
+        }
         Contacts::List(list) => apply_contacts(
             &update,
             &list,
@@ -289,6 +294,12 @@ impl Update<'_> {
         existing.call_id != self.call_id || self.cseq > existing.cseq
     }
 
+    /// The binding was made by this very request (same Call-ID and CSeq): the request is a
+    /// retransmission.
+    fn is_same_request(&self, existing: &Binding) -> bool {
+        existing.call_id == self.call_id && self.cseq == existing.cseq
+    }
+
     fn binding(&self, contact: &str, q: Option<u16>, expires: u32) -> Binding {
         let now = unix_seconds(self.now);
         Binding {
@@ -308,6 +319,36 @@ impl Update<'_> {
 /// Section 10.3 step 7 answers a failed step with 500; the reason phrase says why.
 fn out_of_order() -> RegisterOutcome {
     RegisterOutcome::reject(500, "Out of Order")
+}
+
+/// Whether the request repeats the one that made the current bindings: every contact it adds
+/// is bound under its Call-ID and CSeq already, every contact it removes is gone. The proxy
+/// keeps no transaction for REGISTER (RFC 3261 section 8.2.7, a stateless UAS), so a
+/// retransmission reaches the rules again and must get the same 200 with nothing changed;
+/// anything else with the same CSeq stays out of order (step 7).
+fn is_retransmission(
+    update: &Update<'_>,
+    contacts: &[NameAddr<'_>],
+    expires_header: Option<u32>,
+    policy: &RegistrarPolicy,
+    before: &[Keyed],
+) -> bool {
+    let mut repeats_a_binding = false;
+    for contact in contacts {
+        let identity = contact_identity(contact.uri.as_str());
+        let existing = before.iter().find(|k| k.identity == identity);
+        let Ok(expires) = requested_expires(contact, expires_header, policy, update.now) else {
+            return false;
+        };
+        match existing {
+            Some(k) if expires > 0 && update.is_same_request(&k.binding) => {
+                repeats_a_binding = true
+            }
+            None if expires == 0 => {}
+            _ => return false,
+        }
+    }
+    repeats_a_binding
 }
 
 /// `Contact: *` (section 10.3 step 6): only with `Expires: 0`, then every binding goes, each

@@ -306,6 +306,23 @@ fn same_call_id_with_a_cseq_not_higher_fails_with_500_and_changes_nothing() {
 }
 
 #[test]
+fn a_retransmitted_register_gets_the_same_200_and_changes_nothing() {
+    // No transaction is kept for REGISTER, so the repeat reaches the rules again.
+    let raw = register(
+        "c1",
+        5,
+        &["<sip:9301@10.0.0.1>", "<sip:9301@10.0.0.3>;expires=0"],
+        Some(600),
+    );
+    let before = bindings_after(&raw, at(T0), &[]);
+    let (after, changes, contacts) = applied(run(&raw, at(T0 + 3), &before));
+    assert!(changes.is_empty());
+    assert_eq!(after, before, "the expiry is not refreshed by a repeat");
+    assert_eq!(contacts.len(), 1);
+    assert!(contacts[0].contains("expires=597"), "{contacts:?}");
+}
+
+#[test]
 fn a_different_call_id_replaces_the_binding_whatever_its_cseq() {
     let raw = register("before-reboot", 900, &["<sip:9301@10.0.0.1>"], None);
     let before = bindings_after(&raw, at(T0), &[]);

@@ -66,59 +66,67 @@ pub struct KeyFields {
 }
 
 /// Identifies one transaction in a table. See the module documentation for the matching rules.
+///
+/// A proxy holds one key per transaction, another per timer it arms and one per branch, for
+/// up to 32 s each (Timer J, L, M), so keys are kept small: an RFC 3261 key is one heap string
+/// holding every field (24 bytes inline, one allocation), and the rarer RFC 2543 key is boxed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TransactionKey(Kind);
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Kind {
-    Client {
-        branch: String,
-        method: String,
-    },
-    Server {
-        branch: String,
-        sent_by: String,
-        method: String,
-    },
-    Rfc2543 {
-        request_uri: String,
-        call_id: String,
-        from_tag: Option<String>,
-        to_tag: Option<String>,
-        cseq_number: u32,
-        method: String,
-        top_via: String,
-    },
+    /// `METHOD branch`, the branch lower-cased.
+    Client(Box<str>),
+    /// `METHOD <branch length>:<branch><sent-by>`, both lower-cased. The length prefix keeps
+    /// two different (branch, sent-by) pairs from ever spelling the same string.
+    Server(Box<str>),
+    Rfc2543(Box<Rfc2543Key>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Rfc2543Key {
+    request_uri: String,
+    call_id: String,
+    from_tag: Option<String>,
+    to_tag: Option<String>,
+    cseq_number: u32,
+    method: String,
+    top_via: String,
 }
 
 impl TransactionKey {
     /// The key of the client transaction a response belongs to (17.1.3): the branch of the
     /// response's top Via and the method of its CSeq.
     pub fn client(branch: &str, method: &str) -> Self {
-        Self(Kind::Client {
-            branch: branch.to_ascii_lowercase(),
-            method: transaction_method(method),
-        })
+        let method = transaction_method(method);
+        Self(Kind::Client(
+            format!("{method} {}", branch.to_ascii_lowercase()).into(),
+        ))
     }
 
     /// The key of the server transaction a received request belongs to (17.2.3), by RFC 3261
     /// rules when the top Via branch has the magic cookie and by RFC 2543 rules otherwise.
     pub fn server(fields: &KeyFields) -> Self {
         match fields.via_branch.as_deref() {
-            Some(branch) if has_magic_cookie(branch) => Self(Kind::Server {
-                branch: branch.to_ascii_lowercase(),
-                sent_by: fields.via_sent_by.to_ascii_lowercase(),
-                method: transaction_method(&fields.method),
-            }),
+            Some(branch) if has_magic_cookie(branch) => Self(Kind::Server(
+                format!(
+                    "{} {}:{}{}",
+                    transaction_method(&fields.method),
+                    branch.len(),
+                    branch.to_ascii_lowercase(),
+                    fields.via_sent_by.to_ascii_lowercase()
+                )
+                .into(),
+            )),
             _ => {
-                let method = transaction_method(&fields.cseq_method);
+                let method = transaction_method(&fields.cseq_method).to_owned();
                 // See the module docs: an INVITE's To tag differs from its ACK's.
                 let to_tag = if method == "INVITE" {
                     None
                 } else {
                     fields.to_tag.as_deref().map(str::to_ascii_lowercase)
                 };
-                Self(Kind::Rfc2543 {
+                Self(Kind::Rfc2543(Box::new(Rfc2543Key {
                     request_uri: fields.request_uri.clone(),
                     call_id: fields.call_id.clone(),
                     from_tag: fields.from_tag.as_deref().map(str::to_ascii_lowercase),
@@ -126,7 +134,7 @@ impl TransactionKey {
                     cseq_number: fields.cseq_number,
                     method,
                     top_via: fields.top_via.to_ascii_lowercase(),
-                })
+                })))
             }
         }
     }
@@ -135,56 +143,60 @@ impl TransactionKey {
     /// the CANCEL were the request it targets; 9.1 builds it with the same branch, Request-URI,
     /// Call-ID, From, To, CSeq number and top Via). `None` for any other method.
     pub fn cancelled_invite(&self) -> Option<Self> {
-        let mut target = self.clone();
-        match &mut target.0 {
-            Kind::Client { method, .. } | Kind::Server { method, .. } => {
-                if method != "CANCEL" {
-                    return None;
-                }
-                *method = "INVITE".to_owned();
-            }
-            Kind::Rfc2543 { method, to_tag, .. } => {
-                if method != "CANCEL" {
-                    return None;
-                }
-                *method = "INVITE".to_owned();
-                *to_tag = None;
-            }
+        if self.method() != "CANCEL" {
+            return None;
         }
-        Some(target)
+        let with_invite =
+            |packed: &str| -> Box<str> { format!("INVITE{}", &packed["CANCEL".len()..]).into() };
+        Some(Self(match &self.0 {
+            Kind::Client(packed) => Kind::Client(with_invite(packed)),
+            Kind::Server(packed) => Kind::Server(with_invite(packed)),
+            Kind::Rfc2543(key) => Kind::Rfc2543(Box::new(Rfc2543Key {
+                method: "INVITE".to_owned(),
+                to_tag: None,
+                ..(**key).clone()
+            })),
+        }))
     }
 
     /// Whether the key follows RFC 3261 rules (a client key, or a magic-cookie branch) rather
     /// than the RFC 2543 fallback.
     pub fn is_rfc3261(&self) -> bool {
-        !matches!(self.0, Kind::Rfc2543 { .. })
+        !matches!(self.0, Kind::Rfc2543(_))
     }
 
     /// The transaction's method, with ACK already counted as INVITE.
     pub fn method(&self) -> &str {
         match &self.0 {
-            Kind::Client { method, .. }
-            | Kind::Server { method, .. }
-            | Kind::Rfc2543 { method, .. } => method,
+            Kind::Client(packed) | Kind::Server(packed) => packed
+                .split_once(' ')
+                .map_or(&**packed, |(method, _)| method),
+            Kind::Rfc2543(key) => &key.method,
         }
     }
+}
+
+/// Splits a packed server key's `<length>:<branch><sent-by>` back into branch and sent-by.
+fn unpack_server(rest: &str) -> (&str, &str) {
+    rest.split_once(':')
+        .and_then(|(len, tail)| Some(tail.split_at(len.parse::<usize>().ok()?.min(tail.len()))))
+        .unwrap_or((rest, ""))
 }
 
 impl fmt::Display for TransactionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
-            Kind::Client { branch, method } => write!(f, "client {method} {branch}"),
-            Kind::Server {
-                branch,
-                sent_by,
-                method,
-            } => write!(f, "server {method} {branch} from {sent_by}"),
-            Kind::Rfc2543 {
-                call_id,
-                cseq_number,
-                method,
-                ..
-            } => write!(f, "server {method} rfc2543 {call_id} {cseq_number}"),
+            Kind::Client(packed) => write!(f, "client {packed}"),
+            Kind::Server(packed) => {
+                let (method, rest) = packed.split_once(' ').unwrap_or((packed, ""));
+                let (branch, sent_by) = unpack_server(rest);
+                write!(f, "server {method} {branch} from {sent_by}")
+            }
+            Kind::Rfc2543(key) => write!(
+                f,
+                "server {} rfc2543 {} {}",
+                key.method, key.call_id, key.cseq_number
+            ),
         }
     }
 }
@@ -197,11 +209,11 @@ pub fn has_magic_cookie(branch: &str) -> bool {
 }
 
 /// The method a transaction is filed under: an ACK belongs to its INVITE (17.1.3, 17.2.3).
-fn transaction_method(method: &str) -> String {
+fn transaction_method(method: &str) -> &str {
     if method == "ACK" {
-        "INVITE".to_owned()
+        "INVITE"
     } else {
-        method.to_owned()
+        method
     }
 }
 
@@ -278,6 +290,36 @@ mod tests {
             TransactionKey::server(&shouted),
             TransactionKey::server(&rfc3261_invite())
         );
+    }
+
+    #[test]
+    fn a_branch_and_sent_by_split_differently_are_different_keys() {
+        // The packed form must not let "…ab" + "c" equal "…a" + "bc".
+        let one = KeyFields {
+            via_branch: Some("z9hG4bKab".into()),
+            via_sent_by: "c".into(),
+            ..rfc3261_invite()
+        };
+        let two = KeyFields {
+            via_branch: Some("z9hG4bKa".into()),
+            via_sent_by: "bc".into(),
+            ..rfc3261_invite()
+        };
+        assert_ne!(TransactionKey::server(&one), TransactionKey::server(&two));
+    }
+
+    #[test]
+    fn keys_print_their_fields_and_method() {
+        let server = TransactionKey::server(&rfc3261_invite());
+        assert_eq!(
+            server.to_string(),
+            "server INVITE z9hg4bk776asdhds from pc33.example.com:5060"
+        );
+        assert_eq!(server.method(), "INVITE");
+        let client = TransactionKey::client("z9hG4bKx", "ACK");
+        assert_eq!(client.to_string(), "client INVITE z9hg4bkx");
+        assert_eq!(client.method(), "INVITE");
+        assert!(std::mem::size_of::<TransactionKey>() <= 24);
     }
 
     #[test]
