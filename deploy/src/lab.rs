@@ -112,8 +112,10 @@ impl Lab {
         for u in &p.users {
             args.extend(["--user".to_string(), u.clone()]);
         }
-        if let Some(d) = &p.data_dir {
-            args.extend(["--data-dir".to_string(), d.clone()]);
+        match &p.data_dir {
+            Some(d) => args.extend(["--data-dir".to_string(), d.clone()]),
+            // A lab without a data directory is throw-away, as lab.toml says.
+            None => args.push("--memory-only".to_string()),
         }
         args
     }

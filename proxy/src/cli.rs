@@ -24,7 +24,16 @@ enum Command {
 
 /// Runs the program with the process's arguments.
 pub fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    main_with_args(std::env::args_os())
+}
+
+/// Runs the program with `args` (the program name first, as in `std::env::args_os`).
+pub fn main_with_args<I, T>(args: I) -> std::process::ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = Cli::parse_from(args);
     if let Some(Command::Ctl(args)) = cli.command {
         return crate::ctl::run(&args);
     }

@@ -120,9 +120,13 @@ pub struct ProxyFlags {
     /// Admin HTTP address: /metrics, /livez, /readyz, /api/*.
     #[arg(long, value_name = "IP:PORT")]
     pub http: Option<String>,
-    /// Where registrations persist (default: in memory only).
+    /// Where registrations persist (default: `dialtone-data` in the working directory).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Keep registrations in memory only: none survive a restart (for benchmarks and
+    /// throw-away test proxies).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub memory_only: Option<bool>,
     /// UDP worker threads (default: one per core).
     #[arg(long)]
     pub workers: Option<usize>,
@@ -147,6 +151,10 @@ pub struct ProxyFlags {
     pub hep: Option<String>,
 }
 
+/// Where registrations persist when neither `data-dir` nor `memory-only` is given: bindings
+/// survive a restart by default (relative to the working directory, like Prometheus' `data/`).
+pub const DEFAULT_DATA_DIR: &str = "dialtone-data";
+
 /// The TOML file: the same keys as the flags.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -161,6 +169,7 @@ pub struct FileConfig {
     pub users: Option<PathBuf>,
     pub http: Option<String>,
     pub data_dir: Option<PathBuf>,
+    pub memory_only: Option<bool>,
     pub workers: Option<usize>,
     pub min_expires: Option<u32>,
     pub max_expires: Option<u32>,
@@ -182,6 +191,7 @@ pub struct Config {
     /// (name, secret) where secret is `password` or `ha1:HEX`.
     pub users: Vec<(String, String)>,
     pub http: SocketAddr,
+    /// Where registrations persist; `None` with `memory-only`.
     pub data_dir: Option<PathBuf>,
     pub workers: usize,
     pub min_expires: u32,
@@ -300,6 +310,17 @@ impl Config {
         if trace_calls > 100_000 {
             return Err(invalid("trace-calls", "must be at most 100000"));
         }
+        let memory_only = flags.memory_only.or(file.memory_only).unwrap_or(false);
+        let data_dir = match (memory_only, flags.data_dir.clone().or(file.data_dir)) {
+            (true, Some(_)) => {
+                return Err(invalid(
+                    "data-dir",
+                    "cannot be given together with memory-only",
+                ))
+            }
+            (true, None) => None,
+            (false, dir) => Some(dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))),
+        };
         let hep = match flags.hep.clone().or(file.hep) {
             None => None,
             Some(raw) => Some(parse_hep(&raw).map_err(|e| invalid("hep", e))?),
@@ -313,7 +334,7 @@ impl Config {
             qop: flags.qop.or(file.qop).unwrap_or(false),
             users,
             http,
-            data_dir: flags.data_dir.clone().or(file.data_dir),
+            data_dir,
             workers,
             min_expires,
             max_expires,
@@ -390,6 +411,27 @@ mod tests {
         assert_eq!(c.register_challenge, 407);
         assert_eq!(c.realm, "127.0.0.1");
         assert_eq!(c.http, "127.0.0.1:8060".parse().unwrap());
+        assert_eq!(c.data_dir, Some(PathBuf::from(DEFAULT_DATA_DIR)));
+    }
+
+    #[test]
+    fn registrations_persist_unless_memory_only_and_the_two_exclude_each_other() {
+        let file: FileConfig = toml::from_str("memory-only = true\n").unwrap();
+        let c = Config::merge(file.clone(), &ProxyFlags::default()).unwrap();
+        assert_eq!(c.data_dir, None);
+        let flags = ProxyFlags {
+            data_dir: Some("/tmp/x".into()),
+            ..Default::default()
+        };
+        let error = Config::merge(file, &flags).unwrap_err().to_string();
+        assert!(error.contains("data-dir"), "{error}");
+        let flags = ProxyFlags {
+            memory_only: Some(false),
+            data_dir: Some("/tmp/x".into()),
+            ..Default::default()
+        };
+        let c = Config::merge(FileConfig::default(), &flags).unwrap();
+        assert_eq!(c.data_dir, Some(PathBuf::from("/tmp/x")));
     }
 
     #[test]

@@ -15,8 +15,9 @@ export REPEATS=${REPEATS:-1} DURATION=${DURATION:-5}
 cargo build --release -p dialtone-proxy --manifest-path "$root/Cargo.toml"
 proxy_bin="$root/target/release/dialtone-proxy"
 
-# Like run-kamailio.sh, credentials are loaded only when the scenario authenticates.
-dialtone_cmd="exec $proxy_bin --listen udp:\$PROXY_HOST:\$PROXY_PORT --http 127.0.0.1:0 --workers 2 --trace-calls 0 --log warn \$( [ \"\$BENCH_AUTH\" = 1 ] && echo --auth all --users \$BENCH_CREDENTIALS || echo --auth none )"
+# Like run-kamailio.sh, credentials are loaded only when the scenario authenticates; like its
+# usrloc db_mode 0, registrations stay in memory (--memory-only).
+dialtone_cmd="exec $proxy_bin --listen udp:\$PROXY_HOST:\$PROXY_PORT --http 127.0.0.1:0 --workers 2 --trace-calls 0 --memory-only --log warn \$( [ \"\$BENCH_AUTH\" = 1 ] && echo --auth all --users \$BENCH_CREDENTIALS || echo --auth none )"
 
 for s in $scenarios; do
     PROXY_CMD="$bench/kamailio/run-kamailio.sh" PROXY_NAME=kamailio-n2 SCENARIOS=$s \

@@ -153,10 +153,16 @@ pub fn branch_for(request: &Message<'_>, index: usize) -> String {
 /// True when the request already passed through us with the same identifying fields: a loop
 /// (RFC 3261 section 16.3 step 4), to be answered with 482.
 pub fn is_loop(identity: &ProxyIdentity, request: &Message<'_>) -> bool {
-    let prefix = format!("{}{}.", dialtone_sip::MAGIC_COOKIE, loop_hash(request));
+    // The hash covers several headers; most requests carry no Via of ours and never need it.
+    let mut prefix = None;
     request.vias().flatten().any(|via| {
         identity.is_our_via(via.host, via.port)
-            && via.branch().is_some_and(|b| b.starts_with(&prefix))
+            && via.branch().is_some_and(|b| {
+                let prefix = prefix.get_or_insert_with(|| {
+                    format!("{}{}.", dialtone_sip::MAGIC_COOKIE, loop_hash(request))
+                });
+                b.starts_with(prefix.as_str())
+            })
     })
 }
 

@@ -232,19 +232,25 @@ pub fn process_register(
     let outcome = match contacts {
         Contacts::Wildcard => remove_all(&update, expires_header, &mut working),
         Contacts::List(list) if list.is_empty() => Ok(()),
-        Contacts::List(list)
-            if is_retransmission(&update, &list, expires_header, policy, &before) =>
-        {
-            Ok(())
+        Contacts::List(list) => {
+            let identities: Vec<String> = list
+                .iter()
+                .map(|c| contact_identity(c.uri.as_str()))
+                .collect();
+            if is_retransmission(&update, &list, &identities, expires_header, policy, &before) {
+                Ok(())
+            } else {
+                apply_contacts(
+                    &update,
+                    &list,
+                    &identities,
+                    expires_header,
+                    policy,
+                    &before,
+                    &mut working,
+                )
+            }
         }
-        Contacts::List(list) => apply_contacts(
-            &update,
-            &list,
-            expires_header,
-            policy,
-            &before,
-            &mut working,
-        ),
     };
     if let Err(reject) = outcome {
         return reject;
@@ -329,14 +335,14 @@ fn out_of_order() -> RegisterOutcome {
 fn is_retransmission(
     update: &Update<'_>,
     contacts: &[NameAddr<'_>],
+    identities: &[String],
     expires_header: Option<u32>,
     policy: &RegistrarPolicy,
     before: &[Keyed],
 ) -> bool {
     let mut repeats_a_binding = false;
-    for contact in contacts {
-        let identity = contact_identity(contact.uri.as_str());
-        let existing = before.iter().find(|k| k.identity == identity);
+    for (contact, identity) in contacts.iter().zip(identities) {
+        let existing = before.iter().find(|k| &k.identity == identity);
         let Ok(expires) = requested_expires(contact, expires_header, policy, update.now) else {
             return false;
         };
@@ -374,14 +380,15 @@ fn remove_all(
 fn apply_contacts(
     update: &Update<'_>,
     contacts: &[NameAddr<'_>],
+    identities: &[String],
     expires_header: Option<u32>,
     policy: &RegistrarPolicy,
     before: &[Keyed],
     working: &mut Vec<Keyed>,
 ) -> Result<(), RegisterOutcome> {
-    for contact in contacts {
+    for (contact, identity) in contacts.iter().zip(identities) {
         let uri = contact.uri.as_str();
-        let identity = contact_identity(uri);
+        let identity = identity.clone();
         let expires = requested_expires(contact, expires_header, policy, update.now)?;
         if let Some(existing) = before.iter().find(|k| k.identity == identity) {
             if !update.may_change(&existing.binding) {

@@ -305,7 +305,56 @@ pub fn execute<A>(
     }
 }
 
-/// Fires the core's due timers from inside actor `A` (called on every [`timers::TICK`]).
+/// A transport actor that fires the core's due timers (the UDP workers; the TCP listener of a
+/// proxy without UDP). Its next tick is armed for the earliest timer in the shared queue, no
+/// sooner than [`timers::TICK`] and no later than [`timers::IDLE_TICK`]: a proxy with no
+/// transaction pending (a registrar under REGISTER load keeps none) does not wake up 200 times
+/// a second for nothing.
+pub(crate) trait FiresTimers:
+    Actor<Context = Context<Self>> + Handler<TimerFired> + Handler<Resolved> + Handler<TransportFailed>
+{
+    /// The core, the outbound side and the resolver the fired timers need.
+    fn timer_parts(&self) -> (Arc<ProxyCore>, Arc<Outbound>, Arc<dns::SipResolver>);
+    /// The armed tick: its handle and when it fires.
+    fn tick_slot(&mut self) -> &mut Option<(SpawnHandle, Instant)>;
+}
+
+/// Makes sure `act` ticks no later than `at`.
+pub(crate) fn arm_tick<A: FiresTimers>(act: &mut A, ctx: &mut Context<A>, at: Instant) {
+    if let Some((handle, armed_at)) = *act.tick_slot() {
+        if armed_at <= at {
+            return;
+        }
+        ctx.cancel_future(handle);
+    }
+    let delay = at.saturating_duration_since(Instant::now());
+    let handle = ctx.run_later(delay, |act, ctx| on_tick(act, ctx));
+    *act.tick_slot() = Some((handle, at));
+}
+
+/// After `act` armed timers itself: ticks in time for the earliest one.
+pub(crate) fn tick_for_armed_timers<A: FiresTimers>(act: &mut A, ctx: &mut Context<A>) {
+    let (_, outbound, _) = act.timer_parts();
+    if let Some(due) = outbound.timers.next_due() {
+        arm_tick(act, ctx, due.max(Instant::now() + timers::TICK));
+    }
+}
+
+fn on_tick<A: FiresTimers>(act: &mut A, ctx: &mut Context<A>) {
+    *act.tick_slot() = None;
+    let (core, outbound, resolver) = act.timer_parts();
+    fire_due_timers(&core, &outbound, &resolver, ctx);
+    let now = Instant::now();
+    let next = outbound
+        .timers
+        .next_due()
+        .map_or(now + timers::IDLE_TICK, |due| {
+            due.clamp(now + timers::TICK, now + timers::IDLE_TICK)
+        });
+    arm_tick(act, ctx, next);
+}
+
+/// Fires the core's due timers from inside actor `A`.
 pub fn fire_due_timers<A>(
     core: &Arc<ProxyCore>,
     outbound: &Arc<Outbound>,

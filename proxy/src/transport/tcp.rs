@@ -222,6 +222,7 @@ pub struct TcpListenerActor {
     per_source: Arc<DashMap<IpAddr, usize>>,
     /// Fire the core's timers (set when no UDP worker does, i.e. a TCP-only proxy).
     fires_timers: bool,
+    tick: Option<(SpawnHandle, Instant)>,
 }
 
 /// An accepted connection.
@@ -246,6 +247,7 @@ impl TcpListenerActor {
             resolver,
             per_source: Arc::new(DashMap::new()),
             fires_timers: false,
+            tick: None,
         })
     }
 }
@@ -259,14 +261,25 @@ impl TcpListenerActor {
     }
 }
 
+impl super::FiresTimers for TcpListenerActor {
+    fn timer_parts(&self) -> (Arc<ProxyCore>, Arc<Outbound>, Arc<SipResolver>) {
+        (
+            self.core.clone(),
+            self.outbound.clone(),
+            self.resolver.clone(),
+        )
+    }
+    fn tick_slot(&mut self) -> &mut Option<(SpawnHandle, Instant)> {
+        &mut self.tick
+    }
+}
+
 impl Actor for TcpListenerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         if self.fires_timers {
-            ctx.run_interval(super::timers::TICK, |act, ctx| {
-                super::fire_due_timers(&act.core, &act.outbound, &act.resolver, ctx);
-            });
+            super::arm_tick(self, ctx, Instant::now() + super::timers::IDLE_TICK);
         }
         if let Some(listener) = self.listener.take() {
             let me = ctx.address();

@@ -1,11 +1,13 @@
 //! The proxy's timer queue: every timer the core asks for (`Action::Arm`) goes into one shared
-//! heap, and each UDP worker (and the TCP listener) pops the due ones on a short tick.
+//! heap, and each UDP worker (and the TCP listener of a TCP-only proxy) pops the due ones on a
+//! tick armed for the earliest of them (`FiresTimers` in `mod.rs`).
 //!
 //! Why not `ctx.run_later` per timer: an actix context polls every future it holds each time the
 //! actor wakes, so thousands of pending transaction timers made every received datagram cost
 //! a walk over all of them (measured: 80 % of the proxy's CPU under a 200 calls/s load went to
 //! polling sleeps). A heap costs O(log n) per timer and nothing per datagram. The tick bounds
-//! timer precision to [`TICK`], far below T1 (500 ms).
+//! timer precision to [`TICK`], far below T1 (500 ms); with nothing armed, the actors sleep
+//! [`IDLE_TICK`] between looks instead of waking every [`TICK`].
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -15,8 +17,12 @@ use std::time::{Duration, Instant};
 
 use crate::core::TimerId;
 
-/// How often due timers are looked for.
+/// The finest timer precision: due timers are looked for at most this often.
 pub const TICK: Duration = Duration::from_millis(5);
+
+/// The longest a timer-firing actor sleeps without looking at the queue. Timers armed by
+/// actors that do not fire timers (TCP connections) wait at most this long to be noticed.
+pub const IDLE_TICK: Duration = Duration::from_millis(100);
 
 #[derive(Debug)]
 struct Entry {
@@ -76,6 +82,15 @@ impl TimerQueue {
             }
         }
         due
+    }
+
+    /// When the earliest armed timer is due.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.heap
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .peek()
+            .map(|entry| entry.at)
     }
 
     /// Timers armed and not yet fired.

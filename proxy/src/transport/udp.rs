@@ -13,7 +13,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::{dns::SipResolver, execute, wall_now, Outbound};
 use crate::config::TransportKind;
-use crate::core::{ProxyCore, Source};
+use crate::core::{Action, ProxyCore, Source};
 
 /// Datagrams drained from the socket after one readiness event.
 const BATCH: usize = 64;
@@ -46,6 +46,7 @@ pub struct UdpWorker {
     core: Arc<ProxyCore>,
     outbound: Arc<Outbound>,
     resolver: Arc<SipResolver>,
+    tick: Option<(SpawnHandle, Instant)>,
 }
 
 impl UdpWorker {
@@ -64,6 +65,7 @@ impl UdpWorker {
             core,
             outbound,
             resolver,
+            tick: None,
         })
     }
 }
@@ -102,14 +104,13 @@ impl Actor for UdpWorker {
             },
         );
         ctx.add_stream(stream);
-        ctx.run_interval(super::timers::TICK, |act, ctx| {
-            super::fire_due_timers(&act.core, &act.outbound, &act.resolver, ctx);
-        });
+        super::arm_tick(self, ctx, Instant::now() + super::timers::IDLE_TICK);
     }
 }
 
 impl StreamHandler<Datagrams> for UdpWorker {
     fn handle(&mut self, Datagrams(batch): Datagrams, ctx: &mut Context<Self>) {
+        let mut armed = false;
         for (bytes, from) in batch {
             let source = Source {
                 transport: TransportKind::Udp,
@@ -120,7 +121,11 @@ impl StreamHandler<Datagrams> for UdpWorker {
             let actions = self
                 .core
                 .handle_message(Instant::now(), wall_now(), source, bytes);
+            armed |= actions.iter().any(|a| matches!(a, Action::Arm { .. }));
             execute(actions, &self.outbound, &self.resolver, ctx);
+        }
+        if armed {
+            super::tick_for_armed_timers(self, ctx);
         }
     }
 
@@ -130,3 +135,16 @@ impl StreamHandler<Datagrams> for UdpWorker {
 }
 
 super::core_callbacks!(UdpWorker);
+
+impl super::FiresTimers for UdpWorker {
+    fn timer_parts(&self) -> (Arc<ProxyCore>, Arc<Outbound>, Arc<SipResolver>) {
+        (
+            self.core.clone(),
+            self.outbound.clone(),
+            self.resolver.clone(),
+        )
+    }
+    fn tick_slot(&mut self) -> &mut Option<(SpawnHandle, Instant)> {
+        &mut self.tick
+    }
+}
