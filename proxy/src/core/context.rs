@@ -145,6 +145,9 @@ pub struct ProxyTransaction {
     server: ServerTx,
     reply_to: Destination,
     request: Bytes,
+    /// The request's method (its CSeq method too: `check_request` refuses a mismatch), which
+    /// names the branches' client transactions.
+    method: String,
     is_invite: bool,
     started: Instant,
     branches: Vec<Branch>,
@@ -168,9 +171,10 @@ impl ProxyTransaction {
         now: Instant,
         core: &ProxyCore,
         request: Bytes,
-        is_invite: bool,
+        method: &str,
         reply_to: Destination,
     ) -> ProxyTransaction {
+        let is_invite = method == "INVITE";
         let transport = transport_of(reply_to.transport);
         let server = if is_invite {
             ServerTx::Invite(ServerInviteTransaction::new(
@@ -191,6 +195,7 @@ impl ProxyTransaction {
             server,
             reply_to,
             request,
+            method: method.to_string(),
             is_invite,
             started: now,
             branches: Vec::new(),
@@ -298,12 +303,7 @@ impl ProxyTransaction {
         request: Bytes,
         actions: &mut Vec<Action>,
     ) {
-        let method = if self.is_invite { "INVITE" } else { "OTHER" };
-        let cseq_method = Message::parse(&request)
-            .ok()
-            .and_then(|m| m.cseq().ok().map(|c| c.method.as_str().to_string()))
-            .unwrap_or_else(|| method.to_string());
-        let key = TransactionKey::client(branch_id, &cseq_method);
+        let key = TransactionKey::client(branch_id, &self.method);
         let transport = transport_of(destination.transport);
         let client = if self.is_invite {
             ClientTx::Invite(ClientInviteTransaction::new(

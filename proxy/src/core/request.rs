@@ -132,7 +132,7 @@ impl ProxyCore {
             return;
         }
         let is_invite = method == Method::Invite;
-        let mut tx = ProxyTransaction::new(now, self, raw, is_invite, reply_to);
+        let mut tx = ProxyTransaction::new(now, self, raw, method.as_str(), reply_to);
         if is_invite {
             // RFC 3261 section 16.2: 100 Trying at once, so the caller stops retransmitting.
             tx.respond_locally(now, self, 100, "Trying", &[], actions);
@@ -797,7 +797,7 @@ impl ProxyCore {
                 actions,
             );
         };
-        let mut cancel_tx = ProxyTransaction::new(now, self, raw, false, reply_to);
+        let mut cancel_tx = ProxyTransaction::new(now, self, raw, "CANCEL", reply_to);
         cancel_tx.respond_locally(now, self, 200, "OK", &[], actions);
         let entry = Arc::new(Mutex::new(cancel_tx));
         self.servers.insert(key.clone(), entry.clone());

@@ -18,6 +18,7 @@ impl ProxyCore {
         &self,
         now: Instant,
         source: Source,
+        raw: &Bytes,
         response: &Message<'_>,
         actions: &mut Vec<Action>,
     ) {
@@ -39,7 +40,7 @@ impl ProxyCore {
         let Some(client_key) = keys::client_key(response) else {
             return;
         };
-        let bytes = Bytes::copy_from_slice(response.as_bytes());
+        let bytes = raw.slice_ref(response.as_bytes());
         let server_key = self.branches.get(&client_key).map(|k| k.value().clone());
         let entry = server_key
             .as_ref()

@@ -130,9 +130,13 @@ impl<'a> Message<'a> {
 
     /// The top Via value.
     pub fn top_via(&self) -> Result<Via<'a>, ParseError> {
-        self.vias()
-            .next()
-            .unwrap_or(Err(ParseError::MissingHeader { name: "Via" }))
+        self.top_via
+            .get_or_init(|| {
+                self.vias()
+                    .next()
+                    .unwrap_or(Err(ParseError::MissingHeader { name: "Via" }))
+            })
+            .clone()
     }
 
     /// The From header.
