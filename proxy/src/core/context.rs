@@ -668,8 +668,53 @@ impl ProxyTransaction {
             .filter_map(|b| Some((b.final_status?, b.final_response.clone()?)))
             .min_by_key(|(status, _)| rank(*status));
         if let Some((status, response)) = best {
+            let response = if matches!(status, 401 | 407) {
+                self.with_every_challenge(&response).unwrap_or(response)
+            } else {
+                response
+            };
             self.relay(now, core, status, &response);
         }
+    }
+
+    /// RFC 3261 section 16.7 step 7: a 401 or 407 chosen as the best response goes upstream
+    /// with the challenges of every branch that answered 401 or 407, so that the client can
+    /// answer them all in one retry. `None` when there is nothing to add.
+    fn with_every_challenge(&self, best: &Bytes) -> Option<Bytes> {
+        const CHALLENGES: [(HeaderName, &str); 2] = [
+            (HeaderName::WwwAuthenticate, "WWW-Authenticate"),
+            (HeaderName::ProxyAuthenticate, "Proxy-Authenticate"),
+        ];
+        let message = Message::parse(best).ok()?;
+        let mut seen: Vec<String> = message
+            .headers()
+            .iter()
+            .filter(|h| CHALLENGES.iter().any(|(name, _)| *name == h.name))
+            .map(|h| h.value.to_string())
+            .collect();
+        let mut edit = message.edit();
+        let mut added = false;
+        for branch in &self.branches {
+            let (Some(401 | 407), Some(other)) = (branch.final_status, &branch.final_response)
+            else {
+                continue;
+            };
+            let Ok(other) = Message::parse(other) else {
+                continue;
+            };
+            for header in other.headers() {
+                let Some((_, name)) = CHALLENGES.iter().find(|(name, _)| *name == header.name)
+                else {
+                    continue;
+                };
+                if !seen.iter().any(|v| v == header.value) {
+                    seen.push(header.value.to_string());
+                    edit.append_header(name, header.value);
+                    added = true;
+                }
+            }
+        }
+        added.then(|| Bytes::from(edit.finish()))
     }
 
     /// Sends a branch's response upstream without our Via (RFC 3261 section 16.7 step 3).

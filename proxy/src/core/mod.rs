@@ -372,6 +372,89 @@ mod tests {
         assert_eq!(core.active_transactions(), 1);
     }
 
+    /// A response from the callee to a request the proxy forwarded.
+    fn answer(forwarded: &[u8], status: &str, to_tag: &str, extra: &[&str]) -> Bytes {
+        let request = Message::parse(forwarded).unwrap();
+        let mut out = format!("SIP/2.0 {status}\r\n");
+        for h in request.headers() {
+            use dialtone_sip::HeaderName as H;
+            if matches!(h.name, H::Via | H::From | H::CallId | H::CSeq) {
+                out.push_str(&format!("{}: {}\r\n", h.raw_name, h.value));
+            }
+        }
+        out.push_str(&format!(
+            "To: {};tag={to_tag}\r\n",
+            request.header_value(dialtone_sip::HeaderName::To).unwrap()
+        ));
+        for line in extra {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+        out.push_str("Content-Length: 0\r\n\r\n");
+        Bytes::from(out)
+    }
+
+    #[test]
+    fn a_407_from_several_forks_carries_every_challenge() {
+        // RFC 3261 section 16.7 step 7: the client can answer both realms in one retry.
+        let core = core_with(ProxyFlags {
+            domain: vec!["example.com".into()],
+            ..Default::default()
+        });
+        let caller = Source {
+            transport: TransportKind::Udp,
+            addr: "127.0.0.2:5062".parse().unwrap(),
+            local: "127.0.0.1:5070".parse().unwrap(),
+        };
+        let register = b"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5063;branch=z9hG4bKfr1\r\nMax-Forwards: 70\r\nFrom: <sip:b@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: fr1\r\nCSeq: 1 REGISTER\r\nContact: <sip:b@127.0.0.3:5063>, <sip:b@127.0.0.4:5064>\r\nContent-Length: 0\r\n\r\n";
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        core.handle_message(now, wall, caller, Bytes::from_static(register));
+        let invite = b"INVITE sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKfr2\r\nMax-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=a\r\nTo: <sip:b@example.com>\r\nCall-ID: fr2\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+        let actions = core.handle_message(now, wall, caller, Bytes::from_static(invite));
+        let forks: Vec<_> = sends(&actions)
+            .into_iter()
+            .filter(|(_, b)| b.starts_with(b"INVITE"))
+            .collect();
+        assert_eq!(forks.len(), 2);
+        let mut upstream = Vec::new();
+        for (i, (to, forwarded)) in forks.iter().enumerate() {
+            let challenge = format!("Proxy-Authenticate: Digest realm=\"r{i}\", nonce=\"n{i}\"");
+            let response = answer(
+                forwarded,
+                "407 Proxy Authentication Required",
+                &format!("t{i}"),
+                &[&challenge],
+            );
+            let callee = Source {
+                transport: TransportKind::Udp,
+                addr: to.addr,
+                local: caller.local,
+            };
+            let actions = core.handle_message(now, wall, callee, response);
+            upstream.extend(
+                sends(&actions)
+                    .into_iter()
+                    .filter(|(to, _)| to.addr == caller.addr),
+            );
+        }
+        let finals: Vec<_> = upstream
+            .iter()
+            .map(|(_, b)| Message::parse(b).unwrap())
+            .filter(|m| m.status() == Some(407))
+            .collect();
+        assert_eq!(finals.len(), 1, "one final upstream");
+        let realms: Vec<&str> = finals[0]
+            .headers_named(dialtone_sip::HeaderName::ProxyAuthenticate)
+            .map(|h| h.value)
+            .collect();
+        assert_eq!(realms.len(), 2, "{realms:?}");
+        assert!(
+            realms[0].contains("r0") && realms[1].contains("r1")
+                || realms[0].contains("r1") && realms[1].contains("r0")
+        );
+    }
+
     #[test]
     fn credentials_of_an_unknown_scheme_get_a_digest_challenge() {
         // RFC 4475 section 3.3.7 (regaut01): not a 400.
