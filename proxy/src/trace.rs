@@ -1,7 +1,7 @@
 //! Message capture: what the transport layer sent and received, for people.
 //!
 //! The transport actors call [`Capture::message`] once per message received (`UdpWorker`'s
-//! `Datagrams` handler, `TcpConnection`'s `Read` handler) and once per message sent
+//! `Readable` handler, `TcpConnection`'s `Read` handler) and once per message sent
 //! (`Outbound::send`). A [`Capture`] exists only when something wants the messages, so with
 //! tracing and HEP both off the hooks cost one empty `OnceLock` read. Behind it:
 //!
