@@ -302,6 +302,15 @@ mod tests {
         ProxyCore::new(&config, LocationService::new(), metrics, calls)
     }
 
+    /// A UDP source at `addr`, received on the proxy's 127.0.0.1:5070.
+    fn udp_from(addr: &str) -> Source {
+        Source {
+            transport: TransportKind::Udp,
+            addr: addr.parse().unwrap(),
+            local: "127.0.0.1:5070".parse().unwrap(),
+        }
+    }
+
     fn sends(actions: &[Action]) -> Vec<(Destination, Bytes)> {
         actions
             .iter()
@@ -316,11 +325,7 @@ mod tests {
     fn a_branch_the_transport_cannot_send_is_answered_503() {
         // RFC 3261 section 16.9: a transport error on forwarding counts as a 503 response.
         let core = core();
-        let source = Source {
-            transport: TransportKind::Udp,
-            addr: "127.0.0.2:5062".parse().unwrap(),
-            local: "127.0.0.1:5070".parse().unwrap(),
-        };
+        let source = udp_from("127.0.0.2:5062");
         let request = b"OPTIONS sip:user@192.0.2.9 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKte1\r\nMax-Forwards: 70\r\nFrom: <sip:a@127.0.0.2>;tag=1\r\nTo: <sip:user@192.0.2.9>\r\nCall-ID: te1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
         let now = Instant::now();
         let actions =
@@ -348,11 +353,7 @@ mod tests {
             domain: vec!["example.com".into()],
             ..Default::default()
         });
-        let source = Source {
-            transport: TransportKind::Udp,
-            addr: "127.0.0.2:5062".parse().unwrap(),
-            local: "127.0.0.1:5070".parse().unwrap(),
-        };
+        let source = udp_from("127.0.0.2:5062");
         let request = b"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKsl1\r\nMax-Forwards: 70\r\nFrom: <sip:j@example.com>;tag=1\r\nTo: <sip:j@example.com>\r\nCall-ID: sl1\r\nCSeq: 7 REGISTER\r\nContact: <sip:j@127.0.0.2:5062>\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n";
         let now = Instant::now();
         for attempt in 0..2 {
@@ -401,11 +402,7 @@ mod tests {
             domain: vec!["example.com".into()],
             ..Default::default()
         });
-        let caller = Source {
-            transport: TransportKind::Udp,
-            addr: "127.0.0.2:5062".parse().unwrap(),
-            local: "127.0.0.1:5070".parse().unwrap(),
-        };
+        let caller = udp_from("127.0.0.2:5062");
         let register = b"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5063;branch=z9hG4bKfr1\r\nMax-Forwards: 70\r\nFrom: <sip:b@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: fr1\r\nCSeq: 1 REGISTER\r\nContact: <sip:b@127.0.0.3:5063>, <sip:b@127.0.0.4:5064>\r\nContent-Length: 0\r\n\r\n";
         let now = Instant::now();
         let wall = SystemTime::now();
@@ -464,11 +461,7 @@ mod tests {
             challenge: Some(401),
             ..Default::default()
         });
-        let source = Source {
-            transport: TransportKind::Udp,
-            addr: "127.0.0.2:5062".parse().unwrap(),
-            local: "127.0.0.1:5070".parse().unwrap(),
-        };
+        let source = udp_from("127.0.0.2:5062");
         let request = b"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKra1\r\nMax-Forwards: 70\r\nFrom: <sip:j@example.com>;tag=1\r\nTo: <sip:j@example.com>\r\nCall-ID: ra1\r\nCSeq: 9338 REGISTER\r\nAuthorization: NoOneKnowsThisScheme opaque-data=here\r\nContent-Length: 0\r\n\r\n";
         let actions = core.handle_message(
             Instant::now(),

@@ -233,22 +233,18 @@ pub fn process_register(
         Contacts::Wildcard => remove_all(&update, expires_header, &mut working),
         Contacts::List(list) if list.is_empty() => Ok(()),
         Contacts::List(list) => {
-            let identities: Vec<String> = list
+            let requested: Vec<Requested> = list
                 .iter()
-                .map(|c| contact_identity(c.uri.as_str()))
+                .map(|contact| Requested {
+                    contact,
+                    identity: contact_identity(contact.uri.as_str()),
+                    expires: requested_expires(contact, expires_header, policy, now),
+                })
                 .collect();
-            if is_retransmission(&update, &list, &identities, expires_header, policy, &before) {
+            if is_retransmission(&update, &requested, &before) {
                 Ok(())
             } else {
-                apply_contacts(
-                    &update,
-                    &list,
-                    &identities,
-                    expires_header,
-                    policy,
-                    &before,
-                    &mut working,
-                )
+                apply_contacts(&update, &requested, &before, &mut working)
             }
         }
     };
@@ -327,6 +323,14 @@ fn out_of_order() -> RegisterOutcome {
     RegisterOutcome::reject(500, "Out of Order")
 }
 
+/// One Contact of the request, with what is worked out from it once: its identity among the
+/// AOR's bindings and the interval it asks for (step 6; an error is answered as it stands).
+struct Requested<'c, 'a> {
+    contact: &'c NameAddr<'a>,
+    identity: String,
+    expires: Result<u32, RegisterOutcome>,
+}
+
 /// Whether the request repeats the one that made the current bindings: every contact it adds
 /// is bound under its Call-ID and CSeq already, every contact it removes is gone. The proxy
 /// keeps no transaction for REGISTER (RFC 3261 section 8.2.7, a stateless UAS), so a
@@ -334,23 +338,17 @@ fn out_of_order() -> RegisterOutcome {
 /// anything else with the same CSeq stays out of order (step 7).
 fn is_retransmission(
     update: &Update<'_>,
-    contacts: &[NameAddr<'_>],
-    identities: &[String],
-    expires_header: Option<u32>,
-    policy: &RegistrarPolicy,
+    requested: &[Requested<'_, '_>],
     before: &[Keyed],
 ) -> bool {
     let mut repeats_a_binding = false;
-    for (contact, identity) in contacts.iter().zip(identities) {
-        let existing = before.iter().find(|k| &k.identity == identity);
-        let Ok(expires) = requested_expires(contact, expires_header, policy, update.now) else {
-            return false;
-        };
-        match existing {
-            Some(k) if expires > 0 && update.is_same_request(&k.binding) => {
+    for r in requested {
+        let existing = before.iter().find(|k| k.identity == r.identity);
+        match (existing, &r.expires) {
+            (Some(k), Ok(expires)) if *expires > 0 && update.is_same_request(&k.binding) => {
                 repeats_a_binding = true
             }
-            None if expires == 0 => {}
+            (None, Ok(0)) => {}
             _ => return false,
         }
     }
@@ -379,28 +377,23 @@ fn remove_all(
 /// itself; the later mention wins.
 fn apply_contacts(
     update: &Update<'_>,
-    contacts: &[NameAddr<'_>],
-    identities: &[String],
-    expires_header: Option<u32>,
-    policy: &RegistrarPolicy,
+    requested: &[Requested<'_, '_>],
     before: &[Keyed],
     working: &mut Vec<Keyed>,
 ) -> Result<(), RegisterOutcome> {
-    for (contact, identity) in contacts.iter().zip(identities) {
-        let uri = contact.uri.as_str();
-        let identity = identity.clone();
-        let expires = requested_expires(contact, expires_header, policy, update.now)?;
-        if let Some(existing) = before.iter().find(|k| k.identity == identity) {
+    for r in requested {
+        let expires = r.expires.clone()?;
+        if let Some(existing) = before.iter().find(|k| k.identity == r.identity) {
             if !update.may_change(&existing.binding) {
                 return Err(out_of_order());
             }
         }
-        working.retain(|k| k.identity != identity);
+        working.retain(|k| k.identity != r.identity);
         if expires > 0 {
-            let q = contact_q(contact)?;
+            let q = contact_q(r.contact)?;
             working.push(Keyed {
-                identity,
-                binding: update.binding(uri, q, expires),
+                identity: r.identity.clone(),
+                binding: update.binding(r.contact.uri.as_str(), q, expires),
             });
         }
     }

@@ -55,6 +55,31 @@ macro_rules! core_callbacks {
 }
 pub(crate) use core_callbacks;
 
+/// [`FiresTimers`] for an actor with `core`, `outbound`, `resolver` and `tick` fields.
+macro_rules! fires_timers {
+    ($actor:ty) => {
+        impl $crate::transport::FiresTimers for $actor {
+            fn timer_parts(
+                &self,
+            ) -> (
+                std::sync::Arc<$crate::core::ProxyCore>,
+                std::sync::Arc<$crate::transport::Outbound>,
+                std::sync::Arc<$crate::transport::dns::SipResolver>,
+            ) {
+                (
+                    self.core.clone(),
+                    self.outbound.clone(),
+                    self.resolver.clone(),
+                )
+            }
+            fn tick_slot(&mut self) -> &mut Option<(actix::SpawnHandle, std::time::Instant)> {
+                &mut self.tick
+            }
+        }
+    };
+}
+pub(crate) use fires_timers;
+
 pub mod dns;
 pub mod tcp;
 pub mod timers;

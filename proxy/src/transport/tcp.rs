@@ -261,18 +261,7 @@ impl TcpListenerActor {
     }
 }
 
-impl super::FiresTimers for TcpListenerActor {
-    fn timer_parts(&self) -> (Arc<ProxyCore>, Arc<Outbound>, Arc<SipResolver>) {
-        (
-            self.core.clone(),
-            self.outbound.clone(),
-            self.resolver.clone(),
-        )
-    }
-    fn tick_slot(&mut self) -> &mut Option<(SpawnHandle, Instant)> {
-        &mut self.tick
-    }
-}
+super::fires_timers!(TcpListenerActor);
 
 impl Actor for TcpListenerActor {
     type Context = Context<Self>;

@@ -130,15 +130,4 @@ impl StreamHandler<Readable> for UdpWorker {
 
 super::core_callbacks!(UdpWorker);
 
-impl super::FiresTimers for UdpWorker {
-    fn timer_parts(&self) -> (Arc<ProxyCore>, Arc<Outbound>, Arc<SipResolver>) {
-        (
-            self.core.clone(),
-            self.outbound.clone(),
-            self.resolver.clone(),
-        )
-    }
-    fn tick_slot(&mut self) -> &mut Option<(SpawnHandle, Instant)> {
-        &mut self.tick
-    }
-}
+super::fires_timers!(UdpWorker);
