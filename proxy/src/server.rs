@@ -50,7 +50,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .filter(|l| l.transport == TransportKind::Udp)
     {
         for _ in 0..config.workers {
-            let socket = bind_reuseport(listen.addr)
+            let socket = bind_reuseport(listen.addr, config.udp_receive_buffer)
                 .with_context(|| format!("listen udp:{}", listen.addr))?;
             if send_socket.is_none() {
                 send_socket = Some(Arc::new(socket.try_clone()?));

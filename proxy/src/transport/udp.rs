@@ -17,18 +17,32 @@ use crate::core::{Action, ProxyCore, Source};
 
 /// Datagrams drained from the socket after one readiness event.
 const BATCH: usize = 64;
-/// Receive buffer asked of the kernel: enough for a burst at tens of thousands per second.
-const RECV_BUFFER: usize = 8 * 1024 * 1024;
+/// Send buffer asked of the kernel: a send never waits on loopback, but a burst of forwarded
+/// requests to a slow link must not fail with `WouldBlock`.
+const SEND_BUFFER: usize = 4 * 1024 * 1024;
 /// Largest datagram accepted (the message size cap is 64 KiB).
 const MAX_DATAGRAM: usize = 65_535;
 
-/// Opens a UDP socket with `SO_REUSEPORT` and large buffers.
-pub fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+/// Opens a UDP socket with `SO_REUSEPORT`, a receive buffer of `receive_buffer` bytes (see
+/// `config::DEFAULT_UDP_RECEIVE_BUFFER` for the size) and a large send buffer.
+pub fn bind_reuseport(
+    addr: SocketAddr,
+    receive_buffer: usize,
+) -> std::io::Result<std::net::UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
-    let _ = socket.set_recv_buffer_size(RECV_BUFFER);
-    let _ = socket.set_send_buffer_size(RECV_BUFFER);
+    if let Err(e) = socket.set_recv_buffer_size(receive_buffer) {
+        tracing::warn!(%addr, error = %e, "udp-receive-buffer not applied");
+    }
+    // Linux reports twice the size it grants; less than asked means `net.core.rmem_max` capped it.
+    if let Ok(granted) = socket.recv_buffer_size() {
+        if granted < receive_buffer {
+            tracing::warn!(%addr, asked = receive_buffer, granted = granted / 2,
+                "udp-receive-buffer capped by the kernel (net.core.rmem_max)");
+        }
+    }
+    let _ = socket.set_send_buffer_size(SEND_BUFFER);
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     Ok(socket.into())
