@@ -37,7 +37,7 @@ use crate::auth::Authenticator;
 use crate::calls::CallTracker;
 use crate::config::{AuthMode, Config, TransportKind};
 use crate::metrics::ProxyMetrics;
-use crate::registrar::{LocationService, RegistrarPolicy};
+use crate::registrar::{LocationService, RegistrarPolicy, StoreWriter};
 
 pub use context::ProxyTransaction;
 pub use identity::ProxyIdentity;
@@ -74,6 +74,13 @@ pub enum TimerId {
 pub enum Action {
     /// Send bytes.
     Send { to: Destination, bytes: Bytes },
+    /// Send bytes once `store` has committed everything queued to it so far: a registrar's 200
+    /// promises that the binding survives a crash (issue 4: "even after `kill -9`").
+    SendWhenStored {
+        to: Destination,
+        bytes: Bytes,
+        store: StoreWriter,
+    },
     /// Call [`ProxyCore::handle_timer`] with `id` at `at`.
     Arm { id: TimerId, at: Instant },
     /// Resolve `host` (RFC 3263) and call [`ProxyCore::handle_resolved`] with the result.
@@ -371,6 +378,46 @@ mod tests {
         let invite = b"INVITE sip:nobody@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKsl2\r\nMax-Forwards: 70\r\nFrom: <sip:j@example.com>;tag=1\r\nTo: <sip:nobody@example.com>\r\nCall-ID: sl2\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
         core.handle_message(now, SystemTime::now(), source, Bytes::from_static(invite));
         assert_eq!(core.active_transactions(), 1);
+    }
+
+    #[test]
+    fn with_a_store_the_200_to_a_register_waits_for_the_commit_and_a_423_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::registrar::BindingStore::open(dir.path())
+            .unwrap()
+            .spawn_writer();
+        let config = Config::merge(
+            FileConfig::default(),
+            &ProxyFlags {
+                listen: vec!["udp:127.0.0.1:5070".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let metrics = ProxyMetrics::new();
+        let calls = CallTracker::new(metrics.clone());
+        let location = LocationService::with_bindings(Vec::new(), Some(store));
+        let core = ProxyCore::new(&config, location, metrics, calls);
+        let register = |expires: u32| {
+            Bytes::from(format!("REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKst{expires}\r\nMax-Forwards: 70\r\nFrom: <sip:j@127.0.0.1>;tag=1\r\nTo: <sip:j@127.0.0.1>\r\nCall-ID: st1\r\nCSeq: {expires} REGISTER\r\nContact: <sip:j@127.0.0.2:5062>\r\nExpires: {expires}\r\nContent-Length: 0\r\n\r\n"))
+        };
+        let source = udp_from("127.0.0.2:5062");
+        let actions = core.handle_message(Instant::now(), SystemTime::now(), source, register(600));
+        assert!(sends(&actions).is_empty());
+        let held: Vec<&Bytes> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::SendWhenStored { bytes, .. } => Some(bytes),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(held.len(), 1);
+        assert_eq!(Message::parse(held[0]).unwrap().status(), Some(200));
+        // A refusal changes nothing that must be on disk first.
+        let actions = core.handle_message(Instant::now(), SystemTime::now(), source, register(5));
+        let replies = sends(&actions);
+        assert_eq!(replies.len(), 1);
+        assert_eq!(Message::parse(&replies[0].1).unwrap().status(), Some(423));
     }
 
     /// A response from the callee to a request the proxy forwarded.

@@ -18,7 +18,7 @@ use super::{keys, reply, Action, Destination, ProxyCore, Source};
 use crate::auth::AuthDecision;
 use crate::config::{AuthMode, TransportKind};
 use crate::metrics::class_of;
-use crate::registrar::{BindingTransport, Origin, RegisterOutcome};
+use crate::registrar::{BindingTransport, Origin, RegisterOutcome, StoreWriter};
 
 /// RFC 3261 section 18.1.1: over UDP, requests larger than the path MTU minus 200 octets go
 /// over TCP instead (1300 for an Ethernet-sized MTU).
@@ -471,7 +471,13 @@ impl ProxyCore {
                     .map(|c| ("Contact", c))
                     .collect();
                 extra.push(("Date", httpdate_now(wall)));
+                let first = actions.len();
                 tx.respond_locally(now, self, 200, "OK", &extra, actions);
+                if let Some(store) = self.location.store() {
+                    // Also when nothing changed (a fetch, a retransmission): its 200 then
+                    // waits for the batch that holds what an earlier REGISTER changed.
+                    send_when_stored(&mut actions[first..], store);
+                }
             }
             RegisterOutcome::Reject {
                 status,
@@ -834,4 +840,17 @@ fn remove_last_route(request: &Message<'_>, edit: &mut dialtone_sip::Editor<'_, 
 
 fn httpdate_now(wall: SystemTime) -> String {
     httpdate::fmt_http_date(wall)
+}
+
+/// Turns the sends among `actions` into sends that wait for `store`'s next commit.
+fn send_when_stored(actions: &mut [Action], store: &StoreWriter) {
+    for action in actions {
+        if let Action::Send { to, bytes } = action {
+            *action = Action::SendWhenStored {
+                to: *to,
+                bytes: std::mem::take(bytes),
+                store: store.clone(),
+            };
+        }
+    }
 }

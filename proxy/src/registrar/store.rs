@@ -173,9 +173,14 @@ fn db_err<E: Into<redb::Error>>(error: E) -> StoreError {
     StoreError::Database(Box::new(error.into()))
 }
 
+/// Told the outcome of the batch that committed everything queued before it (see
+/// [`StoreWriter::after_commit`]).
+pub type AfterCommit = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
 enum Command {
     Changes(Vec<BindingChange>),
     Flush(mpsc::SyncSender<Result<(), StoreError>>),
+    AfterCommit(AfterCommit),
 }
 
 /// The sending side of the store's writer thread. Cheap to clone; [`StoreWriter::send`] never
@@ -207,6 +212,18 @@ impl StoreWriter {
         done.recv().map_err(|_| StoreError::WriterStopped)?
     }
 
+    /// Calls `then` on the writer thread once everything queued before it is committed (or its
+    /// batch failed): a registrar answers 200 only when the binding would survive a `kill -9`.
+    /// It waits for the batch like any change does, so it costs no extra commit. When the
+    /// writer has stopped, `then` is called at once with [`StoreError::WriterStopped`].
+    pub fn after_commit(&self, then: AfterCommit) {
+        if let Err(mpsc::SendError(Command::AfterCommit(then))) =
+            self.tx.send(Command::AfterCommit(then))
+        {
+            then(Err(StoreError::WriterStopped));
+        }
+    }
+
     /// How many write transactions the writer has committed.
     pub fn commits(&self) -> u64 {
         self.commits.load(Ordering::Relaxed)
@@ -219,6 +236,7 @@ fn write_batches(store: BindingStore, rx: Receiver<Command>, commits: &AtomicU64
     let mut failure: Option<String> = None;
     while let Ok(first) = rx.recv() {
         let batch = Batch::gather(first, &rx);
+        let mut outcome = Ok(());
         if !batch.changes.is_empty() {
             match store.apply(&batch.changes) {
                 Ok(()) => {
@@ -227,8 +245,12 @@ fn write_batches(store: BindingStore, rx: Receiver<Command>, commits: &AtomicU64
                 Err(error) => {
                     tracing::error!(%error, changes = batch.changes.len(), "registrar store batch lost");
                     failure = Some(error.to_string());
+                    outcome = Err(error.to_string());
                 }
             }
+        }
+        for then in batch.after_commit {
+            then(outcome.clone().map_err(StoreError::BatchFailed));
         }
         for reply in batch.flushes {
             let result = match failure.take() {
@@ -248,6 +270,7 @@ fn write_batches(store: BindingStore, rx: Receiver<Command>, commits: &AtomicU64
 struct Batch {
     changes: Vec<BindingChange>,
     flushes: Vec<mpsc::SyncSender<Result<(), StoreError>>>,
+    after_commit: Vec<AfterCommit>,
     /// Every sender is gone: commit and stop.
     closed: bool,
 }
@@ -285,6 +308,7 @@ impl Batch {
         match command {
             Command::Changes(changes) => self.changes.extend(changes),
             Command::Flush(reply) => self.flushes.push(reply),
+            Command::AfterCommit(then) => self.after_commit.push(then),
         }
     }
 }

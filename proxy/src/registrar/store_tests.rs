@@ -164,3 +164,45 @@ fn flush_reports_a_stopped_writer_instead_of_hanging() {
         Err(StoreError::WriterStopped)
     ));
 }
+
+#[test]
+fn after_commit_runs_once_the_changes_queued_before_it_are_on_disk() {
+    let live = tempfile::tempdir().unwrap();
+    let crashed = tempfile::tempdir().unwrap();
+    let writer = BindingStore::open(live.path()).unwrap().spawn_writer();
+    let written = binding("9301", "sip:9301@192.168.2.194;user=phone", 3600);
+    writer
+        .send(vec![BindingChange::Upsert(written.clone())])
+        .unwrap();
+    // The crash image is taken inside the callback, before any flush or close: what a
+    // `kill -9` right after the registrar's 200 would leave.
+    let (done, told) = mpsc::channel();
+    let (file, image) = (live.path().join(FILE_NAME), crashed.path().join(FILE_NAME));
+    writer.after_commit(Box::new(move |result| {
+        std::fs::copy(file, image).unwrap();
+        done.send(result).unwrap();
+    }));
+    told.recv_timeout(Duration::from_secs(10)).unwrap().unwrap();
+    std::mem::forget(writer);
+    let loaded = BindingStore::open(crashed.path())
+        .unwrap()
+        .load(at(T0))
+        .unwrap();
+    assert_eq!(loaded, vec![written]);
+}
+
+#[test]
+fn after_commit_on_a_stopped_writer_is_told_at_once() {
+    let (tx, rx) = mpsc::channel();
+    drop(rx);
+    let writer = StoreWriter {
+        tx,
+        commits: Arc::new(AtomicU64::new(0)),
+    };
+    let (done, told) = mpsc::channel();
+    writer.after_commit(Box::new(move |result| done.send(result).unwrap()));
+    assert!(matches!(
+        told.try_recv(),
+        Ok(Err(StoreError::WriterStopped))
+    ));
+}

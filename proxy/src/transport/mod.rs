@@ -8,9 +8,9 @@
 //! - [`Outbound`]: sends from any thread, over UDP or an existing or new TCP connection.
 //! - [`dns`]: RFC 3263 resolution for next hops named by a domain.
 
-/// The three callbacks into the core that every transport actor handles the same way: a fired
-/// timer, a finished DNS lookup and a failed send. The actor needs `core`, `outbound` and
-/// `resolver` fields.
+/// The callbacks that every transport actor handles the same way: a fired timer, a finished DNS
+/// lookup, a failed send (these three call into the core) and a store commit that releases a
+/// held response. The actor needs `core`, `outbound` and `resolver` fields.
 macro_rules! core_callbacks {
     ($actor:ty) => {
         impl actix::Handler<$crate::transport::TimerFired> for $actor {
@@ -36,6 +36,19 @@ macro_rules! core_callbacks {
                     .core
                     .handle_transport_error(std::time::Instant::now(), &bytes);
                 $crate::transport::execute(actions, &self.outbound, &self.resolver, ctx);
+            }
+        }
+
+        impl actix::Handler<$crate::transport::Stored> for $actor {
+            type Result = ();
+            fn handle(
+                &mut self,
+                $crate::transport::Stored { to, bytes }: $crate::transport::Stored,
+                ctx: &mut actix::Context<Self>,
+            ) {
+                use actix::AsyncContext;
+                self.outbound
+                    .send(to, bytes, Some(ctx.address().recipient()));
             }
         }
 
@@ -283,6 +296,17 @@ pub struct TimerFired(pub TimerId);
 #[rtype(result = "()")]
 pub struct TransportFailed(pub Bytes);
 
+/// The registrar store committed: the response held for it can go (see
+/// [`Action::SendWhenStored`]). Sent from the store's writer thread to the actor that handled
+/// the request, because a send may have to open a TCP connection, which needs the actor's
+/// arbiter.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stored {
+    pub to: Destination,
+    pub bytes: Bytes,
+}
+
 /// A DNS resolution finished.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -303,11 +327,23 @@ pub fn execute<A>(
     A: Actor<Context = Context<A>>
         + Handler<TimerFired>
         + Handler<Resolved>
-        + Handler<TransportFailed>,
+        + Handler<TransportFailed>
+        + Handler<Stored>,
 {
     for action in actions {
         match action {
             Action::Send { to, bytes } => outbound.send(to, bytes, Some(ctx.address().recipient())),
+            Action::SendWhenStored { to, bytes, store } => {
+                let me = ctx.address();
+                store.after_commit(Box::new(move |stored| {
+                    if let Err(error) = stored {
+                        // Memory holds the binding and serves calls; only a restart would
+                        // miss it. Refusing the REGISTER would not make the disk work.
+                        tracing::error!(%error, "a registration answered 200 is not on disk");
+                    }
+                    me.do_send(Stored { to, bytes });
+                }));
+            }
             Action::Arm { id, at } => outbound.timers.push(at, id),
             Action::Resolve {
                 key,
@@ -336,7 +372,11 @@ pub fn execute<A>(
 /// transaction pending (a registrar under REGISTER load keeps none) does not wake up 200 times
 /// a second for nothing.
 pub(crate) trait FiresTimers:
-    Actor<Context = Context<Self>> + Handler<TimerFired> + Handler<Resolved> + Handler<TransportFailed>
+    Actor<Context = Context<Self>>
+    + Handler<TimerFired>
+    + Handler<Resolved>
+    + Handler<TransportFailed>
+    + Handler<Stored>
 {
     /// The core, the outbound side and the resolver the fired timers need.
     fn timer_parts(&self) -> (Arc<ProxyCore>, Arc<Outbound>, Arc<dns::SipResolver>);
@@ -389,7 +429,8 @@ pub fn fire_due_timers<A>(
     A: Actor<Context = Context<A>>
         + Handler<TimerFired>
         + Handler<Resolved>
-        + Handler<TransportFailed>,
+        + Handler<TransportFailed>
+        + Handler<Stored>,
 {
     let now = Instant::now();
     for id in outbound.timers.pop_due(now, 4096) {
