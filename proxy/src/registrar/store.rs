@@ -13,10 +13,10 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
 
 use redb::{Database, ReadableTable, TableDefinition};
 use thiserror::Error;
@@ -27,10 +27,6 @@ use super::rules::{Binding, BindingChange};
 pub const FILE_NAME: &str = "registrations.redb";
 
 const BINDINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("bindings");
-
-/// How long the writer waits for more changes before committing a batch: long enough to gather
-/// a burst, short enough that a crash loses little.
-const GATHER: Duration = Duration::from_millis(5);
 
 /// A batch is committed at this many changes even while more keep coming, to bound the memory
 /// and the length of one transaction.
@@ -276,26 +272,18 @@ struct Batch {
 }
 
 impl Batch {
-    /// Collects commands for up to [`GATHER`] after the first, or only those already queued once
-    /// someone is waiting in [`StoreWriter::flush`]. The channel is FIFO, so a flush's batch holds
-    /// everything sent before it.
+    /// Takes the first command and whatever is already queued behind it (group commit): an idle
+    /// writer commits a lone change at once, and a busy one gathers, during each commit, the
+    /// changes of the next. The channel is FIFO, so a flush's batch holds everything sent
+    /// before it.
     fn gather(first: Command, rx: &Receiver<Command>) -> Batch {
         let mut batch = Batch::default();
         batch.add(first);
-        let deadline = Instant::now() + GATHER;
         while batch.changes.len() < MAX_BATCH {
-            let next = if batch.flushes.is_empty() {
-                rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            } else {
-                rx.try_recv().map_err(|e| match e {
-                    TryRecvError::Empty => RecvTimeoutError::Timeout,
-                    TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
-                })
-            };
-            match next {
+            match rx.try_recv() {
                 Ok(command) => batch.add(command),
-                Err(RecvTimeoutError::Timeout) => break,
-                Err(RecvTimeoutError::Disconnected) => {
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
                     batch.closed = true;
                     break;
                 }

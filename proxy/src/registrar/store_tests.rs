@@ -1,6 +1,6 @@
 //! Tests of the binding store: restart, crash images, expiry on load, batched writes.
 
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use super::*;
 use crate::registrar::rules::BindingTransport;
