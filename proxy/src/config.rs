@@ -146,8 +146,9 @@ pub struct ProxyFlags {
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `dialtone_proxy=debug`.
     #[arg(long)]
     pub log: Option<String>,
-    /// Calls (Call-IDs) whose messages are kept in memory for `ctl trace` and the admin page
-    /// (default 200; 0 turns the recorder off).
+    /// Calls (Call-IDs) whose messages are kept in memory for `ctl trace` and the admin page,
+    /// and as many REGISTER/OPTIONS exchanges apart from them (default 200; 0 turns the
+    /// recorder off).
     #[arg(long, value_name = "N")]
     pub trace_calls: Option<usize>,
     /// Send every message as HEPv3 to a collector, `udp:IP:PORT` (default: off).

@@ -119,11 +119,31 @@ pub struct TraceSummary {
 #[derive(Debug, Default)]
 struct Calls {
     by_id: HashMap<String, CallTrace>,
-    /// Call-IDs oldest first; the front is evicted when full.
-    order: VecDeque<String>,
+    /// Call-IDs oldest first, per [`Class`]; the front is evicted when its class is full.
+    order: [VecDeque<String>; 2],
 }
 
-/// The last `max_calls` Call-IDs' messages.
+/// What a Call-ID is for, by its first message. REGISTER refreshes and OPTIONS pings come by
+/// the thousand in a lab; counted apart from calls, they cannot push the calls someone wants
+/// to look at out of the recorder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Call = 0,
+    Housekeeping = 1,
+}
+
+impl Class {
+    fn of(first_line: &[u8]) -> Class {
+        if first_line.starts_with(b"REGISTER ") || first_line.starts_with(b"OPTIONS ") {
+            Class::Housekeeping
+        } else {
+            Class::Call
+        }
+    }
+}
+
+/// The last `max_calls` calls' messages, and apart from them the last `max_calls` REGISTER and
+/// OPTIONS exchanges'.
 #[derive(Debug)]
 pub struct TraceRecorder {
     max_calls: usize,
@@ -175,13 +195,14 @@ impl TraceRecorder {
             }
             return;
         }
-        while calls.order.len() >= self.max_calls {
-            if let Some(old) = calls.order.pop_front() {
+        let class = Class::of(message.first_line.as_bytes()) as usize;
+        while calls.order[class].len() >= self.max_calls {
+            if let Some(old) = calls.order[class].pop_front() {
                 calls.by_id.remove(&old);
             }
         }
         let id = message.call_id.clone();
-        calls.order.push_back(id.clone());
+        calls.order[class].push_back(id.clone());
         calls.by_id.insert(
             id.clone(),
             CallTrace {
@@ -198,13 +219,13 @@ impl TraceRecorder {
         calls.by_id.get(call_id).cloned()
     }
 
-    /// Every kept Call-ID, the most recent first.
+    /// Every kept Call-ID, the most recently started first.
     pub fn summaries(&self) -> Vec<TraceSummary> {
         let calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
-        calls
+        let mut summaries: Vec<TraceSummary> = calls
             .order
             .iter()
-            .rev()
+            .flatten()
             .filter_map(|id| calls.by_id.get(id))
             .map(|t| TraceSummary {
                 call_id: t.call_id.clone(),
@@ -217,7 +238,11 @@ impl TraceRecorder {
                 first_at_us: t.messages.first().map_or(0, |m| m.at_us),
                 last_at_us: t.messages.last().map_or(0, |m| m.at_us),
             })
-            .collect()
+            .collect();
+        // Stable: Call-IDs started in the same microsecond keep their arrival order.
+        summaries.reverse();
+        summaries.sort_by_key(|s| std::cmp::Reverse(s.first_at_us));
+        summaries
     }
 }
 
@@ -353,6 +378,70 @@ mod tests {
             .map(|s| s.call_id)
             .collect();
         assert_eq!(ids, ["c", "b"]);
+    }
+
+    #[test]
+    fn a_flood_of_registrations_does_not_push_a_call_out() {
+        let recorder = TraceRecorder::new(2);
+        let start = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        let record = |seconds: u64, text: String| {
+            recorder.record(
+                start + std::time::Duration::from_secs(seconds),
+                Direction::In,
+                TransportKind::Udp,
+                addr(5060),
+                addr(5062),
+                text.as_bytes(),
+            )
+        };
+        record(
+            0,
+            "INVITE sip:9000@x SIP/2.0\r\nCall-ID: call-1\r\n\r\n".into(),
+        );
+        for n in 1..=5 {
+            record(
+                n,
+                format!("REGISTER sip:x SIP/2.0\r\nCall-ID: reg-{n}\r\n\r\n"),
+            );
+        }
+        record(
+            6,
+            "INVITE sip:9000@x SIP/2.0\r\nCall-ID: call-2\r\n\r\n".into(),
+        );
+        record(
+            7,
+            "INVITE sip:9000@x SIP/2.0\r\nCall-ID: call-3\r\n\r\n".into(),
+        );
+        // Calls evict calls only, registrations registrations only.
+        assert!(recorder.get("call-1").is_none());
+        assert!(recorder.get("reg-3").is_none());
+        let ids: Vec<_> = recorder
+            .summaries()
+            .into_iter()
+            .map(|s| s.call_id)
+            .collect();
+        assert_eq!(ids, ["call-3", "call-2", "reg-5", "reg-4"]);
+
+        let recorder = TraceRecorder::new(2);
+        recorder.record(
+            start,
+            Direction::In,
+            TransportKind::Udp,
+            addr(5060),
+            addr(5062),
+            b"INVITE sip:9000@x SIP/2.0\r\nCall-ID: kept\r\n\r\n",
+        );
+        for n in 1..=50 {
+            recorder.record(
+                start + std::time::Duration::from_secs(n),
+                Direction::In,
+                TransportKind::Udp,
+                addr(5060),
+                addr(5062),
+                format!("OPTIONS sip:x SIP/2.0\r\nCall-ID: ping-{n}\r\n\r\n").as_bytes(),
+            );
+        }
+        assert!(recorder.get("kept").is_some());
     }
 
     #[test]

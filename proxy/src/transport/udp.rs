@@ -115,7 +115,14 @@ impl StreamHandler<Readable> for UdpWorker {
                 Ok(received) => received,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
+                    // Rare on an unconnected socket (no ICMP errors surface here); counted with
+                    // the send errors so that /metrics shows it, and the socket keeps serving.
                     tracing::debug!(error = %e, "udp receive failed");
+                    self.core
+                        .metrics()
+                        .socket_errors
+                        .with_label_values(&["udp"])
+                        .inc();
                     break;
                 }
             };
