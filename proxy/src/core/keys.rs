@@ -2,6 +2,7 @@
 //! 17.1.3 and 17.2.3).
 
 use dialtone_sip::{HeaderName, Message};
+use dialtone_transaction::key::has_magic_cookie;
 use dialtone_transaction::{KeyFields, TransactionKey};
 
 /// The server transaction key of a received request.
@@ -20,6 +21,13 @@ pub fn server_key(request: &Message<'_>) -> Option<TransactionKey> {
         Some(port) => format!("{}:{port} {call_id} {}", via.host, cseq.seq),
         None => format!("{} {call_id} {}", via.host, cseq.seq),
     };
+    if let Some(branch) = via.branch().filter(|b| has_magic_cookie(b)) {
+        return Some(TransactionKey::rfc3261_server(
+            method.as_str(),
+            branch,
+            &sent_by,
+        ));
+    }
     let fields = KeyFields {
         method: method.as_str().to_string(),
         request_uri: request

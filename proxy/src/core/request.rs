@@ -427,12 +427,6 @@ impl ProxyCore {
                 return;
             }
         }
-        let before: Vec<String> = self
-            .location
-            .lookup(&aor, wall)
-            .iter()
-            .map(|b| b.identity())
-            .collect();
         let origin = Origin {
             source: source.addr,
             transport: match source.transport {
@@ -446,23 +440,25 @@ impl ProxyCore {
         {
             RegisterOutcome::Ok {
                 changes,
+                created,
                 response_contacts,
                 ..
             } => {
-                for change in &changes {
-                    let event = match change {
-                        crate::registrar::BindingChange::Upsert(b)
-                            if before.contains(&b.identity()) =>
-                        {
-                            "refreshed"
-                        }
-                        crate::registrar::BindingChange::Upsert(_) => "created",
-                        crate::registrar::BindingChange::Remove { .. } => "removed",
-                    };
-                    self.metrics
-                        .registration_events
-                        .with_label_values(&[event])
-                        .inc();
+                let upserts = changes
+                    .iter()
+                    .filter(|c| matches!(c, crate::registrar::BindingChange::Upsert(_)))
+                    .count();
+                for (event, count) in [
+                    ("created", created),
+                    ("refreshed", upserts.saturating_sub(created)),
+                    ("removed", changes.len() - upserts),
+                ] {
+                    if count > 0 {
+                        self.metrics
+                            .registration_events
+                            .with_label_values(&[event])
+                            .inc_by(count as u64);
+                    }
                 }
                 // The registrations gauge is read from the location service at scrape time
                 // (http.rs): counting bindings here would walk the whole map per REGISTER.

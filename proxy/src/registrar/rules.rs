@@ -157,6 +157,9 @@ pub enum RegisterOutcome {
         bindings_after: Vec<Binding>,
         /// What the store must do.
         changes: Vec<BindingChange>,
+        /// How many of the upserts in `changes` bind a contact the AOR did not have (the
+        /// others refresh one): for the registration event counters.
+        created: usize,
         /// The Contact header values of the 200 OK.
         response_contacts: Vec<String>,
     },
@@ -252,10 +255,15 @@ pub fn process_register(
         return reject;
     }
     working.sort_by_key(|k| std::cmp::Reverse(k.binding.priority()));
+    let created = working
+        .iter()
+        .filter(|k| !before.iter().any(|b| b.identity == k.identity))
+        .count();
     let changes = diff(current, &before, &working, now);
     let bindings_after: Vec<Binding> = working.into_iter().map(|k| k.binding).collect();
     RegisterOutcome::Ok {
         changes,
+        created,
         response_contacts: bindings_after
             .iter()
             .map(|b| b.response_contact(now))
@@ -517,6 +525,21 @@ fn diff(
 pub fn contact_identity(contact: &str) -> String {
     match Uri::parse(contact) {
         Ok(Uri::Sip(sip)) => {
+            // Written straight into one string (this runs for every contact of every REGISTER);
+            // the layout is the store's key format and must not change:
+            // `scheme:user:password@host:port;params?headers`.
+            let mut out = String::with_capacity(contact.len() + 8);
+            out.push_str(if sip.secure { "sips:" } else { "sip:" });
+            out.push_str(&sip.user_unescaped().unwrap_or_default());
+            out.push(':');
+            out.push_str(sip.password.unwrap_or(""));
+            out.push('@');
+            out.extend(sip.host.chars().map(|c| c.to_ascii_lowercase()));
+            out.push(':');
+            if let Some(port) = sip.port {
+                out.push_str(&port.to_string());
+            }
+            out.push(';');
             let mut params: Vec<String> = sip
                 .params
                 .iter()
@@ -526,19 +549,15 @@ pub fn contact_identity(contact: &str) -> String {
                 })
                 .collect();
             params.sort();
-            let user = sip.user_unescaped().unwrap_or_default();
-            let password = sip.password.unwrap_or("");
-            let port = sip.port.map(|p| p.to_string()).unwrap_or_default();
-            format!(
-                "{}:{}:{}@{}:{};{}?{}",
-                if sip.secure { "sips" } else { "sip" },
-                user,
-                password,
-                sip.host.to_ascii_lowercase(),
-                port,
-                params.join(";"),
-                sip.headers.unwrap_or(""),
-            )
+            for (n, param) in params.iter().enumerate() {
+                if n > 0 {
+                    out.push(';');
+                }
+                out.push_str(param);
+            }
+            out.push('?');
+            out.push_str(sip.headers.unwrap_or(""));
+            out
         }
         Ok(other) => match other.as_str().split_once(':') {
             Some((scheme, rest)) => format!("{}:{rest}", scheme.to_ascii_lowercase()),

@@ -59,6 +59,7 @@ fn applied(outcome: RegisterOutcome) -> (Vec<Binding>, Vec<BindingChange>, Vec<S
             bindings_after,
             changes,
             response_contacts,
+            ..
         } => (bindings_after, changes, response_contacts),
         reject => panic!("expected 200, got {reject:?}"),
     }
@@ -525,4 +526,46 @@ fn a_minimum_above_an_hour_cannot_refuse_a_request_of_an_hour_or_more() {
         }
     ));
     assert!(matches!(outcome(3600), RegisterOutcome::Ok { .. }));
+}
+
+#[test]
+fn the_outcome_counts_new_contacts_apart_from_refreshed_ones() {
+    let created = |outcome: RegisterOutcome| match outcome {
+        RegisterOutcome::Ok { created, .. } => created,
+        reject => panic!("expected 200, got {reject:?}"),
+    };
+    let first = register("c1", 1, &["<sip:9301@10.0.0.1>"], Some(3600));
+    let current = bindings_after(&first, at(T0), &[]);
+    assert_eq!(created(run(&first, at(T0), &[])), 1);
+    // The same contact again plus a new one: one refresh, one creation.
+    let second = register(
+        "c1",
+        2,
+        &["<sip:9301@10.0.0.1>", "<sip:9301@10.0.0.2>"],
+        Some(3600),
+    );
+    let outcome = run(&second, at(T0 + 10), &current);
+    let RegisterOutcome::Ok { ref changes, .. } = outcome else {
+        panic!("expected 200");
+    };
+    assert_eq!(changes.len(), 2);
+    assert_eq!(created(outcome), 1);
+}
+
+#[test]
+fn the_contact_identity_keeps_the_store_key_layout() {
+    // Stored keys are made of identities: a file written by an earlier version must still match.
+    assert_eq!(
+        contact_identity("sip:9301@192.168.2.194;user=phone"),
+        "sip:9301:@192.168.2.194:;user=phone?"
+    );
+    assert_eq!(
+        contact_identity("SIPS:Al%69ce:pw@Example.COM:5061;Transport=TLS;lr?subject=x"),
+        "sips:Alice:pw@example.com:5061;lr;transport=tls?subject=x"
+    );
+    assert_eq!(
+        contact_identity("sip:8000@127.0.0.1:5061"),
+        "sip:8000:@127.0.0.1:5061;?"
+    );
+    assert_eq!(contact_identity("TEL:+1-555"), "tel:+1-555");
 }

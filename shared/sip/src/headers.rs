@@ -141,12 +141,16 @@ impl<'a> Message<'a> {
 
     /// The From header.
     pub fn from(&self) -> Result<NameAddr<'a>, ParseError> {
-        NameAddr::parse(self.single(HeaderName::From, "From")?, "From")
+        self.from
+            .get_or_init(|| NameAddr::parse(self.single(HeaderName::From, "From")?, "From"))
+            .clone()
     }
 
     /// The To header.
     pub fn to(&self) -> Result<NameAddr<'a>, ParseError> {
-        NameAddr::parse(self.single(HeaderName::To, "To")?, "To")
+        self.to
+            .get_or_init(|| NameAddr::parse(self.single(HeaderName::To, "To")?, "To"))
+            .clone()
     }
 
     /// The Call-ID.
@@ -160,6 +164,10 @@ impl<'a> Message<'a> {
 
     /// The CSeq header.
     pub fn cseq(&self) -> Result<CSeq<'a>, ParseError> {
+        self.cseq.get_or_init(|| self.parse_cseq()).clone()
+    }
+
+    fn parse_cseq(&self) -> Result<CSeq<'a>, ParseError> {
         let value = self.single(HeaderName::CSeq, "CSeq")?;
         let mut parts = value.split_ascii_whitespace();
         let seq = parts

@@ -60,6 +60,11 @@ pub struct Message<'a> {
     /// transaction key, where to reply, loop detection, forwarding), and checking its
     /// parameters each time was a tenth of the proxy's work per call.
     pub(crate) top_via: std::cell::OnceCell<Result<crate::Via<'a>, ParseError>>,
+    /// From, To and CSeq, parsed on first use for the same reason: validation, the transaction
+    /// key, the registrar and the reply each ask for them.
+    pub(crate) from: std::cell::OnceCell<Result<crate::NameAddr<'a>, ParseError>>,
+    pub(crate) to: std::cell::OnceCell<Result<crate::NameAddr<'a>, ParseError>>,
+    pub(crate) cseq: std::cell::OnceCell<Result<crate::CSeq<'a>, ParseError>>,
 }
 
 impl<'a> Message<'a> {
@@ -143,6 +148,9 @@ impl<'a> Message<'a> {
             body_start: section.body_start as u32,
             content_length: None,
             top_via: std::cell::OnceCell::new(),
+            from: std::cell::OnceCell::new(),
+            to: std::cell::OnceCell::new(),
+            cseq: std::cell::OnceCell::new(),
         };
         message.frame_body()?;
         Ok(message)

@@ -108,16 +108,9 @@ impl TransactionKey {
     /// rules when the top Via branch has the magic cookie and by RFC 2543 rules otherwise.
     pub fn server(fields: &KeyFields) -> Self {
         match fields.via_branch.as_deref() {
-            Some(branch) if has_magic_cookie(branch) => Self(Kind::Server(
-                format!(
-                    "{} {}:{}{}",
-                    transaction_method(&fields.method),
-                    branch.len(),
-                    branch.to_ascii_lowercase(),
-                    fields.via_sent_by.to_ascii_lowercase()
-                )
-                .into(),
-            )),
+            Some(branch) if has_magic_cookie(branch) => {
+                Self::rfc3261_server(&fields.method, branch, &fields.via_sent_by)
+            }
             _ => {
                 let method = transaction_method(&fields.cseq_method).to_owned();
                 // See the module docs: an INVITE's To tag differs from its ACK's.
@@ -137,6 +130,22 @@ impl TransactionKey {
                 })))
             }
         }
+    }
+
+    /// The server key of a request whose branch has the magic cookie: only the method, the
+    /// branch and the sent-by count, so a caller that knows the branch is RFC 3261's need not
+    /// gather the RFC 2543 fields of [`KeyFields`].
+    pub fn rfc3261_server(method: &str, branch: &str, sent_by: &str) -> Self {
+        debug_assert!(has_magic_cookie(branch));
+        let method = transaction_method(method);
+        let mut key = String::with_capacity(method.len() + branch.len() + sent_by.len() + 8);
+        key.push_str(method);
+        key.push(' ');
+        key.push_str(&branch.len().to_string());
+        key.push(':');
+        key.extend(branch.chars().map(|c| c.to_ascii_lowercase()));
+        key.extend(sent_by.chars().map(|c| c.to_ascii_lowercase()));
+        Self(Kind::Server(key.into()))
     }
 
     /// For the key of a CANCEL, the key of the INVITE it cancels (RFC 3261 9.2: match as if
