@@ -237,6 +237,45 @@ fn register_and_call_over_tcp() {
 }
 
 #[test]
+fn a_tcp_peer_gets_its_answer_before_the_connection_closes() {
+    // The REGISTER is followed, in the same write, by octets that cannot be framed (no
+    // Content-Length): the stream is closed (RFC 3261 18.3), but only after the 200.
+    let proxy = Proxy::start(PROXY, &[]);
+    let mut b = Peer::tcp(&proxy);
+    let contact = b.contact("9000");
+    let mut text = b.request(
+        "REGISTER",
+        &format!("sip:{}", proxy.sip),
+        "9000",
+        &format!("sip:9000@{}", proxy.sip.ip()),
+        "tcp-junk",
+        1,
+        &[format!("Contact: <{contact}>"), "Expires: 600".into()],
+    );
+    text.push_str("OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1\r\n\r\n");
+    b.send(&text);
+    let ok = b.expect("200 to the REGISTER before the close");
+    assert_eq!(ok.status(), Some(200), "{}", ok.text());
+
+    // A peer that half-closes after its request still gets the answer.
+    let mut c = Peer::tcp(&proxy);
+    let options = c.request(
+        "OPTIONS",
+        &format!("sip:{}", proxy.sip),
+        "8000",
+        &format!("sip:{}", proxy.sip),
+        "tcp-half",
+        1,
+        &[],
+    );
+    c.send(&options);
+    let Peer::Tcp(tcp) = &c else { unreachable!() };
+    tcp.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let ok = c.expect("200 to the OPTIONS after the half-close");
+    assert_eq!(ok.status(), Some(200), "{}", ok.text());
+}
+
+#[test]
 fn udp_caller_reaches_a_tcp_callee() {
     let proxy = Proxy::start(PROXY, &[]);
     let mut b = Peer::tcp(&proxy);

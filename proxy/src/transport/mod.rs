@@ -8,9 +8,9 @@
 //! - [`Outbound`]: sends from any thread, over UDP or an existing or new TCP connection.
 //! - [`dns`]: RFC 3263 resolution for next hops named by a domain.
 
-/// The callbacks that every transport actor handles the same way: a fired timer, a finished DNS
-/// lookup, a failed send (these three call into the core) and a store commit that releases a
-/// held response. The actor needs `core`, `outbound` and `resolver` fields.
+/// The three callbacks into the core that every transport actor handles the same way: a fired
+/// timer, a finished DNS lookup and a failed send. The actor needs `core`, `outbound` and
+/// `resolver` fields.
 macro_rules! core_callbacks {
     ($actor:ty) => {
         impl actix::Handler<$crate::transport::TimerFired> for $actor {
@@ -39,19 +39,6 @@ macro_rules! core_callbacks {
             }
         }
 
-        impl actix::Handler<$crate::transport::Stored> for $actor {
-            type Result = ();
-            fn handle(
-                &mut self,
-                $crate::transport::Stored { to, bytes }: $crate::transport::Stored,
-                ctx: &mut actix::Context<Self>,
-            ) {
-                use actix::AsyncContext;
-                self.outbound
-                    .send(to, bytes, Some(ctx.address().recipient()));
-            }
-        }
-
         impl actix::Handler<$crate::transport::Resolved> for $actor {
             type Result = ();
             fn handle(&mut self, msg: $crate::transport::Resolved, ctx: &mut actix::Context<Self>) {
@@ -67,6 +54,26 @@ macro_rules! core_callbacks {
     };
 }
 pub(crate) use core_callbacks;
+
+/// [`Stored`] for an actor that sends a released response through [`Outbound`] (a TCP
+/// connection writes its own, see `tcp.rs`). The actor needs an `outbound` field.
+macro_rules! sends_when_stored {
+    ($actor:ty) => {
+        impl actix::Handler<$crate::transport::Stored> for $actor {
+            type Result = ();
+            fn handle(
+                &mut self,
+                $crate::transport::Stored { to, bytes }: $crate::transport::Stored,
+                ctx: &mut actix::Context<Self>,
+            ) {
+                use actix::AsyncContext;
+                self.outbound
+                    .send(to, bytes, Some(ctx.address().recipient()));
+            }
+        }
+    };
+}
+pub(crate) use sends_when_stored;
 
 /// [`FiresTimers`] for an actor with `core`, `outbound`, `resolver` and `tick` fields.
 macro_rules! fires_timers {
@@ -174,7 +181,7 @@ impl Outbound {
 
     /// Sent messages: from the UDP listen address, or (TCP) the TCP listen address, which is
     /// what the Via says even when an outgoing connection has an ephemeral port.
-    fn capture_sent(&self, to: &Destination, bytes: &[u8]) {
+    pub(crate) fn capture_sent(&self, to: &Destination, bytes: &[u8]) {
         if let Some(capture) = self.capture.get() {
             let local = match to.transport {
                 TransportKind::Udp => self.udp_local,

@@ -15,7 +15,7 @@ use dialtone_sip::StreamFramer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::{dns::SipResolver, execute, wall_now, Outbound};
+use super::{dns::SipResolver, execute, wall_now, Outbound, Stored};
 use crate::config::TransportKind;
 use crate::core::{ProxyCore, Source};
 
@@ -36,6 +36,13 @@ pub struct Write(pub Bytes);
 #[rtype(result = "()")]
 struct Read(Option<Bytes>);
 
+/// Close the connection once the writes queued before it are done. It travels through the
+/// actor's own mailbox, behind the responses already sent to it (`Write`), which a plain
+/// `stop` would drop.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct CloseAfterWrites;
+
 /// One TCP connection.
 pub struct TcpConnection {
     peer: SocketAddr,
@@ -49,6 +56,8 @@ pub struct TcpConnection {
     last_activity: Instant,
     partial_since: Option<Instant>,
     per_source: Option<Arc<DashMap<IpAddr, usize>>>,
+    /// The peer finished sending or sent what cannot be framed: nothing more is read.
+    closing: bool,
 }
 
 impl TcpConnection {
@@ -101,6 +110,7 @@ impl TcpConnection {
             resolver,
             last_activity: Instant::now(),
             partial_since: None,
+            closing: false,
             per_source,
         }
         .start();
@@ -161,12 +171,39 @@ impl Handler<Write> for TcpConnection {
     }
 }
 
+impl Handler<CloseAfterWrites> for TcpConnection {
+    type Result = ();
+    fn handle(&mut self, _: CloseAfterWrites, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+impl TcpConnection {
+    /// Stops reading and closes after the responses already on their way (a peer that
+    /// half-closes after its request still gets the answer). A 200 to a REGISTER may still be
+    /// waiting for the store: the close then waits for the same commit, whose callbacks run in
+    /// order, so its `Stored` reaches the mailbox first.
+    fn close_after_writes(&mut self, ctx: &mut Context<Self>) {
+        if self.closing {
+            return;
+        }
+        self.closing = true;
+        let me = ctx.address();
+        match self.core.location().store() {
+            Some(store) => store.after_commit(Box::new(move |_| me.do_send(CloseAfterWrites))),
+            None => me.do_send(CloseAfterWrites),
+        }
+    }
+}
+
 impl Handler<Read> for TcpConnection {
     type Result = ();
     fn handle(&mut self, Read(chunk): Read, ctx: &mut Context<Self>) {
-        let Some(chunk) = chunk else {
-            ctx.stop();
+        if self.closing {
             return;
+        }
+        let Some(chunk) = chunk else {
+            return self.close_after_writes(ctx);
         };
         self.last_activity = Instant::now();
         self.framer.push(&chunk);
@@ -197,8 +234,7 @@ impl Handler<Read> for TcpConnection {
                         .parse_errors
                         .with_label_values(&["bad_content_length"])
                         .inc();
-                    ctx.stop();
-                    return;
+                    return self.close_after_writes(ctx);
                 }
             }
         }
@@ -211,6 +247,22 @@ impl Handler<Read> for TcpConnection {
 }
 
 super::core_callbacks!(TcpConnection);
+
+impl Handler<Stored> for TcpConnection {
+    type Result = ();
+    /// A held 200 to a REGISTER that came over this connection is written here directly, not
+    /// through [`Outbound`], which would queue it behind a `CloseAfterWrites` already waiting.
+    fn handle(&mut self, Stored { to, bytes }: Stored, ctx: &mut Context<Self>) {
+        if to.transport == TransportKind::Tcp && to.addr == self.peer {
+            self.outbound.capture_sent(&to, &bytes);
+            self.last_activity = Instant::now();
+            let _ = self.writer.send(bytes);
+        } else {
+            self.outbound
+                .send(to, bytes, Some(ctx.address().recipient()));
+        }
+    }
+}
 
 /// Accepts TCP connections.
 pub struct TcpListenerActor {
@@ -310,3 +362,5 @@ impl Handler<Accepted> for TcpListenerActor {
 }
 
 super::core_callbacks!(TcpListenerActor);
+
+super::sends_when_stored!(TcpListenerActor);

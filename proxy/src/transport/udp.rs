@@ -151,4 +151,6 @@ impl StreamHandler<Readable> for UdpWorker {
 
 super::core_callbacks!(UdpWorker);
 
+super::sends_when_stored!(UdpWorker);
+
 super::fires_timers!(UdpWorker);
