@@ -6,6 +6,7 @@
 //! order of arrival: provisionals (except 100) and every 2xx are relayed at once; other finals
 //! are kept until every branch has one, and the best is relayed (section 16.7 step 6).
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -144,6 +145,8 @@ pub(crate) struct PendingBranch {
 pub struct ProxyTransaction {
     server: ServerTx,
     reply_to: Destination,
+    /// Where the request came from: the `received`/`rport` of the Via in local responses.
+    source: SocketAddr,
     request: Bytes,
     /// The request's method (its CSeq method too: `check_request` refuses a mismatch), which
     /// names the branches' client transactions.
@@ -173,6 +176,7 @@ impl ProxyTransaction {
         request: Bytes,
         method: &str,
         reply_to: Destination,
+        source: SocketAddr,
     ) -> ProxyTransaction {
         let is_invite = method == "INVITE";
         let transport = transport_of(reply_to.transport);
@@ -194,6 +198,7 @@ impl ProxyTransaction {
         ProxyTransaction {
             server,
             reply_to,
+            source,
             request,
             method: method.to_string(),
             is_invite,
@@ -235,7 +240,8 @@ impl ProxyTransaction {
         let Ok(request) = Message::parse(&self.request) else {
             return;
         };
-        let bytes = reply::local_response(&request, status, reason, extra, &core.to_tag);
+        let bytes =
+            reply::local_response(&request, self.source, status, reason, extra, &core.to_tag);
         if status >= 200 {
             if self.final_sent {
                 return;

@@ -78,15 +78,26 @@ pub fn via_with_received(via_value: &str, via: &Via<'_>, source: SocketAddr) -> 
     Some(out)
 }
 
-/// A response the proxy writes itself (RFC 3261 section 16.7 uses the same rules as a UAS).
+/// A response the proxy writes itself (RFC 3261 section 16.7 uses the same rules as a UAS) to
+/// a request received from `source`; its top Via gets `received` and `rport` as a forwarded
+/// request's would.
 pub fn local_response(
     request: &Message<'_>,
+    source: SocketAddr,
     code: u16,
     reason: &str,
     extra: &[(&str, String)],
     to_tag: &str,
 ) -> Bytes {
     let mut builder = ResponseBuilder::for_request(request, code, reason);
+    if let (Some(value), Ok(via)) = (
+        request.values(dialtone_sip::HeaderName::Via).next(),
+        request.top_via(),
+    ) {
+        if let Some(filled) = via_with_received(value, &via, source) {
+            builder = builder.top_via(value, &filled);
+        }
+    }
     if code > 100 {
         builder = builder.to_tag(to_tag);
     }
@@ -154,6 +165,46 @@ mod tests {
             addr: addr.parse().unwrap(),
             local: "127.0.0.1:5060".parse().unwrap(),
         }
+    }
+
+    #[test]
+    fn a_local_response_fills_in_received_and_rport_of_the_top_via_only() {
+        // RFC 3581 section 4: rport gets the source port, and received is added.
+        let raw = b"REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bKa;rport, SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKb;rport\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:a@x>\r\nCall-ID: c\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n";
+        let request = Message::parse(raw).unwrap();
+        let bytes = local_response(
+            &request,
+            "127.0.0.1:40000".parse().unwrap(),
+            200,
+            "OK",
+            &[],
+            "t",
+        );
+        let response = Message::parse(&bytes).unwrap();
+        let vias: Vec<&str> = response.values(dialtone_sip::HeaderName::Via).collect();
+        assert_eq!(
+            vias,
+            [
+                "SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bKa;rport=40000;received=127.0.0.1",
+                "SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKb;rport"
+            ]
+        );
+        // Without rport and from the sent-by address, the Via comes back as it was.
+        let raw = b"OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bKc\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:a@x>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+        let request = Message::parse(raw).unwrap();
+        let bytes = local_response(
+            &request,
+            "127.0.0.1:5062".parse().unwrap(),
+            200,
+            "OK",
+            &[],
+            "t",
+        );
+        let response = Message::parse(&bytes).unwrap();
+        assert_eq!(
+            response.header_value(dialtone_sip::HeaderName::Via),
+            Some("SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bKc")
+        );
     }
 
     #[test]

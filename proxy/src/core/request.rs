@@ -69,7 +69,8 @@ impl ProxyCore {
     ) {
         let via = request.top_via().ok();
         let to = reply::reply_destination(&source, via.as_ref());
-        let bytes = reply::local_response(request, status, reason, extra, &self.to_tag);
+        let bytes =
+            reply::local_response(request, source.addr, status, reason, extra, &self.to_tag);
         self.metrics
             .responses_sent
             .with_label_values(&[class_of(status)])
@@ -132,7 +133,7 @@ impl ProxyCore {
             return;
         }
         let is_invite = method == Method::Invite;
-        let mut tx = ProxyTransaction::new(now, self, raw, method.as_str(), reply_to);
+        let mut tx = ProxyTransaction::new(now, self, raw, method.as_str(), reply_to, source.addr);
         if is_invite {
             // RFC 3261 section 16.2: 100 Trying at once, so the caller stops retransmitting.
             tx.respond_locally(now, self, 100, "Trying", &[], actions);
@@ -799,7 +800,7 @@ impl ProxyCore {
                 actions,
             );
         };
-        let mut cancel_tx = ProxyTransaction::new(now, self, raw, "CANCEL", reply_to);
+        let mut cancel_tx = ProxyTransaction::new(now, self, raw, "CANCEL", reply_to, source.addr);
         cancel_tx.respond_locally(now, self, 200, "OK", &[], actions);
         let entry = Arc::new(Mutex::new(cancel_tx));
         self.servers.insert(key.clone(), entry.clone());

@@ -37,6 +37,21 @@ impl ResponseBuilder {
         }
     }
 
+    /// Replaces the first occurrence of the top Via value `old` (as the request had it) with
+    /// `new`: a server fills in `received` and `rport` (RFC 3261 section 18.2.1, RFC 3581
+    /// section 4) in the Via it returns.
+    pub fn top_via(mut self, old: &str, new: &str) -> Self {
+        let Some(start) = self.head.find("\r\nVia: ") else {
+            return self;
+        };
+        let value_start = start + "\r\nVia: ".len();
+        if let Some(at) = self.head[value_start..].find(old) {
+            let at = value_start + at;
+            self.head.replace_range(at..at + old.len(), new);
+        }
+        self
+    }
+
     /// Adds `;tag=...` to the To header when it has no tag (a UAS or a proxy answering itself,
     /// RFC 3261 section 8.2.6.2). Does nothing when the To already has one.
     pub fn to_tag(mut self, tag: &str) -> Self {
