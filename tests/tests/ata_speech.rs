@@ -170,7 +170,11 @@ fn speech_call(codec_flags: &[&str]) {
     ];
     let a = start_ata(ATA, &[&a_args[..], codec_flags].concat());
     ata_line_command(a.control, 1, CtlCommand::Dial("9000#".into()));
-    let connected = wait_for_line(b.control, 1, "B connected", |s| s.state == "connected");
+    // B's line shows "connected" as soon as it answers; the codec follows once its call actor
+    // has built the answer, so wait for both.
+    let connected = wait_for_line(b.control, 1, "B connected with a codec", |s| {
+        s.state == "connected" && s.call.as_ref().is_some_and(|c| c.codec.is_some())
+    });
     if codec_flags.iter().any(|f| f.starts_with("opus")) {
         let codec = connected.call.and_then(|c| c.codec).unwrap_or_default();
         assert_eq!(codec, "opus/48000/2", "the call must run on Opus");
