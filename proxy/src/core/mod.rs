@@ -299,6 +299,10 @@ mod tests {
     }
 
     fn core_with(flags: ProxyFlags) -> ProxyCore {
+        core_with_location(flags, LocationService::new())
+    }
+
+    fn core_with_location(flags: ProxyFlags, location: LocationService) -> ProxyCore {
         let flags = ProxyFlags {
             listen: vec!["udp:127.0.0.1:5070".into()],
             ..flags
@@ -306,7 +310,7 @@ mod tests {
         let config = Config::merge(FileConfig::default(), &flags).unwrap();
         let metrics = ProxyMetrics::new();
         let calls = CallTracker::new(metrics.clone());
-        ProxyCore::new(&config, LocationService::new(), metrics, calls)
+        ProxyCore::new(&config, location, metrics, calls)
     }
 
     /// A UDP source at `addr`, received on the proxy's 127.0.0.1:5070.
@@ -386,18 +390,8 @@ mod tests {
         let store = crate::registrar::BindingStore::open(dir.path())
             .unwrap()
             .spawn_writer();
-        let config = Config::merge(
-            FileConfig::default(),
-            &ProxyFlags {
-                listen: vec!["udp:127.0.0.1:5070".into()],
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        let metrics = ProxyMetrics::new();
-        let calls = CallTracker::new(metrics.clone());
         let location = LocationService::with_bindings(Vec::new(), Some(store));
-        let core = ProxyCore::new(&config, location, metrics, calls);
+        let core = core_with_location(ProxyFlags::default(), location);
         let register = |expires: u32| {
             Bytes::from(format!("REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKst{expires}\r\nMax-Forwards: 70\r\nFrom: <sip:j@127.0.0.1>;tag=1\r\nTo: <sip:j@127.0.0.1>\r\nCall-ID: st1\r\nCSeq: {expires} REGISTER\r\nContact: <sip:j@127.0.0.2:5062>\r\nExpires: {expires}\r\nContent-Length: 0\r\n\r\n"))
         };

@@ -147,14 +147,19 @@ fn twenty_thousand_upserts_through_the_writer_all_land_in_few_commits() {
     assert_eq!(store.load(at(T0)).unwrap().len(), 20_000);
 }
 
-#[test]
-fn flush_reports_a_stopped_writer_instead_of_hanging() {
+/// A writer whose thread is gone.
+fn stopped_writer() -> StoreWriter {
     let (tx, rx) = mpsc::channel();
     drop(rx);
-    let writer = StoreWriter {
+    StoreWriter {
         tx,
         commits: Arc::new(AtomicU64::new(0)),
-    };
+    }
+}
+
+#[test]
+fn flush_reports_a_stopped_writer_instead_of_hanging() {
+    let writer = stopped_writer();
     assert!(matches!(writer.flush(), Err(StoreError::WriterStopped)));
     assert!(matches!(
         writer.send(vec![BindingChange::Remove {
@@ -193,12 +198,7 @@ fn after_commit_runs_once_the_changes_queued_before_it_are_on_disk() {
 
 #[test]
 fn after_commit_on_a_stopped_writer_is_told_at_once() {
-    let (tx, rx) = mpsc::channel();
-    drop(rx);
-    let writer = StoreWriter {
-        tx,
-        commits: Arc::new(AtomicU64::new(0)),
-    };
+    let writer = stopped_writer();
     let (done, told) = mpsc::channel();
     writer.after_commit(Box::new(move |result| done.send(result).unwrap()));
     assert!(matches!(

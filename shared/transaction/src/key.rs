@@ -34,6 +34,7 @@
 //! given: the caller passes it in the form it wants compared (19.1.4's rules need a parsed URI).
 
 use std::fmt;
+use std::fmt::Write as _;
 
 /// The magic cookie that marks an RFC 3261 branch (RFC 3261 8.1.1.7).
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
@@ -140,9 +141,7 @@ impl TransactionKey {
         let method = transaction_method(method);
         let mut key = String::with_capacity(method.len() + branch.len() + sent_by.len() + 8);
         key.push_str(method);
-        key.push(' ');
-        key.push_str(&branch.len().to_string());
-        key.push(':');
+        let _ = write!(key, " {}:", branch.len());
         key.extend(branch.chars().map(|c| c.to_ascii_lowercase()));
         key.extend(sent_by.chars().map(|c| c.to_ascii_lowercase()));
         Self(Kind::Server(key.into()))
