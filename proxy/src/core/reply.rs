@@ -8,6 +8,7 @@
 //! the Via, From, To, Call-ID and CSeq lines by name so that the sender learns why (a 400 with
 //! a reason phrase, or 505), as RFC 4475 asks.
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
@@ -52,9 +53,9 @@ pub fn via_with_received(via_value: &str, via: &Via<'_>, source: SocketAddr) -> 
     if sent_by_matches && !wants_rport {
         return None;
     }
-    let mut params = String::new();
     let mut out = String::with_capacity(via_value.len() + 40);
-    // Rebuild the value with rport filled in and received added.
+    // Rebuild the value with rport filled in and received added, written straight into `out`
+    // (this runs for every response the proxy sends: no temporary strings).
     let (head, rest) = match via_value.find(';') {
         Some(i) => (&via_value[..i], &via_value[i..]),
         None => (via_value, ""),
@@ -63,17 +64,16 @@ pub fn via_with_received(via_value: &str, via: &Via<'_>, source: SocketAddr) -> 
     for param in rest.split(';').filter(|p| !p.trim().is_empty()) {
         let name = param.split('=').next().unwrap_or("").trim();
         if name.eq_ignore_ascii_case("rport") && wants_rport {
-            params.push_str(&format!(";rport={}", source.port()));
+            let _ = write!(out, ";rport={}", source.port());
         } else if name.eq_ignore_ascii_case("received") {
             continue;
         } else {
-            params.push(';');
-            params.push_str(param);
+            out.push(';');
+            out.push_str(param);
         }
     }
-    out.push_str(&params);
     if !sent_by_matches || wants_rport {
-        out.push_str(&format!(";received={source_ip}"));
+        let _ = write!(out, ";received={source_ip}");
     }
     Some(out)
 }

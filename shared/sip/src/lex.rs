@@ -23,7 +23,18 @@ pub fn is_lws(b: u8) -> bool {
 
 /// Trims linear white space at both ends.
 pub fn trim(s: &str) -> &str {
-    s.trim_matches(|c: char| c.is_ascii() && is_lws(c as u8))
+    // Byte-wise: LWS is ASCII, so both cut points fall on character boundaries (the `char`
+    // pattern of `trim_matches` decoded UTF-8 at both ends of every parameter, name and value).
+    let bytes = s.as_bytes();
+    let Some(start) = bytes.iter().position(|&b| !is_lws(b)) else {
+        // Empty, but inside `s` (as `trim_matches` gives): callers take offsets from it.
+        return &s[..0];
+    };
+    let end = bytes
+        .iter()
+        .rposition(|&b| !is_lws(b))
+        .map_or(start, |i| i + 1);
+    &s[start..end]
 }
 
 /// Splits a header value into its comma-separated elements, ignoring commas inside quoted
@@ -233,6 +244,18 @@ mod tests {
     fn comma_lists_ignore_commas_in_quotes_and_angle_brackets() {
         let items: Vec<_> = split_commas(r#""Bell, A" <sip:a@b;x=1,2>;q=1 , <sip:c@d>"#).collect();
         assert_eq!(items, vec![r#""Bell, A" <sip:a@b;x=1,2>;q=1"#, "<sip:c@d>"]);
+    }
+
+    #[test]
+    fn trim_cuts_only_linear_white_space_and_stays_inside_its_input() {
+        assert_eq!(trim(" \t a b\r\n"), "a b");
+        // Not LWS in SIP: a non-breaking space and a form feed are kept.
+        assert_eq!(trim("\u{a0}x\u{c}"), "\u{a0}x\u{c}");
+        let blank = " \t ";
+        let trimmed = trim(blank);
+        assert!(trimmed.is_empty());
+        // Callers compute offsets from the result (message.rs `set_value`).
+        assert_eq!(trimmed.as_ptr(), blank.as_ptr());
     }
 
     #[test]

@@ -80,25 +80,28 @@ impl<'a> Via<'a> {
     }
 
     fn check_params(&self) -> Result<(), ParseError> {
-        if let Some(ttl) = self.params.get("ttl") {
-            match ttl.map(|t| t.parse::<u8>()) {
-                Some(Ok(_)) => {}
-                _ => return Err(bad("bad ttl")),
-            }
-        }
-        if let Some(Some(v)) = self.params.get("rport") {
-            v.parse::<u16>().map_err(|_| bad("bad rport"))?;
-        }
-        if let Some(received) = self.params.get("received") {
-            match received {
-                Some(r) if parse_host_ip(r).is_some() => {}
-                _ => return Err(bad("bad received")),
-            }
-        }
-        if let Some(branch) = self.params.get("branch") {
-            match branch {
-                Some(b) if lex::is_token(b) => {}
-                _ => return Err(bad("bad branch")),
+        // One walk over the parameters (this runs for every message); as with `Params::get`,
+        // only the first occurrence of each name is checked.
+        let (mut ttl, mut rport, mut received, mut branch) = (false, false, false, false);
+        for (name, value) in self.params.iter() {
+            let first = |seen: &mut bool| !std::mem::replace(seen, true);
+            if name.eq_ignore_ascii_case("ttl") && first(&mut ttl) {
+                if value.is_none_or(|t| t.parse::<u8>().is_err()) {
+                    return Err(bad("bad ttl"));
+                }
+            } else if name.eq_ignore_ascii_case("rport") && first(&mut rport) {
+                if let Some(v) = value {
+                    v.parse::<u16>().map_err(|_| bad("bad rport"))?;
+                }
+            } else if name.eq_ignore_ascii_case("received") && first(&mut received) {
+                if value.is_none_or(|r| parse_host_ip(r).is_none()) {
+                    return Err(bad("bad received"));
+                }
+            } else if name.eq_ignore_ascii_case("branch")
+                && first(&mut branch)
+                && !value.is_some_and(lex::is_token)
+            {
+                return Err(bad("bad branch"));
             }
         }
         Ok(())
