@@ -222,9 +222,21 @@ mod tests {
             "SIP/2.0/UDP 192.0.2.15;;",
             "SIP/2.0/UDP h;ttl=300",
             "SIP/2.0/UDP h;received=nothost",
+            "SIP/2.0/UDP h;ttl",
+            "SIP/2.0/UDP h;rport=x",
+            "SIP/2.0/UDP h;received",
+            "SIP/2.0/UDP h;branch",
+            "SIP/2.0/UDP h;branch=\"z9hG4bKa\"",
             "SIP/2.0/UDP h:99999",
         ] {
             assert!(Via::parse(raw).is_err(), "{raw}");
         }
+    }
+
+    #[test]
+    fn only_the_first_of_a_repeated_parameter_is_checked() {
+        // As `Params::get` reads them: the later duplicate is never looked at.
+        let via = Via::parse("SIP/2.0/UDP h;branch=z9hG4bKa;branch=\"x\";ttl=1;ttl=300").unwrap();
+        assert_eq!(via.branch(), Some("z9hG4bKa"));
     }
 }
