@@ -8,7 +8,7 @@
 //! retransmission or the CANCEL of an INVITE gets the same branch.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use dialtone_sip::{HeaderName, Message, SipUri, Uri};
 
@@ -51,9 +51,12 @@ impl ProxyIdentity {
             return true;
         }
         let port = port.unwrap_or(5060);
+        let Some(ip) = parse_ip(bare) else {
+            return false;
+        };
         self.listen
             .iter()
-            .any(|l| l.addr.port() == port && l.addr.ip().to_string().eq_ignore_ascii_case(bare))
+            .any(|l| l.addr.port() == port && l.addr.ip() == ip)
     }
 
     /// True when a domain-level URI host belongs to us, whatever its port (a request for
@@ -61,10 +64,7 @@ impl ProxyIdentity {
     pub fn is_local_domain(&self, host: &str) -> bool {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         self.domains.iter().any(|d| d.eq_ignore_ascii_case(bare))
-            || self
-                .listen
-                .iter()
-                .any(|l| l.addr.ip().to_string().eq_ignore_ascii_case(bare))
+            || parse_ip(bare).is_some_and(|ip| self.listen.iter().any(|l| l.addr.ip() == ip))
     }
 
     /// True when a SIP URI points at this proxy (host and port).
@@ -99,6 +99,13 @@ impl ProxyIdentity {
 }
 
 /// `ip:port`, with brackets for IPv6.
+/// A URI host as an IP address, when it is one. Comparing parsed addresses, not our addresses
+/// printed as text, costs no allocation per request and treats equal IPv6 spellings
+/// (`::1`, `0:0::1`) alike.
+fn parse_ip(host: &str) -> Option<IpAddr> {
+    host.parse().ok()
+}
+
 pub fn fmt_addr(addr: SocketAddr) -> String {
     match addr {
         SocketAddr::V4(v4) => v4.to_string(),
@@ -203,6 +210,17 @@ mod tests {
         assert!(id.is_local_host("lab.example", Some(9999)));
         assert!(id.is_local_domain("127.0.0.1"));
         assert!(!id.is_local_domain("example.net"));
+        assert!(!id.is_local_domain("127.0.0.2"));
+    }
+
+    #[test]
+    fn ipv6_hosts_match_however_they_are_spelled() {
+        let id = ProxyIdentity::new(&["udp:[::1]:5070".parse().unwrap()], &[]);
+        assert!(id.is_local_domain("[::1]"));
+        assert!(id.is_local_domain("[0:0::1]"));
+        assert!(id.is_local_host("[0:0:0:0:0:0:0:1]", Some(5070)));
+        assert!(!id.is_local_host("[::1]", Some(5071)));
+        assert!(!id.is_local_domain("[::2]"));
     }
 
     #[test]
