@@ -20,7 +20,8 @@ use dashmap::DashMap;
 use dialtone_sip::Message;
 
 use super::rules::{
-    process_register, Binding, BindingChange, Origin, RegisterOutcome, RegistrarPolicy,
+    process_register, unix_seconds, Binding, BindingChange, Origin, RegisterOutcome,
+    RegistrarPolicy,
 };
 use super::store::StoreWriter;
 
@@ -30,12 +31,28 @@ pub struct LocationService {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
     /// AOR to its bindings, highest q first.
     bindings: DashMap<String, Vec<Binding>>,
     store: Option<StoreWriter>,
     expired_total: AtomicU64,
+    /// No binding lapses before this (Unix seconds; `u64::MAX` when there is none), so that
+    /// the sweep every second walks the map only when something may have expired. Lowered
+    /// after every write to the map, reset before each walk and rebuilt by it; a stale value
+    /// is only ever too low, which costs one walk that finds nothing.
+    earliest_expiry: AtomicU64,
+}
+
+impl Default for Inner {
+    fn default() -> Inner {
+        Inner {
+            bindings: DashMap::new(),
+            store: None,
+            expired_total: AtomicU64::new(0),
+            earliest_expiry: AtomicU64::new(u64::MAX),
+        }
+    }
 }
 
 impl LocationService {
@@ -48,6 +65,7 @@ impl LocationService {
     /// every later change through `store`, when given.
     pub fn with_bindings(bindings: Vec<Binding>, store: Option<StoreWriter>) -> LocationService {
         let map: DashMap<String, Vec<Binding>> = DashMap::new();
+        let earliest = earliest_expiry(&bindings);
         for binding in bindings {
             map.entry(binding.aor.clone()).or_default().push(binding);
         }
@@ -59,6 +77,7 @@ impl LocationService {
                 bindings: map,
                 store,
                 expired_total: AtomicU64::new(0),
+                earliest_expiry: AtomicU64::new(earliest),
             }),
         }
     }
@@ -100,6 +119,7 @@ impl LocationService {
                         entry.remove();
                     } else {
                         *entry.get_mut() = bindings_after.clone();
+                        self.lower_earliest_expiry(bindings_after);
                     }
                 }
                 outcome
@@ -115,6 +135,7 @@ impl LocationService {
                     self.persist(changes);
                     if !bindings_after.is_empty() {
                         entry.insert(bindings_after.clone());
+                        self.lower_earliest_expiry(bindings_after);
                     }
                 }
                 outcome
@@ -129,14 +150,31 @@ impl LocationService {
             self.inner.bindings.remove(aor);
         } else {
             sort_by_q(&mut bindings_after);
+            let earliest = earliest_expiry(&bindings_after);
             self.inner.bindings.insert(aor.to_owned(), bindings_after);
+            self.inner
+                .earliest_expiry
+                .fetch_min(earliest, Ordering::Relaxed);
         }
     }
 
     /// Removes and returns every binding expired at `now`, and queues their removal to the
     /// store. Called by the registrar actor's sweep.
+    ///
+    /// Walks the map only once the earliest expiry is reached: with 100 000 bindings a walk
+    /// write-locks each shard in turn for a while, which delays the REGISTERs and INVITEs that
+    /// need it, and it took 2 % of the proxy's CPU at 1000 REGISTERs/s with 10 000 bindings.
     pub fn expire(&self, now: SystemTime) -> Vec<(String, Binding)> {
         let mut expired = Vec::new();
+        if unix_seconds(now) < self.inner.earliest_expiry.load(Ordering::Relaxed) {
+            return expired;
+        }
+        // Reset before the walk: a binding written during it lowers the value itself (after
+        // its map write), and every binding already in the map is seen by the walk.
+        self.inner
+            .earliest_expiry
+            .store(u64::MAX, Ordering::Relaxed);
+        let mut earliest_kept = u64::MAX;
         self.inner.bindings.retain(|aor, bindings| {
             if bindings.iter().any(|b| b.is_expired(now)) {
                 let (gone, kept): (Vec<Binding>, Vec<Binding>) =
@@ -154,8 +192,12 @@ impl LocationService {
                 expired.extend(gone.into_iter().map(|b| (aor.clone(), b)));
                 *bindings = kept;
             }
+            earliest_kept = earliest_kept.min(earliest_expiry(bindings));
             !bindings.is_empty()
         });
+        self.inner
+            .earliest_expiry
+            .fetch_min(earliest_kept, Ordering::Relaxed);
         self.inner
             .expired_total
             .fetch_add(expired.len() as u64, Ordering::Relaxed);
@@ -187,6 +229,12 @@ impl LocationService {
         self.inner.store.as_ref()
     }
 
+    fn lower_earliest_expiry(&self, bindings: &[Binding]) {
+        self.inner
+            .earliest_expiry
+            .fetch_min(earliest_expiry(bindings), Ordering::Relaxed);
+    }
+
     fn persist(&self, changes: &[BindingChange]) {
         let Some(store) = &self.inner.store else {
             return;
@@ -199,6 +247,15 @@ impl LocationService {
             tracing::error!(%error, "registrar changes not persisted");
         }
     }
+}
+
+/// The earliest `expires_at` among `bindings`, `u64::MAX` for none.
+fn earliest_expiry(bindings: &[Binding]) -> u64 {
+    bindings
+        .iter()
+        .map(|b| b.expires_at)
+        .min()
+        .unwrap_or(u64::MAX)
 }
 
 fn sort_by_q(bindings: &mut [Binding]) {

@@ -144,6 +144,55 @@ fn expire_removes_and_returns_only_lapsed_bindings() {
 }
 
 #[test]
+fn the_sweep_walks_only_from_the_earliest_expiry_and_still_finds_every_lapsed_binding() {
+    let location = LocationService::new();
+    let earliest = |l: &LocationService| l.inner.earliest_expiry.load(Ordering::Relaxed);
+    assert_eq!(earliest(&location), u64::MAX);
+    register(
+        &location,
+        "9301",
+        "a",
+        1,
+        "<sip:9301@10.0.0.1>;expires=600",
+        at(T0),
+    );
+    assert_eq!(earliest(&location), T0 + 600);
+    assert!(location.expire(at(T0 + 1)).is_empty());
+    // Added after a sweep and lapsing before every other binding: still swept on time.
+    register(
+        &location,
+        "8000",
+        "b",
+        1,
+        "<sip:8000@10.0.0.3>;expires=60",
+        at(T0 + 1),
+    );
+    assert_eq!(earliest(&location), T0 + 61);
+    assert!(location.expire(at(T0 + 60)).is_empty());
+    assert_eq!(location.expire(at(T0 + 61)).len(), 1);
+    // The walk rebuilt the earliest expiry from the bindings it kept.
+    assert_eq!(earliest(&location), T0 + 600);
+    assert!(location.expire(at(T0 + 599)).is_empty());
+    assert_eq!(location.expire(at(T0 + 600)).len(), 1);
+    assert_eq!(earliest(&location), u64::MAX);
+    // Bindings applied by callers that ran the rules themselves count too.
+    let binding = Binding {
+        aor: "9301".into(),
+        contact: "sip:9301@10.0.0.9".into(),
+        q: None,
+        expires_at: T0 + 700,
+        call_id: "c".into(),
+        cseq: 1,
+        source: origin().source,
+        transport: BindingTransport::Udp,
+        registered_at: T0,
+    };
+    location.apply("9301", vec![binding]);
+    assert_eq!(earliest(&location), T0 + 700);
+    assert_eq!(location.expire(at(T0 + 700)).len(), 1);
+}
+
+#[test]
 fn removing_the_last_binding_forgets_the_aor() {
     let location = LocationService::new();
     register(&location, "9301", "a", 1, "<sip:9301@10.0.0.1>", at(T0));
