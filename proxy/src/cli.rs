@@ -50,6 +50,7 @@ where
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    crate::allocator::tune();
     match crate::server::run(config) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -12,6 +12,7 @@
 //! - [`trace`]: the message recorder behind `ctl trace` and the ladders; [`hep`]: HEPv3 export.
 //! - [`server`]: wires it all together and runs until SIGTERM or Ctrl-C.
 
+pub mod allocator;
 pub mod auth;
 pub mod calls;
 pub mod cli;
