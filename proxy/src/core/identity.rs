@@ -51,7 +51,9 @@ impl ProxyIdentity {
             return true;
         }
         let port = port.unwrap_or(5060);
-        let Some(ip) = parse_ip(bare) else {
+        // Parsed, not our addresses printed as text: no allocation per request, and equal
+        // IPv6 spellings (`::1`, `0:0::1`) match.
+        let Ok(ip) = bare.parse::<IpAddr>() else {
             return false;
         };
         self.listen
@@ -64,7 +66,9 @@ impl ProxyIdentity {
     pub fn is_local_domain(&self, host: &str) -> bool {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         self.domains.iter().any(|d| d.eq_ignore_ascii_case(bare))
-            || parse_ip(bare).is_some_and(|ip| self.listen.iter().any(|l| l.addr.ip() == ip))
+            || bare
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| self.listen.iter().any(|l| l.addr.ip() == ip))
     }
 
     /// True when a SIP URI points at this proxy (host and port).
@@ -99,13 +103,6 @@ impl ProxyIdentity {
 }
 
 /// `ip:port`, with brackets for IPv6.
-/// A URI host as an IP address, when it is one. Comparing parsed addresses, not our addresses
-/// printed as text, costs no allocation per request and treats equal IPv6 spellings
-/// (`::1`, `0:0::1`) alike.
-fn parse_ip(host: &str) -> Option<IpAddr> {
-    host.parse().ok()
-}
-
 pub fn fmt_addr(addr: SocketAddr) -> String {
     match addr {
         SocketAddr::V4(v4) => v4.to_string(),

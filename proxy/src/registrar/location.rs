@@ -26,7 +26,7 @@ use super::rules::{
 use super::store::StoreWriter;
 
 /// The bindings of every AOR, shared by the workers. Clones share the same map.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct LocationService {
     inner: Arc<Inner>,
 }
@@ -44,14 +44,9 @@ struct Inner {
     earliest_expiry: AtomicU64,
 }
 
-impl Default for Inner {
-    fn default() -> Inner {
-        Inner {
-            bindings: DashMap::new(),
-            store: None,
-            expired_total: AtomicU64::new(0),
-            earliest_expiry: AtomicU64::new(u64::MAX),
-        }
+impl Default for LocationService {
+    fn default() -> LocationService {
+        LocationService::with_bindings(Vec::new(), None)
     }
 }
 
@@ -119,7 +114,7 @@ impl LocationService {
                         entry.remove();
                     } else {
                         *entry.get_mut() = bindings_after.clone();
-                        self.lower_earliest_expiry(bindings_after);
+                        self.lower_earliest_expiry(earliest_expiry(bindings_after));
                     }
                 }
                 outcome
@@ -135,7 +130,7 @@ impl LocationService {
                     self.persist(changes);
                     if !bindings_after.is_empty() {
                         entry.insert(bindings_after.clone());
-                        self.lower_earliest_expiry(bindings_after);
+                        self.lower_earliest_expiry(earliest_expiry(bindings_after));
                     }
                 }
                 outcome
@@ -152,9 +147,7 @@ impl LocationService {
             sort_by_q(&mut bindings_after);
             let earliest = earliest_expiry(&bindings_after);
             self.inner.bindings.insert(aor.to_owned(), bindings_after);
-            self.inner
-                .earliest_expiry
-                .fetch_min(earliest, Ordering::Relaxed);
+            self.lower_earliest_expiry(earliest);
         }
     }
 
@@ -195,9 +188,7 @@ impl LocationService {
             earliest_kept = earliest_kept.min(earliest_expiry(bindings));
             !bindings.is_empty()
         });
-        self.inner
-            .earliest_expiry
-            .fetch_min(earliest_kept, Ordering::Relaxed);
+        self.lower_earliest_expiry(earliest_kept);
         self.inner
             .expired_total
             .fetch_add(expired.len() as u64, Ordering::Relaxed);
@@ -229,10 +220,11 @@ impl LocationService {
         self.inner.store.as_ref()
     }
 
-    fn lower_earliest_expiry(&self, bindings: &[Binding]) {
+    /// Call after the map write that holds a binding lapsing at `expires_at` (see `expire`).
+    fn lower_earliest_expiry(&self, expires_at: u64) {
         self.inner
             .earliest_expiry
-            .fetch_min(earliest_expiry(bindings), Ordering::Relaxed);
+            .fetch_min(expires_at, Ordering::Relaxed);
     }
 
     fn persist(&self, changes: &[BindingChange]) {
