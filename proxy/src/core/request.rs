@@ -136,7 +136,7 @@ impl ProxyCore {
         let mut tx = ProxyTransaction::new(now, self, raw, method.as_str(), reply_to, source.addr);
         if is_invite {
             // RFC 3261 section 16.2: 100 Trying at once, so the caller stops retransmitting.
-            tx.respond_locally(now, self, 100, "Trying", &[], actions);
+            tx.respond_to(request, now, self, 100, "Trying", &[], actions);
         }
         self.process(now, wall, source, request, &key, &mut tx, actions);
         if tx.answered_statelessly() {
@@ -170,30 +170,39 @@ impl ProxyCore {
         let sip = match uri {
             Uri::Sip(sip) => sip,
             Uri::Tel(_) => {
-                return tx.respond_locally(now, self, 404, "Not Found", &[], actions);
+                return tx.respond_to(request, now, self, 404, "Not Found", &[], actions);
             }
             Uri::Other { .. } => {
-                return tx.respond_locally(now, self, 416, "Unsupported URI Scheme", &[], actions)
+                return tx.respond_to(
+                    request,
+                    now,
+                    self,
+                    416,
+                    "Unsupported URI Scheme",
+                    &[],
+                    actions,
+                )
             }
         };
         if sip.headers.is_some() {
             // RFC 4475 section 3.1.2.11: headers have no place in a Request-URI.
-            return tx.respond_locally(now, self, 400, "Bad Request-URI", &[], actions);
+            return tx.respond_to(request, now, self, 400, "Bad Request-URI", &[], actions);
         }
         let addressed_to_proxy = sip.user.is_none() && self.identity.is_local_domain(sip.host);
         if request.max_forwards().ok().flatten() == Some(0) {
             if method == Method::Options && addressed_to_proxy {
-                return self.answer_options(now, tx, actions);
+                return self.answer_options(request, now, tx, actions);
             }
-            return tx.respond_locally(now, self, 483, "Too Many Hops", &[], actions);
+            return tx.respond_to(request, now, self, 483, "Too Many Hops", &[], actions);
         }
         if identity::is_loop(&self.identity, request) {
-            return tx.respond_locally(now, self, 482, "Loop Detected", &[], actions);
+            return tx.respond_to(request, now, self, 482, "Loop Detected", &[], actions);
         }
         let unsupported: Vec<&str> = request.tokens(HeaderName::ProxyRequire).collect();
         if !unsupported.is_empty() {
             let list = unsupported.join(", ");
-            return tx.respond_locally(
+            return tx.respond_to(
+                request,
                 now,
                 self,
                 420,
@@ -204,7 +213,7 @@ impl ProxyCore {
         }
         let plan = match route::plan(&self.identity, request) {
             Ok(plan) => plan,
-            Err(reason) => return tx.respond_locally(now, self, 400, reason, &[], actions),
+            Err(reason) => return tx.respond_to(request, now, self, 400, reason, &[], actions),
         };
         let in_dialog = request.to().ok().and_then(|t| t.tag()).is_some();
         if let Some(next_hop) = plan.next_hop_route.clone() {
@@ -221,12 +230,13 @@ impl ProxyCore {
             match method {
                 Method::Register => return self.register(now, wall, source, request, tx, actions),
                 Method::Options if sip.user.is_none() => {
-                    return self.answer_options(now, tx, actions)
+                    return self.answer_options(request, now, tx, actions)
                 }
                 // Addressed to the proxy itself, which only answers OPTIONS and REGISTER
                 // (RFC 3261 section 8.2.1: 405 with the methods it allows).
                 _ if sip.user.is_none() => {
-                    return tx.respond_locally(
+                    return tx.respond_to(
+                        request,
                         now,
                         self,
                         405,
@@ -289,8 +299,15 @@ impl ProxyCore {
         self.forward_single(now, source, request, key, &plan, &target_uri, tx, actions)
     }
 
-    fn answer_options(&self, now: Instant, tx: &mut ProxyTransaction, actions: &mut Vec<Action>) {
-        tx.respond_locally(
+    fn answer_options(
+        &self,
+        request: &Message<'_>,
+        now: Instant,
+        tx: &mut ProxyTransaction,
+        actions: &mut Vec<Action>,
+    ) {
+        tx.respond_to(
+            request,
             now,
             self,
             200,
@@ -341,7 +358,8 @@ impl ProxyCore {
         let challenge = |stale: bool, tx: &mut ProxyTransaction, actions: &mut Vec<Action>| {
             self.metrics.auth_challenges.inc();
             let value = self.auth.challenge(wall, stale);
-            tx.respond_locally(
+            tx.respond_to(
+                request,
                 now,
                 self,
                 challenge_code,
@@ -365,7 +383,7 @@ impl ProxyCore {
                     .auth_failures
                     .with_label_values(&["wrong_user"])
                     .inc();
-                tx.respond_locally(now, self, 403, "Forbidden", &[], actions);
+                tx.respond_to(request, now, self, 403, "Forbidden", &[], actions);
             }
             AuthDecision::Throttled => {
                 self.metrics
@@ -373,7 +391,8 @@ impl ProxyCore {
                     .with_label_values(&["throttled"])
                     .inc();
                 self.metrics.throttled_sources.inc();
-                tx.respond_locally(
+                tx.respond_to(
+                    request,
                     now,
                     self,
                     403,
@@ -387,7 +406,7 @@ impl ProxyCore {
                     .auth_failures
                     .with_label_values(&["malformed"])
                     .inc();
-                tx.respond_locally(now, self, 400, "Bad Credentials", &[], actions);
+                tx.respond_to(request, now, self, 400, "Bad Credentials", &[], actions);
             }
         }
         None
@@ -404,11 +423,21 @@ impl ProxyCore {
         actions: &mut Vec<Action>,
     ) {
         let Ok(to) = request.to() else {
-            return tx.respond_locally(now, self, 400, "Bad To", &[], actions);
+            return tx.respond_to(request, now, self, 400, "Bad To", &[], actions);
         };
         let aor = match (&to.uri, to.uri.as_sip().and_then(|s| s.user_unescaped())) {
             (Uri::Sip(_), Some(user)) => user.into_owned(),
-            _ => return tx.respond_locally(now, self, 400, "Bad To (not a SIP AOR)", &[], actions),
+            _ => {
+                return tx.respond_to(
+                    request,
+                    now,
+                    self,
+                    400,
+                    "Bad To (not a SIP AOR)",
+                    &[],
+                    actions,
+                )
+            }
         };
         if self.auth_mode != AuthMode::None {
             let raw_user = to.uri.user().unwrap_or("").to_string();
@@ -469,7 +498,7 @@ impl ProxyCore {
                     .collect();
                 extra.push(("Date", httpdate_now(wall)));
                 let first = actions.len();
-                tx.respond_locally(now, self, 200, "OK", &extra, actions);
+                tx.respond_to(request, now, self, 200, "OK", &extra, actions);
                 if let Some(store) = self.location.store() {
                     // Also when nothing changed (a fetch, a retransmission): its 200 then
                     // waits for the batch that holds what an earlier REGISTER changed.
@@ -488,7 +517,7 @@ impl ProxyCore {
                 let extra: Vec<(&str, String)> = min_expires
                     .map(|m| vec![("Min-Expires", m.to_string())])
                     .unwrap_or_default();
-                tx.respond_locally(now, self, status, reason, &extra, actions);
+                tx.respond_to(request, now, self, status, reason, &extra, actions);
             }
         }
     }
@@ -514,9 +543,17 @@ impl ProxyCore {
         let bindings = self.location.lookup(&user, wall);
         if bindings.is_empty() {
             if self.auth.is_known_user(&user) {
-                return tx.respond_locally(now, self, 480, "Temporarily Unavailable", &[], actions);
+                return tx.respond_to(
+                    request,
+                    now,
+                    self,
+                    480,
+                    "Temporarily Unavailable",
+                    &[],
+                    actions,
+                );
             }
-            return tx.respond_locally(now, self, 404, "Not Found", &[], actions);
+            return tx.respond_to(request, now, self, 404, "Not Found", &[], actions);
         }
         for (index, binding) in bindings.iter().enumerate() {
             let Ok(contact) = Uri::parse(&binding.contact) else {
@@ -555,7 +592,15 @@ impl ProxyCore {
             return;
         }
         if bindings.iter().all(|b| Uri::parse(&b.contact).is_err()) {
-            tx.respond_locally(now, self, 480, "Temporarily Unavailable", &[], actions);
+            tx.respond_to(
+                request,
+                now,
+                self,
+                480,
+                "Temporarily Unavailable",
+                &[],
+                actions,
+            );
         }
     }
 
@@ -573,10 +618,18 @@ impl ProxyCore {
         actions: &mut Vec<Action>,
     ) {
         let Ok(uri) = Uri::parse(next_hop) else {
-            return tx.respond_locally(now, self, 400, "Bad Route", &[], actions);
+            return tx.respond_to(request, now, self, 400, "Bad Route", &[], actions);
         };
         let Some((host, port, transport)) = uri_target(&uri) else {
-            return tx.respond_locally(now, self, 416, "Unsupported URI Scheme", &[], actions);
+            return tx.respond_to(
+                request,
+                now,
+                self,
+                416,
+                "Unsupported URI Scheme",
+                &[],
+                actions,
+            );
         };
         let branch_id = branch_for(request, 0);
         match host.parse::<IpAddr>() {
@@ -801,7 +854,7 @@ impl ProxyCore {
             );
         };
         let mut cancel_tx = ProxyTransaction::new(now, self, raw, "CANCEL", reply_to, source.addr);
-        cancel_tx.respond_locally(now, self, 200, "OK", &[], actions);
+        cancel_tx.respond_to(request, now, self, 200, "OK", &[], actions);
         let entry = Arc::new(Mutex::new(cancel_tx));
         self.servers.insert(key.clone(), entry.clone());
         {

@@ -351,7 +351,7 @@ pub fn execute<A>(
                     me.do_send(Stored { to, bytes });
                 }));
             }
-            Action::Arm { id, at } => outbound.timers.push(at, id),
+            Action::Arm { id, at } => outbound.timers.push(Instant::now(), at, id),
             Action::Resolve {
                 key,
                 host,

@@ -1,5 +1,5 @@
 //! The proxy's timer queue: every timer the core asks for (`Action::Arm`) goes into one shared
-//! heap, and each UDP worker (and the TCP listener of a TCP-only proxy) pops the due ones on a
+//! queue, and each UDP worker (and the TCP listener of a TCP-only proxy) pops the due ones on a
 //! tick armed for the earliest of them (`FiresTimers` in `mod.rs`).
 //!
 //! Why not `ctx.run_later` per timer: an actix context polls every future it holds each time the
@@ -8,9 +8,21 @@
 //! polling sleeps). A heap costs O(log n) per timer and nothing per datagram. The tick bounds
 //! timer precision to [`TICK`], far below T1 (500 ms); with nothing armed, the actors sleep
 //! [`IDLE_TICK`] between looks instead of waking every [`TICK`].
+//!
+//! Two heaps, because most timers need no precision: a timer armed [`PRECISE_HORIZON`] or more
+//! ahead (Timer J keeping a REGISTER's response for 32 s, Timers B, F, H, D, K, I, Timer C, the
+//! later retransmissions) is "lazy" and may fire up to [`LAZY_SLACK`] late. With one heap, a
+//! steady 1000 REGISTERs/s kept a Timer J due every millisecond, so each worker woke every
+//! [`TICK`] (400 wake-ups a second for two workers) to retire a handful of transactions; lazy
+//! timers are now retired in batches when the tick comes anyway.
+//!
+//! Only the latest arming of a timer id counts. The core keeps one deadline per transaction
+//! and arms it again whenever its earliest deadline changes, so an INVITE's Timer A entry
+//! (500 ms) went stale as soon as the 180 came, yet still woke the workers to fire for nothing
+//! (two of them per call, for the INVITE and the BYE). Stale entries are dropped unseen.
 
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -23,6 +35,13 @@ pub const TICK: Duration = Duration::from_millis(5);
 /// The longest a timer-firing actor sleeps without looking at the queue. Timers armed by
 /// actors that do not fire timers (TCP connections) wait at most this long to be noticed.
 pub const IDLE_TICK: Duration = Duration::from_millis(100);
+
+/// Timers armed at least this far ahead are lazy.
+pub const PRECISE_HORIZON: Duration = Duration::from_secs(2);
+
+/// How late a lazy timer may fire: at most 5 % of its [`PRECISE_HORIZON`], far inside what
+/// RFC 3261's timers tolerate (they bound waits, they do not schedule events to the tick).
+pub const LAZY_SLACK: Duration = IDLE_TICK;
 
 #[derive(Debug)]
 struct Entry {
@@ -49,53 +68,102 @@ impl Ord for Entry {
     }
 }
 
-/// A shared min-heap of (instant, timer).
+#[derive(Debug, Default)]
+struct Heaps {
+    precise: BinaryHeap<Entry>,
+    lazy: BinaryHeap<Entry>,
+    /// Each armed id's latest deadline: an entry with another deadline is stale.
+    current: HashMap<TimerId, Instant>,
+}
+
+impl Heaps {
+    fn is_current(&self, entry: &Entry) -> bool {
+        self.current.get(&entry.id) == Some(&entry.at)
+    }
+
+    /// Pops stale entries off both tops, so that a peek sees a timer that will fire.
+    fn drop_stale_tops(&mut self) {
+        while self.precise.peek().is_some_and(|e| !self.is_current(e)) {
+            self.precise.pop();
+        }
+        while self.lazy.peek().is_some_and(|e| !self.is_current(e)) {
+            self.lazy.pop();
+        }
+    }
+
+    /// The heap whose top is due first at `now`, when one is.
+    fn due_heap(&mut self, now: Instant) -> Option<&mut BinaryHeap<Entry>> {
+        let precise = self.precise.peek().map(|e| e.at).filter(|at| *at <= now);
+        let lazy = self.lazy.peek().map(|e| e.at).filter(|at| *at <= now);
+        match (precise, lazy) {
+            (Some(p), Some(l)) if l < p => Some(&mut self.lazy),
+            (Some(_), _) => Some(&mut self.precise),
+            (None, Some(_)) => Some(&mut self.lazy),
+            (None, None) => None,
+        }
+    }
+}
+
+/// A shared pair of min-heaps of (instant, timer): precise and lazy.
 #[derive(Debug, Default)]
 pub struct TimerQueue {
-    heap: Mutex<BinaryHeap<Entry>>,
+    heaps: Mutex<Heaps>,
     seq: AtomicU64,
 }
 
 impl TimerQueue {
-    /// Arms `id` at `at`. Arming the same id twice fires it twice; the core ignores early or
-    /// repeated fires (its machines compare `now` with their own deadlines).
-    pub fn push(&self, at: Instant, id: TimerId) {
+    /// Arms `id` at `at`, seen from `now`, replacing any earlier arming of `id` (the core
+    /// ignores early fires anyway: its machines compare `now` with their own deadlines).
+    pub fn push(&self, now: Instant, at: Instant, id: TimerId) {
         let seq = self.seq.fetch_add(1, AtomicOrdering::Relaxed);
-        self.heap
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Entry { at, seq, id });
+        let entry = Entry { at, seq, id };
+        let mut heaps = self.heaps.lock().unwrap_or_else(|p| p.into_inner());
+        heaps.current.insert(entry.id.clone(), at);
+        if at.saturating_duration_since(now) >= PRECISE_HORIZON {
+            heaps.lazy.push(entry);
+        } else {
+            heaps.precise.push(entry);
+        }
     }
 
-    /// Removes and returns up to `limit` timers due at `now`, earliest first.
+    /// Removes and returns up to `limit` timers due at `now`, earliest first; lazy timers that
+    /// are due go too, even before their slack is used up.
     pub fn pop_due(&self, now: Instant, limit: usize) -> Vec<TimerId> {
-        let mut heap = self.heap.lock().unwrap_or_else(|p| p.into_inner());
+        let mut heaps = self.heaps.lock().unwrap_or_else(|p| p.into_inner());
         let mut due = Vec::new();
         while due.len() < limit {
-            match heap.peek() {
-                Some(entry) if entry.at <= now => {
-                    if let Some(entry) = heap.pop() {
-                        due.push(entry.id);
-                    }
-                }
-                _ => break,
+            heaps.drop_stale_tops();
+            let Some(heap) = heaps.due_heap(now) else {
+                break;
+            };
+            if let Some(entry) = heap.pop() {
+                heaps.current.remove(&entry.id);
+                due.push(entry.id);
             }
         }
         due
     }
 
-    /// When the earliest armed timer is due.
+    /// When a tick must come: the earliest precise timer, or the earliest lazy one plus its
+    /// slack.
     pub fn next_due(&self) -> Option<Instant> {
-        self.heap
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .peek()
-            .map(|entry| entry.at)
+        let mut heaps = self.heaps.lock().unwrap_or_else(|p| p.into_inner());
+        heaps.drop_stale_tops();
+        let precise = heaps.precise.peek().map(|entry| entry.at);
+        let lazy = heaps.lazy.peek().map(|entry| entry.at + LAZY_SLACK);
+        match (precise, lazy) {
+            (Some(p), Some(l)) => Some(p.min(l)),
+            (p, l) => p.or(l),
+        }
     }
 
-    /// Timers armed and not yet fired.
+    /// Timers armed and not yet fired (stale armings not counted).
     pub fn len(&self) -> usize {
-        self.heap.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.heaps
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .current
+            .len()
     }
 
     /// True when no timer is armed.
@@ -117,9 +185,9 @@ mod tests {
     fn due_timers_come_out_earliest_first_and_later_ones_stay() {
         let q = TimerQueue::default();
         let t0 = Instant::now();
-        q.push(t0 + Duration::from_millis(30), id("c"));
-        q.push(t0 + Duration::from_millis(10), id("a"));
-        q.push(t0 + Duration::from_millis(20), id("b"));
+        q.push(t0, t0 + Duration::from_millis(30), id("c"));
+        q.push(t0, t0 + Duration::from_millis(10), id("a"));
+        q.push(t0, t0 + Duration::from_millis(20), id("b"));
         assert!(q.pop_due(t0, 10).is_empty());
         assert_eq!(
             q.pop_due(t0 + Duration::from_millis(20), 10),
@@ -135,9 +203,50 @@ mod tests {
         let q = TimerQueue::default();
         let t0 = Instant::now();
         for i in 0..5 {
-            q.push(t0, id(&i.to_string()));
+            q.push(t0, t0, id(&i.to_string()));
         }
         assert_eq!(q.pop_due(t0, 2).len(), 2);
         assert_eq!(q.len(), 3);
+    }
+
+    #[test]
+    fn a_lazy_timer_lets_the_tick_wait_for_its_slack_and_fires_with_the_precise_ones_in_order() {
+        let q = TimerQueue::default();
+        let t0 = Instant::now();
+        let j = t0 + Duration::from_secs(32);
+        q.push(t0, j, id("timer-j"));
+        assert_eq!(q.next_due(), Some(j + LAZY_SLACK));
+        // Armed 31.5 s later, 400 ms ahead: precise, so the tick comes at its deadline.
+        let e = t0 + Duration::from_millis(31_900);
+        q.push(t0 + Duration::from_millis(31_500), e, id("timer-e"));
+        assert_eq!(q.next_due(), Some(e));
+        assert!(q.pop_due(e - Duration::from_millis(1), 10).is_empty());
+        assert_eq!(q.pop_due(j, 10), vec![id("timer-e"), id("timer-j")]);
+        assert!(q.is_empty());
+        assert_eq!(q.next_due(), None);
+    }
+
+    #[test]
+    fn only_the_latest_arming_of_an_id_fires_and_a_stale_one_does_not_wake_the_tick() {
+        let q = TimerQueue::default();
+        let t0 = Instant::now();
+        let timer_a = t0 + Duration::from_millis(500);
+        let timer_c = t0 + Duration::from_secs(180);
+        q.push(t0, timer_a, id("invite"));
+        q.push(t0, t0 + Duration::from_millis(50), id("other"));
+        // The 180 came: the transaction's earliest deadline is now Timer C.
+        q.push(t0 + Duration::from_millis(20), timer_c, id("invite"));
+        assert_eq!(q.len(), 2);
+        assert_eq!(
+            q.pop_due(t0 + Duration::from_millis(60), 10),
+            vec![id("other")]
+        );
+        assert_eq!(q.next_due(), Some(timer_c + LAZY_SLACK));
+        assert!(q.pop_due(timer_a, 10).is_empty());
+        // Armed again at the same deadline: it fires once.
+        q.push(t0, timer_c, id("invite"));
+        assert_eq!(q.pop_due(timer_c, 10), vec![id("invite")]);
+        assert!(q.is_empty());
+        assert_eq!(q.next_due(), None);
     }
 }

@@ -8,17 +8,32 @@ use crate::message::Message;
 
 /// Builds a response that copies Via, From, To, Call-ID and CSeq from the request (RFC 3261
 /// section 8.2.6.2), adding a To tag when one is given and the request's To had none.
+///
+/// The head is written once, with `push_str` rather than `write!`, and the builder remembers
+/// where the To value ends and whether it has a tag: [`Self::to_tag`] then inserts in place
+/// instead of finding and parsing the To line again (the proxy writes one of these for every
+/// REGISTER it answers).
 #[derive(Debug, Clone)]
 pub struct ResponseBuilder {
     head: String,
     body: Vec<u8>,
+    /// Where the copied To value ends in `head` (before its CRLF), when the request had a To.
+    to_value_end: Option<usize>,
+    /// Whether the request's To already carries a tag (or could not be parsed, in which case
+    /// no tag is added either).
+    to_has_tag: bool,
 }
 
 impl ResponseBuilder {
     /// Starts a response to `request` with `code` and `reason`.
     pub fn for_request(request: &Message<'_>, code: u16, reason: &str) -> ResponseBuilder {
         let mut head = String::with_capacity(512);
-        let _ = write!(head, "SIP/2.0 {code} {reason}\r\n");
+        head.push_str("SIP/2.0 ");
+        let _ = write!(head, "{code}");
+        head.push(' ');
+        head.push_str(reason);
+        head.push_str("\r\n");
+        let mut to_value_end = None;
         for header in request.headers() {
             match header.name {
                 HeaderName::Via
@@ -26,14 +41,23 @@ impl ResponseBuilder {
                 | HeaderName::To
                 | HeaderName::CallId
                 | HeaderName::CSeq => {
-                    let _ = write!(head, "{}: {}\r\n", header.name.as_str(), header.value);
+                    head.push_str(header.name.as_str());
+                    head.push_str(": ");
+                    head.push_str(header.value);
+                    if header.name == HeaderName::To && to_value_end.is_none() {
+                        to_value_end = Some(head.len());
+                    }
+                    head.push_str("\r\n");
                 }
                 _ => {}
             }
         }
+        let to_has_tag = request.to().map(|to| to.tag().is_some()).unwrap_or(true);
         ResponseBuilder {
             head,
             body: Vec::new(),
+            to_value_end,
+            to_has_tag,
         }
     }
 
@@ -48,6 +72,9 @@ impl ResponseBuilder {
         if let Some(at) = self.head[value_start..].find(old) {
             let at = value_start + at;
             self.head.replace_range(at..at + old.len(), new);
+            if let Some(end) = self.to_value_end.as_mut().filter(|end| **end > at) {
+                *end = *end + new.len() - old.len();
+            }
         }
         self
     }
@@ -55,33 +82,25 @@ impl ResponseBuilder {
     /// Adds `;tag=...` to the To header when it has no tag (a UAS or a proxy answering itself,
     /// RFC 3261 section 8.2.6.2). Does nothing when the To already has one.
     pub fn to_tag(mut self, tag: &str) -> Self {
-        let Some(start) = self.head.find("\r\nTo: ") else {
-            return self;
-        };
-        let line_start = start + 2;
-        let line_end = self.head[line_start..]
-            .find("\r\n")
-            .map(|e| e + line_start)
-            .unwrap_or(self.head.len());
-        let value = &self.head[line_start + 4..line_end];
-        let has_tag = crate::NameAddr::parse(value, "To")
-            .map(|na| na.tag().is_some())
-            .unwrap_or(true);
-        if !has_tag {
-            self.head.insert_str(line_end, &format!(";tag={tag}"));
+        if let (Some(end), false) = (self.to_value_end, self.to_has_tag) {
+            let mut insert = String::with_capacity(tag.len() + 5);
+            insert.push_str(";tag=");
+            insert.push_str(tag);
+            self.head.insert_str(end, &insert);
+            self.to_has_tag = true;
         }
         self
     }
 
     /// Adds a header line.
     pub fn header(mut self, name: &str, value: &str) -> Self {
-        let _ = write!(self.head, "{name}: {value}\r\n");
+        push_header(&mut self.head, name, value);
         self
     }
 
     /// Sets the body and its Content-Type.
     pub fn body(mut self, content_type: &str, body: &[u8]) -> Self {
-        let _ = write!(self.head, "Content-Type: {content_type}\r\n");
+        push_header(&mut self.head, "Content-Type", content_type);
         self.body = body.to_vec();
         self
     }
@@ -90,6 +109,15 @@ impl ResponseBuilder {
     pub fn build(self) -> Vec<u8> {
         finish(self.head, &self.body)
     }
+}
+
+/// Appends `name: value` and its CRLF.
+fn push_header(head: &mut String, name: &str, value: &str) {
+    head.reserve(name.len() + value.len() + 4);
+    head.push_str(name);
+    head.push_str(": ");
+    head.push_str(value);
+    head.push_str("\r\n");
 }
 
 /// Builds a request header by header.
@@ -112,13 +140,13 @@ impl RequestBuilder {
 
     /// Adds a header line.
     pub fn header(mut self, name: &str, value: &str) -> Self {
-        let _ = write!(self.head, "{name}: {value}\r\n");
+        push_header(&mut self.head, name, value);
         self
     }
 
     /// Sets the body and its Content-Type.
     pub fn body(mut self, content_type: &str, body: &[u8]) -> Self {
-        let _ = write!(self.head, "Content-Type: {content_type}\r\n");
+        push_header(&mut self.head, "Content-Type", content_type);
         self.body = body.to_vec();
         self
     }
@@ -173,6 +201,35 @@ mod tests {
             .build();
         let resp = Message::parse(&out).unwrap();
         assert_eq!(resp.to().unwrap().tag(), Some("2"));
+    }
+
+    /// The To tag lands at the end of the To value wherever To sits, also after a longer or
+    /// shorter top Via was put in before it.
+    #[test]
+    fn to_tag_is_inserted_at_the_to_value_after_the_via_was_filled_in() {
+        for (raw, new_via) in [
+            (
+                "REGISTER sip:b SIP/2.0\r\nVia: SIP/2.0/UDP h;rport\r\nFrom: <sip:x@b>;tag=1\r\nTo: <sip:x@b>\r\nCall-ID: c\r\nCSeq: 1 REGISTER\r\n\r\n",
+                "SIP/2.0/UDP h;rport=5062;received=127.0.0.2",
+            ),
+            (
+                "REGISTER sip:b SIP/2.0\r\nTo: <sip:x@b>\r\nVia: SIP/2.0/UDP h;rport;branch=z9hG4bKlong\r\nFrom: <sip:x@b>;tag=1\r\nCall-ID: c\r\nCSeq: 1 REGISTER\r\n\r\n",
+                "SIP/2.0/UDP h",
+            ),
+        ] {
+            let request = Message::parse(raw.as_bytes()).unwrap();
+            let old = request.values(HeaderName::Via).next().unwrap();
+            let out = ResponseBuilder::for_request(&request, 200, "OK")
+                .top_via(old, new_via)
+                .to_tag("t1")
+                .to_tag("ignored")
+                .build();
+            let response = Message::parse(&out).unwrap();
+            assert_eq!(response.to().unwrap().tag(), Some("t1"), "{raw}");
+            assert_eq!(response.values(HeaderName::Via).next(), Some(new_via));
+            assert_eq!(response.to().unwrap().uri.as_str(), "sip:x@b");
+            response.check_response().unwrap();
+        }
     }
 
     #[test]
