@@ -156,6 +156,10 @@ pub struct ProxyTransaction {
     branches: Vec<Branch>,
     pending: Option<PendingBranch>,
     final_sent: bool,
+    /// The final response of a non-INVITE request, for a copy of the request that arrives
+    /// after its server transaction ended while a branch keeps this entry alive (over TCP,
+    /// Timer J is zero, so the machine is gone at once and would answer nothing).
+    final_response: Option<Bytes>,
     cancelled: bool,
     new_branch_keys: Vec<TransactionKey>,
     armed: Option<Instant>,
@@ -206,6 +210,7 @@ impl ProxyTransaction {
             branches: Vec::new(),
             pending: None,
             final_sent: false,
+            final_response: None,
             cancelled: false,
             new_branch_keys: Vec::new(),
             armed: None,
@@ -276,20 +281,37 @@ impl ProxyTransaction {
             .responses_sent
             .with_label_values(&[class_of(status)])
             .inc();
-        self.server.send_response(now, status, bytes);
+        self.send_upstream(now, status, bytes);
         self.drain(now, core, actions);
     }
 
-    /// A retransmission of the request arrived: the server transaction answers it.
+    /// A retransmission of the request arrived, to be answered at `reply_to`: the server
+    /// transaction answers it, there and from now on. A client that lost its TCP connection
+    /// sends the retransmission on a new one and listens there; the response used to go to the
+    /// closed connection and was lost (RFC 3261 section 18.2.2 only says to answer on the
+    /// connection of the original request "if that connection is still open"). When the
+    /// server machine already ended (a non-INVITE over TCP whose branch lives on), the kept
+    /// final response answers instead.
     pub(crate) fn on_retransmission(
         &mut self,
         now: Instant,
         core: &ProxyCore,
+        reply_to: Destination,
         actions: &mut Vec<Action>,
     ) {
-        self.server.retransmission(now);
+        self.reply_to = reply_to;
         let before = actions.len();
-        self.drain(now, core, actions);
+        if self.server.is_terminated() {
+            if let Some(bytes) = &self.final_response {
+                actions.push(Action::Send {
+                    to: reply_to,
+                    bytes: bytes.clone(),
+                });
+            }
+        } else {
+            self.server.retransmission(now);
+            self.drain(now, core, actions);
+        }
         core.metrics
             .retransmissions
             .inc_by((actions.len() - before) as u64);
@@ -373,6 +395,12 @@ impl ProxyTransaction {
     /// Keeps a branch whose destination is being resolved.
     pub(crate) fn set_pending(&mut self, pending: PendingBranch) {
         self.pending = Some(pending);
+    }
+
+    /// The pending branch's next hop could not be resolved: nothing will be sent, and the
+    /// transaction may end (a pending branch kept it, and its server key, for ever).
+    pub(crate) fn abandon_pending(&mut self) {
+        self.pending = None;
     }
 
     /// The resolved destination of the pending branch is known: send it.
@@ -760,7 +788,16 @@ impl ProxyTransaction {
             .responses_relayed
             .with_label_values(&[class_of(status)])
             .inc();
-        self.server.send_response(now, status, edited);
+        self.send_upstream(now, status, edited);
+    }
+
+    /// Hands a response to the server transaction, keeping a non-INVITE final for later copies
+    /// of the request (see `final_response`).
+    fn send_upstream(&mut self, now: Instant, status: u16, bytes: Bytes) {
+        if status >= 200 && !self.is_invite && self.final_response.is_none() {
+            self.final_response = Some(bytes.clone());
+        }
+        self.server.send_response(now, status, bytes);
     }
 
     /// Branch keys created since the last call, for the core's branch index.

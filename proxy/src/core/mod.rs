@@ -260,7 +260,10 @@ impl ProxyCore {
                 };
                 tx.start_pending_branch(now, self, destination, &mut actions);
             }
-            None => tx.respond_locally(now, self, 503, "Service Unavailable", &[], &mut actions),
+            None => {
+                tx.abandon_pending();
+                tx.respond_locally(now, self, 503, "Service Unavailable", &[], &mut actions);
+            }
         }
         self.after(key, &mut tx, &mut actions);
         actions
@@ -354,6 +357,112 @@ mod tests {
         assert_eq!(reply.vias().count(), 1);
         // Bytes that are not one of our branches are ignored.
         assert!(core.handle_transport_error(now, request).is_empty());
+    }
+
+    #[test]
+    fn a_retransmission_on_a_new_tcp_connection_is_answered_on_that_connection() {
+        let core = core_with(ProxyFlags {
+            domain: vec!["example.com".into()],
+            ..Default::default()
+        });
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let register = b"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5063;branch=z9hG4bKrt0\r\nMax-Forwards: 70\r\nFrom: <sip:b@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: rt0\r\nCSeq: 1 REGISTER\r\nContact: <sip:b@127.0.0.3:5063>\r\nContent-Length: 0\r\n\r\n";
+        core.handle_message(
+            now,
+            wall,
+            udp_from("127.0.0.3:5063"),
+            Bytes::from_static(register),
+        );
+        let tcp_from = |addr: &str| Source {
+            transport: TransportKind::Tcp,
+            addr: addr.parse().unwrap(),
+            local: "127.0.0.1:5070".parse().unwrap(),
+        };
+        let invite = b"INVITE sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.2:5062;branch=z9hG4bKrt1\r\nMax-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=a\r\nTo: <sip:b@example.com>\r\nCall-ID: rt1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+        let first = tcp_from("127.0.0.2:40001");
+        let actions = core.handle_message(now, wall, first, Bytes::from_static(invite));
+        let trying: Vec<_> = sends(&actions)
+            .into_iter()
+            .filter(|(_, b)| b.starts_with(b"SIP/2.0 100"))
+            .collect();
+        assert_eq!(trying.len(), 1);
+        assert_eq!(trying[0].0.addr, first.addr);
+        // The caller's connection broke; it reconnects and retransmits on the new one.
+        let second = tcp_from("127.0.0.2:40002");
+        let later = now + std::time::Duration::from_millis(600);
+        let actions = core.handle_message(later, wall, second, Bytes::from_static(invite));
+        let replies = sends(&actions);
+        assert_eq!(replies.len(), 1, "{actions:?}");
+        assert!(replies[0].1.starts_with(b"SIP/2.0 100"));
+        assert_eq!(replies[0].0.transport, TransportKind::Tcp);
+        assert_eq!(replies[0].0.addr, second.addr);
+    }
+
+    #[test]
+    fn a_copy_of_a_tcp_request_answered_while_its_branch_lives_on_gets_the_final_again() {
+        // Over TCP, Timer J is zero: the server machine ends with the relayed 200, while the
+        // UDP branch keeps the transaction's entry alive for Timer K (RFC 4475's and RFC 5118's
+        // messages share branches, so the torture runner meets this on fresh connections).
+        let core = core();
+        let tcp_from = |addr: &str| Source {
+            transport: TransportKind::Tcp,
+            addr: addr.parse().unwrap(),
+            local: "127.0.0.1:5070".parse().unwrap(),
+        };
+        let request = b"OPTIONS sip:user@192.0.2.9 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.2:5062;branch=z9hG4bKtc1\r\nMax-Forwards: 70\r\nFrom: <sip:a@127.0.0.2>;tag=1\r\nTo: <sip:user@192.0.2.9>\r\nCall-ID: tc1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let first = tcp_from("127.0.0.2:40001");
+        let actions = core.handle_message(now, wall, first, Bytes::from_static(request));
+        let forwarded = sends(&actions);
+        assert_eq!(forwarded.len(), 1);
+        let ok = answer(&forwarded[0].1, "200 OK", "t", &[]);
+        let replies = sends(&core.handle_message(now, wall, udp_from("192.0.2.9:5060"), ok));
+        assert_eq!(replies.len(), 1);
+        assert_eq!(replies[0].0.addr, first.addr);
+        assert!(replies[0].1.starts_with(b"SIP/2.0 200"));
+        assert_eq!(
+            core.active_transactions(),
+            1,
+            "the branch waits for Timer K"
+        );
+
+        let second = tcp_from("127.0.0.2:40002");
+        let actions = core.handle_message(now, wall, second, Bytes::from_static(request));
+        let again = sends(&actions);
+        assert_eq!(again.len(), 1, "{actions:?}");
+        assert_eq!(again[0].0.addr, second.addr);
+        assert_eq!(again[0].1, replies[0].1);
+    }
+
+    #[test]
+    fn a_request_whose_next_hop_does_not_resolve_gets_a_503_and_leaves_nothing_behind() {
+        let core = core();
+        let request = b"OPTIONS sip:user@nowhere.invalid SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKnx1\r\nMax-Forwards: 70\r\nFrom: <sip:a@127.0.0.2>;tag=1\r\nTo: <sip:user@nowhere.invalid>\r\nCall-ID: nx1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+        let now = Instant::now();
+        let source = udp_from("127.0.0.2:5062");
+        let actions =
+            core.handle_message(now, SystemTime::now(), source, Bytes::from_static(request));
+        let Some(Action::Resolve { key, transport, .. }) = actions
+            .iter()
+            .find(|a| matches!(a, Action::Resolve { .. }))
+            .cloned()
+        else {
+            panic!("no resolution asked for: {actions:?}");
+        };
+        let actions = core.handle_resolved(now, &key, transport, &[]);
+        let replies = sends(&actions);
+        assert_eq!(replies.len(), 1);
+        assert!(replies[0].1.starts_with(b"SIP/2.0 503"));
+        // Timer J (32 s over UDP) keeps the 503 for retransmissions, then everything goes.
+        let timer = actions.iter().find_map(|a| match a {
+            Action::Arm { id, at } => Some((id.clone(), *at)),
+            _ => None,
+        });
+        let (id, at) = timer.expect("Timer J armed");
+        core.handle_timer(at, &id);
+        assert_eq!(core.active_transactions(), 0);
     }
 
     #[test]

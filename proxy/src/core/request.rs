@@ -120,14 +120,14 @@ impl ProxyCore {
             self.on_ack(now, source, request, &key, actions);
             return;
         }
+        let via = request.top_via().ok();
+        let reply_to = reply::reply_destination(&source, via.as_ref());
         if let Some(entry) = self.servers.get(&key).map(|e| e.value().clone()) {
             let mut tx = entry.lock().unwrap_or_else(|p| p.into_inner());
-            tx.on_retransmission(now, self, actions);
+            tx.on_retransmission(now, self, reply_to, actions);
             self.after(&key, &mut tx, actions);
             return;
         }
-        let via = request.top_via().ok();
-        let reply_to = reply::reply_destination(&source, via.as_ref());
         if method == Method::Cancel {
             self.on_cancel(now, source, request, &key, raw, reply_to, actions);
             return;
