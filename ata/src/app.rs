@@ -70,6 +70,43 @@ pub async fn run(config: Config, source: ConfigSource) -> Result<(), AtaError> {
     Ok(())
 }
 
+/// How many port numbers an ATA with `bind` port 0 tries before giving up on a TCP listener.
+const TCP_PORT_ATTEMPTS: usize = 16;
+
+/// Binds the SIP UDP socket and, for TCP, a listener on the same port, so that Via and
+/// Contact name one address (RFC 3261 18.1.1). With port 0 the kernel picks the UDP port, and
+/// that number may be taken for TCP by another program (seen when tests ran in parallel):
+/// then another port is tried.
+fn bind_sip(
+    bind: std::net::SocketAddr,
+    transport: SipTransport,
+) -> Result<(std::net::UdpSocket, Option<std::net::TcpListener>), AtaError> {
+    let attempts = if bind.port() == 0 {
+        TCP_PORT_ATTEMPTS
+    } else {
+        1
+    };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let udp = std::net::UdpSocket::bind(bind)
+            .map_err(|e| AtaError::config("bind", format!("{bind}: {e}")))?;
+        if transport == SipTransport::Udp {
+            return Ok((udp, None));
+        }
+        let local = udp.local_addr()?;
+        match std::net::TcpListener::bind(local) {
+            Ok(tcp) => return Ok((udp, Some(tcp))),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempt < attempts => {
+                tracing::debug!(%local, "TCP port taken; trying another");
+            }
+            Err(e) => {
+                return Err(AtaError::config("bind", format!("TCP on {local}: {e}")));
+            }
+        }
+    }
+}
+
 /// Starts a device inside the current actix system (the end-to-end tests run several in one
 /// process this way).
 pub async fn start(config: Config, source: ConfigSource) -> Result<Device, AtaError> {
@@ -77,19 +114,15 @@ pub async fn start(config: Config, source: ConfigSource) -> Result<Device, AtaEr
         Some(p) => Some(resolve_proxy(p, config.transport).await?),
         None => None,
     };
-    let std_socket = std::net::UdpSocket::bind(config.bind)
-        .map_err(|e| AtaError::config("bind", format!("{}: {e}", config.bind)))?;
+    let (std_socket, tcp) = bind_sip(config.bind, config.transport)?;
     std_socket.set_nonblocking(true)?;
     let local = std_socket.local_addr()?;
-    let listener = match config.transport {
-        SipTransport::Udp => None,
-        SipTransport::Tcp => {
-            // The same port as UDP, so Via and Contact name one address (RFC 3261 18.1.1).
-            let tcp = std::net::TcpListener::bind(local)
-                .map_err(|e| AtaError::config("bind", format!("TCP on {local}: {e}")))?;
+    let listener = match tcp {
+        Some(tcp) => {
             tcp.set_nonblocking(true)?;
             Some(tokio::net::TcpListener::from_std(tcp)?)
         }
+        None => None,
     };
     let endpoint = Endpoint::new(
         tokio::net::UdpSocket::from_std(std_socket)?,
@@ -257,5 +290,24 @@ async fn unregister_all(registrations: &[Addr<RegistrationActor>]) {
     };
     if tokio::time::timeout(UNREGISTER_GRACE, all).await.is_err() {
         warn!("unregistration not confirmed in time");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_binds_the_udp_port_and_a_taken_fixed_port_is_an_error_naming_bind() {
+        let (udp, tcp) = bind_sip("127.0.0.1:0".parse().unwrap(), SipTransport::Tcp).unwrap();
+        let port = udp.local_addr().unwrap().port();
+        let tcp = tcp.expect("a TCP listener");
+        assert_eq!(tcp.local_addr().unwrap().port(), port);
+        drop(udp);
+        // The UDP port is free again but TCP on it is still taken: a fixed port is not retried.
+        let fixed = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let error = bind_sip(fixed, SipTransport::Tcp).unwrap_err().to_string();
+        assert!(error.starts_with("config key `bind`: TCP on"), "{error}");
+        drop(tcp);
     }
 }

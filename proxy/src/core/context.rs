@@ -17,6 +17,7 @@ use dialtone_transaction::{
     TransactionKey, Transport,
 };
 
+use super::arming::{ArmCounter, Arming};
 use super::{reply, Action, Destination, ProxyCore};
 use crate::config::TransportKind;
 use crate::metrics::class_of;
@@ -163,6 +164,8 @@ pub struct ProxyTransaction {
     cancelled: bool,
     new_branch_keys: Vec<TransactionKey>,
     armed: Option<Instant>,
+    /// Tells the timer queue which arming is current (see `arming.rs`).
+    arm_counter: ArmCounter,
 }
 
 fn transport_of(kind: TransportKind) -> Transport {
@@ -214,6 +217,7 @@ impl ProxyTransaction {
             cancelled: false,
             new_branch_keys: Vec::new(),
             armed: None,
+            arm_counter: ArmCounter::default(),
         }
     }
 
@@ -817,8 +821,9 @@ impl ProxyTransaction {
         keys
     }
 
-    /// The earliest timer, when it differs from the one already armed.
-    pub(crate) fn next_timeout_to_arm(&mut self) -> Option<Instant> {
+    /// The earliest timer, when it differs from the one already armed, with the arming that
+    /// supersedes the earlier ones.
+    pub(crate) fn next_timeout_to_arm(&mut self) -> Option<(Instant, Arming)> {
         let mut earliest = self.server.poll_timeout();
         let mut consider = |t: Option<Instant>| {
             if let Some(t) = t {
@@ -832,9 +837,14 @@ impl ProxyTransaction {
         }
         if earliest.is_some() && earliest != self.armed {
             self.armed = earliest;
-            return earliest;
+            return earliest.map(|at| (at, self.arm_counter.arm()));
         }
         None
+    }
+
+    /// The transaction ended: its armed timers need not fire.
+    pub(crate) fn close_timers(&self) {
+        self.arm_counter.close();
     }
 
     /// True when nothing is left to do: the server transaction and every branch ended.

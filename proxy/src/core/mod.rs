@@ -16,6 +16,8 @@
 //! `context.rs` (the transaction machines of one proxied request and their outputs),
 //! `reply.rs` (where responses go; the proxy's own responses).
 
+mod arming;
+pub use arming::{ArmCounter, Arming};
 mod context;
 pub mod identity;
 mod keys;
@@ -81,8 +83,13 @@ pub enum Action {
         bytes: Bytes,
         store: StoreWriter,
     },
-    /// Call [`ProxyCore::handle_timer`] with `id` at `at`.
-    Arm { id: TimerId, at: Instant },
+    /// Call [`ProxyCore::handle_timer`] with `id` at `at`, unless `arming` is no longer
+    /// current by then (the transaction armed again or ended).
+    Arm {
+        id: TimerId,
+        at: Instant,
+        arming: Arming,
+    },
     /// Resolve `host` (RFC 3263) and call [`ProxyCore::handle_resolved`] with the result.
     Resolve {
         key: TransactionKey,
@@ -274,13 +281,15 @@ impl ProxyCore {
         for branch_key in tx.take_new_branch_keys() {
             self.branches.insert(branch_key, key.clone());
         }
-        if let Some(at) = tx.next_timeout_to_arm() {
+        if let Some((at, arming)) = tx.next_timeout_to_arm() {
             actions.push(Action::Arm {
                 id: TimerId::Transaction(key.clone()),
                 at,
+                arming,
             });
         }
         if tx.is_finished() {
+            tx.close_timers();
             for branch_key in tx.branch_keys() {
                 self.branches.remove(&branch_key);
             }
@@ -457,7 +466,7 @@ mod tests {
         assert!(replies[0].1.starts_with(b"SIP/2.0 503"));
         // Timer J (32 s over UDP) keeps the 503 for retransmissions, then everything goes.
         let timer = actions.iter().find_map(|a| match a {
-            Action::Arm { id, at } => Some((id.clone(), *at)),
+            Action::Arm { id, at, .. } => Some((id.clone(), *at)),
             _ => None,
         });
         let (id, at) = timer.expect("Timer J armed");

@@ -351,7 +351,7 @@ pub fn execute<A>(
                     me.do_send(Stored { to, bytes });
                 }));
             }
-            Action::Arm { id, at } => outbound.timers.push(Instant::now(), at, id),
+            Action::Arm { id, at, arming } => outbound.timers.push(Instant::now(), at, id, arming),
             Action::Resolve {
                 key,
                 host,
@@ -407,8 +407,9 @@ pub(crate) fn arm_tick<A: FiresTimers>(act: &mut A, ctx: &mut Context<A>, at: In
 /// After `act` armed timers itself: ticks in time for the earliest one.
 pub(crate) fn tick_for_armed_timers<A: FiresTimers>(act: &mut A, ctx: &mut Context<A>) {
     let (_, outbound, _) = act.timer_parts();
-    if let Some(due) = outbound.timers.next_due() {
-        arm_tick(act, ctx, due.max(Instant::now() + timers::TICK));
+    let now = Instant::now();
+    if let Some(due) = outbound.timers.next_due(now) {
+        arm_tick(act, ctx, due.max(now + timers::TICK));
     }
 }
 
@@ -419,7 +420,7 @@ fn on_tick<A: FiresTimers>(act: &mut A, ctx: &mut Context<A>) {
     let now = Instant::now();
     let next = outbound
         .timers
-        .next_due()
+        .next_due(now)
         .map_or(now + timers::IDLE_TICK, |due| {
             due.clamp(now + timers::TICK, now + timers::IDLE_TICK)
         });
@@ -440,7 +441,7 @@ pub fn fire_due_timers<A>(
         + Handler<Stored>,
 {
     let now = Instant::now();
-    for id in outbound.timers.pop_due(now, 4096) {
+    for id in outbound.timers.pop_due(now, timers::FIRE_BATCH) {
         let actions = core.handle_timer(now, &id);
         execute(actions, outbound, resolver, ctx);
     }

@@ -16,18 +16,16 @@
 //! [`TICK`] (400 wake-ups a second for two workers) to retire a handful of transactions; lazy
 //! timers are now retired in batches when the tick comes anyway.
 //!
-//! Only the latest arming of a timer id counts. The core keeps one deadline per transaction
-//! and arms it again whenever its earliest deadline changes, so an INVITE's Timer A entry
-//! (500 ms) went stale as soon as the 180 came, yet still woke the workers to fire for nothing
-//! (two of them per call, for the INVITE and the BYE). Stale entries are dropped unseen.
+//! Entries whose arming is no longer current (`core::Arming`: the transaction armed again or
+//! ended) are dropped unseen, so a superseded Timer A neither wakes the workers nor fires.
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::core::TimerId;
+use crate::core::{Arming, TimerId};
 
 /// The finest timer precision: due timers are looked for at most this often.
 pub const TICK: Duration = Duration::from_millis(5);
@@ -39,6 +37,11 @@ pub const IDLE_TICK: Duration = Duration::from_millis(100);
 /// Timers armed at least this far ahead are lazy.
 pub const PRECISE_HORIZON: Duration = Duration::from_secs(2);
 
+/// The most timers one tick fires: lazy timers come due in batches (a tenth of a second of
+/// them at once), and firing thousands in one go held a worker for milliseconds, long enough
+/// for its socket to overflow at 7000 calls/s (SIPp saw retransmissions).
+pub const FIRE_BATCH: usize = 256;
+
 /// How late a lazy timer may fire: at most 5 % of its [`PRECISE_HORIZON`], far inside what
 /// RFC 3261's timers tolerate (they bound waits, they do not schedule events to the tick).
 pub const LAZY_SLACK: Duration = IDLE_TICK;
@@ -48,6 +51,7 @@ struct Entry {
     at: Instant,
     seq: u64,
     id: TimerId,
+    arming: Arming,
 }
 
 impl PartialEq for Entry {
@@ -72,21 +76,15 @@ impl Ord for Entry {
 struct Heaps {
     precise: BinaryHeap<Entry>,
     lazy: BinaryHeap<Entry>,
-    /// Each armed id's latest deadline: an entry with another deadline is stale.
-    current: HashMap<TimerId, Instant>,
 }
 
 impl Heaps {
-    fn is_current(&self, entry: &Entry) -> bool {
-        self.current.get(&entry.id) == Some(&entry.at)
-    }
-
-    /// Pops stale entries off both tops, so that a peek sees a timer that will fire.
+    /// Pops superseded entries off both tops, so that a peek sees a timer that will fire.
     fn drop_stale_tops(&mut self) {
-        while self.precise.peek().is_some_and(|e| !self.is_current(e)) {
+        while self.precise.peek().is_some_and(|e| !e.arming.is_current()) {
             self.precise.pop();
         }
-        while self.lazy.peek().is_some_and(|e| !self.is_current(e)) {
+        while self.lazy.peek().is_some_and(|e| !e.arming.is_current()) {
             self.lazy.pop();
         }
     }
@@ -112,13 +110,17 @@ pub struct TimerQueue {
 }
 
 impl TimerQueue {
-    /// Arms `id` at `at`, seen from `now`, replacing any earlier arming of `id` (the core
-    /// ignores early fires anyway: its machines compare `now` with their own deadlines).
-    pub fn push(&self, now: Instant, at: Instant, id: TimerId) {
+    /// Arms `id` at `at`, seen from `now`, to fire while `arming` is current (the core ignores
+    /// early fires anyway: its machines compare `now` with their own deadlines).
+    pub fn push(&self, now: Instant, at: Instant, id: TimerId, arming: Arming) {
         let seq = self.seq.fetch_add(1, AtomicOrdering::Relaxed);
-        let entry = Entry { at, seq, id };
+        let entry = Entry {
+            at,
+            seq,
+            id,
+            arming,
+        };
         let mut heaps = self.heaps.lock().unwrap_or_else(|p| p.into_inner());
-        heaps.current.insert(entry.id.clone(), at);
         if at.saturating_duration_since(now) >= PRECISE_HORIZON {
             heaps.lazy.push(entry);
         } else {
@@ -137,33 +139,36 @@ impl TimerQueue {
                 break;
             };
             if let Some(entry) = heap.pop() {
-                heaps.current.remove(&entry.id);
                 due.push(entry.id);
             }
         }
         due
     }
 
-    /// When a tick must come: the earliest precise timer, or the earliest lazy one plus its
-    /// slack.
-    pub fn next_due(&self) -> Option<Instant> {
+    /// When a tick must come, seen from `now`: the earliest precise timer, or the earliest lazy
+    /// one plus its slack; `now` itself while a lazy timer is overdue, so that a backlog larger
+    /// than one [`FIRE_BATCH`] drains tick by tick instead of waiting another slack.
+    pub fn next_due(&self, now: Instant) -> Option<Instant> {
         let mut heaps = self.heaps.lock().unwrap_or_else(|p| p.into_inner());
         heaps.drop_stale_tops();
         let precise = heaps.precise.peek().map(|entry| entry.at);
-        let lazy = heaps.lazy.peek().map(|entry| entry.at + LAZY_SLACK);
+        let lazy = heaps.lazy.peek().map(|entry| {
+            if entry.at <= now {
+                now
+            } else {
+                entry.at + LAZY_SLACK
+            }
+        });
         match (precise, lazy) {
             (Some(p), Some(l)) => Some(p.min(l)),
             (p, l) => p.or(l),
         }
     }
 
-    /// Timers armed and not yet fired (stale armings not counted).
+    /// Timers armed and not yet fired (superseded ones included until they reach a top).
     pub fn len(&self) -> usize {
-        self.heaps
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .current
-            .len()
+        let heaps = self.heaps.lock().unwrap_or_else(|p| p.into_inner());
+        heaps.precise.len() + heaps.lazy.len()
     }
 
     /// True when no timer is armed.
@@ -175,6 +180,7 @@ impl TimerQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::ArmCounter;
     use dialtone_transaction::TransactionKey;
 
     fn id(n: &str) -> TimerId {
@@ -185,9 +191,24 @@ mod tests {
     fn due_timers_come_out_earliest_first_and_later_ones_stay() {
         let q = TimerQueue::default();
         let t0 = Instant::now();
-        q.push(t0, t0 + Duration::from_millis(30), id("c"));
-        q.push(t0, t0 + Duration::from_millis(10), id("a"));
-        q.push(t0, t0 + Duration::from_millis(20), id("b"));
+        q.push(
+            t0,
+            t0 + Duration::from_millis(30),
+            id("c"),
+            Arming::standalone(),
+        );
+        q.push(
+            t0,
+            t0 + Duration::from_millis(10),
+            id("a"),
+            Arming::standalone(),
+        );
+        q.push(
+            t0,
+            t0 + Duration::from_millis(20),
+            id("b"),
+            Arming::standalone(),
+        );
         assert!(q.pop_due(t0, 10).is_empty());
         assert_eq!(
             q.pop_due(t0 + Duration::from_millis(20), 10),
@@ -203,7 +224,7 @@ mod tests {
         let q = TimerQueue::default();
         let t0 = Instant::now();
         for i in 0..5 {
-            q.push(t0, t0, id(&i.to_string()));
+            q.push(t0, t0, id(&i.to_string()), Arming::standalone());
         }
         assert_eq!(q.pop_due(t0, 2).len(), 2);
         assert_eq!(q.len(), 3);
@@ -214,39 +235,70 @@ mod tests {
         let q = TimerQueue::default();
         let t0 = Instant::now();
         let j = t0 + Duration::from_secs(32);
-        q.push(t0, j, id("timer-j"));
-        assert_eq!(q.next_due(), Some(j + LAZY_SLACK));
+        q.push(t0, j, id("timer-j"), Arming::standalone());
+        assert_eq!(q.next_due(t0), Some(j + LAZY_SLACK));
         // Armed 31.5 s later, 400 ms ahead: precise, so the tick comes at its deadline.
         let e = t0 + Duration::from_millis(31_900);
-        q.push(t0 + Duration::from_millis(31_500), e, id("timer-e"));
-        assert_eq!(q.next_due(), Some(e));
+        q.push(
+            t0 + Duration::from_millis(31_500),
+            e,
+            id("timer-e"),
+            Arming::standalone(),
+        );
+        assert_eq!(q.next_due(t0), Some(e));
         assert!(q.pop_due(e - Duration::from_millis(1), 10).is_empty());
         assert_eq!(q.pop_due(j, 10), vec![id("timer-e"), id("timer-j")]);
         assert!(q.is_empty());
-        assert_eq!(q.next_due(), None);
+        assert_eq!(q.next_due(j), None);
     }
 
     #[test]
-    fn only_the_latest_arming_of_an_id_fires_and_a_stale_one_does_not_wake_the_tick() {
+    fn an_overdue_lazy_backlog_asks_for_the_next_tick_at_once() {
         let q = TimerQueue::default();
         let t0 = Instant::now();
+        let at = t0 + Duration::from_secs(32);
+        for i in 0..3 {
+            q.push(t0, at, id(&i.to_string()), Arming::standalone());
+        }
+        let tick = at + LAZY_SLACK;
+        assert_eq!(q.next_due(t0), Some(tick));
+        assert_eq!(q.pop_due(tick, 2).len(), 2);
+        assert_eq!(q.next_due(tick), Some(tick));
+        assert_eq!(q.pop_due(tick, 2).len(), 1);
+        assert_eq!(q.next_due(tick), None);
+    }
+
+    #[test]
+    fn a_superseded_arming_neither_wakes_the_tick_nor_fires() {
+        let q = TimerQueue::default();
+        let t0 = Instant::now();
+        let invite = ArmCounter::default();
         let timer_a = t0 + Duration::from_millis(500);
         let timer_c = t0 + Duration::from_secs(180);
-        q.push(t0, timer_a, id("invite"));
-        q.push(t0, t0 + Duration::from_millis(50), id("other"));
+        q.push(t0, timer_a, id("invite"), invite.arm());
+        q.push(
+            t0,
+            t0 + Duration::from_millis(50),
+            id("other"),
+            Arming::standalone(),
+        );
         // The 180 came: the transaction's earliest deadline is now Timer C.
-        q.push(t0 + Duration::from_millis(20), timer_c, id("invite"));
-        assert_eq!(q.len(), 2);
+        q.push(
+            t0 + Duration::from_millis(20),
+            timer_c,
+            id("invite"),
+            invite.arm(),
+        );
         assert_eq!(
             q.pop_due(t0 + Duration::from_millis(60), 10),
             vec![id("other")]
         );
-        assert_eq!(q.next_due(), Some(timer_c + LAZY_SLACK));
+        assert_eq!(q.next_due(t0), Some(timer_c + LAZY_SLACK));
         assert!(q.pop_due(timer_a, 10).is_empty());
-        // Armed again at the same deadline: it fires once.
-        q.push(t0, timer_c, id("invite"));
-        assert_eq!(q.pop_due(timer_c, 10), vec![id("invite")]);
+        // The transaction ended: Timer C is dropped too.
+        invite.close();
+        assert_eq!(q.next_due(timer_a), None);
+        assert!(q.pop_due(timer_c + LAZY_SLACK, 10).is_empty());
         assert!(q.is_empty());
-        assert_eq!(q.next_due(), None);
     }
 }
