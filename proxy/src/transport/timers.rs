@@ -10,11 +10,12 @@
 //! [`IDLE_TICK`] between looks instead of waking every [`TICK`].
 //!
 //! Two heaps, because most timers need no precision: a timer armed [`PRECISE_HORIZON`] or more
-//! ahead (Timer J keeping a REGISTER's response for 32 s, Timers B, F, H, D, K, I, Timer C, the
-//! later retransmissions) is "lazy" and may fire up to [`LAZY_SLACK`] late. With one heap, a
-//! steady 1000 REGISTERs/s kept a Timer J due every millisecond, so each worker woke every
-//! [`TICK`] (400 wake-ups a second for two workers) to retire a handful of transactions; lazy
-//! timers are now retired in batches when the tick comes anyway.
+//! ahead (Timers J, K, L, M keeping a forwarded request's transactions for up to 32 s, Timers
+//! B, F, H, D, I, Timer C, the later retransmissions) is "lazy" and may fire up to
+//! [`LAZY_SLACK`] late. With one heap, a steady call load kept a timer due every few
+//! milliseconds (each call leaves an INVITE and a BYE transaction to retire), so each worker
+//! woke every [`TICK`] to retire a handful; lazy timers are now retired in batches by ticks
+//! that come anyway.
 //!
 //! Entries whose arming is no longer current (`core::Arming`: the transaction armed again or
 //! ended) are dropped unseen, so a superseded Timer A neither wakes the workers nor fires.
