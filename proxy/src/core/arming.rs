@@ -52,7 +52,8 @@ impl Arming {
         self.current.load(Ordering::Relaxed) == self.this
     }
 
-    /// An arming that nothing supersedes, for timers without a transaction (tests).
+    /// An arming that nothing supersedes, for the timer queue's tests.
+    #[cfg(test)]
     pub fn standalone() -> Arming {
         ArmCounter::default().arm()
     }
