@@ -217,6 +217,10 @@ impl<'a> Message<'a> {
 
     /// The Contact header(s): `*` or a list. An absent Contact is an empty list.
     pub fn contacts(&self) -> Result<Contacts<'a>, ParseError> {
+        self.contacts.get_or_init(|| self.parse_contacts()).clone()
+    }
+
+    fn parse_contacts(&self) -> Result<Contacts<'a>, ParseError> {
         let mut list = Vec::new();
         let mut wildcard = false;
         for value in self.values(HeaderName::Contact) {
