@@ -64,9 +64,28 @@ async fn metrics(core: web::Data<Arc<ProxyCore>>) -> HttpResponse {
     core.metrics()
         .transactions_active
         .set(core.active_transactions() as i64);
+    if let Some(store) = core.location().store() {
+        let metrics = core.metrics();
+        metrics.store_failing.set(store.failing().is_some() as i64);
+        // The writer counts; the counter catches up at each scrape (it only ever grows).
+        let behind = store
+            .failed_commits()
+            .saturating_sub(metrics.store_failed_commits.get());
+        metrics.store_failed_commits.inc_by(behind);
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(core.metrics().render())
+}
+
+/// Ready unless the registrar store is failing: the proxy still routes, but registrations it
+/// takes are not saved, and a load balancer or an operator should know.
+async fn readyz(core: web::Data<Arc<ProxyCore>>) -> HttpResponse {
+    match core.location().store().and_then(|store| store.failing()) {
+        None => HttpResponse::Ok().body("ready\n"),
+        Some(error) => HttpResponse::ServiceUnavailable()
+            .body(format!("not ready: registrar store failing: {error}\n")),
+    }
 }
 
 async fn api_registrations(core: web::Data<Arc<ProxyCore>>) -> HttpResponse {
@@ -116,6 +135,30 @@ async fn index(core: web::Data<Arc<ProxyCore>>, recorder: Recorder) -> HttpRespo
         .body(crate::web::render_index(&core, recorder.as_deref()))
 }
 
+/// The routes, with the core and the recorder they read.
+fn routes(
+    core: web::Data<Arc<ProxyCore>>,
+    recorder: Recorder,
+) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |config| {
+        config
+            .app_data(core)
+            .app_data(recorder)
+            .route("/", web::get().to(index))
+            .route("/metrics", web::get().to(metrics))
+            .route(
+                "/livez",
+                web::get().to(|| async { HttpResponse::Ok().body("ok\n") }),
+            )
+            .route("/readyz", web::get().to(readyz))
+            .route("/api/registrations", web::get().to(api_registrations))
+            .route("/api/calls", web::get().to(api_calls))
+            .route("/api/stats", web::get().to(api_stats))
+            .route("/api/traces", web::get().to(api_traces))
+            .route("/api/trace/{call_id}", web::get().to(api_trace));
+    }
+}
+
 /// Starts the HTTP server on `addr`.
 pub fn start(
     addr: std::net::SocketAddr,
@@ -124,29 +167,15 @@ pub fn start(
 ) -> std::io::Result<actix_web::dev::Server> {
     let data = web::Data::new(core);
     let recorder = web::Data::new(recorder);
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .app_data(recorder.clone())
-            .route("/", web::get().to(index))
-            .route("/metrics", web::get().to(metrics))
-            .route(
-                "/livez",
-                web::get().to(|| async { HttpResponse::Ok().body("ok\n") }),
-            )
-            .route(
-                "/readyz",
-                web::get().to(|| async { HttpResponse::Ok().body("ready\n") }),
-            )
-            .route("/api/registrations", web::get().to(api_registrations))
-            .route("/api/calls", web::get().to(api_calls))
-            .route("/api/stats", web::get().to(api_stats))
-            .route("/api/traces", web::get().to(api_traces))
-            .route("/api/trace/{call_id}", web::get().to(api_trace))
-    })
-    .workers(1)
-    .disable_signals()
-    .bind(addr)?
-    .run();
+    let server =
+        HttpServer::new(move || App::new().configure(routes(data.clone(), recorder.clone())))
+            .workers(1)
+            .disable_signals()
+            .bind(addr)?
+            .run();
     Ok(server)
 }
+
+#[cfg(test)]
+#[path = "http_tests.rs"]
+mod tests;

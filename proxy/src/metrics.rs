@@ -40,6 +40,8 @@ pub struct ProxyMetrics {
     pub transaction_duration: Histogram,
     pub registrations_active: IntGauge,
     pub registration_events: IntCounterVec,
+    pub store_failing: IntGauge,
+    pub store_failed_commits: IntCounter,
     pub auth_challenges: IntCounter,
     pub auth_failures: IntCounterVec,
     pub throttled_sources: IntCounter,
@@ -145,6 +147,14 @@ impl ProxyMetrics {
             "event",
             REGISTRATION_EVENTS,
         );
+        let store_failing = gauge(
+            "dialtone_proxy_registrar_store_failing",
+            "1 while the last commit of the registrar store failed: some bindings are in memory only.",
+        );
+        let store_failed_commits = counter(
+            "dialtone_proxy_registrar_store_failed_commits_total",
+            "Registrar store commits that failed (their changes are kept and committed again).",
+        );
         let auth_challenges = counter(
             "dialtone_proxy_auth_challenges_total",
             "401/407 challenges sent.",
@@ -201,6 +211,8 @@ impl ProxyMetrics {
             transaction_duration,
             registrations_active,
             registration_events,
+            store_failing,
+            store_failed_commits,
             auth_challenges,
             auth_failures,
             throttled_sources,

@@ -255,6 +255,11 @@ impl ProxyTransaction {
         self.respond_to(&request, now, core, status, reason, extra, actions);
     }
 
+    /// Where the request came from (its responses go by its Via, section 18.2.2).
+    pub(crate) fn source(&self) -> SocketAddr {
+        self.source
+    }
+
     /// Sends a response the proxy writes itself to `request`, which must be this transaction's
     /// request, already parsed: parsing it a second time (and its Via, From and To again) was a
     /// sixth of what a REGISTER cost the core.

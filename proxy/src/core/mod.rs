@@ -77,10 +77,12 @@ pub enum Action {
     /// Send bytes.
     Send { to: Destination, bytes: Bytes },
     /// Send bytes once `store` has committed everything queued to it so far: a registrar's 200
-    /// promises that the binding survives a crash (issue 4: "even after `kill -9`").
+    /// promises that the binding survives a crash (issue 4: "even after `kill -9`"). If that
+    /// commit fails, send `if_not_stored` instead (a 500, RFC 3261 section 10.3 step 7).
     SendWhenStored {
         to: Destination,
         bytes: Bytes,
+        if_not_stored: Bytes,
         store: StoreWriter,
     },
     /// Call [`ProxyCore::handle_timer`] with `id` at `at`, unless `arming` is no longer
@@ -524,7 +526,26 @@ mod tests {
             })
             .collect();
         assert_eq!(held.len(), 1);
-        assert_eq!(Message::parse(held[0]).unwrap().status(), Some(200));
+        let ok = Message::parse(held[0]).unwrap();
+        assert_eq!(ok.status(), Some(200));
+        // What goes instead if the commit fails: a 500 that asks for a retry, to the same
+        // transaction and with the same To tag as the 200.
+        let Some(Action::SendWhenStored { if_not_stored, .. }) = actions
+            .iter()
+            .find(|a| matches!(a, Action::SendWhenStored { .. }))
+        else {
+            unreachable!()
+        };
+        let not_stored = Message::parse(if_not_stored).unwrap();
+        assert_eq!(not_stored.status(), Some(500));
+        assert_eq!(not_stored.header_value_by_name("Retry-After"), Some("5"));
+        assert_eq!(not_stored.top_via().unwrap().branch(), Some("z9hG4bKst600"));
+        assert_eq!(
+            not_stored.to().unwrap().tag(),
+            ok.to().unwrap().tag(),
+            "one answer to one request"
+        );
+        assert!(not_stored.header_value_by_name("Contact").is_none());
         // A refusal changes nothing that must be on disk first.
         let actions = core.handle_message(Instant::now(), SystemTime::now(), source, register(5));
         let replies = sends(&actions);

@@ -502,7 +502,16 @@ impl ProxyCore {
                 if let Some(store) = self.location.store() {
                     // Also when nothing changed (a fetch, a retransmission): its 200 then
                     // waits for the batch that holds what an earlier REGISTER changed.
-                    send_when_stored(&mut actions[first..], store);
+                    // Built now, while the request is at hand; sent only if the commit fails.
+                    let not_stored = reply::local_response(
+                        request,
+                        tx.source(),
+                        500,
+                        "Server Internal Error",
+                        &[("Retry-After", STORE_RETRY_AFTER.to_string())],
+                        &self.to_tag,
+                    );
+                    send_when_stored(&mut actions[first..], store, &not_stored);
                 }
             }
             RegisterOutcome::Reject {
@@ -892,13 +901,19 @@ fn httpdate_now(wall: SystemTime) -> String {
     httpdate::fmt_http_date(wall)
 }
 
-/// Turns the sends among `actions` into sends that wait for `store`'s next commit.
-fn send_when_stored(actions: &mut [Action], store: &StoreWriter) {
+/// Seconds a REGISTER whose changes could not be saved is asked to wait before trying again:
+/// the writer retries the commit every second meanwhile.
+const STORE_RETRY_AFTER: u32 = 5;
+
+/// Turns the sends among `actions` into sends that wait for `store`'s next commit, and become
+/// `not_stored` if it fails.
+fn send_when_stored(actions: &mut [Action], store: &StoreWriter, not_stored: &Bytes) {
     for action in actions {
         if let Action::Send { to, bytes } = action {
             *action = Action::SendWhenStored {
                 to: *to,
                 bytes: std::mem::take(bytes),
+                if_not_stored: not_stored.clone(),
                 store: store.clone(),
             };
         }

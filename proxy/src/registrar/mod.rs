@@ -3,7 +3,9 @@
 //! - [`rules`]: what a REGISTER does to an AOR's bindings, sans-IO, `now` passed in.
 //! - [`location`]: the bindings in memory, a concurrent map that the UDP workers read on every
 //!   INVITE and that applies REGISTERs under a per-AOR lock.
-//! - [`store`]: the bindings on disk (redb), written behind by one thread in batches.
+//! - [`store`]: the bindings on disk (redb).
+//! - [`writer`]: the thread that commits the changes to the store in batches, tells each held
+//!   200 whether its changes are saved, and keeps and retries what a failed commit did not save.
 //! - [`actor`]: the registrar actor, which sweeps expired bindings and owns the store writer;
 //!   [`start_registrar`] wires the three together at start.
 
@@ -11,6 +13,7 @@ pub mod actor;
 pub mod location;
 pub mod rules;
 pub mod store;
+pub mod writer;
 
 pub use actor::{start_registrar, Flush, Persist, RegistrarActor, Sweep};
 pub use location::LocationService;

@@ -340,14 +340,15 @@ pub fn execute<A>(
     for action in actions {
         match action {
             Action::Send { to, bytes } => outbound.send(to, bytes, Some(ctx.address().recipient())),
-            Action::SendWhenStored { to, bytes, store } => {
+            Action::SendWhenStored {
+                to,
+                bytes,
+                if_not_stored,
+                store,
+            } => {
                 let me = ctx.address();
                 store.after_commit(Box::new(move |stored| {
-                    if let Err(error) = stored {
-                        // Memory holds the binding and serves calls; only a restart would
-                        // miss it. Refusing the REGISTER would not make the disk work.
-                        tracing::error!(%error, "a registration answered 200 is not on disk");
-                    }
+                    let bytes = held_response(stored, bytes, if_not_stored);
                     me.do_send(Stored { to, bytes });
                 }));
             }
@@ -369,6 +370,23 @@ pub fn execute<A>(
                     });
                 });
             }
+        }
+    }
+}
+
+/// The response a held REGISTER gets once its commit is decided: the 200, or if the changes
+/// are not saved, the 500 the core prepared. Memory holds the binding either way and serves
+/// calls, and the writer commits it again; the client is told and retries (Retry-After).
+fn held_response(
+    stored: Result<(), crate::registrar::StoreError>,
+    ok: Bytes,
+    not_stored: Bytes,
+) -> Bytes {
+    match stored {
+        Ok(()) => ok,
+        Err(error) => {
+            tracing::debug!(%error, "a REGISTER is answered 500: not saved");
+            not_stored
         }
     }
 }
@@ -450,4 +468,26 @@ pub fn fire_due_timers<A>(
 /// The wall clock, read only here and in the actors (the core takes time as a parameter).
 pub fn wall_now() -> SystemTime {
     SystemTime::now()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registrar::StoreError;
+
+    #[test]
+    fn a_held_register_gets_its_200_when_saved_and_the_500_when_not() {
+        let ok = Bytes::from_static(b"SIP/2.0 200 OK\r\n\r\n");
+        let not_stored = Bytes::from_static(b"SIP/2.0 500 Server Internal Error\r\n\r\n");
+        assert_eq!(held_response(Ok(()), ok.clone(), not_stored.clone()), ok);
+        for error in [
+            StoreError::BatchFailed("No space left on device".into()),
+            StoreError::WriterStopped,
+        ] {
+            assert_eq!(
+                held_response(Err(error), ok.clone(), not_stored.clone()),
+                not_stored
+            );
+        }
+    }
 }

@@ -1,0 +1,77 @@
+//! Tests of the admin HTTP endpoints that report the proxy's health.
+
+use std::time::Duration;
+
+use actix_web::{test, App};
+
+use super::*;
+use crate::calls::CallTracker;
+use crate::config::{Config, FileConfig, ProxyFlags};
+use crate::metrics::ProxyMetrics;
+use crate::registrar::rules::BindingChange;
+use crate::registrar::writer::testing::broken_writer;
+use crate::registrar::LocationService;
+
+fn core_with_store(store: crate::registrar::StoreWriter) -> Arc<ProxyCore> {
+    let flags = ProxyFlags {
+        listen: vec!["udp:127.0.0.1:5070".into()],
+        ..ProxyFlags::default()
+    };
+    let config = Config::merge(FileConfig::default(), &flags).unwrap();
+    let metrics = ProxyMetrics::new();
+    let calls = CallTracker::new(metrics.clone());
+    let location = LocationService::with_bindings(Vec::new(), Some(store));
+    Arc::new(ProxyCore::new(&config, location, metrics, calls))
+}
+
+/// Sends one change through `store` and waits until its commit has been tried.
+fn commit_one(store: &crate::registrar::StoreWriter) -> Result<(), crate::registrar::StoreError> {
+    store
+        .send(vec![BindingChange::Remove {
+            aor: "9301".into(),
+            contact: "sip:9301@192.168.2.194".into(),
+        }])
+        .unwrap();
+    let (done, told) = std::sync::mpsc::channel();
+    store.after_commit(Box::new(move |result| done.send(result).unwrap()));
+    told.recv_timeout(Duration::from_secs(10)).unwrap()
+}
+
+#[actix_rt::test]
+async fn a_failing_registrar_store_makes_the_proxy_not_ready_and_shows_in_the_metrics() {
+    let (store, broken, _commits) = broken_writer();
+    let core = core_with_store(store.clone());
+    let app = test::init_service(
+        App::new().configure(routes(web::Data::new(core), web::Data::new(None))),
+    )
+    .await;
+    let get = |path: &str| test::TestRequest::get().uri(path).to_request();
+
+    assert!(commit_one(&store).is_err());
+    let response = test::call_service(&app, get("/readyz")).await;
+    assert_eq!(response.status(), 503);
+    let body = test::read_body(response).await;
+    assert!(
+        String::from_utf8_lossy(&body).contains("No space left on device"),
+        "{body:?}"
+    );
+    let metrics = test::read_body(test::call_service(&app, get("/metrics")).await).await;
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains("dialtone_proxy_registrar_store_failing 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("dialtone_proxy_registrar_store_failed_commits_total 1"));
+
+    broken.store(false, std::sync::atomic::Ordering::SeqCst);
+    commit_one(&store).unwrap();
+    let response = test::call_service(&app, get("/readyz")).await;
+    assert_eq!(response.status(), 200);
+    let metrics = test::read_body(test::call_service(&app, get("/metrics")).await).await;
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains("dialtone_proxy_registrar_store_failing 0"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("dialtone_proxy_registrar_store_failed_commits_total 1"));
+}

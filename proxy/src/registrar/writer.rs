@@ -1,0 +1,339 @@
+//! The store's writer thread: commits the registrar's changes in batches (group commit), tells
+//! each held 200 whether its changes are on disk, and keeps what a failed commit did not save.
+//!
+//! A commit can fail (disk full, an I/O error). Memory keeps the bindings either way, so calls
+//! still find them; what must not happen is that the file silently misses them, so that a
+//! restart loses a registration or brings back one that was removed. The changes of a failed
+//! batch are therefore kept, one latest change per binding, and committed again ahead of the
+//! next batch, or after [`RETRY_EVERY`] when nothing else comes. While commits fail, the
+//! REGISTERs waiting for them are told so (their 200 becomes a 500 with Retry-After, RFC 3261
+//! section 10.3 step 7), and [`StoreWriter::failing`] says why, for `/readyz` and `/metrics`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::Duration;
+
+use super::rules::BindingChange;
+use super::store::StoreError;
+
+/// A batch is committed at this many changes even while more keep coming, to bound the memory
+/// and the length of one transaction.
+const MAX_BATCH: usize = 10_000;
+
+/// How soon the changes of a failed commit are tried again when no new change arrives.
+pub const RETRY_EVERY: Duration = Duration::from_secs(1);
+
+/// What the writer commits to: the redb file ([`super::BindingStore`]), or in tests a store
+/// that fails on demand.
+pub trait CommitBatch: Send + 'static {
+    /// Applies `changes` in order, all or nothing.
+    fn commit(&self, changes: &[BindingChange]) -> Result<(), StoreError>;
+}
+
+/// Told the outcome of the batch that committed everything queued before it (see
+/// [`StoreWriter::after_commit`]).
+pub type AfterCommit = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+enum Command {
+    Changes(Vec<BindingChange>),
+    Flush(mpsc::SyncSender<Result<(), StoreError>>),
+    AfterCommit(AfterCommit),
+}
+
+/// What the writer thread reports to everyone else.
+#[derive(Debug, Default)]
+struct Health {
+    commits: AtomicU64,
+    failed_commits: AtomicU64,
+    /// The error of the last commit, while the last commit failed.
+    failing: Mutex<Option<String>>,
+}
+
+/// The sending side of the store's writer thread. Cheap to clone; [`StoreWriter::send`] never
+/// blocks.
+#[derive(Debug, Clone)]
+pub struct StoreWriter {
+    tx: Sender<Command>,
+    health: Arc<Health>,
+}
+
+impl StoreWriter {
+    /// Queues changes for the next batch. Fails only when the writer thread has stopped.
+    pub fn send(&self, changes: Vec<BindingChange>) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        self.tx
+            .send(Command::Changes(changes))
+            .map_err(|_| StoreError::WriterStopped)
+    }
+
+    /// Blocks until everything sent before is committed; reports a batch that failed since the
+    /// last flush. For shutdown and tests.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        let (reply, done) = mpsc::sync_channel(1);
+        self.tx
+            .send(Command::Flush(reply))
+            .map_err(|_| StoreError::WriterStopped)?;
+        done.recv().map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// Calls `then` on the writer thread once everything queued before it is committed (or its
+    /// batch failed): a registrar answers 200 only when the binding would survive a `kill -9`.
+    /// It waits for the batch like any change does, so it costs no extra commit. When the
+    /// writer has stopped, `then` is called at once with [`StoreError::WriterStopped`].
+    pub fn after_commit(&self, then: AfterCommit) {
+        if let Err(mpsc::SendError(Command::AfterCommit(then))) =
+            self.tx.send(Command::AfterCommit(then))
+        {
+            then(Err(StoreError::WriterStopped));
+        }
+    }
+
+    /// How many write transactions the writer has committed.
+    pub fn commits(&self) -> u64 {
+        self.health.commits.load(Ordering::Relaxed)
+    }
+
+    /// How many write transactions have failed since start.
+    pub fn failed_commits(&self) -> u64 {
+        self.health.failed_commits.load(Ordering::Relaxed)
+    }
+
+    /// The error of the last commit, when it failed: some changes are then in memory only
+    /// (they are being committed again).
+    pub fn failing(&self) -> Option<String> {
+        self.health
+            .failing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Starts the writer thread over `store`. The thread ends when every [`StoreWriter`] clone is
+/// dropped, after committing what is queued.
+pub fn spawn<S: CommitBatch>(store: S) -> StoreWriter {
+    let (tx, rx) = mpsc::channel();
+    let health = Arc::new(Health::default());
+    let reported = Arc::clone(&health);
+    // A thread, not a tokio task: redb blocks on fsync, and the actors' arbiters must not.
+    let spawned = thread::Builder::new()
+        .name("registrar-store".into())
+        .spawn(move || write_batches(store, rx, &reported));
+    if let Err(error) = spawned {
+        // The receiver was moved into the closure and dropped with it: every send now
+        // reports WriterStopped, which is what callers see of this.
+        tracing::error!(%error, "cannot start the registrar store writer");
+    }
+    StoreWriter { tx, health }
+}
+
+/// The writer thread: wait for a change (or, with unsaved changes, for the retry time), gather
+/// a batch, commit it with the unsaved changes ahead of it, answer the callbacks and flushes
+/// that came with it, repeat until every sender is gone.
+fn write_batches<S: CommitBatch>(store: S, rx: Receiver<Command>, health: &Health) {
+    let mut unsaved = Unsaved::default();
+    // A failed batch not yet reported to a flush.
+    let mut unreported: Option<String> = None;
+    loop {
+        let first = if unsaved.is_empty() {
+            rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        } else {
+            rx.recv_timeout(RETRY_EVERY)
+        };
+        let batch = match first {
+            Ok(command) => Batch::gather(command, &rx),
+            Err(RecvTimeoutError::Timeout) => Batch::default(),
+            Err(RecvTimeoutError::Disconnected) if unsaved.is_empty() => break,
+            Err(RecvTimeoutError::Disconnected) => Batch {
+                closed: true,
+                ..Batch::default()
+            },
+        };
+        let outcome = commit(&store, &mut unsaved, batch.changes, health);
+        if let Err(message) = &outcome {
+            unreported = Some(message.clone());
+        }
+        for then in batch.after_commit {
+            then(outcome.clone().map_err(StoreError::BatchFailed));
+        }
+        for reply in batch.flushes {
+            let result = match unreported.take() {
+                Some(message) => Err(StoreError::BatchFailed(message)),
+                None => Ok(()),
+            };
+            let _ = reply.send(result);
+        }
+        if batch.closed {
+            if !unsaved.is_empty() {
+                tracing::error!(
+                    changes = unsaved.len(),
+                    "registrar store: stopping with changes that could not be saved"
+                );
+            }
+            break;
+        }
+    }
+}
+
+/// Commits the unsaved changes and then `changes`, in one transaction. On failure everything
+/// stays unsaved, for the next try.
+fn commit<S: CommitBatch>(
+    store: &S,
+    unsaved: &mut Unsaved,
+    changes: Vec<BindingChange>,
+    health: &Health,
+) -> Result<(), String> {
+    if changes.is_empty() && unsaved.is_empty() {
+        return Ok(());
+    }
+    let all = if unsaved.is_empty() {
+        changes
+    } else {
+        let mut all = unsaved.take();
+        all.extend(changes);
+        all
+    };
+    let result = store.commit(&all);
+    if result.is_err() {
+        unsaved.keep(all);
+    }
+    let mut failing = health
+        .failing
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    match result {
+        Ok(()) => {
+            health.commits.fetch_add(1, Ordering::Relaxed);
+            if failing.take().is_some() {
+                tracing::warn!("registrar store: commits succeed again, every change is saved");
+            }
+            Ok(())
+        }
+        Err(error) => {
+            health.failed_commits.fetch_add(1, Ordering::Relaxed);
+            let message = error.to_string();
+            // Logged when commits start failing and when the reason changes, not once a
+            // second for as long as the disk stays full.
+            if failing.as_deref() != Some(message.as_str()) {
+                tracing::error!(%error, unsaved = unsaved.len(),
+                    "registrar store: commit failed; the changes are kept in memory and tried again");
+            }
+            *failing = Some(message.clone());
+            Err(message)
+        }
+    }
+}
+
+/// Changes a commit could not save: the latest change per binding (a later change to the same
+/// binding makes an earlier one moot), so that a disk that stays full costs memory in
+/// proportion to the bindings, not to the REGISTERs.
+#[derive(Default)]
+struct Unsaved {
+    latest: HashMap<String, BindingChange>,
+}
+
+impl Unsaved {
+    fn is_empty(&self) -> bool {
+        self.latest.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.latest.len()
+    }
+
+    /// Keeps `changes` (in order, so the last change to a binding wins).
+    fn keep(&mut self, changes: Vec<BindingChange>) {
+        for change in changes {
+            self.latest.insert(change.store_key(), change);
+        }
+    }
+
+    /// The kept changes, to commit ahead of a new batch. Each binding has one, so their order
+    /// among themselves does not matter.
+    fn take(&mut self) -> Vec<BindingChange> {
+        self.latest.drain().map(|(_, change)| change).collect()
+    }
+}
+
+/// What the writer commits at once.
+#[derive(Default)]
+struct Batch {
+    changes: Vec<BindingChange>,
+    flushes: Vec<mpsc::SyncSender<Result<(), StoreError>>>,
+    after_commit: Vec<AfterCommit>,
+    /// Every sender is gone: commit and stop.
+    closed: bool,
+}
+
+impl Batch {
+    /// Takes the first command and whatever is already queued behind it (group commit): an idle
+    /// writer commits a lone change at once, and a busy one gathers, during each commit, the
+    /// changes of the next. The channel is FIFO, so a flush's batch holds everything sent
+    /// before it.
+    fn gather(first: Command, rx: &Receiver<Command>) -> Batch {
+        let mut batch = Batch::default();
+        batch.add(first);
+        while batch.changes.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(command) => batch.add(command),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    batch.closed = true;
+                    break;
+                }
+            }
+        }
+        batch
+    }
+
+    fn add(&mut self, command: Command) {
+        match command {
+            Command::Changes(changes) => self.changes.extend(changes),
+            Command::Flush(reply) => self.flushes.push(reply),
+            Command::AfterCommit(then) => self.after_commit.push(then),
+        }
+    }
+}
+
+/// A store that fails on demand, for tests of what a failing disk does to the proxy.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    /// Commits fail while `broken` is set (a full disk); every saved commit goes to `saved`.
+    pub(crate) struct FlakyStore {
+        pub(crate) broken: Arc<AtomicBool>,
+        pub(crate) saved: Sender<Vec<BindingChange>>,
+    }
+
+    impl CommitBatch for FlakyStore {
+        fn commit(&self, changes: &[BindingChange]) -> Result<(), StoreError> {
+            if self.broken.load(Ordering::SeqCst) {
+                return Err(StoreError::BatchFailed("No space left on device".into()));
+            }
+            let _ = self.saved.send(changes.to_vec());
+            Ok(())
+        }
+    }
+
+    /// A writer over a broken [`FlakyStore`]; the flag mends it, the receiver sees its commits.
+    pub(crate) fn broken_writer() -> (StoreWriter, Arc<AtomicBool>, Receiver<Vec<BindingChange>>) {
+        let broken = Arc::new(AtomicBool::new(true));
+        let (saved, commits) = mpsc::channel();
+        let writer = spawn(FlakyStore {
+            broken: Arc::clone(&broken),
+            saved,
+        });
+        (writer, broken, commits)
+    }
+}
+
+#[cfg(test)]
+#[path = "writer_tests.rs"]
+mod tests;
