@@ -47,11 +47,15 @@ pub enum StoreError {
     WriterStopped,
     #[error("registrar store: a batch of bindings was not saved: {0}")]
     BatchFailed(String),
+    #[error("registrar store is closed after a failed commit, and reopening it failed")]
+    Closed,
 }
 
 /// The open database file.
 pub struct BindingStore {
-    db: Database,
+    /// `None` between a failed commit and the reopening before the next (see `commit`).
+    db: Option<Database>,
+    path: PathBuf,
 }
 
 impl std::fmt::Debug for BindingStore {
@@ -69,14 +73,15 @@ impl BindingStore {
             source,
         })?;
         let path = dir.join(FILE_NAME);
-        let db = Database::create(&path).map_err(|source| StoreError::Open {
-            path,
-            source: Box::new(source),
-        })?;
+        let db = open_file(&path)?;
         let txn = db.begin_write().map_err(db_err)?;
         txn.open_table(BINDINGS).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
-        Ok(BindingStore { db })
+        Ok(BindingStore { db: Some(db), path })
+    }
+
+    fn db(&self) -> Result<&Database, StoreError> {
+        self.db.as_ref().ok_or(StoreError::Closed)
     }
 
     /// Every binding still alive at `now`. Bindings that lapsed while the proxy was down are
@@ -87,7 +92,7 @@ impl BindingStore {
         let mut alive = Vec::new();
         let mut dead = Vec::new();
         {
-            let txn = self.db.begin_read().map_err(db_err)?;
+            let txn = self.db()?.begin_read().map_err(db_err)?;
             let table = txn.open_table(BINDINGS).map_err(db_err)?;
             for entry in table.iter().map_err(db_err)? {
                 let (key, value) = entry.map_err(db_err)?;
@@ -102,7 +107,7 @@ impl BindingStore {
             }
         }
         if !dead.is_empty() {
-            let txn = self.db.begin_write().map_err(db_err)?;
+            let txn = self.db()?.begin_write().map_err(db_err)?;
             {
                 let mut table = txn.open_table(BINDINGS).map_err(db_err)?;
                 for key in &dead {
@@ -116,7 +121,7 @@ impl BindingStore {
 
     /// Applies `changes` in order, in one write transaction (one fsync).
     pub fn apply(&self, changes: &[BindingChange]) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
+        let txn = self.db()?.begin_write().map_err(db_err)?;
         {
             let mut table = txn.open_table(BINDINGS).map_err(db_err)?;
             for change in changes {
@@ -147,9 +152,29 @@ impl BindingStore {
 }
 
 impl CommitBatch for BindingStore {
-    fn commit(&self, changes: &[BindingChange]) -> Result<(), StoreError> {
-        self.apply(changes)
+    /// After a failed commit the database is closed and opened again: redb refuses every
+    /// transaction on a handle that met an I/O error ("Previous I/O error occurred. Please
+    /// close and re-open the database"), so without this a disk that was full once would fail
+    /// every later commit, even once space is freed. The file itself is consistent (redb
+    /// commits are copy-on-write), and opening repairs what needs it.
+    fn commit(&mut self, changes: &[BindingChange]) -> Result<(), StoreError> {
+        if self.db.is_none() {
+            // redb allows one handle per file: the old one was dropped when the commit failed.
+            self.db = Some(open_file(&self.path)?);
+        }
+        let result = self.apply(changes);
+        if result.is_err() {
+            self.db = None;
+        }
+        result
     }
+}
+
+fn open_file(path: &Path) -> Result<Database, StoreError> {
+    Database::create(path).map_err(|source| StoreError::Open {
+        path: path.to_owned(),
+        source: Box::new(source),
+    })
 }
 
 /// Maps each of redb's error types into [`StoreError::Database`].

@@ -30,7 +30,7 @@ pub const RETRY_EVERY: Duration = Duration::from_secs(1);
 /// that fails on demand.
 pub trait CommitBatch: Send + 'static {
     /// Applies `changes` in order, all or nothing.
-    fn commit(&self, changes: &[BindingChange]) -> Result<(), StoreError>;
+    fn commit(&mut self, changes: &[BindingChange]) -> Result<(), StoreError>;
 }
 
 /// Told the outcome of the batch that committed everything queued before it (see
@@ -71,8 +71,9 @@ impl StoreWriter {
             .map_err(|_| StoreError::WriterStopped)
     }
 
-    /// Blocks until everything sent before is committed; reports a batch that failed since the
-    /// last flush. For shutdown and tests.
+    /// Blocks until everything sent before has been through a commit; an error says that some
+    /// changes are still unsaved (the commit failed, and its changes are kept for the next
+    /// try). For shutdown and tests.
     pub fn flush(&self) -> Result<(), StoreError> {
         let (reply, done) = mpsc::sync_channel(1);
         self.tx
@@ -135,10 +136,8 @@ pub fn spawn<S: CommitBatch>(store: S) -> StoreWriter {
 /// The writer thread: wait for a change (or, with unsaved changes, for the retry time), gather
 /// a batch, commit it with the unsaved changes ahead of it, answer the callbacks and flushes
 /// that came with it, repeat until every sender is gone.
-fn write_batches<S: CommitBatch>(store: S, rx: Receiver<Command>, health: &Health) {
+fn write_batches<S: CommitBatch>(mut store: S, rx: Receiver<Command>, health: &Health) {
     let mut unsaved = Unsaved::default();
-    // A failed batch not yet reported to a flush.
-    let mut unreported: Option<String> = None;
     loop {
         let first = if unsaved.is_empty() {
             rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
@@ -154,19 +153,12 @@ fn write_batches<S: CommitBatch>(store: S, rx: Receiver<Command>, health: &Healt
                 ..Batch::default()
             },
         };
-        let outcome = commit(&store, &mut unsaved, batch.changes, health);
-        if let Err(message) = &outcome {
-            unreported = Some(message.clone());
-        }
+        let outcome = commit(&mut store, &mut unsaved, batch.changes, health);
         for then in batch.after_commit {
             then(outcome.clone().map_err(StoreError::BatchFailed));
         }
         for reply in batch.flushes {
-            let result = match unreported.take() {
-                Some(message) => Err(StoreError::BatchFailed(message)),
-                None => Ok(()),
-            };
-            let _ = reply.send(result);
+            let _ = reply.send(outcome.clone().map_err(StoreError::BatchFailed));
         }
         if batch.closed {
             if !unsaved.is_empty() {
@@ -183,7 +175,7 @@ fn write_batches<S: CommitBatch>(store: S, rx: Receiver<Command>, health: &Healt
 /// Commits the unsaved changes and then `changes`, in one transaction. On failure everything
 /// stays unsaved, for the next try.
 fn commit<S: CommitBatch>(
-    store: &S,
+    store: &mut S,
     unsaved: &mut Unsaved,
     changes: Vec<BindingChange>,
     health: &Health,
@@ -313,7 +305,7 @@ pub(crate) mod testing {
     }
 
     impl CommitBatch for FlakyStore {
-        fn commit(&self, changes: &[BindingChange]) -> Result<(), StoreError> {
+        fn commit(&mut self, changes: &[BindingChange]) -> Result<(), StoreError> {
             if self.broken.load(Ordering::SeqCst) {
                 return Err(StoreError::BatchFailed("No space left on device".into()));
             }
