@@ -61,6 +61,7 @@ fn read_everything(message: &Message<'_>) {
     let _ = (
         message.expires(),
         message.min_expires(),
+        message.retry_after(),
         message.content_type(),
     );
     if let Ok(Contacts::List(list)) = message.contacts() {

@@ -18,7 +18,8 @@
 //!   fifth for retransmissions);
 //! - 423 is retried once with `Min-Expires` (10.2.8);
 //! - failures and timeouts back off 5 s, 10 s, 20 s ... up to 5 minutes: short enough that an
-//!   ATA started before the lab's proxy registers soon after it comes up.
+//!   ATA started before the lab's proxy registers soon after it comes up; a failure response
+//!   with Retry-After is not retried sooner than it asks (up to an hour).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
@@ -36,6 +37,9 @@ use crate::identity::{self, LineIdentity, USER_AGENT};
 pub const BACKOFF_START: Duration = Duration::from_secs(5);
 /// Longest retry delay.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// Longest wait a registrar's Retry-After can impose: a lab's phone must not stay
+/// unregistered for a day because of one header.
+pub const RETRY_AFTER_MAX: Duration = Duration::from_secs(3600);
 
 /// Where a line's registration stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,7 +222,14 @@ impl Registration {
                 Ok(())
             }
             _ => {
-                self.fail(now, status);
+                // A registrar that says when to come back (a 500 whose binding it could not
+                // save, a 503 while it is overloaded) is not asked again sooner (RFC 3261
+                // section 20.33); an unreadable Retry-After is ignored, not fatal.
+                let asked_wait =
+                    response.retry_after().ok().flatten().map(|seconds| {
+                        Duration::from_secs(u64::from(seconds)).min(RETRY_AFTER_MAX)
+                    });
+                self.fail_at_least(now, status, asked_wait.unwrap_or_default());
                 Ok(())
             }
         }
@@ -340,13 +351,19 @@ impl Registration {
     }
 
     fn fail(&mut self, now: Instant, status: u16) {
+        self.fail_at_least(now, status, Duration::ZERO);
+    }
+
+    /// Fails, and tries again after the back-off or after `wait`, whichever is later.
+    fn fail_at_least(&mut self, now: Instant, status: u16, wait: Duration) {
         if self.state == RegistrationState::Unregistering {
             self.state = RegistrationState::Unregistered;
             return;
         }
         let delay = BACKOFF_START
             .saturating_mul(1u32 << self.failures.min(10))
-            .min(BACKOFF_MAX);
+            .min(BACKOFF_MAX)
+            .max(wait);
         self.failures += 1;
         self.auth = None;
         self.challenges_answered = 0;
@@ -597,6 +614,31 @@ mod tests {
             reg.handle_timeout(now);
         }
         assert_eq!(delays, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
+    }
+
+    #[test]
+    fn a_failure_with_retry_after_waits_that_long_when_it_is_longer_than_the_back_off() {
+        let start = Instant::now();
+        for (retry_after, want) in [
+            ("Retry-After: 2\r\n", 5),
+            ("Retry-After: 30;duration=60\r\n", 30),
+            ("Retry-After: 86400\r\n", 3600),
+            ("Retry-After: later\r\n", 5),
+        ] {
+            let mut reg = Registration::new(params(), 10);
+            reg.start(start);
+            let first = reg.poll_transmit().expect("REGISTER").bytes;
+            feed(
+                &mut reg,
+                start,
+                &respond(&first, "500 Server Internal Error", retry_after),
+            );
+            assert_eq!(
+                reg.poll_timeout(),
+                Some(start + Duration::from_secs(want)),
+                "{retry_after:?}"
+            );
+        }
     }
 
     #[test]

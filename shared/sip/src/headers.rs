@@ -215,6 +215,22 @@ impl<'a> Message<'a> {
         }
     }
 
+    /// Retry-After in seconds (RFC 3261 section 20.33: delta-seconds, then an optional
+    /// comment and parameters, which are not needed to know when to try again); `None` when
+    /// absent.
+    pub fn retry_after(&self) -> Result<Option<u32>, ParseError> {
+        let Some(value) = self.header_value_by_name("Retry-After") else {
+            return Ok(None);
+        };
+        let value = value.trim();
+        let digits = value
+            .find(|c: char| !c.is_ascii_digit())
+            .map_or(value, |end| &value[..end]);
+        parse_delta_seconds(digits)
+            .map(Some)
+            .ok_or(bad("Retry-After", "not delta-seconds"))
+    }
+
     /// The Contact header(s): `*` or a list. An absent Contact is an empty list.
     pub fn contacts(&self) -> Result<Contacts<'a>, ParseError> {
         self.contacts.get_or_init(|| self.parse_contacts()).clone()
@@ -332,5 +348,38 @@ fn parse_q(q: &str) -> Result<(), ParseError> {
         Ok(())
     } else {
         Err(bad("Contact", "bad q"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Message;
+
+    fn response_with(extra: &str) -> Vec<u8> {
+        format!(
+            "SIP/2.0 500 Server Internal Error\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\n\
+             From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>;tag=2\r\nCall-ID: c\r\nCSeq: 1 REGISTER\r\n\
+             {extra}Content-Length: 0\r\n\r\n"
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn retry_after_is_its_delta_seconds_whatever_comment_or_parameters_follow() {
+        for (line, want) in [
+            ("", None),
+            ("Retry-After: 5\r\n", Some(5)),
+            ("Retry-After: 18000;duration=3600\r\n", Some(18000)),
+            ("retry-after:  120 (I'm in a meeting)\r\n", Some(120)),
+        ] {
+            let bytes = response_with(line);
+            let message = Message::parse(&bytes).unwrap();
+            assert_eq!(message.retry_after(), Ok(want), "{line:?}");
+        }
+        for line in ["Retry-After: soon\r\n", "Retry-After: 99999999999\r\n"] {
+            let bytes = response_with(line);
+            let message = Message::parse(&bytes).unwrap();
+            assert!(message.retry_after().is_err(), "{line:?}");
+        }
     }
 }

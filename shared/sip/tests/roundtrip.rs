@@ -487,6 +487,7 @@ fn read_everything(m: &Message<'_>) {
         m.cseq(),
     );
     let _ = (m.max_forwards(), m.expires(), m.min_expires(), m.contacts());
+    let _ = m.retry_after();
     let _ = (m.routes(), m.record_routes(), m.content_type(), m.body());
     let _ = m.tokens(HeaderName::ProxyRequire).count();
     let _ = (m.check_request(), m.check_response());
