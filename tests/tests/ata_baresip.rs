@@ -81,10 +81,7 @@ impl Baresip {
             .spawn()
             .expect("baresip starts");
         Baresip {
-            process: Process {
-                child,
-                name: "baresip".into(),
-            },
+            process: Process::adopt(child, "baresip"),
             dir: dir.to_owned(),
             console,
         }

@@ -100,10 +100,7 @@ impl Baresip {
             .expect("baresip starts");
         let stdin = child.stdin.take().expect("piped stdin");
         Baresip {
-            process: Process {
-                child,
-                name: format!("baresip {user}"),
-            },
+            process: Process::adopt(child, &format!("baresip {user}")),
             stdin,
             user,
             dir,

@@ -4,7 +4,7 @@
 //! directory unless told otherwise, and tests start many proxies side by side from the same
 //! directory (redb locks its file). So unless a test names `--data-dir` or `--memory-only`,
 //! each proxy here persists to a directory of its own under the temp dir, removed when it
-//! exits cleanly.
+//! exits cleanly, or by the test's `Process` when it kills the proxy.
 
 fn main() -> std::process::ExitCode {
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
