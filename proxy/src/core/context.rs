@@ -260,6 +260,11 @@ impl ProxyTransaction {
         self.source
     }
 
+    /// The request's octets (a shared handle, not a copy).
+    pub(crate) fn request(&self) -> &Bytes {
+        &self.request
+    }
+
     /// Sends a response the proxy writes itself to `request`, which must be this transaction's
     /// request, already parsed: parsing it a second time (and its Via, From and To again) was a
     /// sixth of what a REGISTER cost the core.

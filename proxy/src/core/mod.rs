@@ -71,6 +71,14 @@ pub enum TimerId {
     Transaction(TransactionKey),
 }
 
+/// The request a held response answers, kept (a shared handle to its octets) in case the
+/// commit it waits for fails and it must be answered otherwise.
+#[derive(Debug, Clone)]
+pub struct HeldRequest {
+    pub request: Bytes,
+    pub source: SocketAddr,
+}
+
 /// Something the core wants done.
 #[derive(Debug, Clone)]
 pub enum Action {
@@ -78,11 +86,11 @@ pub enum Action {
     Send { to: Destination, bytes: Bytes },
     /// Send bytes once `store` has committed everything queued to it so far: a registrar's 200
     /// promises that the binding survives a crash (issue 4: "even after `kill -9`"). If that
-    /// commit fails, send `if_not_stored` instead (a 500, RFC 3261 section 10.3 step 7).
+    /// commit fails, send [`ProxyCore::not_stored_response`] to `request` instead.
     SendWhenStored {
         to: Destination,
         bytes: Bytes,
-        if_not_stored: Bytes,
+        request: HeldRequest,
         store: StoreWriter,
     },
     /// Call [`ProxyCore::handle_timer`] with `id` at `at`, unless `arming` is no longer
@@ -304,11 +312,13 @@ impl ProxyCore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::{FileConfig, ProxyFlags};
 
-    fn core() -> ProxyCore {
+    /// A core listening on udp:127.0.0.1:5070, no auth, no store (also for the transport's
+    /// tests).
+    pub(crate) fn core() -> ProxyCore {
         core_with(ProxyFlags::default())
     }
 
@@ -530,13 +540,14 @@ mod tests {
         assert_eq!(ok.status(), Some(200));
         // What goes instead if the commit fails: a 500 that asks for a retry, to the same
         // transaction and with the same To tag as the 200.
-        let Some(Action::SendWhenStored { if_not_stored, .. }) = actions
+        let Some(Action::SendWhenStored { request, .. }) = actions
             .iter()
             .find(|a| matches!(a, Action::SendWhenStored { .. }))
         else {
             unreachable!()
         };
-        let not_stored = Message::parse(if_not_stored).unwrap();
+        let not_stored = core.not_stored_response(request).unwrap();
+        let not_stored = Message::parse(&not_stored).unwrap();
         assert_eq!(not_stored.status(), Some(500));
         assert_eq!(not_stored.header_value_by_name("Retry-After"), Some("5"));
         assert_eq!(not_stored.top_via().unwrap().branch(), Some("z9hG4bKst600"));

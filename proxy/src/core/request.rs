@@ -14,7 +14,7 @@ use dialtone_transaction::TransactionKey;
 use super::context::{PendingBranch, ProxyTransaction};
 use super::identity::{self, branch_for, uri_target};
 use super::route::{self, RoutePlan};
-use super::{keys, reply, Action, Destination, ProxyCore, Source};
+use super::{keys, reply, Action, Destination, HeldRequest, ProxyCore, Source};
 use crate::auth::AuthDecision;
 use crate::config::{AuthMode, TransportKind};
 use crate::metrics::class_of;
@@ -502,16 +502,11 @@ impl ProxyCore {
                 if let Some(store) = self.location.store() {
                     // Also when nothing changed (a fetch, a retransmission): its 200 then
                     // waits for the batch that holds what an earlier REGISTER changed.
-                    // Built now, while the request is at hand; sent only if the commit fails.
-                    let not_stored = reply::local_response(
-                        request,
-                        tx.source(),
-                        500,
-                        "Server Internal Error",
-                        &[("Retry-After", STORE_RETRY_AFTER.to_string())],
-                        &self.to_tag,
-                    );
-                    send_when_stored(&mut actions[first..], store, &not_stored);
+                    let held = HeldRequest {
+                        request: tx.request().clone(),
+                        source: tx.source(),
+                    };
+                    send_when_stored(&mut actions[first..], store, &held);
                 }
             }
             RegisterOutcome::Reject {
@@ -905,15 +900,33 @@ fn httpdate_now(wall: SystemTime) -> String {
 /// the writer retries the commit every second meanwhile.
 const STORE_RETRY_AFTER: u32 = 5;
 
-/// Turns the sends among `actions` into sends that wait for `store`'s next commit, and become
-/// `not_stored` if it fails.
-fn send_when_stored(actions: &mut [Action], store: &StoreWriter, not_stored: &Bytes) {
+impl ProxyCore {
+    /// The answer to a REGISTER whose changes the store could not save, in place of its held
+    /// 200 (RFC 3261 section 10.3 step 7): a 500 asking the client to come back. Built only
+    /// when a commit fails, from the request kept with the held response, so that a REGISTER
+    /// whose commit succeeds (all but a few) does not pay for it.
+    pub fn not_stored_response(&self, held: &HeldRequest) -> Option<Bytes> {
+        let request = Message::parse(&held.request).ok()?;
+        Some(reply::local_response(
+            &request,
+            held.source,
+            500,
+            "Server Internal Error",
+            &[("Retry-After", STORE_RETRY_AFTER.to_string())],
+            &self.to_tag,
+        ))
+    }
+}
+
+/// Turns the sends among `actions` into sends that wait for `store`'s next commit, and are
+/// answered otherwise if it fails (see [`ProxyCore::not_stored_response`]).
+fn send_when_stored(actions: &mut [Action], store: &StoreWriter, held: &HeldRequest) {
     for action in actions {
         if let Action::Send { to, bytes } = action {
             *action = Action::SendWhenStored {
                 to: *to,
                 bytes: std::mem::take(bytes),
-                if_not_stored: not_stored.clone(),
+                request: held.clone(),
                 store: store.clone(),
             };
         }

@@ -63,12 +63,14 @@ macro_rules! sends_when_stored {
             type Result = ();
             fn handle(
                 &mut self,
-                $crate::transport::Stored { to, bytes }: $crate::transport::Stored,
+                stored: $crate::transport::Stored,
                 ctx: &mut actix::Context<Self>,
             ) {
                 use actix::AsyncContext;
-                self.outbound
-                    .send(to, bytes, Some(ctx.address().recipient()));
+                if let Some((to, bytes)) = $crate::transport::held_response(&self.core, stored) {
+                    self.outbound
+                        .send(to, bytes, Some(ctx.address().recipient()));
+                }
             }
         }
     };
@@ -114,7 +116,7 @@ use bytes::Bytes;
 use dashmap::DashMap;
 
 use crate::config::TransportKind;
-use crate::core::{Action, Destination, ProxyCore, Source, TimerId};
+use crate::core::{Action, Destination, HeldRequest, ProxyCore, Source, TimerId};
 use crate::trace::{Capture, Direction};
 
 /// Sends messages for the core, from whichever actor handled the input.
@@ -312,6 +314,9 @@ pub struct TransportFailed(pub Bytes);
 pub struct Stored {
     pub to: Destination,
     pub bytes: Bytes,
+    /// Whether the commit saved the changes; if not, `request` gets another answer.
+    pub saved: bool,
+    pub request: HeldRequest,
 }
 
 /// A DNS resolution finished.
@@ -343,13 +348,20 @@ pub fn execute<A>(
             Action::SendWhenStored {
                 to,
                 bytes,
-                if_not_stored,
+                request,
                 store,
             } => {
                 let me = ctx.address();
                 store.after_commit(Box::new(move |stored| {
-                    let bytes = held_response(stored, bytes, if_not_stored);
-                    me.do_send(Stored { to, bytes });
+                    if let Err(error) = &stored {
+                        tracing::debug!(%error, "a REGISTER is answered 500: not saved");
+                    }
+                    me.do_send(Stored {
+                        to,
+                        bytes,
+                        saved: stored.is_ok(),
+                        request,
+                    });
                 }));
             }
             Action::Arm { id, at, arming } => outbound.timers.push(Instant::now(), at, id, arming),
@@ -375,20 +387,15 @@ pub fn execute<A>(
 }
 
 /// The response a held REGISTER gets once its commit is decided: the 200, or if the changes
-/// are not saved, the 500 the core prepared. Memory holds the binding either way and serves
-/// calls, and the writer commits it again; the client is told and retries (Retry-After).
-fn held_response(
-    stored: Result<(), crate::registrar::StoreError>,
-    ok: Bytes,
-    not_stored: Bytes,
-) -> Bytes {
-    match stored {
-        Ok(()) => ok,
-        Err(error) => {
-            tracing::debug!(%error, "a REGISTER is answered 500: not saved");
-            not_stored
-        }
+/// are not saved, the core's 500 (built only then). Memory holds the binding either way and
+/// serves calls, and the writer commits it again; the client is told and retries
+/// (Retry-After). Called on the actor that took the request, which has the core at hand.
+pub(crate) fn held_response(core: &ProxyCore, stored: Stored) -> Option<(Destination, Bytes)> {
+    if stored.saved {
+        return Some((stored.to, stored.bytes));
     }
+    core.not_stored_response(&stored.request)
+        .map(|bytes| (stored.to, bytes))
 }
 
 /// A transport actor that fires the core's due timers (the UDP workers; the TCP listener of a
@@ -473,21 +480,26 @@ pub fn wall_now() -> SystemTime {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registrar::StoreError;
 
     #[test]
     fn a_held_register_gets_its_200_when_saved_and_the_500_when_not() {
-        let ok = Bytes::from_static(b"SIP/2.0 200 OK\r\n\r\n");
-        let not_stored = Bytes::from_static(b"SIP/2.0 500 Server Internal Error\r\n\r\n");
-        assert_eq!(held_response(Ok(()), ok.clone(), not_stored.clone()), ok);
-        for error in [
-            StoreError::BatchFailed("No space left on device".into()),
-            StoreError::WriterStopped,
-        ] {
-            assert_eq!(
-                held_response(Err(error), ok.clone(), not_stored.clone()),
-                not_stored
-            );
-        }
+        let core = crate::core::tests::core();
+        let request = Bytes::from_static(b"REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKh1\r\nMax-Forwards: 70\r\nFrom: <sip:j@127.0.0.1>;tag=1\r\nTo: <sip:j@127.0.0.1>\r\nCall-ID: h1\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n");
+        let held = |saved| Stored {
+            to: Destination {
+                transport: TransportKind::Udp,
+                addr: "127.0.0.2:5062".parse().unwrap(),
+            },
+            bytes: Bytes::from_static(b"SIP/2.0 200 OK\r\n\r\n"),
+            saved,
+            request: HeldRequest {
+                request: request.clone(),
+                source: "127.0.0.2:5062".parse().unwrap(),
+            },
+        };
+        let (_, ok) = held_response(&core, held(true)).unwrap();
+        assert_eq!(ok, Bytes::from_static(b"SIP/2.0 200 OK\r\n\r\n"));
+        let (_, not_stored) = held_response(&core, held(false)).unwrap();
+        assert!(not_stored.starts_with(b"SIP/2.0 500 "), "{not_stored:?}");
     }
 }

@@ -252,7 +252,10 @@ impl Handler<Stored> for TcpConnection {
     type Result = ();
     /// A held 200 to a REGISTER that came over this connection is written here directly, not
     /// through [`Outbound`], which would queue it behind a `CloseAfterWrites` already waiting.
-    fn handle(&mut self, Stored { to, bytes }: Stored, ctx: &mut Context<Self>) {
+    fn handle(&mut self, stored: Stored, ctx: &mut Context<Self>) {
+        let Some((to, bytes)) = super::held_response(&self.core, stored) else {
+            return;
+        };
         if to.transport == TransportKind::Tcp && to.addr == self.peer {
             self.outbound.capture_sent(&to, &bytes);
             self.last_activity = Instant::now();
