@@ -50,6 +50,7 @@ pub struct ProxyMetrics {
     pub retransmissions: IntCounter,
     pub parse_errors: IntCounterVec,
     pub socket_errors: IntCounterVec,
+    pub tcp_connections: IntGauge,
     pub build_info: IntGaugeVec,
 }
 
@@ -193,6 +194,10 @@ impl ProxyMetrics {
             "transport",
             &["udp", "tcp"],
         );
+        let tcp_connections = gauge(
+            "dialtone_proxy_tcp_connections",
+            "Open SIP connections over TCP, accepted or opened by the proxy.",
+        );
         let build_info = IntGaugeVec::new(
             Opts::new("dialtone_proxy_build_info", "Build information; always 1."),
             &["version"],
@@ -221,6 +226,7 @@ impl ProxyMetrics {
             retransmissions,
             parse_errors,
             socket_errors,
+            tcp_connections,
             build_info,
         }
     }

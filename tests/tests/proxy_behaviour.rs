@@ -275,6 +275,99 @@ fn a_tcp_peer_gets_its_answer_before_the_connection_closes() {
     assert_eq!(ok.status(), Some(200), "{}", ok.text());
 }
 
+/// The value of an unlabelled series in the proxy's `/metrics`.
+fn metric(proxy: &Proxy, name: &str) -> Option<f64> {
+    let text = http_get(proxy.http, "/metrics")?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn responses_for_a_tcp_caller_whose_connection_closed_reach_its_listening_port() {
+    // RFC 3261 section 18.2.2: when the connection a request came on has closed, the response
+    // goes over a new connection to the Via's received address and sent-by port.
+    let proxy = Proxy::start(PROXY, &[]);
+    let mut b = Peer::udp("127.0.0.3", &proxy);
+    assert_eq!(
+        b.register(&proxy, "9000", 600, "reconnect-reg", 1).status(),
+        Some(200)
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listening = listener.local_addr().unwrap();
+    let (accepted_tx, accepted) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            if accepted_tx.send(stream).is_err() {
+                break;
+            }
+        }
+    });
+
+    let mut a = TcpPeer::connect(proxy.sip);
+    let call_id = "reconnect-call";
+    let text = request(
+        "INVITE",
+        &format!("sip:9000@{}", proxy.sip),
+        &listening.to_string(),
+        "TCP",
+        "8000",
+        &format!("sip:9000@{}", proxy.sip.ip()),
+        call_id,
+        1,
+        &[format!("Contact: <sip:8000@{listening};transport=tcp>")],
+        "",
+    );
+    a.send(text.as_bytes());
+    a.expect_status(100, "100 Trying");
+    let inv = b.expect_request("INVITE", "INVITE at B");
+    assert_eq!(metric(&proxy, "dialtone_proxy_tcp_connections"), Some(1.0));
+    drop(a);
+    assert!(
+        wait_until(WAIT, || metric(&proxy, "dialtone_proxy_tcp_connections")
+            == Some(0.0)),
+        "the proxy did not see the caller's connection close"
+    );
+
+    b.send(&answer(&inv, 180, "Ringing", Some("b1"), &[]));
+    let stream = accepted
+        .recv_timeout(WAIT)
+        .expect("the proxy connects to the caller's sent-by port for the 180");
+    let mut a = TcpPeer::accepted(stream);
+    let ringing = a.expect_status(180, "180 over the new connection");
+    assert_eq!(ringing.vias().len(), 1, "{}", ringing.text());
+    assert!(ringing.vias()[0].contains(&listening.to_string()));
+    let contact = format!("Contact: <{}>", b.contact("9000"));
+    b.send(&answer(&inv, 200, "OK", Some("b1"), &[contact]));
+    let ok = a.expect_status(200, "200 over the same new connection");
+    assert!(
+        accepted.try_recv().is_err(),
+        "the 200 reused the connection the 180 opened"
+    );
+
+    // The caller can go on over the connection the proxy opened.
+    let ack = set_header(
+        &request(
+            "ACK",
+            &b.contact("9000"),
+            &listening.to_string(),
+            "TCP",
+            "8000",
+            &format!("sip:9000@{}", proxy.sip.ip()),
+            call_id,
+            1,
+            &ok.headers("record-route")
+                .iter()
+                .map(|rr| format!("Route: {rr}"))
+                .collect::<Vec<_>>(),
+            "",
+        ),
+        "To",
+        &ok.header("to").unwrap(),
+    );
+    a.send(ack.as_bytes());
+    b.expect_request("ACK", "ACK at B over the new connection");
+}
+
 #[test]
 fn udp_caller_reaches_a_tcp_callee() {
     let proxy = Proxy::start(PROXY, &[]);

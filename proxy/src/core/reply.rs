@@ -43,6 +43,23 @@ pub fn reply_destination(source: &Source, via: Option<&Via<'_>>) -> Destination 
     }
 }
 
+/// Where a response goes when the stream its request came on has closed (RFC 3261 section
+/// 18.2.2): "the server SHOULD open a connection to the IP address in the `received`
+/// parameter, if present, using the port in the `sent-by` value, or the default port for that
+/// transport". Without `received` the sent-by host is the source address (the proxy adds
+/// `received` whenever they differ), so a literal IP there is used; a sent-by host name is
+/// not resolved (section 5 of RFC 3263 would be needed), and `None` is returned for it, for a
+/// request, or for octets that are not a message.
+pub fn stream_reconnect_target(response: &[u8]) -> Option<SocketAddr> {
+    let message = Message::parse(response).ok()?;
+    if message.is_request() {
+        return None;
+    }
+    let via = message.top_via().ok()?;
+    let ip = via.received().or_else(|| parse_host_ip(via.host))?;
+    Some(SocketAddr::new(ip, via.port_or_default()))
+}
+
 /// The value to give the received request's top Via before forwarding (RFC 3261 section
 /// 18.2.1, RFC 3581 section 4): `received` when the sent-by host is not the source address,
 /// and `rport` filled in when the client asked for it. `None` when nothing is to be added.
@@ -205,6 +222,36 @@ mod tests {
             response.header_value(dialtone_sip::HeaderName::Via),
             Some("SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bKc")
         );
+    }
+
+    #[test]
+    fn a_stream_response_whose_connection_closed_goes_to_received_and_the_sent_by_port() {
+        let response = |via: &str| {
+            format!("SIP/2.0 180 Ringing\r\nVia: {via}\r\nVia: SIP/2.0/UDP 10.9.9.9:7000;branch=z9hG4bKz\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n")
+        };
+        let target = |via: &str| stream_reconnect_target(response(via).as_bytes());
+        // received wins over the sent-by host; the port is the sent-by's.
+        assert_eq!(
+            target("SIP/2.0/TCP client.example.com:5070;branch=z9hG4bKa;received=192.0.2.4"),
+            Some("192.0.2.4:5070".parse().unwrap())
+        );
+        // No port: the transport's default; no received: the sent-by address was the source.
+        assert_eq!(
+            target("SIP/2.0/TCP 192.0.2.5;branch=z9hG4bKb"),
+            Some("192.0.2.5:5060".parse().unwrap())
+        );
+        assert_eq!(
+            target("SIP/2.0/TCP [2001:db8::1]:5080;branch=z9hG4bKc"),
+            Some("[2001:db8::1]:5080".parse().unwrap())
+        );
+        // A host name would need RFC 3263 section 5; a request is not answered this way.
+        assert_eq!(
+            target("SIP/2.0/TCP client.example.com;branch=z9hG4bKd"),
+            None
+        );
+        let request = b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP 192.0.2.5;branch=z9hG4bKe\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(stream_reconnect_target(request), None);
+        assert_eq!(stream_reconnect_target(b"not sip"), None);
     }
 
     #[test]

@@ -116,7 +116,7 @@ use bytes::Bytes;
 use dashmap::DashMap;
 
 use crate::config::TransportKind;
-use crate::core::{Action, Destination, HeldRequest, ProxyCore, Source, TimerId};
+use crate::core::{reply, Action, Destination, HeldRequest, ProxyCore, Source, TimerId};
 use crate::trace::{Capture, Direction};
 
 /// Sends messages for the core, from whichever actor handled the input.
@@ -207,9 +207,11 @@ impl Outbound {
         self.tcp_connections.insert(peer, addr);
     }
 
-    /// Forgets a closed TCP connection.
-    pub fn unregister_tcp(&self, peer: &SocketAddr) {
-        self.tcp_connections.remove(peer);
+    /// Forgets a closed TCP connection, unless another connection to the same peer has taken
+    /// its place in the registry since (two sends that both found none open each connect).
+    pub fn unregister_tcp(&self, peer: &SocketAddr, closed: &Addr<tcp::TcpConnection>) {
+        self.tcp_connections
+            .remove_if(peer, |_, registered| registered == closed);
     }
 
     /// Open TCP connections.
@@ -253,6 +255,18 @@ impl Outbound {
                 if let Some(conn) = self.tcp_connections.get(&to.addr) {
                     conn.do_send(tcp::Write(bytes));
                     return;
+                }
+                // A response whose request's connection has closed goes to the client's
+                // listening address (RFC 3261 section 18.2.2), over a connection already open
+                // to it or a new one. Only here, when the connection is gone, is the response
+                // parsed again.
+                let mut to = to;
+                if let Some(addr) = reply::stream_reconnect_target(&bytes) {
+                    if let Some(conn) = self.tcp_connections.get(&addr) {
+                        conn.do_send(tcp::Write(bytes));
+                        return;
+                    }
+                    to.addr = addr;
                 }
                 let Some(core) = self.core.get().cloned() else {
                     return;

@@ -99,6 +99,7 @@ impl TcpConnection {
                 }
             }
         });
+        let core_metrics = core.metrics().clone();
         let addr = TcpConnection {
             peer,
             local,
@@ -115,6 +116,7 @@ impl TcpConnection {
         }
         .start();
         outbound.register_tcp(peer, addr.clone());
+        core_metrics.tcp_connections.inc();
         addr
     }
 }
@@ -151,8 +153,9 @@ impl Actor for TcpConnection {
         });
     }
 
-    fn stopped(&mut self, _ctx: &mut Context<Self>) {
-        self.outbound.unregister_tcp(&self.peer);
+    fn stopped(&mut self, ctx: &mut Context<Self>) {
+        self.outbound.unregister_tcp(&self.peer, &ctx.address());
+        self.core.metrics().tcp_connections.dec();
         if let Some(map) = &self.per_source {
             if let Some(mut count) = map.get_mut(&self.peer.ip()) {
                 *count = count.saturating_sub(1);

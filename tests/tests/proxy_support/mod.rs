@@ -304,6 +304,15 @@ impl TcpPeer {
         }
     }
 
+    /// A peer on a connection the proxy opened to a test listener.
+    pub fn accepted(stream: TcpStream) -> TcpPeer {
+        stream.set_nodelay(true).ok();
+        TcpPeer {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.stream.local_addr().expect("local addr")
     }
