@@ -34,6 +34,10 @@ pub enum AuthDecision {
     Authenticated { user: String },
     /// No usable credentials: send a challenge (with `stale=true` when the nonce only expired).
     Challenge { stale: bool },
+    /// Valid credentials for this user whose qop nonce count was used before: a replay, or
+    /// the retransmission of the request that used it (which a stateless registrar must
+    /// still answer). The caller tells them apart; anything else gets a `stale=true` challenge.
+    Replayed { user: String },
     /// Valid credentials for another user than the request claims (403, RFC 3261 22.3).
     WrongUser,
     /// Wrong credentials: challenge again (the failure is counted).
@@ -220,6 +224,9 @@ impl Authenticator {
         match outcome {
             Outcome::Ok if credentials.username != claimed_user => AuthDecision::WrongUser,
             Outcome::Ok => AuthDecision::Authenticated {
+                user: credentials.username.into_owned(),
+            },
+            Outcome::Replay if credentials.username == claimed_user => AuthDecision::Replayed {
                 user: credentials.username.into_owned(),
             },
             Outcome::Stale | Outcome::Replay => AuthDecision::Challenge { stale: true },

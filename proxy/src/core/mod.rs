@@ -644,6 +644,75 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_retransmitted_register_with_qop_gets_its_200_but_a_new_one_reusing_the_count_is_challenged(
+    ) {
+        // The proxy keeps no transaction for REGISTER: a retransmission meets the nonce-count
+        // tracker again, and must still be answered like the first copy.
+        let core = core_with(ProxyFlags {
+            domain: vec!["example.com".into()],
+            auth: Some("register".into()),
+            challenge: Some(401),
+            qop: Some(true),
+            user: vec!["alice:secret".into()],
+            ..Default::default()
+        });
+        let source = udp_from("127.0.0.2:5062");
+        let register = |cseq: u32, contact: &str, authorization: &str| {
+            format!("REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKq{cseq}\r\nMax-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=1\r\nTo: <sip:alice@example.com>\r\nCall-ID: qop-rtx\r\nCSeq: {cseq} REGISTER\r\nContact: <{contact}>\r\n{authorization}Expires: 600\r\nContent-Length: 0\r\n\r\n")
+        };
+        let answer = |text: String| {
+            let actions =
+                core.handle_message(Instant::now(), SystemTime::now(), source, Bytes::from(text));
+            let replies = sends(&actions);
+            assert_eq!(replies.len(), 1);
+            replies[0].1.clone()
+        };
+        let first = answer(register(1, "sip:alice@127.0.0.2:5062", ""));
+        let first = Message::parse(&first).unwrap();
+        assert_eq!(first.status(), Some(401));
+        let challenge_value = first
+            .header_value(dialtone_sip::HeaderName::WwwAuthenticate)
+            .unwrap();
+        let challenge = dialtone_digest::Challenge::parse(challenge_value).unwrap();
+        let credentials = dialtone_digest::answer(
+            &challenge,
+            &dialtone_digest::AnswerParams {
+                username: "alice",
+                password: "secret",
+                method: "REGISTER",
+                uri: "sip:example.com",
+                cnonce: "c0ffee",
+                nc: 1,
+            },
+        )
+        .unwrap();
+        assert!(credentials.to_string().contains("nc=00000001"));
+        let authorization = format!("Authorization: {credentials}\r\n");
+
+        let signed = register(2, "sip:alice@127.0.0.2:5062", &authorization);
+        let ok = answer(signed.clone());
+        assert_eq!(Message::parse(&ok).unwrap().status(), Some(200));
+        let again = answer(signed);
+        let again = Message::parse(&again).unwrap();
+        assert_eq!(again.status(), Some(200), "the retransmission's answer");
+        assert!(again
+            .header_value(dialtone_sip::HeaderName::Contact)
+            .is_some_and(|c| c.contains("sip:alice@127.0.0.2:5062")));
+
+        // The same count on a request that would change something is a replay.
+        let replay = answer(register(3, "sip:mallory@127.0.0.9:5062", &authorization));
+        let replay = Message::parse(&replay).unwrap();
+        assert_eq!(replay.status(), Some(401));
+        assert!(replay
+            .header_value(dialtone_sip::HeaderName::WwwAuthenticate)
+            .is_some_and(|v| v.contains("stale=true")));
+        let bound = core.location().lookup("alice", SystemTime::now());
+        assert_eq!(bound.len(), 1);
+        assert_eq!(bound[0].contact, "sip:alice@127.0.0.2:5062");
+        assert_eq!(bound[0].cseq, 2);
+    }
+
+    #[test]
     fn credentials_of_an_unknown_scheme_get_a_digest_challenge() {
         // RFC 4475 section 3.3.7 (regaut01): not a 400.
         let core = core_with(ProxyFlags {

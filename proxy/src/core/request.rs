@@ -20,6 +20,15 @@ use crate::config::{AuthMode, TransportKind};
 use crate::metrics::class_of;
 use crate::registrar::{BindingTransport, Origin, RegisterOutcome, StoreWriter};
 
+/// How credentials the proxy accepted were used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Authorized {
+    /// For the first time.
+    Fresh,
+    /// With a qop nonce count used before ([`AuthDecision::Replayed`]).
+    Replayed,
+}
+
 /// RFC 3261 section 18.1.1: over UDP, requests larger than the path MTU minus 200 octets go
 /// over TCP instead (1300 for an Ethernet-sized MTU).
 const UDP_SIZE_LIMIT: usize = 1300;
@@ -262,6 +271,7 @@ impl ProxyCore {
                         request,
                         &from_user,
                         407,
+                        false,
                         tx,
                         actions,
                     )
@@ -288,6 +298,7 @@ impl ProxyCore {
                     request,
                     &from_user,
                     407,
+                    false,
                     tx,
                     actions,
                 )
@@ -321,6 +332,8 @@ impl ProxyCore {
     }
 
     /// Checks credentials; on anything but success the response is sent and `None` returned.
+    /// Credentials whose nonce count was used before pass only with `admit_replay` (and say
+    /// so), for a caller that answers nothing but a retransmission of the first use.
     #[allow(clippy::too_many_arguments)]
     fn authenticate(
         &self,
@@ -330,13 +343,14 @@ impl ProxyCore {
         request: &Message<'_>,
         claimed_user: &str,
         challenge_code: u16,
+        admit_replay: bool,
         tx: &mut ProxyTransaction,
         actions: &mut Vec<Action>,
-    ) -> Option<String> {
-        let (credentials_header, challenge_header) = if challenge_code == 401 {
-            (HeaderName::Authorization, "WWW-Authenticate")
+    ) -> Option<Authorized> {
+        let credentials_header = if challenge_code == 401 {
+            HeaderName::Authorization
         } else {
-            (HeaderName::ProxyAuthorization, "Proxy-Authenticate")
+            HeaderName::ProxyAuthorization
         };
         // Credentials of a scheme other than Digest are not ours to judge: RFC 4475 section
         // 3.3.7 expects a registrar to answer them with a fresh Digest challenge, not a 400.
@@ -350,26 +364,13 @@ impl ProxyCore {
             })
             .collect();
         let method = request.method().map(|m| m.as_str()).unwrap_or("");
-        let reason = if challenge_code == 401 {
-            "Unauthorized"
-        } else {
-            "Proxy Authentication Required"
-        };
         let challenge = |stale: bool, tx: &mut ProxyTransaction, actions: &mut Vec<Action>| {
-            self.metrics.auth_challenges.inc();
-            let value = self.auth.challenge(wall, stale);
-            tx.respond_to(
-                request,
-                now,
-                self,
-                challenge_code,
-                reason,
-                &[(challenge_header, value)],
-                actions,
-            );
+            self.challenge(request, now, wall, challenge_code, stale, tx, actions)
         };
         match self.auth.check(&values, method, claimed_user, source, wall) {
-            AuthDecision::Authenticated { user } => return Some(user),
+            AuthDecision::Authenticated { .. } => return Some(Authorized::Fresh),
+            AuthDecision::Replayed { .. } if admit_replay => return Some(Authorized::Replayed),
+            AuthDecision::Replayed { .. } => challenge(true, tx, actions),
             AuthDecision::Challenge { stale } => challenge(stale, tx, actions),
             AuthDecision::Failed => {
                 self.metrics
@@ -412,6 +413,36 @@ impl ProxyCore {
         None
     }
 
+    /// Sends a 401 or 407 (`challenge_code`) with a fresh challenge.
+    #[allow(clippy::too_many_arguments)]
+    fn challenge(
+        &self,
+        request: &Message<'_>,
+        now: Instant,
+        wall: SystemTime,
+        challenge_code: u16,
+        stale: bool,
+        tx: &mut ProxyTransaction,
+        actions: &mut Vec<Action>,
+    ) {
+        let (header, reason) = if challenge_code == 401 {
+            ("WWW-Authenticate", "Unauthorized")
+        } else {
+            ("Proxy-Authenticate", "Proxy Authentication Required")
+        };
+        self.metrics.auth_challenges.inc();
+        let value = self.auth.challenge(wall, stale);
+        tx.respond_to(
+            request,
+            now,
+            self,
+            challenge_code,
+            reason,
+            &[(header, value)],
+            actions,
+        );
+    }
+
     /// A REGISTER for a local domain (RFC 3261 section 10.3).
     fn register(
         &self,
@@ -439,22 +470,22 @@ impl ProxyCore {
                 )
             }
         };
+        let mut replayed = false;
         if self.auth_mode != AuthMode::None {
             let raw_user = to.uri.user().unwrap_or("").to_string();
-            if self
-                .authenticate(
-                    now,
-                    wall,
-                    source.addr.ip(),
-                    request,
-                    &raw_user,
-                    self.register_challenge,
-                    tx,
-                    actions,
-                )
-                .is_none()
-            {
-                return;
+            match self.authenticate(
+                now,
+                wall,
+                source.addr.ip(),
+                request,
+                &raw_user,
+                self.register_challenge,
+                true,
+                tx,
+                actions,
+            ) {
+                Some(authorized) => replayed = authorized == Authorized::Replayed,
+                None => return,
             }
         }
         let origin = Origin {
@@ -464,10 +495,24 @@ impl ProxyCore {
                 TransportKind::Tcp => BindingTransport::Tcp,
             },
         };
-        match self
-            .location
-            .register(request, &aor, wall, origin, &self.policy)
-        {
+        // The proxy keeps no transaction for REGISTER, so the retransmission of one sent with
+        // qop comes back with a nonce count already used: it gets its 200 again, and only it.
+        let outcome = if replayed {
+            match self
+                .location
+                .register_repeat(request, &aor, wall, origin, &self.policy)
+            {
+                Some(outcome) => outcome,
+                None => {
+                    let code = self.register_challenge;
+                    return self.challenge(request, now, wall, code, true, tx, actions);
+                }
+            }
+        } else {
+            self.location
+                .register(request, &aor, wall, origin, &self.policy)
+        };
+        match outcome {
             RegisterOutcome::Ok {
                 changes,
                 created,

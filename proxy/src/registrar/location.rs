@@ -15,13 +15,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use dashmap::mapref::entry::Entry;
+use dashmap::mapref::entry::{Entry, OccupiedEntry};
 use dashmap::DashMap;
 use dialtone_sip::Message;
 
 use super::rules::{
-    process_register, unix_seconds, Binding, BindingChange, Origin, RegisterOutcome,
-    RegistrarPolicy,
+    process_register, repeats_current, unix_seconds, Binding, BindingChange, Origin,
+    RegisterOutcome, RegistrarPolicy,
 };
 use super::store::StoreWriter;
 
@@ -101,24 +101,7 @@ impl LocationService {
         policy: &RegistrarPolicy,
     ) -> RegisterOutcome {
         match self.inner.bindings.entry(aor.to_owned()) {
-            Entry::Occupied(mut entry) => {
-                let outcome = process_register(request, aor, now, origin, policy, entry.get());
-                if let RegisterOutcome::Ok {
-                    bindings_after,
-                    changes,
-                    ..
-                } = &outcome
-                {
-                    self.persist(changes);
-                    if bindings_after.is_empty() {
-                        entry.remove();
-                    } else {
-                        *entry.get_mut() = bindings_after.clone();
-                        self.lower_earliest_expiry(earliest_expiry(bindings_after));
-                    }
-                }
-                outcome
-            }
+            Entry::Occupied(entry) => self.register_bound(entry, request, aor, now, origin, policy),
             Entry::Vacant(entry) => {
                 let outcome = process_register(request, aor, now, origin, policy, &[]);
                 if let RegisterOutcome::Ok {
@@ -136,6 +119,54 @@ impl LocationService {
                 outcome
             }
         }
+    }
+
+    /// Like [`LocationService::register`], but only for a request that repeats the one that made
+    /// the AOR's current bindings ([`repeats_current`], decided under the same entry lock as
+    /// the rest); `None` for any other.
+    pub fn register_repeat(
+        &self,
+        request: &Message<'_>,
+        aor: &str,
+        now: SystemTime,
+        origin: Origin,
+        policy: &RegistrarPolicy,
+    ) -> Option<RegisterOutcome> {
+        let Entry::Occupied(entry) = self.inner.bindings.entry(aor.to_owned()) else {
+            return None;
+        };
+        if !repeats_current(request, aor, now, origin, policy, entry.get()) {
+            return None;
+        }
+        Some(self.register_bound(entry, request, aor, now, origin, policy))
+    }
+
+    /// Runs the rules for an AOR that has bindings and applies the outcome to its entry.
+    fn register_bound(
+        &self,
+        mut entry: OccupiedEntry<'_, String, Vec<Binding>>,
+        request: &Message<'_>,
+        aor: &str,
+        now: SystemTime,
+        origin: Origin,
+        policy: &RegistrarPolicy,
+    ) -> RegisterOutcome {
+        let outcome = process_register(request, aor, now, origin, policy, entry.get());
+        if let RegisterOutcome::Ok {
+            bindings_after,
+            changes,
+            ..
+        } = &outcome
+        {
+            self.persist(changes);
+            if bindings_after.is_empty() {
+                entry.remove();
+            } else {
+                *entry.get_mut() = bindings_after.clone();
+                self.lower_earliest_expiry(earliest_expiry(bindings_after));
+            }
+        }
+        outcome
     }
 
     /// Replaces the bindings of `aor` with `bindings_after` (an empty list forgets the AOR). For

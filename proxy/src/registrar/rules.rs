@@ -236,14 +236,7 @@ pub fn process_register(
         Contacts::Wildcard => remove_all(&update, expires_header, &mut working),
         Contacts::List(list) if list.is_empty() => Ok(()),
         Contacts::List(list) => {
-            let requested: Vec<Requested> = list
-                .iter()
-                .map(|contact| Requested {
-                    contact,
-                    identity: contact_identity(contact.uri.as_str()),
-                    expires: requested_expires(contact, expires_header, policy, now),
-                })
-                .collect();
+            let requested = requested_contacts(&list, expires_header, policy, now);
             if is_retransmission(&update, &requested, &before) {
                 Ok(())
             } else {
@@ -337,6 +330,58 @@ struct Requested<'c, 'a> {
     contact: &'c NameAddr<'a>,
     identity: String,
     expires: Result<u32, RegisterOutcome>,
+}
+
+/// Whether `request` only repeats the REGISTER that made `current` (see [`is_retransmission`]):
+/// the registrar answers such a request again without it changing anything. The proxy asks
+/// this of a REGISTER whose digest nonce count was used already (RFC 7616 section 3.4.5 would
+/// have it re-challenged): a retransmission carries its original count, and must get its 200.
+pub fn repeats_current(
+    request: &Message<'_>,
+    aor: &str,
+    now: SystemTime,
+    origin: Origin,
+    policy: &RegistrarPolicy,
+    current: &[Binding],
+) -> bool {
+    let (Ok(call_id), Ok(cseq), Ok(Contacts::List(list)), Ok(expires_header)) = (
+        request.call_id(),
+        request.cseq(),
+        request.contacts(),
+        request.expires(),
+    ) else {
+        return false;
+    };
+    let update = Update {
+        aor,
+        call_id,
+        cseq: cseq.seq,
+        now,
+        origin,
+    };
+    let before: Vec<Keyed> = current
+        .iter()
+        .filter(|b| !b.is_expired(now))
+        .map(|b| Keyed::new(b.clone()))
+        .collect();
+    let requested = requested_contacts(&list, expires_header, policy, now);
+    is_retransmission(&update, &requested, &before)
+}
+
+/// The request's contacts with what the rules work out from each, once.
+fn requested_contacts<'c, 'a>(
+    list: &'c [NameAddr<'a>],
+    expires_header: Option<u32>,
+    policy: &RegistrarPolicy,
+    now: SystemTime,
+) -> Vec<Requested<'c, 'a>> {
+    list.iter()
+        .map(|contact| Requested {
+            contact,
+            identity: contact_identity(contact.uri.as_str()),
+            expires: requested_expires(contact, expires_header, policy, now),
+        })
+        .collect()
 }
 
 /// Whether the request repeats the one that made the current bindings: every contact it adds
