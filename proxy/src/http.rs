@@ -10,6 +10,7 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use serde::Serialize;
 
 use crate::core::ProxyCore;
+use crate::metrics::RegistrationEvent;
 use crate::trace::TraceRecorder;
 
 /// The message recorder, when `--trace-calls` is not 0.
@@ -64,6 +65,16 @@ async fn metrics(core: web::Data<Arc<ProxyCore>>) -> HttpResponse {
     core.metrics()
         .transactions_active
         .set(core.active_transactions() as i64);
+    // The expiry sweep counts in the location service (it knows nothing of metrics); the
+    // counter catches up here.
+    let expired = core
+        .metrics()
+        .registration_event(RegistrationEvent::Expired);
+    expired.inc_by(
+        core.location()
+            .expired_total()
+            .saturating_sub(expired.get()),
+    );
     if let Some(store) = core.location().store() {
         let metrics = core.metrics();
         metrics.store_failing.set(store.failing().is_some() as i64);

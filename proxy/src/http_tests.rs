@@ -94,3 +94,44 @@ async fn a_failing_registrar_store_makes_the_proxy_not_ready_and_shows_in_the_me
         "a counter never goes down: {metrics}"
     );
 }
+
+#[actix_rt::test]
+async fn bindings_the_sweep_expires_are_counted_as_expired_events() {
+    let core = core_with_store(broken_writer().0);
+    let now = std::time::SystemTime::now();
+    let binding = |contact: &str, expires_at: u64| crate::registrar::rules::Binding {
+        aor: "9301".into(),
+        contact: contact.into(),
+        q: None,
+        expires_at,
+        call_id: "c".into(),
+        cseq: 1,
+        source: "127.0.0.1:5062".parse().unwrap(),
+        transport: crate::registrar::BindingTransport::Udp,
+        registered_at: 0,
+    };
+    let unix_now = crate::registrar::rules::unix_seconds(now);
+    core.location().apply(
+        "9301",
+        vec![
+            binding("sip:9301@10.0.0.1", unix_now - 1),
+            binding("sip:9301@10.0.0.2", unix_now - 1),
+            binding("sip:9301@10.0.0.3", unix_now + 600),
+        ],
+    );
+    assert_eq!(core.location().expire(now).len(), 2);
+    let app = test::init_service(
+        App::new().configure(routes(web::Data::new(core), web::Data::new(None))),
+    )
+    .await;
+    let get = || test::TestRequest::get().uri("/metrics").to_request();
+    for _ in 0..2 {
+        // Scraping twice does not count them twice.
+        let metrics = test::read_body(test::call_service(&app, get()).await).await;
+        let metrics = String::from_utf8_lossy(&metrics);
+        assert!(
+            metrics.contains("dialtone_proxy_registration_events_total{event=\"expired\"} 2"),
+            "{metrics}"
+        );
+    }
+}

@@ -7,26 +7,53 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-/// Response classes used as label values.
+/// Response classes used as label values: a status's class is `CLASSES[status / 100 - 1]`,
+/// and anything past 5xx counts as 6xx.
 pub const CLASSES: &[&str] = &["1xx", "2xx", "3xx", "4xx", "5xx", "6xx"];
 
-/// Registration events used as label values.
+/// Registration events used as label values, in the order of [`RegistrationEvent`].
 pub const REGISTRATION_EVENTS: &[&str] =
     &["created", "refreshed", "removed", "expired", "rejected"];
+
+/// What happened to a binding (or a REGISTER), for `dialtone_proxy_registration_events_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrationEvent {
+    /// A contact the AOR did not have was bound.
+    Created = 0,
+    /// A binding's expiry was renewed.
+    Refreshed = 1,
+    /// A binding was removed by a REGISTER (`expires=0`, `Contact: *`).
+    Removed = 2,
+    /// A binding lapsed and the expiry sweep removed it.
+    Expired = 3,
+    /// A REGISTER was refused (4xx/5xx from the registrar rules).
+    Rejected = 4,
+}
 
 /// Auth failure reasons used as label values.
 pub const AUTH_FAILURES: &[&str] = &["bad_credentials", "wrong_user", "malformed", "throttled"];
 
-/// The class label of a status code.
-pub fn class_of(status: u16) -> &'static str {
-    match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        500..=599 => "5xx",
-        _ => "6xx",
+/// The children of a counter vector, one per label value in the order the values were given,
+/// looked up once at start. `with_label_values` hashes the label and takes the vector's lock
+/// on every call, and the request path counts two or three things per message.
+#[derive(Clone)]
+pub struct Children(Vec<IntCounter>);
+
+impl Children {
+    fn of(vec: &IntCounterVec, values: &[&str]) -> Children {
+        Children(values.iter().map(|v| vec.with_label_values(&[v])).collect())
     }
+
+    fn at(&self, index: usize) -> &IntCounter {
+        // The indexes come from the same lists the children were made from; the last child
+        // ("other", "6xx") takes anything past the end rather than a panic.
+        &self.0[index.min(self.0.len() - 1)]
+    }
+}
+
+/// The index of a status code's class in [`CLASSES`].
+fn class_index(status: u16) -> usize {
+    usize::from(status / 100).saturating_sub(1)
 }
 
 /// All metrics of one proxy process.
@@ -52,6 +79,10 @@ pub struct ProxyMetrics {
     pub socket_errors: IntCounterVec,
     pub tcp_connections: IntGauge,
     pub build_info: IntGaugeVec,
+    requests_by_method: Children,
+    sent_by_class: Children,
+    relayed_by_class: Children,
+    registration_events_by_kind: Children,
 }
 
 impl std::fmt::Debug for ProxyMetrics {
@@ -208,6 +239,10 @@ impl ProxyMetrics {
             .set(1);
         register(&registry, Box::new(build_info.clone()));
         ProxyMetrics {
+            requests_by_method: Children::of(&requests_received, methods),
+            sent_by_class: Children::of(&responses_sent, CLASSES),
+            relayed_by_class: Children::of(&responses_relayed, CLASSES),
+            registration_events_by_kind: Children::of(&registration_events, REGISTRATION_EVENTS),
             registry,
             requests_received,
             responses_sent,
@@ -229,6 +264,26 @@ impl ProxyMetrics {
             tcp_connections,
             build_info,
         }
+    }
+
+    /// `dialtone_proxy_requests_received_total` for `method`.
+    pub fn request_received(&self, method: &dialtone_sip::Method<'_>) -> &IntCounter {
+        self.requests_by_method.at(method.metric_index())
+    }
+
+    /// `dialtone_proxy_responses_sent_total` for the class of `status`.
+    pub fn response_sent(&self, status: u16) -> &IntCounter {
+        self.sent_by_class.at(class_index(status))
+    }
+
+    /// `dialtone_proxy_responses_relayed_total` for the class of `status`.
+    pub fn response_relayed(&self, status: u16) -> &IntCounter {
+        self.relayed_by_class.at(class_index(status))
+    }
+
+    /// `dialtone_proxy_registration_events_total` for `event`.
+    pub fn registration_event(&self, event: RegistrationEvent) -> &IntCounter {
+        self.registration_events_by_kind.at(event as usize)
     }
 
     /// The text exposition format for `/metrics`.
@@ -265,5 +320,32 @@ mod tests {
         assert!(m
             .render()
             .contains("dialtone_proxy_requests_received_total{method=\"REGISTER\"} 1"));
+    }
+
+    #[test]
+    fn the_resolved_counters_are_the_labelled_series() {
+        let m = ProxyMetrics::new();
+        m.request_received(&dialtone_sip::Method::Bye).inc();
+        m.request_received(&dialtone_sip::Method::Extension("FOO"))
+            .inc_by(2);
+        m.response_sent(487).inc();
+        m.response_relayed(180).inc_by(3);
+        m.response_relayed(999).inc();
+        m.registration_event(RegistrationEvent::Expired).inc_by(4);
+        m.registration_event(RegistrationEvent::Rejected).inc();
+        let text = m.render();
+        for line in [
+            "dialtone_proxy_requests_received_total{method=\"BYE\"} 1",
+            "dialtone_proxy_requests_received_total{method=\"other\"} 2",
+            "dialtone_proxy_requests_received_total{method=\"INVITE\"} 0",
+            "dialtone_proxy_responses_sent_total{class=\"4xx\"} 1",
+            "dialtone_proxy_responses_relayed_total{class=\"1xx\"} 3",
+            "dialtone_proxy_responses_relayed_total{class=\"6xx\"} 1",
+            "dialtone_proxy_registration_events_total{event=\"expired\"} 4",
+            "dialtone_proxy_registration_events_total{event=\"rejected\"} 1",
+            "dialtone_proxy_registration_events_total{event=\"created\"} 0",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
     }
 }

@@ -20,7 +20,6 @@ use dialtone_transaction::{
 use super::arming::{ArmCounter, Arming};
 use super::{reply, Action, Destination, ProxyCore};
 use crate::config::TransportKind;
-use crate::metrics::class_of;
 
 /// The server side: INVITE or not.
 #[derive(Debug)]
@@ -291,10 +290,7 @@ impl ProxyTransaction {
                 .transaction_duration
                 .observe(now.duration_since(self.started).as_secs_f64());
         }
-        core.metrics
-            .responses_sent
-            .with_label_values(&[class_of(status)])
-            .inc();
+        core.metrics.response_sent(status).inc();
         self.send_upstream(now, status, bytes);
         self.drain(now, core, actions);
     }
@@ -798,10 +794,7 @@ impl ProxyTransaction {
                 .transaction_duration
                 .observe(now.duration_since(self.started).as_secs_f64());
         }
-        core.metrics
-            .responses_relayed
-            .with_label_values(&[class_of(status)])
-            .inc();
+        core.metrics.response_relayed(status).inc();
         self.send_upstream(now, status, edited);
     }
 

@@ -97,6 +97,29 @@ impl<'a> Method<'a> {
         }
     }
 
+    /// The position of [`Method::metric_label`] in [`Method::METRIC_LABELS`]: a metrics
+    /// registry can keep one counter per label in that order and index it, instead of looking
+    /// the label up for every request.
+    pub fn metric_index(&self) -> usize {
+        match self {
+            Method::Invite => 0,
+            Method::Ack => 1,
+            Method::Bye => 2,
+            Method::Cancel => 3,
+            Method::Options => 4,
+            Method::Register => 5,
+            Method::Prack => 6,
+            Method::Subscribe => 7,
+            Method::Notify => 8,
+            Method::Publish => 9,
+            Method::Info => 10,
+            Method::Refer => 11,
+            Method::Message => 12,
+            Method::Update => 13,
+            Method::Extension(_) => 14,
+        }
+    }
+
     /// Every label [`Method::metric_label`] can return.
     pub const METRIC_LABELS: &'static [&'static str] = &[
         "INVITE",
@@ -120,5 +143,26 @@ impl<'a> Method<'a> {
 impl fmt::Display for Method<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_index_points_at_the_metric_label() {
+        let mut seen = Vec::new();
+        for label in Method::METRIC_LABELS {
+            let method = Method::from_token(label);
+            assert_eq!(
+                Method::METRIC_LABELS[method.metric_index()],
+                method.metric_label()
+            );
+            seen.push(method.metric_index());
+        }
+        assert_eq!(seen, (0..Method::METRIC_LABELS.len()).collect::<Vec<_>>());
+        let other = Method::from_token("FOO");
+        assert_eq!(Method::METRIC_LABELS[other.metric_index()], "other");
     }
 }
