@@ -154,6 +154,10 @@ pub struct ProxyFlags {
     /// Send every message as HEPv3 to a collector, `udp:IP:PORT` (default: off).
     #[arg(long, value_name = "udp:IP:PORT")]
     pub hep: Option<String>,
+    /// A DNS server for next hops in other domains, `IP` or `IP:PORT` (repeatable; default:
+    /// the servers of /etc/resolv.conf).
+    #[arg(long, value_name = "IP[:PORT]")]
+    pub dns: Vec<String>,
 }
 
 /// Where registrations persist when neither `data-dir` nor `memory-only` is given: bindings
@@ -191,6 +195,7 @@ pub struct FileConfig {
     pub log: Option<String>,
     pub trace_calls: Option<usize>,
     pub hep: Option<String>,
+    pub dns: Option<Vec<String>>,
 }
 
 /// The validated configuration.
@@ -218,6 +223,8 @@ pub struct Config {
     pub trace_calls: usize,
     /// The HEPv3 collector, if any.
     pub hep: Option<SocketAddr>,
+    /// DNS servers to ask (RFC 3263 next hops); empty: the system's.
+    pub dns: Vec<SocketAddr>,
 }
 
 impl Config {
@@ -351,7 +358,12 @@ impl Config {
             None => None,
             Some(raw) => Some(parse_hep(&raw).map_err(|e| invalid("hep", e))?),
         };
+        let dns = pick_vec(&flags.dns, file.dns)
+            .iter()
+            .map(|raw| parse_dns_server(raw).map_err(|e| invalid("dns", e)))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Config {
+            dns,
             listen,
             domains,
             realm,
@@ -384,6 +396,15 @@ fn parse_hep(raw: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("`{raw}` is not udp:IP:PORT"))?;
     addr.parse()
         .map_err(|e| format!("`{addr}` is not IP:PORT ({e})"))
+}
+
+/// `IP` (port 53) or `IP:PORT`; IPv6 with a port in brackets.
+fn parse_dns_server(raw: &str) -> Result<SocketAddr, String> {
+    if let Ok(ip) = raw.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    raw.parse()
+        .map_err(|_| format!("`{raw}` is not IP or IP:PORT"))
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -530,6 +551,13 @@ mod tests {
                 },
                 "udp-receive-buffer",
             ),
+            (
+                ProxyFlags {
+                    dns: vec!["ns.example.com".into()],
+                    ..Default::default()
+                },
+                "dns",
+            ),
         ];
         for (flags, key) in cases {
             let err = Config::merge(FileConfig::default(), &flags).unwrap_err();
@@ -547,6 +575,7 @@ mod tests {
         let c = Config::merge(file, &ProxyFlags::default()).unwrap();
         assert_eq!(c.trace_calls, 0);
         assert_eq!(c.hep, Some("127.0.0.1:9060".parse().unwrap()));
+        assert!(c.dns.is_empty(), "the system's servers by default");
     }
 
     #[test]
@@ -570,5 +599,24 @@ mod tests {
         assert_eq!(users[2].1, "ha1:0123");
         std::fs::write(&path, "broken\n").unwrap();
         assert!(read_users_file(&path).is_err());
+    }
+
+    #[test]
+    fn dns_servers_take_a_default_port_and_flags_win_over_the_file() {
+        let file: FileConfig = toml::from_str("dns = [\"192.0.2.53\"]\n").unwrap();
+        let c = Config::merge(file.clone(), &ProxyFlags::default()).unwrap();
+        assert_eq!(c.dns, vec!["192.0.2.53:53".parse().unwrap()]);
+        let flags = ProxyFlags {
+            dns: vec!["127.0.0.1:5353".into(), "[::1]:53".into()],
+            ..Default::default()
+        };
+        let c = Config::merge(file, &flags).unwrap();
+        assert_eq!(
+            c.dns,
+            vec![
+                "127.0.0.1:5353".parse().unwrap(),
+                "[::1]:53".parse().unwrap()
+            ]
+        );
     }
 }

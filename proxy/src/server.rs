@@ -80,7 +80,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     metrics.registrations_active.set(location.count() as i64);
     let calls = CallTracker::new(metrics.clone());
     let core = Arc::new(ProxyCore::new(&config, location, metrics, calls));
-    let resolver = Arc::new(SipResolver::from_system());
+    let resolver = Arc::new(SipResolver::new(&config.dns));
 
     let tcp_local = config
         .listen
@@ -88,7 +88,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .find(|l| l.transport == TransportKind::Tcp)
         .map(|l| l.addr);
     let outbound = Outbound::new(send_socket, tcp_local);
-    outbound.set_core(core.clone());
+    outbound.set_core(core.clone(), resolver.clone());
     let recorder =
         (config.trace_calls > 0).then(|| Arc::new(TraceRecorder::new(config.trace_calls)));
     let hep = match config.hep {

@@ -104,8 +104,10 @@ pub enum Action {
     Resolve {
         key: TransactionKey,
         host: String,
-        port: u16,
-        transport: TransportKind,
+        /// The URI's port, if it gave one (RFC 3263 section 4.2: then no SRV).
+        port: Option<u16>,
+        /// The URI's transport, if it named one (then no NAPTR).
+        transport: Option<TransportKind>,
     },
 }
 
@@ -465,14 +467,21 @@ pub(crate) mod tests {
         let source = udp_from("127.0.0.2:5062");
         let actions =
             core.handle_message(now, SystemTime::now(), source, Bytes::from_static(request));
-        let Some(Action::Resolve { key, transport, .. }) = actions
+        let Some(Action::Resolve {
+            key,
+            port,
+            transport,
+            ..
+        }) = actions
             .iter()
             .find(|a| matches!(a, Action::Resolve { .. }))
             .cloned()
         else {
             panic!("no resolution asked for: {actions:?}");
         };
-        let actions = core.handle_resolved(now, &key, transport, &[]);
+        // The URI gave neither, so RFC 3263 may pick both.
+        assert_eq!((port, transport), (None, None));
+        let actions = core.handle_resolved(now, &key, TransportKind::Udp, &[]);
         let replies = sends(&actions);
         assert_eq!(replies.len(), 1);
         assert!(replies[0].1.starts_with(b"SIP/2.0 503"));

@@ -704,11 +704,13 @@ impl ProxyCore {
                     branch_id,
                     request: bytes,
                 });
+                // RFC 3263 section 4 looks at what the URI gave, not at the defaults.
+                let sip = uri.as_sip();
                 actions.push(Action::Resolve {
                     key: key.clone(),
                     host,
-                    port,
-                    transport,
+                    port: sip.and_then(|s| s.port),
+                    transport: sip.and_then(|s| s.transport()).map(|_| transport),
                 });
             }
         }

@@ -1,10 +1,17 @@
-//! Next-hop resolution for domains (RFC 3263 section 4). Without an explicit port or transport:
-//! NAPTR records choose the transport and the SRV name (`SIP+D2U` → UDP, `SIP+D2T` → TCP, in
-//! order and preference), else SRV `_sip._udp` then `_sip._tcp`, else A/AAAA on port 5060.
-//! With an explicit port only A/AAAA is asked (section 4.2).
+//! Next-hop resolution for domains (RFC 3263 section 4).
+//!
+//! - A URI with an explicit port: A/AAAA only, over its transport or UDP (section 4.2).
+//! - A URI with a `transport` but no port: SRV for that transport, else A/AAAA on 5060.
+//! - Neither: NAPTR records choose the transport and the SRV name (`SIP+D2U` → UDP,
+//!   `SIP+D2T` → TCP, in order and preference); without them SRV `_sip._udp` then
+//!   `_sip._tcp`; without those A/AAAA on UDP 5060 (section 4.1).
+//!
+//! The servers asked are the system's (`/etc/resolv.conf`) unless `--dns` names others.
 
 use std::net::SocketAddr;
 
+use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
 use hickory_resolver::proto::rr::RecordType;
 use hickory_resolver::TokioResolver;
@@ -56,31 +63,63 @@ pub fn naptr_choices(records: &[NaptrRecord]) -> Vec<(TransportKind, String)> {
         .collect()
 }
 
+/// `host` as an absolute name, so that the resolver's search domains are not tried: a SIP URI's
+/// host is always fully qualified.
+fn fqdn(host: &str) -> String {
+    if host.ends_with('.') {
+        host.to_string()
+    } else {
+        format!("{host}.")
+    }
+}
+
 impl SipResolver {
     /// Reads `/etc/resolv.conf`; without it, names cannot be resolved (IP literals still work).
     pub fn from_system() -> SipResolver {
-        let inner = TokioResolver::builder_tokio()
-            .ok()
-            .and_then(|b| b.build().ok());
+        Self::new(&[])
+    }
+
+    /// Asks `servers` (UDP, TCP when an answer is truncated), or the system's when empty.
+    pub fn new(servers: &[SocketAddr]) -> SipResolver {
+        let builder = if servers.is_empty() {
+            TokioResolver::builder_tokio().ok()
+        } else {
+            let name_servers = servers
+                .iter()
+                .map(|server| {
+                    let mut config = NameServerConfig::udp_and_tcp(server.ip());
+                    for connection in &mut config.connections {
+                        connection.port = server.port();
+                    }
+                    config
+                })
+                .collect();
+            Some(TokioResolver::builder_with_config(
+                ResolverConfig::from_name_servers(name_servers),
+                TokioRuntimeProvider::default(),
+            ))
+        };
+        let inner = builder.and_then(|b| b.build().ok());
         if inner.is_none() {
             tracing::warn!("no DNS resolver configuration; domain next hops will get 503");
         }
         SipResolver { inner }
     }
 
-    /// The transport and addresses for `host`, best first. `port` is the URI's port or 5060
-    /// when it had none; `transport` is the URI's (UDP when it named none).
+    /// The transport and addresses for `host`, best first (see the module's rules). `port`
+    /// and `transport` are the URI's, `None` when it gave none.
     pub async fn resolve(
         &self,
         host: &str,
-        port: u16,
-        transport: TransportKind,
+        port: Option<u16>,
+        transport: Option<TransportKind>,
     ) -> (TransportKind, Vec<SocketAddr>) {
+        let fallback = transport.unwrap_or(TransportKind::Udp);
         let Some(resolver) = &self.inner else {
-            return (transport, Vec::new());
+            return (fallback, Vec::new());
         };
-        if port == 5060 {
-            if transport == TransportKind::Udp {
+        if port.is_none() {
+            if transport.is_none() {
                 for (choice, srv_name) in self.naptr(host).await {
                     let addrs = self.srv(&srv_name).await;
                     if !addrs.is_empty() {
@@ -88,14 +127,14 @@ impl SipResolver {
                     }
                 }
             }
-            let mut candidates = vec![transport];
-            if transport == TransportKind::Udp {
-                candidates.push(TransportKind::Tcp);
-            }
+            let candidates = match transport {
+                Some(t) => vec![t],
+                None => vec![TransportKind::Udp, TransportKind::Tcp],
+            };
             for t in candidates {
                 let service = match t {
-                    TransportKind::Udp => format!("_sip._udp.{host}."),
-                    TransportKind::Tcp => format!("_sip._tcp.{host}."),
+                    TransportKind::Udp => format!("_sip._udp.{}", fqdn(host)),
+                    TransportKind::Tcp => format!("_sip._tcp.{}", fqdn(host)),
                 };
                 let addrs = self.srv(&service).await;
                 if !addrs.is_empty() {
@@ -103,12 +142,13 @@ impl SipResolver {
                 }
             }
         }
-        match resolver.lookup_ip(host).await {
+        let port = port.unwrap_or(5060);
+        match resolver.lookup_ip(fqdn(host)).await {
             Ok(ips) => (
-                transport,
+                fallback,
                 ips.iter().map(|ip| SocketAddr::new(ip, port)).collect(),
             ),
-            Err(_) => (transport, Vec::new()),
+            Err(_) => (fallback, Vec::new()),
         }
     }
 
@@ -116,7 +156,7 @@ impl SipResolver {
         let Some(resolver) = &self.inner else {
             return Vec::new();
         };
-        let Ok(lookup) = resolver.lookup(format!("{host}."), RecordType::NAPTR).await else {
+        let Ok(lookup) = resolver.lookup(fqdn(host), RecordType::NAPTR).await else {
             return Vec::new();
         };
         let records: Vec<NaptrRecord> = lookup

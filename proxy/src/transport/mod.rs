@@ -123,7 +123,7 @@ use crate::trace::{Capture, Direction};
 pub struct Outbound {
     udp: Option<Arc<UdpSocket>>,
     tcp_connections: DashMap<SocketAddr, Addr<tcp::TcpConnection>>,
-    core: std::sync::OnceLock<Arc<ProxyCore>>,
+    core: std::sync::OnceLock<(Arc<ProxyCore>, Arc<dns::SipResolver>)>,
     tcp_local: Option<SocketAddr>,
     udp_local: Option<SocketAddr>,
     /// Set when tracing or HEP export is on (`crate::trace`).
@@ -156,9 +156,10 @@ impl Outbound {
         })
     }
 
-    /// Lets new outgoing TCP connections deliver what they receive to the core.
-    pub fn set_core(&self, core: Arc<ProxyCore>) {
-        let _ = self.core.set(core);
+    /// Lets new outgoing TCP connections deliver what they receive to the core, and resolve
+    /// the next hops of what they receive with `resolver`.
+    pub fn set_core(&self, core: Arc<ProxyCore>, resolver: Arc<dns::SipResolver>) {
+        let _ = self.core.set((core, resolver));
     }
 
     /// Turns on message capture (the trace recorder, HEP export).
@@ -268,7 +269,7 @@ impl Outbound {
                     }
                     to.addr = addr;
                 }
-                let Some(core) = self.core.get().cloned() else {
+                let Some((core, resolver)) = self.core.get().cloned() else {
                     return;
                 };
                 let outbound = self.clone();
@@ -283,6 +284,7 @@ impl Outbound {
                                 local.unwrap_or(to.addr),
                                 core,
                                 outbound.clone(),
+                                resolver,
                             );
                             addr.do_send(tcp::Write(bytes));
                         }
@@ -300,7 +302,7 @@ impl Outbound {
     }
 
     fn count_error(&self, transport: &str) {
-        if let Some(core) = self.core.get() {
+        if let Some((core, _)) = self.core.get() {
             core.metrics()
                 .socket_errors
                 .with_label_values(&[transport])

@@ -68,16 +68,9 @@ impl TcpConnection {
         local: SocketAddr,
         core: Arc<ProxyCore>,
         outbound: Arc<Outbound>,
+        resolver: Arc<SipResolver>,
     ) -> Addr<TcpConnection> {
-        Self::start_with(
-            stream,
-            peer,
-            local,
-            core,
-            outbound,
-            Arc::new(SipResolver::from_system()),
-            None,
-        )
+        Self::start_with(stream, peer, local, core, outbound, resolver, None)
     }
 
     fn start_with(

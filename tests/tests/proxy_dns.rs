@@ -1,0 +1,214 @@
+//! Next hops in other domains found through DNS (RFC 3263 section 4), against a DNS server of
+//! the test's own (hickory-server, in memory, on loopback) that the proxy is pointed at with
+//! `--dns`: NAPTR chooses TCP even where a UDP SRV record exists; SRV alone gives the port;
+//! an explicit port in the URI asks for the address only; a name nobody knows gets 503.
+
+mod proxy_support;
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use dialtone_e2e::Proxy;
+use hickory_server::proto::rr::rdata::{A, NAPTR, SOA, SRV};
+use hickory_server::proto::rr::{LowerName, Name, RData, Record};
+use hickory_server::store::in_memory::InMemoryZoneHandler;
+use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
+use hickory_server::Server;
+use proxy_support::*;
+
+const PROXY: &str = env!("CARGO_BIN_EXE_e2e-dialtone-proxy");
+
+fn name(text: &str) -> Name {
+    Name::from_str(text).expect("a DNS name")
+}
+
+/// One zone's records, as (owner, data).
+type Zone = (&'static str, Vec<(String, RData)>);
+
+/// Serves `zones` over UDP on a free loopback port, from a thread of its own, for as long as
+/// the test process lives; returns the address.
+fn dns_server(zones: Vec<Zone>) -> SocketAddr {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind the DNS server");
+    socket.set_nonblocking(true).unwrap();
+    let addr = socket.local_addr().unwrap();
+    let mut catalog = Catalog::new();
+    for (origin, records) in zones {
+        let origin = name(origin);
+        let mut zone =
+            InMemoryZoneHandler::<hickory_server::net::runtime::TokioRuntimeProvider>::empty(
+                origin.clone(),
+                ZoneType::Primary,
+                AxfrPolicy::Deny,
+            );
+        let soa = SOA::new(
+            name(&format!("ns.{origin}")),
+            name(&format!("admin.{origin}")),
+            1,
+            3600,
+            600,
+            86400,
+            60,
+        );
+        assert!(zone.upsert_mut(Record::from_rdata(origin.clone(), 60, RData::SOA(soa)), 1));
+        for (owner, data) in records {
+            assert!(zone.upsert_mut(Record::from_rdata(name(&owner), 60, data), 1));
+        }
+        catalog.upsert(LowerName::new(&origin), vec![Arc::new(zone)]);
+    }
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for the DNS server");
+        runtime.block_on(async move {
+            let mut server = Server::new(catalog);
+            server.register_socket(tokio::net::UdpSocket::from_std(socket).unwrap());
+            let _ = server.block_until_done().await;
+        });
+    });
+    addr
+}
+
+fn a(ip: &str) -> RData {
+    RData::A(A(ip.parse::<Ipv4Addr>().unwrap()))
+}
+
+fn srv(port: u16, target: &str) -> RData {
+    RData::SRV(SRV::new(0, 10, port, name(target)))
+}
+
+fn naptr(order: u16, services: &str, replacement: &str) -> RData {
+    RData::NAPTR(NAPTR::new(
+        order,
+        50,
+        b"s".to_vec().into_boxed_slice(),
+        services.as_bytes().to_vec().into_boxed_slice(),
+        Vec::new().into_boxed_slice(),
+        name(replacement),
+    ))
+}
+
+/// An OPTIONS from `caller` for `uri`, sent to the proxy.
+fn options(caller: &UdpPeer, uri: &str, call_id: &str) -> String {
+    request(
+        "OPTIONS",
+        uri,
+        &caller.hostport(),
+        "UDP",
+        "8000",
+        uri,
+        call_id,
+        1,
+        &[],
+        "",
+    )
+}
+
+#[test]
+fn next_hops_in_other_domains_follow_naptr_srv_and_a_records() {
+    // The callees: a TCP one for the NAPTR domain, UDP ones for the others, and UDP decoys
+    // where a wrong reading of RFC 3263 would send the request.
+    let tcp_callee = TcpListener::bind("127.0.0.3:0").unwrap();
+    let tcp_port = tcp_callee.local_addr().unwrap().port();
+    let mut srv_callee = UdpPeer::bind("127.0.0.4", "127.0.0.1:9".parse().unwrap());
+    let mut a_callee = UdpPeer::bind("127.0.0.6", "127.0.0.1:9".parse().unwrap());
+    let mut decoy = UdpPeer::bind("127.0.0.5", "127.0.0.1:9".parse().unwrap());
+    let decoy_port = decoy.addr().port();
+    let dns = dns_server(vec![
+        (
+            "naptr.test.",
+            vec![
+                (
+                    "naptr.test.".into(),
+                    naptr(10, "SIP+D2T", "_sip._tcp.naptr.test."),
+                ),
+                (
+                    "_sip._tcp.naptr.test.".into(),
+                    srv(tcp_port, "b.naptr.test."),
+                ),
+                ("b.naptr.test.".into(), a("127.0.0.3")),
+                // Without NAPTR, UDP would be tried first and reach the decoy.
+                (
+                    "_sip._udp.naptr.test.".into(),
+                    srv(decoy_port, "decoy.naptr.test."),
+                ),
+                ("decoy.naptr.test.".into(), a("127.0.0.5")),
+            ],
+        ),
+        (
+            "srv.test.",
+            vec![
+                (
+                    "_sip._udp.srv.test.".into(),
+                    srv(srv_callee.addr().port(), "c.srv.test."),
+                ),
+                ("c.srv.test.".into(), a("127.0.0.4")),
+            ],
+        ),
+        (
+            "port.test.",
+            vec![
+                ("port.test.".into(), a("127.0.0.6")),
+                // An explicit port means A only (section 4.2): this SRV must not be used.
+                (
+                    "_sip._udp.port.test.".into(),
+                    srv(decoy_port, "decoy.port.test."),
+                ),
+                ("decoy.port.test.".into(), a("127.0.0.5")),
+            ],
+        ),
+    ]);
+    let dns_flag = dns.to_string();
+    let proxy = Proxy::start(PROXY, &["--dns", &dns_flag]);
+    let mut caller = UdpPeer::bind("127.0.0.2", proxy.sip);
+
+    // NAPTR: SIP+D2T → the TCP SRV → b.naptr.test → 127.0.0.3 over TCP.
+    caller.send(options(&caller, "sip:9000@naptr.test", "dns-naptr").as_bytes());
+    let (accepted_tx, accepted) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = accepted_tx.send(tcp_callee.accept());
+    });
+    let (accepted, _) = accepted
+        .recv_timeout(WAIT)
+        .expect("the proxy connects to the TCP callee that NAPTR and SRV name")
+        .expect("accept");
+    let mut b = TcpPeer::accepted(accepted);
+    let forwarded = b.expect_request("OPTIONS", "OPTIONS at the TCP callee");
+    assert_eq!(
+        forwarded.request_uri().as_deref(),
+        Some("sip:9000@naptr.test")
+    );
+    assert!(
+        forwarded.vias()[0].starts_with("SIP/2.0/TCP "),
+        "our Via names the transport DNS chose: {}",
+        forwarded.text()
+    );
+    b.send(respond_like("SIP/2.0 200 OK\r\n\r\n", &forwarded, Some("b")).as_bytes());
+    caller.expect_status(200, "200 from the TCP callee");
+
+    // SRV only: _sip._udp.srv.test → c.srv.test:port over UDP.
+    caller.send(options(&caller, "sip:9000@srv.test", "dns-srv").as_bytes());
+    let forwarded = srv_callee.expect_request("OPTIONS", "OPTIONS at the SRV target");
+    srv_callee.send_to(
+        respond_like("SIP/2.0 200 OK\r\n\r\n", &forwarded, Some("c")).as_bytes(),
+        proxy.sip,
+    );
+    caller.expect_status(200, "200 from the SRV target");
+
+    // An explicit port: the A record, at that port.
+    let uri = format!("sip:9000@port.test:{}", a_callee.addr().port());
+    caller.send(options(&caller, &uri, "dns-port").as_bytes());
+    let forwarded = a_callee.expect_request("OPTIONS", "OPTIONS at the A record's address");
+    a_callee.send_to(
+        respond_like("SIP/2.0 200 OK\r\n\r\n", &forwarded, Some("d")).as_bytes(),
+        proxy.sip,
+    );
+    caller.expect_status(200, "200 from the A record's address");
+
+    // A name the server does not know: 503 (RFC 3263 section 4.3, RFC 3261 section 16.9).
+    caller.send(options(&caller, "sip:9000@nobody.test", "dns-none").as_bytes());
+    caller.expect_status(503, "503 for a name that does not resolve");
+
+    decoy.expect_nothing("the decoy SRV targets");
+}
