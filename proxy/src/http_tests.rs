@@ -99,17 +99,7 @@ async fn a_failing_registrar_store_makes_the_proxy_not_ready_and_shows_in_the_me
 async fn bindings_the_sweep_expires_are_counted_as_expired_events() {
     let core = core_with_store(broken_writer().0);
     let now = std::time::SystemTime::now();
-    let binding = |contact: &str, expires_at: u64| crate::registrar::rules::Binding {
-        aor: "9301".into(),
-        contact: contact.into(),
-        q: None,
-        expires_at,
-        call_id: "c".into(),
-        cseq: 1,
-        source: "127.0.0.1:5062".parse().unwrap(),
-        transport: crate::registrar::BindingTransport::Udp,
-        registered_at: 0,
-    };
+    use crate::registrar::actor::tests::binding;
     let unix_now = crate::registrar::rules::unix_seconds(now);
     core.location().apply(
         "9301",

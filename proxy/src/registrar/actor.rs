@@ -141,7 +141,7 @@ pub fn start_registrar(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::UNIX_EPOCH;
 
     use dialtone_sip::{Message, RequestBuilder};
@@ -164,7 +164,9 @@ mod tests {
         }
     }
 
-    fn binding(contact: &str, expires_at: u64) -> Binding {
+    /// A binding of AOR 9301 made by a REGISTER from 192.168.2.194, lapsing at `expires_at`
+    /// (Unix seconds); for tests anywhere in the crate.
+    pub(crate) fn binding(contact: &str, expires_at: u64) -> Binding {
         Binding {
             aor: "9301".into(),
             contact: contact.into(),

@@ -223,14 +223,7 @@ pub fn process_register(
         now,
         origin,
     };
-    // Each binding's identity is computed once per request: an AOR may hold many bindings
-    // (RFC 4475 escnull registers two, a lab load test thousands) and parsing URIs in a nested
-    // loop made one REGISTER quadratic.
-    let before: Vec<Keyed> = current
-        .iter()
-        .filter(|b| !b.is_expired(now))
-        .map(|b| Keyed::new(b.clone()))
-        .collect();
+    let before = unexpired(current, now);
     let mut working = before.clone();
     let outcome = match contacts {
         Contacts::Wildcard => remove_all(&update, expires_header, &mut working),
@@ -359,13 +352,19 @@ pub fn repeats_current(
         now,
         origin,
     };
-    let before: Vec<Keyed> = current
+    let requested = requested_contacts(&list, expires_header, policy, now);
+    is_retransmission(&update, &requested, &unexpired(current, now))
+}
+
+/// The bindings still in force at `now`, each with its identity. Each identity is computed
+/// once per request: an AOR may hold many bindings (RFC 4475 escnull registers two, a lab load
+/// test thousands) and parsing URIs in a nested loop made one REGISTER quadratic.
+fn unexpired(current: &[Binding], now: SystemTime) -> Vec<Keyed> {
+    current
         .iter()
         .filter(|b| !b.is_expired(now))
         .map(|b| Keyed::new(b.clone()))
-        .collect();
-    let requested = requested_contacts(&list, expires_header, policy, now);
-    is_retransmission(&update, &requested, &before)
+        .collect()
 }
 
 /// The request's contacts with what the rules work out from each, once.
