@@ -328,7 +328,11 @@ fn responses_for_a_tcp_caller_whose_connection_closed_reach_its_listening_port()
         "the proxy did not see the caller's connection close"
     );
 
+    // Back to back: the 200 reaches the proxy while the connection for the 180 is opening,
+    // and must wait for it rather than open one of its own or overtake the 180.
     b.send(&answer(&inv, 180, "Ringing", Some("b1"), &[]));
+    let contact = format!("Contact: <{}>", b.contact("9000"));
+    b.send(&answer(&inv, 200, "OK", Some("b1"), &[contact]));
     let stream = accepted
         .recv_timeout(WAIT)
         .expect("the proxy connects to the caller's sent-by port for the 180");
@@ -336,13 +340,12 @@ fn responses_for_a_tcp_caller_whose_connection_closed_reach_its_listening_port()
     let ringing = a.expect_status(180, "180 over the new connection");
     assert_eq!(ringing.vias().len(), 1, "{}", ringing.text());
     assert!(ringing.vias()[0].contains(&listening.to_string()));
-    let contact = format!("Contact: <{}>", b.contact("9000"));
-    b.send(&answer(&inv, 200, "OK", Some("b1"), &[contact]));
-    let ok = a.expect_status(200, "200 over the same new connection");
+    let ok = a.expect_status(200, "200 over the same new connection, after the 180");
     assert!(
         accepted.try_recv().is_err(),
-        "the 200 reused the connection the 180 opened"
+        "one connection for both responses"
     );
+    assert_eq!(metric(&proxy, "dialtone_proxy_tcp_connections"), Some(1.0));
 
     // The caller can go on over the connection the proxy opened.
     let ack = set_header(

@@ -113,16 +113,23 @@ use std::time::{Instant, SystemTime};
 
 use actix::prelude::*;
 use bytes::Bytes;
+use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 
 use crate::config::TransportKind;
 use crate::core::{reply, Action, Destination, HeldRequest, ProxyCore, Source, TimerId};
 use crate::trace::{Capture, Direction};
 
+/// A message waiting for its connection to open, and who to tell if it cannot.
+type Waiting = (Bytes, Option<Recipient<TransportFailed>>);
+
 /// Sends messages for the core, from whichever actor handled the input.
 pub struct Outbound {
     udp: Option<Arc<UdpSocket>>,
     tcp_connections: DashMap<SocketAddr, Addr<tcp::TcpConnection>>,
+    /// Messages waiting for a connection being opened, in the order they were sent (see
+    /// `connect_and_send`).
+    connecting: DashMap<SocketAddr, Vec<Waiting>>,
     core: std::sync::OnceLock<(Arc<ProxyCore>, Arc<dns::SipResolver>)>,
     tcp_local: Option<SocketAddr>,
     udp_local: Option<SocketAddr>,
@@ -151,6 +158,7 @@ impl Outbound {
             capture: std::sync::OnceLock::new(),
             timers: timers::TimerQueue::default(),
             tcp_connections: DashMap::new(),
+            connecting: DashMap::new(),
             core: std::sync::OnceLock::new(),
             tcp_local,
         })
@@ -261,44 +269,83 @@ impl Outbound {
                 // listening address (RFC 3261 section 18.2.2), over a connection already open
                 // to it or a new one. Only here, when the connection is gone, is the response
                 // parsed again.
-                let mut to = to;
+                let mut peer = to.addr;
                 if let Some(addr) = reply::stream_reconnect_target(&bytes) {
                     if let Some(conn) = self.tcp_connections.get(&addr) {
                         conn.do_send(tcp::Write(bytes));
                         return;
                     }
-                    to.addr = addr;
+                    peer = addr;
                 }
-                let Some((core, resolver)) = self.core.get().cloned() else {
-                    return;
-                };
-                let outbound = self.clone();
-                let local = self.tcp_local;
-                actix::spawn(async move {
-                    match tokio::net::TcpStream::connect(to.addr).await {
-                        Ok(stream) => {
-                            let local = stream.local_addr().ok().or(local);
-                            let addr = tcp::TcpConnection::start_for(
-                                stream,
-                                to.addr,
-                                local.unwrap_or(to.addr),
-                                core,
-                                outbound.clone(),
-                                resolver,
-                            );
-                            addr.do_send(tcp::Write(bytes));
-                        }
-                        Err(e) => {
-                            tracing::debug!(to = %to.addr, error = %e, "tcp connect failed");
-                            outbound.count_error("tcp");
-                            if let Some(recipient) = on_failure {
-                                recipient.do_send(TransportFailed(bytes));
-                            }
-                        }
-                    }
-                });
+                self.connect_and_send(peer, bytes, on_failure);
             }
         }
+    }
+
+    /// Opens a connection to `peer` and sends `bytes` over it. Whatever else is sent to `peer`
+    /// meanwhile waits behind it and goes over the same connection, in order: two responses
+    /// sent back to back (a 180 and a 200) must not open two connections, nor overtake each
+    /// other. The connection is registered for reuse only once everything that waited has
+    /// been queued to it, so nothing sent later can pass them.
+    fn connect_and_send(
+        self: &Arc<Self>,
+        peer: SocketAddr,
+        bytes: Bytes,
+        on_failure: Option<Recipient<TransportFailed>>,
+    ) {
+        let Some((core, resolver)) = self.core.get().cloned() else {
+            return;
+        };
+        match self.connecting.entry(peer) {
+            Entry::Occupied(mut waiting) => {
+                waiting.get_mut().push((bytes, on_failure));
+                return;
+            }
+            Entry::Vacant(slot) => {
+                // Registered since the caller looked (a connection just opened).
+                if let Some(conn) = self.tcp_connections.get(&peer) {
+                    conn.do_send(tcp::Write(bytes));
+                    return;
+                }
+                slot.insert(vec![(bytes, on_failure)]);
+            }
+        }
+        let outbound = self.clone();
+        let local = self.tcp_local;
+        actix::spawn(async move {
+            let connected = tokio::net::TcpStream::connect(peer).await;
+            // Only this task removes the entry it was started for.
+            let Entry::Occupied(mut waiting) = outbound.connecting.entry(peer) else {
+                return;
+            };
+            match connected {
+                Ok(stream) => {
+                    let local = stream.local_addr().ok().or(local).unwrap_or(peer);
+                    let connection = tcp::TcpConnection::start_for(
+                        stream,
+                        peer,
+                        local,
+                        core,
+                        outbound.clone(),
+                        resolver,
+                    );
+                    for (bytes, _) in waiting.get_mut().drain(..) {
+                        connection.do_send(tcp::Write(bytes));
+                    }
+                    outbound.register_tcp(peer, connection);
+                    waiting.remove();
+                }
+                Err(e) => {
+                    tracing::debug!(to = %peer, error = %e, "tcp connect failed");
+                    outbound.count_error("tcp");
+                    for (bytes, on_failure) in waiting.remove() {
+                        if let Some(recipient) = on_failure {
+                            recipient.do_send(TransportFailed(bytes));
+                        }
+                    }
+                }
+            }
+        });
     }
 
     fn count_error(&self, transport: &str) {

@@ -61,7 +61,8 @@ pub struct TcpConnection {
 }
 
 impl TcpConnection {
-    /// Starts an actor for a connected stream on the current arbiter.
+    /// Starts an actor for a connected stream on the current arbiter. The caller registers it
+    /// with [`Outbound::register_tcp`] once whatever must go first has been queued to it.
     pub fn start_for(
         stream: tokio::net::TcpStream,
         peer: SocketAddr,
@@ -108,7 +109,6 @@ impl TcpConnection {
             per_source,
         }
         .start();
-        outbound.register_tcp(peer, addr.clone());
         core_metrics.tcp_connections.inc();
         addr
     }
@@ -348,7 +348,7 @@ impl Handler<Accepted> for TcpListenerActor {
         }
         *count += 1;
         drop(count);
-        TcpConnection::start_with(
+        let connection = TcpConnection::start_with(
             stream,
             peer,
             self.local,
@@ -357,6 +357,7 @@ impl Handler<Accepted> for TcpListenerActor {
             self.resolver.clone(),
             Some(self.per_source.clone()),
         );
+        self.outbound.register_tcp(peer, connection);
     }
 }
 
