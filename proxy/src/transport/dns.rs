@@ -73,6 +73,50 @@ fn fqdn(host: &str) -> String {
     }
 }
 
+/// One SRV record, as far as SIP cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrvRecord {
+    pub priority: u16,
+    pub weight: u16,
+    pub port: u16,
+    pub target: String,
+}
+
+/// The order in which to try `records` (RFC 2782, which RFC 3263 section 4.4 follows): lowest
+/// priority first; within a priority, a weighted random order, so that targets share the load
+/// in proportion to their weights. A record of weight 0 is picked only when the random draw
+/// is 0 (it comes first in the running sum), so it mostly comes after the others.
+pub fn srv_order(mut records: Vec<SrvRecord>, rng: &mut impl rand::Rng) -> Vec<SrvRecord> {
+    records.sort_by_key(|r| r.priority);
+    let mut ordered = Vec::with_capacity(records.len());
+    let mut rest = records.as_slice();
+    while let Some(first) = rest.first() {
+        let same = rest
+            .iter()
+            .take_while(|r| r.priority == first.priority)
+            .count();
+        let (group, after) = rest.split_at(same);
+        let mut group: Vec<&SrvRecord> = group.iter().collect();
+        // Zero weights first in the running sum (RFC 2782).
+        group.sort_by_key(|r| r.weight != 0);
+        while !group.is_empty() {
+            let total: u32 = group.iter().map(|r| u32::from(r.weight)).sum();
+            let draw = rng.gen_range(0..=total);
+            let mut running = 0;
+            let chosen = group
+                .iter()
+                .position(|r| {
+                    running += u32::from(r.weight);
+                    running >= draw
+                })
+                .unwrap_or(group.len() - 1);
+            ordered.push(group.remove(chosen).clone());
+        }
+        rest = after;
+    }
+    ordered
+}
+
 impl SipResolver {
     /// Reads `/etc/resolv.conf`; without it, names cannot be resolved (IP literals still work).
     pub fn from_system() -> SipResolver {
@@ -183,24 +227,23 @@ impl SipResolver {
         let Ok(srv) = resolver.srv_lookup(name.to_string()).await else {
             return Vec::new();
         };
-        let mut records: Vec<_> = srv
+        let records: Vec<SrvRecord> = srv
             .answers()
             .iter()
             .filter_map(|record| match &record.data {
-                RData::SRV(r) => Some((
-                    r.priority,
-                    u16::MAX - r.weight,
-                    r.target.to_string(),
-                    r.port,
-                )),
+                RData::SRV(r) => Some(SrvRecord {
+                    priority: r.priority,
+                    weight: r.weight,
+                    port: r.port,
+                    target: r.target.to_string(),
+                }),
                 _ => None,
             })
             .collect();
-        records.sort();
         let mut out = Vec::new();
-        for (_, _, target, port) in records {
-            if let Ok(ips) = resolver.lookup_ip(target).await {
-                out.extend(ips.iter().map(|ip| SocketAddr::new(ip, port)));
+        for record in srv_order(records, &mut rand::thread_rng()) {
+            if let Ok(ips) = resolver.lookup_ip(record.target).await {
+                out.extend(ips.iter().map(|ip| SocketAddr::new(ip, record.port)));
             }
         }
         out
@@ -219,6 +262,47 @@ mod tests {
             services: services.into(),
             replacement: to.into(),
         }
+    }
+
+    fn srv(priority: u16, weight: u16, target: &str) -> SrvRecord {
+        SrvRecord {
+            priority,
+            weight,
+            port: 5060,
+            target: target.into(),
+        }
+    }
+
+    #[test]
+    fn srv_records_go_by_priority_then_share_the_load_by_weight() {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3263);
+        let records = vec![
+            srv(20, 0, "backup."),
+            srv(10, 90, "big."),
+            srv(10, 10, "small."),
+            srv(10, 0, "zero."),
+        ];
+        let mut first = std::collections::HashMap::new();
+        for _ in 0..10_000 {
+            let order: Vec<String> = srv_order(records.clone(), &mut rng)
+                .into_iter()
+                .map(|r| r.target)
+                .collect();
+            assert_eq!(order.len(), 4);
+            assert_eq!(order[3], "backup.", "a lower priority always comes first");
+            *first.entry(order[0].clone()).or_insert(0) += 1;
+        }
+        // 90:10 between the weighted ones; weight 0 only on a draw of exactly 0 (1 in 101).
+        let big = first["big."];
+        let small = first["small."];
+        assert!((8_700..=9_200).contains(&big), "{first:?}");
+        assert!((800..=1_200).contains(&small), "{first:?}");
+        assert!(first.get("zero.").copied().unwrap_or(0) < 300, "{first:?}");
+        assert!(srv_order(Vec::new(), &mut rng).is_empty());
+        // All weights 0: every one is still tried.
+        let zeros = vec![srv(1, 0, "a."), srv(1, 0, "b.")];
+        assert_eq!(srv_order(zeros, &mut rng).len(), 2);
     }
 
     #[test]
