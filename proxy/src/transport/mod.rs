@@ -120,6 +120,14 @@ use crate::config::TransportKind;
 use crate::core::{reply, Action, Destination, HeldRequest, ProxyCore, Source, TimerId};
 use crate::trace::{Capture, Direction};
 
+/// How long an outgoing TCP connect may take before the messages waiting for it are reported
+/// as failed (the kernel alone would retry a SYN for about two minutes, longer than any SIP
+/// transaction lives; RFC 3261 Timer B and F are 32 s).
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Messages that may wait for one connection to open; more are reported as failed at once.
+const MAX_WAITING: usize = 256;
+
 /// A message waiting for its connection to open, and who to tell if it cannot.
 type Waiting = (Bytes, Option<Recipient<TransportFailed>>);
 
@@ -217,7 +225,7 @@ impl Outbound {
     }
 
     /// Forgets a closed TCP connection, unless another connection to the same peer has taken
-    /// its place in the registry since (two sends that both found none open each connect).
+    /// its place in the registry since (one opened while this one was closing).
     pub fn unregister_tcp(&self, peer: &SocketAddr, closed: &Addr<tcp::TcpConnection>) {
         self.tcp_connections
             .remove_if(peer, |_, registered| registered == closed);
@@ -297,8 +305,17 @@ impl Outbound {
             return;
         };
         match self.connecting.entry(peer) {
-            Entry::Occupied(mut waiting) => {
+            Entry::Occupied(mut waiting) if waiting.get().len() < MAX_WAITING => {
                 waiting.get_mut().push((bytes, on_failure));
+                return;
+            }
+            Entry::Occupied(_) => {
+                // A peer that does not answer the connect must not make the queue grow
+                // without bound; SIP retransmission or the transaction's timeout takes over.
+                self.count_error("tcp");
+                if let Some(recipient) = on_failure {
+                    recipient.do_send(TransportFailed(bytes));
+                }
                 return;
             }
             Entry::Vacant(slot) => {
@@ -313,7 +330,13 @@ impl Outbound {
         let outbound = self.clone();
         let local = self.tcp_local;
         actix::spawn(async move {
-            let connected = tokio::net::TcpStream::connect(peer).await;
+            let connected =
+                match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(peer))
+                    .await
+                {
+                    Ok(connected) => connected,
+                    Err(_) => Err(std::io::Error::from(std::io::ErrorKind::TimedOut)),
+                };
             // Only this task removes the entry it was started for.
             let Entry::Occupied(mut waiting) = outbound.connecting.entry(peer) else {
                 return;
@@ -543,6 +566,84 @@ pub fn wall_now() -> SystemTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Collects what the transport reports as failed.
+    struct Failures(std::sync::mpsc::Sender<Bytes>);
+
+    impl Actor for Failures {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<TransportFailed> for Failures {
+        type Result = ();
+        fn handle(&mut self, TransportFailed(bytes): TransportFailed, _: &mut Context<Self>) {
+            let _ = self.0.send(bytes);
+        }
+    }
+
+    #[actix_rt::test]
+    async fn messages_for_a_peer_that_never_accepts_fail_after_the_connect_timeout() {
+        use socket2::{Domain, Socket, Type};
+        // A listener that never accepts, with its backlog full: the kernel drops further SYNs,
+        // so a connect to it hangs, as to a peer behind a firewall that drops packets.
+        let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        listener
+            .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+            .unwrap();
+        listener.listen(0).unwrap();
+        let peer = listener.local_addr().unwrap().as_socket().unwrap();
+        let mut fillers = Vec::new();
+        for _ in 0..4 {
+            let filler = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+            filler.set_nonblocking(true).unwrap();
+            let _ = filler.connect(&peer.into());
+            fillers.push(filler);
+        }
+        let core = Arc::new(crate::core::tests::core());
+        let outbound = Outbound::new(None, None);
+        outbound.set_core(core, Arc::new(dns::SipResolver::new(&[])));
+        let (failed_tx, failed) = std::sync::mpsc::channel();
+        let failures = Failures(failed_tx).start();
+        let to = Destination {
+            transport: TransportKind::Tcp,
+            addr: peer,
+        };
+        tokio::time::pause();
+        for i in 0..=MAX_WAITING {
+            let request = Bytes::from(format!("OPTIONS sip:{i}@x SIP/2.0\r\n\r\n"));
+            outbound.send(to, request, Some(failures.clone().recipient()));
+        }
+        // One more than may wait is refused at once; the rest wait for the connect.
+        tokio::task::yield_now().await;
+        assert_eq!(
+            failed.try_iter().collect::<Vec<_>>(),
+            [Bytes::from(format!(
+                "OPTIONS sip:{MAX_WAITING}@x SIP/2.0\r\n\r\n"
+            ))]
+        );
+        // Paused time moves on to the timeout once nothing else can happen.
+        tokio::time::sleep(CONNECT_TIMEOUT + std::time::Duration::from_secs(1)).await;
+        let mut reported = Vec::new();
+        for _ in 0..100 {
+            reported.extend(failed.try_iter());
+            if reported.len() >= MAX_WAITING {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            reported.len(),
+            MAX_WAITING,
+            "all reported once the connect timed out"
+        );
+        assert_eq!(
+            reported[0],
+            Bytes::from_static(b"OPTIONS sip:0@x SIP/2.0\r\n\r\n"),
+            "reported in the order they were sent"
+        );
+        assert!(outbound.connecting.is_empty());
+        drop(fillers);
+    }
 
     #[test]
     fn a_held_register_gets_its_200_when_saved_and_the_500_when_not() {
