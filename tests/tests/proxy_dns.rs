@@ -1,7 +1,8 @@
 //! Next hops in other domains found through DNS (RFC 3263 section 4), against a DNS server of
 //! the test's own (hickory-server, in memory, on loopback) that the proxy is pointed at with
 //! `--dns`: NAPTR chooses TCP even where a UDP SRV record exists; SRV alone gives the port;
-//! an explicit port in the URI asks for the address only; a name nobody knows gets 503.
+//! an explicit port in the URI asks for the address only; a target that refuses gives way to
+//! the next SRV target; a name nobody knows gets 503.
 
 mod proxy_support;
 
@@ -111,6 +112,14 @@ fn next_hops_in_other_domains_follow_naptr_srv_and_a_records() {
     // where a wrong reading of RFC 3263 would send the request.
     let tcp_callee = TcpListener::bind("127.0.0.3:0").unwrap();
     let tcp_port = tcp_callee.local_addr().unwrap().port();
+    // For failover: a port nothing listens on (bound, then closed), and the backup behind it.
+    let refused_port = TcpListener::bind("127.0.0.8:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let backup_callee = TcpListener::bind("127.0.0.9:0").unwrap();
+    let backup_port = backup_callee.local_addr().unwrap().port();
     let mut srv_callee = UdpPeer::bind("127.0.0.4", "127.0.0.1:9".parse().unwrap());
     let mut a_callee = UdpPeer::bind("127.0.0.6", "127.0.0.1:9".parse().unwrap());
     let mut decoy = UdpPeer::bind("127.0.0.5", "127.0.0.1:9".parse().unwrap());
@@ -144,6 +153,22 @@ fn next_hops_in_other_domains_follow_naptr_srv_and_a_records() {
                     srv(srv_callee.addr().port(), "c.srv.test."),
                 ),
                 ("c.srv.test.".into(), a("127.0.0.4")),
+            ],
+        ),
+        (
+            "failover.test.",
+            vec![
+                // The preferred target refuses the connection; the backup must get the request.
+                (
+                    "_sip._tcp.failover.test.".into(),
+                    RData::SRV(SRV::new(10, 10, refused_port, name("dead.failover.test."))),
+                ),
+                (
+                    "_sip._tcp.failover.test.".into(),
+                    RData::SRV(SRV::new(20, 10, backup_port, name("live.failover.test."))),
+                ),
+                ("dead.failover.test.".into(), a("127.0.0.8")),
+                ("live.failover.test.".into(), a("127.0.0.9")),
             ],
         ),
         (
@@ -205,6 +230,28 @@ fn next_hops_in_other_domains_follow_naptr_srv_and_a_records() {
         proxy.sip,
     );
     caller.expect_status(200, "200 from the A record's address");
+
+    // SRV failover (RFC 3263 section 4.3): the first target refuses, the next one is tried.
+    caller.send(
+        options(
+            &caller,
+            "sip:9000@failover.test;transport=tcp",
+            "dns-failover",
+        )
+        .as_bytes(),
+    );
+    let (backup_tx, backup) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = backup_tx.send(backup_callee.accept());
+    });
+    let (stream, _) = backup
+        .recv_timeout(WAIT)
+        .expect("the proxy moves on to the backup SRV target")
+        .expect("accept");
+    let mut backup = TcpPeer::accepted(stream);
+    let forwarded = backup.expect_request("OPTIONS", "OPTIONS at the backup target");
+    backup.send(respond_like("SIP/2.0 200 OK\r\n\r\n", &forwarded, Some("e")).as_bytes());
+    caller.expect_status(200, "200 from the backup target, not a 503");
 
     // A name the server does not know: 503 (RFC 3263 section 4.3, RFC 3261 section 16.9).
     caller.send(options(&caller, "sip:9000@nobody.test", "dns-none").as_bytes());

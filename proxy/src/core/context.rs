@@ -140,6 +140,31 @@ pub(crate) struct PendingBranch {
     pub request: Bytes,
 }
 
+/// The addresses left to try for a resolved next hop when sending to one fails at the
+/// transport (RFC 3263 section 4.3: "the client SHOULD try the next element"), and the keys of
+/// the branches given up for them (the core drops them from its index).
+#[derive(Debug, Default)]
+struct Failover {
+    next: std::collections::VecDeque<Destination>,
+    retired: Vec<TransactionKey>,
+    attempts: u32,
+}
+
+/// `request` with its top Via's branch parameter `old` replaced by `new`: the first occurrence
+/// of `branch=old`, which is our own Via's (the proxy's branch ids are unique hashes).
+fn with_branch(request: &Bytes, old: &str, new: &str) -> Option<Bytes> {
+    let needle = format!("branch={old}");
+    let at = request
+        .windows(needle.len())
+        .position(|w| w == needle.as_bytes())?;
+    let mut out = Vec::with_capacity(request.len() + new.len());
+    out.extend_from_slice(&request[..at]);
+    out.extend_from_slice(b"branch=");
+    out.extend_from_slice(new.as_bytes());
+    out.extend_from_slice(&request[at + needle.len()..]);
+    Some(Bytes::from(out))
+}
+
 /// Everything the proxy holds for one received request.
 #[derive(Debug)]
 pub struct ProxyTransaction {
@@ -162,6 +187,9 @@ pub struct ProxyTransaction {
     final_response: Option<Bytes>,
     cancelled: bool,
     new_branch_keys: Vec<TransactionKey>,
+    /// The other addresses DNS gave for the next hop, if any (boxed: nearly every request
+    /// has none, and the transaction lives 32 s).
+    failover: Option<Box<Failover>>,
     armed: Option<Instant>,
     /// Tells the timer queue which arming is current (see `arming.rs`).
     arm_counter: ArmCounter,
@@ -215,6 +243,7 @@ impl ProxyTransaction {
             final_response: None,
             cancelled: false,
             new_branch_keys: Vec::new(),
+            failover: None,
             armed: None,
             arm_counter: ArmCounter::default(),
         }
@@ -465,8 +494,10 @@ impl ProxyTransaction {
         self.drain(now, core, actions);
     }
 
-    /// The transport failed to send branch `key`'s request: its client transaction reports a
-    /// transport error, which the branch turns into a 503 (RFC 3261 section 16.9).
+    /// The transport failed to send branch `key`'s request. When DNS gave other addresses
+    /// for it and nothing has come back on it, the request goes to the next one, in a new
+    /// branch (RFC 3263 section 4.3); otherwise its client transaction reports a transport
+    /// error, which the branch turns into a 503 (RFC 3261 section 16.9).
     pub(crate) fn on_branch_transport_error(
         &mut self,
         now: Instant,
@@ -474,14 +505,69 @@ impl ProxyTransaction {
         key: &TransactionKey,
         actions: &mut Vec<Action>,
     ) {
-        let Some(branch) = self.branches.iter_mut().find(|b| &b.key == key) else {
+        let Some(index) = self.branches.iter().position(|b| &b.key == key) else {
             return;
         };
+        if self.fail_over(now, core, index, actions) {
+            return;
+        }
+        let branch = &mut self.branches[index];
         match &mut branch.client {
             ClientTx::Invite(t) => t.handle_transport_error(now),
             ClientTx::NonInvite(t) => t.handle_transport_error(now),
         }
         self.drain(now, core, actions);
+    }
+
+    /// Replaces branch `index`, whose request could not be sent, by one to the next address
+    /// DNS gave; false when there is none, or the branch has heard anything, or the request
+    /// was cancelled.
+    fn fail_over(
+        &mut self,
+        now: Instant,
+        core: &ProxyCore,
+        index: usize,
+        actions: &mut Vec<Action>,
+    ) -> bool {
+        let branch = &self.branches[index];
+        if self.cancelled || branch.provisional_seen || branch.final_status.is_some() {
+            return false;
+        }
+        let Some(failover) = self.failover.as_deref_mut() else {
+            return false;
+        };
+        let Some(next) = failover.next.pop_front() else {
+            return false;
+        };
+        failover.attempts += 1;
+        let branch_id = format!("{}.{}", branch.branch_id, failover.attempts);
+        let Some(request) = with_branch(&branch.request, &branch.branch_id, &branch_id) else {
+            return false;
+        };
+        let failed = self.branches.remove(index);
+        if let Some(failover) = self.failover.as_deref_mut() {
+            failover.retired.push(failed.key);
+        }
+        self.add_branch(now, core, next, &branch_id, request, actions);
+        true
+    }
+
+    /// The addresses after the first that DNS gave for the next hop, for [`Self::fail_over`].
+    pub(crate) fn set_alternates(&mut self, rest: &[Destination]) {
+        if !rest.is_empty() {
+            self.failover = Some(Box::new(Failover {
+                next: rest.iter().copied().collect(),
+                ..Failover::default()
+            }));
+        }
+    }
+
+    /// Keys of branches given up for another address, to drop from the core's index.
+    pub(crate) fn take_retired_branch_keys(&mut self) -> Vec<TransactionKey> {
+        self.failover
+            .as_deref_mut()
+            .map(|f| std::mem::take(&mut f.retired))
+            .unwrap_or_default()
     }
 
     /// A CANCEL for this INVITE arrived (RFC 3261 section 16.10).
@@ -944,6 +1030,17 @@ pub(crate) fn build_cancel(invite: &[u8]) -> Option<Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_branch_replaces_only_our_via_branch() {
+        let request = Bytes::from_static(b"OPTIONS sip:u@x SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5070;branch=z9hG4bKp1\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKp1x\r\n\r\n");
+        let out = with_branch(&request, "z9hG4bKp1", "z9hG4bKp1.1").unwrap();
+        assert_eq!(
+            out,
+            Bytes::from_static(b"OPTIONS sip:u@x SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5070;branch=z9hG4bKp1.1\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKp1x\r\n\r\n")
+        );
+        assert_eq!(with_branch(&request, "z9hG4bKnone", "z9hG4bKq"), None);
+    }
 
     #[test]
     fn best_response_prefers_6xx_then_lowest_class_then_actionable_4xx() {

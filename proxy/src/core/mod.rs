@@ -273,11 +273,13 @@ impl ProxyCore {
         let mut tx = entry.lock().unwrap_or_else(|p| p.into_inner());
         match addrs.first() {
             Some(addr) => {
-                let destination = Destination {
+                let destination = |addr: &SocketAddr| Destination {
                     transport,
                     addr: *addr,
                 };
-                tx.start_pending_branch(now, self, destination, &mut actions);
+                let rest: Vec<Destination> = addrs[1..].iter().map(destination).collect();
+                tx.set_alternates(&rest);
+                tx.start_pending_branch(now, self, destination(addr), &mut actions);
             }
             None => {
                 tx.abandon_pending();
@@ -292,6 +294,9 @@ impl ProxyCore {
     fn after(&self, key: &TransactionKey, tx: &mut ProxyTransaction, actions: &mut Vec<Action>) {
         for branch_key in tx.take_new_branch_keys() {
             self.branches.insert(branch_key, key.clone());
+        }
+        for retired in tx.take_retired_branch_keys() {
+            self.branches.remove(&retired);
         }
         if let Some((at, arming)) = tx.next_timeout_to_arm() {
             actions.push(Action::Arm {
@@ -457,6 +462,55 @@ pub(crate) mod tests {
         assert_eq!(again.len(), 1, "{actions:?}");
         assert_eq!(again[0].0.addr, second.addr);
         assert_eq!(again[0].1, replies[0].1);
+    }
+
+    #[test]
+    fn a_next_hop_that_cannot_be_reached_gives_way_to_the_next_address_dns_gave() {
+        // RFC 3263 section 4.3: a transport failure moves on to the next address, in a new
+        // branch; only when none is left does the caller get the 503 of RFC 3261 16.9.
+        let core = core();
+        let request = b"OPTIONS sip:user@far.example SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKfo1\r\nMax-Forwards: 70\r\nFrom: <sip:a@127.0.0.2>;tag=1\r\nTo: <sip:user@far.example>\r\nCall-ID: fo1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+        let now = Instant::now();
+        let source = udp_from("127.0.0.2:5062");
+        let actions =
+            core.handle_message(now, SystemTime::now(), source, Bytes::from_static(request));
+        let Some(Action::Resolve { key, .. }) = actions
+            .iter()
+            .find(|a| matches!(a, Action::Resolve { .. }))
+            .cloned()
+        else {
+            panic!("no resolution asked for: {actions:?}");
+        };
+        let first: SocketAddr = "192.0.2.1:5060".parse().unwrap();
+        let second: SocketAddr = "192.0.2.2:5060".parse().unwrap();
+        let sent = sends(&core.handle_resolved(now, &key, TransportKind::Tcp, &[first, second]));
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0.addr, first);
+        let to_first = sent[0].1.clone();
+        let branch = |bytes: &[u8]| {
+            let message = Message::parse(bytes).unwrap();
+            let via = message.top_via().unwrap();
+            via.branch().unwrap().to_string()
+        };
+
+        let sent = sends(&core.handle_transport_error(now, &to_first));
+        assert_eq!(sent.len(), 1, "the next address, no 503 yet: {sent:?}");
+        assert_eq!(sent[0].0.addr, second);
+        let to_second = sent[0].1.clone();
+        assert_ne!(branch(&to_first), branch(&to_second), "a new branch");
+        assert!(branch(&to_second).starts_with("z9hG4bK"));
+        assert_eq!(
+            core.branches
+                .get(&TransactionKey::client(&branch(&to_first), "OPTIONS"))
+                .map(|k| k.value().clone()),
+            None,
+            "the given-up branch left the index"
+        );
+
+        let sent = sends(&core.handle_transport_error(now, &to_second));
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0.addr, source.addr);
+        assert!(sent[0].1.starts_with(b"SIP/2.0 503"), "{sent:?}");
     }
 
     #[test]
