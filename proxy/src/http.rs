@@ -170,9 +170,10 @@ fn routes(
     }
 }
 
-/// Starts the HTTP server on `addr`.
+/// Starts the HTTP server on `listener`, bound early in start-up so that no other process can
+/// take the port in between.
 pub fn start(
-    addr: std::net::SocketAddr,
+    listener: std::net::TcpListener,
     core: Arc<ProxyCore>,
     recorder: Option<Arc<TraceRecorder>>,
 ) -> std::io::Result<actix_web::dev::Server> {
@@ -182,7 +183,7 @@ pub fn start(
         HttpServer::new(move || App::new().configure(routes(data.clone(), recorder.clone())))
             .workers(1)
             .disable_signals()
-            .bind(addr)?
+            .listen(listener)?
             .run();
     Ok(server)
 }

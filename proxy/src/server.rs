@@ -58,10 +58,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             worker_sockets.push(socket);
         }
     }
-    drop(
-        std::net::TcpListener::bind(config.http)
-            .with_context(|| format!("http {} (address in use?)", config.http))?,
-    );
+    // Kept and handed to the HTTP server: binding again later left a window in which another
+    // process could take the port (it happened to a test proxy whose neighbour picked it).
+    let http_listener = std::net::TcpListener::bind(config.http)
+        .with_context(|| format!("http {} (address in use?)", config.http))?;
     let mut tcp_listeners = Vec::new();
     for listen in config
         .listen
@@ -132,7 +132,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
         actor.start();
     }
-    let http = crate::http::start(config.http, core.clone(), recorder)
+    let http = crate::http::start(http_listener, core.clone(), recorder)
         .with_context(|| format!("http {}", config.http))?;
     let http_handle = http.handle();
     actix::spawn(http);

@@ -162,28 +162,32 @@ pub struct Proxy {
 
 impl Proxy {
     /// Starts the proxy with UDP and TCP on one free port, the admin HTTP on another, plus
-    /// `extra` flags; returns once `/readyz` answers.
+    /// `extra` flags; returns once `/readyz` answers. A port is free when chosen but another
+    /// test may take it before the proxy binds it; then the proxy exits saying so, and it is
+    /// started again on other ports (up to five times).
     pub fn start(program: &str, extra: &[&str]) -> Proxy {
-        let port = free_port();
-        let http_port = free_port();
-        let sip: SocketAddr = format!("127.0.0.1:{port}")
-            .parse()
-            .unwrap_or_else(|_| unreachable!());
-        let http: SocketAddr = format!("127.0.0.1:{http_port}")
-            .parse()
-            .unwrap_or_else(|_| unreachable!());
-        let mut args = vec![
-            "--listen".to_string(),
-            format!("udp:{sip}"),
-            "--listen".to_string(),
-            format!("tcp:{sip}"),
-            "--http".to_string(),
-            http.to_string(),
-            "--workers".to_string(),
-            "2".to_string(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        Self::start_with_args(program, sip, http, args)
+        let mut last_failure = String::new();
+        for _ in 0..5 {
+            let sip = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            let mut args = vec![
+                "--listen".to_string(),
+                format!("udp:{sip}"),
+                "--listen".to_string(),
+                format!("tcp:{sip}"),
+                "--http".to_string(),
+                http.to_string(),
+                "--workers".to_string(),
+                "2".to_string(),
+            ];
+            args.extend(extra.iter().map(|s| s.to_string()));
+            match Self::try_start(program, sip, http, args) {
+                Ok(proxy) => return proxy,
+                Err(failure) if failure.contains("in use") => last_failure = failure,
+                Err(failure) => panic!("dialtone-proxy did not start: {failure}"),
+            }
+        }
+        panic!("dialtone-proxy found no free ports in five tries: {last_failure}");
     }
 
     /// Starts (or restarts) with exactly `args`.
@@ -193,17 +197,42 @@ impl Proxy {
         http: SocketAddr,
         args: Vec<String>,
     ) -> Proxy {
-        let process = Process::start(program, &args, "proxy");
+        Self::try_start(program, sip, http, args)
+            .unwrap_or_else(|failure| panic!("dialtone-proxy did not start: {failure}"))
+    }
+
+    /// Starts and waits for `/readyz`; when the process exits first (or 15 s pass), the error
+    /// is what it logged.
+    fn try_start(
+        program: &str,
+        sip: SocketAddr,
+        http: SocketAddr,
+        args: Vec<String>,
+    ) -> Result<Proxy, String> {
+        let mut process = Process::start(program, &args, "proxy");
+        let mut exited = false;
         let ready = wait_until(Duration::from_secs(15), || {
-            http_get(http, "/readyz").is_some()
+            exited = matches!(process.child.try_wait(), Ok(Some(_)));
+            exited || http_get(http, "/readyz").is_some()
         });
-        assert!(ready, "dialtone-proxy did not become ready on {http}");
-        Proxy {
-            process,
-            sip,
-            http,
-            args,
+        if ready && !exited {
+            return Ok(Proxy {
+                process,
+                sip,
+                http,
+                args,
+            });
         }
+        let log = process
+            .log
+            .as_ref()
+            .and_then(|log| std::fs::read_to_string(log).ok())
+            .unwrap_or_default();
+        Err(format!(
+            "{} on {http}: {}",
+            if exited { "exited" } else { "not ready" },
+            log.lines().last().unwrap_or("(no output)")
+        ))
     }
 }
 
