@@ -190,15 +190,10 @@ fn next_hops_in_other_domains_follow_naptr_srv_and_a_records() {
 
     // NAPTR: SIP+D2T → the TCP SRV → b.naptr.test → 127.0.0.3 over TCP.
     caller.send(options(&caller, "sip:9000@naptr.test", "dns-naptr").as_bytes());
-    let (accepted_tx, accepted) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = accepted_tx.send(tcp_callee.accept());
-    });
-    let (accepted, _) = accepted
-        .recv_timeout(WAIT)
-        .expect("the proxy connects to the TCP callee that NAPTR and SRV name")
-        .expect("accept");
-    let mut b = TcpPeer::accepted(accepted);
+    let mut b = accept_within(
+        tcp_callee,
+        "the proxy connects to the TCP callee that NAPTR and SRV name",
+    );
     let forwarded = b.expect_request("OPTIONS", "OPTIONS at the TCP callee");
     assert_eq!(
         forwarded.request_uri().as_deref(),
@@ -240,15 +235,7 @@ fn next_hops_in_other_domains_follow_naptr_srv_and_a_records() {
         )
         .as_bytes(),
     );
-    let (backup_tx, backup) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = backup_tx.send(backup_callee.accept());
-    });
-    let (stream, _) = backup
-        .recv_timeout(WAIT)
-        .expect("the proxy moves on to the backup SRV target")
-        .expect("accept");
-    let mut backup = TcpPeer::accepted(stream);
+    let mut backup = accept_within(backup_callee, "the proxy moves on to the backup SRV target");
     let forwarded = backup.expect_request("OPTIONS", "OPTIONS at the backup target");
     backup.send(respond_like("SIP/2.0 200 OK\r\n\r\n", &forwarded, Some("e")).as_bytes());
     caller.expect_status(200, "200 from the backup target, not a 503");

@@ -353,6 +353,22 @@ pub(crate) mod tests {
         }
     }
 
+    /// The key, port and transport of the DNS resolution `actions` ask for.
+    fn resolution(actions: &[Action]) -> (TransactionKey, Option<u16>, Option<TransportKind>) {
+        actions
+            .iter()
+            .find_map(|a| match a {
+                Action::Resolve {
+                    key,
+                    port,
+                    transport,
+                    ..
+                } => Some((key.clone(), *port, *transport)),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no resolution asked for: {actions:?}"))
+    }
+
     fn sends(actions: &[Action]) -> Vec<(Destination, Bytes)> {
         actions
             .iter()
@@ -474,13 +490,7 @@ pub(crate) mod tests {
         let source = udp_from("127.0.0.2:5062");
         let actions =
             core.handle_message(now, SystemTime::now(), source, Bytes::from_static(request));
-        let Some(Action::Resolve { key, .. }) = actions
-            .iter()
-            .find(|a| matches!(a, Action::Resolve { .. }))
-            .cloned()
-        else {
-            panic!("no resolution asked for: {actions:?}");
-        };
+        let (key, _, _) = resolution(&actions);
         let first: SocketAddr = "192.0.2.1:5060".parse().unwrap();
         let second: SocketAddr = "192.0.2.2:5060".parse().unwrap();
         let sent = sends(&core.handle_resolved(now, &key, TransportKind::Tcp, &[first, second]));
@@ -521,18 +531,7 @@ pub(crate) mod tests {
         let source = udp_from("127.0.0.2:5062");
         let actions =
             core.handle_message(now, SystemTime::now(), source, Bytes::from_static(request));
-        let Some(Action::Resolve {
-            key,
-            port,
-            transport,
-            ..
-        }) = actions
-            .iter()
-            .find(|a| matches!(a, Action::Resolve { .. }))
-            .cloned()
-        else {
-            panic!("no resolution asked for: {actions:?}");
-        };
+        let (key, port, transport) = resolution(&actions);
         // The URI gave neither, so RFC 3263 may pick both.
         assert_eq!((port, transport), (None, None));
         let actions = core.handle_resolved(now, &key, TransportKind::Udp, &[]);

@@ -388,6 +388,20 @@ impl TcpPeer {
     }
 }
 
+/// The first connection the proxy opens to `listener` within [`WAIT`], as a peer; panics with
+/// `what` when none comes.
+pub fn accept_within(listener: std::net::TcpListener, what: &str) -> TcpPeer {
+    let (accepted_tx, accepted) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = accepted_tx.send(listener.accept());
+    });
+    let (stream, _) = accepted
+        .recv_timeout(WAIT)
+        .unwrap_or_else(|_| panic!("{what}: no connection"))
+        .expect("accept");
+    TcpPeer::accepted(stream)
+}
+
 /// Sets Content-Length to the body's real length (adds it when missing).
 pub fn fix_content_length(message: &str) -> String {
     let (head, body) = message.split_once("\r\n\r\n").unwrap_or((message, ""));
