@@ -75,6 +75,8 @@ pub struct ProxyMetrics {
     pub calls_active: IntGauge,
     pub calls_completed: IntCounter,
     pub retransmissions: IntCounter,
+    /// Requests sent on to the next address DNS gave because the one tried failed.
+    pub failovers: IntCounter,
     pub parse_errors: IntCounterVec,
     pub socket_errors: IntCounterVec,
     pub tcp_connections: IntGauge,
@@ -211,6 +213,11 @@ impl ProxyMetrics {
             "dialtone_proxy_retransmissions_total",
             "Requests and responses retransmitted by the proxy's transactions.",
         );
+        let failovers = counter(
+            "dialtone_proxy_failovers_total",
+            "Requests sent on to the next address DNS gave (RFC 3263 section 4.3) because the \
+             one tried was unreachable, did not answer, or answered 503.",
+        );
         let parse_errors = counter_vec(
             &registry,
             "dialtone_proxy_parse_errors_total",
@@ -259,6 +266,7 @@ impl ProxyMetrics {
             calls_active,
             calls_completed,
             retransmissions,
+            failovers,
             parse_errors,
             socket_errors,
             tcp_connections,

@@ -1,8 +1,8 @@
 //! Next hops in other domains found through DNS (RFC 3263 section 4), against a DNS server of
 //! the test's own (hickory-server, in memory, on loopback) that the proxy is pointed at with
 //! `--dns`: NAPTR chooses TCP even where a UDP SRV record exists; SRV alone gives the port;
-//! an explicit port in the URI asks for the address only; a target that refuses gives way to
-//! the next SRV target; a name nobody knows gets 503.
+//! an explicit port in the URI asks for the address only; a target that refuses, answers 503
+//! or does not answer at all gives way to the next SRV target; a name nobody knows gets 503.
 
 mod proxy_support;
 
@@ -245,4 +245,95 @@ fn next_hops_in_other_domains_follow_naptr_srv_and_a_records() {
     caller.expect_status(503, "503 for a name that does not resolve");
 
     decoy.expect_nothing("the decoy SRV targets");
+}
+
+#[test]
+fn udp_next_hops_that_answer_503_or_nothing_give_way_to_the_next_srv_target() {
+    // RFC 3261 section 21.5.4 (a 503 asks for an alternate server) and RFC 3263 section 4.3
+    // (a timeout is a failure like a refused connection). T1 is 10 ms so that Timer F, 64 * T1,
+    // passes in 640 ms.
+    let mut busy = UdpPeer::bind("127.0.0.10", "127.0.0.1:9".parse().unwrap());
+    let mut after_busy = UdpPeer::bind("127.0.0.11", "127.0.0.1:9".parse().unwrap());
+    let mut silent = UdpPeer::bind("127.0.0.12", "127.0.0.1:9".parse().unwrap());
+    let mut after_silent = UdpPeer::bind("127.0.0.13", "127.0.0.1:9".parse().unwrap());
+    let target = |priority: u16, peer: &UdpPeer, host: &str| {
+        RData::SRV(SRV::new(priority, 10, peer.addr().port(), name(host)))
+    };
+    let dns = dns_server(vec![
+        (
+            "busy.test.",
+            vec![
+                (
+                    "_sip._udp.busy.test.".into(),
+                    target(10, &busy, "a.busy.test."),
+                ),
+                (
+                    "_sip._udp.busy.test.".into(),
+                    target(20, &after_busy, "b.busy.test."),
+                ),
+                ("a.busy.test.".into(), a("127.0.0.10")),
+                ("b.busy.test.".into(), a("127.0.0.11")),
+            ],
+        ),
+        (
+            "silent.test.",
+            vec![
+                (
+                    "_sip._udp.silent.test.".into(),
+                    target(10, &silent, "a.silent.test."),
+                ),
+                (
+                    "_sip._udp.silent.test.".into(),
+                    target(20, &after_silent, "b.silent.test."),
+                ),
+                ("a.silent.test.".into(), a("127.0.0.12")),
+                ("b.silent.test.".into(), a("127.0.0.13")),
+            ],
+        ),
+    ]);
+    let dns_flag = dns.to_string();
+    let proxy = Proxy::start(PROXY, &["--dns", &dns_flag, "--t1-ms", "10"]);
+    let mut caller = UdpPeer::bind("127.0.0.2", proxy.sip);
+
+    // The preferred target answers 503: the backup gets the request in a new branch.
+    caller.send(options(&caller, "sip:9000@busy.test", "dns-busy").as_bytes());
+    let first = busy.expect_request("OPTIONS", "OPTIONS at the preferred target");
+    busy.send_to(
+        respond_like("SIP/2.0 503 Service Unavailable\r\n\r\n", &first, Some("f")).as_bytes(),
+        proxy.sip,
+    );
+    let second = after_busy.expect_request("OPTIONS", "OPTIONS at the backup after a 503");
+    assert_ne!(
+        via_branch(&second.vias()[0]),
+        via_branch(&first.vias()[0]),
+        "a new transaction for the backup"
+    );
+    after_busy.send_to(
+        respond_like("SIP/2.0 200 OK\r\n\r\n", &second, Some("g")).as_bytes(),
+        proxy.sip,
+    );
+    caller.expect_status(200, "the backup's 200, not the 503");
+
+    // The preferred target never answers: once Timer F fires, the backup gets the request.
+    caller.send(options(&caller, "sip:9000@silent.test", "dns-silent").as_bytes());
+    let first = silent.expect_request("OPTIONS", "OPTIONS at the silent target");
+    let second = after_silent.expect_request("OPTIONS", "OPTIONS at the backup after Timer F");
+    assert_ne!(
+        via_branch(&second.vias()[0]),
+        via_branch(&first.vias()[0]),
+        "a new transaction for the backup"
+    );
+    after_silent.send_to(
+        respond_like("SIP/2.0 200 OK\r\n\r\n", &second, Some("h")).as_bytes(),
+        proxy.sip,
+    );
+    caller.expect_status(200, "the backup's 200, not a 408");
+
+    let metrics = dialtone_e2e::http_get(proxy.http, "/metrics").expect("/metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.trim() == "dialtone_proxy_failovers_total 2"),
+        "both failovers counted"
+    );
 }

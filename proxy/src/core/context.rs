@@ -127,6 +127,9 @@ struct Branch {
     provisional_seen: bool,
     final_status: Option<u16>,
     final_response: Option<Bytes>,
+    /// The final was written by the proxy (408 on a timeout, 503 on a transport error), not
+    /// received from the next hop.
+    final_is_ours: bool,
     cancel_wanted: bool,
     /// Boxed: most branches are never cancelled, and the machine is larger than the rest of
     /// the branch.
@@ -140,14 +143,25 @@ pub(crate) struct PendingBranch {
     pub request: Bytes,
 }
 
-/// The addresses left to try for a resolved next hop when sending to one fails at the
-/// transport (RFC 3263 section 4.3: "the client SHOULD try the next element"), and the keys of
-/// the branches given up for them (the core drops them from its index).
+/// The addresses left to try for a resolved next hop when the one tried fails (RFC 3263
+/// section 4.3: "the client SHOULD try the next element"), and the keys of the branches given
+/// up for them (the core drops them from its index).
 #[derive(Debug, Default)]
 struct Failover {
     next: std::collections::VecDeque<Destination>,
     retired: Vec<TransactionKey>,
     attempts: u32,
+}
+
+/// Why a branch's next hop is given up for the next address DNS gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailoverCause {
+    /// The transport could not send the request (RFC 3261 section 18.4).
+    Unreachable,
+    /// Timer B or F fired: no response at all.
+    Timeout,
+    /// It answered 503 (Service Unavailable).
+    Unavailable,
 }
 
 /// `request` with its top Via's branch parameter `old` replaced by `new`: the first occurrence
@@ -391,6 +405,24 @@ impl ProxyTransaction {
         request: Bytes,
         actions: &mut Vec<Action>,
     ) {
+        let branch = self.new_branch(now, core, destination, branch_id, request);
+        // Exact growth: a Vec's first push reserves room for four branches, and nearly every
+        // request has one; the spare room would be held for the whole transaction.
+        self.branches.reserve_exact(1);
+        self.branches.push(branch);
+        self.drain(now, core, actions);
+    }
+
+    /// A branch with its client transaction started (its request waiting in the machine to be
+    /// sent by the next `drain`), its key noted for the core's index.
+    fn new_branch(
+        &mut self,
+        now: Instant,
+        core: &ProxyCore,
+        destination: Destination,
+        branch_id: &str,
+        request: Bytes,
+    ) -> Branch {
         let key = TransactionKey::client(branch_id, &self.method);
         let transport = transport_of(destination.transport);
         let client = if self.is_invite {
@@ -412,10 +444,7 @@ impl ProxyTransaction {
             .is_invite
             .then(|| TimerC::new(now, core.timers.timer_c));
         self.new_branch_keys.push(key.clone());
-        // Exact growth: a Vec's first push reserves room for four branches, and nearly every
-        // request has one; the spare room would be held for the whole transaction.
-        self.branches.reserve_exact(1);
-        self.branches.push(Branch {
+        Branch {
             key,
             branch_id: branch_id.to_string(),
             destination,
@@ -425,10 +454,10 @@ impl ProxyTransaction {
             provisional_seen: false,
             final_status: None,
             final_response: None,
+            final_is_ours: false,
             cancel_wanted: false,
             cancel: None,
-        });
-        self.drain(now, core, actions);
+        }
     }
 
     /// Keeps a branch whose destination is being resolved.
@@ -508,29 +537,36 @@ impl ProxyTransaction {
         let Some(index) = self.branches.iter().position(|b| &b.key == key) else {
             return;
         };
-        if self.fail_over(now, core, index, actions) {
-            return;
-        }
-        let branch = &mut self.branches[index];
-        match &mut branch.client {
-            ClientTx::Invite(t) => t.handle_transport_error(now),
-            ClientTx::NonInvite(t) => t.handle_transport_error(now),
+        if !self.fail_over(now, core, index, FailoverCause::Unreachable) {
+            let branch = &mut self.branches[index];
+            match &mut branch.client {
+                ClientTx::Invite(t) => t.handle_transport_error(now),
+                ClientTx::NonInvite(t) => t.handle_transport_error(now),
+            }
         }
         self.drain(now, core, actions);
     }
 
-    /// Replaces branch `index`, whose request could not be sent, by one to the next address
-    /// DNS gave; false when there is none, or the branch has heard anything, or the request
-    /// was cancelled.
+    /// Sends the request of branch `index`, which failed for `cause`, to the next address DNS
+    /// gave for its next hop, in a new branch whose id is the old one with a count appended
+    /// (RFC 3263 section 4.3 asks for a new transaction). False when there is no address left,
+    /// the request was cancelled or answered upstream, or (unless it answered 503) the branch
+    /// has heard anything. The new branch's request is sent by the next `drain`.
+    ///
+    /// An unreachable or silent branch is replaced in place and its key retired: its client
+    /// transaction is over. A branch that answered 503 stays, so that its transaction still absorbs (and,
+    /// for an INVITE, acknowledges) retransmissions of that 503, and the 503 still counts in
+    /// the choice of the best response if every other address fails too.
     fn fail_over(
         &mut self,
         now: Instant,
         core: &ProxyCore,
         index: usize,
-        actions: &mut Vec<Action>,
+        cause: FailoverCause,
     ) -> bool {
         let branch = &self.branches[index];
-        if self.cancelled || branch.provisional_seen || branch.final_status.is_some() {
+        let heard = branch.provisional_seen || branch.final_status.is_some();
+        if self.cancelled || self.final_sent || (cause != FailoverCause::Unavailable && heard) {
             return false;
         }
         let Some(failover) = self.failover.as_deref_mut() else {
@@ -544,11 +580,20 @@ impl ProxyTransaction {
         let Some(request) = with_branch(&branch.request, &branch.branch_id, &branch_id) else {
             return false;
         };
-        let failed = self.branches.remove(index);
-        if let Some(failover) = self.failover.as_deref_mut() {
-            failover.retired.push(failed.key);
+        core.metrics.failovers.inc();
+        let replacement = self.new_branch(now, core, next, &branch_id, request);
+        match cause {
+            FailoverCause::Unavailable => {
+                self.branches.reserve_exact(1);
+                self.branches.push(replacement);
+            }
+            FailoverCause::Unreachable | FailoverCause::Timeout => {
+                let failed = std::mem::replace(&mut self.branches[index], replacement);
+                if let Some(failover) = self.failover.as_deref_mut() {
+                    failover.retired.push(failed.key);
+                }
+            }
         }
-        self.add_branch(now, core, next, &branch_id, request, actions);
         true
     }
 
@@ -665,6 +710,7 @@ impl ProxyTransaction {
             .build();
         branch.final_status = Some(status);
         branch.final_response = Some(Bytes::from(synthetic));
+        branch.final_is_ours = true;
         if let Some(tc) = &mut branch.timer_c {
             tc.stop();
         }
@@ -725,7 +771,13 @@ impl ProxyTransaction {
                     }
                 }
             }
-            Event::Timeout { .. } => self.branch_failed(now, core, index, 408),
+            Event::Timeout { .. } => {
+                // Timer B or F: nothing came back (RFC 3263 section 4.3 treats a timeout like
+                // a transport failure).
+                if !self.fail_over(now, core, index, FailoverCause::Timeout) {
+                    self.branch_failed(now, core, index, 408);
+                }
+            }
             Event::TransportError => self.branch_failed(now, core, index, 503),
             Event::AckForTu | Event::Terminated => {}
         }
@@ -780,6 +832,10 @@ impl ProxyTransaction {
             _ => {
                 branch.final_status = Some(status);
                 branch.final_response = Some(response);
+                // RFC 3261 section 21.5.4: a 503 sends the request to an alternate server.
+                if status == 503 && self.fail_over(now, core, index, FailoverCause::Unavailable) {
+                    return;
+                }
                 if status >= 600 && self.is_invite {
                     for other in 0..self.branches.len() {
                         if other != index {
@@ -816,16 +872,27 @@ impl ProxyTransaction {
         let best = self
             .branches
             .iter()
-            .filter_map(|b| Some((b.final_status?, b.final_response.clone()?)))
-            .min_by_key(|(status, _)| rank(*status));
-        if let Some((status, response)) = best {
-            let response = if matches!(status, 401 | 407) {
-                self.with_every_challenge(&response).unwrap_or(response)
-            } else {
-                response
-            };
-            self.relay(now, core, status, &response);
+            .filter(|b| b.final_status.is_some())
+            .min_by_key(|b| b.final_status.map(rank));
+        let Some(best) = best else { return };
+        let (Some(status), Some(response)) = (best.final_status, best.final_response.clone())
+        else {
+            return;
+        };
+        if status == 503 && !best.final_is_ours {
+            // RFC 3261 section 16.7 step 6: a 503 from the next hop says that hop is out of
+            // service, not this proxy; passed on, it would send the caller to another proxy.
+            if let Some(response) = server_error_for(&best.request, &core.to_tag) {
+                self.relay(now, core, 500, &response);
+                return;
+            }
         }
+        let response = if matches!(status, 401 | 407) {
+            self.with_every_challenge(&response).unwrap_or(response)
+        } else {
+            response
+        };
+        self.relay(now, core, status, &response);
     }
 
     /// RFC 3261 section 16.7 step 7: a 401 or 407 chosen as the best response goes upstream
@@ -959,6 +1026,16 @@ fn rank(status: u16) -> u32 {
         408 => 7,
         _ => 8,
     }
+}
+
+/// A 500 (Server Internal Error) for a branch's `request`, as if its next hop had sent it
+/// (our Via on top, for `relay` to remove).
+fn server_error_for(request: &[u8], to_tag: &str) -> Option<Bytes> {
+    let request = Message::parse(request).ok()?;
+    let response = ResponseBuilder::for_request(&request, 500, "Server Internal Error")
+        .to_tag(to_tag)
+        .build();
+    Some(Bytes::from(response))
 }
 
 /// The request with its top Via's transport set to TCP and Content-Length ensured.

@@ -523,6 +523,144 @@ pub(crate) mod tests {
         assert!(sent[0].1.starts_with(b"SIP/2.0 503"), "{sent:?}");
     }
 
+    /// The branch id of the top Via of `bytes`.
+    fn top_branch(bytes: &[u8]) -> String {
+        let message = Message::parse(bytes).unwrap();
+        let via = message.top_via().unwrap();
+        via.branch().unwrap().to_string()
+    }
+
+    /// The transaction timer `actions` arm, if any.
+    fn armed(actions: &[Action]) -> Option<(TimerId, Instant)> {
+        actions.iter().find_map(|a| match a {
+            Action::Arm { id, at, .. } => Some((id.clone(), *at)),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn a_next_hop_that_never_answers_gives_way_to_the_next_address_when_timer_f_fires() {
+        // RFC 3263 section 4.3: a timeout counts like a transport failure; the caller gets
+        // the 408 only when every address has timed out.
+        let core = core();
+        let request = b"OPTIONS sip:user@far.example SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKft1\r\nMax-Forwards: 70\r\nFrom: <sip:a@127.0.0.2>;tag=1\r\nTo: <sip:user@far.example>\r\nCall-ID: ft1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+        let now = Instant::now();
+        let source = udp_from("127.0.0.2:5062");
+        let actions =
+            core.handle_message(now, SystemTime::now(), source, Bytes::from_static(request));
+        let (key, _, _) = resolution(&actions);
+        let first: SocketAddr = "192.0.2.1:5060".parse().unwrap();
+        let second: SocketAddr = "192.0.2.2:5060".parse().unwrap();
+        let actions = core.handle_resolved(now, &key, TransportKind::Udp, &[first, second]);
+        let sent = sends(&actions);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0.addr, first);
+        let to_first = sent[0].1.clone();
+
+        // Timer F (64 * T1 = 32 s) passes without a word from the first address.
+        let (id, _) = armed(&actions).expect("a timer for the branch");
+        let later = now + std::time::Duration::from_secs(33);
+        let actions = core.handle_timer(later, &id);
+        let sent = sends(&actions);
+        let to_second: Vec<_> = sent.iter().filter(|(to, _)| to.addr == second).collect();
+        assert_eq!(
+            to_second.len(),
+            1,
+            "the next address gets the request: {sent:?}"
+        );
+        assert_ne!(
+            top_branch(&to_second[0].1),
+            top_branch(&to_first),
+            "a new branch"
+        );
+        assert!(
+            sent.iter().all(|(to, _)| to.addr != source.addr),
+            "no 408 while an address is left: {sent:?}"
+        );
+        assert_eq!(core.metrics().failovers.get(), 1);
+
+        // The second address is silent too: now the caller gets the 408.
+        let (id, _) = armed(&actions).expect("a timer for the new branch");
+        let actions = core.handle_timer(later + std::time::Duration::from_secs(33), &id);
+        let replies: Vec<_> = sends(&actions)
+            .into_iter()
+            .filter(|(to, _)| to.addr == source.addr)
+            .collect();
+        assert_eq!(replies.len(), 1, "{actions:?}");
+        assert!(replies[0].1.starts_with(b"SIP/2.0 408"), "{replies:?}");
+    }
+
+    #[test]
+    fn a_503_sends_the_invite_to_the_next_address_and_a_503_from_every_address_goes_up_as_500() {
+        // RFC 3261 section 21.5.4: a 503 asks for an alternate server. Section 16.7 step 6:
+        // a 503 chosen as the best response goes upstream as 500, since it is the next hop
+        // that is out of service, not this proxy.
+        let core = core();
+        let invite = b"INVITE sip:user@far.example SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKfu1\r\nMax-Forwards: 70\r\nFrom: <sip:a@127.0.0.2>;tag=1\r\nTo: <sip:user@far.example>\r\nCall-ID: fu1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let caller = udp_from("127.0.0.2:5062");
+        let actions = core.handle_message(now, wall, caller, Bytes::from_static(invite));
+        let (key, _, _) = resolution(&actions);
+        let first: SocketAddr = "192.0.2.1:5060".parse().unwrap();
+        let second: SocketAddr = "192.0.2.2:5060".parse().unwrap();
+        let sent = sends(&core.handle_resolved(now, &key, TransportKind::Udp, &[first, second]));
+        assert_eq!(sent.len(), 1);
+        let to_first = sent[0].1.clone();
+        let from = |addr: SocketAddr| Source {
+            transport: TransportKind::Udp,
+            addr,
+            local: caller.local,
+        };
+        let unavailable = answer(&to_first, "503 Service Unavailable", "u1", &[]);
+
+        let sent = sends(&core.handle_message(now, wall, from(first), unavailable.clone()));
+        let at = |addr: SocketAddr, method: &str| -> Vec<Bytes> {
+            sent.iter()
+                .filter(|(to, b)| to.addr == addr && b.starts_with(method.as_bytes()))
+                .map(|(_, b)| b.clone())
+                .collect()
+        };
+        assert_eq!(
+            at(first, "ACK").len(),
+            1,
+            "the 503 is acknowledged: {sent:?}"
+        );
+        let to_second = at(second, "INVITE");
+        assert_eq!(
+            to_second.len(),
+            1,
+            "the next address gets the INVITE: {sent:?}"
+        );
+        assert_ne!(
+            top_branch(&to_second[0]),
+            top_branch(&to_first),
+            "a new branch"
+        );
+        assert!(
+            sent.iter().all(|(to, _)| to.addr != caller.addr),
+            "nothing upstream yet: {sent:?}"
+        );
+
+        // The first address repeats its 503 (our ACK was lost): absorbed and acknowledged
+        // again by the branch that stayed for it.
+        let sent = sends(&core.handle_message(now, wall, from(first), unavailable));
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert!(sent[0].1.starts_with(b"ACK") && sent[0].0.addr == first);
+
+        let unavailable = answer(&to_second[0], "503 Service Unavailable", "u2", &[]);
+        let sent = sends(&core.handle_message(now, wall, from(second), unavailable));
+        let upstream: Vec<_> = sent
+            .iter()
+            .filter(|(to, _)| to.addr == caller.addr)
+            .collect();
+        assert_eq!(upstream.len(), 1, "{sent:?}");
+        let reply = Message::parse(&upstream[0].1).unwrap();
+        assert_eq!(reply.status(), Some(500));
+        assert_eq!(reply.vias().count(), 1, "our Via removed");
+        assert_eq!(reply.top_via().unwrap().branch(), Some("z9hG4bKfu1"));
+    }
+
     #[test]
     fn a_request_whose_next_hop_does_not_resolve_gets_a_503_and_leaves_nothing_behind() {
         let core = core();
