@@ -2,7 +2,8 @@
 //! the test's own (hickory-server, in memory, on loopback) that the proxy is pointed at with
 //! `--dns`: NAPTR chooses TCP even where a UDP SRV record exists; SRV alone gives the port;
 //! an explicit port in the URI asks for the address only; a target that refuses, answers 503
-//! or does not answer at all gives way to the next SRV target; a name nobody knows gets 503.
+//! or does not answer at all gives way to the next SRV target, and one whose 503 asked for a
+//! pause (Retry-After) is skipped meanwhile; a name nobody knows gets 503.
 
 mod proxy_support;
 
@@ -248,8 +249,10 @@ fn next_hops_in_other_domains_follow_naptr_srv_and_a_records() {
 }
 
 #[test]
-fn udp_next_hops_that_answer_503_or_nothing_give_way_to_the_next_srv_target() {
-    // RFC 3261 section 21.5.4 (a 503 asks for an alternate server) and RFC 3263 section 4.3
+fn udp_next_hops_that_answer_503_or_nothing_give_way_to_the_next_srv_target_and_a_retry_after_is_honoured(
+) {
+    // RFC 3261 section 21.5.4 (a 503 asks for an alternate server, and its Retry-After for a
+    // pause in new requests) and RFC 3263 section 4.3
     // (a timeout is a failure like a refused connection). T1 is 10 ms so that Timer F, 64 * T1,
     // passes in 640 ms.
     let mut busy = UdpPeer::bind("127.0.0.10", "127.0.0.1:9".parse().unwrap());
@@ -299,7 +302,12 @@ fn udp_next_hops_that_answer_503_or_nothing_give_way_to_the_next_srv_target() {
     caller.send(options(&caller, "sip:9000@busy.test", "dns-busy").as_bytes());
     let first = busy.expect_request("OPTIONS", "OPTIONS at the preferred target");
     busy.send_to(
-        respond_like("SIP/2.0 503 Service Unavailable\r\n\r\n", &first, Some("f")).as_bytes(),
+        respond_like(
+            "SIP/2.0 503 Service Unavailable\r\nRetry-After: 300\r\n\r\n",
+            &first,
+            Some("f"),
+        )
+        .as_bytes(),
         proxy.sip,
     );
     let second = after_busy.expect_request("OPTIONS", "OPTIONS at the backup after a 503");
@@ -313,6 +321,16 @@ fn udp_next_hops_that_answer_503_or_nothing_give_way_to_the_next_srv_target() {
         proxy.sip,
     );
     caller.expect_status(200, "the backup's 200, not the 503");
+
+    // For the next 300 s (its Retry-After), new requests skip the target that answered 503.
+    caller.send(options(&caller, "sip:9000@busy.test", "dns-busy-again").as_bytes());
+    let again = after_busy.expect_request("OPTIONS", "OPTIONS straight at the backup");
+    after_busy.send_to(
+        respond_like("SIP/2.0 200 OK\r\n\r\n", &again, Some("g2")).as_bytes(),
+        proxy.sip,
+    );
+    caller.expect_status(200, "the backup's 200");
+    busy.expect_nothing("the target that asked for a pause");
 
     // The preferred target never answers: once Timer F fires, the backup gets the request.
     caller.send(options(&caller, "sip:9000@silent.test", "dns-silent").as_bytes());

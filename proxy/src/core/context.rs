@@ -832,9 +832,16 @@ impl ProxyTransaction {
             _ => {
                 branch.final_status = Some(status);
                 branch.final_response = Some(response);
-                // RFC 3261 section 21.5.4: a 503 sends the request to an alternate server.
-                if status == 503 && self.fail_over(now, core, index, FailoverCause::Unavailable) {
-                    return;
+                // RFC 3261 section 21.5.4: a 503 sends the request to an alternate server,
+                // and its Retry-After keeps other requests away from this one meanwhile.
+                if status == 503 {
+                    if let Some(seconds) = branch.final_response.as_deref().and_then(retry_after) {
+                        core.unavailable
+                            .pause(branch.destination.addr, seconds, now);
+                    }
+                    if self.fail_over(now, core, index, FailoverCause::Unavailable) {
+                        return;
+                    }
                 }
                 if status >= 600 && self.is_invite {
                     for other in 0..self.branches.len() {
@@ -1026,6 +1033,12 @@ fn rank(status: u16) -> u32 {
         408 => 7,
         _ => 8,
     }
+}
+
+/// The delta-seconds of a response's Retry-After, if it has a valid one.
+fn retry_after(response: &[u8]) -> Option<u64> {
+    let response = Message::parse(response).ok()?;
+    super::unavailable::retry_after_seconds(response.header_value_by_name("Retry-After")?)
 }
 
 /// A 500 (Server Internal Error) for a branch's `request`, as if its next hop had sent it

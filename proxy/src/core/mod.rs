@@ -25,6 +25,8 @@ pub mod reply;
 mod request;
 mod response;
 pub mod route;
+mod unavailable;
+pub use unavailable::UnavailableHops;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -128,6 +130,8 @@ pub struct ProxyCore {
     pub(crate) branches: DashMap<TransactionKey, TransactionKey>,
     /// A random To tag for the proxy's own responses (RFC 3261 section 8.2.6.2).
     pub(crate) to_tag: String,
+    /// Next hops that answered 503 with Retry-After, skipped until it has passed.
+    pub(crate) unavailable: UnavailableHops,
 }
 
 impl std::fmt::Debug for ProxyCore {
@@ -168,6 +172,7 @@ impl ProxyCore {
             servers: DashMap::new(),
             branches: DashMap::new(),
             to_tag: format!("{:08x}", rand::random::<u32>()),
+            unavailable: UnavailableHops::default(),
         }
     }
 
@@ -271,19 +276,42 @@ impl ProxyCore {
             return actions;
         };
         let mut tx = entry.lock().unwrap_or_else(|p| p.into_inner());
-        match addrs.first() {
-            Some(addr) => {
-                let destination = |addr: &SocketAddr| Destination {
-                    transport,
-                    addr: *addr,
-                };
-                let rest: Vec<Destination> = addrs[1..].iter().map(destination).collect();
-                tx.set_alternates(&rest);
-                tx.start_pending_branch(now, self, destination(addr), &mut actions);
+        // Addresses that asked for a pause (503 with Retry-After) are left out while it lasts.
+        let mut shortest_pause: Option<std::time::Duration> = None;
+        let usable: Vec<Destination> = addrs
+            .iter()
+            .filter(|addr| match self.unavailable.remaining(addr, now) {
+                Some(pause) => {
+                    shortest_pause = Some(shortest_pause.map_or(pause, |p| p.min(pause)));
+                    false
+                }
+                None => true,
+            })
+            .map(|addr| Destination {
+                transport,
+                addr: *addr,
+            })
+            .collect();
+        match usable.split_first() {
+            Some((first, rest)) => {
+                tx.set_alternates(rest);
+                tx.start_pending_branch(now, self, *first, &mut actions);
             }
             None => {
                 tx.abandon_pending();
-                tx.respond_locally(now, self, 503, "Service Unavailable", &[], &mut actions);
+                // Every address is paused: the caller may try again once the first pause ends.
+                let retry_after: Vec<(&str, String)> = shortest_pause
+                    .map(|pause| ("Retry-After", pause.as_secs_f64().ceil().to_string()))
+                    .into_iter()
+                    .collect();
+                tx.respond_locally(
+                    now,
+                    self,
+                    503,
+                    "Service Unavailable",
+                    &retry_after,
+                    &mut actions,
+                );
             }
         }
         self.after(key, &mut tx, &mut actions);
@@ -322,6 +350,7 @@ impl ProxyCore {
 pub(crate) mod tests {
     use super::*;
     use crate::config::{FileConfig, ProxyFlags};
+    use std::time::Duration;
 
     /// A core listening on udp:127.0.0.1:5070, no auth, no store (also for the transport's
     /// tests).
@@ -559,7 +588,7 @@ pub(crate) mod tests {
 
         // Timer F (64 * T1 = 32 s) passes without a word from the first address.
         let (id, _) = armed(&actions).expect("a timer for the branch");
-        let later = now + std::time::Duration::from_secs(33);
+        let later = now + Duration::from_secs(33);
         let actions = core.handle_timer(later, &id);
         let sent = sends(&actions);
         let to_second: Vec<_> = sent.iter().filter(|(to, _)| to.addr == second).collect();
@@ -581,7 +610,7 @@ pub(crate) mod tests {
 
         // The second address is silent too: now the caller gets the 408.
         let (id, _) = armed(&actions).expect("a timer for the new branch");
-        let actions = core.handle_timer(later + std::time::Duration::from_secs(33), &id);
+        let actions = core.handle_timer(later + Duration::from_secs(33), &id);
         let replies: Vec<_> = sends(&actions)
             .into_iter()
             .filter(|(to, _)| to.addr == source.addr)
@@ -659,6 +688,54 @@ pub(crate) mod tests {
         assert_eq!(reply.status(), Some(500));
         assert_eq!(reply.vias().count(), 1, "our Via removed");
         assert_eq!(reply.top_via().unwrap().branch(), Some("z9hG4bKfu1"));
+    }
+
+    #[test]
+    fn a_503_with_retry_after_keeps_new_requests_away_from_that_address_until_it_passes() {
+        // RFC 3261 section 21.5.4: no other requests to that server for the Retry-After.
+        let core = core();
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let caller = udp_from("127.0.0.2:5062");
+        let first: SocketAddr = "192.0.2.1:5060".parse().unwrap();
+        let second: SocketAddr = "192.0.2.2:5060".parse().unwrap();
+        // Sends OPTIONS number `n` at `at`, resolves it to `addrs`, returns what is sent.
+        let options_to = |n: u32, at: Instant, addrs: &[SocketAddr]| {
+            let request = format!("OPTIONS sip:user@far.example SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKra{n}\r\nMax-Forwards: 70\r\nFrom: <sip:a@127.0.0.2>;tag=1\r\nTo: <sip:user@far.example>\r\nCall-ID: ra{n}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n");
+            let actions = core.handle_message(at, wall, caller, Bytes::from(request));
+            let (key, _, _) = resolution(&actions);
+            sends(&core.handle_resolved(at, &key, TransportKind::Udp, addrs))
+        };
+        let sent = options_to(1, now, &[first, second]);
+        assert_eq!(sent[0].0.addr, first);
+        let unavailable = answer(
+            &sent[0].1,
+            "503 Service Unavailable",
+            "u",
+            &["Retry-After: 60 (maintenance)"],
+        );
+        let from_first = Source {
+            transport: TransportKind::Udp,
+            addr: first,
+            local: caller.local,
+        };
+        let sent = sends(&core.handle_message(now, wall, from_first, unavailable));
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0.addr, second, "failover to the second address");
+
+        let sent = options_to(2, now + Duration::from_secs(1), &[first, second]);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0.addr, second, "the paused address is skipped");
+
+        let sent = options_to(3, now + Duration::from_secs(1), &[first]);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0.addr, caller.addr, "nothing left to try");
+        let reply = Message::parse(&sent[0].1).unwrap();
+        assert_eq!(reply.status(), Some(503));
+        assert_eq!(reply.header_value_by_name("Retry-After"), Some("59"));
+
+        let sent = options_to(4, now + Duration::from_secs(61), &[first, second]);
+        assert_eq!(sent[0].0.addr, first, "the pause is over");
     }
 
     #[test]
