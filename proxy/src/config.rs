@@ -76,6 +76,20 @@ impl std::str::FromStr for Listen {
     }
 }
 
+/// How the kernel spreads the datagrams of one UDP listen address over the workers' sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UdpBalance {
+    /// Each datagram to a worker picked at random (a reuseport BPF program), as Kamailio's
+    /// children share one socket: every worker stays busy and warm, and one peer that sends
+    /// everything from one port (a trunk, SIPp) still gets every core. Datagrams of one peer
+    /// may be handled out of their order of arrival, which UDP never promised.
+    Datagram,
+    /// Each peer (address and port) to one worker, by the kernel's hash: a peer's datagrams
+    /// are handled in order, but one busy peer keeps one core, and a worker that only a quiet
+    /// peer reaches answers it from cold caches.
+    Flow,
+}
+
 /// Which requests are challenged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMode {
@@ -134,6 +148,10 @@ pub struct ProxyFlags {
     /// 262144; Linux caps it at `net.core.rmem_max`).
     #[arg(long, value_name = "BYTES")]
     pub udp_receive_buffer: Option<usize>,
+    /// How UDP datagrams are spread over the workers: `datagram` (each to a random worker,
+    /// the default) or `flow` (each peer to one worker, in order).
+    #[arg(long, value_name = "datagram|flow")]
+    pub udp_balance: Option<String>,
     /// Smallest registration interval accepted (423 below it).
     #[arg(long)]
     pub min_expires: Option<u32>,
@@ -189,6 +207,7 @@ pub struct FileConfig {
     pub memory_only: Option<bool>,
     pub workers: Option<usize>,
     pub udp_receive_buffer: Option<usize>,
+    pub udp_balance: Option<String>,
     pub min_expires: Option<u32>,
     pub max_expires: Option<u32>,
     pub t1_ms: Option<u64>,
@@ -215,6 +234,7 @@ pub struct Config {
     pub workers: usize,
     /// SO_RCVBUF asked for each UDP worker socket.
     pub udp_receive_buffer: usize,
+    pub udp_balance: UdpBalance,
     pub min_expires: u32,
     pub max_expires: u32,
     pub t1_ms: u64,
@@ -320,6 +340,23 @@ impl Config {
         if workers == 0 || workers > 64 {
             return Err(invalid("workers", "must be between 1 and 64"));
         }
+        let udp_balance = match flags
+            .udp_balance
+            .clone()
+            .or(file.udp_balance)
+            .unwrap_or_else(|| "datagram".into())
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "datagram" => UdpBalance::Datagram,
+            "flow" => UdpBalance::Flow,
+            other => {
+                return Err(invalid(
+                    "udp-balance",
+                    format!("`{other}` is not datagram or flow"),
+                ))
+            }
+        };
         let udp_receive_buffer = flags
             .udp_receive_buffer
             .or(file.udp_receive_buffer)
@@ -375,6 +412,7 @@ impl Config {
             data_dir,
             workers,
             udp_receive_buffer,
+            udp_balance,
             min_expires,
             max_expires,
             t1_ms,
@@ -461,6 +499,7 @@ mod tests {
         assert_eq!(c.http, "127.0.0.1:8060".parse().unwrap());
         assert_eq!(c.data_dir, Some(PathBuf::from(DEFAULT_DATA_DIR)));
         assert_eq!(c.udp_receive_buffer, DEFAULT_UDP_RECEIVE_BUFFER);
+        assert_eq!(c.udp_balance, UdpBalance::Datagram);
     }
 
     #[test]
@@ -486,7 +525,7 @@ mod tests {
     #[test]
     fn flags_override_the_file() {
         let file: FileConfig = toml::from_str(
-            "auth = \"register\"\ndomain = [\"lab.example\"]\nudp-receive-buffer = 1048576\n",
+            "auth = \"register\"\ndomain = [\"lab.example\"]\nudp-receive-buffer = 1048576\nudp-balance = \"flow\"\n",
         )
         .unwrap();
         let flags = ProxyFlags {
@@ -497,6 +536,7 @@ mod tests {
         assert_eq!(c.auth, AuthMode::All);
         assert_eq!(c.realm, "lab.example");
         assert_eq!(c.udp_receive_buffer, 1_048_576);
+        assert_eq!(c.udp_balance, UdpBalance::Flow);
     }
 
     #[test]
@@ -550,6 +590,13 @@ mod tests {
                     ..Default::default()
                 },
                 "udp-receive-buffer",
+            ),
+            (
+                ProxyFlags {
+                    udp_balance: Some("round-robin".into()),
+                    ..Default::default()
+                },
+                "udp-balance",
             ),
             (
                 ProxyFlags {

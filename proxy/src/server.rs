@@ -9,7 +9,7 @@ use actix::prelude::*;
 use anyhow::Context as _;
 
 use crate::calls::CallTracker;
-use crate::config::{Config, TransportKind};
+use crate::config::{Config, TransportKind, UdpBalance};
 use crate::core::ProxyCore;
 use crate::hep::HepExporter;
 use crate::metrics::ProxyMetrics;
@@ -17,7 +17,7 @@ use crate::registrar::{start_registrar, Flush};
 use crate::trace::{Capture, TraceRecorder};
 use crate::transport::dns::SipResolver;
 use crate::transport::tcp::TcpListenerActor;
-use crate::transport::udp::{bind_reuseport, UdpWorker};
+use crate::transport::udp::{bind_reuseport, spread_each_datagram, UdpWorker};
 use crate::transport::Outbound;
 
 /// The longest an orderly stop may take before the process exits anyway.
@@ -49,9 +49,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .iter()
         .filter(|l| l.transport == TransportKind::Udp)
     {
-        for _ in 0..config.workers {
+        for index in 0..config.workers {
             let socket = bind_reuseport(listen.addr, config.udp_receive_buffer)
                 .with_context(|| format!("listen udp:{}", listen.addr))?;
+            if index == 0 && config.workers > 1 && config.udp_balance == UdpBalance::Datagram {
+                // The program belongs to the group; the sockets bound next join it.
+                if let Err(e) = spread_each_datagram(&socket, config.workers) {
+                    tracing::warn!(addr = %listen.addr, error = %e,
+                        "udp-balance datagram not available; each peer goes to one worker");
+                }
+            }
             if send_socket.is_none() {
                 send_socket = Some(Arc::new(socket.try_clone()?));
             }
@@ -74,6 +81,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tcp_listeners.push(listener);
     }
 
+    // Everything that can fail on a bad setting comes before the registrar starts: an error
+    // returned after it would drop the runtime under a running actor, and actix then panics,
+    // burying the message.
+    let hep = match config.hep {
+        Some(collector) => {
+            Some(HepExporter::new(collector).with_context(|| format!("hep udp:{collector}"))?)
+        }
+        None => None,
+    };
+
     let metrics = ProxyMetrics::new();
     let (location, registrar) =
         start_registrar(config.data_dir.as_deref()).context("opening the registrations store")?;
@@ -91,12 +108,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     outbound.set_core(core.clone(), resolver.clone());
     let recorder =
         (config.trace_calls > 0).then(|| Arc::new(TraceRecorder::new(config.trace_calls)));
-    let hep = match config.hep {
-        Some(collector) => {
-            Some(HepExporter::new(collector).with_context(|| format!("hep udp:{collector}"))?)
-        }
-        None => None,
-    };
     if let Some(capture) = Capture::new(recorder.clone(), hep) {
         outbound.set_capture(capture);
     }

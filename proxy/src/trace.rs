@@ -189,7 +189,11 @@ impl TraceRecorder {
         let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(trace) = calls.by_id.get_mut(&message.call_id) {
             if trace.messages.len() < MAX_MESSAGES_PER_CALL {
-                trace.messages.push(message);
+                // In time order, not in the order of the calls: two workers can handle two
+                // datagrams of one peer in the other order than they arrived (`at` is the
+                // kernel's arrival stamp for those). Nearly always the end of the list.
+                let place = trace.messages.partition_point(|m| m.at_us <= message.at_us);
+                trace.messages.insert(place, message);
             } else {
                 trace.dropped += 1;
             }
@@ -442,6 +446,61 @@ mod tests {
             );
         }
         assert!(recorder.get("kept").is_some());
+    }
+
+    #[test]
+    fn a_message_recorded_late_takes_its_place_by_time() {
+        // Two workers read the ACK and the INVITE that a peer sent in that order; the one
+        // with the INVITE finished first.
+        let recorder = TraceRecorder::new(10);
+        let start = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        let record = |micros: u64, text: &str| {
+            recorder.record(
+                start + std::time::Duration::from_micros(micros),
+                Direction::In,
+                TransportKind::Udp,
+                addr(5060),
+                addr(5062),
+                text.as_bytes(),
+            )
+        };
+        record(
+            0,
+            "INVITE sip:9000@x SIP/2.0\r\nCall-ID: late\r\nCSeq: 1 INVITE\r\n\r\n",
+        );
+        record(
+            30,
+            "INVITE sip:9000@x SIP/2.0\r\nCall-ID: late\r\nCSeq: 2 INVITE\r\n\r\n",
+        );
+        record(
+            20,
+            "ACK sip:9000@x SIP/2.0\r\nCall-ID: late\r\nCSeq: 1 ACK\r\n\r\n",
+        );
+        record(
+            30,
+            "SIP/2.0 100 Trying\r\nCall-ID: late\r\nCSeq: 2 INVITE\r\n\r\n",
+        );
+        let lines: Vec<String> = recorder
+            .get("late")
+            .unwrap()
+            .messages
+            .iter()
+            .map(|m| m.text.lines().nth(2).unwrap_or("").to_string())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "CSeq: 1 INVITE",
+                "CSeq: 1 ACK",
+                "CSeq: 2 INVITE",
+                "CSeq: 2 INVITE"
+            ]
+        );
+        let trace = recorder.get("late").unwrap();
+        assert!(
+            trace.messages[3].first_line.starts_with("SIP/2.0 100"),
+            "ties keep their order"
+        );
     }
 
     #[test]

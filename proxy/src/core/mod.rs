@@ -739,6 +739,37 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_transaction_entered_by_another_worker_first_is_kept() {
+        // Two copies of one request handled at once on two workers: the second to finish must
+        // not replace the first's transaction (whose branches the index points to).
+        let core = core();
+        let now = Instant::now();
+        let request = Bytes::from_static(b"OPTIONS sip:user@192.0.2.9 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKdup1\r\nMax-Forwards: 70\r\nFrom: <sip:a@127.0.0.2>;tag=1\r\nTo: <sip:user@192.0.2.9>\r\nCall-ID: dup1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n");
+        let source = udp_from("127.0.0.2:5062");
+        let reply_to = Destination {
+            transport: TransportKind::Udp,
+            addr: source.addr,
+        };
+        let key = keys::server_key(&Message::parse(&request).unwrap()).unwrap();
+        let copy = || {
+            let tx = ProxyTransaction::new(
+                now,
+                &core,
+                request.clone(),
+                "OPTIONS",
+                reply_to,
+                source.addr,
+            );
+            Arc::new(Mutex::new(tx))
+        };
+        let (first, second) = (copy(), copy());
+        assert!(core.insert_new(&key, &first));
+        assert!(!core.insert_new(&key, &second));
+        let held = core.servers.get(&key).map(|e| e.value().clone()).unwrap();
+        assert!(Arc::ptr_eq(&held, &first));
+    }
+
+    #[test]
     fn a_request_whose_next_hop_does_not_resolve_gets_a_503_and_leaves_nothing_behind() {
         let core = core();
         let request = b"OPTIONS sip:user@nowhere.invalid SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKnx1\r\nMax-Forwards: 70\r\nFrom: <sip:a@127.0.0.2>;tag=1\r\nTo: <sip:user@nowhere.invalid>\r\nCall-ID: nx1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";

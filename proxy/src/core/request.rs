@@ -143,12 +143,33 @@ impl ProxyCore {
             return;
         }
         let entry = Arc::new(Mutex::new(tx));
-        self.servers.insert(key.clone(), entry.clone());
+        if !self.insert_new(&key, &entry) {
+            return;
+        }
         self.metrics
             .transactions_active
             .set(self.servers.len() as i64);
         let mut tx = entry.lock().unwrap_or_else(|p| p.into_inner());
         self.after(&key, &mut tx, actions);
+    }
+
+    /// Enters a new server transaction in the table; false when a copy of the same request,
+    /// handled at the same moment on another worker (UDP datagrams are spread over them),
+    /// entered it first. That one is then the transaction, and what this copy sent is what a
+    /// retransmission would have caused: the same branch id downstream, another 100 Trying.
+    /// Overwriting it instead would orphan the first transaction's branches.
+    pub(super) fn insert_new(
+        &self,
+        key: &TransactionKey,
+        entry: &Arc<Mutex<ProxyTransaction>>,
+    ) -> bool {
+        match self.servers.entry(key.clone()) {
+            dashmap::mapref::entry::Entry::Occupied(_) => false,
+            dashmap::mapref::entry::Entry::Vacant(vacant) => {
+                vacant.insert(entry.clone());
+                true
+            }
+        }
     }
 
     /// Sections 16.3 to 16.6 for a new request with its server transaction.
@@ -897,7 +918,9 @@ impl ProxyCore {
         let mut cancel_tx = ProxyTransaction::new(now, self, raw, "CANCEL", reply_to, source.addr);
         cancel_tx.respond_to(request, now, self, 200, "OK", &[], actions);
         let entry = Arc::new(Mutex::new(cancel_tx));
-        self.servers.insert(key.clone(), entry.clone());
+        if !self.insert_new(key, &entry) {
+            return;
+        }
         {
             let mut cancel_tx = entry.lock().unwrap_or_else(|p| p.into_inner());
             self.after(key, &mut cancel_tx, actions);

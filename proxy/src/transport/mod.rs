@@ -102,6 +102,7 @@ macro_rules! fires_timers {
 }
 pub(crate) use fires_timers;
 
+mod arrival;
 pub mod dns;
 pub mod tcp;
 pub mod timers;
@@ -178,15 +179,22 @@ impl Outbound {
         let _ = self.core.set((core, resolver));
     }
 
+    /// True when messages are captured (call traces or HEP): receivers then ask the kernel
+    /// for arrival times (`arrival.rs`).
+    pub fn captures(&self) -> bool {
+        self.capture.get().is_some()
+    }
+
     /// Turns on message capture (the trace recorder, HEP export).
     pub fn set_capture(&self, capture: Capture) {
         let _ = self.capture.set(capture);
     }
 
     /// Hands a received message to the capture, if any (the receive hooks of the transports).
-    pub fn capture_received(&self, source: &Source, bytes: &[u8]) {
+    /// `arrival`: when the kernel queued it, if known; else now.
+    pub fn capture_received(&self, source: &Source, bytes: &[u8], arrival: Option<SystemTime>) {
         if let Some(capture) = self.capture.get() {
-            let at = wall_now();
+            let at = arrival.unwrap_or_else(wall_now);
             capture.message(
                 at,
                 Direction::In,

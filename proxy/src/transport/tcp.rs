@@ -211,7 +211,7 @@ impl Handler<Read> for TcpConnection {
                         addr: self.peer,
                         local: self.local,
                     };
-                    self.outbound.capture_received(&source, &bytes);
+                    self.outbound.capture_received(&source, &bytes, None);
                     let actions =
                         self.core
                             .handle_message(Instant::now(), wall_now(), source, bytes);
