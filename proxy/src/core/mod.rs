@@ -514,15 +514,18 @@ pub(crate) mod tests {
         // RFC 3263 section 4.3: a transport failure moves on to the next address, in a new
         // branch; only when none is left does the caller get the 503 of RFC 3261 16.9.
         let core = core();
-        let request = b"OPTIONS sip:user@far.example SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKfo1\r\nMax-Forwards: 70\r\nFrom: <sip:a@127.0.0.2>;tag=1\r\nTo: <sip:user@far.example>\r\nCall-ID: fo1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
         let now = Instant::now();
-        let source = udp_from("127.0.0.2:5062");
-        let actions =
-            core.handle_message(now, SystemTime::now(), source, Bytes::from_static(request));
-        let (key, _, _) = resolution(&actions);
-        let first: SocketAddr = "192.0.2.1:5060".parse().unwrap();
-        let second: SocketAddr = "192.0.2.2:5060".parse().unwrap();
-        let sent = sends(&core.handle_resolved(now, &key, TransportKind::Tcp, &[first, second]));
+        let source = udp_from(FAR_CALLER);
+        let (first, second): (SocketAddr, SocketAddr) =
+            (FIRST.parse().unwrap(), SECOND.parse().unwrap());
+        let sent = sends(&to_far_example(
+            &core,
+            "OPTIONS",
+            "fo1",
+            now,
+            TransportKind::Tcp,
+            &[FIRST, SECOND],
+        ));
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].0.addr, first);
         let to_first = sent[0].1.clone();
@@ -567,20 +570,50 @@ pub(crate) mod tests {
         })
     }
 
+    /// The caller of the DNS tests, and the two addresses its next hop resolves to.
+    const FAR_CALLER: &str = "127.0.0.2:5062";
+    const FIRST: &str = "192.0.2.1:5060";
+    const SECOND: &str = "192.0.2.2:5060";
+
+    /// Sends `METHOD sip:user@far.example` (branch and Call-ID made from `id`) at `at`, lets
+    /// its next hop resolve to `addrs` over `transport`, and returns what that does.
+    fn to_far_example(
+        core: &ProxyCore,
+        method: &str,
+        id: &str,
+        at: Instant,
+        transport: TransportKind,
+        addrs: &[&str],
+    ) -> Vec<Action> {
+        let request = format!("{method} sip:user@far.example SIP/2.0\r\nVia: SIP/2.0/UDP {FAR_CALLER};branch=z9hG4bK{id}\r\nMax-Forwards: 70\r\nFrom: <sip:a@127.0.0.2>;tag=1\r\nTo: <sip:user@far.example>\r\nCall-ID: {id}\r\nCSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n");
+        let actions = core.handle_message(
+            at,
+            SystemTime::now(),
+            udp_from(FAR_CALLER),
+            Bytes::from(request),
+        );
+        let (key, _, _) = resolution(&actions);
+        let addrs: Vec<SocketAddr> = addrs.iter().map(|a| a.parse().unwrap()).collect();
+        core.handle_resolved(at, &key, transport, &addrs)
+    }
+
     #[test]
     fn a_next_hop_that_never_answers_gives_way_to_the_next_address_when_timer_f_fires() {
         // RFC 3263 section 4.3: a timeout counts like a transport failure; the caller gets
         // the 408 only when every address has timed out.
         let core = core();
-        let request = b"OPTIONS sip:user@far.example SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKft1\r\nMax-Forwards: 70\r\nFrom: <sip:a@127.0.0.2>;tag=1\r\nTo: <sip:user@far.example>\r\nCall-ID: ft1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
         let now = Instant::now();
-        let source = udp_from("127.0.0.2:5062");
-        let actions =
-            core.handle_message(now, SystemTime::now(), source, Bytes::from_static(request));
-        let (key, _, _) = resolution(&actions);
-        let first: SocketAddr = "192.0.2.1:5060".parse().unwrap();
-        let second: SocketAddr = "192.0.2.2:5060".parse().unwrap();
-        let actions = core.handle_resolved(now, &key, TransportKind::Udp, &[first, second]);
+        let source = udp_from(FAR_CALLER);
+        let (first, second): (SocketAddr, SocketAddr) =
+            (FIRST.parse().unwrap(), SECOND.parse().unwrap());
+        let actions = to_far_example(
+            &core,
+            "OPTIONS",
+            "ft1",
+            now,
+            TransportKind::Udp,
+            &[FIRST, SECOND],
+        );
         let sent = sends(&actions);
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].0.addr, first);
@@ -625,16 +658,21 @@ pub(crate) mod tests {
         // a 503 chosen as the best response goes upstream as 500, since it is the next hop
         // that is out of service, not this proxy.
         let core = core();
-        let invite = b"INVITE sip:user@far.example SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKfu1\r\nMax-Forwards: 70\r\nFrom: <sip:a@127.0.0.2>;tag=1\r\nTo: <sip:user@far.example>\r\nCall-ID: fu1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
         let now = Instant::now();
         let wall = SystemTime::now();
-        let caller = udp_from("127.0.0.2:5062");
-        let actions = core.handle_message(now, wall, caller, Bytes::from_static(invite));
-        let (key, _, _) = resolution(&actions);
-        let first: SocketAddr = "192.0.2.1:5060".parse().unwrap();
-        let second: SocketAddr = "192.0.2.2:5060".parse().unwrap();
-        let sent = sends(&core.handle_resolved(now, &key, TransportKind::Udp, &[first, second]));
+        let caller = udp_from(FAR_CALLER);
+        let (first, second): (SocketAddr, SocketAddr) =
+            (FIRST.parse().unwrap(), SECOND.parse().unwrap());
+        let sent = sends(&to_far_example(
+            &core,
+            "INVITE",
+            "fu1",
+            now,
+            TransportKind::Udp,
+            &[FIRST, SECOND],
+        ));
         assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0.addr, first);
         let to_first = sent[0].1.clone();
         let from = |addr: SocketAddr| Source {
             transport: TransportKind::Udp,
@@ -696,17 +734,21 @@ pub(crate) mod tests {
         let core = core();
         let now = Instant::now();
         let wall = SystemTime::now();
-        let caller = udp_from("127.0.0.2:5062");
-        let first: SocketAddr = "192.0.2.1:5060".parse().unwrap();
-        let second: SocketAddr = "192.0.2.2:5060".parse().unwrap();
+        let caller = udp_from(FAR_CALLER);
+        let (first, second): (SocketAddr, SocketAddr) =
+            (FIRST.parse().unwrap(), SECOND.parse().unwrap());
         // Sends OPTIONS number `n` at `at`, resolves it to `addrs`, returns what is sent.
-        let options_to = |n: u32, at: Instant, addrs: &[SocketAddr]| {
-            let request = format!("OPTIONS sip:user@far.example SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKra{n}\r\nMax-Forwards: 70\r\nFrom: <sip:a@127.0.0.2>;tag=1\r\nTo: <sip:user@far.example>\r\nCall-ID: ra{n}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n");
-            let actions = core.handle_message(at, wall, caller, Bytes::from(request));
-            let (key, _, _) = resolution(&actions);
-            sends(&core.handle_resolved(at, &key, TransportKind::Udp, addrs))
+        let options_to = |n: u32, at: Instant, addrs: &[&str]| {
+            sends(&to_far_example(
+                &core,
+                "OPTIONS",
+                &format!("ra{n}"),
+                at,
+                TransportKind::Udp,
+                addrs,
+            ))
         };
-        let sent = options_to(1, now, &[first, second]);
+        let sent = options_to(1, now, &[FIRST, SECOND]);
         assert_eq!(sent[0].0.addr, first);
         let unavailable = answer(
             &sent[0].1,
@@ -723,18 +765,18 @@ pub(crate) mod tests {
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].0.addr, second, "failover to the second address");
 
-        let sent = options_to(2, now + Duration::from_secs(1), &[first, second]);
+        let sent = options_to(2, now + Duration::from_secs(1), &[FIRST, SECOND]);
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].0.addr, second, "the paused address is skipped");
 
-        let sent = options_to(3, now + Duration::from_secs(1), &[first]);
+        let sent = options_to(3, now + Duration::from_secs(1), &[FIRST]);
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].0.addr, caller.addr, "nothing left to try");
         let reply = Message::parse(&sent[0].1).unwrap();
         assert_eq!(reply.status(), Some(503));
         assert_eq!(reply.header_value_by_name("Retry-After"), Some("59"));
 
-        let sent = options_to(4, now + Duration::from_secs(61), &[first, second]);
+        let sent = options_to(4, now + Duration::from_secs(61), &[FIRST, SECOND]);
         assert_eq!(sent[0].0.addr, first, "the pause is over");
     }
 
