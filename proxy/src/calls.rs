@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
+use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use dialtone_sip::Message;
 use serde::Serialize;
@@ -44,7 +45,7 @@ impl CallTracker {
     /// An empty table updating `metrics`.
     pub fn new(metrics: ProxyMetrics) -> Self {
         CallTracker {
-            active: DashMap::new(),
+            active: crate::tables::sharded(),
             recent: Mutex::new(VecDeque::new()),
             metrics,
         }
@@ -72,8 +73,14 @@ impl CallTracker {
             started_at: unix_now(),
             ended_at: None,
         };
-        self.active.insert(call_id.to_string(), record);
-        self.metrics.calls_active.set(self.active.len() as i64);
+        // Counted by entry, not by `len()`: `len()` locks every shard of the table in turn,
+        // which cost more than the rest of this call once the table had many shards. The
+        // entry keeps a second copy of the 2xx, handled at once on the other worker, from
+        // counting the call twice.
+        if let Entry::Vacant(slot) = self.active.entry(call_id.to_string()) {
+            slot.insert(record);
+            self.metrics.calls_active.inc();
+        }
     }
 
     /// A 2xx to a BYE went upstream.
@@ -81,11 +88,17 @@ impl CallTracker {
         if let Some((_, mut record)) = self.active.remove(call_id) {
             record.ended_at = Some(unix_now());
             self.metrics.calls_completed.inc();
-            self.metrics.calls_active.set(self.active.len() as i64);
+            self.metrics.calls_active.dec();
             let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
             recent.push_front(record);
             recent.truncate(RECENT_CALLS);
         }
+    }
+
+    /// Shards of the active calls table.
+    #[cfg(test)]
+    pub(crate) fn shard_count(&self) -> usize {
+        self.active.shards().len()
     }
 
     /// Active calls, then recent ones.
@@ -99,5 +112,48 @@ impl CallTracker {
             .cloned()
             .collect();
         (active, recent)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok_to_invite(call_id: &str) -> Vec<u8> {
+        format!(
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK1\r\n\
+             From: <sip:8000@lab>;tag=a\r\nTo: <sip:9000@lab>;tag=b\r\n\
+             Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn the_active_calls_gauge_counts_each_call_once_and_returns_to_zero() {
+        let metrics = ProxyMetrics::new();
+        let calls = CallTracker::new(metrics.clone());
+        calls.established(&ok_to_invite("one@lab"));
+        calls.established(&ok_to_invite("one@lab"));
+        calls.established(&ok_to_invite("two@lab"));
+        assert_eq!(
+            metrics.calls_active.get(),
+            2,
+            "a repeated 2xx is the same call"
+        );
+
+        calls.ended("one@lab");
+        calls.ended("one@lab");
+        assert_eq!(
+            metrics.calls_active.get(),
+            1,
+            "a repeated BYE 2xx ends nothing more"
+        );
+        assert_eq!(metrics.calls_completed.get(), 1);
+
+        calls.ended("two@lab");
+        assert_eq!(metrics.calls_active.get(), 0);
+        let (active, recent) = calls.snapshot();
+        assert!(active.is_empty());
+        assert_eq!(recent.len(), 2);
     }
 }

@@ -24,6 +24,7 @@ pub mod http;
 pub mod metrics;
 pub mod registrar;
 pub mod server;
+pub mod tables;
 pub mod trace;
 pub mod transport;
 pub mod web;

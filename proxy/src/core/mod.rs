@@ -169,8 +169,8 @@ impl ProxyCore {
             timers,
             metrics,
             calls,
-            servers: DashMap::new(),
-            branches: DashMap::new(),
+            servers: crate::tables::sharded(),
+            branches: crate::tables::sharded(),
             to_tag: format!("{:08x}", rand::random::<u32>()),
             unavailable: UnavailableHops::default(),
         }

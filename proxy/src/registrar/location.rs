@@ -59,7 +59,7 @@ impl LocationService {
     /// A location service holding `bindings` (loaded from the store at start) and persisting
     /// every later change through `store`, when given.
     pub fn with_bindings(bindings: Vec<Binding>, store: Option<StoreWriter>) -> LocationService {
-        let map: DashMap<String, Vec<Binding>> = DashMap::new();
+        let map: DashMap<String, Vec<Binding>> = crate::tables::sharded();
         let earliest = earliest_expiry(&bindings);
         for binding in bindings {
             map.entry(binding.aor.clone()).or_default().push(binding);
@@ -233,6 +233,12 @@ impl LocationService {
             .iter()
             .flat_map(|entry| entry.value().clone())
             .collect()
+    }
+
+    /// Shards of the bindings table.
+    #[cfg(test)]
+    pub(crate) fn shard_count(&self) -> usize {
+        self.inner.bindings.shards().len()
     }
 
     /// How many bindings are held, for a gauge. Counts those expired but not yet swept (at most
