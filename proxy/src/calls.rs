@@ -1,5 +1,7 @@
 //! Calls seen by the proxy: established when a 2xx to an INVITE is relayed, completed when the
-//! BYE's 2xx is; kept for the admin API (`/api/calls`) and the calls gauges.
+//! BYE's final response is (a 481 or 408 ends a dialog too); kept for the admin API
+//! (`/api/calls`) and the calls gauges. A call whose BYE never passes the proxy (a phone
+//! unplugged mid-call) stays listed as active.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -83,7 +85,7 @@ impl CallTracker {
         }
     }
 
-    /// A 2xx to a BYE went upstream.
+    /// The final response to a BYE went upstream.
     pub fn ended(&self, call_id: &str) {
         if let Some((_, mut record)) = self.active.remove(call_id) {
             record.ended_at = Some(unix_now());

@@ -817,9 +817,6 @@ impl ProxyTransaction {
                 if !self.final_sent || self.is_invite {
                     self.relay(now, core, status, &response);
                 }
-                if !self.is_invite {
-                    self.note_call_ended(core);
-                }
                 if self.is_invite {
                     core.calls.established(&response);
                     for other in 0..self.branches.len() {
@@ -855,7 +852,11 @@ impl ProxyTransaction {
         }
     }
 
-    /// A 2xx to a BYE ends the call it belongs to (for the calls table and its metrics).
+    /// The final response to a BYE ends the call it belongs to (for the calls table and its
+    /// metrics), whatever its status: RFC 3261 section 15.1.1 has the caller consider the
+    /// session over once it sends the BYE, and the dialog over on a 481 or 408 (what a BYE to
+    /// a callee that lost the call, or went away, gets). Ending calls only on a 2xx left those
+    /// in the table for good.
     fn note_call_ended(&self, core: &ProxyCore) {
         if let Ok(request) = Message::parse(&self.request) {
             if request.method() == Some(dialtone_sip::Method::Bye) {
@@ -953,6 +954,9 @@ impl ProxyTransaction {
             core.metrics
                 .transaction_duration
                 .observe(now.duration_since(self.started).as_secs_f64());
+            if !self.is_invite {
+                self.note_call_ended(core);
+            }
         }
         core.metrics.response_relayed(status).inc();
         self.send_upstream(now, status, edited);

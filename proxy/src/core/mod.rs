@@ -812,6 +812,57 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_bye_answered_481_ends_the_call_in_the_calls_table() {
+        // RFC 3261 section 15.1.1: a 481 to a BYE ends the dialog as surely as a 200 does.
+        let core = core_with(ProxyFlags {
+            domain: vec!["example.com".into()],
+            ..Default::default()
+        });
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        let caller = udp_from("127.0.0.2:5062");
+        let callee = udp_from("127.0.0.3:5063");
+        let register = b"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5063;branch=z9hG4bKcb1\r\nMax-Forwards: 70\r\nFrom: <sip:b@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: cb1\r\nCSeq: 1 REGISTER\r\nContact: <sip:b@127.0.0.3:5063>\r\nContent-Length: 0\r\n\r\n";
+        core.handle_message(now, wall, callee, Bytes::from_static(register));
+        let invite = b"INVITE sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKcb2\r\nMax-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=a\r\nTo: <sip:b@example.com>\r\nCall-ID: cb2\r\nCSeq: 1 INVITE\r\nContact: <sip:a@127.0.0.2:5062>\r\nContent-Length: 0\r\n\r\n";
+        let actions = core.handle_message(now, wall, caller, Bytes::from_static(invite));
+        let (_, forwarded) = sends(&actions)
+            .into_iter()
+            .find(|(_, b)| b.starts_with(b"INVITE"))
+            .unwrap();
+        let ok = answer(
+            &forwarded,
+            "200 OK",
+            "b",
+            &["Contact: <sip:b@127.0.0.3:5063>"],
+        );
+        core.handle_message(now, wall, callee, ok);
+        assert_eq!(
+            core.calls().snapshot().0.len(),
+            1,
+            "the 200 established the call"
+        );
+        assert_eq!(core.metrics().calls_active.get(), 1);
+
+        let bye = b"BYE sip:b@127.0.0.3:5063 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKcb3\r\nMax-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=a\r\nTo: <sip:b@example.com>;tag=b\r\nCall-ID: cb2\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n";
+        let actions = core.handle_message(now, wall, caller, Bytes::from_static(bye));
+        let (to, forwarded) = sends(&actions)
+            .into_iter()
+            .find(|(_, b)| b.starts_with(b"BYE"))
+            .unwrap();
+        assert_eq!(to.addr, callee.addr);
+        let gone = answer(&forwarded, "481 Call/Transaction Does Not Exist", "b", &[]);
+        let actions = core.handle_message(now, wall, callee, gone);
+        let upstream = sends(&actions);
+        assert_eq!(upstream.len(), 1);
+        assert_eq!(Message::parse(&upstream[0].1).unwrap().status(), Some(481));
+
+        let (active, recent) = core.calls().snapshot();
+        assert!(active.is_empty(), "{active:?}");
+        assert_eq!(recent.len(), 1);
+        assert_eq!(core.metrics().calls_active.get(), 0);
+    }
+
+    #[test]
     fn a_request_whose_next_hop_does_not_resolve_gets_a_503_and_leaves_nothing_behind() {
         let core = core();
         let request = b"OPTIONS sip:user@nowhere.invalid SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKnx1\r\nMax-Forwards: 70\r\nFrom: <sip:a@127.0.0.2>;tag=1\r\nTo: <sip:user@nowhere.invalid>\r\nCall-ID: nx1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
