@@ -4,6 +4,7 @@
 //! unplugged mid-call) stays listed as active.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -16,6 +17,13 @@ use crate::metrics::ProxyMetrics;
 
 /// How many ended calls are kept for the admin API.
 const RECENT_CALLS: usize = 100;
+
+/// How long a call stays listed when no final response to its BYE passes the proxy: 12 hours,
+/// as long as Kamailio's dialog module keeps a dialog by default (`default_timeout`).
+const STALE_AFTER_SECS: u64 = 12 * 3600;
+
+/// The table is walked for stale calls at most this often, and only when a call starts.
+const STALE_CHECK_EVERY_SECS: u64 = 60;
 
 /// One call.
 #[derive(Debug, Clone, Serialize)]
@@ -35,6 +43,8 @@ pub struct CallTracker {
     active: DashMap<String, CallRecord>,
     recent: Mutex<VecDeque<CallRecord>>,
     metrics: ProxyMetrics,
+    /// Unix second from which the next new call walks the table for stale calls.
+    next_stale_check: AtomicU64,
 }
 
 fn unix_now() -> u64 {
@@ -50,11 +60,17 @@ impl CallTracker {
             active: crate::tables::sharded(),
             recent: Mutex::new(VecDeque::new()),
             metrics,
+            next_stale_check: AtomicU64::new(0),
         }
     }
 
     /// A 2xx to an INVITE went upstream.
     pub fn established(&self, response: &[u8]) {
+        self.established_at(response, unix_now());
+    }
+
+    fn established_at(&self, response: &[u8], now: u64) {
+        self.forget_stale(now);
         let Ok(m) = Message::parse(response) else {
             return;
         };
@@ -72,7 +88,7 @@ impl CallTracker {
                 .to()
                 .map(|t| t.uri.as_str().to_string())
                 .unwrap_or_default(),
-            started_at: unix_now(),
+            started_at: now,
             ended_at: None,
         };
         // Counted by entry, not by `len()`: `len()` locks every shard of the table in turn,
@@ -82,6 +98,39 @@ impl CallTracker {
         if let Entry::Vacant(slot) = self.active.entry(call_id.to_string()) {
             slot.insert(record);
             self.metrics.calls_active.inc();
+        }
+    }
+
+    /// Drops the calls listed for [`STALE_AFTER_SECS`]: their BYE never passed the proxy (a
+    /// phone unplugged mid-call, a BYE sent around it), and they would otherwise stay listed,
+    /// and held in memory, for good. Walks the table at most once a [`STALE_CHECK_EVERY_SECS`]
+    /// and only when a call starts, so that an idle proxy does no work for it (and gains no
+    /// new stale calls either).
+    fn forget_stale(&self, now: u64) {
+        let due = self.next_stale_check.load(Ordering::Relaxed);
+        if now < due {
+            return;
+        }
+        let next = now + STALE_CHECK_EVERY_SECS;
+        if self
+            .next_stale_check
+            .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return; // the other worker is walking it
+        }
+        let mut forgotten = 0;
+        self.active.retain(|_, call| {
+            let stale = now.saturating_sub(call.started_at) >= STALE_AFTER_SECS;
+            forgotten += u64::from(stale);
+            !stale
+        });
+        if forgotten > 0 {
+            self.metrics.calls_active.sub(forgotten as i64);
+            tracing::info!(
+                forgotten,
+                "calls listed for 12 hours without a final response to their BYE dropped"
+            );
         }
     }
 
@@ -157,5 +206,26 @@ mod tests {
         let (active, recent) = calls.snapshot();
         assert!(active.is_empty());
         assert_eq!(recent.len(), 2);
+    }
+
+    #[test]
+    fn a_call_listed_for_twelve_hours_without_a_bye_is_dropped_when_a_new_call_starts() {
+        let metrics = ProxyMetrics::new();
+        let calls = CallTracker::new(metrics.clone());
+        let start = 1_800_000_000;
+        calls.established_at(&ok_to_invite("lost@lab"), start);
+        calls.established_at(&ok_to_invite("long@lab"), start + 3600);
+        calls.established_at(&ok_to_invite("new@lab"), start + STALE_AFTER_SECS);
+
+        let (active, _) = calls.snapshot();
+        let mut listed: Vec<&str> = active.iter().map(|c| c.call_id.as_str()).collect();
+        listed.sort_unstable();
+        assert_eq!(listed, ["long@lab", "new@lab"]);
+        assert_eq!(metrics.calls_active.get(), 2);
+        assert_eq!(
+            metrics.calls_completed.get(),
+            0,
+            "a dropped call did not complete"
+        );
     }
 }
