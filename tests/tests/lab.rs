@@ -150,6 +150,55 @@ auto_answer = 0.2
     assert!(connected, "the call did not show as active at the proxy");
     assert!(post(a_control, "/lines/1/onhook"), "hang-up refused");
 
+    // The hang-up ends the call at the proxy, and the dialog's ACK and BYE went to the callee's
+    // port. With the domain 127.0.0.1, the proxy once took `sip:9000@127.0.0.1:<callee port>`
+    // for its own URI, read the ACK as strictly routed and sent it to itself until
+    // Max-Forwards ran out, while the callee went on retransmitting its 200.
+    let calls_now = || {
+        http_get(proxy_http, "/api/calls")
+            .and_then(|calls| serde_json::from_str::<serde_json::Value>(&calls).ok())
+    };
+    let ended = wait_until(Duration::from_secs(15), || {
+        calls_now().is_some_and(|v| {
+            v["active"].as_array().is_some_and(|a| a.is_empty())
+                && v["recent"].as_array().is_some_and(|r| r.len() == 1)
+        })
+    });
+    assert!(
+        ended,
+        "the call did not end at the proxy: {:?}",
+        calls_now()
+    );
+    let call_id = calls_now()
+        .and_then(|v| v["recent"][0]["call_id"].as_str().map(str::to_string))
+        .expect("the ended call's Call-ID");
+    let trace: serde_json::Value = http_get(proxy_http, &format!("/api/trace/{call_id}"))
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .expect("the call's trace");
+    let sent: Vec<(String, String)> = trace["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter(|m| m["direction"] == "out")
+        .map(|m| {
+            let text = |k: &str| m[k].as_str().unwrap_or_default().to_string();
+            (text("remote"), text("first_line"))
+        })
+        .collect();
+    let callee = format!("127.0.0.1:{b_sip}");
+    for method in ["ACK", "BYE"] {
+        assert!(
+            sent.iter()
+                .any(|(to, line)| *to == callee && line.starts_with(method)),
+            "no {method} sent to the callee: {sent:?}"
+        );
+    }
+    let own = format!("127.0.0.1:{sip}");
+    assert!(
+        !sent.iter().any(|(to, _)| *to == own),
+        "the proxy sent part of the call to itself: {sent:?}"
+    );
+
     // SIGTERM: the ATAs stop first and unregister, then the proxy.
     send_sigterm(lab_pid);
     let mut left = None;

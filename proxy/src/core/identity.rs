@@ -44,21 +44,26 @@ impl ProxyIdentity {
     }
 
     /// True when `host[:port]` names this proxy: one of its listen addresses (port absent means
-    /// 5060), or one of its domains.
+    /// 5060), or one of its domain names without a port or with a port it listens on.
+    ///
+    /// The port matters even for a host that is also a domain. A lab whose domain is
+    /// `127.0.0.1` has its phones on 127.0.0.1 too, at other ports: a request for
+    /// `sip:9000@127.0.0.1:5064` inside a dialog is for the phone, and taking it for this
+    /// proxy's own URI made it look strictly routed (section 16.4), so its Request-URI became
+    /// our Record-Route URI and the proxy sent it to itself until Max-Forwards ran out.
     pub fn is_local_host(&self, host: &str, port: Option<u16>) -> bool {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
-        if self.domains.iter().any(|d| d.eq_ignore_ascii_case(bare)) {
-            return true;
-        }
-        let port = port.unwrap_or(5060);
         // Parsed, not our addresses printed as text: no allocation per request, and equal
         // IPv6 spellings (`::1`, `0:0::1`) match.
-        let Ok(ip) = bare.parse::<IpAddr>() else {
-            return false;
-        };
-        self.listen
-            .iter()
-            .any(|l| l.addr.port() == port && l.addr.ip() == ip)
+        if let Ok(ip) = bare.parse::<IpAddr>() {
+            let port = port.unwrap_or(5060);
+            return self
+                .listen
+                .iter()
+                .any(|l| l.addr.port() == port && l.addr.ip() == ip);
+        }
+        self.domains.iter().any(|d| d.eq_ignore_ascii_case(bare))
+            && port.is_none_or(|port| self.listen.iter().any(|l| l.addr.port() == port))
     }
 
     /// True when a domain-level URI host belongs to us, whatever its port (a request for
@@ -204,10 +209,25 @@ mod tests {
         let id = identity();
         assert!(id.is_local_host("127.0.0.1", Some(5070)));
         assert!(!id.is_local_host("127.0.0.1", None));
-        assert!(id.is_local_host("lab.example", Some(9999)));
+        assert!(id.is_local_host("lab.example", None));
+        assert!(id.is_local_host("LAB.example", Some(5070)));
+        assert!(!id.is_local_host("lab.example", Some(9999)));
         assert!(id.is_local_domain("127.0.0.1"));
         assert!(!id.is_local_domain("example.net"));
         assert!(!id.is_local_domain("127.0.0.2"));
+    }
+
+    #[test]
+    fn an_address_given_as_a_domain_is_still_ours_only_at_our_ports() {
+        // The lab's domain is 127.0.0.1, where its phones listen too.
+        let id = ProxyIdentity::new(
+            &["udp:127.0.0.1:5060".parse().unwrap()],
+            &["127.0.0.1".into()],
+        );
+        assert!(id.is_local_host("127.0.0.1", Some(5060)));
+        assert!(id.is_local_host("127.0.0.1", None));
+        assert!(!id.is_local_host("127.0.0.1", Some(5064)));
+        assert!(id.is_local_domain("127.0.0.1"));
     }
 
     #[test]

@@ -87,6 +87,22 @@ mod tests {
     }
 
     #[test]
+    fn an_in_dialog_request_to_a_phone_on_the_proxys_own_address_is_loose_routed() {
+        // The lab: domain 127.0.0.1, the phones on 127.0.0.1 at their own ports. This ACK is
+        // for the phone at 5064, not a strictly routed request to us.
+        let lab = ProxyIdentity::new(
+            &["udp:127.0.0.1:5060".parse().unwrap()],
+            &["127.0.0.1".into()],
+        );
+        let m = Message::parse(b"ACK sip:9000@127.0.0.1:5064;user=phone;transport=udp SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK1\r\nMax-Forwards: 70\r\nRoute: <sip:127.0.0.1:5060;lr>\r\nFrom: <sip:8000@127.0.0.1;user=phone>;tag=1\r\nTo: <sip:9000@127.0.0.1;user=phone>;tag=2\r\nCall-ID: c\r\nCSeq: 2 ACK\r\n\r\n").unwrap();
+        let p = plan(&lab, &m).unwrap();
+        assert_eq!(p.new_request_uri, None);
+        assert!(!p.remove_last_route);
+        assert!(p.remove_first_route);
+        assert_eq!(p.next_hop_route, None);
+    }
+
+    #[test]
     fn loose_route_to_us_is_removed_and_the_next_one_followed() {
         let p = plan_of("BYE sip:9000@127.0.0.1:5062 SIP/2.0\r\nRoute: <sip:127.0.0.1:5070;lr>, <sip:10.0.0.9;lr>\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: c\r\nCSeq: 2 BYE\r\n\r\n");
         assert_eq!(p.new_request_uri, None);
