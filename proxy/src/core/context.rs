@@ -857,13 +857,14 @@ impl ProxyTransaction {
     /// session over once it sends the BYE, and the dialog over on a 481 or 408 (what a BYE to
     /// a callee that lost the call, or went away, gets). Ending calls only on a 2xx left those
     /// in the table for good.
+    ///
+    /// The request is parsed again only for a BYE: every other non-INVITE final passes here too.
     fn note_call_ended(&self, core: &ProxyCore) {
-        if let Ok(request) = Message::parse(&self.request) {
-            if request.method() == Some(dialtone_sip::Method::Bye) {
-                if let Ok(call_id) = request.call_id() {
-                    core.calls.ended(call_id);
-                }
-            }
+        if self.method != "BYE" {
+            return;
+        }
+        if let Ok(call_id) = Message::parse(&self.request).and_then(|r| r.call_id()) {
+            core.calls.ended(call_id);
         }
     }
 
