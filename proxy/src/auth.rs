@@ -34,9 +34,10 @@ pub enum AuthDecision {
     Authenticated { user: String },
     /// No usable credentials: send a challenge (with `stale=true` when the nonce only expired).
     Challenge { stale: bool },
-    /// Valid credentials for this user whose qop nonce count was used before: a replay, or
-    /// the retransmission of the request that used it (which a stateless registrar must
-    /// still answer). The caller tells them apart; anything else gets a `stale=true` challenge.
+    /// Valid credentials for this user, whose nonce (and count) the very same request used
+    /// before: the retransmission of a request that a stateless registrar must answer again
+    /// (with nothing changed). A second use by any other request is a replay and gets
+    /// [`AuthDecision::Challenge`].
     Replayed { user: String },
     /// Valid credentials for another user than the request claims (403, RFC 3261 22.3).
     WrongUser,
@@ -173,7 +174,8 @@ impl Authenticator {
     }
 
     /// Checks the credentials in `header` (the Authorization or Proxy-Authorization value for
-    /// our realm, if any) for a request by `claimed_user` from `source`.
+    /// our realm, if any) for a request by `claimed_user` from `source`; `request_fingerprint`
+    /// identifies the request's transaction (see [`dialtone_digest::VerifyRequest`]).
     pub fn check(
         &self,
         headers: &[&str],
@@ -181,6 +183,7 @@ impl Authenticator {
         claimed_user: &str,
         source: IpAddr,
         now: SystemTime,
+        request_fingerprint: u64,
     ) -> AuthDecision {
         let source_key = format!("ip:{source}");
         let user_key = format!("user:{claimed_user}");
@@ -216,6 +219,7 @@ impl Authenticator {
             secret,
             now_unix_secs: unix_secs(now),
             nonce_binding: &[],
+            request_fingerprint,
         };
         let outcome = {
             let mut tracker = self.tracker.lock().unwrap_or_else(|p| p.into_inner());
@@ -226,10 +230,15 @@ impl Authenticator {
             Outcome::Ok => AuthDecision::Authenticated {
                 user: credentials.username.into_owned(),
             },
-            Outcome::Replay if credentials.username == claimed_user => AuthDecision::Replayed {
+            Outcome::Replay {
+                same_request: true, ..
+            } if credentials.username == claimed_user => AuthDecision::Replayed {
                 user: credentials.username.into_owned(),
             },
-            Outcome::Stale | Outcome::Replay => AuthDecision::Challenge { stale: true },
+            // A replay learns nothing but a new challenge; `stale` is only for a nonce that
+            // expired, or one the full table forgot (it may never have been used).
+            Outcome::Replay { forgotten, .. } => AuthDecision::Challenge { stale: forgotten },
+            Outcome::Stale => AuthDecision::Challenge { stale: true },
             Outcome::BadNonce | Outcome::WrongRealm => AuthDecision::Challenge { stale: false },
             Outcome::Malformed(_) => AuthDecision::Malformed,
             Outcome::BadResponse | Outcome::UnknownUser => {
@@ -285,12 +294,12 @@ mod tests {
         let now = SystemTime::now();
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         assert_eq!(
-            auth.check(&[], "INVITE", "8000", ip, now),
+            auth.check(&[], "INVITE", "8000", ip, now, 0),
             AuthDecision::Challenge { stale: false }
         );
         let value = answer(&auth, "8000", "8000", now);
         assert_eq!(
-            auth.check(&[&value], "INVITE", "8000", ip, now),
+            auth.check(&[&value], "INVITE", "8000", ip, now, 0),
             AuthDecision::Authenticated {
                 user: "8000".into()
             }
@@ -308,7 +317,8 @@ mod tests {
                 "INVITE",
                 "8000",
                 "127.0.0.1".parse().unwrap(),
-                now
+                now,
+                0
             ),
             AuthDecision::WrongUser
         );
@@ -321,30 +331,30 @@ mod tests {
         let ip: IpAddr = "127.0.0.9".parse().unwrap();
         let unknown = answer(&auth, "7777", "7777", now);
         assert_eq!(
-            auth.check(&[&unknown], "INVITE", "7777", ip, now),
+            auth.check(&[&unknown], "INVITE", "7777", ip, now, 0),
             AuthDecision::Failed
         );
         let wrong = answer(&auth, "8000", "nope", now);
         for _ in 0..MAX_FAILURES - 1 {
             assert_eq!(
-                auth.check(&[&wrong], "INVITE", "8000", ip, now),
+                auth.check(&[&wrong], "INVITE", "8000", ip, now, 0),
                 AuthDecision::Failed
             );
         }
         assert_eq!(
-            auth.check(&[&wrong], "INVITE", "8000", ip, now),
+            auth.check(&[&wrong], "INVITE", "8000", ip, now, 0),
             AuthDecision::Throttled
         );
         // Even the right password is refused while throttled, and accepted after the block.
         let right = answer(&auth, "8000", "8000", now);
         assert_eq!(
-            auth.check(&[&right], "INVITE", "8000", ip, now),
+            auth.check(&[&right], "INVITE", "8000", ip, now, 0),
             AuthDecision::Throttled
         );
         let later = now + BLOCK_DURATION + Duration::from_secs(1);
         let right = answer(&auth, "8000", "8000", later);
         assert_eq!(
-            auth.check(&[&right], "INVITE", "8000", ip, later),
+            auth.check(&[&right], "INVITE", "8000", ip, later, 0),
             AuthDecision::Authenticated {
                 user: "8000".into()
             }
@@ -363,7 +373,8 @@ mod tests {
                 "INVITE",
                 "8000",
                 "127.0.0.1".parse().unwrap(),
-                later
+                later,
+                0
             ),
             AuthDecision::Challenge { stale: true }
         );
@@ -381,7 +392,8 @@ mod tests {
                 "INVITE",
                 "8000",
                 "127.0.0.1".parse().unwrap(),
-                now
+                now,
+                0
             ),
             AuthDecision::Authenticated { .. }
         ));

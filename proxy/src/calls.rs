@@ -134,6 +134,12 @@ impl CallTracker {
         }
     }
 
+    /// True while `call_id` is an established call that has not ended: in-dialog requests of
+    /// such a call pass without credentials (see `core/admission.rs`).
+    pub fn is_active(&self, call_id: &str) -> bool {
+        self.active.contains_key(call_id)
+    }
+
     /// The final response to a BYE went upstream.
     pub fn ended(&self, call_id: &str) {
         if let Some((_, mut record)) = self.active.remove(call_id) {

@@ -176,6 +176,18 @@ pub struct ProxyFlags {
     /// the servers of /etc/resolv.conf).
     #[arg(long, value_name = "IP[:PORT]")]
     pub dns: Vec<String>,
+    /// With `--auth none`: forward requests for domains this proxy does not serve (default
+    /// false: `403 Relay forbidden`). With auth on, only authenticated requests are relayed.
+    #[arg(long)]
+    pub relay: Option<bool>,
+    /// The Server header of the proxy's own responses (default `dialtone-proxy`, without a
+    /// version, so that a scan does not learn it; an empty value sends none).
+    #[arg(long, value_name = "TEXT")]
+    pub server_header: Option<String>,
+    /// The host written in Via and Record-Route for a listen address, for a proxy behind NAT:
+    /// `IP:PORT=HOST[:PORT]` (repeatable; the IP:PORT of a --listen address).
+    #[arg(long, value_name = "IP:PORT=HOST[:PORT]")]
+    pub advertise: Vec<String>,
 }
 
 /// Where registrations persist when neither `data-dir` nor `memory-only` is given: bindings
@@ -215,6 +227,9 @@ pub struct FileConfig {
     pub trace_calls: Option<usize>,
     pub hep: Option<String>,
     pub dns: Option<Vec<String>>,
+    pub relay: Option<bool>,
+    pub server_header: Option<String>,
+    pub advertise: Option<Vec<String>>,
 }
 
 /// The validated configuration.
@@ -245,6 +260,12 @@ pub struct Config {
     pub hep: Option<SocketAddr>,
     /// DNS servers to ask (RFC 3263 next hops); empty: the system's.
     pub dns: Vec<SocketAddr>,
+    /// With `auth = none`: relay requests for other domains.
+    pub relay: bool,
+    /// The Server header of the proxy's responses; empty: none.
+    pub server_header: String,
+    /// `host[:port]` written in Via and Record-Route instead of a listen address.
+    pub advertise: Vec<(SocketAddr, String)>,
 }
 
 impl Config {
@@ -399,7 +420,25 @@ impl Config {
             .iter()
             .map(|raw| parse_dns_server(raw).map_err(|e| invalid("dns", e)))
             .collect::<Result<Vec<_>, _>>()?;
+        let server_header = flags
+            .server_header
+            .clone()
+            .or(file.server_header)
+            .unwrap_or_else(|| "dialtone-proxy".into());
+        if server_header.contains(['\r', '\n']) || server_header.trim() != server_header {
+            return Err(invalid(
+                "server-header",
+                "must be one line without leading or trailing spaces",
+            ));
+        }
+        let advertise = pick_vec(&flags.advertise, file.advertise)
+            .iter()
+            .map(|raw| parse_advertise(raw, &listen).map_err(|e| invalid("advertise", e)))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Config {
+            advertise,
+            relay: flags.relay.or(file.relay).unwrap_or(false),
+            server_header,
             dns,
             listen,
             domains,
@@ -434,6 +473,27 @@ fn parse_hep(raw: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("`{raw}` is not udp:IP:PORT"))?;
     addr.parse()
         .map_err(|e| format!("`{addr}` is not IP:PORT ({e})"))
+}
+
+/// `IP:PORT=HOST[:PORT]`, where IP:PORT is one of the listen addresses.
+fn parse_advertise(raw: &str, listen: &[Listen]) -> Result<(SocketAddr, String), String> {
+    let (addr, host) = raw
+        .split_once('=')
+        .ok_or_else(|| format!("`{raw}` is not IP:PORT=HOST[:PORT]"))?;
+    let addr: SocketAddr = addr
+        .parse()
+        .map_err(|e| format!("`{addr}` is not IP:PORT ({e})"))?;
+    if !listen.iter().any(|l| l.addr == addr) {
+        return Err(format!("`{addr}` is not one of the listen addresses"));
+    }
+    let valid = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c));
+    if !valid {
+        return Err(format!("`{host}` is not a host or host:port"));
+    }
+    Ok((addr, host.to_string()))
 }
 
 /// `IP` (port 53) or `IP:PORT`; IPv6 with a port in brackets.

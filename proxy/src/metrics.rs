@@ -77,6 +77,8 @@ pub struct ProxyMetrics {
     pub retransmissions: IntCounter,
     /// Requests sent on to the next address DNS gave because the one tried failed.
     pub failovers: IntCounter,
+    /// Requests too large for UDP whose TCP connection was refused, sent over UDP instead.
+    pub udp_fallbacks: IntCounter,
     pub parse_errors: IntCounterVec,
     pub socket_errors: IntCounterVec,
     pub tcp_connections: IntGauge,
@@ -218,6 +220,11 @@ impl ProxyMetrics {
             "Requests sent on to the next address DNS gave (RFC 3263 section 4.3) because the \
              one tried was unreachable, did not answer, or answered 503.",
         );
+        let udp_fallbacks = counter(
+            "dialtone_proxy_udp_fallbacks_total",
+            "Requests sent over TCP only because of their size whose connection was refused \
+             or reset, retried over UDP (RFC 3261 section 18.1.1).",
+        );
         let parse_errors = counter_vec(
             &registry,
             "dialtone_proxy_parse_errors_total",
@@ -267,6 +274,7 @@ impl ProxyMetrics {
             calls_completed,
             retransmissions,
             failovers,
+            udp_fallbacks,
             parse_errors,
             socket_errors,
             tcp_connections,

@@ -16,6 +16,7 @@ use crate::metrics::ProxyMetrics;
 use crate::registrar::{start_registrar, Flush};
 use crate::trace::{Capture, TraceRecorder};
 use crate::transport::dns::SipResolver;
+use crate::transport::routes::KernelRoutes;
 use crate::transport::tcp::TcpListenerActor;
 use crate::transport::udp::{bind_reuseport, spread_each_datagram, UdpWorker};
 use crate::transport::Outbound;
@@ -41,8 +42,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         std::net::UdpSocket::bind(listen.addr)
             .with_context(|| format!("listen udp:{} (address in use?)", listen.addr))?;
     }
-    // One socket per worker on each UDP address; the first also serves sends from anywhere.
-    let mut send_socket = None;
+    // One socket per worker on each UDP address; the first of each also serves sends from
+    // any worker (from the address that reaches the destination, see `Outbound`).
+    let mut send_sockets = Vec::new();
     let mut worker_sockets = Vec::new();
     for listen in config
         .listen
@@ -59,8 +61,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                         "udp-balance datagram not available; each peer goes to one worker");
                 }
             }
-            if send_socket.is_none() {
-                send_socket = Some(Arc::new(socket.try_clone()?));
+            if index == 0 {
+                send_sockets.push(Arc::new(socket.try_clone()?));
             }
             worker_sockets.push(socket);
         }
@@ -96,7 +98,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         start_registrar(config.data_dir.as_deref()).context("opening the registrations store")?;
     metrics.registrations_active.set(location.count() as i64);
     let calls = CallTracker::new(metrics.clone());
-    let core = Arc::new(ProxyCore::new(&config, location, metrics, calls));
+    let mut core = ProxyCore::new(&config, location, metrics, calls);
+    if core.identity().is_multihomed(TransportKind::Udp)
+        || core.identity().is_multihomed(TransportKind::Tcp)
+    {
+        core = core.with_routes(Arc::new(KernelRoutes::default()));
+    }
+    let core = Arc::new(core);
     let resolver = Arc::new(SipResolver::new(&config.dns));
 
     let tcp_local = config
@@ -104,7 +112,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .iter()
         .find(|l| l.transport == TransportKind::Tcp)
         .map(|l| l.addr);
-    let outbound = Outbound::new(send_socket, tcp_local);
+    let outbound = Outbound::new(send_sockets, tcp_local);
     outbound.set_core(core.clone(), resolver.clone());
     let recorder =
         (config.trace_calls > 0).then(|| Arc::new(TraceRecorder::new(config.trace_calls)));

@@ -186,7 +186,7 @@ fn next_hops_in_other_domains_follow_naptr_srv_and_a_records() {
         ),
     ]);
     let dns_flag = dns.to_string();
-    let proxy = Proxy::start(PROXY, &["--dns", &dns_flag]);
+    let proxy = Proxy::start(PROXY, &["--dns", &dns_flag, "--relay", "true"]);
     let mut caller = UdpPeer::bind("127.0.0.2", proxy.sip);
 
     // NAPTR: SIP+D2T → the TCP SRV → b.naptr.test → 127.0.0.3 over TCP.
@@ -295,7 +295,10 @@ fn udp_next_hops_that_answer_503_or_nothing_give_way_to_the_next_srv_target_and_
         ),
     ]);
     let dns_flag = dns.to_string();
-    let proxy = Proxy::start(PROXY, &["--dns", &dns_flag, "--t1-ms", "10"]);
+    let proxy = Proxy::start(
+        PROXY,
+        &["--dns", &dns_flag, "--t1-ms", "10", "--relay", "true"],
+    );
     let mut caller = UdpPeer::bind("127.0.0.2", proxy.sip);
 
     // The preferred target answers 503: the backup gets the request in a new branch.

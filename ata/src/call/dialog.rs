@@ -13,9 +13,10 @@
 //! digest retry (22.2: ACKed 407, then a new INVITE with the same Call-ID and From tag and
 //! CSeq + 1, as seed figure D-4 shows), the ACK to a 2xx along the route set (13.2.2.4),
 //! CANCEL only after a provisional (9.1), 2xx retransmission until the ACK (13.3.1.4), and
-//! in-dialog requests with loose or strict routing (12.2.1.1). The seed's proxy writes a
-//! `Record-Route` without `lr`, so ACK and BYE then carry the proxy's URI as Request-URI and
-//! our peer's Contact as the last Route (seed D-3 messages 9 and 11).
+//! in-dialog requests with loose or strict routing (12.2.1.1, in [`super::route`]). The seed's
+//! proxy writes a `Record-Route` without `lr`, so ACK and BYE then carry the proxy's URI as
+//! Request-URI, its `maddr` kept, and our peer's Contact as the last Route (seed D-3 messages
+//! 9 and 11, where the seed's ATA drops the `maddr`).
 //!
 //! Blind transfer (RFC 3515, RFC 5589 section 6): as transferor, [`Dialog::refer`] sends
 //! REFER and the peer's NOTIFYs (`message/sipfrag` status lines) come out as
@@ -28,10 +29,11 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use dialtone_sip::{Message, Method, NameAddr, RequestBuilder, ResponseBuilder, Uri};
+use dialtone_sip::{Message, Method, NameAddr, RequestBuilder, ResponseBuilder};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
+use super::route::{next_hop, route_plan};
 use crate::auth::{answer_challenge, AuthHeader, DigestUser};
 use crate::error::AtaError;
 use crate::identity::{self, LineIdentity, ALLOW, USER_AGENT};
@@ -962,7 +964,9 @@ impl Dialog {
         self.in_dialog_request_with_cseq(method, seq, method)
     }
 
-    /// Builds an in-dialog request with the route set (RFC 3261 12.2.1.1).
+    /// Builds an in-dialog request with the route set (RFC 3261 12.2.1.1). Every request
+    /// inside the dialog, the ACK to a 2xx included, is addressed here, so that none is
+    /// routed by a rule of its own.
     fn in_dialog_request_with_cseq(
         &mut self,
         method: &str,
@@ -1110,70 +1114,6 @@ fn sdp_body(message: &Message<'_>) -> Option<Vec<u8>> {
         .content_type()
         .is_none_or(|t| t.trim().to_ascii_lowercase().starts_with("application/sdp"));
     (!body.is_empty() && is_sdp).then(|| body.to_vec())
-}
-
-/// How an in-dialog request is addressed (RFC 3261 12.2.1.1).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoutePlan {
-    /// The Request-URI.
-    pub request_uri: String,
-    /// The Route values, in order.
-    pub routes: Vec<String>,
-    /// The URI whose address is the next hop.
-    pub next_hop: String,
-}
-
-/// Loose routing when the first route has `lr` (or there is no route); strict routing
-/// (RFC 2543, the seed's proxy) otherwise: the first route becomes the Request-URI and the
-/// remote target goes last in Route.
-pub fn route_plan(route_set: &[String], remote_target: &str) -> RoutePlan {
-    let Some(first) = route_set.first() else {
-        return RoutePlan {
-            request_uri: remote_target.to_owned(),
-            routes: Vec::new(),
-            next_hop: remote_target.to_owned(),
-        };
-    };
-    let loose = Uri::parse(first)
-        .ok()
-        .and_then(|u| u.as_sip().map(|s| s.is_loose_router()))
-        .unwrap_or(true);
-    if loose {
-        RoutePlan {
-            request_uri: remote_target.to_owned(),
-            routes: route_set.to_vec(),
-            next_hop: first.clone(),
-        }
-    } else {
-        let mut routes: Vec<String> = route_set[1..].to_vec();
-        routes.push(remote_target.to_owned());
-        RoutePlan {
-            request_uri: strip_maddr(first),
-            routes,
-            next_hop: first.clone(),
-        }
-    }
-}
-
-/// The seed's ATA drops `maddr` from a strict route used as Request-URI (D-3 message 9);
-/// the address it names is still where the request goes.
-fn strip_maddr(uri: &str) -> String {
-    uri.split(';')
-        .filter(|part| !part.to_ascii_lowercase().starts_with("maddr="))
-        .collect::<Vec<_>>()
-        .join(";")
-}
-
-/// The socket address a SIP URI names: `maddr` if present, else the host, which must be an
-/// IP literal (names were resolved once, for the proxy; a dialog falls back to it).
-pub fn next_hop(uri: &str) -> Option<SocketAddr> {
-    let parsed = Uri::parse(uri).ok()?;
-    let sip = parsed.as_sip()?;
-    let ip = match sip.maddr() {
-        Some(maddr) => dialtone_sip::uri::parse_host_ip(maddr)?,
-        None => sip.host_ip()?,
-    };
-    Some(SocketAddr::new(ip, sip.port_or_default()))
 }
 
 #[cfg(test)]

@@ -209,10 +209,11 @@ fn the_ack_to_a_2xx_follows_a_strict_route_through_the_seed_proxy() {
         }]
     );
     let (ack, destination) = only_request(&outputs);
-    // Seed D-3 message 9: the proxy's URI as Request-URI, our peer in Route.
+    // Seed D-3 message 9: the proxy's URI as Request-URI, our peer in Route; its `maddr`
+    // stays, which the seed's ATA drops (RFC 3261 12.2.1.1, 19.1.1 table 1).
     assert_eq!(
         request_line(&ack),
-        "ACK sip:9000@127.0.0.9:5060;user=phone SIP/2.0"
+        "ACK sip:9000@127.0.0.9:5060;user=phone;maddr=127.0.0.9 SIP/2.0"
     );
     assert_eq!(
         headers(&ack, "Route"),
@@ -226,10 +227,77 @@ fn the_ack_to_a_2xx_follows_a_strict_route_through_the_seed_proxy() {
     let (bye, destination) = only_request(&drain(&mut dialog));
     assert_eq!(
         request_line(&bye),
-        "BYE sip:9000@127.0.0.9:5060;user=phone SIP/2.0"
+        "BYE sip:9000@127.0.0.9:5060;user=phone;maddr=127.0.0.9 SIP/2.0"
     );
     assert_eq!(destination, "127.0.0.9:5060".parse().expect("addr"));
     assert_eq!(header(&bye, "CSeq"), "2 BYE");
+}
+
+/// The seed proxy's Record-Route (D-3 message 7) with a loopback `maddr`.
+const STRICT_ROUTE: &str = "sip:9000@127.0.0.9:5060;user=phone;maddr=127.0.0.9";
+
+/// An outgoing call answered through the strict router [`STRICT_ROUTE`]; the ACK it sent.
+fn answered_through_a_strict_router(now: Instant) -> (Dialog, Vec<u8>, Vec<u8>) {
+    let mut dialog = outgoing(now);
+    let (invite, _) = only_request(&drain(&mut dialog));
+    let ok = response(
+        &invite,
+        "200 OK",
+        Some("909616993"),
+        &format!(
+            "Record-Route: <{STRICT_ROUTE}>\r\n\
+             Contact: <sip:9000@127.0.0.3:5070;user=phone>\r\n"
+        ),
+        "v=0\r\n",
+    );
+    feed(&mut dialog, now, &ok);
+    let (ack, _) = only_request(&drain(&mut dialog));
+    (dialog, ack, ok)
+}
+
+#[test]
+fn an_ack_through_a_strict_router_keeps_the_maddr_of_its_request_uri() {
+    let now = Instant::now();
+    let (mut dialog, ack, ok) = answered_through_a_strict_router(now);
+    assert_eq!(request_line(&ack), format!("ACK {STRICT_ROUTE} SIP/2.0"));
+    // A retransmitted 2xx is ACKed again, addressed the same way (13.2.2.4).
+    feed(&mut dialog, now, &ok);
+    let (again, _) = only_request(&drain(&mut dialog));
+    assert_eq!(request_line(&again), request_line(&ack));
+}
+
+#[test]
+fn a_bye_through_a_strict_router_has_the_request_uri_and_route_of_the_ack() {
+    let now = Instant::now();
+    let (mut dialog, ack, _) = answered_through_a_strict_router(now);
+    dialog.hang_up(now);
+    let (bye, destination) = only_request(&drain(&mut dialog));
+    assert_eq!(request_line(&bye), format!("BYE {STRICT_ROUTE} SIP/2.0"));
+    assert_eq!(headers(&bye, "Route"), headers(&ack, "Route"));
+    assert_eq!(
+        headers(&bye, "Route"),
+        ["<sip:9000@127.0.0.3:5070;user=phone>"]
+    );
+    assert_eq!(destination, "127.0.0.9:5060".parse().expect("addr"));
+}
+
+#[test]
+fn the_ack_to_a_reinvites_2xx_through_a_strict_router_keeps_the_maddr_too() {
+    let now = Instant::now();
+    let (mut dialog, _, _) = answered_through_a_strict_router(now);
+    dialog.reinvite(now, b"v=0\r\n".to_vec());
+    let (reinvite, _) = only_request(&drain(&mut dialog));
+    assert_eq!(
+        request_line(&reinvite),
+        format!("INVITE {STRICT_ROUTE} SIP/2.0")
+    );
+    feed(
+        &mut dialog,
+        now,
+        &response(&reinvite, "200 OK", Some("909616993"), "", "v=0\r\n"),
+    );
+    let (ack, _) = only_request(&drain(&mut dialog));
+    assert_eq!(request_line(&ack), format!("ACK {STRICT_ROUTE} SIP/2.0"));
 }
 
 #[test]
@@ -485,7 +553,8 @@ fn the_callee_hanging_up_sends_bye_to_the_callers_contact_through_the_strict_rou
         .expect("handled");
     let (bye, destination) = only_request(&drain(&mut dialog));
     // UAS route set is the Record-Route in order; it is strict, so the proxy is the target.
-    assert!(request_line(&bye).starts_with("BYE sip:9000@192.168.2.97:5060;user=phone "));
+    assert!(request_line(&bye)
+        .starts_with("BYE sip:9000@192.168.2.97:5060;user=phone;maddr=192.168.2.97 "));
     assert_eq!(
         headers(&bye, "Route"),
         ["<sip:8000@192.168.3.175;user=phone;transport=udp>"]

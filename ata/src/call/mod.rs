@@ -1,4 +1,6 @@
-//! One call: the pure dialog state machine in [`dialog`], the actix shell (with offer/answer
-//! and the call's media) in [`actor`].
+//! One call: the pure dialog state machine in [`dialog`], how its in-dialog requests are
+//! addressed from the route set in [`route`], the actix shell (with offer/answer and the
+//! call's media) in [`actor`].
 pub mod actor;
 pub mod dialog;
+pub mod route;

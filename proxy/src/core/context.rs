@@ -134,6 +134,9 @@ struct Branch {
     /// Boxed: most branches are never cancelled, and the machine is larger than the rest of
     /// the branch.
     cancel: Option<Box<ClientNonInviteTransaction>>,
+    /// The request as edited for UDP, when it goes over TCP only because of its size: sent
+    /// over UDP if the TCP connection is refused or reset (RFC 3261 section 18.1.1).
+    udp_fallback: Option<Bytes>,
 }
 
 /// A branch whose destination is still being resolved.
@@ -322,8 +325,15 @@ impl ProxyTransaction {
         actions: &mut Vec<Action>,
     ) {
         debug_assert_eq!(request.as_bytes(), &self.request[..]);
-        let bytes =
-            reply::local_response(request, self.source, status, reason, extra, &core.to_tag);
+        let bytes = reply::local_response(
+            request,
+            self.source,
+            status,
+            reason,
+            extra,
+            &core.to_tag,
+            core.server_header.as_deref(),
+        );
         if status >= 200 {
             if self.final_sent {
                 return;
@@ -457,7 +467,54 @@ impl ProxyTransaction {
             final_is_ours: false,
             cancel_wanted: false,
             cancel: None,
+            udp_fallback: None,
         }
+    }
+
+    /// Notes that branch `branch_id` goes over TCP only because `udp_request` (its request as
+    /// edited for UDP) is too large for UDP: if the connection fails, `udp_request` is sent.
+    pub(crate) fn set_udp_fallback(&mut self, branch_id: &str, udp_request: Bytes) {
+        if let Some(branch) = self.branches.iter_mut().find(|b| b.branch_id == branch_id) {
+            branch.udp_fallback = Some(udp_request);
+        }
+    }
+
+    /// RFC 3261 section 18.1.1: "If an element sends a request over TCP because of these
+    /// message size constraints, and that request would have otherwise been sent over UDP, if
+    /// the attempt to establish the connection generates either an ICMP Protocol Not Supported,
+    /// or results in a TCP reset, the element SHOULD retry the request, using UDP." A phone
+    /// whose Contact says `transport=udp` may have no TCP listener at all (the Dialtone ATA
+    /// has none): linphone's INVITE with its default codecs passes 1300 octets with our Via
+    /// and Record-Route. The retry is a new branch over UDP in place of the failed one.
+    fn fall_back_to_udp(&mut self, now: Instant, core: &ProxyCore, index: usize) -> bool {
+        let branch = &mut self.branches[index];
+        if branch.provisional_seen || branch.final_status.is_some() || self.final_sent {
+            return false;
+        }
+        let Some(udp_request) = branch.udp_fallback.take() else {
+            return false;
+        };
+        let branch_id = format!("{}.udp", branch.branch_id);
+        let Some(request) = with_branch(&udp_request, &branch.branch_id, &branch_id) else {
+            return false;
+        };
+        let destination = Destination {
+            transport: TransportKind::Udp,
+            addr: branch.destination.addr,
+        };
+        tracing::info!(
+            to = %destination.addr,
+            octets = request.len(),
+            "TCP refused for a request too large for UDP; retrying over UDP (RFC 3261 18.1.1)"
+        );
+        core.metrics.udp_fallbacks.inc();
+        let replacement = self.new_branch(now, core, destination, &branch_id, request);
+        let failed = std::mem::replace(&mut self.branches[index], replacement);
+        self.failover
+            .get_or_insert_with(Box::default)
+            .retired
+            .push(failed.key);
+        true
     }
 
     /// Keeps a branch whose destination is being resolved.
@@ -537,7 +594,9 @@ impl ProxyTransaction {
         let Some(index) = self.branches.iter().position(|b| &b.key == key) else {
             return;
         };
-        if !self.fail_over(now, core, index, FailoverCause::Unreachable) {
+        if !self.fall_back_to_udp(now, core, index)
+            && !self.fail_over(now, core, index, FailoverCause::Unreachable)
+        {
             let branch = &mut self.branches[index];
             match &mut branch.client {
                 ClientTx::Invite(t) => t.handle_transport_error(now),
@@ -700,13 +759,21 @@ impl ProxyTransaction {
         let Ok(request) = Message::parse(&branch.request) else {
             return;
         };
-        let reason = if status == 408 {
-            "Request Timeout"
+        let (reason, why) = if status == 408 {
+            ("Request Timeout", "no answer from")
         } else {
-            "Service Unavailable"
+            ("Service Unavailable", "could not send to")
         };
+        // Every 503 the proxy makes says why (RFC 3261 section 20.43), and so does its 408.
+        let warning = format!(
+            "399 {} \"{why} {} over {}\"",
+            core.identity.warn_agent(),
+            branch.destination.addr,
+            branch.destination.transport.via_token()
+        );
         let synthetic = ResponseBuilder::for_request(&request, status, reason)
             .to_tag(&core.to_tag)
+            .header("Warning", &warning)
             .build();
         branch.final_status = Some(status);
         branch.final_response = Some(Bytes::from(synthetic));

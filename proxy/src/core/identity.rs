@@ -1,6 +1,16 @@
 //! Who the proxy is: its listen addresses and domains, and the Via, Record-Route and branch it
 //! puts on what it forwards.
 //!
+//! On a host with several networks the proxy listens on an address in each, and a message
+//! must leave from the one the kernel would use to reach its destination, with that address
+//! in its Via (a callee on the second network cannot answer to the first). Which address that
+//! is only the kernel's routing table knows: the identity asks a [`SourceAddress`] (the
+//! transport's cached route lookup) and only when more than one listen address of a transport
+//! could serve. When a dialog's first request arrives on one address and leaves on another,
+//! it gets two Record-Routes, one per side (RFC 5658), so that later requests from either end
+//! reach the proxy on their own network. `--advertise` writes another host (a NAT's public
+//! address) in place of a bound one.
+//!
 //! The branch (RFC 3261 section 16.6 step 8) is `z9hG4bK`, a hash of the request's identifying
 //! fields *without* any Via (so that a request coming back with the same fields is recognised
 //! as a loop, section 16.3 step 4), a hash of the received top Via (so that distinct requests
@@ -9,10 +19,17 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use dialtone_sip::{HeaderName, Message, SipUri, Uri};
 
 use crate::config::{Listen, TransportKind};
+
+/// Which local address the kernel would send from to reach a destination (a route lookup).
+pub trait SourceAddress: Send + Sync + std::fmt::Debug {
+    /// The source address for `destination`, `None` when there is no route.
+    fn source_for(&self, destination: IpAddr) -> Option<IpAddr>;
+}
 
 /// The proxy's own addresses and names.
 #[derive(Debug, Clone)]
@@ -21,6 +38,10 @@ pub struct ProxyIdentity {
     pub listen: Vec<Listen>,
     /// Domains served (lowercase).
     pub domains: Vec<String>,
+    /// `host[:port]` written instead of a listen address (`--advertise`).
+    advertised: Vec<(SocketAddr, String)>,
+    /// The route lookup, when a transport has several listen addresses to choose from.
+    routes: Option<Arc<dyn SourceAddress>>,
 }
 
 impl ProxyIdentity {
@@ -29,7 +50,83 @@ impl ProxyIdentity {
         ProxyIdentity {
             listen: listen.to_vec(),
             domains: domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+            advertised: Vec::new(),
+            routes: None,
         }
+    }
+
+    /// Writes `host[:port]` for each listen address given (`--advertise`).
+    pub fn with_advertised(mut self, advertised: &[(SocketAddr, String)]) -> Self {
+        self.advertised = advertised.to_vec();
+        self
+    }
+
+    /// Chooses among several listen addresses of a transport with `routes`.
+    pub fn with_routes(mut self, routes: Arc<dyn SourceAddress>) -> Self {
+        self.routes = Some(routes);
+        self
+    }
+
+    /// True when messages over `transport` may leave from more than one address, so that the
+    /// route lookup is needed (never with the usual single address).
+    pub fn is_multihomed(&self, transport: TransportKind) -> bool {
+        let mut addrs = self.listen.iter().filter(|l| l.transport == transport);
+        let first = addrs.next();
+        addrs.any(|l| Some(l.addr.ip()) != first.map(|f| f.addr.ip()))
+    }
+
+    /// The listen address a message over `transport` to `destination` leaves from: the one
+    /// with the address the kernel would use to reach it, else the first of that transport.
+    pub fn listen_toward(&self, transport: TransportKind, destination: SocketAddr) -> SocketAddr {
+        if self.is_multihomed(transport) {
+            if let Some(source) = self
+                .routes
+                .as_ref()
+                .and_then(|r| r.source_for(destination.ip()))
+            {
+                let candidates = self.listen.iter().filter(|l| l.transport == transport);
+                let mut chosen = None;
+                for l in candidates {
+                    if l.addr.ip() == source {
+                        chosen = Some(l.addr);
+                        break;
+                    }
+                    if l.addr.ip().is_unspecified() && chosen.is_none() {
+                        chosen = Some(l.addr);
+                    }
+                }
+                if let Some(addr) = chosen {
+                    return addr;
+                }
+            }
+        }
+        self.local_addr(transport)
+    }
+
+    /// The listen address a message over `transport` arrived at `local`, when it is one of
+    /// ours; else the first of that transport.
+    pub fn listen_at(&self, transport: TransportKind, local: SocketAddr) -> SocketAddr {
+        self.listen
+            .iter()
+            .find(|l| l.transport == transport && l.addr == local)
+            .or_else(|| {
+                self.listen.iter().find(|l| {
+                    l.transport == transport
+                        && l.addr.port() == local.port()
+                        && l.addr.ip().is_unspecified()
+                })
+            })
+            .map(|l| l.addr)
+            .unwrap_or_else(|| self.local_addr(transport))
+    }
+
+    /// What URIs and Vias name `addr` by: its advertised host, else `ip:port`.
+    pub fn host_of(&self, addr: SocketAddr) -> String {
+        self.advertised
+            .iter()
+            .find(|(a, _)| *a == addr)
+            .map(|(_, host)| host.clone())
+            .unwrap_or_else(|| fmt_addr(addr))
     }
 
     /// The local address used for `transport` (the first listen address of that kind, else the
@@ -53,6 +150,9 @@ impl ProxyIdentity {
     /// our Record-Route URI and the proxy sent it to itself until Max-Forwards ran out.
     pub fn is_local_host(&self, host: &str, port: Option<u16>) -> bool {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if self.is_advertised(bare, port) {
+            return true;
+        }
         // Parsed, not our addresses printed as text: no allocation per request, and equal
         // IPv6 spellings (`::1`, `0:0::1`) match.
         if let Ok(ip) = bare.parse::<IpAddr>() {
@@ -64,6 +164,25 @@ impl ProxyIdentity {
         }
         self.domains.iter().any(|d| d.eq_ignore_ascii_case(bare))
             && port.is_none_or(|port| self.listen.iter().any(|l| l.addr.port() == port))
+    }
+
+    /// True when `addr` is one of our listen addresses: a request sent there would come back
+    /// to this proxy. (A wildcard listen address counts for the loopback addresses at its
+    /// port; which other addresses it covers only the kernel knows.)
+    pub fn is_own_address(&self, addr: SocketAddr) -> bool {
+        self.listen.iter().any(|l| {
+            l.addr.port() == addr.port()
+                && (l.addr.ip() == addr.ip()
+                    || l.addr.ip().is_unspecified() && addr.ip().is_loopback())
+        })
+    }
+
+    /// True when `host[:port]` is one of the advertised names of our listen addresses.
+    fn is_advertised(&self, host: &str, port: Option<u16>) -> bool {
+        self.advertised.iter().any(|(_, advertised)| {
+            let (a_host, a_port) = split_host_port(advertised);
+            a_host.eq_ignore_ascii_case(host) && a_port.unwrap_or(5060) == port.unwrap_or(5060)
+        })
     }
 
     /// True when a domain-level URI host belongs to us, whatever its port (a request for
@@ -82,28 +201,56 @@ impl ProxyIdentity {
         self.is_local_host(host, uri.port)
     }
 
-    /// Our Record-Route value (RFC 3261 section 16.6 step 4), with `lr`.
-    pub fn record_route(&self, transport: TransportKind) -> String {
-        let addr = self.local_addr(transport);
+    /// Our Record-Route value (RFC 3261 section 16.6 step 4), with `lr`, for the listen
+    /// address `addr` of `transport`.
+    pub fn record_route_of(&self, transport: TransportKind, addr: SocketAddr) -> String {
+        let host = self.host_of(addr);
         match transport {
-            TransportKind::Udp => format!("<sip:{};lr>", fmt_addr(addr)),
-            TransportKind::Tcp => format!("<sip:{};transport=tcp;lr>", fmt_addr(addr)),
+            TransportKind::Udp => format!("<sip:{host};lr>"),
+            TransportKind::Tcp => format!("<sip:{host};transport=tcp;lr>"),
         }
     }
 
-    /// Our Via value for a request sent over `transport` with `branch`.
-    pub fn via(&self, transport: TransportKind, branch: &str) -> String {
-        let addr = self.local_addr(transport);
+    /// Our Record-Route value for the first listen address of `transport`.
+    pub fn record_route(&self, transport: TransportKind) -> String {
+        self.record_route_of(transport, self.local_addr(transport))
+    }
+
+    /// Our Via value for a request sent over `transport` from listen address `addr`.
+    pub fn via_from(&self, transport: TransportKind, addr: SocketAddr, branch: &str) -> String {
         format!(
             "SIP/2.0/{} {};branch={branch}",
             transport.via_token(),
-            fmt_addr(addr)
+            self.host_of(addr)
         )
+    }
+
+    /// Our Via value for a request sent over `transport` with `branch` from the first listen
+    /// address of that transport.
+    pub fn via(&self, transport: TransportKind, branch: &str) -> String {
+        self.via_from(transport, self.local_addr(transport), branch)
+    }
+
+    /// The warn-agent of the proxy's Warning headers (RFC 3261 section 20.43): its host.
+    pub fn warn_agent(&self) -> String {
+        fmt_addr(self.local_addr(TransportKind::Udp))
     }
 
     /// True when a Via's sent-by is ours.
     pub fn is_our_via(&self, host: &str, port: Option<u16>) -> bool {
         self.is_local_host(host, port)
+    }
+}
+
+/// `host[:port]` split; brackets of an IPv6 host kept off.
+fn split_host_port(text: &str) -> (&str, Option<u16>) {
+    if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').unwrap_or((rest, ""));
+        return (host, after.strip_prefix(':').and_then(|p| p.parse().ok()));
+    }
+    match text.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => (host, port.parse().ok()),
+        _ => (text, None),
     }
 }
 
@@ -238,6 +385,70 @@ mod tests {
         assert!(id.is_local_host("[0:0:0:0:0:0:0:1]", Some(5070)));
         assert!(!id.is_local_host("[::1]", Some(5071)));
         assert!(!id.is_local_domain("[::2]"));
+    }
+
+    /// Routes 198.18.2.0/24 from 198.18.2.2, everything else from 198.18.1.2.
+    #[derive(Debug)]
+    struct TwoNetworks;
+    impl SourceAddress for TwoNetworks {
+        fn source_for(&self, destination: IpAddr) -> Option<IpAddr> {
+            let second = matches!(destination, IpAddr::V4(v4) if v4.octets()[..3] == [198, 18, 2]);
+            Some(
+                if second {
+                    [198, 18, 2, 2]
+                } else {
+                    [198, 18, 1, 2]
+                }
+                .into(),
+            )
+        }
+    }
+
+    #[test]
+    fn a_message_leaves_from_the_address_that_reaches_its_destination() {
+        let id = ProxyIdentity::new(
+            &[
+                "udp:198.18.1.2:5060".parse().unwrap(),
+                "udp:198.18.2.2:5060".parse().unwrap(),
+            ],
+            &[],
+        )
+        .with_routes(Arc::new(TwoNetworks));
+        assert!(id.is_multihomed(TransportKind::Udp));
+        let toward = |ip: &str| id.listen_toward(TransportKind::Udp, ip.parse().unwrap());
+        assert_eq!(
+            toward("198.18.2.10:5060"),
+            "198.18.2.2:5060".parse().unwrap()
+        );
+        assert_eq!(
+            toward("198.18.1.10:5060"),
+            "198.18.1.2:5060".parse().unwrap()
+        );
+        let via = id.via_from(TransportKind::Udp, toward("198.18.2.10:5060"), "z9hG4bKa");
+        assert_eq!(via, "SIP/2.0/UDP 198.18.2.2:5060;branch=z9hG4bKa");
+        assert_eq!(
+            id.listen_at(TransportKind::Udp, "198.18.2.2:5060".parse().unwrap()),
+            "198.18.2.2:5060".parse().unwrap()
+        );
+    }
+
+    #[test]
+    fn an_advertised_host_is_written_for_its_address_and_counts_as_ours() {
+        let addr: SocketAddr = "10.0.0.2:5060".parse().unwrap();
+        let id = ProxyIdentity::new(&["udp:10.0.0.2:5060".parse().unwrap()], &[])
+            .with_advertised(&[(addr, "pbx.example.net:5070".into())]);
+        assert_eq!(
+            id.record_route_of(TransportKind::Udp, addr),
+            "<sip:pbx.example.net:5070;lr>"
+        );
+        assert_eq!(
+            id.via(TransportKind::Udp, "z9hG4bKb"),
+            "SIP/2.0/UDP pbx.example.net:5070;branch=z9hG4bKb"
+        );
+        assert!(id.is_local_host("pbx.example.net", Some(5070)));
+        assert!(!id.is_local_host("pbx.example.net", None));
+        // A single address needs no route lookup.
+        assert!(!id.is_multihomed(TransportKind::Udp));
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! `context.rs` (the transaction machines of one proxied request and their outputs),
 //! `reply.rs` (where responses go; the proxy's own responses).
 
+mod admission;
 mod arming;
 pub use arming::{ArmCounter, Arming};
 mod context;
@@ -132,6 +133,10 @@ pub struct ProxyCore {
     pub(crate) to_tag: String,
     /// Next hops that answered 503 with Retry-After, skipped until it has passed.
     pub(crate) unavailable: UnavailableHops,
+    /// With `--auth none`: whether requests for other domains are relayed (`--relay`).
+    pub(crate) relay: bool,
+    /// The Server header of the proxy's own responses (`--server-header`); `None`: none.
+    pub(crate) server_header: Option<String>,
 }
 
 impl std::fmt::Debug for ProxyCore {
@@ -156,7 +161,8 @@ impl ProxyCore {
             ..TimerConfig::default()
         };
         ProxyCore {
-            identity: ProxyIdentity::new(&config.listen, &config.domains),
+            identity: ProxyIdentity::new(&config.listen, &config.domains)
+                .with_advertised(&config.advertise),
             auth_mode: config.auth,
             register_challenge: config.register_challenge,
             auth: Authenticator::new(&config.realm, &config.users, config.qop),
@@ -173,7 +179,21 @@ impl ProxyCore {
             branches: crate::tables::sharded(),
             to_tag: format!("{:08x}", rand::random::<u32>()),
             unavailable: UnavailableHops::default(),
+            relay: config.relay,
+            server_header: (!config.server_header.is_empty()).then(|| config.server_header.clone()),
         }
+    }
+
+    /// Lets the core choose among several listen addresses of a transport by the kernel's
+    /// routes (see `identity.rs`).
+    pub fn with_routes(mut self, routes: Arc<dyn identity::SourceAddress>) -> Self {
+        self.identity = self.identity.with_routes(routes);
+        self
+    }
+
+    /// Who the proxy is: its addresses, and which one a message leaves from.
+    pub fn identity(&self) -> &ProxyIdentity {
+        &self.identity
     }
 
     /// The metrics this core updates.
@@ -278,8 +298,11 @@ impl ProxyCore {
         let mut tx = entry.lock().unwrap_or_else(|p| p.into_inner());
         // Addresses that asked for a pause (503 with Retry-After) are left out while it lasts.
         let mut shortest_pause: Option<std::time::Duration> = None;
+        let mut only_ourselves = !addrs.is_empty();
         let usable: Vec<Destination> = addrs
             .iter()
+            .filter(|addr| !self.identity.is_own_address(**addr))
+            .inspect(|_| only_ourselves = false)
             .filter(|addr| match self.unavailable.remaining(addr, now) {
                 Some(pause) => {
                     shortest_pause = Some(shortest_pause.map_or(pause, |p| p.min(pause)));
@@ -297,21 +320,41 @@ impl ProxyCore {
                 tx.set_alternates(rest);
                 tx.start_pending_branch(now, self, *first, &mut actions);
             }
-            None => {
+            None if only_ourselves => {
                 tx.abandon_pending();
-                // Every address is paused: the caller may try again once the first pause ends.
-                let retry_after: Vec<(&str, String)> = shortest_pause
-                    .map(|pause| ("Retry-After", pause.as_secs_f64().ceil().to_string()))
-                    .into_iter()
-                    .collect();
+                // The name leads back to this proxy: a loop, not an unavailable hop.
                 tx.respond_locally(
                     now,
                     self,
-                    503,
-                    "Service Unavailable",
-                    &retry_after,
+                    482,
+                    "Loop Detected",
+                    &[(
+                        "Warning",
+                        format!(
+                            "399 {} \"the next hop is this proxy\"",
+                            self.identity.warn_agent()
+                        ),
+                    )],
                     &mut actions,
                 );
+            }
+            None => {
+                tx.abandon_pending();
+                // Every address is paused: the caller may try again once the first pause ends.
+                let why = if addrs.is_empty() {
+                    "the next hop's name did not resolve"
+                } else {
+                    "every address of the next hop asked for a pause"
+                };
+                let mut extra: Vec<(&str, String)> = vec![(
+                    "Warning",
+                    format!("399 {} \"{why}\"", self.identity.warn_agent()),
+                )];
+                extra.extend(
+                    shortest_pause
+                        .map(|pause| ("Retry-After", pause.as_secs_f64().ceil().to_string())),
+                );
+                tx.respond_locally(now, self, 503, "Service Unavailable", &extra, &mut actions);
             }
         }
         self.after(key, &mut tx, &mut actions);
@@ -363,8 +406,11 @@ pub(crate) mod tests {
     }
 
     fn core_with_location(flags: ProxyFlags, location: LocationService) -> ProxyCore {
+        // These tests forward to other domains without auth: the relay is open unless a test
+        // says otherwise (the default, closed, has tests of its own).
         let flags = ProxyFlags {
             listen: vec!["udp:127.0.0.1:5070".into()],
+            relay: flags.relay.or(Some(true)),
             ..flags
         };
         let config = Config::merge(FileConfig::default(), &flags).unwrap();
@@ -1104,9 +1150,10 @@ pub(crate) mod tests {
         let replay = answer(register(3, "sip:mallory@127.0.0.9:5062", &authorization));
         let replay = Message::parse(&replay).unwrap();
         assert_eq!(replay.status(), Some(401));
+        // A fresh challenge, not `stale=true`: the nonce has not expired, it was used.
         assert!(replay
             .header_value(dialtone_sip::HeaderName::WwwAuthenticate)
-            .is_some_and(|v| v.contains("stale=true")));
+            .is_some_and(|v| !v.contains("stale=true")));
         let bound = core.location().lookup("alice", SystemTime::now());
         assert_eq!(bound.len(), 1);
         assert_eq!(bound[0].contact, "sip:alice@127.0.0.2:5062");

@@ -105,6 +105,7 @@ pub fn local_response(
     reason: &str,
     extra: &[(&str, String)],
     to_tag: &str,
+    server: Option<&str>,
 ) -> Bytes {
     let mut builder = ResponseBuilder::for_request(request, code, reason);
     if let (Some(value), Ok(via)) = (
@@ -121,10 +122,9 @@ pub fn local_response(
     for (name, value) in extra {
         builder = builder.header(name, value);
     }
-    builder = builder.header(
-        "Server",
-        concat!("dialtone-proxy/", env!("CARGO_PKG_VERSION")),
-    );
+    if let Some(server) = server {
+        builder = builder.header("Server", server);
+    }
     Bytes::from(builder.build())
 }
 
@@ -196,6 +196,7 @@ mod tests {
             "OK",
             &[],
             "t",
+            Some("dialtone-proxy"),
         );
         let response = Message::parse(&bytes).unwrap();
         let vias: Vec<&str> = response.values(dialtone_sip::HeaderName::Via).collect();
@@ -216,6 +217,7 @@ mod tests {
             "OK",
             &[],
             "t",
+            Some("dialtone-proxy"),
         );
         let response = Message::parse(&bytes).unwrap();
         assert_eq!(

@@ -11,23 +11,14 @@ use bytes::Bytes;
 use dialtone_sip::{HeaderName, Message, Method, ParseError, Uri, Via};
 use dialtone_transaction::TransactionKey;
 
+use super::admission::{Authorized, Target};
 use super::context::{PendingBranch, ProxyTransaction};
 use super::identity::{self, branch_for, uri_target};
 use super::route::{self, RoutePlan};
 use super::{keys, reply, Action, Destination, HeldRequest, ProxyCore, Source};
-use crate::auth::AuthDecision;
 use crate::config::{AuthMode, TransportKind};
 use crate::metrics::RegistrationEvent;
-use crate::registrar::{BindingTransport, Origin, RegisterOutcome, StoreWriter};
-
-/// How credentials the proxy accepted were used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Authorized {
-    /// For the first time.
-    Fresh,
-    /// With a qop nonce count used before ([`AuthDecision::Replayed`]).
-    Replayed,
-}
+use crate::registrar::{Binding, BindingTransport, Origin, RegisterOutcome, StoreWriter};
 
 /// RFC 3261 section 18.1.1: over UDP, requests larger than the path MTU minus 200 octets go
 /// over TCP instead (1300 for an Ethernet-sized MTU).
@@ -75,8 +66,15 @@ impl ProxyCore {
     ) {
         let via = request.top_via().ok();
         let to = reply::reply_destination(&source, via.as_ref());
-        let bytes =
-            reply::local_response(request, source.addr, status, reason, extra, &self.to_tag);
+        let bytes = reply::local_response(
+            request,
+            source.addr,
+            status,
+            reason,
+            extra,
+            &self.to_tag,
+            self.server_header.as_deref(),
+        );
         self.metrics.response_sent(status).inc();
         actions.push(Action::Send { to, bytes });
     }
@@ -117,7 +115,7 @@ impl ProxyCore {
         };
         let raw = raw.slice_ref(request.as_bytes());
         if method == Method::Ack {
-            self.on_ack(now, source, request, &key, actions);
+            self.on_ack(now, wall, source, request, &key, actions);
             return;
         }
         let via = request.top_via().ok();
@@ -236,90 +234,63 @@ impl ProxyCore {
             Ok(plan) => plan,
             Err(reason) => return tx.respond_to(request, now, self, 400, reason, &[], actions),
         };
-        let in_dialog = request.to().ok().and_then(|t| t.tag()).is_some();
-        if let Some(next_hop) = plan.next_hop_route.clone() {
-            return self.forward_single(now, source, request, key, &plan, &next_hop, tx, actions);
+        let target = self.target(request, &sip, &plan);
+        if method == Method::Register && matches!(target, Target::Proxy | Target::LocalUser(_)) {
+            return self.register(now, wall, source, request, tx, actions);
         }
-        let target_uri = plan
-            .new_request_uri
-            .clone()
-            .unwrap_or_else(|| uri.as_str().to_string());
-        if in_dialog {
-            return self.forward_single(now, source, request, key, &plan, &target_uri, tx, actions);
-        }
-        if self.identity.is_local_domain(sip.host) {
-            match method {
-                Method::Register => return self.register(now, wall, source, request, tx, actions),
-                Method::Options if sip.user.is_none() => {
-                    return self.answer_options(request, now, tx, actions)
-                }
-                // Addressed to the proxy itself, which only answers OPTIONS and REGISTER
-                // (RFC 3261 section 8.2.1: 405 with the methods it allows).
-                _ if sip.user.is_none() => {
-                    return tx.respond_to(
-                        request,
-                        now,
-                        self,
-                        405,
-                        "Method Not Allowed",
-                        &[("Allow", "OPTIONS, REGISTER".to_string())],
-                        actions,
-                    )
-                }
-                _ => {}
+        match target {
+            Target::Proxy if method == Method::Options => {
+                self.answer_options(request, now, tx, actions)
             }
-            if method == Method::Invite && self.auth_mode == AuthMode::All {
-                let from_user = request
-                    .from()
-                    .ok()
-                    .and_then(|f| f.uri.user())
-                    .unwrap_or("")
-                    .to_string();
-                if self
-                    .authenticate(
-                        now,
-                        wall,
-                        source.addr.ip(),
-                        request,
-                        &from_user,
-                        407,
-                        false,
-                        tx,
-                        actions,
-                    )
-                    .is_none()
-                {
-                    return;
+            // Addressed to the proxy itself, which only answers OPTIONS and REGISTER
+            // (RFC 3261 section 8.2.1: 405 with the methods it allows).
+            Target::Proxy => tx.respond_to(
+                request,
+                now,
+                self,
+                405,
+                "Method Not Allowed",
+                &[("Allow", "OPTIONS, REGISTER".to_string())],
+                actions,
+            ),
+            Target::LocalUser(ref user) => {
+                if self.admit(now, wall, source, request, &plan, &target, tx, actions) {
+                    self.fork_to_bindings(now, wall, source, request, &plan, user, tx, actions);
                 }
             }
-            return self.fork_to_bindings(now, wall, source, request, &plan, tx, actions);
-        }
-        // Another domain: relayed only for authenticated users when auth is on (no open relay).
-        if self.auth_mode != AuthMode::None {
-            let from_user = request
-                .from()
-                .ok()
-                .and_then(|f| f.uri.user())
-                .unwrap_or("")
-                .to_string();
-            if self
-                .authenticate(
-                    now,
-                    wall,
-                    source.addr.ip(),
-                    request,
-                    &from_user,
-                    407,
-                    false,
-                    tx,
-                    actions,
-                )
-                .is_none()
-            {
-                return;
+            Target::Elsewhere(ref next_hop) => {
+                if self.admit(now, wall, source, request, &plan, &target, tx, actions) {
+                    self.forward_single(now, source, request, key, &plan, next_hop, tx, actions);
+                }
             }
         }
-        self.forward_single(now, source, request, key, &plan, &target_uri, tx, actions)
+    }
+
+    /// A next hop that is this proxy's own address: sending there would only bring the
+    /// request back (and answer it 482 one hop later), so it is refused at once.
+    pub(super) fn refuse_own_address(
+        &self,
+        request: &Message<'_>,
+        now: Instant,
+        tx: &mut ProxyTransaction,
+        actions: &mut Vec<Action>,
+    ) {
+        tracing::debug!("a request whose next hop is this proxy itself was refused");
+        tx.respond_to(
+            request,
+            now,
+            self,
+            482,
+            "Loop Detected",
+            &[(
+                "Warning",
+                format!(
+                    "399 {} \"the next hop is this proxy\"",
+                    self.identity.warn_agent()
+                ),
+            )],
+            actions,
+        );
     }
 
     fn answer_options(
@@ -339,118 +310,6 @@ impl ProxyCore {
                 ("Allow", ALLOW.to_string()),
                 ("Accept", "application/sdp".to_string()),
             ],
-            actions,
-        );
-    }
-
-    /// Checks credentials; on anything but success the response is sent and `None` returned.
-    /// Credentials whose nonce count was used before pass only with `admit_replay` (and say
-    /// so), for a caller that answers nothing but a retransmission of the first use.
-    #[allow(clippy::too_many_arguments)]
-    fn authenticate(
-        &self,
-        now: Instant,
-        wall: SystemTime,
-        source: IpAddr,
-        request: &Message<'_>,
-        claimed_user: &str,
-        challenge_code: u16,
-        admit_replay: bool,
-        tx: &mut ProxyTransaction,
-        actions: &mut Vec<Action>,
-    ) -> Option<Authorized> {
-        let credentials_header = if challenge_code == 401 {
-            HeaderName::Authorization
-        } else {
-            HeaderName::ProxyAuthorization
-        };
-        // Credentials of a scheme other than Digest are not ours to judge: RFC 4475 section
-        // 3.3.7 expects a registrar to answer them with a fresh Digest challenge, not a 400.
-        let values: Vec<&str> = request
-            .headers_named(credentials_header)
-            .map(|h| h.value)
-            .filter(|v| {
-                v.split_whitespace()
-                    .next()
-                    .is_some_and(|scheme| scheme.eq_ignore_ascii_case("digest"))
-            })
-            .collect();
-        let method = request.method().map(|m| m.as_str()).unwrap_or("");
-        let challenge = |stale: bool, tx: &mut ProxyTransaction, actions: &mut Vec<Action>| {
-            self.challenge(request, now, wall, challenge_code, stale, tx, actions)
-        };
-        match self.auth.check(&values, method, claimed_user, source, wall) {
-            AuthDecision::Authenticated { .. } => return Some(Authorized::Fresh),
-            AuthDecision::Replayed { .. } if admit_replay => return Some(Authorized::Replayed),
-            AuthDecision::Replayed { .. } => challenge(true, tx, actions),
-            AuthDecision::Challenge { stale } => challenge(stale, tx, actions),
-            AuthDecision::Failed => {
-                self.metrics
-                    .auth_failures
-                    .with_label_values(&["bad_credentials"])
-                    .inc();
-                challenge(false, tx, actions);
-            }
-            AuthDecision::WrongUser => {
-                self.metrics
-                    .auth_failures
-                    .with_label_values(&["wrong_user"])
-                    .inc();
-                tx.respond_to(request, now, self, 403, "Forbidden", &[], actions);
-            }
-            AuthDecision::Throttled => {
-                self.metrics
-                    .auth_failures
-                    .with_label_values(&["throttled"])
-                    .inc();
-                self.metrics.throttled_sources.inc();
-                tx.respond_to(
-                    request,
-                    now,
-                    self,
-                    403,
-                    "Forbidden (Too Many Failures)",
-                    &[],
-                    actions,
-                );
-            }
-            AuthDecision::Malformed => {
-                self.metrics
-                    .auth_failures
-                    .with_label_values(&["malformed"])
-                    .inc();
-                tx.respond_to(request, now, self, 400, "Bad Credentials", &[], actions);
-            }
-        }
-        None
-    }
-
-    /// Sends a 401 or 407 (`challenge_code`) with a fresh challenge.
-    #[allow(clippy::too_many_arguments)]
-    fn challenge(
-        &self,
-        request: &Message<'_>,
-        now: Instant,
-        wall: SystemTime,
-        challenge_code: u16,
-        stale: bool,
-        tx: &mut ProxyTransaction,
-        actions: &mut Vec<Action>,
-    ) {
-        let (header, reason) = if challenge_code == 401 {
-            ("WWW-Authenticate", "Unauthorized")
-        } else {
-            ("Proxy-Authenticate", "Proxy Authentication Required")
-        };
-        self.metrics.auth_challenges.inc();
-        let value = self.auth.challenge(wall, stale);
-        tx.respond_to(
-            request,
-            now,
-            self,
-            challenge_code,
-            reason,
-            &[(header, value)],
             actions,
         );
     }
@@ -591,18 +450,13 @@ impl ProxyCore {
         source: Source,
         request: &Message<'_>,
         plan: &RoutePlan,
+        user: &str,
         tx: &mut ProxyTransaction,
         actions: &mut Vec<Action>,
     ) {
-        let user = request
-            .request_uri()
-            .and_then(|u| u.as_sip())
-            .and_then(|s| s.user_unescaped())
-            .map(|u| u.into_owned())
-            .unwrap_or_default();
-        let bindings = self.location.lookup(&user, wall);
+        let bindings = self.location.lookup(user, wall);
         if bindings.is_empty() {
-            if self.auth.is_known_user(&user) {
+            if self.auth.is_known_user(user) {
                 return tx.respond_to(
                     request,
                     now,
@@ -615,7 +469,50 @@ impl ProxyCore {
             }
             return tx.respond_to(request, now, self, 404, "Not Found", &[], actions);
         }
-        for (index, binding) in bindings.iter().enumerate() {
+        let (targets, looped) = self.binding_targets(&bindings);
+        if targets.is_empty() && looped {
+            return self.refuse_own_address(request, now, tx, actions);
+        }
+        for (index, (contact, destination)) in targets.iter().enumerate() {
+            let branch_id = branch_for(request, index);
+            let (destination, bytes, udp_fallback) = self.forwarded(
+                source,
+                request,
+                plan,
+                Some(contact),
+                *destination,
+                &branch_id,
+            );
+            tx.add_branch(now, self, destination, &branch_id, bytes, actions);
+            if let Some(udp) = udp_fallback {
+                tx.set_udp_fallback(&branch_id, udp);
+            }
+        }
+        if tx.final_sent() {
+            return;
+        }
+        if targets.is_empty() {
+            tx.respond_to(
+                request,
+                now,
+                self,
+                480,
+                "Temporarily Unavailable",
+                &[],
+                actions,
+            );
+        }
+    }
+
+    /// Where each of a user's bindings is reached: over TCP, the connection its REGISTER came
+    /// on; over UDP, its contact's address when it gives one, else the REGISTER's source.
+    /// Contacts that do not parse, and any that lead back to this proxy (a phone that
+    /// registered the proxy's own address would have it send requests to itself), are left out.
+    /// The flag says whether any was left out for that reason.
+    fn binding_targets(&self, bindings: &[Binding]) -> (Vec<(String, Destination)>, bool) {
+        let mut targets = Vec::with_capacity(bindings.len());
+        let mut looped = false;
+        for binding in bindings {
             let Ok(contact) = Uri::parse(&binding.contact) else {
                 continue;
             };
@@ -637,31 +534,14 @@ impl ProxyCore {
                     },
                 },
             };
-            let branch_id = branch_for(request, index);
-            let (destination, bytes) = self.forwarded(
-                source,
-                request,
-                plan,
-                Some(&binding.contact),
-                destination,
-                &branch_id,
-            );
-            tx.add_branch(now, self, destination, &branch_id, bytes, actions);
+            if self.identity.is_own_address(destination.addr) {
+                tracing::debug!(contact = %binding.contact, "a binding leads back to this proxy; skipped");
+                looped = true;
+                continue;
+            }
+            targets.push((binding.contact.clone(), destination));
         }
-        if tx.final_sent() {
-            return;
-        }
-        if bindings.iter().all(|b| Uri::parse(&b.contact).is_err()) {
-            tx.respond_to(
-                request,
-                now,
-                self,
-                480,
-                "Temporarily Unavailable",
-                &[],
-                actions,
-            );
-        }
+        (targets, looped)
     }
 
     /// Forwards to one URI: a Route's next hop, or the Request-URI.
@@ -698,7 +578,10 @@ impl ProxyCore {
                     transport,
                     addr: SocketAddr::new(ip, port),
                 };
-                let (destination, bytes) = self.forwarded(
+                if self.identity.is_own_address(destination.addr) {
+                    return self.refuse_own_address(request, now, tx, actions);
+                }
+                let (destination, bytes, udp_fallback) = self.forwarded(
                     source,
                     request,
                     plan,
@@ -707,13 +590,16 @@ impl ProxyCore {
                     &branch_id,
                 );
                 tx.add_branch(now, self, destination, &branch_id, bytes, actions);
+                if let Some(udp) = udp_fallback {
+                    tx.set_udp_fallback(&branch_id, udp);
+                }
             }
             Err(_) => {
                 let placeholder = Destination {
                     transport,
                     addr: SocketAddr::from(([0, 0, 0, 0], port)),
                 };
-                let (_, bytes) = self.forwarded(
+                let (_, bytes, _) = self.forwarded(
                     source,
                     request,
                     plan,
@@ -738,7 +624,9 @@ impl ProxyCore {
     }
 
     /// The received request edited for forwarding (RFC 3261 section 16.6), and the transport
-    /// it must go over (TCP when too big for UDP, section 18.1.1).
+    /// it must go over (TCP when too big for UDP, section 18.1.1). When it goes over TCP only
+    /// for its size, the UDP edition comes too, for the retry over UDP that section asks for
+    /// when the connection is refused.
     fn forwarded(
         &self,
         source: Source,
@@ -747,13 +635,13 @@ impl ProxyCore {
         new_request_uri: Option<&str>,
         destination: Destination,
         branch_id: &str,
-    ) -> (Destination, Bytes) {
+    ) -> (Destination, Bytes, Option<Bytes>) {
         let bytes = self.edit_for_forwarding(
             source,
             request,
             plan,
             new_request_uri,
-            destination.transport,
+            destination,
             branch_id,
         );
         if destination.transport == TransportKind::Udp && bytes.len() > UDP_SIZE_LIMIT {
@@ -761,17 +649,11 @@ impl ProxyCore {
                 transport: TransportKind::Tcp,
                 addr: destination.addr,
             };
-            let bytes = self.edit_for_forwarding(
-                source,
-                request,
-                plan,
-                new_request_uri,
-                TransportKind::Tcp,
-                branch_id,
-            );
-            return (tcp, bytes);
+            let tcp_bytes =
+                self.edit_for_forwarding(source, request, plan, new_request_uri, tcp, branch_id);
+            return (tcp, tcp_bytes, Some(bytes));
         }
-        (destination, bytes)
+        (destination, bytes, None)
     }
 
     fn edit_for_forwarding(
@@ -780,9 +662,11 @@ impl ProxyCore {
         request: &Message<'_>,
         plan: &RoutePlan,
         new_request_uri: Option<&str>,
-        transport: TransportKind,
+        destination: Destination,
         branch_id: &str,
     ) -> Bytes {
+        let transport = destination.transport;
+        let outbound = self.identity.listen_toward(transport, destination.addr);
         let mut edit = request.edit();
         if let Some(uri) = new_request_uri {
             edit.set_request_uri(uri);
@@ -809,17 +693,17 @@ impl ProxyCore {
                 }
             }
         }
-        edit.insert_header_first("Via", &self.identity.via(transport, branch_id));
+        edit.insert_header_first(
+            "Via",
+            &self.identity.via_from(transport, outbound, branch_id),
+        );
         let method = request.method().unwrap_or(Method::Options);
         let in_dialog = request.to().ok().and_then(|t| t.tag()).is_some();
         if !in_dialog && matches!(method, Method::Invite | Method::Subscribe | Method::Refer) {
-            edit.insert_header_first(
-                "Record-Route",
-                &self.identity.record_route(source.transport),
-            );
+            self.record_route(&mut edit, source, outbound, transport);
         }
-        if plan.remove_first_route {
-            edit.remove_first_value(HeaderName::Route);
+        if plan.own_routes > 0 {
+            edit.remove_first_values(HeaderName::Route, plan.own_routes);
         }
         if plan.remove_last_route {
             remove_last_route(request, &mut edit);
@@ -831,11 +715,42 @@ impl ProxyCore {
         Bytes::from(edit.finish())
     }
 
+    /// Section 16.6 step 4: our Record-Route. A request that arrived on one of our addresses
+    /// and leaves from another (two networks) gets one per side, the one facing the callee on
+    /// top (RFC 5658 section 4): the callee's later requests then reach us on its network, and
+    /// the caller's, which use the route set in reverse, on the caller's.
+    fn record_route(
+        &self,
+        edit: &mut dialtone_sip::Editor<'_, '_>,
+        source: Source,
+        outbound: SocketAddr,
+        transport: TransportKind,
+    ) {
+        let inbound = self.identity.listen_at(source.transport, source.local);
+        let inbound_host = self.identity.host_of(inbound);
+        if inbound_host != self.identity.host_of(outbound) {
+            edit.insert_header_first(
+                "Record-Route",
+                &self.identity.record_route_of(source.transport, inbound),
+            );
+            edit.insert_header_first(
+                "Record-Route",
+                &self.identity.record_route_of(transport, outbound),
+            );
+        } else {
+            edit.insert_header_first(
+                "Record-Route",
+                &self.identity.record_route_of(source.transport, inbound),
+            );
+        }
+    }
+
     /// ACK: absorbed when it acknowledges our own non-2xx final; otherwise (the ACK of a 2xx,
     /// an end-to-end request) forwarded statelessly along its route (RFC 3261 section 16.11).
     fn on_ack(
         &self,
         now: Instant,
+        wall: SystemTime,
         source: Source,
         request: &Message<'_>,
         key: &TransactionKey,
@@ -849,44 +764,59 @@ impl ProxyCore {
                 return;
             }
         }
-        self.forward_stateless(source, request, actions);
+        self.forward_stateless(wall, source, request, actions);
     }
 
-    fn forward_stateless(&self, source: Source, request: &Message<'_>, actions: &mut Vec<Action>) {
+    fn forward_stateless(
+        &self,
+        wall: SystemTime,
+        source: Source,
+        request: &Message<'_>,
+        actions: &mut Vec<Action>,
+    ) {
         if request.max_forwards().ok().flatten() == Some(0) {
             return;
         }
         let Ok(plan) = route::plan(&self.identity, request) else {
             return;
         };
-        let target = plan
-            .next_hop_route
-            .clone()
-            .or_else(|| plan.new_request_uri.clone())
-            .or_else(|| request.request_uri().map(|u| u.as_str().to_string()));
-        let Some(target) = target else { return };
-        let Ok(uri) = Uri::parse(&target) else { return };
-        let Some((host, port, transport)) = uri_target(&uri) else {
+        let Some(uri) = request.request_uri().and_then(|u| u.as_sip()).copied() else {
             return;
         };
-        let Ok(ip) = host.parse::<IpAddr>() else {
-            tracing::debug!(%host, "stateless forward to a name is not supported; dropped");
+        let target = self.target(request, &uri, &plan);
+        if !self.admits_ack(request, &plan, &target) {
+            tracing::debug!(?target, "an ACK that may not pass the proxy was dropped");
             return;
-        };
-        let destination = Destination {
-            transport,
-            addr: SocketAddr::new(ip, port),
+        }
+        let next_hops = match target {
+            Target::Proxy => return,
+            Target::LocalUser(user) => self.binding_targets(&self.location.lookup(&user, wall)).0,
+            Target::Elsewhere(next_hop) => {
+                let Ok(next) = Uri::parse(&next_hop) else {
+                    return;
+                };
+                let Some((host, port, transport)) = uri_target(&next) else {
+                    return;
+                };
+                let Ok(ip) = host.parse::<IpAddr>() else {
+                    tracing::debug!(%host, "stateless forward to a name is not supported; dropped");
+                    return;
+                };
+                let addr = SocketAddr::new(ip, port);
+                if self.identity.is_own_address(addr) {
+                    return;
+                }
+                let new_uri = plan.new_request_uri.clone().unwrap_or_default();
+                vec![(new_uri, Destination { transport, addr })]
+            }
         };
         let branch_id = branch_for(request, 0);
-        let (to, bytes) = self.forwarded(
-            source,
-            request,
-            &plan,
-            plan.new_request_uri.as_deref(),
-            destination,
-            &branch_id,
-        );
-        actions.push(Action::Send { to, bytes });
+        for (new_uri, destination) in next_hops {
+            let new_uri = (!new_uri.is_empty()).then_some(new_uri.as_str());
+            let (to, bytes, _) =
+                self.forwarded(source, request, &plan, new_uri, destination, &branch_id);
+            actions.push(Action::Send { to, bytes });
+        }
     }
 
     /// CANCEL (RFC 3261 section 16.10): 200 to the CANCEL at once, then CANCEL every pending
@@ -990,6 +920,7 @@ impl ProxyCore {
             "Server Internal Error",
             &[("Retry-After", STORE_RETRY_AFTER.to_string())],
             &self.to_tag,
+            self.server_header.as_deref(),
         ))
     }
 }

@@ -17,8 +17,9 @@ pub struct RoutePlan {
     pub new_request_uri: Option<String>,
     /// Remove the last Route value (it became the Request-URI).
     pub remove_last_route: bool,
-    /// Remove the first Route value (it is ours).
-    pub remove_first_route: bool,
+    /// How many Route values at the top are ours, to remove: one, or two when we wrote a
+    /// Record-Route per interface for a request that changed networks (RFC 5658).
+    pub own_routes: usize,
     /// The URI of the next Route value left, if any: the next hop.
     pub next_hop_route: Option<String>,
 }
@@ -30,7 +31,7 @@ pub fn plan(identity: &ProxyIdentity, request: &Message<'_>) -> Result<RoutePlan
     let mut plan = RoutePlan {
         new_request_uri: None,
         remove_last_route: false,
-        remove_first_route: false,
+        own_routes: 0,
         next_hop_route: None,
     };
     let mut remaining: &[NameAddr<'_>] = &routes;
@@ -44,11 +45,12 @@ pub fn plan(identity: &ProxyIdentity, request: &Message<'_>) -> Result<RoutePlan
         plan.remove_last_route = true;
         remaining = &remaining[..remaining.len() - 1];
     }
-    if let Some(first) = remaining.first() {
-        if is_ours(identity, &first.uri) {
-            plan.remove_first_route = true;
-            remaining = &remaining[1..];
+    while let Some(first) = remaining.first() {
+        if !is_ours(identity, &first.uri) {
+            break;
         }
+        plan.own_routes += 1;
+        remaining = &remaining[1..];
     }
     plan.next_hop_route = remaining.first().map(|r| r.uri.as_str().to_string());
     Ok(plan)
@@ -98,7 +100,7 @@ mod tests {
         let p = plan(&lab, &m).unwrap();
         assert_eq!(p.new_request_uri, None);
         assert!(!p.remove_last_route);
-        assert!(p.remove_first_route);
+        assert_eq!(p.own_routes, 1);
         assert_eq!(p.next_hop_route, None);
     }
 
@@ -106,8 +108,24 @@ mod tests {
     fn loose_route_to_us_is_removed_and_the_next_one_followed() {
         let p = plan_of("BYE sip:9000@127.0.0.1:5062 SIP/2.0\r\nRoute: <sip:127.0.0.1:5070;lr>, <sip:10.0.0.9;lr>\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: c\r\nCSeq: 2 BYE\r\n\r\n");
         assert_eq!(p.new_request_uri, None);
-        assert!(p.remove_first_route);
+        assert_eq!(p.own_routes, 1);
         assert_eq!(p.next_hop_route.as_deref(), Some("sip:10.0.0.9;lr"));
+    }
+
+    #[test]
+    fn both_record_routes_of_a_request_that_changed_networks_are_removed() {
+        // RFC 5658: one Record-Route per interface, so the route set holds us twice.
+        let two = ProxyIdentity::new(
+            &[
+                "udp:198.18.1.2:5060".parse().unwrap(),
+                "udp:198.18.2.2:5060".parse().unwrap(),
+            ],
+            &[],
+        );
+        let m = Message::parse(b"BYE sip:8000@198.18.1.10:5060 SIP/2.0\r\nRoute: <sip:198.18.2.2:5060;lr>, <sip:198.18.1.2:5060;lr>\r\nVia: SIP/2.0/UDP 198.18.2.10;branch=z9hG4bKx\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: c\r\nCSeq: 2 BYE\r\n\r\n").unwrap();
+        let p = plan(&two, &m).unwrap();
+        assert_eq!(p.own_routes, 2);
+        assert_eq!(p.next_hop_route, None);
     }
 
     #[test]
@@ -118,7 +136,7 @@ mod tests {
             RoutePlan {
                 new_request_uri: None,
                 remove_last_route: false,
-                remove_first_route: false,
+                own_routes: 0,
                 next_hop_route: None
             }
         );

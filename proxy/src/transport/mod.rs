@@ -104,6 +104,7 @@ pub(crate) use fires_timers;
 
 mod arrival;
 pub mod dns;
+pub mod routes;
 pub mod tcp;
 pub mod timers;
 pub mod udp;
@@ -134,14 +135,15 @@ type Waiting = (Bytes, Option<Recipient<TransportFailed>>);
 
 /// Sends messages for the core, from whichever actor handled the input.
 pub struct Outbound {
-    udp: Option<Arc<UdpSocket>>,
+    /// One socket per UDP listen address (a clone of one of its workers' sockets), in the
+    /// order of the listen addresses.
+    udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
     tcp_connections: DashMap<SocketAddr, Addr<tcp::TcpConnection>>,
     /// Messages waiting for a connection being opened, in the order they were sent (see
     /// `connect_and_send`).
     connecting: DashMap<SocketAddr, Vec<Waiting>>,
     core: std::sync::OnceLock<(Arc<ProxyCore>, Arc<dns::SipResolver>)>,
     tcp_local: Option<SocketAddr>,
-    udp_local: Option<SocketAddr>,
     /// Set when tracing or HEP export is on (`crate::trace`).
     capture: std::sync::OnceLock<Capture>,
     /// Every armed timer of the core (see `timers.rs` for why not `run_later`).
@@ -157,13 +159,15 @@ impl std::fmt::Debug for Outbound {
 }
 
 impl Outbound {
-    /// `udp` is a clone of one worker socket (all share the listen port, so the Via is true
-    /// whichever sends).
-    pub fn new(udp: Option<Arc<UdpSocket>>, tcp_local: Option<SocketAddr>) -> Arc<Outbound> {
-        let udp_local = udp.as_ref().and_then(|s| s.local_addr().ok());
+    /// `udp` holds a clone of one worker socket per UDP listen address (the workers of one
+    /// address share its port, so the Via is true whichever sends).
+    pub fn new(udp: Vec<Arc<UdpSocket>>, tcp_local: Option<SocketAddr>) -> Arc<Outbound> {
+        let udp = udp
+            .into_iter()
+            .filter_map(|socket| Some((socket.local_addr().ok()?, socket)))
+            .collect();
         Arc::new(Outbound {
             udp,
-            udp_local,
             capture: std::sync::OnceLock::new(),
             timers: timers::TimerQueue::default(),
             tcp_connections: DashMap::new(),
@@ -211,7 +215,7 @@ impl Outbound {
     pub(crate) fn capture_sent(&self, to: &Destination, bytes: &[u8]) {
         if let Some(capture) = self.capture.get() {
             let local = match to.transport {
-                TransportKind::Udp => self.udp_local,
+                TransportKind::Udp => self.udp_socket_toward(to.addr).map(|(addr, _)| *addr),
                 TransportKind::Tcp => self.tcp_local,
             };
             let local = local.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
@@ -224,6 +228,21 @@ impl Outbound {
                 bytes,
             );
         }
+    }
+
+    /// The UDP socket a datagram to `peer` leaves from: on a host with several networks, the
+    /// one bound to the address the kernel would use to reach it, which is the address the
+    /// core wrote in the Via (`ProxyIdentity::listen_toward`); else the only one.
+    fn udp_socket_toward(&self, peer: SocketAddr) -> Option<&(SocketAddr, Arc<UdpSocket>)> {
+        if self.udp.len() > 1 {
+            if let Some((core, _)) = self.core.get() {
+                let local = core.identity().listen_toward(TransportKind::Udp, peer);
+                if let Some(found) = self.udp.iter().find(|(addr, _)| *addr == local) {
+                    return Some(found);
+                }
+            }
+        }
+        self.udp.first()
     }
 
     /// Registers an accepted or connected TCP connection for reuse (RFC 3261 section 18.2.2:
@@ -257,7 +276,9 @@ impl Outbound {
         self.capture_sent(&to, &bytes);
         match to.transport {
             TransportKind::Udp => {
-                let Some(socket) = &self.udp else { return };
+                let Some((_, socket)) = self.udp_socket_toward(to.addr) else {
+                    return;
+                };
                 for _ in 0..3 {
                     match socket.send_to(&bytes, to.addr) {
                         Ok(_) => return,
@@ -608,7 +629,7 @@ mod tests {
             fillers.push(filler);
         }
         let core = Arc::new(crate::core::tests::core());
-        let outbound = Outbound::new(None, None);
+        let outbound = Outbound::new(Vec::new(), None);
         outbound.set_core(core, Arc::new(dns::SipResolver::new(&[])));
         let (failed_tx, failed) = std::sync::mpsc::channel();
         let failures = Failures(failed_tx).start();

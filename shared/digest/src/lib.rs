@@ -13,7 +13,7 @@
 //! - `verify.rs` is the server: [`verify_response`] for the bare check, [`Verifier`] for
 //!   realm, nonce and replay policy, reporting an [`Outcome`].
 //! - `nonce.rs` makes stateless, expiring nonces ([`NonceSecret`]); `replay.rs` refuses
-//!   repeated nonce counts ([`NonceCountTracker`]).
+//!   repeated nonce counts and second uses of a one-time nonce ([`NonceCountTracker`]).
 //! - `client.rs` answers a challenge ([`answer`]).
 //!
 //! ```
@@ -42,6 +42,7 @@
 //!         secret: Secret::Password("secret"),
 //!         now_unix_secs: now + 1,
 //!         nonce_binding: &[],
+//!         request_fingerprint: 0,
 //!     },
 //!     None,
 //! );
@@ -73,6 +74,6 @@ pub use error::DigestError;
 /// Stateless, expiring server nonces.
 pub use nonce::{NonceSecret, NonceStatus};
 /// Nonce-count replay protection.
-pub use replay::NonceCountTracker;
+pub use replay::{NonceCountTracker, Refused};
 /// Server-side verification.
 pub use verify::{verify_response, Outcome, Secret, SecretKind, Verifier, VerifyRequest};

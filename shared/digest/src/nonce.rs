@@ -1,13 +1,18 @@
 //! Stateless server nonces: the server can tell its own nonces from forged ones, and fresh ones
 //! from expired ones, without remembering any of them.
 //!
-//! A nonce is `hex(timestamp || HMAC-SHA256(key, timestamp || realm || binding)[..16])`, 48 hex
-//! characters, the scheme RFC 7616 section 5.4 suggests. The tag is truncated to 128 bits, which
-//! RFC 2104 section 5 allows, to keep the nonce short for the small buffers of old phones.
-//! Replay within a nonce's lifetime is `replay.rs`'s job; this module only vouches for origin
-//! and age. Time is passed in, so expiry is tested with a fake clock.
+//! A nonce is `hex(stamp || HMAC-SHA256(key, stamp || realm || binding)[..16])`, 48 hex
+//! characters, the scheme RFC 7616 section 5.4 suggests. The stamp is 64 bits: the issuing
+//! second in the upper 40, a per-key counter in the lower 24, so that no two challenges of one
+//! server carry the same nonce (a one-time nonce, `replay.rs`, must belong to one client; two
+//! clients challenged in the same second used to get the same one). The tag is truncated to 128
+//! bits, which RFC 2104 section 5 allows, to keep the nonce short for the small buffers of old
+//! phones. Replay within a nonce's lifetime is `replay.rs`'s job; this module only vouches for
+//! origin and age. Time is passed in, so expiry is tested with a fake clock.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -19,6 +24,9 @@ type HmacSha256 = Hmac<Sha256>;
 const STAMP_LEN: usize = 8;
 const TAG_LEN: usize = 16;
 const NONCE_HEX_LEN: usize = 2 * (STAMP_LEN + TAG_LEN);
+/// Bits of the stamp that count nonces within one second.
+const COUNTER_BITS: u32 = 24;
+const COUNTER_MASK: u64 = (1 << COUNTER_BITS) - 1;
 
 /// The server's nonce key and nonce lifetime.
 ///
@@ -30,6 +38,8 @@ pub struct NonceSecret {
     /// The keyed HMAC state, cloned for each nonce so the key is only absorbed once.
     mac: HmacSha256,
     lifetime_secs: u64,
+    /// Numbers the nonces issued (shared by clones): the low bits of each stamp.
+    counter: Arc<AtomicU32>,
 }
 
 /// What a nonce turned out to be.
@@ -66,7 +76,14 @@ impl NonceSecret {
         }
         // HMAC takes keys of any length, so this cannot fail; the error is mapped, not unwrapped.
         let mac = HmacSha256::new_from_slice(key).map_err(|_| weak)?;
-        Ok(NonceSecret { mac, lifetime_secs })
+        // Started from the key's bytes rather than zero, so that the nonces of two keys (two
+        // starts of one proxy) do not count alike; uniqueness only needs the increments.
+        let start = u32::from_be_bytes([key[0], key[1], key[2], key[3]]);
+        Ok(NonceSecret {
+            mac,
+            lifetime_secs,
+            counter: Arc::new(AtomicU32::new(start)),
+        })
     }
 
     /// How long a nonce stays fresh, in seconds.
@@ -78,8 +95,10 @@ impl NonceSecret {
     ///
     /// `binding` is optional extra data the nonce is bound to (a client address, a Call-ID); the
     /// same bytes must be given to [`check`](Self::check). Pass `&[]` for none.
+    /// Every call gives a different nonce, up to 2^24 of them within one second.
     pub fn issue(&self, now_unix_secs: u64, realm: &str, binding: &[u8]) -> String {
-        let stamp = now_unix_secs.to_be_bytes();
+        let count = u64::from(self.counter.fetch_add(1, Ordering::Relaxed)) & COUNTER_MASK;
+        let stamp = ((now_unix_secs << COUNTER_BITS) | count).to_be_bytes();
         let tag = self.tag(&stamp, realm, binding);
         let mut raw = [0u8; STAMP_LEN + TAG_LEN];
         raw[..STAMP_LEN].copy_from_slice(&stamp);
@@ -109,7 +128,7 @@ impl NonceSecret {
         if mac.verify_truncated_left(&raw[STAMP_LEN..]).is_err() {
             return NonceStatus::Invalid;
         }
-        let issued_at = u64::from_be_bytes(stamp);
+        let issued_at = u64::from_be_bytes(stamp) >> COUNTER_BITS;
         // A stamp in the future can only be ours after the clock stepped back; it is still
         // honest, so it counts as fresh rather than locking clients out.
         if now_unix_secs > issued_at.saturating_add(self.lifetime_secs) {
@@ -186,11 +205,29 @@ mod tests {
     }
 
     #[test]
+    fn nonces_issued_in_the_same_second_all_differ() {
+        let s = secret();
+        let nonces: std::collections::HashSet<String> =
+            (0..1000).map(|_| s.issue(T, "dialtone", &[])).collect();
+        assert_eq!(nonces.len(), 1000);
+        for nonce in &nonces {
+            assert_eq!(
+                s.check(nonce, T, "dialtone", &[]),
+                NonceStatus::Fresh { issued_at: T }
+            );
+        }
+    }
+
+    #[test]
     fn moving_the_timestamp_forward_breaks_the_signature() {
         // The obvious attack on expiry: re-stamp an old nonce as new.
         let s = secret();
         let nonce = s.issue(T, "dialtone", &[]);
-        let restamped = format!("{}{}", hex::encode((T + 1000).to_be_bytes()), &nonce[16..]);
+        let restamped = format!(
+            "{}{}",
+            hex::encode(((T + 1000) << COUNTER_BITS).to_be_bytes()),
+            &nonce[16..]
+        );
         assert_eq!(
             s.check(&restamped, T + 1000, "dialtone", &[]),
             NonceStatus::Invalid

@@ -1,23 +1,53 @@
 //! Nonce-count replay protection (RFC 7616 section 3.4 and section 5.3): remembers, for each
 //! nonce in use, the highest `nc` accepted, and refuses any `nc` that is not higher.
 //!
+//! An answer without `qop` has no `nc`; it counts as `nc=1`, so such a nonce is accepted once
+//! (a one-time nonce, as Kamailio's auth module offers): the seed's Cisco ATA answers in the
+//! RFC 2069 form, and without this a captured REGISTER or INVITE could be sent again for the
+//! nonce's whole lifetime.
+//!
+//! With each accepted count the tracker keeps a fingerprint of the request that used it, so
+//! that a stateless registrar can tell the retransmission of that very request (same
+//! transaction: it must get its answer again) from a replay in a new transaction.
+//!
 //! A plain data structure with `now` passed in. Memory is bounded: entries older than the nonce
 //! lifetime are dropped (their nonces check as stale before reaching here), and when the table
 //! is full the oldest nonce is dropped and a floor is raised so that neither it nor anything
 //! older can be replayed afterwards; such clients get `stale=true` and carry on with a new nonce.
 //!
-//! Without `qop` there is no `nc` and nothing to track: RFC 2069 answers (the seed's Cisco ATA)
-//! are replayable for the nonce's lifetime, which is why that lifetime should stay short.
 
 use std::collections::{BTreeSet, HashMap};
+
+/// The highest count accepted for one nonce, and the request that used it.
+#[derive(Debug, Clone, Copy)]
+struct Use {
+    nc: u32,
+    request: u64,
+}
+
+/// Why a count was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The count was used before; `same_request` when by a request with the same fingerprint
+    /// and this very count (a retransmission).
+    Reused {
+        /// The same request again, not a new one.
+        same_request: bool,
+    },
+    /// The nonce is older than what the table still remembers (it was full): it may have been
+    /// used, so it is refused; the client should be told to take a new one (`stale=true`).
+    Forgotten,
+    /// `nc=00000000`, which no client sends.
+    Zero,
+}
 
 /// Highest nonce count seen per nonce, with bounded memory.
 #[derive(Debug, Clone)]
 pub struct NonceCountTracker {
     capacity: usize,
     max_age_secs: u64,
-    /// nonce -> (issued_at, highest nc accepted)
-    entries: HashMap<String, (u64, u32)>,
+    /// nonce -> its use so far
+    entries: HashMap<String, Use>,
     /// The same entries ordered oldest first, for expiry and eviction.
     by_age: BTreeSet<(u64, String)>,
     /// Nonces issued at or before this time are refused unless already tracked.
@@ -37,31 +67,45 @@ impl NonceCountTracker {
         }
     }
 
-    /// Records `nc` for `nonce` (issued at `issued_at`) if it is higher than any before, and says
-    /// whether it was. Call this only after the response has been verified, or anyone could
-    /// push a client's count ahead of it.
-    pub fn accept(&mut self, nonce: &str, issued_at: u64, nc: u32, now_unix_secs: u64) -> bool {
+    /// Records `nc` for `nonce` (issued at `issued_at`), used by the request whose fingerprint
+    /// is `request`, if it is higher than any before. Call this only after the response has
+    /// been verified, or anyone could push a client's count ahead of it.
+    pub fn accept(
+        &mut self,
+        nonce: &str,
+        issued_at: u64,
+        nc: u32,
+        request: u64,
+        now_unix_secs: u64,
+    ) -> Result<(), Refused> {
         self.expire(now_unix_secs);
-        if let Some((_, last)) = self.entries.get_mut(nonce) {
-            if nc <= *last {
-                return false;
+        if let Some(last) = self.entries.get_mut(nonce) {
+            if nc <= last.nc {
+                return Err(Refused::Reused {
+                    same_request: nc == last.nc && request == last.request,
+                });
             }
-            *last = nc;
-            return true;
+            last.nc = nc;
+            last.request = request;
+            return Ok(());
         }
         // An unseen nonce starts at zero, so nc=00000000 is never accepted.
-        if nc == 0 || self.below_floor(issued_at) {
-            return false;
+        if nc == 0 {
+            return Err(Refused::Zero);
+        }
+        if self.below_floor(issued_at) {
+            return Err(Refused::Forgotten);
         }
         if self.entries.len() >= self.capacity {
             self.evict_oldest();
             if self.below_floor(issued_at) {
-                return false;
+                return Err(Refused::Forgotten);
             }
         }
-        self.entries.insert(nonce.to_owned(), (issued_at, nc));
+        let first_use = Use { nc, request };
+        self.entries.insert(nonce.to_owned(), first_use);
         self.by_age.insert((issued_at, nonce.to_owned()));
-        true
+        Ok(())
     }
 
     /// How many nonces are tracked.
@@ -103,37 +147,69 @@ mod tests {
 
     const T: u64 = 1_700_000_000;
 
+    /// Accepts with one fixed request fingerprint.
+    fn ok(t: &mut NonceCountTracker, nonce: &str, issued_at: u64, nc: u32, now: u64) -> bool {
+        t.accept(nonce, issued_at, nc, 7, now).is_ok()
+    }
+
+    #[test]
+    fn the_same_count_again_is_the_same_request_only_with_its_fingerprint() {
+        let mut t = NonceCountTracker::new(10, 300);
+        assert_eq!(t.accept("n", T, 1, 11, T), Ok(()));
+        assert_eq!(
+            t.accept("n", T, 1, 11, T + 1),
+            Err(Refused::Reused { same_request: true }),
+            "a retransmission"
+        );
+        assert_eq!(
+            t.accept("n", T, 1, 12, T + 1),
+            Err(Refused::Reused {
+                same_request: false
+            }),
+            "a new request with the used nonce"
+        );
+        assert_eq!(t.accept("n", T, 2, 12, T + 1), Ok(()));
+        assert_eq!(
+            t.accept("n", T, 1, 11, T + 2),
+            Err(Refused::Reused {
+                same_request: false
+            }),
+            "an older count is never a retransmission of the latest"
+        );
+        assert_eq!(t.accept("m", T, 0, 11, T), Err(Refused::Zero));
+    }
+
     #[test]
     fn accepts_rising_counts_and_refuses_repeats() {
         let mut t = NonceCountTracker::new(10, 300);
-        assert!(t.accept("n", T, 1, T));
-        assert!(t.accept("n", T, 2, T));
-        assert!(!t.accept("n", T, 2, T), "the same nc twice is a replay");
-        assert!(!t.accept("n", T, 1, T), "an older nc is a replay");
-        assert!(t.accept("n", T, 7, T), "skipping ahead is allowed");
+        assert!(ok(&mut t, "n", T, 1, T));
+        assert!(ok(&mut t, "n", T, 2, T));
+        assert!(!ok(&mut t, "n", T, 2, T), "the same nc twice is a replay");
+        assert!(!ok(&mut t, "n", T, 1, T), "an older nc is a replay");
+        assert!(ok(&mut t, "n", T, 7, T), "skipping ahead is allowed");
     }
 
     #[test]
     fn counts_are_kept_per_nonce() {
         let mut t = NonceCountTracker::new(10, 300);
-        assert!(t.accept("a", T, 1, T));
-        assert!(t.accept("b", T, 1, T));
-        assert!(!t.accept("a", T, 1, T));
+        assert!(ok(&mut t, "a", T, 1, T));
+        assert!(ok(&mut t, "b", T, 1, T));
+        assert!(!ok(&mut t, "a", T, 1, T));
     }
 
     #[test]
     fn refuses_a_zero_count() {
         let mut t = NonceCountTracker::new(10, 300);
-        assert!(!t.accept("n", T, 0, T));
+        assert!(!ok(&mut t, "n", T, 0, T));
     }
 
     #[test]
     fn forgets_nonces_past_their_lifetime() {
         let mut t = NonceCountTracker::new(10, 300);
-        assert!(t.accept("old", T, 5, T));
-        assert!(t.accept("new", T + 200, 1, T + 200));
+        assert!(ok(&mut t, "old", T, 5, T));
+        assert!(ok(&mut t, "new", T + 200, 1, T + 200));
         assert_eq!(t.len(), 2);
-        assert!(t.accept("new", T + 200, 2, T + 301));
+        assert!(ok(&mut t, "new", T + 200, 2, T + 301));
         assert_eq!(t.len(), 1, "the nonce issued at T expired at T+300");
     }
 
@@ -141,7 +217,7 @@ mod tests {
     fn never_holds_more_than_its_capacity() {
         let mut t = NonceCountTracker::new(3, 300);
         for i in 0..10 {
-            assert!(t.accept(&format!("n{i}"), T + i, 1, T + i));
+            assert!(ok(&mut t, &format!("n{i}"), T + i, 1, T + i));
             assert!(t.len() <= 3);
         }
     }
@@ -149,21 +225,24 @@ mod tests {
     #[test]
     fn an_evicted_nonce_cannot_be_replayed_from_scratch() {
         let mut t = NonceCountTracker::new(2, 300);
-        assert!(t.accept("a", T, 3, T));
-        assert!(t.accept("b", T + 1, 1, T + 1));
-        assert!(t.accept("c", T + 2, 1, T + 2), "evicts a");
+        assert!(ok(&mut t, "a", T, 3, T));
+        assert!(ok(&mut t, "b", T + 1, 1, T + 1));
+        assert!(ok(&mut t, "c", T + 2, 1, T + 2), "evicts a");
         assert!(
-            !t.accept("a", T, 1, T + 3),
+            !ok(&mut t, "a", T, 1, T + 3),
             "a was forgotten, but the floor still refuses it"
         );
-        assert!(!t.accept("z", T, 1, T + 3), "so is any unseen nonce as old");
-        assert!(t.accept("d", T + 3, 1, T + 3), "newer nonces are fine");
+        assert!(
+            !ok(&mut t, "z", T, 1, T + 3),
+            "so is any unseen nonce as old"
+        );
+        assert!(ok(&mut t, "d", T + 3, 1, T + 3), "newer nonces are fine");
     }
 
     #[test]
     fn a_capacity_of_zero_still_tracks_one_nonce() {
         let mut t = NonceCountTracker::new(0, 300);
-        assert!(t.accept("n", T, 1, T));
-        assert!(!t.accept("n", T, 1, T));
+        assert!(ok(&mut t, "n", T, 1, T));
+        assert!(!ok(&mut t, "n", T, 1, T));
     }
 }

@@ -12,7 +12,7 @@ use crate::challenge::Challenge;
 use crate::credentials::Credentials;
 use crate::error::DigestError;
 use crate::nonce::{NonceSecret, NonceStatus};
-use crate::replay::NonceCountTracker;
+use crate::replay::{NonceCountTracker, Refused};
 use crate::response::ResponseInput;
 
 /// What the server knows about the user named in the credentials.
@@ -116,7 +116,8 @@ fn hex_eq_constant_time(expected: &str, given: &str) -> bool {
 /// | outcome | SIP answer |
 /// |---|---|
 /// | `Ok` | carry on |
-/// | `Stale`, `Replay` | 401/407 with a new challenge and `stale=true` |
+/// | `Stale` | 401/407 with a new challenge and `stale=true` |
+/// | `Replay` | 401/407 with a new challenge (`stale=true` only when `forgotten`) |
 /// | `BadNonce`, `WrongRealm` | 401/407 with a new challenge |
 /// | `BadResponse`, `UnknownUser` | the same for both: 403, or 401/407 again |
 /// | `Malformed` | 400 |
@@ -135,8 +136,15 @@ pub enum Outcome {
     WrongRealm,
     /// No such user; see [`Secret::Unknown`].
     UnknownUser,
-    /// The nonce count was not higher than one already accepted for this nonce.
-    Replay,
+    /// The nonce count was not higher than one already accepted for this nonce (for an answer
+    /// without qop: the nonce was used once already).
+    Replay {
+        /// The request that used the count, again (same fingerprint): a retransmission.
+        same_request: bool,
+        /// The table of used nonces was full and no longer knows this one: it may never have
+        /// been used, so the client deserves `stale=true`.
+        forgotten: bool,
+    },
     /// The credentials ask for something that cannot be computed.
     Malformed(DigestError),
 }
@@ -151,7 +159,8 @@ impl Outcome {
     /// `None` for success and for failures answered without one.
     pub fn rechallenge(&self) -> Option<bool> {
         match self {
-            Outcome::Stale | Outcome::Replay => Some(true),
+            Outcome::Stale => Some(true),
+            Outcome::Replay { forgotten, .. } => Some(*forgotten),
             Outcome::BadNonce | Outcome::WrongRealm => Some(false),
             Outcome::Ok | Outcome::BadResponse | Outcome::UnknownUser | Outcome::Malformed(_) => {
                 None
@@ -174,6 +183,10 @@ pub struct VerifyRequest<'r> {
     pub now_unix_secs: u64,
     /// The same binding bytes the challenge's nonce was issued with (`&[]` for none).
     pub nonce_binding: &'r [u8],
+    /// What identifies this request's transaction (a hash of its top Via, Call-ID and CSeq):
+    /// the tracker remembers it with each count it accepts, so that the retransmission of the
+    /// request that used a count can be told from a replay (see [`Outcome::Replay`]).
+    pub request_fingerprint: u64,
 }
 
 /// A server's digest policy: its realm, nonce key, and what its challenges offer.
@@ -238,8 +251,9 @@ impl Verifier {
         }
     }
 
-    /// Decides what `request` is worth. With a `tracker`, qop answers are also checked for
-    /// replay; the tracker only learns counts from credentials whose response was right.
+    /// Decides what `request` is worth. With a `tracker`, answers are also checked for replay
+    /// (a qop answer's count must grow; an answer without qop is accepted once per nonce); the
+    /// tracker only learns counts from credentials whose response was right.
     pub fn verify(
         &self,
         request: &VerifyRequest<'_>,
@@ -273,12 +287,31 @@ impl Verifier {
         if stale {
             return Outcome::Stale;
         }
-        if let (Some(_), Some(nc), Some(tracker)) = (credentials.qop, credentials.nc, tracker) {
-            if !tracker.accept(&credentials.nonce, issued_at, nc, now) {
-                return Outcome::Replay;
-            }
+        let Some(tracker) = tracker else {
+            return Outcome::Ok;
+        };
+        // Without qop there is no count: the one use a one-time nonce allows counts as nc=1.
+        let nc = match (credentials.qop, credentials.nc) {
+            (Some(_), Some(nc)) => nc,
+            (Some(_), None) => 0,
+            (None, _) => 1,
+        };
+        let fingerprint = request.request_fingerprint;
+        match tracker.accept(&credentials.nonce, issued_at, nc, fingerprint, now) {
+            Ok(()) => Outcome::Ok,
+            Err(Refused::Reused { same_request }) => Outcome::Replay {
+                same_request,
+                forgotten: false,
+            },
+            Err(Refused::Forgotten) => Outcome::Replay {
+                same_request: false,
+                forgotten: true,
+            },
+            Err(Refused::Zero) => Outcome::Replay {
+                same_request: false,
+                forgotten: false,
+            },
         }
-        Outcome::Ok
     }
 }
 

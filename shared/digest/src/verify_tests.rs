@@ -180,6 +180,7 @@ fn check(
         secret,
         now_unix_secs: now,
         nonce_binding: &[],
+        request_fingerprint: 0,
     };
     verifier.verify(&request, tracker)
 }
@@ -310,6 +311,7 @@ fn a_nonce_bound_to_one_address_fails_from_another() {
         secret: Secret::Password("secret"),
         now_unix_secs: T,
         nonce_binding: b"192.0.2.1:5060",
+        request_fingerprint: 0,
     };
     assert_eq!(v.verify(&request, None), Outcome::Ok);
     request.nonce_binding = b"198.51.100.7:5060";
@@ -333,11 +335,49 @@ fn a_repeated_nonce_count_is_refused_as_a_replay() {
         Outcome::Ok
     );
     let replayed = check(&v, &first, secret, T + 2, Some(&mut tracker));
-    assert_eq!(replayed, Outcome::Replay);
-    assert_eq!(replayed.rechallenge(), Some(true));
+    assert_eq!(
+        replayed,
+        Outcome::Replay {
+            same_request: false,
+            forgotten: false
+        }
+    );
+    assert_eq!(
+        replayed.rechallenge(),
+        Some(false),
+        "not stale: the nonce is fresh"
+    );
     assert_eq!(
         check(&v, &second, secret, T + 2, Some(&mut tracker)),
-        Outcome::Replay
+        Outcome::Replay {
+            same_request: true,
+            forgotten: false
+        },
+        "the latest count by the same request fingerprint is its retransmission"
+    );
+}
+
+#[test]
+fn an_answer_without_qop_is_accepted_once_per_nonce() {
+    // RFC 2069 answers (the seed's Cisco ATA) have no count: the nonce is one-time.
+    let v = verifier().with_qop(false);
+    let mut tracker = NonceCountTracker::new(100, LIFETIME);
+    let challenge = v.challenge(T, false, &[]);
+    let credentials = client_answer(&challenge, "secret", 1);
+    assert_eq!(credentials.qop, None);
+    let secret = Secret::Password("secret");
+    assert_eq!(
+        check(&v, &credentials, secret, T, Some(&mut tracker)),
+        Outcome::Ok
+    );
+    let again = check(&v, &credentials, secret, T + 1, Some(&mut tracker));
+    assert!(matches!(again, Outcome::Replay { .. }), "{again:?}");
+    assert_eq!(again.rechallenge(), Some(false));
+    // A new challenge's nonce works once in turn.
+    let next = client_answer(&v.challenge(T + 1, false, &[]), "secret", 1);
+    assert_eq!(
+        check(&v, &next, secret, T + 1, Some(&mut tracker)),
+        Outcome::Ok
     );
 }
 

@@ -139,6 +139,38 @@ impl<'m, 'a> Editor<'m, 'a> {
         self
     }
 
+    /// Removes the first `count` comma-separated values of the headers named `name`, across
+    /// header lines: a proxy that wrote two Record-Routes (one per interface, RFC 5658) finds
+    /// both at the top of the Route set, on one line or on two.
+    pub fn remove_first_values(&mut self, name: HeaderName, count: usize) -> &mut Self {
+        let mut left = count;
+        let headers: Vec<_> = self
+            .message
+            .headers
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.name == name)
+            .map(|(i, h)| (i, *h))
+            .collect();
+        for (index, h) in headers {
+            if left == 0 {
+                break;
+            }
+            let values: Vec<&str> = lex::split_commas(h.value).collect();
+            if values.len() <= left {
+                left -= values.len();
+                self.remove_header(index);
+                continue;
+            }
+            // Remove from the value's start up to where the first kept value begins.
+            let kept = values[left];
+            let kept_at = kept.as_ptr() as usize - h.value.as_ptr() as usize;
+            self.splice(h.value_start, h.value_start + kept_at as u32, |_| {});
+            left = 0;
+        }
+        self
+    }
+
     /// Removes the top Via value (RFC 3261 section 16.7 step 3).
     pub fn remove_top_via(&mut self) -> &mut Self {
         self.remove_first_value(HeaderName::Via)
@@ -247,6 +279,35 @@ impl<'a> Message<'a> {
     /// Starts editing this message.
     pub fn edit(&self) -> Editor<'_, 'a> {
         Editor::new(self)
+    }
+}
+
+#[cfg(test)]
+mod remove_values_tests {
+    use super::*;
+
+    #[test]
+    fn the_first_values_go_whether_on_one_line_or_on_several() {
+        let one_line = b"BYE sip:a@b SIP/2.0\r\nRoute: <sip:p1;lr>, <sip:p2;lr>, <sip:x;lr>\r\nCall-ID: c\r\n\r\n";
+        let m = Message::parse(one_line).unwrap();
+        let mut e = m.edit();
+        e.remove_first_values(HeaderName::Route, 2);
+        let out = String::from_utf8(e.finish()).unwrap();
+        assert!(out.contains("Route: <sip:x;lr>\r\n"), "{out}");
+        let lines = b"BYE sip:a@b SIP/2.0\r\nRoute: <sip:p1;lr>\r\nRoute: <sip:p2;lr>, <sip:x;lr>\r\nCall-ID: c\r\n\r\n";
+        let m = Message::parse(lines).unwrap();
+        let mut e = m.edit();
+        e.remove_first_values(HeaderName::Route, 2);
+        let out = String::from_utf8(e.finish()).unwrap();
+        assert_eq!(
+            out,
+            "BYE sip:a@b SIP/2.0\r\nRoute: <sip:x;lr>\r\nCall-ID: c\r\n\r\n"
+        );
+        let m = Message::parse(lines).unwrap();
+        let mut e = m.edit();
+        e.remove_first_values(HeaderName::Route, 3);
+        let out = String::from_utf8(e.finish()).unwrap();
+        assert_eq!(out, "BYE sip:a@b SIP/2.0\r\nCall-ID: c\r\n\r\n");
     }
 }
 

@@ -1,0 +1,315 @@
+//! Who may have a request forwarded (RFC 3261 section 22 and the proxy's relay policy): the
+//! target a request leads to after route processing, whether it lies inside a dialog this
+//! proxy record-routed, and the digest check that guards everything else.
+//!
+//! The rules, for every method alike:
+//! - With `--auth all`, an out-of-dialog request for a user of our domains is challenged
+//!   before any user or location lookup, so that the answer (status line, headers, time) is
+//!   the same for users that exist and users that do not: a scanner (`svwar`) learns nothing.
+//! - With auth on (`register` or `all`), nothing that arrived without valid credentials goes
+//!   to a host that is not ours, whatever its Route, Request-URI or To tag say, unless it is
+//!   inside a dialog this proxy record-routed and knows: a To tag, our URI on top of the
+//!   route set, and a call the proxy saw established. A made-up To tag with our Route
+//!   (Kamailio's default script relays those) does not make a request in-dialog.
+//! - With `--auth none`, requests for other domains are relayed only with `--relay true`
+//!   (`403 Relay forbidden` otherwise); dialogs we record-routed pass as before.
+//! - OPTIONS, REGISTER and the rest addressed to the proxy itself are answered by it.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::net::IpAddr;
+use std::time::{Instant, SystemTime};
+
+use dialtone_sip::{HeaderName, Message, SipUri};
+
+use super::context::ProxyTransaction;
+use super::route::RoutePlan;
+use super::{Action, ProxyCore, Source};
+use crate::auth::AuthDecision;
+use crate::config::AuthMode;
+
+/// How credentials the proxy accepted were used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Authorized {
+    /// For the first time.
+    Fresh,
+    /// By the very request that used them before: its retransmission
+    /// ([`AuthDecision::Replayed`]).
+    Replayed,
+}
+
+/// Where a request leads once route processing (section 16.4) is done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Target {
+    /// The proxy itself: a URI of ours without a user part.
+    Proxy,
+    /// A user of a domain we serve (unescaped): the location service decides (section 16.5).
+    LocalUser(String),
+    /// Anywhere else: the next Route, or a Request-URI outside our domains (a phone's contact
+    /// inside a dialog, another domain).
+    Elsewhere(String),
+}
+
+/// True when `request` is inside a dialog this proxy record-routed, as far as the request
+/// itself can tell: it has a To tag and reached us through our own URI at the top of its
+/// route set (loose routing) or as its Request-URI (a strict router such as the seed's ATA).
+pub(super) fn routed_through_us(request: &Message<'_>, plan: &RoutePlan) -> bool {
+    let to_tag = request.to().ok().and_then(|t| t.tag()).is_some();
+    to_tag && (plan.own_routes > 0 || plan.new_request_uri.is_some())
+}
+
+impl ProxyCore {
+    /// The target of `request` (whose Request-URI is `uri`) after route processing.
+    ///
+    /// A URI naming one of our domains with a user part goes to the location service whether
+    /// or not the request has a To tag (section 16.5): a UA that ignores Record-Route sends
+    /// its BYE to `sip:user@proxy`, which the proxy used to send to itself. Inside a dialog
+    /// the port must be ours too: in a lab whose domain is 127.0.0.1, `sip:9000@127.0.0.1:5064`
+    /// is a phone's contact, not our AOR.
+    pub(super) fn target(
+        &self,
+        request: &Message<'_>,
+        uri: &SipUri<'_>,
+        plan: &RoutePlan,
+    ) -> Target {
+        if let Some(next_hop) = &plan.next_hop_route {
+            return Target::Elsewhere(next_hop.clone());
+        }
+        let in_dialog = request.to().ok().and_then(|t| t.tag()).is_some();
+        let rewritten;
+        let sip = match &plan.new_request_uri {
+            Some(text) => {
+                rewritten = dialtone_sip::Uri::parse(text).ok();
+                match rewritten.as_ref().and_then(|u| u.as_sip()) {
+                    Some(sip) => *sip,
+                    None => return Target::Elsewhere(text.clone()),
+                }
+            }
+            None => *uri,
+        };
+        let ours = if in_dialog {
+            self.identity.is_this_proxy(&sip)
+        } else {
+            self.identity.is_local_domain(sip.host) || self.identity.is_this_proxy(&sip)
+        };
+        match (ours, sip.user_unescaped()) {
+            (true, None) => Target::Proxy,
+            (true, Some(user)) => Target::LocalUser(user.into_owned()),
+            (false, _) => Target::Elsewhere(
+                plan.new_request_uri
+                    .clone()
+                    .or_else(|| request.request_uri().map(|u| u.as_str().to_string()))
+                    .unwrap_or_default(),
+            ),
+        }
+    }
+
+    /// Whether `request`, headed for `target`, may go on; when not, its answer (a challenge,
+    /// 403) has been sent. REGISTER and requests for the proxy itself are not judged here.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn admit(
+        &self,
+        now: Instant,
+        wall: SystemTime,
+        source: Source,
+        request: &Message<'_>,
+        plan: &RoutePlan,
+        target: &Target,
+        tx: &mut ProxyTransaction,
+        actions: &mut Vec<Action>,
+    ) -> bool {
+        let in_dialog = routed_through_us(request, plan);
+        let needs_credentials = match (self.auth_mode, target) {
+            (_, Target::Proxy) => false,
+            (AuthMode::All, Target::LocalUser(_)) => !(in_dialog && self.knows_dialog(request)),
+            (AuthMode::None | AuthMode::Register, Target::LocalUser(_)) => false,
+            (AuthMode::None, Target::Elsewhere(_)) => {
+                if !in_dialog && !self.relay {
+                    tx.respond_to(request, now, self, 403, "Relay forbidden", &[], actions);
+                    return false;
+                }
+                false
+            }
+            (AuthMode::Register | AuthMode::All, Target::Elsewhere(_)) => {
+                !(in_dialog && self.knows_dialog(request))
+            }
+        };
+        if !needs_credentials {
+            return true;
+        }
+        let from_user = request
+            .from()
+            .ok()
+            .and_then(|f| f.uri.user())
+            .unwrap_or("")
+            .to_string();
+        self.authenticate(
+            now,
+            wall,
+            source.addr.ip(),
+            request,
+            &from_user,
+            407,
+            false,
+            tx,
+            actions,
+        )
+        .is_some()
+    }
+
+    /// True when the request's Call-ID is a call the proxy saw established (a 2xx to its
+    /// INVITE passed here) and has not seen end: only then is a To tag with our Route a dialog
+    /// of ours rather than a forgery.
+    fn knows_dialog(&self, request: &Message<'_>) -> bool {
+        request
+            .call_id()
+            .is_ok_and(|call_id| self.calls.is_active(call_id))
+    }
+
+    /// An ACK, forwarded statelessly, may go to `target` (it cannot be challenged: an ACK is
+    /// never answered, so one that may not pass is dropped).
+    pub(super) fn admits_ack(
+        &self,
+        request: &Message<'_>,
+        plan: &RoutePlan,
+        target: &Target,
+    ) -> bool {
+        let in_dialog = routed_through_us(request, plan);
+        match (self.auth_mode, target) {
+            (_, Target::Proxy) => false,
+            (AuthMode::None, Target::LocalUser(_)) => true,
+            (AuthMode::None, Target::Elsewhere(_)) => in_dialog || self.relay,
+            (_, _) => in_dialog && self.knows_dialog(request),
+        }
+    }
+
+    /// Checks credentials; on anything but success the response is sent and `None` returned.
+    /// Credentials that this very request used before (its retransmission) pass only with
+    /// `admit_replay` (and say so), for a stateless registrar that must answer it again; a
+    /// second use by any other request is a replay and is challenged afresh.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn authenticate(
+        &self,
+        now: Instant,
+        wall: SystemTime,
+        source: IpAddr,
+        request: &Message<'_>,
+        claimed_user: &str,
+        challenge_code: u16,
+        admit_replay: bool,
+        tx: &mut ProxyTransaction,
+        actions: &mut Vec<Action>,
+    ) -> Option<Authorized> {
+        let credentials_header = if challenge_code == 401 {
+            HeaderName::Authorization
+        } else {
+            HeaderName::ProxyAuthorization
+        };
+        // Credentials of a scheme other than Digest are not ours to judge: RFC 4475 section
+        // 3.3.7 expects a registrar to answer them with a fresh Digest challenge, not a 400.
+        let values: Vec<&str> = request
+            .headers_named(credentials_header)
+            .map(|h| h.value)
+            .filter(|v| {
+                v.split_whitespace()
+                    .next()
+                    .is_some_and(|scheme| scheme.eq_ignore_ascii_case("digest"))
+            })
+            .collect();
+        let method = request.method().map(|m| m.as_str()).unwrap_or("");
+        let challenge = |stale: bool, tx: &mut ProxyTransaction, actions: &mut Vec<Action>| {
+            self.challenge(request, now, wall, challenge_code, stale, tx, actions)
+        };
+        let fingerprint = transaction_fingerprint(request);
+        match self
+            .auth
+            .check(&values, method, claimed_user, source, wall, fingerprint)
+        {
+            AuthDecision::Authenticated { .. } => return Some(Authorized::Fresh),
+            AuthDecision::Replayed { .. } if admit_replay => return Some(Authorized::Replayed),
+            AuthDecision::Replayed { .. } => challenge(false, tx, actions),
+            AuthDecision::Challenge { stale } => challenge(stale, tx, actions),
+            AuthDecision::Failed => {
+                self.metrics
+                    .auth_failures
+                    .with_label_values(&["bad_credentials"])
+                    .inc();
+                challenge(false, tx, actions);
+            }
+            AuthDecision::WrongUser => {
+                self.metrics
+                    .auth_failures
+                    .with_label_values(&["wrong_user"])
+                    .inc();
+                tx.respond_to(request, now, self, 403, "Forbidden", &[], actions);
+            }
+            AuthDecision::Throttled => {
+                self.metrics
+                    .auth_failures
+                    .with_label_values(&["throttled"])
+                    .inc();
+                self.metrics.throttled_sources.inc();
+                tx.respond_to(
+                    request,
+                    now,
+                    self,
+                    403,
+                    "Forbidden (Too Many Failures)",
+                    &[],
+                    actions,
+                );
+            }
+            AuthDecision::Malformed => {
+                self.metrics
+                    .auth_failures
+                    .with_label_values(&["malformed"])
+                    .inc();
+                tx.respond_to(request, now, self, 400, "Bad Credentials", &[], actions);
+            }
+        }
+        None
+    }
+
+    /// Sends a 401 or 407 (`challenge_code`) with a fresh challenge.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn challenge(
+        &self,
+        request: &Message<'_>,
+        now: Instant,
+        wall: SystemTime,
+        challenge_code: u16,
+        stale: bool,
+        tx: &mut ProxyTransaction,
+        actions: &mut Vec<Action>,
+    ) {
+        let (header, reason) = if challenge_code == 401 {
+            ("WWW-Authenticate", "Unauthorized")
+        } else {
+            ("Proxy-Authenticate", "Proxy Authentication Required")
+        };
+        self.metrics.auth_challenges.inc();
+        let value = self.auth.challenge(wall, stale);
+        tx.respond_to(
+            request,
+            now,
+            self,
+            challenge_code,
+            reason,
+            &[(header, value)],
+            actions,
+        );
+    }
+}
+
+/// What identifies a request's transaction for the used-nonce table: its top Via (branch and
+/// sent-by), Call-ID and CSeq. A retransmission repeats all of them; a replay in a new
+/// transaction, or any other request, does not.
+fn transaction_fingerprint(request: &Message<'_>) -> u64 {
+    let mut h = DefaultHasher::new();
+    request.values(HeaderName::Via).next().hash(&mut h);
+    request.call_id().ok().hash(&mut h);
+    if let Ok(cseq) = request.cseq() {
+        cseq.seq.hash(&mut h);
+        cseq.method.as_str().hash(&mut h);
+    }
+    h.finish()
+}
