@@ -466,6 +466,36 @@ fn a_retransmitted_invite_gets_the_cached_provisional_and_is_not_forwarded_again
 }
 
 #[test]
+fn a_udp_invite_sent_again_over_tcp_is_answered_over_tcp_by_its_transaction() {
+    // A client that moves to TCP while its transaction lives (RFC 3261 section 18.2.2): the
+    // same INVITE on a new connection is a retransmission, answered on that connection, and
+    // the final response follows it there.
+    let proxy = Proxy::start(PROXY, &[]);
+    let mut b = Peer::udp("127.0.0.3", &proxy);
+    assert_eq!(
+        b.register(&proxy, "9000", 600, "xt-reg", 1).status(),
+        Some(200)
+    );
+    let mut udp = UdpPeer::bind("127.0.0.2", proxy.sip);
+    let a_peer = Peer::Udp(UdpPeer::bind("127.0.0.2", proxy.sip));
+    let text = invite(&a_peer, &proxy, "9000", "xt-call", &[])
+        .replace(&a_peer.hostport(), &udp.addr().to_string());
+    udp.send(text.as_bytes());
+    udp.expect_status(100, "100 Trying over UDP");
+    let inv = b.expect_request("INVITE", "INVITE at B");
+    b.send(&answer(&inv, 180, "Ringing", Some("b1"), &[]));
+    udp.expect_status(180, "180 over UDP");
+    let mut tcp = TcpPeer::connect(proxy.sip);
+    tcp.send(text.as_bytes());
+    let cached = tcp.expect_status(180, "the 180 again, over TCP");
+    assert_eq!(cached.cseq(), (1, "INVITE".into()));
+    b.expect_nothing("B sees the INVITE only once");
+    let contact = format!("Contact: <{}>", b.contact("9000"));
+    b.send(&answer(&inv, 200, "OK", Some("b1"), &[contact]));
+    tcp.expect_status(200, "the 200 over TCP");
+}
+
+#[test]
 fn cancel_of_a_ringing_call() {
     let proxy = Proxy::start(PROXY, &[]);
     let mut b = Peer::udp("127.0.0.3", &proxy);

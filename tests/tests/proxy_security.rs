@@ -541,3 +541,72 @@ fn a_503_the_proxy_makes_itself_says_why() {
         answer.text()
     );
 }
+
+#[test]
+fn escaped_headers_in_a_contact_do_not_steer_the_proxy_and_a_contact_naming_it_is_a_loop() {
+    let proxy = Proxy::start(PROXY, &["--memory-only", "--domain", "lab.example"]);
+    let mut phone = UdpPeer::bind("127.0.0.3", proxy.sip);
+    let mut elsewhere = UdpPeer::bind("127.0.0.4", proxy.sip);
+    let escaped = format!(
+        "sip:esc@{}?Route=%3Csip:{}%3Bl%3E",
+        phone.hostport(),
+        elsewhere.hostport()
+    );
+    for (user, contact) in [
+        ("esc", escaped.clone()),
+        (
+            "loop",
+            "sip:loop@lab.example?Route=%3Csip:lab.example%3E".into(),
+        ),
+    ] {
+        let register = udp_request(
+            &phone,
+            "REGISTER",
+            "sip:lab.example",
+            user,
+            &format!("sip:{user}@lab.example"),
+            &format!("esc-reg-{user}"),
+            1,
+            &[format!("Contact: <{contact}>"), "Expires: 600".into()],
+        );
+        assert_eq!(final_to(&mut phone, &register).status(), Some(200));
+    }
+    let mut caller = UdpPeer::bind("127.0.0.1", proxy.sip);
+    let options = udp_request(
+        &caller,
+        "OPTIONS",
+        "sip:esc@lab.example",
+        "a",
+        "sip:esc@lab.example",
+        "esc-1",
+        1,
+        &[],
+    );
+    caller.send(options.as_bytes());
+    let at_phone = phone.expect_request("OPTIONS", "OPTIONS at the phone");
+    assert_eq!(
+        at_phone.request_uri(),
+        Some(format!("sip:esc@{}", phone.hostport()))
+    );
+    assert!(at_phone.headers("route").is_empty(), "{}", at_phone.text());
+    elsewhere.expect_nothing("the host named in the escaped Route");
+    // A contact that names our own domain would bring the request back to us.
+    let options = udp_request(
+        &caller,
+        "OPTIONS",
+        "sip:loop@lab.example",
+        "a",
+        "sip:loop@lab.example",
+        "esc-2",
+        1,
+        &[],
+    );
+    let answer = loop {
+        let m = final_to(&mut caller, &options);
+        if m.header("call-id").as_deref() == Some("esc-2") {
+            break m;
+        }
+    };
+    assert_eq!(answer.status(), Some(482), "{}", answer.summary());
+    phone.expect_nothing("the registering phone");
+}

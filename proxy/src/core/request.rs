@@ -504,10 +504,14 @@ impl ProxyCore {
         }
     }
 
-    /// Where each of a user's bindings is reached: over TCP, the connection its REGISTER came
-    /// on; over UDP, its contact's address when it gives one, else the REGISTER's source.
-    /// Contacts that do not parse, and any that lead back to this proxy (a phone that
-    /// registered the proxy's own address would have it send requests to itself), are left out.
+    /// Where each of a user's bindings is reached, and the Request-URI it gets: over TCP, the
+    /// connection its REGISTER came on; over UDP, its contact's address when it gives one,
+    /// else the REGISTER's source. Contacts that do not parse, and any that lead back to this
+    /// proxy (a contact naming our own address, or one of our domains with a user, would have
+    /// it send requests to itself), are left out. A contact's escaped `?headers` (RFC 4475
+    /// regescrt registers `?Route=...`) stay in the binding but never reach the Request-URI,
+    /// where RFC 3261 section 19.1.1 (table 1) forbids them: honoured, a `Route` there would
+    /// let anyone who can register send the proxy's requests wherever they like.
     /// The flag says whether any was left out for that reason.
     fn binding_targets(&self, bindings: &[Binding]) -> (Vec<(String, Destination)>, bool) {
         let mut targets = Vec::with_capacity(bindings.len());
@@ -534,12 +538,21 @@ impl ProxyCore {
                     },
                 },
             };
-            if self.identity.is_own_address(destination.addr) {
+            let names_us = contact.as_sip().is_some_and(|sip| {
+                sip.user.is_some() && sip.maddr().is_none() && self.identity.is_this_proxy(sip)
+            });
+            if names_us || self.identity.is_own_address(destination.addr) {
                 tracing::debug!(contact = %binding.contact, "a binding leads back to this proxy; skipped");
                 looped = true;
                 continue;
             }
-            targets.push((binding.contact.clone(), destination));
+            let request_uri = match contact.as_sip().and_then(|sip| sip.headers) {
+                Some(headers) => {
+                    binding.contact[..binding.contact.len() - headers.len() - 1].to_string()
+                }
+                None => binding.contact.clone(),
+            };
+            targets.push((request_uri, destination));
         }
         (targets, looped)
     }
