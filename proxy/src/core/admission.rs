@@ -313,3 +313,7 @@ fn transaction_fingerprint(request: &Message<'_>) -> u64 {
     }
     h.finish()
 }
+
+#[cfg(test)]
+#[path = "admission_tests.rs"]
+mod tests;

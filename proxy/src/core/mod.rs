@@ -401,7 +401,7 @@ pub(crate) mod tests {
         core_with(ProxyFlags::default())
     }
 
-    fn core_with(flags: ProxyFlags) -> ProxyCore {
+    pub(crate) fn core_with(flags: ProxyFlags) -> ProxyCore {
         core_with_location(flags, LocationService::new())
     }
 
@@ -420,7 +420,7 @@ pub(crate) mod tests {
     }
 
     /// A UDP source at `addr`, received on the proxy's 127.0.0.1:5070.
-    fn udp_from(addr: &str) -> Source {
+    pub(crate) fn udp_from(addr: &str) -> Source {
         Source {
             transport: TransportKind::Udp,
             addr: addr.parse().unwrap(),
@@ -444,7 +444,7 @@ pub(crate) mod tests {
             .unwrap_or_else(|| panic!("no resolution asked for: {actions:?}"))
     }
 
-    fn sends(actions: &[Action]) -> Vec<(Destination, Bytes)> {
+    pub(crate) fn sends(actions: &[Action]) -> Vec<(Destination, Bytes)> {
         actions
             .iter()
             .filter_map(|a| match a {
@@ -1012,7 +1012,7 @@ pub(crate) mod tests {
     }
 
     /// A response from the callee to a request the proxy forwarded.
-    fn answer(forwarded: &[u8], status: &str, to_tag: &str, extra: &[&str]) -> Bytes {
+    pub(crate) fn answer(forwarded: &[u8], status: &str, to_tag: &str, extra: &[&str]) -> Bytes {
         let request = Message::parse(forwarded).unwrap();
         let mut out = format!("SIP/2.0 {status}\r\n");
         for h in request.headers() {

@@ -1,0 +1,129 @@
+//! The admission rules on the sans-IO core: who is challenged, what passes unchallenged.
+
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use dialtone_sip::Message;
+
+use crate::config::ProxyFlags;
+use crate::core::tests::{answer, core_with, sends, udp_from};
+use crate::core::ProxyCore;
+
+fn auth_all() -> ProxyCore {
+    core_with(ProxyFlags {
+        domain: vec!["lab.example".into()],
+        auth: Some("all".into()),
+        user: vec!["8000:8000".into(), "9000:9000".into()],
+        ..Default::default()
+    })
+}
+
+/// The status of the proxy's own final answer to `request`, or `None` when it forwarded it.
+fn local_final(core: &ProxyCore, request: &str) -> Option<u16> {
+    let actions = core.handle_message(
+        Instant::now(),
+        SystemTime::now(),
+        udp_from("127.0.0.2:5062"),
+        Bytes::from(request.to_string()),
+    );
+    sends(&actions)
+        .iter()
+        .filter(|(to, _)| to.addr == "127.0.0.2:5062".parse().unwrap())
+        .filter_map(|(_, b)| Message::parse(b).ok()?.status())
+        .find(|s| *s >= 200)
+}
+
+fn in_dialog_bye(call_id: &str) -> String {
+    format!("BYE sip:9000@192.0.2.50:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bK{call_id}b\r\nMax-Forwards: 70\r\nRoute: <sip:127.0.0.1:5070;lr>\r\nFrom: <sip:8000@lab.example>;tag=a\r\nTo: <sip:9000@lab.example>;tag=b\r\nCall-ID: {call_id}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n")
+}
+
+#[test]
+fn a_to_tag_and_our_route_pass_unchallenged_only_for_a_call_the_proxy_saw_established() {
+    let core = auth_all();
+    // Nothing was established with this Call-ID: the dialog is made up.
+    assert_eq!(local_final(&core, &in_dialog_bye("made-up")), Some(407));
+
+    // A real call: the callee's 200 passes the proxy, then its BYE goes through unchallenged.
+    let now = Instant::now();
+    let wall = SystemTime::now();
+    let callee = udp_from("192.0.2.50:5060");
+    let register = "REGISTER sip:lab.example SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.50:5060;branch=z9hG4bKr1\r\nMax-Forwards: 70\r\nFrom: <sip:9000@lab.example>;tag=r\r\nTo: <sip:9000@lab.example>\r\nCall-ID: real-reg\r\nCSeq: 1 REGISTER\r\nContact: <sip:9000@192.0.2.50:5060>\r\nContent-Length: 0\r\n\r\n";
+    // Registered as the location service would have it, without the digest round trip.
+    let origin = crate::registrar::Origin {
+        source: callee.addr,
+        transport: crate::registrar::BindingTransport::Udp,
+    };
+    let parsed = Message::parse(register.as_bytes()).unwrap();
+    core.location
+        .register(&parsed, "9000", wall, origin, &core.policy);
+    let invite_with = |credentials: &str| {
+        format!("INVITE sip:9000@lab.example SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKi{}\r\nMax-Forwards: 70\r\nFrom: <sip:8000@lab.example>;tag=a\r\nTo: <sip:9000@lab.example>\r\nCall-ID: real\r\nCSeq: {} INVITE\r\n{credentials}Content-Length: 0\r\n\r\n", credentials.len(), if credentials.is_empty() { 1 } else { 2 })
+    };
+    let first = core.handle_message(
+        now,
+        wall,
+        udp_from("127.0.0.2:5062"),
+        Bytes::from(invite_with("")),
+    );
+    let challenge = sends(&first)
+        .into_iter()
+        .filter_map(|(_, b)| {
+            let m = Message::parse(&b).ok()?;
+            (m.status() == Some(407)).then(|| {
+                m.header_value(dialtone_sip::HeaderName::ProxyAuthenticate)
+                    .map(str::to_string)
+            })?
+        })
+        .next()
+        .expect("a 407");
+    let challenge = dialtone_digest::Challenge::parse(&challenge).unwrap();
+    let credentials = dialtone_digest::answer(
+        &challenge,
+        &dialtone_digest::AnswerParams {
+            username: "8000",
+            password: "8000",
+            method: "INVITE",
+            uri: "sip:9000@lab.example",
+            cnonce: "c",
+            nc: 1,
+        },
+    )
+    .unwrap();
+    let signed = invite_with(&format!("Proxy-Authorization: {credentials}\r\n"));
+    let actions = core.handle_message(now, wall, udp_from("127.0.0.2:5062"), Bytes::from(signed));
+    let (_, forwarded) = sends(&actions)
+        .into_iter()
+        .find(|(to, b)| to.addr == callee.addr && b.starts_with(b"INVITE"))
+        .expect("the INVITE reaches the callee");
+    let ok = answer(&forwarded, "200 OK", "b", &[]);
+    core.handle_message(now, wall, callee, ok);
+    assert_eq!(
+        local_final(&core, &in_dialog_bye("real")),
+        None,
+        "forwarded"
+    );
+}
+
+#[test]
+fn an_options_for_a_registered_user_and_for_nobody_get_the_same_challenge() {
+    let core = auth_all();
+    for user in ["9000", "nobody"] {
+        let options = format!("OPTIONS sip:{user}@lab.example SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKo{user}\r\nMax-Forwards: 70\r\nFrom: <sip:x@lab.example>;tag=a\r\nTo: <sip:{user}@lab.example>\r\nCall-ID: o-{user}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(local_final(&core, &options), Some(407), "{user}");
+    }
+}
+
+#[test]
+fn without_auth_another_domain_is_refused_unless_relaying_is_on() {
+    let request = "OPTIONS sip:bob@192.0.2.7 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKrel\r\nMax-Forwards: 70\r\nFrom: <sip:a@lab.example>;tag=a\r\nTo: <sip:bob@192.0.2.7>\r\nCall-ID: rel\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+    let closed = core_with(ProxyFlags {
+        relay: Some(false),
+        ..Default::default()
+    });
+    assert_eq!(local_final(&closed, request), Some(403));
+    let open = core_with(ProxyFlags {
+        relay: Some(true),
+        ..Default::default()
+    });
+    assert_eq!(local_final(&open, request), None);
+}
