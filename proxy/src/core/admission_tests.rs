@@ -127,3 +127,81 @@ fn without_auth_another_domain_is_refused_unless_relaying_is_on() {
     });
     assert_eq!(local_final(&open, request), None);
 }
+
+/// Routes 127.0.2.0/24 from 127.0.2.1, everything else from 127.0.1.1.
+#[derive(Debug)]
+struct TwoNetworks;
+impl crate::core::identity::SourceAddress for TwoNetworks {
+    fn source_for(&self, destination: std::net::IpAddr) -> Option<std::net::IpAddr> {
+        let second =
+            matches!(destination, std::net::IpAddr::V4(v4) if v4.octets()[..3] == [127, 0, 2]);
+        Some(
+            if second {
+                [127, 0, 2, 1]
+            } else {
+                [127, 0, 1, 1]
+            }
+            .into(),
+        )
+    }
+}
+
+#[test]
+fn a_call_that_changes_networks_gets_a_record_route_per_side_the_callees_on_top() {
+    use crate::config::{Config, FileConfig};
+    let flags = ProxyFlags {
+        listen: vec!["udp:127.0.1.1:5060".into(), "udp:127.0.2.1:5060".into()],
+        domain: vec!["lab.example".into()],
+        ..Default::default()
+    };
+    let config = Config::merge(FileConfig::default(), &flags).unwrap();
+    let metrics = crate::metrics::ProxyMetrics::new();
+    let calls = crate::calls::CallTracker::new(metrics.clone());
+    let core = ProxyCore::new(
+        &config,
+        crate::registrar::LocationService::new(),
+        metrics,
+        calls,
+    )
+    .with_routes(std::sync::Arc::new(TwoNetworks));
+    let wall = SystemTime::now();
+    let register = "REGISTER sip:lab.example SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.2.10:5060;branch=z9hG4bKmh1\r\nMax-Forwards: 70\r\nFrom: <sip:9000@lab.example>;tag=r\r\nTo: <sip:9000@lab.example>\r\nCall-ID: mh-reg\r\nCSeq: 1 REGISTER\r\nContact: <sip:9000@127.0.2.10:5060>\r\nContent-Length: 0\r\n\r\n";
+    let on_b = crate::core::Source {
+        transport: crate::config::TransportKind::Udp,
+        addr: "127.0.2.10:5060".parse().unwrap(),
+        local: "127.0.2.1:5060".parse().unwrap(),
+    };
+    core.handle_message(
+        Instant::now(),
+        wall,
+        on_b,
+        Bytes::from_static(register.as_bytes()),
+    );
+    let invite = "INVITE sip:9000@lab.example SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.1.10:5060;branch=z9hG4bKmh2\r\nMax-Forwards: 70\r\nFrom: <sip:8000@lab.example>;tag=a\r\nTo: <sip:9000@lab.example>\r\nCall-ID: mh-call\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+    let on_a = crate::core::Source {
+        transport: crate::config::TransportKind::Udp,
+        addr: "127.0.1.10:5060".parse().unwrap(),
+        local: "127.0.1.1:5060".parse().unwrap(),
+    };
+    let actions = core.handle_message(
+        Instant::now(),
+        wall,
+        on_a,
+        Bytes::from_static(invite.as_bytes()),
+    );
+    let (_, forwarded) = sends(&actions)
+        .into_iter()
+        .find(|(_, b)| b.starts_with(b"INVITE"))
+        .expect("forwarded");
+    let forwarded = Message::parse(&forwarded).unwrap();
+    assert!(forwarded
+        .header_value(dialtone_sip::HeaderName::Via)
+        .is_some_and(|v| v.starts_with("SIP/2.0/UDP 127.0.2.1:5060;")));
+    let record_routes: Vec<&str> = forwarded
+        .values(dialtone_sip::HeaderName::RecordRoute)
+        .collect();
+    assert_eq!(
+        record_routes,
+        ["<sip:127.0.2.1:5060;lr>", "<sip:127.0.1.1:5060;lr>"]
+    );
+}

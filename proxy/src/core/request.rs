@@ -742,13 +742,14 @@ impl ProxyCore {
         let inbound = self.identity.listen_at(source.transport, source.local);
         let inbound_host = self.identity.host_of(inbound);
         if inbound_host != self.identity.host_of(outbound) {
-            edit.insert_header_first(
-                "Record-Route",
-                &self.identity.record_route_of(source.transport, inbound),
-            );
+            // Lines inserted at the top come out in the order they are inserted.
             edit.insert_header_first(
                 "Record-Route",
                 &self.identity.record_route_of(transport, outbound),
+            );
+            edit.insert_header_first(
+                "Record-Route",
+                &self.identity.record_route_of(source.transport, inbound),
             );
         } else {
             edit.insert_header_first(
