@@ -17,6 +17,7 @@
 //!
 
 use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasher, RandomState};
 
 /// The highest count accepted for one nonce, and the request that used it.
 #[derive(Debug, Clone, Copy)]
@@ -46,10 +47,16 @@ pub enum Refused {
 pub struct NonceCountTracker {
     capacity: usize,
     max_age_secs: u64,
-    /// nonce -> its use so far
-    entries: HashMap<String, Use>,
+    /// A keyed hash of the nonce -> its use so far. A hash, not the text: with one-time
+    /// nonces every challenged request adds an entry, and the 48-character strings (twice,
+    /// with the age index) made the table about three times larger. The key is random per
+    /// table, so nobody can make two nonces collide on purpose; by chance (2^-64 a pair) a
+    /// collision only costs a client one more challenge.
+    entries: HashMap<u64, Use>,
     /// The same entries ordered oldest first, for expiry and eviction.
-    by_age: BTreeSet<(u64, String)>,
+    by_age: BTreeSet<(u64, u64)>,
+    /// The key of the nonce hash.
+    hasher: RandomState,
     /// Nonces issued at or before this time are refused unless already tracked.
     floor: Option<u64>,
 }
@@ -63,6 +70,7 @@ impl NonceCountTracker {
             max_age_secs,
             entries: HashMap::new(),
             by_age: BTreeSet::new(),
+            hasher: RandomState::new(),
             floor: None,
         }
     }
@@ -79,7 +87,8 @@ impl NonceCountTracker {
         now_unix_secs: u64,
     ) -> Result<(), Refused> {
         self.expire(now_unix_secs);
-        if let Some(last) = self.entries.get_mut(nonce) {
+        let nonce = self.hasher.hash_one(nonce);
+        if let Some(last) = self.entries.get_mut(&nonce) {
             if nc <= last.nc {
                 return Err(Refused::Reused {
                     same_request: nc == last.nc && request == last.request,
@@ -103,8 +112,8 @@ impl NonceCountTracker {
             }
         }
         let first_use = Use { nc, request };
-        self.entries.insert(nonce.to_owned(), first_use);
-        self.by_age.insert((issued_at, nonce.to_owned()));
+        self.entries.insert(nonce, first_use);
+        self.by_age.insert((issued_at, nonce));
         Ok(())
     }
 
