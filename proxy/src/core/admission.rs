@@ -10,7 +10,9 @@
 //!   to a host that is not ours, whatever its Route, Request-URI or To tag say, unless it is
 //!   inside a dialog this proxy record-routed and knows: a To tag, our URI on top of the
 //!   route set, and a call the proxy saw established. A made-up To tag with our Route
-//!   (Kamailio's default script relays those) does not make a request in-dialog.
+//!   (Kamailio's default script relays those) does not make a request in-dialog. For a
+//!   request to a local user the To tag and the known call suffice (it goes to a binding,
+//!   not away), so that a UA that ignores Record-Route can still end its call.
 //! - With `--auth none`, requests for other domains are relayed only with `--relay true`
 //!   (`403 Relay forbidden` otherwise); dialogs we record-routed pass as before.
 //! - OPTIONS, REGISTER and the rest addressed to the proxy itself are answered by it.
@@ -120,7 +122,9 @@ impl ProxyCore {
         let in_dialog = routed_through_us(request, plan);
         let needs_credentials = match (self.auth_mode, target) {
             (_, Target::Proxy) => false,
-            (AuthMode::All, Target::LocalUser(_)) => !(in_dialog && self.knows_dialog(request)),
+            // A local user's contact is no relay: a To tag and a call we know suffice, also
+            // from a UA that ignores Record-Route and sends its BYE to `sip:user@proxy`.
+            (AuthMode::All, Target::LocalUser(_)) => !self.in_known_dialog(request),
             (AuthMode::None | AuthMode::Register, Target::LocalUser(_)) => false,
             (AuthMode::None, Target::Elsewhere(_)) => {
                 if !in_dialog && !self.relay {
@@ -156,6 +160,11 @@ impl ProxyCore {
         .is_some()
     }
 
+    /// True when the request has a To tag and belongs to a call the proxy saw established.
+    fn in_known_dialog(&self, request: &Message<'_>) -> bool {
+        request.to().ok().and_then(|t| t.tag()).is_some() && self.knows_dialog(request)
+    }
+
     /// True when the request's Call-ID is a call the proxy saw established (a 2xx to its
     /// INVITE passed here) and has not seen end: only then is a To tag with our Route a dialog
     /// of ours rather than a forgery.
@@ -176,7 +185,8 @@ impl ProxyCore {
         let in_dialog = routed_through_us(request, plan);
         match (self.auth_mode, target) {
             (_, Target::Proxy) => false,
-            (AuthMode::None, Target::LocalUser(_)) => true,
+            (AuthMode::None | AuthMode::Register, Target::LocalUser(_)) => true,
+            (AuthMode::All, Target::LocalUser(_)) => self.in_known_dialog(request),
             (AuthMode::None, Target::Elsewhere(_)) => in_dialog || self.relay,
             (_, _) => in_dialog && self.knows_dialog(request),
         }

@@ -37,11 +37,17 @@ fn in_dialog_bye(call_id: &str) -> String {
     format!("BYE sip:9000@192.0.2.50:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bK{call_id}b\r\nMax-Forwards: 70\r\nRoute: <sip:127.0.0.1:5070;lr>\r\nFrom: <sip:8000@lab.example>;tag=a\r\nTo: <sip:9000@lab.example>;tag=b\r\nCall-ID: {call_id}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n")
 }
 
+/// A BYE for the local user 9000 from a UA that ignores Record-Route (no Route).
+fn bye_without_route(call_id: &str) -> String {
+    format!("BYE sip:9000@lab.example SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bK{call_id}n\r\nMax-Forwards: 70\r\nFrom: <sip:8000@lab.example>;tag=a\r\nTo: <sip:9000@lab.example>;tag=b\r\nCall-ID: {call_id}\r\nCSeq: 3 BYE\r\nContent-Length: 0\r\n\r\n")
+}
+
 #[test]
 fn a_to_tag_and_our_route_pass_unchallenged_only_for_a_call_the_proxy_saw_established() {
     let core = auth_all();
     // Nothing was established with this Call-ID: the dialog is made up.
     assert_eq!(local_final(&core, &in_dialog_bye("made-up")), Some(407));
+    assert_eq!(local_final(&core, &bye_without_route("made-up")), Some(407));
 
     // A real call: the callee's 200 passes the proxy, then its BYE goes through unchallenged.
     let now = Instant::now();
@@ -101,6 +107,12 @@ fn a_to_tag_and_our_route_pass_unchallenged_only_for_a_call_the_proxy_saw_establ
         local_final(&core, &in_dialog_bye("real")),
         None,
         "forwarded"
+    );
+    // To the local user itself, the known call is enough, with or without our Route.
+    assert_eq!(
+        local_final(&core, &bye_without_route("real")),
+        None,
+        "forwarded to the binding"
     );
 }
 
