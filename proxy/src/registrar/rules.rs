@@ -558,14 +558,23 @@ fn diff(
 ///
 /// - for `sip:`/`sips:`, the scheme and host compare case-insensitively, the user part
 ///   case-sensitively after `%XX` unescaping, the port as written (an absent port differs from
-///   `:5060`, as 19.1.4 says), and the uri-parameters by name and value case-insensitively in any
-///   order; `?headers` compare as written.
-/// - Where 19.1.4 ignores a parameter present in only one of the URIs, this treats the URIs as
-///   different: a UA that changes its contact's parameters gets a second binding, which lapses
-///   on its own. Stricter and simpler; no real client was seen to do it.
+///   `:5060`, as 19.1.4 says), and `?headers` as written.
+/// - Of the uri-parameters, those 19.1.4 never ignores (`user`, `ttl`, `method`, `maddr`,
+///   `transport`: present in one URI, they must be in the other) compare by name and value
+///   case-insensitively in any order; every other parameter is left out. 19.1.4 ignores such
+///   a parameter when only one URI has it: `sip:+19725552222@gw1.example.net` (RFC 4475
+///   cparam01, whose `unknownparam` is a Contact parameter) and
+///   `sip:+19725552222@gw1.example.net;unknownparam` (cparam02, a URI parameter) are one
+///   binding, and the second REGISTER replaces the first. (Two different values of such a
+///   parameter would differ by 19.1.4; a key cannot say "compare when both have it", and a
+///   UA that changes them, `rinstance` or `ob`, means the same contact.) Keys stored under the
+///   layout that kept every parameter are moved to this one when the store loads.
 /// - Other schemes (tel, ...) compare by the whole text with the scheme lowercased.
 ///
 /// A text that does not parse as a URI is its own identity.
+/// The uri-parameters RFC 3261 section 19.1.4 compares even when only one URI has them.
+const NEVER_IGNORED_PARAMS: [&str; 5] = ["maddr", "method", "transport", "ttl", "user"];
+
 pub fn contact_identity(contact: &str) -> String {
     match Uri::parse(contact) {
         Ok(Uri::Sip(sip)) => {
@@ -587,6 +596,11 @@ pub fn contact_identity(contact: &str) -> String {
             let mut params: Vec<String> = sip
                 .params
                 .iter()
+                .filter(|(name, _)| {
+                    NEVER_IGNORED_PARAMS
+                        .iter()
+                        .any(|p| name.eq_ignore_ascii_case(p))
+                })
                 .map(|(name, value)| match value {
                     Some(v) => format!("{}={}", name.to_ascii_lowercase(), v.to_ascii_lowercase()),
                     None => name.to_ascii_lowercase(),

@@ -91,13 +91,21 @@ impl BindingStore {
     pub fn load(&self, now: SystemTime) -> Result<Vec<Binding>, StoreError> {
         let mut alive = Vec::new();
         let mut dead = Vec::new();
+        let mut moved = Vec::new();
         {
             let txn = self.db()?.begin_read().map_err(db_err)?;
             let table = txn.open_table(BINDINGS).map_err(db_err)?;
             for entry in table.iter().map_err(db_err)? {
                 let (key, value) = entry.map_err(db_err)?;
                 match serde_json::from_slice::<Binding>(value.value()) {
-                    Ok(binding) if !binding.is_expired(now) => alive.push(binding),
+                    Ok(binding) if !binding.is_expired(now) => {
+                        // A key of an earlier layout (see `contact_identity`) is moved to the
+                        // current one, or a later removal would miss it.
+                        if key.value() != binding.store_key() {
+                            moved.push((key.value().to_owned(), binding.clone()));
+                        }
+                        alive.push(binding);
+                    }
                     Ok(_) => dead.push(key.value().to_owned()),
                     Err(error) => {
                         tracing::warn!(key = key.value(), %error, "undecodable stored binding");
@@ -106,16 +114,37 @@ impl BindingStore {
                 }
             }
         }
-        if !dead.is_empty() {
+        // Written oldest first, so that of two old keys that now name one binding the one
+        // registered last is what the file keeps, as memory does below.
+        moved.sort_by_key(|(_, b)| (b.registered_at, b.cseq));
+        if !dead.is_empty() || !moved.is_empty() {
             let txn = self.db()?.begin_write().map_err(db_err)?;
             {
                 let mut table = txn.open_table(BINDINGS).map_err(db_err)?;
                 for key in &dead {
                     table.remove(key.as_str()).map_err(db_err)?;
                 }
+                for (old_key, binding) in &moved {
+                    table.remove(old_key.as_str()).map_err(db_err)?;
+                    let value = serde_json::to_vec(binding)?;
+                    table
+                        .insert(binding.store_key().as_str(), value.as_slice())
+                        .map_err(db_err)?;
+                }
             }
             txn.commit().map_err(db_err)?;
         }
+        // Two old keys may now name one binding: keep the one registered last.
+        alive.sort_by(|a, b| {
+            (a.store_key(), a.registered_at, a.cseq).cmp(&(b.store_key(), b.registered_at, b.cseq))
+        });
+        alive.dedup_by(|later, earlier| {
+            let same = later.store_key() == earlier.store_key();
+            if same {
+                std::mem::swap(later, earlier);
+            }
+            same
+        });
         Ok(alive)
     }
 

@@ -174,3 +174,29 @@ fn after_commit_runs_once_the_changes_queued_before_it_are_on_disk() {
         .unwrap();
     assert_eq!(loaded, vec![written]);
 }
+
+#[test]
+fn a_key_of_the_earlier_layout_is_moved_to_the_current_one_on_load() {
+    // Keys once kept every uri-parameter (`;lr` here); `contact_identity` now keeps only the
+    // ones RFC 3261 section 19.1.4 never ignores.
+    let dir = tempfile::tempdir().unwrap();
+    let stored = binding("8000", "sip:8000@192.0.2.7:5062;lr", 3600);
+    let old_key = "8000 sip:8000:@192.0.2.7:5062;lr?";
+    assert_ne!(old_key, stored.store_key());
+    {
+        let store = BindingStore::open(dir.path()).unwrap();
+        let txn = store.db().unwrap().begin_write().unwrap();
+        {
+            let mut table = txn.open_table(BINDINGS).unwrap();
+            let value = serde_json::to_vec(&stored).unwrap();
+            table.insert(old_key, value.as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let store = BindingStore::open(dir.path()).unwrap();
+    assert_eq!(store.load(at(T0)).unwrap(), vec![stored.clone()]);
+    let txn = store.db().unwrap().begin_read().unwrap();
+    let table = txn.open_table(BINDINGS).unwrap();
+    assert!(table.get(old_key).unwrap().is_none(), "the old key is gone");
+    assert!(table.get(stored.store_key().as_str()).unwrap().is_some());
+}
