@@ -4,59 +4,16 @@
 //! and the admin page itself at `/` ([`crate::web`]).
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
-use serde::Serialize;
 
 use crate::core::ProxyCore;
 use crate::metrics::RegistrationEvent;
 use crate::trace::TraceRecorder;
+use crate::views::{registrations, stats};
 
 /// The message recorder, when `--trace-calls` is not 0.
 type Recorder = web::Data<Option<Arc<TraceRecorder>>>;
-
-/// A registration as the admin API shows it.
-#[derive(Debug, Serialize)]
-pub struct RegistrationView {
-    pub aor: String,
-    pub contact: String,
-    pub expires_in: u32,
-    pub source: String,
-    pub transport: String,
-    pub call_id: String,
-    pub cseq: u32,
-}
-
-/// Counters for `ctl stats`.
-#[derive(Debug, Serialize)]
-pub struct StatsView {
-    pub registrations: usize,
-    pub transactions: usize,
-    pub calls_active: usize,
-}
-
-/// The live registrations, sorted by AOR and contact.
-pub fn registrations(core: &ProxyCore) -> Vec<RegistrationView> {
-    let now = SystemTime::now();
-    let mut list: Vec<RegistrationView> = core
-        .location()
-        .snapshot()
-        .into_iter()
-        .filter(|b| !b.is_expired(now))
-        .map(|b| RegistrationView {
-            expires_in: b.remaining(now),
-            aor: b.aor,
-            contact: b.contact,
-            source: b.source.to_string(),
-            transport: b.transport.as_str().to_string(),
-            call_id: b.call_id,
-            cseq: b.cseq,
-        })
-        .collect();
-    list.sort_by(|a, b| a.aor.cmp(&b.aor).then(a.contact.cmp(&b.contact)));
-    list
-}
 
 async fn metrics(core: web::Data<Arc<ProxyCore>>) -> HttpResponse {
     core.metrics()
@@ -106,16 +63,6 @@ async fn api_registrations(core: web::Data<Arc<ProxyCore>>) -> HttpResponse {
 async fn api_calls(core: web::Data<Arc<ProxyCore>>) -> HttpResponse {
     let (active, recent) = core.calls().snapshot();
     HttpResponse::Ok().json(serde_json::json!({ "active": active, "recent": recent }))
-}
-
-/// The counters of `ctl stats`.
-pub fn stats(core: &ProxyCore) -> StatsView {
-    let (active, _) = core.calls().snapshot();
-    StatsView {
-        registrations: core.location().count(),
-        transactions: core.active_transactions(),
-        calls_active: active.len(),
-    }
 }
 
 async fn api_stats(core: web::Data<Arc<ProxyCore>>) -> HttpResponse {

@@ -27,4 +27,5 @@ pub mod server;
 pub mod tables;
 pub mod trace;
 pub mod transport;
+pub mod views;
 pub mod web;

@@ -9,8 +9,8 @@
 use serde::Serialize;
 
 use crate::core::ProxyCore;
-use crate::http::{registrations, stats, RegistrationView, StatsView};
 use crate::trace::{CallTrace, TraceRecorder, TraceSummary};
+use crate::views::{registrations, stats, RegistrationView, StatsView};
 
 const INDEX: &str = include_str!("web/index.html");
 

@@ -190,7 +190,7 @@ impl CallActor {
         local
     }
 
-    fn open_media(&mut self, ctx: &mut Context<Self>) -> Result<(), AtaError> {
+    fn open_media(&mut self) -> Result<(), AtaError> {
         let ip: IpAddr = self.context.identity.local.ip();
         let (from, to) = self.context.rtp_ports;
         let sockets = bind_port_pair(ip, from, to)?;
@@ -202,7 +202,6 @@ impl CallActor {
             self.context.metrics.clone(),
             sockets,
         )?;
-        let _ = ctx;
         self.media = Some(actor.start());
         Ok(())
     }
@@ -276,7 +275,7 @@ impl CallActor {
         let proxy = self.context.proxy.ok_or(AtaError::Unexpected(
             "no proxy configured to send the call to",
         ))?;
-        self.open_media(ctx)?;
+        self.open_media()?;
         let session_id: u64 = rand::thread_rng().gen_range(1..1_000_000_000);
         let offer = build_offer(&self.context.sdp_codecs(), &self.local_session(session_id))?;
         let target = self.target_uri(&number);
@@ -335,7 +334,7 @@ impl CallActor {
             self.dialog = Some(dialog);
             return Ok(());
         }
-        let answer = self.prepare_answer(ctx, &call);
+        let answer = self.prepare_answer(&call);
         match answer {
             Ok(prepared) => {
                 self.pending_answer = Some(prepared);
@@ -352,7 +351,6 @@ impl CallActor {
 
     fn prepare_answer(
         &mut self,
-        ctx: &mut Context<Self>,
         call: &NewCall,
     ) -> Result<(SessionDescription, NegotiatedAudio), AtaError> {
         let message = Message::parse(&call.bytes)?;
@@ -360,7 +358,7 @@ impl CallActor {
             return Err(AtaError::Unexpected("INVITE without an SDP offer"));
         }
         let offer = parse_bytes(message.body())?;
-        self.open_media(ctx)?;
+        self.open_media()?;
         let session_id: u64 = rand::thread_rng().gen_range(1..1_000_000_000);
         let answer = negotiate_answer(
             &offer,

@@ -349,7 +349,7 @@ impl LineActor {
             match action {
                 Action::Tone(tone) => self.handset.set_tone(tone),
                 Action::Ringer(on) => self.handset.set_ringer(on),
-                Action::PlaceCall(number) => self.place_call(ctx, number),
+                Action::PlaceCall(number) => self.place_call(number),
                 Action::Answer => {
                     if let Some(call) = &self.call {
                         call.actor.do_send(Answer);
@@ -384,7 +384,7 @@ impl LineActor {
         }
     }
 
-    fn place_call(&mut self, ctx: &mut Context<Self>, number: String) {
+    fn place_call(&mut self, number: String) {
         let Some(context) = self.context.clone() else {
             return;
         };
@@ -399,7 +399,6 @@ impl LineActor {
             media: None,
             codec: None,
         });
-        let _ = ctx;
     }
 
     /// Transferee (RFC 3515): the current call asked us to call `target`. The new call

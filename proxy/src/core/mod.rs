@@ -229,7 +229,7 @@ impl ProxyCore {
             Ok(message) if message.is_request() => {
                 self.on_request(now, wall, source, &bytes, &message, &mut actions)
             }
-            Ok(message) => self.on_response(now, source, &bytes, &message, &mut actions),
+            Ok(message) => self.on_response(now, &bytes, &message, &mut actions),
             Err(dialtone_sip::ParseError::Empty) => {}
             Err(error) => self.on_unparseable(source, &bytes, &error, &mut actions),
         }

@@ -10,19 +10,17 @@ use std::time::Instant;
 use bytes::Bytes;
 use dialtone_sip::{Message, Method};
 
-use super::{keys, reply, Action, Destination, ProxyCore, Source};
+use super::{keys, Action, Destination, ProxyCore};
 use crate::config::TransportKind;
 
 impl ProxyCore {
     pub(super) fn on_response(
         &self,
         now: Instant,
-        source: Source,
         raw: &Bytes,
         response: &Message<'_>,
         actions: &mut Vec<Action>,
     ) {
-        let _ = source;
         if let Err(error) = response.check_response() {
             self.metrics
                 .parse_errors
@@ -83,7 +81,6 @@ impl ProxyCore {
             TransportKind::Udp
         };
         let bytes = Bytes::from(response.edit().remove_top_via().finish());
-        let _ = reply::reply_destination;
         actions.push(Action::Send {
             to: Destination {
                 transport,

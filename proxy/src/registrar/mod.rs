@@ -10,6 +10,7 @@
 //!   [`start_registrar`] wires the three together at start.
 
 pub mod actor;
+pub mod error;
 pub mod location;
 pub mod rules;
 pub mod store;

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use redb::{Database, ReadableTable, TableDefinition};
-use thiserror::Error;
 
+pub use super::error::StoreError;
 use super::rules::{Binding, BindingChange};
 use super::writer::CommitBatch;
 pub use super::writer::{AfterCommit, StoreWriter};
@@ -24,32 +24,6 @@ pub use super::writer::{AfterCommit, StoreWriter};
 pub const FILE_NAME: &str = "registrations.redb";
 
 const BINDINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("bindings");
-
-/// Why the store could not be opened, read or written.
-#[derive(Debug, Error)]
-pub enum StoreError {
-    #[error("cannot create the registrar data directory {path}: {source}")]
-    CreateDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot open the registrar store {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: Box<redb::DatabaseError>,
-    },
-    // Boxed: redb's errors are large, and every Result of this module would carry their size.
-    #[error("registrar store: {0}")]
-    Database(Box<redb::Error>),
-    #[error("cannot encode a binding for the registrar store: {0}")]
-    Encode(#[from] serde_json::Error),
-    #[error("registrar store writer has stopped")]
-    WriterStopped,
-    #[error("registrar store: a batch of bindings was not saved: {0}")]
-    BatchFailed(String),
-    #[error("registrar store is closed after a failed commit, and reopening it failed")]
-    Closed,
-}
 
 /// The open database file.
 pub struct BindingStore {

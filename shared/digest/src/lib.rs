@@ -49,6 +49,7 @@
 //! assert_eq!(outcome, Outcome::Ok);
 //! # Ok::<(), dialtone_digest::DigestError>(())
 //! ```
+#![forbid(unsafe_code)]
 
 mod algorithm;
 mod challenge;

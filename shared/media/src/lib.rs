@@ -16,6 +16,7 @@
 //! Modules: `rtp`, `rtcp`, `stats` (RFC 3550 appendix A), `mos` (E-model),
 //! `g711`, `codec` (+ `opus_codec` with the `opus` feature), `tone`,
 //! `goertzel`, `dtmf` (RFC 4733), `jitter`, `error`.
+#![forbid(unsafe_code)]
 
 pub mod codec;
 pub mod dtmf;

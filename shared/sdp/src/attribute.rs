@@ -7,8 +7,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::connection::Connection;
 use crate::error::SdpError;
-use crate::session::Connection;
 
 /// One `a=` line: a property (`a=<name>`) or a value attribute (`a=<name>:<value>`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,9 +16,11 @@
 //! The ATA's call actor owns the exchange: it builds or answers, sends the text in a SIP body,
 //! and feeds the peer's body back in. An unreadable body is [`SdpError`] (400), an offer with no
 //! common codec is [`NegotiationError::NoCommonCodec`] (488).
+#![forbid(unsafe_code)]
 
 mod attribute;
 mod codec;
+mod connection;
 mod error;
 mod media;
 mod offer_answer;

@@ -8,7 +8,7 @@ use crate::attribute::{
     direction_of, parse_payload_type, value_of, Attribute, Direction, Fmtp, Rtcp, RtpMap,
 };
 use crate::codec::{static_payload, Codec};
-use crate::session::{Bandwidth, Connection, UnknownLine};
+use crate::connection::{Bandwidth, Connection, UnknownLine};
 
 /// An `m=` line and the lines that belong to it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,6 +8,7 @@
 //!
 //! No sockets, no clock: bytes in, values out. Transactions live in `dialtone-transaction`,
 //! digest in `dialtone-digest`, SDP in `dialtone-sdp`.
+#![forbid(unsafe_code)]
 
 pub mod builder;
 pub mod edit;

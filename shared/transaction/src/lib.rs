@@ -15,6 +15,7 @@
 //! [`server_invite`], [`server_non_invite`]); their timer values in [`timer`]; the proxy's
 //! Timer C in [`timer_c`]; transaction matching in [`key`]. This file holds what they share:
 //! the [`Event`] type, the [`Transaction`] trait and the output queues.
+#![forbid(unsafe_code)]
 
 pub mod client_invite;
 pub mod client_non_invite;
