@@ -65,6 +65,21 @@ fn final_to(peer: &mut UdpPeer, text: &str) -> Msg {
     }
 }
 
+/// Registers `user` at `contact` (a Contact value) from `peer`, without auth, and checks the 200.
+fn register_contact(proxy: &Proxy, peer: &mut UdpPeer, user: &str, contact: &str, call_id: &str) {
+    let register = udp_request(
+        peer,
+        "REGISTER",
+        &format!("sip:{}", proxy.sip),
+        user,
+        &format!("sip:{user}@{}", proxy.sip.ip()),
+        call_id,
+        1,
+        &[format!("Contact: {contact}"), "Expires: 600".into()],
+    );
+    assert_eq!(final_to(peer, &register).status(), Some(200));
+}
+
 /// Registers `user` (password = user name) from `peer` through a 407, as figure D-2 does.
 fn register_with_auth(proxy: &Proxy, peer: &mut UdpPeer, user: &str, call_id: &str) -> String {
     let uri = "sip:lab.example";
@@ -403,18 +418,8 @@ fn a_bye_for_a_local_user_without_route_goes_to_its_binding_and_may_be_sent_agai
     // A UA that ignores Record-Route (SIPp's built-in uac) sends `BYE sip:service@proxy`.
     let proxy = Proxy::start(PROXY, &["--memory-only"]);
     let mut callee = UdpPeer::bind("127.0.0.1", proxy.sip);
-    let contact = format!("Contact: <sip:service@{}>", callee.hostport());
-    let register = udp_request(
-        &callee,
-        "REGISTER",
-        &format!("sip:{}", proxy.sip),
-        "service",
-        &format!("sip:service@{}", proxy.sip.ip()),
-        "loop-reg",
-        1,
-        &[contact, "Expires: 600".into()],
-    );
-    assert_eq!(final_to(&mut callee, &register).status(), Some(200));
+    let contact = format!("<sip:service@{}>", callee.hostport());
+    register_contact(&proxy, &mut callee, "service", &contact, "loop-reg");
     let mut caller = UdpPeer::bind("127.0.0.1", proxy.sip);
     let uri = format!("sip:service@{}", proxy.sip);
     let bye = set_header(
@@ -465,18 +470,8 @@ fn the_server_header_names_no_version_and_can_be_changed_or_removed() {
 fn a_request_too_large_for_udp_reaches_a_udp_only_phone_when_tcp_is_refused() {
     let proxy = Proxy::start(PROXY, &["--memory-only"]);
     let mut callee = UdpPeer::bind("127.0.0.1", proxy.sip);
-    let contact = format!("Contact: <sip:9000@{};transport=udp>", callee.hostport());
-    let register = udp_request(
-        &callee,
-        "REGISTER",
-        &format!("sip:{}", proxy.sip),
-        "9000",
-        &format!("sip:9000@{}", proxy.sip.ip()),
-        "big-reg",
-        1,
-        &[contact, "Expires: 600".into()],
-    );
-    assert_eq!(final_to(&mut callee, &register).status(), Some(200));
+    let contact = format!("<sip:9000@{};transport=udp>", callee.hostport());
+    register_contact(&proxy, &mut callee, "9000", &contact, "big-reg");
     let caller = UdpPeer::bind("127.0.0.1", proxy.sip);
     let uri = format!("sip:9000@{}", proxy.sip);
     // A 1280-octet INVITE, as linphone's with its default codecs: over 1300 once forwarded.
@@ -517,18 +512,8 @@ fn a_503_the_proxy_makes_itself_says_why() {
     let proxy = Proxy::start(PROXY, &["--memory-only"]);
     let mut callee = UdpPeer::bind("127.0.0.1", proxy.sip);
     // A contact over TCP where nothing listens: the connection is refused.
-    let contact = format!("Contact: <sip:9000@{};transport=tcp>", callee.hostport());
-    let register = udp_request(
-        &callee,
-        "REGISTER",
-        &format!("sip:{}", proxy.sip),
-        "9000",
-        &format!("sip:9000@{}", proxy.sip.ip()),
-        "w503-reg",
-        1,
-        &[contact, "Expires: 600".into()],
-    );
-    assert_eq!(final_to(&mut callee, &register).status(), Some(200));
+    let contact = format!("<sip:9000@{};transport=tcp>", callee.hostport());
+    register_contact(&proxy, &mut callee, "9000", &contact, "w503-reg");
     let mut caller = UdpPeer::bind("127.0.0.1", proxy.sip);
     let uri = format!("sip:9000@{}", proxy.sip);
     let options = udp_request(&caller, "OPTIONS", &uri, "8000", &uri, "w503", 1, &[]);

@@ -24,7 +24,7 @@ use std::time::{Instant, SystemTime};
 use dialtone_sip::{HeaderName, Message, SipUri};
 
 use super::context::ProxyTransaction;
-use super::route::RoutePlan;
+use super::route::{has_to_tag, RoutePlan};
 use super::{Action, ProxyCore, Source};
 use crate::auth::AuthDecision;
 use crate::config::AuthMode;
@@ -55,8 +55,7 @@ pub(super) enum Target {
 /// itself can tell: it has a To tag and reached us through our own URI at the top of its
 /// route set (loose routing) or as its Request-URI (a strict router such as the seed's ATA).
 pub(super) fn routed_through_us(request: &Message<'_>, plan: &RoutePlan) -> bool {
-    let to_tag = request.to().ok().and_then(|t| t.tag()).is_some();
-    to_tag && (plan.own_routes > 0 || plan.new_request_uri.is_some())
+    has_to_tag(request) && (plan.own_routes > 0 || plan.new_request_uri.is_some())
 }
 
 impl ProxyCore {
@@ -76,7 +75,7 @@ impl ProxyCore {
         if let Some(next_hop) = &plan.next_hop_route {
             return Target::Elsewhere(next_hop.clone());
         }
-        let in_dialog = request.to().ok().and_then(|t| t.tag()).is_some();
+        let in_dialog = has_to_tag(request);
         let rewritten;
         let sip = match &plan.new_request_uri {
             Some(text) => {
@@ -162,7 +161,7 @@ impl ProxyCore {
 
     /// True when the request has a To tag and belongs to a call the proxy saw established.
     fn in_known_dialog(&self, request: &Message<'_>) -> bool {
-        request.to().ok().and_then(|t| t.tag()).is_some() && self.knows_dialog(request)
+        has_to_tag(request) && self.knows_dialog(request)
     }
 
     /// True when the request's Call-ID is a call the proxy saw established (a 2xx to its

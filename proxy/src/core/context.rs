@@ -765,12 +765,11 @@ impl ProxyTransaction {
             ("Service Unavailable", "could not send to")
         };
         // Every 503 the proxy makes says why (RFC 3261 section 20.43), and so does its 408.
-        let warning = format!(
-            "399 {} \"{why} {} over {}\"",
-            core.identity.warn_agent(),
+        let warning = core.identity.warning(&format!(
+            "{why} {} over {}",
             branch.destination.addr,
             branch.destination.transport.via_token()
-        );
+        ));
         let synthetic = ResponseBuilder::for_request(&request, status, reason)
             .to_tag(&core.to_tag)
             .header("Warning", &warning)

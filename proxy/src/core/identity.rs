@@ -231,9 +231,13 @@ impl ProxyIdentity {
         self.via_from(transport, self.local_addr(transport), branch)
     }
 
-    /// The warn-agent of the proxy's Warning headers (RFC 3261 section 20.43): its host.
-    pub fn warn_agent(&self) -> String {
-        fmt_addr(self.local_addr(TransportKind::Udp))
+    /// A Warning header value of the proxy's own (RFC 3261 section 20.43): code 399, this
+    /// proxy's host as warn-agent, and `text` saying why.
+    pub fn warning(&self, text: &str) -> String {
+        format!(
+            "399 {} \"{text}\"",
+            fmt_addr(self.local_addr(TransportKind::Udp))
+        )
     }
 
     /// True when a Via's sent-by is ours.

@@ -328,13 +328,7 @@ impl ProxyCore {
                     self,
                     482,
                     "Loop Detected",
-                    &[(
-                        "Warning",
-                        format!(
-                            "399 {} \"the next hop is this proxy\"",
-                            self.identity.warn_agent()
-                        ),
-                    )],
+                    &[self.next_hop_is_us_warning()],
                     &mut actions,
                 );
             }
@@ -346,10 +340,7 @@ impl ProxyCore {
                 } else {
                     "every address of the next hop asked for a pause"
                 };
-                let mut extra: Vec<(&str, String)> = vec![(
-                    "Warning",
-                    format!("399 {} \"{why}\"", self.identity.warn_agent()),
-                )];
+                let mut extra: Vec<(&str, String)> = vec![("Warning", self.identity.warning(why))];
                 extra.extend(
                     shortest_pause
                         .map(|pause| ("Retry-After", pause.as_secs_f64().ceil().to_string())),

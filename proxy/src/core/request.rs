@@ -282,15 +282,17 @@ impl ProxyCore {
             self,
             482,
             "Loop Detected",
-            &[(
-                "Warning",
-                format!(
-                    "399 {} \"the next hop is this proxy\"",
-                    self.identity.warn_agent()
-                ),
-            )],
+            &[self.next_hop_is_us_warning()],
             actions,
         );
+    }
+
+    /// The Warning of a 482 for a request whose next hop is this proxy.
+    pub(super) fn next_hop_is_us_warning(&self) -> (&'static str, String) {
+        (
+            "Warning",
+            self.identity.warning("the next hop is this proxy"),
+        )
     }
 
     fn answer_options(
@@ -513,7 +515,7 @@ impl ProxyCore {
     /// where RFC 3261 section 19.1.1 (table 1) forbids them: honoured, a `Route` there would
     /// let anyone who can register send the proxy's requests wherever they like.
     /// The flag says whether any was left out for that reason.
-    fn binding_targets(&self, bindings: &[Binding]) -> (Vec<(String, Destination)>, bool) {
+    fn binding_targets<'b>(&self, bindings: &'b [Binding]) -> (Vec<(&'b str, Destination)>, bool) {
         let mut targets = Vec::with_capacity(bindings.len());
         let mut looped = false;
         for binding in bindings {
@@ -547,10 +549,8 @@ impl ProxyCore {
                 continue;
             }
             let request_uri = match contact.as_sip().and_then(|sip| sip.headers) {
-                Some(headers) => {
-                    binding.contact[..binding.contact.len() - headers.len() - 1].to_string()
-                }
-                None => binding.contact.clone(),
+                Some(headers) => &binding.contact[..binding.contact.len() - headers.len() - 1],
+                None => binding.contact.as_str(),
             };
             targets.push((request_uri, destination));
         }
@@ -711,7 +711,7 @@ impl ProxyCore {
             &self.identity.via_from(transport, outbound, branch_id),
         );
         let method = request.method().unwrap_or(Method::Options);
-        let in_dialog = request.to().ok().and_then(|t| t.tag()).is_some();
+        let in_dialog = route::has_to_tag(request);
         if !in_dialog && matches!(method, Method::Invite | Method::Subscribe | Method::Refer) {
             self.record_route(&mut edit, source, outbound, transport);
         }
@@ -804,7 +804,14 @@ impl ProxyCore {
         }
         let next_hops = match target {
             Target::Proxy => return,
-            Target::LocalUser(user) => self.binding_targets(&self.location.lookup(&user, wall)).0,
+            Target::LocalUser(user) => {
+                let bindings = self.location.lookup(&user, wall);
+                let (targets, _) = self.binding_targets(&bindings);
+                targets
+                    .into_iter()
+                    .map(|(uri, destination)| (uri.to_string(), destination))
+                    .collect()
+            }
             Target::Elsewhere(next_hop) => {
                 let Ok(next) = Uri::parse(&next_hop) else {
                     return;

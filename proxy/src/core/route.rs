@@ -24,10 +24,16 @@ pub struct RoutePlan {
     pub next_hop_route: Option<String>,
 }
 
+/// True when the request's To has a tag: it claims to belong to a dialog (RFC 3261 section
+/// 12.2), which only our own Route makes believable (see `admission.rs`).
+pub fn has_to_tag(request: &Message<'_>) -> bool {
+    request.to().ok().and_then(|t| t.tag()).is_some()
+}
+
 /// Plans route processing for `request`.
 pub fn plan(identity: &ProxyIdentity, request: &Message<'_>) -> Result<RoutePlan, &'static str> {
     let routes: Vec<NameAddr<'_>> = request.routes().map_err(|_| "Bad Route")?;
-    let in_dialog = request.to().ok().and_then(|t| t.tag()).is_some();
+    let in_dialog = has_to_tag(request);
     let mut plan = RoutePlan {
         new_request_uri: None,
         remove_last_route: false,
