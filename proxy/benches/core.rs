@@ -2,12 +2,13 @@
 //! (INVITE, 180, 200, ACK, BYE, 200) cost in `ProxyCore`, the part of the proxy's time that is
 //! ours rather than the kernel's. `cargo bench -p dialtone-proxy --bench core`.
 
+use dialtone_transaction::Transport;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
 use dialtone_proxy::calls::CallTracker;
-use dialtone_proxy::config::{Config, FileConfig, ProxyFlags, TransportKind};
+use dialtone_proxy::config::{Config, FileConfig, ProxyFlags};
 use dialtone_proxy::core::{Action, ProxyCore, Source};
 use dialtone_proxy::metrics::ProxyMetrics;
 use dialtone_proxy::registrar::LocationService;
@@ -25,7 +26,7 @@ fn core() -> ProxyCore {
 
 fn from(port: u16) -> Source {
     Source {
-        transport: TransportKind::Udp,
+        transport: Transport::Udp,
         addr: format!("127.0.0.1:{port}").parse().unwrap(),
         local: "127.0.0.1:5070".parse().unwrap(),
     }

@@ -4,6 +4,7 @@
 //! Every key of the file has a flag of the same name (`listen` ↔ `--listen`). A bad value stops
 //! start-up with an error that names the key and says what was wrong.
 
+use dialtone_transaction::Transport;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -29,31 +30,11 @@ fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
-/// The transport of a listen address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TransportKind {
-    /// UDP datagrams.
-    Udp,
-    /// TCP streams.
-    Tcp,
-}
-
-impl TransportKind {
-    /// The Via transport token.
-    pub fn via_token(&self) -> &'static str {
-        match self {
-            TransportKind::Udp => "UDP",
-            TransportKind::Tcp => "TCP",
-        }
-    }
-}
-
 /// One `--listen` value: `udp:IP:PORT` or `tcp:IP:PORT`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Listen {
     /// UDP or TCP.
-    pub transport: TransportKind,
+    pub transport: Transport,
     /// The local address.
     pub addr: SocketAddr,
 }
@@ -65,8 +46,8 @@ impl std::str::FromStr for Listen {
             .split_once(':')
             .ok_or_else(|| format!("`{s}` is not udp:IP:PORT or tcp:IP:PORT"))?;
         let transport = match kind.to_ascii_lowercase().as_str() {
-            "udp" => TransportKind::Udp,
-            "tcp" => TransportKind::Tcp,
+            "udp" => Transport::Udp,
+            "tcp" => Transport::Tcp,
             other => return Err(format!("unknown transport `{other}` (udp or tcp)")),
         };
         let addr = addr
@@ -552,7 +533,7 @@ mod tests {
         let c = Config::merge(FileConfig::default(), &ProxyFlags::default()).unwrap();
         assert_eq!(c.listen.len(), 2);
         assert_eq!(c.listen[0].addr, "127.0.0.1:5060".parse().unwrap());
-        assert_eq!(c.listen[1].transport, TransportKind::Tcp);
+        assert_eq!(c.listen[1].transport, Transport::Tcp);
         assert_eq!(c.auth, AuthMode::None);
         assert_eq!(c.register_challenge, 407);
         assert_eq!(c.realm, "127.0.0.1");

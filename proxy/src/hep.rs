@@ -9,7 +9,7 @@
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::SystemTime;
 
-use crate::config::TransportKind;
+use dialtone_transaction::Transport;
 
 /// Generic chunk types (vendor 0) of HEPv3.
 pub mod chunk {
@@ -38,7 +38,7 @@ const MAX_PAYLOAD: usize = 65_535 - 128;
 /// Encodes one message as a HEPv3 packet.
 pub fn encode(
     at: SystemTime,
-    transport: TransportKind,
+    transport: Transport,
     src: SocketAddr,
     dst: SocketAddr,
     capture_id: u32,
@@ -70,8 +70,8 @@ pub fn encode(
         }
     }
     let protocol = match transport {
-        TransportKind::Udp => 17,
-        TransportKind::Tcp => 6,
+        Transport::Udp => 17,
+        Transport::Tcp => 6,
     };
     put(chunk::IP_PROTOCOL, &[protocol]);
     put(chunk::SRC_PORT, &src.port().to_be_bytes());
@@ -123,7 +123,7 @@ impl HepExporter {
     pub fn send(
         &self,
         at: SystemTime,
-        transport: TransportKind,
+        transport: Transport,
         src: SocketAddr,
         dst: SocketAddr,
         payload: &[u8],
@@ -146,7 +146,7 @@ mod tests {
         let dst: SocketAddr = "10.0.0.2:5060".parse().unwrap();
         let packet = encode(
             at,
-            TransportKind::Udp,
+            Transport::Udp,
             src,
             dst,
             7,

@@ -2,6 +2,7 @@
 //! each UDP listen address, a TCP listener per TCP address, and the admin HTTP server; then
 //! waits for SIGTERM or Ctrl-C, flushes the registrations store and stops.
 
+use dialtone_transaction::Transport;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use actix::prelude::*;
 use anyhow::Context as _;
 
 use crate::calls::CallTracker;
-use crate::config::{Config, TransportKind, UdpBalance};
+use crate::config::{Config, UdpBalance};
 use crate::core::ProxyCore;
 use crate::hep::HepExporter;
 use crate::metrics::ProxyMetrics;
@@ -37,7 +38,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     for listen in config
         .listen
         .iter()
-        .filter(|l| l.transport == TransportKind::Udp)
+        .filter(|l| l.transport == Transport::Udp)
     {
         std::net::UdpSocket::bind(listen.addr)
             .with_context(|| format!("listen udp:{} (address in use?)", listen.addr))?;
@@ -49,7 +50,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     for listen in config
         .listen
         .iter()
-        .filter(|l| l.transport == TransportKind::Udp)
+        .filter(|l| l.transport == Transport::Udp)
     {
         for index in 0..config.workers {
             let socket = bind_reuseport(listen.addr, config.udp_receive_buffer)
@@ -75,7 +76,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     for listen in config
         .listen
         .iter()
-        .filter(|l| l.transport == TransportKind::Tcp)
+        .filter(|l| l.transport == Transport::Tcp)
     {
         let listener = tokio::net::TcpListener::bind(listen.addr)
             .await
@@ -99,8 +100,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     metrics.registrations_active.set(location.count() as i64);
     let calls = CallTracker::new(metrics.clone());
     let mut core = ProxyCore::new(&config, location, metrics, calls);
-    if core.identity().is_multihomed(TransportKind::Udp)
-        || core.identity().is_multihomed(TransportKind::Tcp)
+    if core.identity().is_multihomed(Transport::Udp)
+        || core.identity().is_multihomed(Transport::Tcp)
     {
         core = core.with_routes(Arc::new(KernelRoutes::default()));
     }
@@ -110,7 +111,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let tcp_local = config
         .listen
         .iter()
-        .find(|l| l.transport == TransportKind::Tcp)
+        .find(|l| l.transport == Transport::Tcp)
         .map(|l| l.addr);
     let outbound = Outbound::new(send_sockets, tcp_local);
     outbound.set_core(core.clone(), resolver.clone());
@@ -158,8 +159,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
     for listen in &config.listen {
         let kind = match listen.transport {
-            TransportKind::Udp => "udp",
-            TransportKind::Tcp => "tcp",
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
         };
         println!("dialtone-proxy listening on {kind}:{}", listen.addr);
     }

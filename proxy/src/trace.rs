@@ -20,8 +20,8 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::TransportKind;
 use crate::hep::HepExporter;
+use dialtone_transaction::Transport;
 
 /// Messages kept per call; a call that goes on longer (a re-INVITE storm, a flood with one
 /// Call-ID) keeps its first ones and counts the rest as dropped.
@@ -164,7 +164,7 @@ impl TraceRecorder {
         &self,
         at: SystemTime,
         direction: Direction,
-        transport: TransportKind,
+        transport: Transport,
         local: SocketAddr,
         remote: SocketAddr,
         bytes: &[u8],
@@ -297,7 +297,7 @@ impl Capture {
         &self,
         at: SystemTime,
         direction: Direction,
-        transport: TransportKind,
+        transport: Transport,
         local: SocketAddr,
         remote: SocketAddr,
         bytes: &[u8],
@@ -355,7 +355,7 @@ mod tests {
             recorder.record(
                 now,
                 Direction::In,
-                TransportKind::Udp,
+                Transport::Udp,
                 addr(5060),
                 addr(5062),
                 text.as_bytes(),
@@ -363,7 +363,7 @@ mod tests {
             recorder.record(
                 now,
                 Direction::Out,
-                TransportKind::Udp,
+                Transport::Udp,
                 addr(5060),
                 addr(5062),
                 format!("SIP/2.0 200 OK\r\nCall-ID: {id}\r\n\r\n").as_bytes(),
@@ -392,7 +392,7 @@ mod tests {
             recorder.record(
                 start + std::time::Duration::from_secs(seconds),
                 Direction::In,
-                TransportKind::Udp,
+                Transport::Udp,
                 addr(5060),
                 addr(5062),
                 text.as_bytes(),
@@ -430,7 +430,7 @@ mod tests {
         recorder.record(
             start,
             Direction::In,
-            TransportKind::Udp,
+            Transport::Udp,
             addr(5060),
             addr(5062),
             b"INVITE sip:9000@x SIP/2.0\r\nCall-ID: kept\r\n\r\n",
@@ -439,7 +439,7 @@ mod tests {
             recorder.record(
                 start + std::time::Duration::from_secs(n),
                 Direction::In,
-                TransportKind::Udp,
+                Transport::Udp,
                 addr(5060),
                 addr(5062),
                 format!("OPTIONS sip:x SIP/2.0\r\nCall-ID: ping-{n}\r\n\r\n").as_bytes(),
@@ -458,7 +458,7 @@ mod tests {
             recorder.record(
                 start + std::time::Duration::from_micros(micros),
                 Direction::In,
-                TransportKind::Udp,
+                Transport::Udp,
                 addr(5060),
                 addr(5062),
                 text.as_bytes(),
@@ -512,7 +512,7 @@ mod tests {
             recorder.record(
                 SystemTime::now(),
                 Direction::In,
-                TransportKind::Tcp,
+                Transport::Tcp,
                 addr(5060),
                 addr(5062),
                 &big,

@@ -453,7 +453,7 @@ impl Handler<Datagram> for Endpoint {
         if datagram.bytes.iter().all(|b| b.is_ascii_whitespace()) {
             return;
         }
-        self.on_message(ctx, datagram.bytes, datagram.source, Transport::Unreliable);
+        self.on_message(ctx, datagram.bytes, datagram.source, Transport::Udp);
     }
 }
 
@@ -461,7 +461,7 @@ impl Handler<StreamMessage> for Endpoint {
     type Result = ();
 
     fn handle(&mut self, msg: StreamMessage, ctx: &mut Context<Self>) {
-        self.on_message(ctx, msg.bytes, msg.peer, Transport::Reliable);
+        self.on_message(ctx, msg.bytes, msg.peer, Transport::Tcp);
     }
 }
 

@@ -119,7 +119,7 @@ impl<O: Clone> TransactionTable<O> {
     pub fn new(config: TimerConfig) -> Self {
         TransactionTable {
             config,
-            client_transport: Transport::Unreliable,
+            client_transport: Transport::Udp,
             clients: HashMap::new(),
             servers: HashMap::new(),
             server_ids: HashMap::new(),
@@ -131,7 +131,7 @@ impl<O: Clone> TransactionTable<O> {
     /// Our requests travel on a reliable transport (TCP): no retransmission timers
     /// (RFC 3261 17.1.1.2, 17.1.2.2).
     pub fn with_reliable_requests(mut self) -> Self {
-        self.client_transport = Transport::Reliable;
+        self.client_transport = Transport::Tcp;
         self
     }
 
@@ -647,7 +647,7 @@ mod tests {
         let invite = Bytes::from_static(INVITE.as_bytes());
         let message = Message::parse(&invite).expect("parses");
         let Disposition::New { id, .. } = table
-            .on_request(now, &message, invite.clone(), peer(), Transport::Unreliable)
+            .on_request(now, &message, invite.clone(), peer(), Transport::Udp)
             .expect("ok")
         else {
             panic!("first INVITE is new");
@@ -655,7 +655,7 @@ mod tests {
         table.set_owner(id, 5);
         assert_eq!(
             table
-                .on_request(now, &message, invite.clone(), peer(), Transport::Unreliable)
+                .on_request(now, &message, invite.clone(), peer(), Transport::Udp)
                 .expect("ok"),
             Disposition::Absorbed
         );
@@ -665,7 +665,7 @@ mod tests {
         let cancel = Bytes::from(cancel);
         let message = Message::parse(&cancel).expect("parses");
         match table
-            .on_request(now, &message, cancel.clone(), peer(), Transport::Unreliable)
+            .on_request(now, &message, cancel.clone(), peer(), Transport::Udp)
             .expect("ok")
         {
             Disposition::New { cancels, .. } => assert_eq!(cancels, Some((id, Some(5)))),

@@ -57,7 +57,7 @@ fn a_to_tag_and_our_route_pass_unchallenged_only_for_a_call_the_proxy_saw_establ
     // Registered as the location service would have it, without the digest round trip.
     let origin = crate::registrar::Origin {
         source: callee.addr,
-        transport: crate::registrar::BindingTransport::Udp,
+        transport: dialtone_transaction::Transport::Udp,
     };
     let parsed = Message::parse(register.as_bytes()).unwrap();
     core.location
@@ -179,7 +179,7 @@ fn a_call_that_changes_networks_gets_a_record_route_per_side_the_callees_on_top(
     let wall = SystemTime::now();
     let register = "REGISTER sip:lab.example SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.2.10:5060;branch=z9hG4bKmh1\r\nMax-Forwards: 70\r\nFrom: <sip:9000@lab.example>;tag=r\r\nTo: <sip:9000@lab.example>\r\nCall-ID: mh-reg\r\nCSeq: 1 REGISTER\r\nContact: <sip:9000@127.0.2.10:5060>\r\nContent-Length: 0\r\n\r\n";
     let on_b = crate::core::Source {
-        transport: crate::config::TransportKind::Udp,
+        transport: dialtone_transaction::Transport::Udp,
         addr: "127.0.2.10:5060".parse().unwrap(),
         local: "127.0.2.1:5060".parse().unwrap(),
     };
@@ -191,7 +191,7 @@ fn a_call_that_changes_networks_gets_a_record_route_per_side_the_callees_on_top(
     );
     let invite = "INVITE sip:9000@lab.example SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.1.10:5060;branch=z9hG4bKmh2\r\nMax-Forwards: 70\r\nFrom: <sip:8000@lab.example>;tag=a\r\nTo: <sip:9000@lab.example>\r\nCall-ID: mh-call\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
     let on_a = crate::core::Source {
-        transport: crate::config::TransportKind::Udp,
+        transport: dialtone_transaction::Transport::Udp,
         addr: "127.0.1.10:5060".parse().unwrap(),
         local: "127.0.1.1:5060".parse().unwrap(),
     };

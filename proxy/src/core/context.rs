@@ -10,16 +10,15 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
-use dialtone_sip::{HeaderName, Message, RequestBuilder, ResponseBuilder};
+use dialtone_sip::{HeaderName, Message, ResponseBuilder};
 use dialtone_transaction::{
-    ClientInviteTransaction, ClientNonInviteTransaction, Event, ServerInviteState,
-    ServerInviteTransaction, ServerNonInviteTransaction, Timer, TimerC, TimerCExpiry, Transaction,
-    TransactionKey, Transport,
+    ack_for_non_2xx, cancel_for, ClientInviteTransaction, ClientNonInviteTransaction, Event,
+    ServerInviteState, ServerInviteTransaction, ServerNonInviteTransaction, Timer, TimerC,
+    TimerCExpiry, Transaction, TransactionKey, Transport,
 };
 
 use super::arming::{ArmCounter, Arming};
 use super::{reply, Action, Destination, ProxyCore};
-use crate::config::TransportKind;
 
 /// The server side: INVITE or not.
 #[derive(Debug)]
@@ -212,13 +211,6 @@ pub struct ProxyTransaction {
     arm_counter: ArmCounter,
 }
 
-fn transport_of(kind: TransportKind) -> Transport {
-    match kind {
-        TransportKind::Udp => Transport::Unreliable,
-        TransportKind::Tcp => Transport::Reliable,
-    }
-}
-
 impl ProxyTransaction {
     /// A new server transaction for a received `request`.
     pub(crate) fn new(
@@ -230,7 +222,7 @@ impl ProxyTransaction {
         source: SocketAddr,
     ) -> ProxyTransaction {
         let is_invite = method == "INVITE";
-        let transport = transport_of(reply_to.transport);
+        let transport = reply_to.transport;
         let server = if is_invite {
             ServerTx::Invite(ServerInviteTransaction::new(
                 now,
@@ -434,7 +426,7 @@ impl ProxyTransaction {
         request: Bytes,
     ) -> Branch {
         let key = TransactionKey::client(branch_id, &self.method);
-        let transport = transport_of(destination.transport);
+        let transport = destination.transport;
         let client = if self.is_invite {
             ClientTx::Invite(ClientInviteTransaction::new(
                 now,
@@ -499,7 +491,7 @@ impl ProxyTransaction {
             return false;
         };
         let destination = Destination {
-            transport: TransportKind::Udp,
+            transport: Transport::Udp,
             addr: branch.destination.addr,
         };
         tracing::info!(
@@ -545,10 +537,8 @@ impl ProxyTransaction {
                 // DNS (NAPTR, or SRV for TCP) chose TCP for a request prepared for UDP: our Via
                 // must name the transport it really goes over (RFC 3261 section 18.1.1), and a
                 // stream needs Content-Length.
-                TransportKind::Tcp => {
-                    retarget_via_to_tcp(&pending.request).unwrap_or(pending.request)
-                }
-                TransportKind::Udp => pending.request,
+                Transport::Tcp => retarget_via_to_tcp(&pending.request).unwrap_or(pending.request),
+                Transport::Udp => pending.request,
             };
             self.add_branch(now, core, destination, &pending.branch_id, request, actions);
         }
@@ -701,7 +691,7 @@ impl ProxyTransaction {
         let Some(cancel) = build_cancel(&branch.request) else {
             return;
         };
-        let transport = transport_of(branch.destination.transport);
+        let transport = branch.destination.transport;
         branch.cancel = Some(Box::new(ClientNonInviteTransaction::new(
             now,
             &core.timers,
@@ -1147,45 +1137,18 @@ fn retarget_via_to_tcp(request: &[u8]) -> Option<Bytes> {
     Some(Bytes::from(edit.finish()))
 }
 
-/// The ACK for a non-2xx final on a branch (RFC 3261 section 17.1.1.3): the INVITE's
-/// Request-URI, top Via, From, Call-ID and Route, the response's To, CSeq number with ACK.
+/// The ACK for a non-2xx final on a branch (RFC 3261 section 17.1.1.3), from the branch's
+/// INVITE and the response as they are kept, as bytes.
 pub(crate) fn build_ack(invite: &[u8], response: &[u8]) -> Option<Bytes> {
-    let invite = Message::parse(invite).ok()?;
-    let response = Message::parse(response).ok()?;
-    let uri = invite.request_uri()?.as_str();
-    let mut b = RequestBuilder::new("ACK", uri)
-        .header("Via", invite.values(HeaderName::Via).next()?)
-        .header("Max-Forwards", "70");
-    for route in invite.headers_named(HeaderName::Route) {
-        b = b.header("Route", route.value);
-    }
-    let cseq = invite.cseq().ok()?.seq;
-    b = b
-        .header("From", invite.header_value(HeaderName::From)?)
-        .header("To", response.header_value(HeaderName::To)?)
-        .header("Call-ID", invite.header_value(HeaderName::CallId)?)
-        .header("CSeq", &format!("{cseq} ACK"));
-    Some(Bytes::from(b.build()))
+    let (invite, response) = (Message::parse(invite).ok()?, Message::parse(response).ok()?);
+    Some(Bytes::from(ack_for_non_2xx(&invite, &response)?.build()))
 }
 
-/// The CANCEL for a branch (RFC 3261 section 9.1): same Request-URI, top Via, From, To,
-/// Call-ID, CSeq number and Route as the INVITE.
+/// The CANCEL for a branch (RFC 3261 section 9.1), from the branch's INVITE as it is kept.
 pub(crate) fn build_cancel(invite: &[u8]) -> Option<Bytes> {
-    let invite = Message::parse(invite).ok()?;
-    let uri = invite.request_uri()?.as_str();
-    let mut b = RequestBuilder::new("CANCEL", uri)
-        .header("Via", invite.values(HeaderName::Via).next()?)
-        .header("Max-Forwards", "70");
-    for route in invite.headers_named(HeaderName::Route) {
-        b = b.header("Route", route.value);
-    }
-    let cseq = invite.cseq().ok()?.seq;
-    b = b
-        .header("From", invite.header_value(HeaderName::From)?)
-        .header("To", invite.header_value(HeaderName::To)?)
-        .header("Call-ID", invite.header_value(HeaderName::CallId)?)
-        .header("CSeq", &format!("{cseq} CANCEL"));
-    Some(Bytes::from(b.build()))
+    Some(Bytes::from(
+        cancel_for(&Message::parse(invite).ok()?)?.build(),
+    ))
 }
 
 #[cfg(test)]

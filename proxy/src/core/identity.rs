@@ -17,13 +17,14 @@
 //! differ), and the fork index. It is a pure function of the received request, so a
 //! retransmission or the CANCEL of an INVITE gets the same branch.
 
+use dialtone_transaction::Transport;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use dialtone_sip::{HeaderName, Message, SipUri, Uri};
 
-use crate::config::{Listen, TransportKind};
+use crate::config::Listen;
 
 /// Which local address the kernel would send from to reach a destination (a route lookup).
 pub trait SourceAddress: Send + Sync + std::fmt::Debug {
@@ -69,7 +70,7 @@ impl ProxyIdentity {
 
     /// True when messages over `transport` may leave from more than one address, so that the
     /// route lookup is needed (never with the usual single address).
-    pub fn is_multihomed(&self, transport: TransportKind) -> bool {
+    pub fn is_multihomed(&self, transport: Transport) -> bool {
         let mut addrs = self.listen.iter().filter(|l| l.transport == transport);
         let first = addrs.next();
         addrs.any(|l| Some(l.addr.ip()) != first.map(|f| f.addr.ip()))
@@ -77,7 +78,7 @@ impl ProxyIdentity {
 
     /// The listen address a message over `transport` to `destination` leaves from: the one
     /// with the address the kernel would use to reach it, else the first of that transport.
-    pub fn listen_toward(&self, transport: TransportKind, destination: SocketAddr) -> SocketAddr {
+    pub fn listen_toward(&self, transport: Transport, destination: SocketAddr) -> SocketAddr {
         if self.is_multihomed(transport) {
             if let Some(source) = self
                 .routes
@@ -105,7 +106,7 @@ impl ProxyIdentity {
 
     /// The listen address a message over `transport` arrived at `local`, when it is one of
     /// ours; else the first of that transport.
-    pub fn listen_at(&self, transport: TransportKind, local: SocketAddr) -> SocketAddr {
+    pub fn listen_at(&self, transport: Transport, local: SocketAddr) -> SocketAddr {
         self.listen
             .iter()
             .find(|l| l.transport == transport && l.addr == local)
@@ -131,7 +132,7 @@ impl ProxyIdentity {
 
     /// The local address used for `transport` (the first listen address of that kind, else the
     /// first of any kind).
-    pub fn local_addr(&self, transport: TransportKind) -> SocketAddr {
+    pub fn local_addr(&self, transport: Transport) -> SocketAddr {
         self.listen
             .iter()
             .find(|l| l.transport == transport)
@@ -203,21 +204,21 @@ impl ProxyIdentity {
 
     /// Our Record-Route value (RFC 3261 section 16.6 step 4), with `lr`, for the listen
     /// address `addr` of `transport`.
-    pub fn record_route_of(&self, transport: TransportKind, addr: SocketAddr) -> String {
+    pub fn record_route_of(&self, transport: Transport, addr: SocketAddr) -> String {
         let host = self.host_of(addr);
         match transport {
-            TransportKind::Udp => format!("<sip:{host};lr>"),
-            TransportKind::Tcp => format!("<sip:{host};transport=tcp;lr>"),
+            Transport::Udp => format!("<sip:{host};lr>"),
+            Transport::Tcp => format!("<sip:{host};transport=tcp;lr>"),
         }
     }
 
     /// Our Record-Route value for the first listen address of `transport`.
-    pub fn record_route(&self, transport: TransportKind) -> String {
+    pub fn record_route(&self, transport: Transport) -> String {
         self.record_route_of(transport, self.local_addr(transport))
     }
 
     /// Our Via value for a request sent over `transport` from listen address `addr`.
-    pub fn via_from(&self, transport: TransportKind, addr: SocketAddr, branch: &str) -> String {
+    pub fn via_from(&self, transport: Transport, addr: SocketAddr, branch: &str) -> String {
         format!(
             "SIP/2.0/{} {};branch={branch}",
             transport.via_token(),
@@ -227,7 +228,7 @@ impl ProxyIdentity {
 
     /// Our Via value for a request sent over `transport` with `branch` from the first listen
     /// address of that transport.
-    pub fn via(&self, transport: TransportKind, branch: &str) -> String {
+    pub fn via(&self, transport: Transport, branch: &str) -> String {
         self.via_from(transport, self.local_addr(transport), branch)
     }
 
@@ -236,7 +237,7 @@ impl ProxyIdentity {
     pub fn warning(&self, text: &str) -> String {
         format!(
             "399 {} \"{text}\"",
-            fmt_addr(self.local_addr(TransportKind::Udp))
+            fmt_addr(self.local_addr(Transport::Udp))
         )
     }
 
@@ -328,12 +329,12 @@ pub fn is_loop(identity: &ProxyIdentity, request: &Message<'_>) -> bool {
 
 /// The host and port a URI leads to (maddr wins, RFC 3261 section 16.5), and the transport it
 /// asks for.
-pub fn uri_target(uri: &Uri<'_>) -> Option<(String, u16, TransportKind)> {
+pub fn uri_target(uri: &Uri<'_>) -> Option<(String, u16, Transport)> {
     let sip = uri.as_sip()?;
     let host = sip.maddr().unwrap_or(sip.host);
     let transport = match sip.transport() {
-        Some(t) if t.eq_ignore_ascii_case("tcp") => TransportKind::Tcp,
-        _ => TransportKind::Udp,
+        Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
+        _ => Transport::Udp,
     };
     Some((
         host.trim_start_matches('[')
@@ -418,8 +419,8 @@ mod tests {
             &[],
         )
         .with_routes(Arc::new(TwoNetworks));
-        assert!(id.is_multihomed(TransportKind::Udp));
-        let toward = |ip: &str| id.listen_toward(TransportKind::Udp, ip.parse().unwrap());
+        assert!(id.is_multihomed(Transport::Udp));
+        let toward = |ip: &str| id.listen_toward(Transport::Udp, ip.parse().unwrap());
         assert_eq!(
             toward("198.18.2.10:5060"),
             "198.18.2.2:5060".parse().unwrap()
@@ -428,10 +429,10 @@ mod tests {
             toward("198.18.1.10:5060"),
             "198.18.1.2:5060".parse().unwrap()
         );
-        let via = id.via_from(TransportKind::Udp, toward("198.18.2.10:5060"), "z9hG4bKa");
+        let via = id.via_from(Transport::Udp, toward("198.18.2.10:5060"), "z9hG4bKa");
         assert_eq!(via, "SIP/2.0/UDP 198.18.2.2:5060;branch=z9hG4bKa");
         assert_eq!(
-            id.listen_at(TransportKind::Udp, "198.18.2.2:5060".parse().unwrap()),
+            id.listen_at(Transport::Udp, "198.18.2.2:5060".parse().unwrap()),
             "198.18.2.2:5060".parse().unwrap()
         );
     }
@@ -442,17 +443,17 @@ mod tests {
         let id = ProxyIdentity::new(&["udp:10.0.0.2:5060".parse().unwrap()], &[])
             .with_advertised(&[(addr, "pbx.example.net:5070".into())]);
         assert_eq!(
-            id.record_route_of(TransportKind::Udp, addr),
+            id.record_route_of(Transport::Udp, addr),
             "<sip:pbx.example.net:5070;lr>"
         );
         assert_eq!(
-            id.via(TransportKind::Udp, "z9hG4bKb"),
+            id.via(Transport::Udp, "z9hG4bKb"),
             "SIP/2.0/UDP pbx.example.net:5070;branch=z9hG4bKb"
         );
         assert!(id.is_local_host("pbx.example.net", Some(5070)));
         assert!(!id.is_local_host("pbx.example.net", None));
         // A single address needs no route lookup.
-        assert!(!id.is_multihomed(TransportKind::Udp));
+        assert!(!id.is_multihomed(Transport::Udp));
     }
 
     #[test]
@@ -466,7 +467,7 @@ mod tests {
         assert!(!is_loop(&id, &m));
         let looped = m
             .edit()
-            .insert_header_first("Via", &id.via(TransportKind::Udp, &branch_for(&m, 0)))
+            .insert_header_first("Via", &id.via(Transport::Udp, &branch_for(&m, 0)))
             .finish();
         let looped = Message::parse(&looped).unwrap();
         assert!(is_loop(&id, &looped));

@@ -21,7 +21,6 @@ mod arming;
 pub use arming::{ArmCounter, Arming};
 mod context;
 pub mod identity;
-mod keys;
 pub mod reply;
 mod request;
 mod response;
@@ -29,6 +28,7 @@ pub mod route;
 mod unavailable;
 pub use unavailable::UnavailableHops;
 
+use dialtone_transaction::Transport;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
@@ -40,7 +40,7 @@ use dialtone_transaction::{TimerConfig, TransactionKey};
 
 use crate::auth::Authenticator;
 use crate::calls::CallTracker;
-use crate::config::{AuthMode, Config, TransportKind};
+use crate::config::{AuthMode, Config};
 use crate::metrics::ProxyMetrics;
 use crate::registrar::{LocationService, RegistrarPolicy, StoreWriter};
 
@@ -51,7 +51,7 @@ pub use identity::ProxyIdentity;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Source {
     /// UDP or TCP.
-    pub transport: TransportKind,
+    pub transport: Transport,
     /// The peer's address.
     pub addr: SocketAddr,
     /// Our address it arrived at.
@@ -62,7 +62,7 @@ pub struct Source {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Destination {
     /// UDP or TCP.
-    pub transport: TransportKind,
+    pub transport: Transport,
     /// The peer's address.
     pub addr: SocketAddr,
 }
@@ -110,7 +110,7 @@ pub enum Action {
         /// The URI's port, if it gave one (RFC 3263 section 4.2: then no SRV).
         port: Option<u16>,
         /// The URI's transport, if it named one (then no NAPTR).
-        transport: Option<TransportKind>,
+        transport: Option<Transport>,
     },
 }
 
@@ -288,7 +288,7 @@ impl ProxyCore {
         &self,
         now: Instant,
         key: &TransactionKey,
-        transport: TransportKind,
+        transport: Transport,
         addrs: &[SocketAddr],
     ) -> Vec<Action> {
         let mut actions = Vec::new();
@@ -413,14 +413,14 @@ pub(crate) mod tests {
     /// A UDP source at `addr`, received on the proxy's 127.0.0.1:5070.
     pub(crate) fn udp_from(addr: &str) -> Source {
         Source {
-            transport: TransportKind::Udp,
+            transport: Transport::Udp,
             addr: addr.parse().unwrap(),
             local: "127.0.0.1:5070".parse().unwrap(),
         }
     }
 
     /// The key, port and transport of the DNS resolution `actions` ask for.
-    fn resolution(actions: &[Action]) -> (TransactionKey, Option<u16>, Option<TransportKind>) {
+    fn resolution(actions: &[Action]) -> (TransactionKey, Option<u16>, Option<Transport>) {
         actions
             .iter()
             .find_map(|a| match a {
@@ -485,7 +485,7 @@ pub(crate) mod tests {
             Bytes::from_static(register),
         );
         let tcp_from = |addr: &str| Source {
-            transport: TransportKind::Tcp,
+            transport: Transport::Tcp,
             addr: addr.parse().unwrap(),
             local: "127.0.0.1:5070".parse().unwrap(),
         };
@@ -505,7 +505,7 @@ pub(crate) mod tests {
         let replies = sends(&actions);
         assert_eq!(replies.len(), 1, "{actions:?}");
         assert!(replies[0].1.starts_with(b"SIP/2.0 100"));
-        assert_eq!(replies[0].0.transport, TransportKind::Tcp);
+        assert_eq!(replies[0].0.transport, Transport::Tcp);
         assert_eq!(replies[0].0.addr, second.addr);
     }
 
@@ -516,7 +516,7 @@ pub(crate) mod tests {
         // messages share branches, so the torture runner meets this on fresh connections).
         let core = core();
         let tcp_from = |addr: &str| Source {
-            transport: TransportKind::Tcp,
+            transport: Transport::Tcp,
             addr: addr.parse().unwrap(),
             local: "127.0.0.1:5070".parse().unwrap(),
         };
@@ -560,7 +560,7 @@ pub(crate) mod tests {
             "OPTIONS",
             "fo1",
             now,
-            TransportKind::Tcp,
+            Transport::Tcp,
             &[FIRST, SECOND],
         ));
         assert_eq!(sent.len(), 1);
@@ -619,7 +619,7 @@ pub(crate) mod tests {
         method: &str,
         id: &str,
         at: Instant,
-        transport: TransportKind,
+        transport: Transport,
         addrs: &[&str],
     ) -> Vec<Action> {
         let request = format!("{method} sip:user@far.example SIP/2.0\r\nVia: SIP/2.0/UDP {FAR_CALLER};branch=z9hG4bK{id}\r\nMax-Forwards: 70\r\nFrom: <sip:a@127.0.0.2>;tag=1\r\nTo: <sip:user@far.example>\r\nCall-ID: {id}\r\nCSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n");
@@ -648,7 +648,7 @@ pub(crate) mod tests {
             "OPTIONS",
             "ft1",
             now,
-            TransportKind::Udp,
+            Transport::Udp,
             &[FIRST, SECOND],
         );
         let sent = sends(&actions);
@@ -705,14 +705,14 @@ pub(crate) mod tests {
             "INVITE",
             "fu1",
             now,
-            TransportKind::Udp,
+            Transport::Udp,
             &[FIRST, SECOND],
         ));
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].0.addr, first);
         let to_first = sent[0].1.clone();
         let from = |addr: SocketAddr| Source {
-            transport: TransportKind::Udp,
+            transport: Transport::Udp,
             addr,
             local: caller.local,
         };
@@ -781,7 +781,7 @@ pub(crate) mod tests {
                 "OPTIONS",
                 &format!("ra{n}"),
                 at,
-                TransportKind::Udp,
+                Transport::Udp,
                 addrs,
             ))
         };
@@ -794,7 +794,7 @@ pub(crate) mod tests {
             &["Retry-After: 60 (maintenance)"],
         );
         let from_first = Source {
-            transport: TransportKind::Udp,
+            transport: Transport::Udp,
             addr: first,
             local: caller.local,
         };
@@ -826,10 +826,10 @@ pub(crate) mod tests {
         let request = Bytes::from_static(b"OPTIONS sip:user@192.0.2.9 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKdup1\r\nMax-Forwards: 70\r\nFrom: <sip:a@127.0.0.2>;tag=1\r\nTo: <sip:user@192.0.2.9>\r\nCall-ID: dup1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n");
         let source = udp_from("127.0.0.2:5062");
         let reply_to = Destination {
-            transport: TransportKind::Udp,
+            transport: Transport::Udp,
             addr: source.addr,
         };
-        let key = keys::server_key(&Message::parse(&request).unwrap()).unwrap();
+        let key = dialtone_transaction::server_key(&Message::parse(&request).unwrap()).unwrap();
         let copy = || {
             let tx = ProxyTransaction::new(
                 now,
@@ -910,7 +910,7 @@ pub(crate) mod tests {
         let (key, port, transport) = resolution(&actions);
         // The URI gave neither, so RFC 3263 may pick both.
         assert_eq!((port, transport), (None, None));
-        let actions = core.handle_resolved(now, &key, TransportKind::Udp, &[]);
+        let actions = core.handle_resolved(now, &key, Transport::Udp, &[]);
         let replies = sends(&actions);
         assert_eq!(replies.len(), 1);
         assert!(replies[0].1.starts_with(b"SIP/2.0 503"));
@@ -1053,7 +1053,7 @@ pub(crate) mod tests {
                 &[&challenge],
             );
             let callee = Source {
-                transport: TransportKind::Udp,
+                transport: Transport::Udp,
                 addr: to.addr,
                 local: caller.local,
             };

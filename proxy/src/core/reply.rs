@@ -16,13 +16,13 @@ use dialtone_sip::uri::parse_host_ip;
 use dialtone_sip::{Message, ResponseBuilder, Via};
 
 use super::{Destination, Source};
-use crate::config::TransportKind;
+use dialtone_transaction::Transport;
 
 /// The address a response to a request from `source` with top Via `via` goes to.
 pub fn reply_destination(source: &Source, via: Option<&Via<'_>>) -> Destination {
-    if source.transport == TransportKind::Tcp {
+    if source.transport == Transport::Tcp {
         return Destination {
-            transport: TransportKind::Tcp,
+            transport: Transport::Tcp,
             addr: source.addr,
         };
     }
@@ -38,7 +38,7 @@ pub fn reply_destination(source: &Source, via: Option<&Via<'_>>) -> Destination 
         None => source.addr.port(),
     };
     Destination {
-        transport: TransportKind::Udp,
+        transport: Transport::Udp,
         addr: SocketAddr::new(source.addr.ip(), port),
     }
 }
@@ -178,7 +178,7 @@ mod tests {
 
     fn udp_source(addr: &str) -> Source {
         Source {
-            transport: TransportKind::Udp,
+            transport: Transport::Udp,
             addr: addr.parse().unwrap(),
             local: "127.0.0.1:5060".parse().unwrap(),
         }

@@ -3,6 +3,7 @@
 //! forwarding (16.6) by editing the received octets. REGISTER for a local domain goes to the
 //! registrar; ACK and CANCEL have their own paths (sections 16.10, 16.11, 17.2.1).
 
+use dialtone_transaction::Transport;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
@@ -15,10 +16,10 @@ use super::admission::{Authorized, Target};
 use super::context::{PendingBranch, ProxyTransaction};
 use super::identity::{self, branch_for, uri_target};
 use super::route::{self, RoutePlan};
-use super::{keys, reply, Action, Destination, HeldRequest, ProxyCore, Source};
-use crate::config::{AuthMode, TransportKind};
+use super::{reply, Action, Destination, HeldRequest, ProxyCore, Source};
+use crate::config::AuthMode;
 use crate::metrics::RegistrationEvent;
-use crate::registrar::{Binding, BindingTransport, Origin, RegisterOutcome, StoreWriter};
+use crate::registrar::{Binding, Origin, RegisterOutcome, StoreWriter};
 
 /// RFC 3261 section 18.1.1: over UDP, requests larger than the path MTU minus 200 octets go
 /// over TCP instead (1300 for an Ethernet-sized MTU).
@@ -110,7 +111,7 @@ impl ProxyCore {
             }
             return;
         }
-        let Some(key) = keys::server_key(request) else {
+        let Some(key) = dialtone_transaction::server_key(request) else {
             return;
         };
         let raw = raw.slice_ref(request.as_bytes());
@@ -364,8 +365,8 @@ impl ProxyCore {
         let origin = Origin {
             source: source.addr,
             transport: match source.transport {
-                TransportKind::Udp => BindingTransport::Udp,
-                TransportKind::Tcp => BindingTransport::Tcp,
+                Transport::Udp => Transport::Udp,
+                Transport::Tcp => Transport::Tcp,
             },
         };
         // The proxy keeps no transaction for REGISTER, so the retransmission of one sent with
@@ -523,11 +524,11 @@ impl ProxyCore {
                 continue;
             };
             let destination = match binding.transport {
-                BindingTransport::Tcp => Destination {
-                    transport: TransportKind::Tcp,
+                Transport::Tcp => Destination {
+                    transport: Transport::Tcp,
                     addr: binding.source,
                 },
-                BindingTransport::Udp => match uri_target(&contact)
+                Transport::Udp => match uri_target(&contact)
                     .and_then(|(host, port, t)| Some((host.parse::<IpAddr>().ok()?, port, t)))
                 {
                     Some((ip, port, transport)) => Destination {
@@ -535,7 +536,7 @@ impl ProxyCore {
                         addr: SocketAddr::new(ip, port),
                     },
                     None => Destination {
-                        transport: TransportKind::Udp,
+                        transport: Transport::Udp,
                         addr: binding.source,
                     },
                 },
@@ -657,9 +658,9 @@ impl ProxyCore {
             destination,
             branch_id,
         );
-        if destination.transport == TransportKind::Udp && bytes.len() > UDP_SIZE_LIMIT {
+        if destination.transport == Transport::Udp && bytes.len() > UDP_SIZE_LIMIT {
             let tcp = Destination {
-                transport: TransportKind::Tcp,
+                transport: Transport::Tcp,
                 addr: destination.addr,
             };
             let tcp_bytes =
@@ -722,7 +723,7 @@ impl ProxyCore {
             remove_last_route(request, &mut edit);
         }
         edit.decrement_max_forwards();
-        if transport == TransportKind::Tcp {
+        if transport == Transport::Tcp {
             edit.ensure_content_length();
         }
         Bytes::from(edit.finish())
@@ -737,7 +738,7 @@ impl ProxyCore {
         edit: &mut dialtone_sip::Editor<'_, '_>,
         source: Source,
         outbound: SocketAddr,
-        transport: TransportKind,
+        transport: Transport,
     ) {
         let inbound = self.identity.listen_at(source.transport, source.local);
         let inbound_host = self.identity.host_of(inbound);

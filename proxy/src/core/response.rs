@@ -10,8 +10,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use dialtone_sip::{Message, Method};
 
-use super::{keys, Action, Destination, ProxyCore};
-use crate::config::TransportKind;
+use super::{Action, Destination, ProxyCore};
+use dialtone_transaction::Transport;
 
 impl ProxyCore {
     pub(super) fn on_response(
@@ -35,7 +35,7 @@ impl ProxyCore {
         let Some(status) = response.status() else {
             return;
         };
-        let Some(client_key) = keys::client_key(response) else {
+        let Some(client_key) = dialtone_transaction::client_key(response) else {
             return;
         };
         let bytes = raw.slice_ref(response.as_bytes());
@@ -76,9 +76,9 @@ impl ProxyCore {
             _ => next.port_or_default(),
         };
         let transport = if next.is_reliable() {
-            TransportKind::Tcp
+            Transport::Tcp
         } else {
-            TransportKind::Udp
+            Transport::Udp
         };
         let bytes = Bytes::from(response.edit().remove_top_via().finish());
         actions.push(Action::Send {

@@ -145,10 +145,11 @@ pub(crate) mod tests {
     use std::time::UNIX_EPOCH;
 
     use dialtone_sip::{Message, RequestBuilder};
+    use dialtone_transaction::Transport;
 
     use super::*;
     use crate::registrar::rules::{
-        unix_seconds, Binding, BindingTransport, Origin, RegisterOutcome, RegistrarPolicy,
+        unix_seconds, Binding, Origin, RegisterOutcome, RegistrarPolicy,
     };
     use crate::registrar::store::FILE_NAME;
 
@@ -160,7 +161,7 @@ pub(crate) mod tests {
     fn origin() -> Origin {
         Origin {
             source: "192.168.2.194:5060".parse().unwrap(),
-            transport: BindingTransport::Udp,
+            transport: Transport::Udp,
         }
     }
 
@@ -175,7 +176,7 @@ pub(crate) mod tests {
             call_id: "c".into(),
             cseq: 1,
             source: origin().source,
-            transport: BindingTransport::Udp,
+            transport: Transport::Udp,
             registered_at: expires_at.saturating_sub(60),
         }
     }

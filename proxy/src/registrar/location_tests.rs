@@ -6,8 +6,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use dialtone_sip::RequestBuilder;
 
 use super::*;
-use crate::registrar::rules::BindingTransport;
 use crate::registrar::store::BindingStore;
+use dialtone_transaction::Transport;
 
 const T0: u64 = 1_700_000_000;
 
@@ -18,7 +18,7 @@ fn at(seconds: u64) -> SystemTime {
 fn origin() -> Origin {
     Origin {
         source: "192.0.2.7:5060".parse().unwrap(),
-        transport: BindingTransport::Udp,
+        transport: Transport::Udp,
     }
 }
 
@@ -184,7 +184,7 @@ fn the_sweep_walks_only_from_the_earliest_expiry_and_still_finds_every_lapsed_bi
         call_id: "c".into(),
         cseq: 1,
         source: origin().source,
-        transport: BindingTransport::Udp,
+        transport: Transport::Udp,
         registered_at: T0,
     };
     location.apply("9301", vec![binding]);
@@ -328,7 +328,7 @@ fn bindings_loaded_at_start_are_found_by_aor_in_q_order() {
         call_id: "x".into(),
         cseq: 1,
         source: origin().source,
-        transport: BindingTransport::Tcp,
+        transport: Transport::Tcp,
         registered_at: T0,
     };
     let location = LocationService::with_bindings(

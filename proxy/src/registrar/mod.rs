@@ -19,7 +19,6 @@ pub mod writer;
 pub use actor::{start_registrar, Flush, Persist, RegistrarActor, Sweep};
 pub use location::LocationService;
 pub use rules::{
-    process_register, Binding, BindingChange, BindingTransport, Origin, RegisterOutcome,
-    RegistrarPolicy,
+    process_register, Binding, BindingChange, Origin, RegisterOutcome, RegistrarPolicy,
 };
 pub use store::{BindingStore, StoreError, StoreWriter};

@@ -7,6 +7,7 @@
 //! [`super::location`] holds the bindings in memory and applies the outcome under the AOR's
 //! lock; [`super::store`] persists the [`BindingChange`]s.
 
+use dialtone_transaction::Transport;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,25 +18,6 @@ use serde::{Deserialize, Serialize};
 
 /// RFC 3261 section 10.3 step 6 lets a registrar answer 423 only for intervals under one hour.
 const ONE_HOUR: u32 = 3600;
-
-/// How the registering client reached us, so requests to it go back the same way (a NATed
-/// client, or one using `rport`, RFC 3581, is reachable only at the address it sent from).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BindingTransport {
-    Udp,
-    Tcp,
-}
-
-impl BindingTransport {
-    /// The lowercase name, as in a Via or a `transport` URI parameter.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            BindingTransport::Udp => "udp",
-            BindingTransport::Tcp => "tcp",
-        }
-    }
-}
 
 /// The registrar's expiry limits, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,7 +59,7 @@ pub struct Binding {
     /// Where that REGISTER came from.
     pub source: SocketAddr,
     /// Over which transport.
-    pub transport: BindingTransport,
+    pub transport: Transport,
     /// When that REGISTER was processed, in seconds since the Unix epoch.
     pub registered_at: u64,
 }
@@ -186,7 +168,7 @@ impl RegisterOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Origin {
     pub source: SocketAddr,
-    pub transport: BindingTransport,
+    pub transport: Transport,
 }
 
 /// Applies a REGISTER to the current bindings of `aor` (RFC 3261 section 10.3 steps 5 to 8).

@@ -15,7 +15,7 @@ const T0: u64 = 1_003_845_600;
 fn origin() -> Origin {
     Origin {
         source: "192.168.2.194:5060".parse().unwrap(),
-        transport: BindingTransport::Udp,
+        transport: Transport::Udp,
     }
 }
 
@@ -84,7 +84,7 @@ fn seed_authenticated_register_makes_one_binding_for_an_hour() {
     assert_eq!(binding.call_id, "311316842@192.168.2.194");
     assert_eq!(binding.cseq, 2);
     assert_eq!(binding.source, origin().source);
-    assert_eq!(binding.transport, BindingTransport::Udp);
+    assert_eq!(binding.transport, Transport::Udp);
     assert_eq!(binding.registered_at, T0);
     assert_eq!(binding.q, None);
     assert_eq!(changes, vec![BindingChange::Upsert(binding.clone())]);

@@ -5,7 +5,7 @@ use std::thread;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use super::*;
-use crate::registrar::rules::BindingTransport;
+use dialtone_transaction::Transport;
 
 const T0: u64 = 1_700_000_000;
 
@@ -22,7 +22,7 @@ fn binding(aor: &str, contact: &str, expires_in: u64) -> Binding {
         call_id: format!("{aor}-call"),
         cseq: 1,
         source: "192.0.2.7:5060".parse().unwrap(),
-        transport: BindingTransport::Udp,
+        transport: Transport::Udp,
         registered_at: T0,
     }
 }

@@ -118,9 +118,9 @@ use bytes::Bytes;
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 
-use crate::config::TransportKind;
 use crate::core::{reply, Action, Destination, HeldRequest, ProxyCore, Source, TimerId};
 use crate::trace::{Capture, Direction};
+use dialtone_transaction::Transport;
 
 /// How long an outgoing TCP connect may take before the messages waiting for it are reported
 /// as failed (the kernel alone would retry a SYN for about two minutes, longer than any SIP
@@ -215,8 +215,8 @@ impl Outbound {
     pub(crate) fn capture_sent(&self, to: &Destination, bytes: &[u8]) {
         if let Some(capture) = self.capture.get() {
             let local = match to.transport {
-                TransportKind::Udp => self.udp_socket_toward(to.addr).map(|(addr, _)| *addr),
-                TransportKind::Tcp => self.tcp_local,
+                Transport::Udp => self.udp_socket_toward(to.addr).map(|(addr, _)| *addr),
+                Transport::Tcp => self.tcp_local,
             };
             let local = local.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
             capture.message(
@@ -236,7 +236,7 @@ impl Outbound {
     fn udp_socket_toward(&self, peer: SocketAddr) -> Option<&(SocketAddr, Arc<UdpSocket>)> {
         if self.udp.len() > 1 {
             if let Some((core, _)) = self.core.get() {
-                let local = core.identity().listen_toward(TransportKind::Udp, peer);
+                let local = core.identity().listen_toward(Transport::Udp, peer);
                 if let Some(found) = self.udp.iter().find(|(addr, _)| *addr == local) {
                     return Some(found);
                 }
@@ -275,7 +275,7 @@ impl Outbound {
     ) {
         self.capture_sent(&to, &bytes);
         match to.transport {
-            TransportKind::Udp => {
+            Transport::Udp => {
                 let Some((_, socket)) = self.udp_socket_toward(to.addr) else {
                     return;
                 };
@@ -297,7 +297,7 @@ impl Outbound {
                 }
                 self.count_error("udp");
             }
-            TransportKind::Tcp => {
+            Transport::Tcp => {
                 if let Some(conn) = self.tcp_connections.get(&to.addr) {
                     conn.do_send(tcp::Write(bytes));
                     return;
@@ -439,7 +439,7 @@ pub struct Stored {
 #[rtype(result = "()")]
 pub struct Resolved {
     pub key: dialtone_transaction::TransactionKey,
-    pub transport: TransportKind,
+    pub transport: Transport,
     pub addrs: Vec<SocketAddr>,
 }
 
@@ -634,7 +634,7 @@ mod tests {
         let (failed_tx, failed) = std::sync::mpsc::channel();
         let failures = Failures(failed_tx).start();
         let to = Destination {
-            transport: TransportKind::Tcp,
+            transport: Transport::Tcp,
             addr: peer,
         };
         tokio::time::pause();
@@ -680,7 +680,7 @@ mod tests {
         let request = Bytes::from_static(b"REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKh1\r\nMax-Forwards: 70\r\nFrom: <sip:j@127.0.0.1>;tag=1\r\nTo: <sip:j@127.0.0.1>\r\nCall-ID: h1\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n");
         let held = |saved| Stored {
             to: Destination {
-                transport: TransportKind::Udp,
+                transport: Transport::Udp,
                 addr: "127.0.0.2:5062".parse().unwrap(),
             },
             bytes: Bytes::from_static(b"SIP/2.0 200 OK\r\n\r\n"),

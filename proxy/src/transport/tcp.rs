@@ -16,8 +16,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use super::{dns::SipResolver, execute, wall_now, Outbound, Stored};
-use crate::config::TransportKind;
 use crate::core::{ProxyCore, Source};
+use dialtone_transaction::Transport;
 
 /// Connections accepted from one source address at once.
 pub const MAX_CONNECTIONS_PER_SOURCE: usize = 64;
@@ -207,7 +207,7 @@ impl Handler<Read> for TcpConnection {
             match self.framer.next_frame() {
                 Ok(Some(Frame::Message(bytes))) => {
                     let source = Source {
-                        transport: TransportKind::Tcp,
+                        transport: Transport::Tcp,
                         addr: self.peer,
                         local: self.local,
                     };
@@ -252,7 +252,7 @@ impl Handler<Stored> for TcpConnection {
         let Some((to, bytes)) = super::held_response(&self.core, stored) else {
             return;
         };
-        if to.transport == TransportKind::Tcp && to.addr == self.peer {
+        if to.transport == Transport::Tcp && to.addr == self.peer {
             self.outbound.capture_sent(&to, &bytes);
             self.last_activity = Instant::now();
             let _ = self.writer.send(bytes);

@@ -14,8 +14,8 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 use super::{dns::SipResolver, execute, wall_now, Outbound};
-use crate::config::TransportKind;
 use crate::core::{Action, ProxyCore, Source};
+use dialtone_transaction::Transport;
 
 /// Datagrams drained from the socket after one readiness event.
 const BATCH: usize = 64;
@@ -218,7 +218,7 @@ impl StreamHandler<Readable> for UdpWorker {
             };
             let bytes = Bytes::copy_from_slice(&self.buf[..n]);
             let source = Source {
-                transport: TransportKind::Udp,
+                transport: Transport::Udp,
                 addr: from,
                 local: self.local,
             };

@@ -254,12 +254,7 @@ mod tests {
     }
 
     fn udp(start: Instant) -> ClientInviteTransaction {
-        ClientInviteTransaction::new(
-            start,
-            &TimerConfig::default(),
-            Transport::Unreliable,
-            invite(),
-        )
+        ClientInviteTransaction::new(start, &TimerConfig::default(), Transport::Udp, invite())
     }
 
     #[test]
@@ -292,12 +287,8 @@ mod tests {
     #[test]
     fn unanswered_invite_over_tcp_is_sent_once_and_times_out_at_32_s() {
         let start = Instant::now();
-        let mut tx = ClientInviteTransaction::new(
-            start,
-            &TimerConfig::default(),
-            Transport::Reliable,
-            invite(),
-        );
+        let mut tx =
+            ClientInviteTransaction::new(start, &TimerConfig::default(), Transport::Tcp, invite());
         let steps = run(&mut tx, start);
         assert_eq!(
             steps,
@@ -315,7 +306,7 @@ mod tests {
             t1: Duration::from_millis(100),
             ..TimerConfig::default()
         };
-        let mut tx = ClientInviteTransaction::new(start, &config, Transport::Unreliable, invite());
+        let mut tx = ClientInviteTransaction::new(start, &config, Transport::Udp, invite());
         let steps = run(&mut tx, start);
         assert_eq!(
             sent_at(&steps),
@@ -389,12 +380,8 @@ mod tests {
     #[test]
     fn failure_final_over_tcp_terminates_as_soon_as_the_ack_is_sent() {
         let start = Instant::now();
-        let mut tx = ClientInviteTransaction::new(
-            start,
-            &TimerConfig::default(),
-            Transport::Reliable,
-            invite(),
-        );
+        let mut tx =
+            ClientInviteTransaction::new(start, &TimerConfig::default(), Transport::Tcp, invite());
         transmits(&mut tx);
         tx.handle_response(start + ms(300), 404, response(404))
             .expect("valid status");
@@ -476,7 +463,7 @@ mod tests {
             t2: Duration::from_secs(4),
             ..TimerConfig::default()
         };
-        let mut tx = ClientInviteTransaction::new(start, &config, Transport::Reliable, invite());
+        let mut tx = ClientInviteTransaction::new(start, &config, Transport::Tcp, invite());
         tx.handle_response(start, 200, response(200))
             .expect("valid status");
         assert_eq!(tx.poll_timeout(), Some(start + ms(64_000)));

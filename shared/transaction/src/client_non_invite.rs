@@ -202,7 +202,7 @@ mod tests {
     #[test]
     fn unanswered_request_over_udp_backs_off_to_t2_and_times_out_at_32_s() {
         let start = Instant::now();
-        let mut tx = new(start, Transport::Unreliable);
+        let mut tx = new(start, Transport::Udp);
         let steps = run(&mut tx, start);
         let expected_sends = [
             0, 500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500,
@@ -224,7 +224,7 @@ mod tests {
     #[test]
     fn after_a_provisional_the_request_is_retransmitted_every_t2() {
         let start = Instant::now();
-        let mut tx = new(start, Transport::Unreliable);
+        let mut tx = new(start, Transport::Udp);
         transmits(&mut tx);
         // Timer E armed at 0 for 500 ms keeps running; from its next firing on, T2.
         tx.handle_response(start + ms(200), 100, response(100))
@@ -243,7 +243,7 @@ mod tests {
     #[test]
     fn final_over_udp_is_followed_by_timer_k_of_t4() {
         let start = Instant::now();
-        let mut tx = new(start, Transport::Unreliable);
+        let mut tx = new(start, Transport::Udp);
         transmits(&mut tx);
         let final_at = start + ms(700);
         tx.handle_response(final_at, 200, response(200))
@@ -271,7 +271,7 @@ mod tests {
     #[test]
     fn final_over_tcp_terminates_at_once_since_timer_k_is_zero() {
         let start = Instant::now();
-        let mut tx = new(start, Transport::Reliable);
+        let mut tx = new(start, Transport::Tcp);
         tx.handle_response(start + ms(50), 401, response(401))
             .expect("valid status");
         assert!(tx.is_terminated());
@@ -291,7 +291,7 @@ mod tests {
     #[test]
     fn request_over_tcp_is_never_retransmitted() {
         let start = Instant::now();
-        let mut tx = new(start, Transport::Reliable);
+        let mut tx = new(start, Transport::Tcp);
         let steps = run(&mut tx, start);
         assert_eq!(sent_at(&steps), vec![ms(0)]);
         assert_eq!(fired(&steps), vec![(ms(32_000), Timer::F)]);
@@ -305,8 +305,7 @@ mod tests {
             t2: Duration::from_millis(1000),
             ..TimerConfig::default()
         };
-        let mut tx =
-            ClientNonInviteTransaction::new(start, &config, Transport::Unreliable, register());
+        let mut tx = ClientNonInviteTransaction::new(start, &config, Transport::Udp, register());
         let steps = run(&mut tx, start);
         let sends = sent_at(&steps);
         // 200, 400, 800, then capped at 1000 ms; Timer F at 64 * 200 ms = 12.8 s.
@@ -322,8 +321,7 @@ mod tests {
             t4: Duration::from_secs(2),
             ..TimerConfig::default()
         };
-        let mut tx =
-            ClientNonInviteTransaction::new(start, &config, Transport::Unreliable, register());
+        let mut tx = ClientNonInviteTransaction::new(start, &config, Transport::Udp, register());
         tx.handle_response(start, 200, response(200))
             .expect("valid status");
         assert_eq!(tx.poll_timeout(), Some(start + ms(2_000)));
@@ -332,7 +330,7 @@ mod tests {
     #[test]
     fn transport_error_informs_the_tu_once() {
         let start = Instant::now();
-        let mut tx = new(start, Transport::Unreliable);
+        let mut tx = new(start, Transport::Udp);
         tx.handle_transport_error(start);
         tx.handle_transport_error(start);
         assert_eq!(
@@ -354,7 +352,7 @@ mod tests {
             };
             let start = Instant::now();
             let mut tx =
-                ClientNonInviteTransaction::new(start, &config, Transport::Unreliable, register());
+                ClientNonInviteTransaction::new(start, &config, Transport::Udp, register());
             let steps = run(&mut tx, start);
             let sends = sent_at(&steps);
             for gap in sends.windows(2).map(|w| w[1] - w[0]) {

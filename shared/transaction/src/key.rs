@@ -1,8 +1,8 @@
 //! Transaction keys: how an incoming message finds its transaction (RFC 3261 17.1.3, 17.2.3).
 //!
-//! The parser fills a [`KeyFields`] from a received request (or takes a response's top Via
-//! branch and CSeq method), and the transaction table looks the resulting [`TransactionKey`]
-//! up. Keys are plain owned values so this crate does not depend on the parser.
+//! [`crate::message_key`] fills a [`KeyFields`] from a parsed request (or takes a response's
+//! top Via branch and CSeq method), and the transaction table looks the resulting
+//! [`TransactionKey`] up. Keys are plain owned values, free of the parser's borrows.
 //!
 //! Three kinds of key, never equal to one another:
 //!

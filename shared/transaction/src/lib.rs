@@ -1,8 +1,9 @@
 //! SIP transactions (RFC 3261 section 17, as corrected by RFC 6026) as sans-IO state machines.
 //!
 //! This crate sits between the transport actors and the transaction user (the proxy core, the
-//! ATA's call logic). It never parses a message, opens a socket or reads the clock: the caller
-//! parses (with `dialtone-sip`), finds the transaction by [`TransactionKey`], and feeds the
+//! ATA's call logic), and both binaries use it alone for what RFC 3261 puts in the transaction
+//! layer. It never opens a socket or reads the clock: the caller parses (with `dialtone-sip`),
+//! finds the transaction by the key [`server_key`] or [`client_key`] gives, and feeds the
 //! machine what it learned — a status code and the message bytes — together with `now`.
 //! The machine answers through three queues, drained after every input:
 //!
@@ -13,18 +14,25 @@
 //!
 //! The four machines live in their own modules ([`client_invite`], [`client_non_invite`],
 //! [`server_invite`], [`server_non_invite`]); their timer values in [`timer`]; the proxy's
-//! Timer C in [`timer_c`]; transaction matching in [`key`]. This file holds what they share:
+//! Timer C in [`timer_c`]; transaction matching in [`key`] and, from a parsed message, in
+//! [`message_key`]; the two requests the layer builds itself, the ACK of a non-2xx final in
+//! [`ack`] and the CANCEL in [`cancel`]; the [`Transport`] every crate names a hop's transport
+//! with in [`transport`]. This file holds what they share:
 //! the [`Event`] type, the [`Transaction`] trait and the output queues.
 #![forbid(unsafe_code)]
 
+pub mod ack;
+pub mod cancel;
 pub mod client_invite;
 pub mod client_non_invite;
 mod error;
 pub mod key;
+pub mod message_key;
 pub mod server_invite;
 pub mod server_non_invite;
 pub mod timer;
 pub mod timer_c;
+pub mod transport;
 
 #[cfg(test)]
 mod testing;
@@ -34,14 +42,18 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+pub use ack::ack_for_non_2xx;
+pub use cancel::cancel_for;
 pub use client_invite::{ClientInviteState, ClientInviteTransaction};
 pub use client_non_invite::{ClientNonInviteState, ClientNonInviteTransaction};
 pub use error::Error;
 pub use key::{KeyFields, TransactionKey};
+pub use message_key::{client_key, server_key};
 pub use server_invite::{ServerInviteState, ServerInviteTransaction};
 pub use server_non_invite::{ServerNonInviteState, ServerNonInviteTransaction};
-pub use timer::{Timer, TimerConfig, Transport};
+pub use timer::{Timer, TimerConfig};
 pub use timer_c::{TimerC, TimerCExpiry};
+pub use transport::{Transport, UnknownTransport};
 
 /// What a transaction tells its transaction user (TU).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,7 +201,7 @@ mod tests {
         let start = Instant::now();
         let config = TimerConfig::default();
         let message = Bytes::from_static(b"message");
-        let reliable = Transport::Reliable;
+        let reliable = Transport::Tcp;
 
         let mut client_invite =
             ClientInviteTransaction::new(start, &config, reliable, message.clone());

@@ -277,7 +277,7 @@ mod tests {
     #[test]
     fn nothing_is_sent_or_armed_before_the_tu_responds() {
         let start = Instant::now();
-        let mut tx = new(start, Transport::Unreliable);
+        let mut tx = new(start, Transport::Udp);
         assert_eq!(tx.state(), ServerInviteState::Proceeding);
         assert_eq!(tx.poll_transmit(), None);
         assert_eq!(tx.poll_timeout(), None);
@@ -288,7 +288,7 @@ mod tests {
     #[test]
     fn retransmitted_invite_in_proceeding_gets_the_latest_provisional() {
         let start = Instant::now();
-        let mut tx = new(start, Transport::Unreliable);
+        let mut tx = new(start, Transport::Udp);
         tx.send_response(start, 100, response(100))
             .expect("allowed");
         tx.send_response(start + ms(10), 180, response(180))
@@ -306,7 +306,7 @@ mod tests {
     #[test]
     fn failure_final_over_udp_is_retransmitted_at_timer_g_until_timer_h() {
         let start = Instant::now();
-        let mut tx = new(start, Transport::Unreliable);
+        let mut tx = new(start, Transport::Udp);
         tx.send_response(start, 486, response(486))
             .expect("allowed");
         assert_eq!(tx.state(), ServerInviteState::Completed);
@@ -331,7 +331,7 @@ mod tests {
     #[test]
     fn ack_stops_timer_g_and_confirmed_lasts_timer_i_of_t4() {
         let start = Instant::now();
-        let mut tx = new(start, Transport::Unreliable);
+        let mut tx = new(start, Transport::Udp);
         tx.send_response(start, 404, response(404))
             .expect("allowed");
         let steps = run_until(&mut tx, start, ms(2_000));
@@ -354,7 +354,7 @@ mod tests {
     #[test]
     fn retransmitted_invite_in_completed_gets_the_final_again() {
         let start = Instant::now();
-        let mut tx = new(start, Transport::Unreliable);
+        let mut tx = new(start, Transport::Udp);
         tx.send_response(start, 603, response(603))
             .expect("allowed");
         transmits(&mut tx);
@@ -365,7 +365,7 @@ mod tests {
     #[test]
     fn failure_final_over_tcp_is_not_retransmitted_and_the_ack_ends_it_at_once() {
         let start = Instant::now();
-        let mut tx = new(start, Transport::Reliable);
+        let mut tx = new(start, Transport::Tcp);
         tx.send_response(start, 486, response(486))
             .expect("allowed");
         assert_eq!(transmits(&mut tx), vec![response(486)]);
@@ -378,7 +378,7 @@ mod tests {
     #[test]
     fn unacknowledged_final_over_tcp_still_times_out_on_timer_h() {
         let start = Instant::now();
-        let mut tx = new(start, Transport::Reliable);
+        let mut tx = new(start, Transport::Tcp);
         tx.send_response(start, 486, response(486))
             .expect("allowed");
         let steps = run(&mut tx, start);
@@ -389,7 +389,7 @@ mod tests {
     #[test]
     fn success_moves_to_accepted_absorbs_invites_and_ends_on_timer_l() {
         let start = Instant::now();
-        let mut tx = new(start, Transport::Unreliable);
+        let mut tx = new(start, Transport::Udp);
         tx.send_response(start, 180, response(180))
             .expect("allowed");
         let ok_at = start + ms(3_000);
@@ -425,7 +425,7 @@ mod tests {
     #[test]
     fn second_final_response_is_refused() {
         let start = Instant::now();
-        let mut tx = new(start, Transport::Unreliable);
+        let mut tx = new(start, Transport::Udp);
         tx.send_response(start, 486, response(486))
             .expect("allowed");
         assert_eq!(
@@ -436,7 +436,7 @@ mod tests {
                 state: "Completed"
             })
         );
-        let mut accepted = new(start, Transport::Unreliable);
+        let mut accepted = new(start, Transport::Udp);
         accepted
             .send_response(start, 200, response(200))
             .expect("allowed");
@@ -447,7 +447,7 @@ mod tests {
     #[test]
     fn transport_error_in_accepted_is_reported_but_keeps_absorbing() {
         let start = Instant::now();
-        let mut tx = new(start, Transport::Unreliable);
+        let mut tx = new(start, Transport::Udp);
         tx.send_response(start, 200, response(200))
             .expect("allowed");
         tx.handle_transport_error(start);
@@ -458,7 +458,7 @@ mod tests {
     #[test]
     fn transport_error_in_completed_terminates() {
         let start = Instant::now();
-        let mut tx = new(start, Transport::Unreliable);
+        let mut tx = new(start, Transport::Udp);
         tx.send_response(start, 500, response(500))
             .expect("allowed");
         tx.handle_transport_error(start);
@@ -478,7 +478,7 @@ mod tests {
             t4: Duration::from_millis(1_500),
             ..TimerConfig::default()
         };
-        let mut tx = ServerInviteTransaction::new(start, &config, Transport::Unreliable, invite());
+        let mut tx = ServerInviteTransaction::new(start, &config, Transport::Udp, invite());
         tx.send_response(start, 480, response(480))
             .expect("allowed");
         let steps = run(&mut tx, start);
@@ -486,7 +486,7 @@ mod tests {
         assert_eq!(sends[..6], [0, 250, 750, 1750, 2750, 3750].map(ms));
         assert_eq!(fired(&steps).last(), Some(&(ms(16_000), Timer::H)));
 
-        let mut tx = ServerInviteTransaction::new(start, &config, Transport::Unreliable, invite());
+        let mut tx = ServerInviteTransaction::new(start, &config, Transport::Udp, invite());
         tx.send_response(start, 480, response(480))
             .expect("allowed");
         tx.handle_ack(start + ms(100));

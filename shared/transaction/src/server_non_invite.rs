@@ -205,7 +205,7 @@ mod tests {
     #[test]
     fn retransmission_while_trying_is_absorbed() {
         let start = Instant::now();
-        let mut tx = new(start, Transport::Unreliable);
+        let mut tx = new(start, Transport::Udp);
         tx.handle_request_retransmission(start + ms(500));
         assert_eq!(tx.poll_transmit(), None);
         assert_eq!(tx.state(), ServerNonInviteState::Trying);
@@ -214,7 +214,7 @@ mod tests {
     #[test]
     fn retransmission_gets_the_last_provisional_then_the_final() {
         let start = Instant::now();
-        let mut tx = new(start, Transport::Unreliable);
+        let mut tx = new(start, Transport::Udp);
         tx.send_response(start, 100, response(100))
             .expect("allowed");
         tx.handle_request_retransmission(start + ms(500));
@@ -233,7 +233,7 @@ mod tests {
     #[test]
     fn final_over_udp_lingers_for_timer_j_of_64_t1_and_is_never_retransmitted_alone() {
         let start = Instant::now();
-        let mut tx = new(start, Transport::Unreliable);
+        let mut tx = new(start, Transport::Udp);
         tx.send_response(start, 200, response(200))
             .expect("allowed");
         assert_eq!(tx.state(), ServerNonInviteState::Completed);
@@ -246,7 +246,7 @@ mod tests {
     #[test]
     fn final_over_tcp_terminates_at_once_since_timer_j_is_zero() {
         let start = Instant::now();
-        let mut tx = new(start, Transport::Reliable);
+        let mut tx = new(start, Transport::Tcp);
         tx.send_response(start, 200, response(200))
             .expect("allowed");
         assert!(tx.is_terminated());
@@ -262,8 +262,7 @@ mod tests {
             t1: Duration::from_millis(100),
             ..TimerConfig::default()
         };
-        let mut tx =
-            ServerNonInviteTransaction::new(start, &config, Transport::Unreliable, options());
+        let mut tx = ServerNonInviteTransaction::new(start, &config, Transport::Udp, options());
         tx.send_response(start, 404, response(404))
             .expect("allowed");
         assert_eq!(tx.poll_timeout(), Some(start + ms(6_400)));
@@ -272,7 +271,7 @@ mod tests {
     #[test]
     fn second_final_is_refused() {
         let start = Instant::now();
-        let mut tx = new(start, Transport::Unreliable);
+        let mut tx = new(start, Transport::Udp);
         tx.send_response(start, 200, response(200))
             .expect("allowed");
         assert_eq!(
@@ -289,7 +288,7 @@ mod tests {
     #[test]
     fn transport_error_in_proceeding_informs_the_tu_and_terminates() {
         let start = Instant::now();
-        let mut tx = new(start, Transport::Unreliable);
+        let mut tx = new(start, Transport::Udp);
         tx.send_response(start, 100, response(100))
             .expect("allowed");
         tx.handle_transport_error(start);

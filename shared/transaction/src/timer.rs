@@ -43,24 +43,6 @@ pub enum Timer {
     M,
 }
 
-/// Whether the hop a transaction uses is reliable (TCP, TLS, SCTP) or not (UDP).
-///
-/// Per transaction rather than in [`TimerConfig`], because one proxy serves both kinds of hop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    /// UDP: the transaction layer retransmits, and lingers to absorb retransmissions.
-    Unreliable,
-    /// TCP, TLS, SCTP: no retransmission timers, and Timers D, I, J and K are zero (table 4).
-    Reliable,
-}
-
-impl Transport {
-    /// Whether this is a reliable transport.
-    pub fn is_reliable(self) -> bool {
-        self == Transport::Reliable
-    }
-}
-
 /// Timer D over unreliable transports. RFC 3261 17.1.1.2 asks for "at least 32 seconds": the
 /// client cannot know the server's T1, so the figure is 64 times the default T1 rather than a
 /// multiple of ours.

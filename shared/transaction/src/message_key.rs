@@ -1,11 +1,19 @@
-//! Filling `dialtone-transaction`'s key fields from a parsed message (RFC 3261 sections
-//! 17.1.3 and 17.2.3).
+//! The transaction key of a parsed message (RFC 3261 sections 17.1.3 and 17.2.3): the one place
+//! where the proxy and the ATA turn a received request or response into a [`TransactionKey`].
+//!
+//! Two lessons learnt from peers live here, so that both binaries have them:
+//! - RFC 4475's torture messages reuse a branch and sent-by for distinct requests, so the
+//!   sent-by part of a key also carries the Call-ID and CSeq number (see [`server_key`]);
+//! - the seed's Cisco ATA, an RFC 2543 peer, changes its Request-URI between an INVITE and the
+//!   ACK of its 407, so RFC 2543 keys compare the Request-URI's scheme, user and host only
+//!   (see [`normalised_uri`]).
 
-use dialtone_sip::{HeaderName, Message};
-use dialtone_transaction::key::has_magic_cookie;
-use dialtone_transaction::{KeyFields, TransactionKey};
+use dialtone_sip::{HeaderName, Message, Uri};
 
-/// The server transaction key of a received request.
+use crate::key::{has_magic_cookie, KeyFields, TransactionKey};
+
+/// The server transaction key of a received request, or `None` when it lacks a Via, CSeq,
+/// Call-ID, From or To to build one from (the caller answers 400 or drops it).
 pub fn server_key(request: &Message<'_>) -> Option<TransactionKey> {
     let method = request.method()?;
     let via = request.top_via().ok()?;
@@ -57,7 +65,7 @@ pub fn server_key(request: &Message<'_>) -> Option<TransactionKey> {
 /// messages 1 and 4): the default port and the `user` parameter come and go. Comparing user and
 /// host keeps that ACK with its INVITE; Call-ID, tags, CSeq and the top Via still distinguish
 /// transactions.
-fn normalised_uri(uri: &dialtone_sip::Uri<'_>) -> String {
+fn normalised_uri(uri: &Uri<'_>) -> String {
     match uri.as_sip() {
         Some(sip) => format!(
             "{}:{}@{}",
@@ -69,11 +77,12 @@ fn normalised_uri(uri: &dialtone_sip::Uri<'_>) -> String {
     }
 }
 
-/// The client transaction key a response matches: its top Via branch and CSeq method.
-pub fn client_key(response: &Message<'_>) -> Option<TransactionKey> {
-    let via = response.top_via().ok()?;
+/// The client transaction key a response matches (17.1.3): its top Via branch and CSeq method.
+/// A request we send is keyed the same way, from the branch we put in its top Via.
+pub fn client_key(message: &Message<'_>) -> Option<TransactionKey> {
+    let via = message.top_via().ok()?;
     let branch = via.branch()?;
-    let cseq = response.cseq().ok()?;
+    let cseq = message.cseq().ok()?;
     Some(TransactionKey::client(branch, cseq.method.as_str()))
 }
 
@@ -83,7 +92,7 @@ mod tests {
 
     fn seed(path: &str) -> Vec<u8> {
         std::fs::read(format!(
-            "{}/../tests/data/seed-flows/{path}",
+            "{}/../../tests/data/seed-flows/{path}",
             env!("CARGO_MANIFEST_DIR")
         ))
         .unwrap()
@@ -126,5 +135,18 @@ mod tests {
         let a = server_key(&Message::parse(&first).unwrap()).unwrap();
         let b = server_key(&Message::parse(&second).unwrap()).unwrap();
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_response_finds_the_client_transaction_of_the_request_it_answers() {
+        let invite = b"INVITE sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h:5060;branch=z9hG4bKAbC\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: c\r\nCSeq: 4 INVITE\r\n\r\n";
+        let ringing = b"SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP h:5060;branch=z9hG4bKabc\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>;tag=2\r\nCall-ID: c\r\nCSeq: 4 INVITE\r\n\r\n";
+        let cancelled = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h:5060;branch=z9hG4bKabc\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>;tag=2\r\nCall-ID: c\r\nCSeq: 4 CANCEL\r\n\r\n";
+        let sent = client_key(&Message::parse(invite).unwrap()).unwrap();
+        assert_eq!(
+            client_key(&Message::parse(ringing).unwrap()),
+            Some(sent.clone())
+        );
+        assert_ne!(client_key(&Message::parse(cancelled).unwrap()), Some(sent));
     }
 }
