@@ -9,8 +9,8 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
 use dialtone_proxy::calls::CallTracker;
 use dialtone_proxy::config::{Config, FileConfig, ProxyFlags};
-use dialtone_proxy::core::{Action, ProxyCore, Source};
 use dialtone_proxy::metrics::ProxyMetrics;
+use dialtone_proxy::proxy_core::{Action, ProxyCore, Source};
 use dialtone_proxy::registrar::LocationService;
 
 fn core() -> ProxyCore {

@@ -135,7 +135,7 @@ impl CallTracker {
     }
 
     /// True while `call_id` is an established call that has not ended: in-dialog requests of
-    /// such a call pass without credentials (see `core/admission.rs`).
+    /// such a call pass without credentials (see `proxy_core/admission.rs`).
     pub fn is_active(&self, call_id: &str) -> bool {
         self.active.contains_key(call_id)
     }

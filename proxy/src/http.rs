@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 
-use crate::core::ProxyCore;
 use crate::metrics::RegistrationEvent;
+use crate::proxy_core::ProxyCore;
 use crate::trace::TraceRecorder;
 use crate::views::{registrations, stats};
 

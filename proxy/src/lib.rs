@@ -4,7 +4,7 @@
 //! the actors, the state each owns, the messages between them, and one INVITE traced through.
 //!
 //! - [`config`]: flags and TOML, validated once.
-//! - [`core`]: RFC 3261 section 16 and the transaction table (no sockets, no clock).
+//! - [`proxy_core`]: RFC 3261 section 16 and the transaction table (no sockets, no clock).
 //! - [`registrar`]: section 10.3 rules, the location service, the persistent store, its actor.
 //! - [`auth`]: digest challenges, verification and throttling.
 //! - [`transport`]: the UDP and TCP actors that own the sockets and timers.
@@ -17,11 +17,11 @@ pub mod auth;
 pub mod calls;
 pub mod cli;
 pub mod config;
-pub mod core;
 pub mod ctl;
 pub mod hep;
 pub mod http;
 pub mod metrics;
+pub mod proxy_core;
 pub mod registrar;
 pub mod server;
 pub mod tables;

@@ -11,9 +11,9 @@ use anyhow::Context as _;
 
 use crate::calls::CallTracker;
 use crate::config::{Config, UdpBalance};
-use crate::core::ProxyCore;
 use crate::hep::HepExporter;
 use crate::metrics::ProxyMetrics;
+use crate::proxy_core::ProxyCore;
 use crate::registrar::{start_registrar, Flush};
 use crate::trace::{Capture, TraceRecorder};
 use crate::transport::dns::SipResolver;

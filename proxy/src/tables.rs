@@ -39,7 +39,7 @@ mod tests {
         let table: DashMap<u32, u32> = sharded();
         assert_eq!(table.shards().len(), SHARDS);
         assert!(SHARDS > 4 * std::thread::available_parallelism().map_or(1, |n| n.get()));
-        let core = crate::core::tests::core();
+        let core = crate::proxy_core::tests::core();
         assert_eq!(core.servers.shards().len(), SHARDS);
         assert_eq!(core.branches.shards().len(), SHARDS);
         assert_eq!(CallTracker::new(ProxyMetrics::new()).shard_count(), SHARDS);

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::core::ProxyCore;
+use crate::proxy_core::ProxyCore;
 
 /// A registration as the admin API shows it.
 #[derive(Debug, Serialize)]

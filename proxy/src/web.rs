@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use crate::core::ProxyCore;
+use crate::proxy_core::ProxyCore;
 use crate::trace::{CallTrace, TraceRecorder, TraceSummary};
 use crate::views::{registrations, stats, RegistrationView, StatsView};
 

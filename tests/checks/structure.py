@@ -212,7 +212,7 @@ def attributes_before(text: str, pos: int) -> list[tuple[int, str]]:
         j = m - 1
 
 
-VISIBILITY_BEFORE = re.compile(r"pub\s*(?:\([^()]*\))?\s*$")
+VISIBILITY_BEFORE = re.compile(r"\bpub\s*(?:\([^()]*\))?\s*$")
 
 
 def item_start(text: str, pos: int) -> int:
@@ -821,6 +821,7 @@ def main(argv: list[str]) -> int:
         problems += check_cycles(crate)
     for problem in problems:
         print(problem)
+    sys.stdout.flush()
     if problems:
         print(f"structure: {len(problems)} problem(s)", file=sys.stderr)
         return 1

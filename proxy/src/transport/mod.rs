@@ -84,7 +84,7 @@ macro_rules! fires_timers {
             fn timer_parts(
                 &self,
             ) -> (
-                std::sync::Arc<$crate::core::ProxyCore>,
+                std::sync::Arc<$crate::proxy_core::ProxyCore>,
                 std::sync::Arc<$crate::transport::Outbound>,
                 std::sync::Arc<$crate::transport::dns::SipResolver>,
             ) {
@@ -118,7 +118,7 @@ use bytes::Bytes;
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 
-use crate::core::{reply, Action, Destination, HeldRequest, ProxyCore, Source, TimerId};
+use crate::proxy_core::{reply, Action, Destination, HeldRequest, ProxyCore, Source, TimerId};
 use crate::trace::{Capture, Direction};
 use dialtone_transaction::Transport;
 
@@ -628,7 +628,7 @@ mod tests {
             let _ = filler.connect(&peer.into());
             fillers.push(filler);
         }
-        let core = Arc::new(crate::core::tests::core());
+        let core = Arc::new(crate::proxy_core::tests::core());
         let outbound = Outbound::new(Vec::new(), None);
         outbound.set_core(core, Arc::new(dns::SipResolver::new(&[])));
         let (failed_tx, failed) = std::sync::mpsc::channel();
@@ -676,7 +676,7 @@ mod tests {
 
     #[test]
     fn a_held_register_gets_its_200_when_saved_and_the_500_when_not() {
-        let core = crate::core::tests::core();
+        let core = crate::proxy_core::tests::core();
         let request = Bytes::from_static(b"REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKh1\r\nMax-Forwards: 70\r\nFrom: <sip:j@127.0.0.1>;tag=1\r\nTo: <sip:j@127.0.0.1>\r\nCall-ID: h1\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n");
         let held = |saved| Stored {
             to: Destination {

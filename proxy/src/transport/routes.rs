@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
-use crate::core::identity::SourceAddress;
+use crate::proxy_core::identity::SourceAddress;
 
 /// How long an answer is used before the kernel is asked again (a route may change).
 const CACHE_FOR: Duration = Duration::from_secs(30);

@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use super::{dns::SipResolver, execute, wall_now, Outbound, Stored};
-use crate::core::{ProxyCore, Source};
+use crate::proxy_core::{ProxyCore, Source};
 use dialtone_transaction::Transport;
 
 /// Connections accepted from one source address at once.

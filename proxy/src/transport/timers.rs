@@ -17,7 +17,7 @@
 //! woke every [`TICK`] to retire a handful; lazy timers are now retired in batches by ticks
 //! that come anyway.
 //!
-//! Entries whose arming is no longer current (`core::Arming`: the transaction armed again or
+//! Entries whose arming is no longer current (`proxy_core::Arming`: the transaction armed again or
 //! ended) are dropped unseen, so a superseded Timer A neither wakes the workers nor fires.
 
 use std::cmp::Ordering;
@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::core::{Arming, TimerId};
+use crate::proxy_core::{Arming, TimerId};
 
 /// The finest timer precision: due timers are looked for at most this often.
 pub const TICK: Duration = Duration::from_millis(5);
@@ -181,7 +181,7 @@ impl TimerQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::ArmCounter;
+    use crate::proxy_core::ArmCounter;
     use dialtone_transaction::TransactionKey;
 
     fn id(n: &str) -> TimerId {

@@ -14,7 +14,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 use super::{dns::SipResolver, execute, wall_now, Outbound};
-use crate::core::{Action, ProxyCore, Source};
+use crate::proxy_core::{Action, ProxyCore, Source};
 use dialtone_transaction::Transport;
 
 /// Datagrams drained from the socket after one readiness event.

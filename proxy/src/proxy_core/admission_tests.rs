@@ -6,8 +6,8 @@ use bytes::Bytes;
 use dialtone_sip::Message;
 
 use crate::config::ProxyFlags;
-use crate::core::tests::{answer, core_with, sends, udp_from};
-use crate::core::ProxyCore;
+use crate::proxy_core::tests::{answer, core_with, sends, udp_from};
+use crate::proxy_core::ProxyCore;
 
 fn auth_all() -> ProxyCore {
     core_with(ProxyFlags {
@@ -143,7 +143,7 @@ fn without_auth_another_domain_is_refused_unless_relaying_is_on() {
 /// Routes 127.0.2.0/24 from 127.0.2.1, everything else from 127.0.1.1.
 #[derive(Debug)]
 struct TwoNetworks;
-impl crate::core::identity::SourceAddress for TwoNetworks {
+impl crate::proxy_core::identity::SourceAddress for TwoNetworks {
     fn source_for(&self, destination: std::net::IpAddr) -> Option<std::net::IpAddr> {
         let second =
             matches!(destination, std::net::IpAddr::V4(v4) if v4.octets()[..3] == [127, 0, 2]);
@@ -178,7 +178,7 @@ fn a_call_that_changes_networks_gets_a_record_route_per_side_the_callees_on_top(
     .with_routes(std::sync::Arc::new(TwoNetworks));
     let wall = SystemTime::now();
     let register = "REGISTER sip:lab.example SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.2.10:5060;branch=z9hG4bKmh1\r\nMax-Forwards: 70\r\nFrom: <sip:9000@lab.example>;tag=r\r\nTo: <sip:9000@lab.example>\r\nCall-ID: mh-reg\r\nCSeq: 1 REGISTER\r\nContact: <sip:9000@127.0.2.10:5060>\r\nContent-Length: 0\r\n\r\n";
-    let on_b = crate::core::Source {
+    let on_b = crate::proxy_core::Source {
         transport: dialtone_transaction::Transport::Udp,
         addr: "127.0.2.10:5060".parse().unwrap(),
         local: "127.0.2.1:5060".parse().unwrap(),
@@ -190,7 +190,7 @@ fn a_call_that_changes_networks_gets_a_record_route_per_side_the_callees_on_top(
         Bytes::from_static(register.as_bytes()),
     );
     let invite = "INVITE sip:9000@lab.example SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.1.10:5060;branch=z9hG4bKmh2\r\nMax-Forwards: 70\r\nFrom: <sip:8000@lab.example>;tag=a\r\nTo: <sip:9000@lab.example>\r\nCall-ID: mh-call\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
-    let on_a = crate::core::Source {
+    let on_a = crate::proxy_core::Source {
         transport: dialtone_transaction::Transport::Udp,
         addr: "127.0.1.10:5060".parse().unwrap(),
         local: "127.0.1.1:5060".parse().unwrap(),
