@@ -127,7 +127,15 @@ impl ProxyCore {
             (AuthMode::None | AuthMode::Register, Target::LocalUser(_)) => false,
             (AuthMode::None, Target::Elsewhere(_)) => {
                 if !in_dialog && !self.relay {
-                    tx.respond_to(request, now, self, 403, "Relay forbidden", &[], actions);
+                    tx.respond_to(
+                        request,
+                        now,
+                        &self.transaction_env(),
+                        403,
+                        "Relay forbidden",
+                        &[],
+                        actions,
+                    );
                     return false;
                 }
                 false
@@ -249,7 +257,15 @@ impl ProxyCore {
                     .auth_failures
                     .with_label_values(&["wrong_user"])
                     .inc();
-                tx.respond_to(request, now, self, 403, "Forbidden", &[], actions);
+                tx.respond_to(
+                    request,
+                    now,
+                    &self.transaction_env(),
+                    403,
+                    "Forbidden",
+                    &[],
+                    actions,
+                );
             }
             AuthDecision::Throttled => {
                 self.metrics
@@ -260,7 +276,7 @@ impl ProxyCore {
                 tx.respond_to(
                     request,
                     now,
-                    self,
+                    &self.transaction_env(),
                     403,
                     "Forbidden (Too Many Failures)",
                     &[],
@@ -272,7 +288,15 @@ impl ProxyCore {
                     .auth_failures
                     .with_label_values(&["malformed"])
                     .inc();
-                tx.respond_to(request, now, self, 400, "Bad Credentials", &[], actions);
+                tx.respond_to(
+                    request,
+                    now,
+                    &self.transaction_env(),
+                    400,
+                    "Bad Credentials",
+                    &[],
+                    actions,
+                );
             }
         }
         None
@@ -300,7 +324,7 @@ impl ProxyCore {
         tx.respond_to(
             request,
             now,
-            self,
+            &self.transaction_env(),
             challenge_code,
             reason,
             &[(header, value)],

@@ -14,11 +14,13 @@ use dialtone_sip::{HeaderName, Message, ResponseBuilder};
 use dialtone_transaction::{
     ack_for_non_2xx, cancel_for, ClientInviteTransaction, ClientNonInviteTransaction, Event,
     ServerInviteState, ServerInviteTransaction, ServerNonInviteTransaction, Timer, TimerC,
-    TimerCExpiry, Transaction, TransactionKey, Transport,
+    TimerCExpiry, TimerConfig, Transaction, TransactionKey, Transport,
 };
 
 use super::arming::{ArmCounter, Arming};
-use super::{reply, Action, Destination, ProxyCore};
+use super::identity::ProxyIdentity;
+use super::{reply, Action, Destination};
+use crate::metrics::ProxyMetrics;
 
 /// The server side: INVITE or not.
 #[derive(Debug)]
@@ -146,12 +148,10 @@ pub(crate) struct PendingBranch {
 }
 
 /// The addresses left to try for a resolved next hop when the one tried fails (RFC 3263
-/// section 4.3: "the client SHOULD try the next element"), and the keys of the branches given
-/// up for them (the core drops them from its index).
+/// section 4.3: "the client SHOULD try the next element").
 #[derive(Debug, Default)]
 struct Failover {
     next: std::collections::VecDeque<Destination>,
-    retired: Vec<TransactionKey>,
     attempts: u32,
 }
 
@@ -202,7 +202,8 @@ pub struct ProxyTransaction {
     /// Timer J is zero, so the machine is gone at once and would answer nothing).
     final_response: Option<Bytes>,
     cancelled: bool,
-    new_branch_keys: Vec<TransactionKey>,
+    /// What the core must do once this call returns (see [`TransactionEvent`]).
+    events: Vec<TransactionEvent>,
     /// The other addresses DNS gave for the next hop, if any (boxed: nearly every request
     /// has none, and the transaction lives 32 s).
     failover: Option<Box<Failover>>,
@@ -211,11 +212,39 @@ pub struct ProxyTransaction {
     arm_counter: ArmCounter,
 }
 
+/// What a proxied request's transaction needs of the proxy: its timer values, the To tag and
+/// Server header of its own responses, who it is (for Warning values) and the metrics it
+/// counts. Borrowed from the core for one call; the transaction never sees the core's tables.
+#[derive(Debug, Clone, Copy)]
+pub struct TransactionEnv<'a> {
+    pub timers: &'a TimerConfig,
+    pub to_tag: &'a str,
+    pub server_header: Option<&'a str>,
+    pub identity: &'a ProxyIdentity,
+    pub metrics: &'a ProxyMetrics,
+}
+
+/// What the core must do after a call into a transaction, beyond the [`Action`]s it returned:
+/// index changes and the state other requests read (the calls table, the paused hops).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransactionEvent {
+    /// A branch (or a branch's CANCEL) started: responses with this client key belong here.
+    BranchStarted(TransactionKey),
+    /// A branch was given up for another address: its key no longer belongs here.
+    BranchRetired(TransactionKey),
+    /// A 2xx to an INVITE passed: the call it establishes is known from now on.
+    CallEstablished(Bytes),
+    /// A final response to a BYE passed: the call with this Call-ID is over.
+    CallEnded(String),
+    /// The next hop at `addr` answered 503 with Retry-After: keep requests away meanwhile.
+    HopPaused { addr: SocketAddr, seconds: u64 },
+}
+
 impl ProxyTransaction {
     /// A new server transaction for a received `request`.
     pub(crate) fn new(
         now: Instant,
-        core: &ProxyCore,
+        timers: &TimerConfig,
         request: Bytes,
         method: &str,
         reply_to: Destination,
@@ -226,14 +255,14 @@ impl ProxyTransaction {
         let server = if is_invite {
             ServerTx::Invite(ServerInviteTransaction::new(
                 now,
-                &core.timers,
+                timers,
                 transport,
                 request.clone(),
             ))
         } else {
             ServerTx::NonInvite(ServerNonInviteTransaction::new(
                 now,
-                &core.timers,
+                timers,
                 transport,
                 request.clone(),
             ))
@@ -251,7 +280,7 @@ impl ProxyTransaction {
             final_sent: false,
             final_response: None,
             cancelled: false,
-            new_branch_keys: Vec::new(),
+            events: Vec::new(),
             failover: None,
             armed: None,
             arm_counter: ArmCounter::default(),
@@ -278,7 +307,7 @@ impl ProxyTransaction {
     pub(crate) fn respond_locally(
         &mut self,
         now: Instant,
-        core: &ProxyCore,
+        env: &TransactionEnv<'_>,
         status: u16,
         reason: &str,
         extra: &[(&str, String)],
@@ -289,7 +318,7 @@ impl ProxyTransaction {
         let Ok(request) = Message::parse(&raw) else {
             return;
         };
-        self.respond_to(&request, now, core, status, reason, extra, actions);
+        self.respond_to(&request, now, env, status, reason, extra, actions);
     }
 
     /// Where the request came from (its responses go by its Via, section 18.2.2).
@@ -310,7 +339,7 @@ impl ProxyTransaction {
         &mut self,
         request: &Message<'_>,
         now: Instant,
-        core: &ProxyCore,
+        env: &TransactionEnv<'_>,
         status: u16,
         reason: &str,
         extra: &[(&str, String)],
@@ -323,21 +352,21 @@ impl ProxyTransaction {
             status,
             reason,
             extra,
-            &core.to_tag,
-            core.server_header.as_deref(),
+            env.to_tag,
+            env.server_header,
         );
         if status >= 200 {
             if self.final_sent {
                 return;
             }
             self.final_sent = true;
-            core.metrics
+            env.metrics
                 .transaction_duration
                 .observe(now.duration_since(self.started).as_secs_f64());
         }
-        core.metrics.response_sent(status).inc();
+        env.metrics.response_sent(status).inc();
         self.send_upstream(now, status, bytes);
-        self.drain(now, core, actions);
+        self.drain(now, env, actions);
     }
 
     /// A retransmission of the request arrived, to be answered at `reply_to`: the server
@@ -350,7 +379,7 @@ impl ProxyTransaction {
     pub(crate) fn on_retransmission(
         &mut self,
         now: Instant,
-        core: &ProxyCore,
+        env: &TransactionEnv<'_>,
         reply_to: Destination,
         actions: &mut Vec<Action>,
     ) {
@@ -365,9 +394,9 @@ impl ProxyTransaction {
             }
         } else {
             self.server.retransmission(now);
-            self.drain(now, core, actions);
+            self.drain(now, env, actions);
         }
-        core.metrics
+        env.metrics
             .retransmissions
             .inc_by((actions.len() - before) as u64);
     }
@@ -378,7 +407,7 @@ impl ProxyTransaction {
     pub(crate) fn on_ack(
         &mut self,
         now: Instant,
-        core: &ProxyCore,
+        env: &TransactionEnv<'_>,
         actions: &mut Vec<Action>,
     ) -> bool {
         match &mut self.server {
@@ -389,7 +418,7 @@ impl ProxyTransaction {
                 ) =>
             {
                 t.handle_ack(now);
-                self.drain(now, core, actions);
+                self.drain(now, env, actions);
                 true
             }
             _ => false,
@@ -401,18 +430,18 @@ impl ProxyTransaction {
     pub(crate) fn add_branch(
         &mut self,
         now: Instant,
-        core: &ProxyCore,
+        env: &TransactionEnv<'_>,
         destination: Destination,
         branch_id: &str,
         request: Bytes,
         actions: &mut Vec<Action>,
     ) {
-        let branch = self.new_branch(now, core, destination, branch_id, request);
+        let branch = self.new_branch(now, env, destination, branch_id, request);
         // Exact growth: a Vec's first push reserves room for four branches, and nearly every
         // request has one; the spare room would be held for the whole transaction.
         self.branches.reserve_exact(1);
         self.branches.push(branch);
-        self.drain(now, core, actions);
+        self.drain(now, env, actions);
     }
 
     /// A branch with its client transaction started (its request waiting in the machine to be
@@ -420,7 +449,7 @@ impl ProxyTransaction {
     fn new_branch(
         &mut self,
         now: Instant,
-        core: &ProxyCore,
+        env: &TransactionEnv<'_>,
         destination: Destination,
         branch_id: &str,
         request: Bytes,
@@ -430,22 +459,21 @@ impl ProxyTransaction {
         let client = if self.is_invite {
             ClientTx::Invite(ClientInviteTransaction::new(
                 now,
-                &core.timers,
+                env.timers,
                 transport,
                 request.clone(),
             ))
         } else {
             ClientTx::NonInvite(ClientNonInviteTransaction::new(
                 now,
-                &core.timers,
+                env.timers,
                 transport,
                 request.clone(),
             ))
         };
-        let timer_c = self
-            .is_invite
-            .then(|| TimerC::new(now, core.timers.timer_c));
-        self.new_branch_keys.push(key.clone());
+        let timer_c = self.is_invite.then(|| TimerC::new(now, env.timers.timer_c));
+        self.events
+            .push(TransactionEvent::BranchStarted(key.clone()));
         Branch {
             key,
             branch_id: branch_id.to_string(),
@@ -478,7 +506,7 @@ impl ProxyTransaction {
     /// whose Contact says `transport=udp` may have no TCP listener at all (the Dialtone ATA
     /// has none): linphone's INVITE with its default codecs passes 1300 octets with our Via
     /// and Record-Route. The retry is a new branch over UDP in place of the failed one.
-    fn fall_back_to_udp(&mut self, now: Instant, core: &ProxyCore, index: usize) -> bool {
+    fn fall_back_to_udp(&mut self, now: Instant, env: &TransactionEnv<'_>, index: usize) -> bool {
         let branch = &mut self.branches[index];
         if branch.provisional_seen || branch.final_status.is_some() || self.final_sent {
             return false;
@@ -499,13 +527,11 @@ impl ProxyTransaction {
             octets = request.len(),
             "TCP refused for a request too large for UDP; retrying over UDP (RFC 3261 18.1.1)"
         );
-        core.metrics.udp_fallbacks.inc();
-        let replacement = self.new_branch(now, core, destination, &branch_id, request);
+        env.metrics.udp_fallbacks.inc();
+        let replacement = self.new_branch(now, env, destination, &branch_id, request);
         let failed = std::mem::replace(&mut self.branches[index], replacement);
-        self.failover
-            .get_or_insert_with(Box::default)
-            .retired
-            .push(failed.key);
+        self.events
+            .push(TransactionEvent::BranchRetired(failed.key));
         true
     }
 
@@ -524,13 +550,13 @@ impl ProxyTransaction {
     pub(crate) fn start_pending_branch(
         &mut self,
         now: Instant,
-        core: &ProxyCore,
+        env: &TransactionEnv<'_>,
         destination: Destination,
         actions: &mut Vec<Action>,
     ) {
         if let Some(pending) = self.pending.take() {
             if self.cancelled {
-                self.respond_locally(now, core, 487, "Request Terminated", &[], actions);
+                self.respond_locally(now, env, 487, "Request Terminated", &[], actions);
                 return;
             }
             let request = match destination.transport {
@@ -540,7 +566,7 @@ impl ProxyTransaction {
                 Transport::Tcp => retarget_via_to_tcp(&pending.request).unwrap_or(pending.request),
                 Transport::Udp => pending.request,
             };
-            self.add_branch(now, core, destination, &pending.branch_id, request, actions);
+            self.add_branch(now, env, destination, &pending.branch_id, request, actions);
         }
     }
 
@@ -548,7 +574,7 @@ impl ProxyTransaction {
     pub(crate) fn on_branch_response(
         &mut self,
         now: Instant,
-        core: &ProxyCore,
+        env: &TransactionEnv<'_>,
         key: &TransactionKey,
         status: u16,
         bytes: Bytes,
@@ -563,11 +589,11 @@ impl ProxyTransaction {
                     }
                 }
             }
-            self.drain(now, core, actions);
+            self.drain(now, env, actions);
             return;
         };
         branch.client.handle_response(now, status, bytes);
-        self.drain(now, core, actions);
+        self.drain(now, env, actions);
     }
 
     /// The transport failed to send branch `key`'s request. When DNS gave other addresses
@@ -577,15 +603,15 @@ impl ProxyTransaction {
     pub(crate) fn on_branch_transport_error(
         &mut self,
         now: Instant,
-        core: &ProxyCore,
+        env: &TransactionEnv<'_>,
         key: &TransactionKey,
         actions: &mut Vec<Action>,
     ) {
         let Some(index) = self.branches.iter().position(|b| &b.key == key) else {
             return;
         };
-        if !self.fall_back_to_udp(now, core, index)
-            && !self.fail_over(now, core, index, FailoverCause::Unreachable)
+        if !self.fall_back_to_udp(now, env, index)
+            && !self.fail_over(now, env, index, FailoverCause::Unreachable)
         {
             let branch = &mut self.branches[index];
             match &mut branch.client {
@@ -593,7 +619,7 @@ impl ProxyTransaction {
                 ClientTx::NonInvite(t) => t.handle_transport_error(now),
             }
         }
-        self.drain(now, core, actions);
+        self.drain(now, env, actions);
     }
 
     /// Sends the request of branch `index`, which failed for `cause`, to the next address DNS
@@ -609,7 +635,7 @@ impl ProxyTransaction {
     fn fail_over(
         &mut self,
         now: Instant,
-        core: &ProxyCore,
+        env: &TransactionEnv<'_>,
         index: usize,
         cause: FailoverCause,
     ) -> bool {
@@ -629,8 +655,8 @@ impl ProxyTransaction {
         let Some(request) = with_branch(&branch.request, &branch.branch_id, &branch_id) else {
             return false;
         };
-        core.metrics.failovers.inc();
-        let replacement = self.new_branch(now, core, next, &branch_id, request);
+        env.metrics.failovers.inc();
+        let replacement = self.new_branch(now, env, next, &branch_id, request);
         match cause {
             FailoverCause::Unavailable => {
                 self.branches.reserve_exact(1);
@@ -638,9 +664,8 @@ impl ProxyTransaction {
             }
             FailoverCause::Unreachable | FailoverCause::Timeout => {
                 let failed = std::mem::replace(&mut self.branches[index], replacement);
-                if let Some(failover) = self.failover.as_deref_mut() {
-                    failover.retired.push(failed.key);
-                }
+                self.events
+                    .push(TransactionEvent::BranchRetired(failed.key));
             }
         }
         true
@@ -656,28 +681,25 @@ impl ProxyTransaction {
         }
     }
 
-    /// Keys of branches given up for another address, to drop from the core's index.
-    pub(crate) fn take_retired_branch_keys(&mut self) -> Vec<TransactionKey> {
-        self.failover
-            .as_deref_mut()
-            .map(|f| std::mem::take(&mut f.retired))
-            .unwrap_or_default()
-    }
-
     /// A CANCEL for this INVITE arrived (RFC 3261 section 16.10).
-    pub(crate) fn cancel(&mut self, now: Instant, core: &ProxyCore, actions: &mut Vec<Action>) {
+    pub(crate) fn cancel(
+        &mut self,
+        now: Instant,
+        env: &TransactionEnv<'_>,
+        actions: &mut Vec<Action>,
+    ) {
         self.cancelled = true;
         if self.branches.is_empty() {
-            self.respond_locally(now, core, 487, "Request Terminated", &[], actions);
+            self.respond_locally(now, env, 487, "Request Terminated", &[], actions);
             return;
         }
         for index in 0..self.branches.len() {
-            self.cancel_branch(now, core, index);
+            self.cancel_branch(now, env, index);
         }
-        self.drain(now, core, actions);
+        self.drain(now, env, actions);
     }
 
-    fn cancel_branch(&mut self, now: Instant, core: &ProxyCore, index: usize) {
+    fn cancel_branch(&mut self, now: Instant, env: &TransactionEnv<'_>, index: usize) {
         let branch = &mut self.branches[index];
         if branch.final_status.is_some() || branch.cancel.is_some() || branch.client.is_terminated()
         {
@@ -693,20 +715,20 @@ impl ProxyTransaction {
         };
         let transport = branch.destination.transport;
         branch.cancel = Some(Box::new(ClientNonInviteTransaction::new(
-            now,
-            &core.timers,
-            transport,
-            cancel,
+            now, env.timers, transport, cancel,
         )));
-        self.new_branch_keys
-            .push(TransactionKey::client(&branch.branch_id, "CANCEL"));
+        self.events
+            .push(TransactionEvent::BranchStarted(TransactionKey::client(
+                &branch.branch_id,
+                "CANCEL",
+            )));
     }
 
     /// Timers fired (or may have): feed every machine `now`.
     pub(crate) fn handle_timeout(
         &mut self,
         now: Instant,
-        core: &ProxyCore,
+        env: &TransactionEnv<'_>,
         actions: &mut Vec<Action>,
     ) {
         self.armed = None;
@@ -725,23 +747,23 @@ impl ProxyTransaction {
         }
         for (index, expiry) in expired_c {
             match expiry {
-                TimerCExpiry::Cancel => self.cancel_branch(now, core, index),
-                TimerCExpiry::RequestTimeout => self.branch_failed(now, core, index, 408),
+                TimerCExpiry::Cancel => self.cancel_branch(now, env, index),
+                TimerCExpiry::RequestTimeout => self.branch_failed(now, env, index, 408),
             }
         }
         let before = actions.len();
-        self.drain(now, core, actions);
+        self.drain(now, env, actions);
         let retransmitted = actions
             .iter()
             .skip(before)
             .filter(|a| matches!(a, Action::Send { .. }))
             .count();
-        core.metrics.retransmissions.inc_by(retransmitted as u64);
+        env.metrics.retransmissions.inc_by(retransmitted as u64);
     }
 
     /// A branch ended without a response from its target: a synthetic final (408 for a
     /// timeout, 503 for a transport error, RFC 3261 section 16.7 step 2 and 16.8).
-    fn branch_failed(&mut self, now: Instant, core: &ProxyCore, index: usize, status: u16) {
+    fn branch_failed(&mut self, now: Instant, env: &TransactionEnv<'_>, index: usize, status: u16) {
         let branch = &mut self.branches[index];
         if branch.final_status.is_some() {
             return;
@@ -755,13 +777,13 @@ impl ProxyTransaction {
             ("Service Unavailable", "could not send to")
         };
         // Every 503 the proxy makes says why (RFC 3261 section 20.43), and so does its 408.
-        let warning = core.identity.warning(&format!(
+        let warning = env.identity.warning(&format!(
             "{why} {} over {}",
             branch.destination.addr,
             branch.destination.transport.via_token()
         ));
         let synthetic = ResponseBuilder::for_request(&request, status, reason)
-            .to_tag(&core.to_tag)
+            .to_tag(env.to_tag)
             .header("Warning", &warning)
             .build();
         branch.final_status = Some(status);
@@ -770,11 +792,11 @@ impl ProxyTransaction {
         if let Some(tc) = &mut branch.timer_c {
             tc.stop();
         }
-        self.maybe_send_best(now, core);
+        self.maybe_send_best(now, env);
     }
 
     /// Turns what the machines want into actions, handling branch events as they come.
-    fn drain(&mut self, now: Instant, core: &ProxyCore, actions: &mut Vec<Action>) {
+    fn drain(&mut self, now: Instant, env: &TransactionEnv<'_>, actions: &mut Vec<Action>) {
         loop {
             let mut progressed = false;
             for index in 0..self.branches.len() {
@@ -796,7 +818,7 @@ impl ProxyTransaction {
                 }
                 while let Some(event) = self.branches[index].client.poll_event() {
                     progressed = true;
-                    self.on_branch_event(now, core, index, event);
+                    self.on_branch_event(now, env, index, event);
                 }
             }
             while let Some(bytes) = self.server.poll_transmit() {
@@ -812,10 +834,16 @@ impl ProxyTransaction {
         }
     }
 
-    fn on_branch_event(&mut self, now: Instant, core: &ProxyCore, index: usize, event: Event) {
+    fn on_branch_event(
+        &mut self,
+        now: Instant,
+        env: &TransactionEnv<'_>,
+        index: usize,
+        event: Event,
+    ) {
         match event {
             Event::Response { status, response } => {
-                self.on_response(now, core, index, status, response)
+                self.on_response(now, env, index, status, response)
             }
             Event::NeedsAck { .. } => {
                 let branch = &mut self.branches[index];
@@ -830,11 +858,11 @@ impl ProxyTransaction {
             Event::Timeout { .. } => {
                 // Timer B or F: nothing came back (RFC 3263 section 4.3 treats a timeout like
                 // a transport failure).
-                if !self.fail_over(now, core, index, FailoverCause::Timeout) {
-                    self.branch_failed(now, core, index, 408);
+                if !self.fail_over(now, env, index, FailoverCause::Timeout) {
+                    self.branch_failed(now, env, index, 408);
                 }
             }
-            Event::TransportError => self.branch_failed(now, core, index, 503),
+            Event::TransportError => self.branch_failed(now, env, index, 503),
             Event::AckForTu | Event::Terminated => {}
         }
     }
@@ -842,7 +870,7 @@ impl ProxyTransaction {
     fn on_response(
         &mut self,
         now: Instant,
-        core: &ProxyCore,
+        env: &TransactionEnv<'_>,
         index: usize,
         status: u16,
         response: Bytes,
@@ -855,29 +883,30 @@ impl ProxyTransaction {
             100 => {
                 branch.provisional_seen = true;
                 if branch.cancel_wanted {
-                    self.cancel_branch(now, core, index);
+                    self.cancel_branch(now, env, index);
                 }
             }
             101..=199 => {
                 branch.provisional_seen = true;
                 if branch.cancel_wanted {
-                    self.cancel_branch(now, core, index);
+                    self.cancel_branch(now, env, index);
                 }
                 if !self.final_sent {
-                    self.relay(now, core, status, &response);
+                    self.relay(now, env, status, &response);
                 }
             }
             200..=299 => {
                 branch.final_status = Some(status);
                 // Every 2xx to an INVITE goes upstream (RFC 3261 section 16.7 step 5).
                 if !self.final_sent || self.is_invite {
-                    self.relay(now, core, status, &response);
+                    self.relay(now, env, status, &response);
                 }
                 if self.is_invite {
-                    core.calls.established(&response);
+                    self.events
+                        .push(TransactionEvent::CallEstablished(response.clone()));
                     for other in 0..self.branches.len() {
                         if other != index {
-                            self.cancel_branch(now, core, other);
+                            self.cancel_branch(now, env, other);
                         }
                     }
                 }
@@ -889,21 +918,23 @@ impl ProxyTransaction {
                 // and its Retry-After keeps other requests away from this one meanwhile.
                 if status == 503 {
                     if let Some(seconds) = branch.final_response.as_deref().and_then(retry_after) {
-                        core.unavailable
-                            .pause(branch.destination.addr, seconds, now);
+                        self.events.push(TransactionEvent::HopPaused {
+                            addr: branch.destination.addr,
+                            seconds,
+                        });
                     }
-                    if self.fail_over(now, core, index, FailoverCause::Unavailable) {
+                    if self.fail_over(now, env, index, FailoverCause::Unavailable) {
                         return;
                     }
                 }
                 if status >= 600 && self.is_invite {
                     for other in 0..self.branches.len() {
                         if other != index {
-                            self.cancel_branch(now, core, other);
+                            self.cancel_branch(now, env, other);
                         }
                     }
                 }
-                self.maybe_send_best(now, core);
+                self.maybe_send_best(now, env);
             }
         }
     }
@@ -915,19 +946,20 @@ impl ProxyTransaction {
     /// in the table for good.
     ///
     /// The request is parsed again only for a BYE: every other non-INVITE final passes here too.
-    fn note_call_ended(&self, core: &ProxyCore) {
+    fn note_call_ended(&mut self) {
         if self.method != "BYE" {
             return;
         }
         if let Ok(call_id) = Message::parse(&self.request).and_then(|r| r.call_id()) {
-            core.calls.ended(call_id);
+            self.events
+                .push(TransactionEvent::CallEnded(call_id.to_string()));
         }
     }
 
     /// When every branch has a final and none went upstream, relays the best one (RFC 3261
     /// section 16.7 step 6: a 6xx over anything; otherwise the lowest class, preferring the
     /// responses a client can act on).
-    fn maybe_send_best(&mut self, now: Instant, core: &ProxyCore) {
+    fn maybe_send_best(&mut self, now: Instant, env: &TransactionEnv<'_>) {
         if self.final_sent || self.pending.is_some() {
             return;
         }
@@ -947,8 +979,8 @@ impl ProxyTransaction {
         if status == 503 && !best.final_is_ours {
             // RFC 3261 section 16.7 step 6: a 503 from the next hop says that hop is out of
             // service, not this proxy; passed on, it would send the caller to another proxy.
-            if let Some(response) = server_error_for(&best.request, &core.to_tag) {
-                self.relay(now, core, 500, &response);
+            if let Some(response) = server_error_for(&best.request, env.to_tag) {
+                self.relay(now, env, 500, &response);
                 return;
             }
         }
@@ -957,7 +989,7 @@ impl ProxyTransaction {
         } else {
             response
         };
-        self.relay(now, core, status, &response);
+        self.relay(now, env, status, &response);
     }
 
     /// RFC 3261 section 16.7 step 7: a 401 or 407 chosen as the best response goes upstream
@@ -1001,21 +1033,21 @@ impl ProxyTransaction {
     }
 
     /// Sends a branch's response upstream without our Via (RFC 3261 section 16.7 step 3).
-    fn relay(&mut self, now: Instant, core: &ProxyCore, status: u16, response: &Bytes) {
+    fn relay(&mut self, now: Instant, env: &TransactionEnv<'_>, status: u16, response: &Bytes) {
         let Ok(message) = Message::parse(response) else {
             return;
         };
         let edited = Bytes::from(message.edit().remove_top_via().finish());
         if status >= 200 && !self.final_sent {
             self.final_sent = true;
-            core.metrics
+            env.metrics
                 .transaction_duration
                 .observe(now.duration_since(self.started).as_secs_f64());
             if !self.is_invite {
-                self.note_call_ended(core);
+                self.note_call_ended();
             }
         }
-        core.metrics.response_relayed(status).inc();
+        env.metrics.response_relayed(status).inc();
         self.send_upstream(now, status, edited);
     }
 
@@ -1028,9 +1060,9 @@ impl ProxyTransaction {
         self.server.send_response(now, status, bytes);
     }
 
-    /// Branch keys created since the last call, for the core's branch index.
-    pub(crate) fn take_new_branch_keys(&mut self) -> Vec<TransactionKey> {
-        std::mem::take(&mut self.new_branch_keys)
+    /// What the core must do for this transaction since the last call, in the order it arose.
+    pub(crate) fn take_events(&mut self) -> Vec<TransactionEvent> {
+        std::mem::take(&mut self.events)
     }
 
     /// Every branch key, for removal from the index.

@@ -44,7 +44,7 @@ use crate::config::{AuthMode, Config};
 use crate::metrics::ProxyMetrics;
 use crate::registrar::{LocationService, RegistrarPolicy, StoreWriter};
 
-pub use context::ProxyTransaction;
+pub use context::{ProxyTransaction, TransactionEnv, TransactionEvent};
 pub use identity::ProxyIdentity;
 
 /// Where a message came from.
@@ -191,6 +191,17 @@ impl ProxyCore {
         self
     }
 
+    /// What a transaction may use of the core for one call (see [`TransactionEnv`]).
+    pub(crate) fn transaction_env(&self) -> TransactionEnv<'_> {
+        TransactionEnv {
+            timers: &self.timers,
+            to_tag: &self.to_tag,
+            server_header: self.server_header.as_deref(),
+            identity: &self.identity,
+            metrics: &self.metrics,
+        }
+    }
+
     /// Who the proxy is: its addresses, and which one a message leaves from.
     pub fn identity(&self) -> &ProxyIdentity {
         &self.identity
@@ -244,8 +255,8 @@ impl ProxyCore {
             return actions;
         };
         let mut tx = entry.lock().unwrap_or_else(|p| p.into_inner());
-        tx.handle_timeout(now, self, &mut actions);
-        self.after(key, &mut tx, &mut actions);
+        tx.handle_timeout(now, &self.transaction_env(), &mut actions);
+        self.after(now, key, &mut tx, &mut actions);
         actions
     }
 
@@ -277,8 +288,8 @@ impl ProxyCore {
             return actions;
         };
         let mut tx = entry.lock().unwrap_or_else(|p| p.into_inner());
-        tx.on_branch_transport_error(now, self, &client_key, &mut actions);
-        self.after(&server_key, &mut tx, &mut actions);
+        tx.on_branch_transport_error(now, &self.transaction_env(), &client_key, &mut actions);
+        self.after(now, &server_key, &mut tx, &mut actions);
         actions
     }
 
@@ -318,14 +329,14 @@ impl ProxyCore {
         match usable.split_first() {
             Some((first, rest)) => {
                 tx.set_alternates(rest);
-                tx.start_pending_branch(now, self, *first, &mut actions);
+                tx.start_pending_branch(now, &self.transaction_env(), *first, &mut actions);
             }
             None if only_ourselves => {
                 tx.abandon_pending();
                 // The name leads back to this proxy: a loop, not an unavailable hop.
                 tx.respond_locally(
                     now,
-                    self,
+                    &self.transaction_env(),
                     482,
                     "Loop Detected",
                     &[self.next_hop_is_us_warning()],
@@ -345,20 +356,42 @@ impl ProxyCore {
                     shortest_pause
                         .map(|pause| ("Retry-After", pause.as_secs_f64().ceil().to_string())),
                 );
-                tx.respond_locally(now, self, 503, "Service Unavailable", &extra, &mut actions);
+                tx.respond_locally(
+                    now,
+                    &self.transaction_env(),
+                    503,
+                    "Service Unavailable",
+                    &extra,
+                    &mut actions,
+                );
             }
         }
-        self.after(key, &mut tx, &mut actions);
+        self.after(now, key, &mut tx, &mut actions);
         actions
     }
 
     /// Bookkeeping after any change to a proxied request: timers, branch index, removal.
-    fn after(&self, key: &TransactionKey, tx: &mut ProxyTransaction, actions: &mut Vec<Action>) {
-        for branch_key in tx.take_new_branch_keys() {
-            self.branches.insert(branch_key, key.clone());
-        }
-        for retired in tx.take_retired_branch_keys() {
-            self.branches.remove(&retired);
+    fn after(
+        &self,
+        now: Instant,
+        key: &TransactionKey,
+        tx: &mut ProxyTransaction,
+        actions: &mut Vec<Action>,
+    ) {
+        for event in tx.take_events() {
+            match event {
+                TransactionEvent::BranchStarted(branch_key) => {
+                    self.branches.insert(branch_key, key.clone());
+                }
+                TransactionEvent::BranchRetired(branch_key) => {
+                    self.branches.remove(&branch_key);
+                }
+                TransactionEvent::CallEstablished(response) => self.calls.established(&response),
+                TransactionEvent::CallEnded(call_id) => self.calls.ended(&call_id),
+                TransactionEvent::HopPaused { addr, seconds } => {
+                    self.unavailable.pause(addr, seconds, now)
+                }
+            }
         }
         if let Some((at, arming)) = tx.next_timeout_to_arm() {
             actions.push(Action::Arm {
@@ -833,7 +866,7 @@ pub(crate) mod tests {
         let copy = || {
             let tx = ProxyTransaction::new(
                 now,
-                &core,
+                &core.timers,
                 request.clone(),
                 "OPTIONS",
                 reply_to,

@@ -123,8 +123,8 @@ impl ProxyCore {
         let reply_to = reply::reply_destination(&source, via.as_ref());
         if let Some(entry) = self.servers.get(&key).map(|e| e.value().clone()) {
             let mut tx = entry.lock().unwrap_or_else(|p| p.into_inner());
-            tx.on_retransmission(now, self, reply_to, actions);
-            self.after(&key, &mut tx, actions);
+            tx.on_retransmission(now, &self.transaction_env(), reply_to, actions);
+            self.after(now, &key, &mut tx, actions);
             return;
         }
         if method == Method::Cancel {
@@ -132,10 +132,25 @@ impl ProxyCore {
             return;
         }
         let is_invite = method == Method::Invite;
-        let mut tx = ProxyTransaction::new(now, self, raw, method.as_str(), reply_to, source.addr);
+        let mut tx = ProxyTransaction::new(
+            now,
+            &self.timers,
+            raw,
+            method.as_str(),
+            reply_to,
+            source.addr,
+        );
         if is_invite {
             // RFC 3261 section 16.2: 100 Trying at once, so the caller stops retransmitting.
-            tx.respond_to(request, now, self, 100, "Trying", &[], actions);
+            tx.respond_to(
+                request,
+                now,
+                &self.transaction_env(),
+                100,
+                "Trying",
+                &[],
+                actions,
+            );
         }
         self.process(now, wall, source, request, &key, &mut tx, actions);
         if tx.answered_statelessly() {
@@ -149,7 +164,7 @@ impl ProxyCore {
             .transactions_active
             .set(self.servers.len() as i64);
         let mut tx = entry.lock().unwrap_or_else(|p| p.into_inner());
-        self.after(&key, &mut tx, actions);
+        self.after(now, &key, &mut tx, actions);
     }
 
     /// Enters a new server transaction in the table; false when a copy of the same request,
@@ -190,13 +205,21 @@ impl ProxyCore {
         let sip = match uri {
             Uri::Sip(sip) => sip,
             Uri::Tel(_) => {
-                return tx.respond_to(request, now, self, 404, "Not Found", &[], actions);
+                return tx.respond_to(
+                    request,
+                    now,
+                    &self.transaction_env(),
+                    404,
+                    "Not Found",
+                    &[],
+                    actions,
+                );
             }
             Uri::Other { .. } => {
                 return tx.respond_to(
                     request,
                     now,
-                    self,
+                    &self.transaction_env(),
                     416,
                     "Unsupported URI Scheme",
                     &[],
@@ -206,17 +229,41 @@ impl ProxyCore {
         };
         if sip.headers.is_some() {
             // RFC 4475 section 3.1.2.11: headers have no place in a Request-URI.
-            return tx.respond_to(request, now, self, 400, "Bad Request-URI", &[], actions);
+            return tx.respond_to(
+                request,
+                now,
+                &self.transaction_env(),
+                400,
+                "Bad Request-URI",
+                &[],
+                actions,
+            );
         }
         let addressed_to_proxy = sip.user.is_none() && self.identity.is_local_domain(sip.host);
         if request.max_forwards().ok().flatten() == Some(0) {
             if method == Method::Options && addressed_to_proxy {
                 return self.answer_options(request, now, tx, actions);
             }
-            return tx.respond_to(request, now, self, 483, "Too Many Hops", &[], actions);
+            return tx.respond_to(
+                request,
+                now,
+                &self.transaction_env(),
+                483,
+                "Too Many Hops",
+                &[],
+                actions,
+            );
         }
         if identity::is_loop(&self.identity, request) {
-            return tx.respond_to(request, now, self, 482, "Loop Detected", &[], actions);
+            return tx.respond_to(
+                request,
+                now,
+                &self.transaction_env(),
+                482,
+                "Loop Detected",
+                &[],
+                actions,
+            );
         }
         let unsupported: Vec<&str> = request.tokens(HeaderName::ProxyRequire).collect();
         if !unsupported.is_empty() {
@@ -224,7 +271,7 @@ impl ProxyCore {
             return tx.respond_to(
                 request,
                 now,
-                self,
+                &self.transaction_env(),
                 420,
                 "Bad Extension",
                 &[("Unsupported", list)],
@@ -233,7 +280,17 @@ impl ProxyCore {
         }
         let plan = match route::plan(&self.identity, request) {
             Ok(plan) => plan,
-            Err(reason) => return tx.respond_to(request, now, self, 400, reason, &[], actions),
+            Err(reason) => {
+                return tx.respond_to(
+                    request,
+                    now,
+                    &self.transaction_env(),
+                    400,
+                    reason,
+                    &[],
+                    actions,
+                )
+            }
         };
         let target = self.target(request, &sip, &plan);
         if method == Method::Register && matches!(target, Target::Proxy | Target::LocalUser(_)) {
@@ -248,7 +305,7 @@ impl ProxyCore {
             Target::Proxy => tx.respond_to(
                 request,
                 now,
-                self,
+                &self.transaction_env(),
                 405,
                 "Method Not Allowed",
                 &[("Allow", "OPTIONS, REGISTER".to_string())],
@@ -280,7 +337,7 @@ impl ProxyCore {
         tx.respond_to(
             request,
             now,
-            self,
+            &self.transaction_env(),
             482,
             "Loop Detected",
             &[self.next_hop_is_us_warning()],
@@ -306,7 +363,7 @@ impl ProxyCore {
         tx.respond_to(
             request,
             now,
-            self,
+            &self.transaction_env(),
             200,
             "OK",
             &[
@@ -328,7 +385,15 @@ impl ProxyCore {
         actions: &mut Vec<Action>,
     ) {
         let Ok(to) = request.to() else {
-            return tx.respond_to(request, now, self, 400, "Bad To", &[], actions);
+            return tx.respond_to(
+                request,
+                now,
+                &self.transaction_env(),
+                400,
+                "Bad To",
+                &[],
+                actions,
+            );
         };
         let aor = match (&to.uri, to.uri.as_sip().and_then(|s| s.user_unescaped())) {
             (Uri::Sip(_), Some(user)) => user.into_owned(),
@@ -336,7 +401,7 @@ impl ProxyCore {
                 return tx.respond_to(
                     request,
                     now,
-                    self,
+                    &self.transaction_env(),
                     400,
                     "Bad To (not a SIP AOR)",
                     &[],
@@ -417,7 +482,15 @@ impl ProxyCore {
                     .collect();
                 extra.push(("Date", httpdate_now(wall)));
                 let first = actions.len();
-                tx.respond_to(request, now, self, 200, "OK", &extra, actions);
+                tx.respond_to(
+                    request,
+                    now,
+                    &self.transaction_env(),
+                    200,
+                    "OK",
+                    &extra,
+                    actions,
+                );
                 if let Some(store) = self.location.store() {
                     // Also when nothing changed (a fetch, a retransmission): its 200 then
                     // waits for the batch that holds what an earlier REGISTER changed.
@@ -439,7 +512,15 @@ impl ProxyCore {
                 let extra: Vec<(&str, String)> = min_expires
                     .map(|m| vec![("Min-Expires", m.to_string())])
                     .unwrap_or_default();
-                tx.respond_to(request, now, self, status, reason, &extra, actions);
+                tx.respond_to(
+                    request,
+                    now,
+                    &self.transaction_env(),
+                    status,
+                    reason,
+                    &extra,
+                    actions,
+                );
             }
         }
     }
@@ -463,14 +544,22 @@ impl ProxyCore {
                 return tx.respond_to(
                     request,
                     now,
-                    self,
+                    &self.transaction_env(),
                     480,
                     "Temporarily Unavailable",
                     &[],
                     actions,
                 );
             }
-            return tx.respond_to(request, now, self, 404, "Not Found", &[], actions);
+            return tx.respond_to(
+                request,
+                now,
+                &self.transaction_env(),
+                404,
+                "Not Found",
+                &[],
+                actions,
+            );
         }
         let (targets, looped) = self.binding_targets(&bindings);
         if targets.is_empty() && looped {
@@ -486,7 +575,14 @@ impl ProxyCore {
                 *destination,
                 &branch_id,
             );
-            tx.add_branch(now, self, destination, &branch_id, bytes, actions);
+            tx.add_branch(
+                now,
+                &self.transaction_env(),
+                destination,
+                &branch_id,
+                bytes,
+                actions,
+            );
             if let Some(udp) = udp_fallback {
                 tx.set_udp_fallback(&branch_id, udp);
             }
@@ -498,7 +594,7 @@ impl ProxyCore {
             tx.respond_to(
                 request,
                 now,
-                self,
+                &self.transaction_env(),
                 480,
                 "Temporarily Unavailable",
                 &[],
@@ -572,13 +668,21 @@ impl ProxyCore {
         actions: &mut Vec<Action>,
     ) {
         let Ok(uri) = Uri::parse(next_hop) else {
-            return tx.respond_to(request, now, self, 400, "Bad Route", &[], actions);
+            return tx.respond_to(
+                request,
+                now,
+                &self.transaction_env(),
+                400,
+                "Bad Route",
+                &[],
+                actions,
+            );
         };
         let Some((host, port, transport)) = uri_target(&uri) else {
             return tx.respond_to(
                 request,
                 now,
-                self,
+                &self.transaction_env(),
                 416,
                 "Unsupported URI Scheme",
                 &[],
@@ -603,7 +707,14 @@ impl ProxyCore {
                     destination,
                     &branch_id,
                 );
-                tx.add_branch(now, self, destination, &branch_id, bytes, actions);
+                tx.add_branch(
+                    now,
+                    &self.transaction_env(),
+                    destination,
+                    &branch_id,
+                    bytes,
+                    actions,
+                );
                 if let Some(udp) = udp_fallback {
                     tx.set_udp_fallback(&branch_id, udp);
                 }
@@ -773,8 +884,8 @@ impl ProxyCore {
     ) {
         if let Some(entry) = self.servers.get(key).map(|e| e.value().clone()) {
             let mut tx = entry.lock().unwrap_or_else(|p| p.into_inner());
-            let absorbed = tx.on_ack(now, self, actions);
-            self.after(key, &mut tx, actions);
+            let absorbed = tx.on_ack(now, &self.transaction_env(), actions);
+            self.after(now, key, &mut tx, actions);
             if absorbed {
                 return;
             }
@@ -867,21 +978,30 @@ impl ProxyCore {
                 actions,
             );
         };
-        let mut cancel_tx = ProxyTransaction::new(now, self, raw, "CANCEL", reply_to, source.addr);
-        cancel_tx.respond_to(request, now, self, 200, "OK", &[], actions);
+        let mut cancel_tx =
+            ProxyTransaction::new(now, &self.timers, raw, "CANCEL", reply_to, source.addr);
+        cancel_tx.respond_to(
+            request,
+            now,
+            &self.transaction_env(),
+            200,
+            "OK",
+            &[],
+            actions,
+        );
         let entry = Arc::new(Mutex::new(cancel_tx));
         if !self.insert_new(key, &entry) {
             return;
         }
         {
             let mut cancel_tx = entry.lock().unwrap_or_else(|p| p.into_inner());
-            self.after(key, &mut cancel_tx, actions);
+            self.after(now, key, &mut cancel_tx, actions);
         }
         let mut invite_tx = invite_entry.lock().unwrap_or_else(|p| p.into_inner());
         if !invite_tx.final_sent() {
-            invite_tx.cancel(now, self, actions);
+            invite_tx.cancel(now, &self.transaction_env(), actions);
         }
-        self.after(&invite_key, &mut invite_tx, actions);
+        self.after(now, &invite_key, &mut invite_tx, actions);
     }
 }
 

@@ -46,8 +46,15 @@ impl ProxyCore {
         match (server_key, entry) {
             (Some(server_key), Some(entry)) => {
                 let mut tx = entry.lock().unwrap_or_else(|p| p.into_inner());
-                tx.on_branch_response(now, self, &client_key, status, bytes, actions);
-                self.after(&server_key, &mut tx, actions);
+                tx.on_branch_response(
+                    now,
+                    &self.transaction_env(),
+                    &client_key,
+                    status,
+                    bytes,
+                    actions,
+                );
+                self.after(now, &server_key, &mut tx, actions);
             }
             _ => {
                 let is_invite_2xx = (200..300).contains(&status)
