@@ -23,8 +23,8 @@ use std::time::{Instant, SystemTime};
 
 use dialtone_sip::{HeaderName, Message, SipUri};
 
-use super::context::ProxyTransaction;
 use super::route::{has_to_tag, RoutePlan};
+use super::transaction::ProxyTransaction;
 use super::{Action, ProxyCore, Source};
 use crate::auth::AuthDecision;
 use crate::config::AuthMode;

@@ -6,7 +6,7 @@
 //! datagrams and stream writes to send, timers to arm, registrations to persist, names to
 //! resolve. The core never touches a socket, a clock or the store.
 //!
-//! State: one [`context::ProxyTransaction`] per server transaction (the request we received,
+//! State: one [`transaction::ProxyTransaction`] per server transaction (the request we received,
 //! its branches and their client transactions), in a concurrent table keyed by
 //! [`TransactionKey`] so that a response arriving on any worker finds it; a second table maps
 //! each branch's client key to its server key.
@@ -19,12 +19,12 @@
 mod admission;
 mod arming;
 pub use arming::{ArmCounter, Arming};
-mod context;
 pub mod identity;
 pub mod reply;
 mod request;
 mod response;
 pub mod route;
+mod transaction;
 mod unavailable;
 pub use unavailable::UnavailableHops;
 
@@ -44,8 +44,8 @@ use crate::config::{AuthMode, Config};
 use crate::metrics::ProxyMetrics;
 use crate::registrar::{LocationService, RegistrarPolicy, StoreWriter};
 
-pub use context::{ProxyTransaction, TransactionEnv, TransactionEvent};
 pub use identity::ProxyIdentity;
+pub use transaction::{ProxyTransaction, TransactionEnv, TransactionEvent};
 
 /// Where a message came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

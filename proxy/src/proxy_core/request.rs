@@ -13,9 +13,9 @@ use dialtone_sip::{HeaderName, Message, Method, ParseError, Uri, Via};
 use dialtone_transaction::TransactionKey;
 
 use super::admission::{Authorized, Target};
-use super::context::{PendingBranch, ProxyTransaction};
 use super::identity::{self, branch_for, uri_target};
 use super::route::{self, RoutePlan};
+use super::transaction::{PendingBranch, ProxyTransaction};
 use super::{reply, Action, Destination, HeldRequest, ProxyCore, Source};
 use crate::config::AuthMode;
 use crate::metrics::RegistrationEvent;

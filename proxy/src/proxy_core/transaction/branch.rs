@@ -1,0 +1,374 @@
+//! The branch table of a proxied request (RFC 3261 section 16.6): one client transaction per
+//! forwarded copy, with its Timer C for an INVITE, its CANCEL (sections 9.1 and 16.10) and the
+//! ACK its client INVITE transaction sends for a non-2xx final (17.1.1.3); and the branch
+//! waiting for DNS (RFC 3263).
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use dialtone_sip::{Message, ResponseBuilder};
+use dialtone_transaction::{
+    ack_for_non_2xx, cancel_for, ClientInviteTransaction, ClientNonInviteTransaction, Event,
+    TimerC, Transaction, TransactionKey, Transport,
+};
+
+use super::failover::{retarget_via_to_tcp, FailoverCause};
+use super::{ProxyTransaction, TransactionEnv, TransactionEvent};
+use crate::proxy_core::{Action, Destination};
+
+/// The client side of a branch.
+#[derive(Debug)]
+pub(super) enum ClientTx {
+    Invite(ClientInviteTransaction),
+    NonInvite(ClientNonInviteTransaction),
+}
+
+impl ClientTx {
+    /// The machine behind the common [`Transaction`] interface.
+    pub(super) fn machine(&mut self) -> &mut dyn Transaction {
+        match self {
+            ClientTx::Invite(t) => t,
+            ClientTx::NonInvite(t) => t,
+        }
+    }
+    pub(super) fn machine_ref(&self) -> &dyn Transaction {
+        match self {
+            ClientTx::Invite(t) => t,
+            ClientTx::NonInvite(t) => t,
+        }
+    }
+    pub(super) fn handle_response(&mut self, now: Instant, status: u16, bytes: Bytes) {
+        let _ = match self {
+            ClientTx::Invite(t) => t.handle_response(now, status, bytes),
+            ClientTx::NonInvite(t) => t.handle_response(now, status, bytes),
+        };
+    }
+    pub(super) fn handle_timeout(&mut self, now: Instant) {
+        self.machine().handle_timeout(now);
+    }
+    pub(super) fn poll_transmit(&mut self) -> Option<Bytes> {
+        self.machine().poll_transmit()
+    }
+    pub(super) fn poll_timeout(&self) -> Option<Instant> {
+        self.machine_ref().poll_timeout()
+    }
+    pub(super) fn poll_event(&mut self) -> Option<Event> {
+        self.machine().poll_event()
+    }
+    pub(super) fn is_terminated(&self) -> bool {
+        self.machine_ref().is_terminated()
+    }
+}
+
+/// One forwarded copy of the request (RFC 3261 section 16.6).
+#[derive(Debug)]
+pub(super) struct Branch {
+    pub(super) key: TransactionKey,
+    pub(super) branch_id: String,
+    pub(super) destination: Destination,
+    pub(super) request: Bytes,
+    pub(super) client: ClientTx,
+    pub(super) timer_c: Option<TimerC>,
+    pub(super) provisional_seen: bool,
+    pub(super) final_status: Option<u16>,
+    pub(super) final_response: Option<Bytes>,
+    /// The final was written by the proxy (408 on a timeout, 503 on a transport error), not
+    /// received from the next hop.
+    pub(super) final_is_ours: bool,
+    pub(super) cancel_wanted: bool,
+    /// Boxed: most branches are never cancelled, and the machine is larger than the rest of
+    /// the branch.
+    pub(super) cancel: Option<Box<ClientNonInviteTransaction>>,
+    /// The request as edited for UDP, when it goes over TCP only because of its size: sent
+    /// over UDP if the TCP connection is refused or reset (RFC 3261 section 18.1.1).
+    pub(super) udp_fallback: Option<Bytes>,
+}
+
+/// A branch whose destination is still being resolved.
+#[derive(Debug)]
+pub(crate) struct PendingBranch {
+    pub branch_id: String,
+    pub request: Bytes,
+}
+
+impl ProxyTransaction {
+    /// Adds a branch toward `destination` carrying `request` (already edited for forwarding,
+    /// our Via with `branch_id` on top) and sends it.
+    pub(crate) fn add_branch(
+        &mut self,
+        now: Instant,
+        env: &TransactionEnv<'_>,
+        destination: Destination,
+        branch_id: &str,
+        request: Bytes,
+        actions: &mut Vec<Action>,
+    ) {
+        let branch = self.new_branch(now, env, destination, branch_id, request);
+        // Exact growth: a Vec's first push reserves room for four branches, and nearly every
+        // request has one; the spare room would be held for the whole transaction.
+        self.branches.reserve_exact(1);
+        self.branches.push(branch);
+        self.drain(now, env, actions);
+    }
+
+    /// A branch with its client transaction started (its request waiting in the machine to be
+    /// sent by the next `drain`), its key noted for the core's index.
+    pub(super) fn new_branch(
+        &mut self,
+        now: Instant,
+        env: &TransactionEnv<'_>,
+        destination: Destination,
+        branch_id: &str,
+        request: Bytes,
+    ) -> Branch {
+        let key = TransactionKey::client(branch_id, &self.method);
+        let transport = destination.transport;
+        let client = if self.is_invite {
+            ClientTx::Invite(ClientInviteTransaction::new(
+                now,
+                env.timers,
+                transport,
+                request.clone(),
+            ))
+        } else {
+            ClientTx::NonInvite(ClientNonInviteTransaction::new(
+                now,
+                env.timers,
+                transport,
+                request.clone(),
+            ))
+        };
+        let timer_c = self.is_invite.then(|| TimerC::new(now, env.timers.timer_c));
+        self.events
+            .push(TransactionEvent::BranchStarted(key.clone()));
+        Branch {
+            key,
+            branch_id: branch_id.to_string(),
+            destination,
+            request,
+            client,
+            timer_c,
+            provisional_seen: false,
+            final_status: None,
+            final_response: None,
+            final_is_ours: false,
+            cancel_wanted: false,
+            cancel: None,
+            udp_fallback: None,
+        }
+    }
+
+    /// Keeps a branch whose destination is being resolved.
+    pub(crate) fn set_pending(&mut self, pending: PendingBranch) {
+        self.pending = Some(pending);
+    }
+
+    /// The pending branch's next hop could not be resolved: nothing will be sent, and the
+    /// transaction may end (a pending branch kept it, and its server key, for ever).
+    pub(crate) fn abandon_pending(&mut self) {
+        self.pending = None;
+    }
+
+    /// The resolved destination of the pending branch is known: send it.
+    pub(crate) fn start_pending_branch(
+        &mut self,
+        now: Instant,
+        env: &TransactionEnv<'_>,
+        destination: Destination,
+        actions: &mut Vec<Action>,
+    ) {
+        if let Some(pending) = self.pending.take() {
+            if self.cancelled {
+                self.respond_locally(now, env, 487, "Request Terminated", &[], actions);
+                return;
+            }
+            let request = match destination.transport {
+                // DNS (NAPTR, or SRV for TCP) chose TCP for a request prepared for UDP: our Via
+                // must name the transport it really goes over (RFC 3261 section 18.1.1), and a
+                // stream needs Content-Length.
+                Transport::Tcp => retarget_via_to_tcp(&pending.request).unwrap_or(pending.request),
+                Transport::Udp => pending.request,
+            };
+            self.add_branch(now, env, destination, &pending.branch_id, request, actions);
+        }
+    }
+
+    /// A response for branch `key` arrived.
+    pub(crate) fn on_branch_response(
+        &mut self,
+        now: Instant,
+        env: &TransactionEnv<'_>,
+        key: &TransactionKey,
+        status: u16,
+        bytes: Bytes,
+        actions: &mut Vec<Action>,
+    ) {
+        let Some(branch) = self.branches.iter_mut().find(|b| &b.key == key) else {
+            // The response to one of our CANCELs: its transaction absorbs it.
+            for branch in &mut self.branches {
+                if let Some(cancel) = &mut branch.cancel {
+                    if &TransactionKey::client(&branch.branch_id, "CANCEL") == key {
+                        let _ = cancel.handle_response(now, status, bytes.clone());
+                    }
+                }
+            }
+            self.drain(now, env, actions);
+            return;
+        };
+        branch.client.handle_response(now, status, bytes);
+        self.drain(now, env, actions);
+    }
+
+    /// A CANCEL for this INVITE arrived (RFC 3261 section 16.10).
+    pub(crate) fn cancel(
+        &mut self,
+        now: Instant,
+        env: &TransactionEnv<'_>,
+        actions: &mut Vec<Action>,
+    ) {
+        self.cancelled = true;
+        if self.branches.is_empty() {
+            self.respond_locally(now, env, 487, "Request Terminated", &[], actions);
+            return;
+        }
+        for index in 0..self.branches.len() {
+            self.cancel_branch(now, env, index);
+        }
+        self.drain(now, env, actions);
+    }
+
+    pub(super) fn cancel_branch(&mut self, now: Instant, env: &TransactionEnv<'_>, index: usize) {
+        let branch = &mut self.branches[index];
+        if branch.final_status.is_some() || branch.cancel.is_some() || branch.client.is_terminated()
+        {
+            return;
+        }
+        if !branch.provisional_seen {
+            // RFC 3261 section 9.1: no CANCEL before a provisional response.
+            branch.cancel_wanted = true;
+            return;
+        }
+        let Some(cancel) = build_cancel(&branch.request) else {
+            return;
+        };
+        let transport = branch.destination.transport;
+        branch.cancel = Some(Box::new(ClientNonInviteTransaction::new(
+            now, env.timers, transport, cancel,
+        )));
+        self.events
+            .push(TransactionEvent::BranchStarted(TransactionKey::client(
+                &branch.branch_id,
+                "CANCEL",
+            )));
+    }
+
+    pub(super) fn on_branch_event(
+        &mut self,
+        now: Instant,
+        env: &TransactionEnv<'_>,
+        index: usize,
+        event: Event,
+    ) {
+        match event {
+            Event::Response { status, response } => {
+                self.on_response(now, env, index, status, response)
+            }
+            Event::NeedsAck { .. } => {
+                let branch = &mut self.branches[index];
+                if let (Some(response), ClientTx::Invite(client)) =
+                    (&branch.final_response, &mut branch.client)
+                {
+                    if let Some(ack) = build_ack(&branch.request, response) {
+                        let _ = client.send_ack(now, ack);
+                    }
+                }
+            }
+            Event::Timeout { .. } => {
+                // Timer B or F: nothing came back (RFC 3263 section 4.3 treats a timeout like
+                // a transport failure).
+                if !self.fail_over(now, env, index, FailoverCause::Timeout) {
+                    self.branch_failed(now, env, index, 408);
+                }
+            }
+            Event::TransportError => self.branch_failed(now, env, index, 503),
+            Event::AckForTu | Event::Terminated => {}
+        }
+    }
+
+    /// A branch ended without a response from its target: a synthetic final (408 for a
+    /// timeout, 503 for a transport error, RFC 3261 section 16.7 step 2 and 16.8).
+    pub(super) fn branch_failed(
+        &mut self,
+        now: Instant,
+        env: &TransactionEnv<'_>,
+        index: usize,
+        status: u16,
+    ) {
+        let branch = &mut self.branches[index];
+        if branch.final_status.is_some() {
+            return;
+        }
+        let Ok(request) = Message::parse(&branch.request) else {
+            return;
+        };
+        let (reason, why) = if status == 408 {
+            ("Request Timeout", "no answer from")
+        } else {
+            ("Service Unavailable", "could not send to")
+        };
+        // Every 503 the proxy makes says why (RFC 3261 section 20.43), and so does its 408.
+        let warning = env.identity.warning(&format!(
+            "{why} {} over {}",
+            branch.destination.addr,
+            branch.destination.transport.via_token()
+        ));
+        let synthetic = ResponseBuilder::for_request(&request, status, reason)
+            .to_tag(env.to_tag)
+            .header("Warning", &warning)
+            .build();
+        branch.final_status = Some(status);
+        branch.final_response = Some(Bytes::from(synthetic));
+        branch.final_is_ours = true;
+        if let Some(tc) = &mut branch.timer_c {
+            tc.stop();
+        }
+        self.maybe_send_best(now, env);
+    }
+}
+
+/// The ACK for a non-2xx final on a branch (RFC 3261 section 17.1.1.3), from the branch's
+/// INVITE and the response as they are kept, as bytes.
+pub(crate) fn build_ack(invite: &[u8], response: &[u8]) -> Option<Bytes> {
+    let (invite, response) = (Message::parse(invite).ok()?, Message::parse(response).ok()?);
+    Some(Bytes::from(ack_for_non_2xx(&invite, &response)?.build()))
+}
+
+/// The CANCEL for a branch (RFC 3261 section 9.1), from the branch's INVITE as it is kept.
+pub(crate) fn build_cancel(invite: &[u8]) -> Option<Bytes> {
+    Some(Bytes::from(
+        cancel_for(&Message::parse(invite).ok()?)?.build(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cancel_and_ack_copy_the_branch_identity() {
+        let invite = b"INVITE sip:9000@127.0.0.1:5062 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKabc.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5061\r\nRoute: <sip:next;lr>\r\nFrom: <sip:8000@x>;tag=1\r\nTo: <sip:9000@x>\r\nCall-ID: c\r\nCSeq: 7 INVITE\r\nContent-Length: 0\r\n\r\n";
+        let cancel = build_cancel(invite).unwrap();
+        let c = Message::parse(&cancel).unwrap();
+        assert_eq!(c.method(), Some(dialtone_sip::Method::Cancel));
+        assert_eq!(c.vias().count(), 1);
+        assert_eq!(c.top_via().unwrap().branch(), Some("z9hG4bKabc.0"));
+        assert_eq!(c.cseq().unwrap().seq, 7);
+        assert_eq!(c.routes().unwrap().len(), 1);
+        let response = b"SIP/2.0 486 Busy Here\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKabc.0\r\nFrom: <sip:8000@x>;tag=1\r\nTo: <sip:9000@x>;tag=b\r\nCall-ID: c\r\nCSeq: 7 INVITE\r\n\r\n";
+        let ack = build_ack(invite, response).unwrap();
+        let a = Message::parse(&ack).unwrap();
+        assert_eq!(a.to().unwrap().tag(), Some("b"));
+        assert_eq!(a.cseq().unwrap().method, dialtone_sip::Method::Ack);
+        a.check_request().unwrap();
+    }
+}

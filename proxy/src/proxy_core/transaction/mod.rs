@@ -1,0 +1,264 @@
+//! One proxied request: its server transaction (`server.rs`), its branches, each a client
+//! transaction with a Timer C for INVITE and maybe a CANCEL (`branch.rs`), the response
+//! context of RFC 3261 section 16.7 (`best.rs`) and the retries on another address
+//! (`failover.rs`). It sees the proxy only through a [`TransactionEnv`] and reports back
+//! through [`TransactionEvent`]s (`env.rs`).
+//!
+//! Every change goes through a method here, and [`ProxyTransaction::drain`] turns what the
+//! transaction machines want sent into [`Action`]s. Responses from branches are handled in
+//! order of arrival: provisionals (except 100) and every 2xx are relayed at once; other finals
+//! are kept until every branch has one, and the best is relayed (section 16.7 step 6).
+
+mod best;
+mod branch;
+mod env;
+mod failover;
+mod server;
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use dialtone_transaction::{
+    ServerInviteTransaction, ServerNonInviteTransaction, TimerCExpiry, TimerConfig, TransactionKey,
+};
+
+use super::arming::{ArmCounter, Arming};
+use super::{Action, Destination};
+use branch::Branch;
+pub(crate) use branch::PendingBranch;
+pub use env::{TransactionEnv, TransactionEvent};
+use failover::Failover;
+use server::ServerTx;
+
+/// Everything the proxy holds for one received request.
+#[derive(Debug)]
+pub struct ProxyTransaction {
+    server: ServerTx,
+    reply_to: Destination,
+    /// Where the request came from: the `received`/`rport` of the Via in local responses.
+    source: SocketAddr,
+    request: Bytes,
+    /// The request's method (its CSeq method too: `check_request` refuses a mismatch), which
+    /// names the branches' client transactions.
+    method: String,
+    is_invite: bool,
+    started: Instant,
+    branches: Vec<Branch>,
+    pending: Option<PendingBranch>,
+    final_sent: bool,
+    /// The final response of a non-INVITE request, for a copy of the request that arrives
+    /// after its server transaction ended while a branch keeps this entry alive (over TCP,
+    /// Timer J is zero, so the machine is gone at once and would answer nothing).
+    final_response: Option<Bytes>,
+    cancelled: bool,
+    /// What the core must do once this call returns (see [`TransactionEvent`]).
+    events: Vec<TransactionEvent>,
+    /// The other addresses DNS gave for the next hop, if any (boxed: nearly every request
+    /// has none, and the transaction lives 32 s).
+    failover: Option<Box<Failover>>,
+    armed: Option<Instant>,
+    /// Tells the timer queue which arming is current (see `arming.rs`).
+    arm_counter: ArmCounter,
+}
+
+impl ProxyTransaction {
+    /// A new server transaction for a received `request`.
+    pub(crate) fn new(
+        now: Instant,
+        timers: &TimerConfig,
+        request: Bytes,
+        method: &str,
+        reply_to: Destination,
+        source: SocketAddr,
+    ) -> ProxyTransaction {
+        let is_invite = method == "INVITE";
+        let transport = reply_to.transport;
+        let server = if is_invite {
+            ServerTx::Invite(ServerInviteTransaction::new(
+                now,
+                timers,
+                transport,
+                request.clone(),
+            ))
+        } else {
+            ServerTx::NonInvite(ServerNonInviteTransaction::new(
+                now,
+                timers,
+                transport,
+                request.clone(),
+            ))
+        };
+        ProxyTransaction {
+            server,
+            reply_to,
+            source,
+            request,
+            method: method.to_string(),
+            is_invite,
+            started: now,
+            branches: Vec::new(),
+            pending: None,
+            final_sent: false,
+            final_response: None,
+            cancelled: false,
+            events: Vec::new(),
+            failover: None,
+            armed: None,
+            arm_counter: ArmCounter::default(),
+        }
+    }
+
+    /// True when a final response has gone upstream.
+    pub(crate) fn final_sent(&self) -> bool {
+        self.final_sent
+    }
+
+    /// True for a non-INVITE request the proxy answered itself with a final response and
+    /// forwarded nowhere. Such a request needs no transaction kept (RFC 3261 section 8.2.7, a
+    /// stateless UAS): a retransmission is answered by working out the response again, which
+    /// gives the same answer (the registrar treats a repeated Call-ID and CSeq as the same
+    /// request). This is what keeps a registrar at tens of thousands of REGISTERs per second
+    /// from holding every one of them for Timer J's 32 s.
+    pub(crate) fn answered_statelessly(&self) -> bool {
+        !self.is_invite && self.final_sent && self.branches.is_empty() && self.pending.is_none()
+    }
+
+    /// Where the request came from (its responses go by its Via, section 18.2.2).
+    pub(crate) fn source(&self) -> SocketAddr {
+        self.source
+    }
+
+    /// The request's octets (a shared handle, not a copy).
+    pub(crate) fn request(&self) -> &Bytes {
+        &self.request
+    }
+
+    /// Timers fired (or may have): feed every machine `now`.
+    pub(crate) fn handle_timeout(
+        &mut self,
+        now: Instant,
+        env: &TransactionEnv<'_>,
+        actions: &mut Vec<Action>,
+    ) {
+        self.armed = None;
+        self.server.handle_timeout(now);
+        let mut expired_c = Vec::new();
+        for (index, branch) in self.branches.iter_mut().enumerate() {
+            branch.client.handle_timeout(now);
+            if let Some(cancel) = &mut branch.cancel {
+                cancel.handle_timeout(now);
+            }
+            if let Some(tc) = &mut branch.timer_c {
+                if let Some(expiry) = tc.handle_timeout(now) {
+                    expired_c.push((index, expiry));
+                }
+            }
+        }
+        for (index, expiry) in expired_c {
+            match expiry {
+                TimerCExpiry::Cancel => self.cancel_branch(now, env, index),
+                TimerCExpiry::RequestTimeout => self.branch_failed(now, env, index, 408),
+            }
+        }
+        let before = actions.len();
+        self.drain(now, env, actions);
+        let retransmitted = actions
+            .iter()
+            .skip(before)
+            .filter(|a| matches!(a, Action::Send { .. }))
+            .count();
+        env.metrics.retransmissions.inc_by(retransmitted as u64);
+    }
+
+    /// Turns what the machines want into actions, handling branch events as they come.
+    fn drain(&mut self, now: Instant, env: &TransactionEnv<'_>, actions: &mut Vec<Action>) {
+        loop {
+            let mut progressed = false;
+            for index in 0..self.branches.len() {
+                while let Some(bytes) = self.branches[index].client.poll_transmit() {
+                    actions.push(Action::Send {
+                        to: self.branches[index].destination,
+                        bytes,
+                    });
+                }
+                let destination = self.branches[index].destination;
+                if let Some(cancel) = &mut self.branches[index].cancel {
+                    while let Some(bytes) = cancel.poll_transmit() {
+                        actions.push(Action::Send {
+                            to: destination,
+                            bytes,
+                        });
+                    }
+                    while cancel.poll_event().is_some() {}
+                }
+                while let Some(event) = self.branches[index].client.poll_event() {
+                    progressed = true;
+                    self.on_branch_event(now, env, index, event);
+                }
+            }
+            while let Some(bytes) = self.server.poll_transmit() {
+                actions.push(Action::Send {
+                    to: self.reply_to,
+                    bytes,
+                });
+            }
+            while self.server.poll_event().is_some() {}
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    /// What the core must do for this transaction since the last call, in the order it arose.
+    pub(crate) fn take_events(&mut self) -> Vec<TransactionEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Every branch key, for removal from the index.
+    pub(crate) fn branch_keys(&self) -> Vec<TransactionKey> {
+        let mut keys: Vec<_> = self.branches.iter().map(|b| b.key.clone()).collect();
+        keys.extend(
+            self.branches
+                .iter()
+                .filter(|b| b.cancel.is_some())
+                .map(|b| TransactionKey::client(&b.branch_id, "CANCEL")),
+        );
+        keys
+    }
+
+    /// The earliest timer, when it differs from the one already armed, with the arming that
+    /// supersedes the earlier ones.
+    pub(crate) fn next_timeout_to_arm(&mut self) -> Option<(Instant, Arming)> {
+        let mut earliest = self.server.poll_timeout();
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                earliest = Some(earliest.map_or(t, |e: Instant| e.min(t)));
+            }
+        };
+        for b in &self.branches {
+            consider(b.client.poll_timeout());
+            consider(b.cancel.as_ref().and_then(|c| c.poll_timeout()));
+            consider(b.timer_c.as_ref().and_then(|c| c.poll_timeout()));
+        }
+        if earliest.is_some() && earliest != self.armed {
+            self.armed = earliest;
+            return earliest.map(|at| (at, self.arm_counter.arm()));
+        }
+        None
+    }
+
+    /// The transaction ended: its armed timers need not fire.
+    pub(crate) fn close_timers(&self) {
+        self.arm_counter.close();
+    }
+
+    /// True when nothing is left to do: the server transaction and every branch ended.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.server.is_terminated()
+            && self.pending.is_none()
+            && self.branches.iter().all(|b| {
+                b.client.is_terminated() && b.cancel.as_ref().is_none_or(|c| c.is_terminated())
+            })
+    }
+}
