@@ -18,14 +18,13 @@
 //! - OPTIONS, REGISTER and the rest addressed to the proxy itself are answered by it.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::net::IpAddr;
-use std::time::{Instant, SystemTime};
 
-use dialtone_sip::{HeaderName, Message, SipUri};
+use dialtone_sip::{HeaderName, Message};
 
+use super::new_request::NewRequest;
 use super::route::{has_to_tag, RoutePlan};
-use super::transaction::ProxyTransaction;
-use super::{Action, ProxyCore, Source};
+use super::targets::Target;
+use super::ProxyCore;
 use crate::auth::AuthDecision;
 use crate::config::AuthMode;
 
@@ -39,18 +38,6 @@ pub(super) enum Authorized {
     Replayed,
 }
 
-/// Where a request leads once route processing (section 16.4) is done.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Target {
-    /// The proxy itself: a URI of ours without a user part.
-    Proxy,
-    /// A user of a domain we serve (unescaped): the location service decides (section 16.5).
-    LocalUser(String),
-    /// Anywhere else: the next Route, or a Request-URI outside our domains (a phone's contact
-    /// inside a dialog, another domain).
-    Elsewhere(String),
-}
-
 /// True when `request` is inside a dialog this proxy record-routed, as far as the request
 /// itself can tell: it has a To tag and reached us through our own URI at the top of its
 /// route set (loose routing) or as its Request-URI (a strict router such as the seed's ATA).
@@ -58,90 +45,28 @@ pub(super) fn routed_through_us(request: &Message<'_>, plan: &RoutePlan) -> bool
     has_to_tag(request) && (plan.own_routes > 0 || plan.new_request_uri.is_some())
 }
 
-impl ProxyCore {
-    /// The target of `request` (whose Request-URI is `uri`) after route processing.
-    ///
-    /// A URI naming one of our domains with a user part goes to the location service whether
-    /// or not the request has a To tag (section 16.5): a UA that ignores Record-Route sends
-    /// its BYE to `sip:user@proxy`, which the proxy used to send to itself. Inside a dialog
-    /// the port must be ours too: in a lab whose domain is 127.0.0.1, `sip:9000@127.0.0.1:5064`
-    /// is a phone's contact, not our AOR.
-    pub(super) fn target(
-        &self,
-        request: &Message<'_>,
-        uri: &SipUri<'_>,
-        plan: &RoutePlan,
-    ) -> Target {
-        if let Some(next_hop) = &plan.next_hop_route {
-            return Target::Elsewhere(next_hop.clone());
-        }
-        let in_dialog = has_to_tag(request);
-        let rewritten;
-        let sip = match &plan.new_request_uri {
-            Some(text) => {
-                rewritten = dialtone_sip::Uri::parse(text).ok();
-                match rewritten.as_ref().and_then(|u| u.as_sip()) {
-                    Some(sip) => *sip,
-                    None => return Target::Elsewhere(text.clone()),
-                }
-            }
-            None => *uri,
-        };
-        let ours = if in_dialog {
-            self.identity.is_this_proxy(&sip)
-        } else {
-            self.identity.is_local_domain(sip.host) || self.identity.is_this_proxy(&sip)
-        };
-        match (ours, sip.user_unescaped()) {
-            (true, None) => Target::Proxy,
-            (true, Some(user)) => Target::LocalUser(user.into_owned()),
-            (false, _) => Target::Elsewhere(
-                plan.new_request_uri
-                    .clone()
-                    .or_else(|| request.request_uri().map(|u| u.as_str().to_string()))
-                    .unwrap_or_default(),
-            ),
-        }
-    }
-
-    /// Whether `request`, headed for `target`, may go on; when not, its answer (a challenge,
+impl NewRequest<'_, '_> {
+    /// Whether the request, headed for `target`, may go on; when not, its answer (a challenge,
     /// 403) has been sent. REGISTER and requests for the proxy itself are not judged here.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn admit(
-        &self,
-        now: Instant,
-        wall: SystemTime,
-        source: Source,
-        request: &Message<'_>,
-        plan: &RoutePlan,
-        target: &Target,
-        tx: &mut ProxyTransaction,
-        actions: &mut Vec<Action>,
-    ) -> bool {
+    pub(super) fn admit(&mut self, plan: &RoutePlan, target: &Target) -> bool {
+        let core = self.core;
+        let request = self.request;
         let in_dialog = routed_through_us(request, plan);
-        let needs_credentials = match (self.auth_mode, target) {
+        let needs_credentials = match (core.auth_mode, target) {
             (_, Target::Proxy) => false,
             // A local user's contact is no relay: a To tag and a call we know suffice, also
             // from a UA that ignores Record-Route and sends its BYE to `sip:user@proxy`.
-            (AuthMode::All, Target::LocalUser(_)) => !self.in_known_dialog(request),
+            (AuthMode::All, Target::LocalUser(_)) => !in_known_dialog(core, request),
             (AuthMode::None | AuthMode::Register, Target::LocalUser(_)) => false,
             (AuthMode::None, Target::Elsewhere(_)) => {
-                if !in_dialog && !self.relay {
-                    tx.respond_to(
-                        request,
-                        now,
-                        &self.transaction_env(),
-                        403,
-                        "Relay forbidden",
-                        &[],
-                        actions,
-                    );
+                if !in_dialog && !core.relay {
+                    self.respond(403, "Relay forbidden", &[]);
                     return false;
                 }
                 false
             }
             (AuthMode::Register | AuthMode::All, Target::Elsewhere(_)) => {
-                !(in_dialog && self.knows_dialog(request))
+                !(in_dialog && knows_dialog(core, request))
             }
         };
         if !needs_credentials {
@@ -153,69 +78,21 @@ impl ProxyCore {
             .and_then(|f| f.uri.user())
             .unwrap_or("")
             .to_string();
-        self.authenticate(
-            now,
-            wall,
-            source.addr.ip(),
-            request,
-            &from_user,
-            407,
-            false,
-            tx,
-            actions,
-        )
-        .is_some()
-    }
-
-    /// True when the request has a To tag and belongs to a call the proxy saw established.
-    fn in_known_dialog(&self, request: &Message<'_>) -> bool {
-        has_to_tag(request) && self.knows_dialog(request)
-    }
-
-    /// True when the request's Call-ID is a call the proxy saw established (a 2xx to its
-    /// INVITE passed here) and has not seen end: only then is a To tag with our Route a dialog
-    /// of ours rather than a forgery.
-    fn knows_dialog(&self, request: &Message<'_>) -> bool {
-        request
-            .call_id()
-            .is_ok_and(|call_id| self.calls.is_active(call_id))
-    }
-
-    /// An ACK, forwarded statelessly, may go to `target` (it cannot be challenged: an ACK is
-    /// never answered, so one that may not pass is dropped).
-    pub(super) fn admits_ack(
-        &self,
-        request: &Message<'_>,
-        plan: &RoutePlan,
-        target: &Target,
-    ) -> bool {
-        let in_dialog = routed_through_us(request, plan);
-        match (self.auth_mode, target) {
-            (_, Target::Proxy) => false,
-            (AuthMode::None | AuthMode::Register, Target::LocalUser(_)) => true,
-            (AuthMode::All, Target::LocalUser(_)) => self.in_known_dialog(request),
-            (AuthMode::None, Target::Elsewhere(_)) => in_dialog || self.relay,
-            (_, _) => in_dialog && self.knows_dialog(request),
-        }
+        self.authenticate(&from_user, 407, false).is_some()
     }
 
     /// Checks credentials; on anything but success the response is sent and `None` returned.
     /// Credentials that this very request used before (its retransmission) pass only with
     /// `admit_replay` (and say so), for a stateless registrar that must answer it again; a
     /// second use by any other request is a replay and is challenged afresh.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn authenticate(
-        &self,
-        now: Instant,
-        wall: SystemTime,
-        source: IpAddr,
-        request: &Message<'_>,
+        &mut self,
         claimed_user: &str,
         challenge_code: u16,
         admit_replay: bool,
-        tx: &mut ProxyTransaction,
-        actions: &mut Vec<Action>,
     ) -> Option<Authorized> {
+        let core = self.core;
+        let request = self.request;
         let credentials_header = if challenge_code == 401 {
             HeaderName::Authorization
         } else {
@@ -233,103 +110,84 @@ impl ProxyCore {
             })
             .collect();
         let method = request.method().map(|m| m.as_str()).unwrap_or("");
-        let challenge = |stale: bool, tx: &mut ProxyTransaction, actions: &mut Vec<Action>| {
-            self.challenge(request, now, wall, challenge_code, stale, tx, actions)
-        };
         let fingerprint = transaction_fingerprint(request);
-        match self
-            .auth
-            .check(&values, method, claimed_user, source, wall, fingerprint)
-        {
+        let source = self.source.addr.ip();
+        let failure = |label: &str| core.metrics.auth_failures.with_label_values(&[label]).inc();
+        match core.auth.check(
+            &values,
+            method,
+            claimed_user,
+            source,
+            self.wall,
+            fingerprint,
+        ) {
             AuthDecision::Authenticated { .. } => return Some(Authorized::Fresh),
             AuthDecision::Replayed { .. } if admit_replay => return Some(Authorized::Replayed),
-            AuthDecision::Replayed { .. } => challenge(false, tx, actions),
-            AuthDecision::Challenge { stale } => challenge(stale, tx, actions),
+            AuthDecision::Replayed { .. } => self.challenge(challenge_code, false),
+            AuthDecision::Challenge { stale } => self.challenge(challenge_code, stale),
             AuthDecision::Failed => {
-                self.metrics
-                    .auth_failures
-                    .with_label_values(&["bad_credentials"])
-                    .inc();
-                challenge(false, tx, actions);
+                failure("bad_credentials");
+                self.challenge(challenge_code, false);
             }
             AuthDecision::WrongUser => {
-                self.metrics
-                    .auth_failures
-                    .with_label_values(&["wrong_user"])
-                    .inc();
-                tx.respond_to(
-                    request,
-                    now,
-                    &self.transaction_env(),
-                    403,
-                    "Forbidden",
-                    &[],
-                    actions,
-                );
+                failure("wrong_user");
+                self.respond(403, "Forbidden", &[]);
             }
             AuthDecision::Throttled => {
-                self.metrics
-                    .auth_failures
-                    .with_label_values(&["throttled"])
-                    .inc();
-                self.metrics.throttled_sources.inc();
-                tx.respond_to(
-                    request,
-                    now,
-                    &self.transaction_env(),
-                    403,
-                    "Forbidden (Too Many Failures)",
-                    &[],
-                    actions,
-                );
+                failure("throttled");
+                core.metrics.throttled_sources.inc();
+                self.respond(403, "Forbidden (Too Many Failures)", &[]);
             }
             AuthDecision::Malformed => {
-                self.metrics
-                    .auth_failures
-                    .with_label_values(&["malformed"])
-                    .inc();
-                tx.respond_to(
-                    request,
-                    now,
-                    &self.transaction_env(),
-                    400,
-                    "Bad Credentials",
-                    &[],
-                    actions,
-                );
+                failure("malformed");
+                self.respond(400, "Bad Credentials", &[]);
             }
         }
         None
     }
 
     /// Sends a 401 or 407 (`challenge_code`) with a fresh challenge.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn challenge(
-        &self,
-        request: &Message<'_>,
-        now: Instant,
-        wall: SystemTime,
-        challenge_code: u16,
-        stale: bool,
-        tx: &mut ProxyTransaction,
-        actions: &mut Vec<Action>,
-    ) {
+    pub(super) fn challenge(&mut self, challenge_code: u16, stale: bool) {
         let (header, reason) = if challenge_code == 401 {
             ("WWW-Authenticate", "Unauthorized")
         } else {
             ("Proxy-Authenticate", "Proxy Authentication Required")
         };
-        self.metrics.auth_challenges.inc();
-        let value = self.auth.challenge(wall, stale);
-        tx.respond_to(
-            request,
-            now,
-            &self.transaction_env(),
-            challenge_code,
-            reason,
-            &[(header, value)],
-            actions,
-        );
+        self.core.metrics.auth_challenges.inc();
+        let value = self.core.auth.challenge(self.wall, stale);
+        self.respond(challenge_code, reason, &[(header, value)]);
+    }
+}
+
+/// True when the request has a To tag and belongs to a call the proxy saw established.
+fn in_known_dialog(core: &ProxyCore, request: &Message<'_>) -> bool {
+    has_to_tag(request) && knows_dialog(core, request)
+}
+
+/// True when the request's Call-ID is a call the proxy saw established (a 2xx to its
+/// INVITE passed here) and has not seen end: only then is a To tag with our Route a dialog
+/// of ours rather than a forgery.
+fn knows_dialog(core: &ProxyCore, request: &Message<'_>) -> bool {
+    request
+        .call_id()
+        .is_ok_and(|call_id| core.calls.is_active(call_id))
+}
+
+/// An ACK, forwarded statelessly, may go to `target` (it cannot be challenged: an ACK is
+/// never answered, so one that may not pass is dropped).
+pub(super) fn admits_ack(
+    core: &ProxyCore,
+    request: &Message<'_>,
+    plan: &RoutePlan,
+    target: &Target,
+) -> bool {
+    let in_dialog = routed_through_us(request, plan);
+    match (core.auth_mode, target) {
+        (_, Target::Proxy) => false,
+        (AuthMode::None | AuthMode::Register, Target::LocalUser(_)) => true,
+        (AuthMode::All, Target::LocalUser(_)) => in_known_dialog(core, request),
+        (AuthMode::None, Target::Elsewhere(_)) => in_dialog || core.relay,
+        (_, _) => in_dialog && knows_dialog(core, request),
     }
 }
 

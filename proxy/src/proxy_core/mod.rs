@@ -16,16 +16,22 @@
 //! `context.rs` (the transaction machines of one proxied request and their outputs),
 //! `reply.rs` (where responses go; the proxy's own responses).
 
+mod ack_cancel_options;
 mod admission;
 mod arming;
 pub use arming::{ArmCounter, Arming};
+mod forward;
 pub mod identity;
+mod new_request;
+mod register;
 pub mod reply;
 mod request;
 mod response;
 pub mod route;
+mod targets;
 mod transaction;
 mod unavailable;
+mod validate;
 pub use unavailable::UnavailableHops;
 
 use dialtone_transaction::Transport;
@@ -238,11 +244,11 @@ impl ProxyCore {
         let mut actions = Vec::new();
         match Message::parse(&bytes) {
             Ok(message) if message.is_request() => {
-                self.on_request(now, wall, source, &bytes, &message, &mut actions)
+                request::receive(self, now, wall, source, &bytes, &message, &mut actions)
             }
-            Ok(message) => self.on_response(now, &bytes, &message, &mut actions),
+            Ok(message) => response::receive(self, now, &bytes, &message, &mut actions),
             Err(dialtone_sip::ParseError::Empty) => {}
-            Err(error) => self.on_unparseable(source, &bytes, &error, &mut actions),
+            Err(error) => validate::on_unparseable(self, source, &bytes, &error, &mut actions),
         }
         actions
     }
@@ -339,7 +345,7 @@ impl ProxyCore {
                     &self.transaction_env(),
                     482,
                     "Loop Detected",
-                    &[self.next_hop_is_us_warning()],
+                    &[forward::next_hop_is_us_warning(&self.identity)],
                     &mut actions,
                 );
             }
@@ -410,6 +416,26 @@ impl ProxyCore {
                 .transactions_active
                 .set(self.servers.len() as i64);
         }
+    }
+    /// Enters a new server transaction in the table; false when a copy of the same request,
+    /// handled at the same moment on another worker (UDP datagrams are spread over them),
+    /// entered it first. That one is then the transaction, and what this copy sent is what a
+    /// retransmission would have caused: the same branch id downstream, another 100 Trying.
+    /// Overwriting it instead would orphan the first transaction's branches.
+    fn insert_new(&self, key: &TransactionKey, entry: &Arc<Mutex<ProxyTransaction>>) -> bool {
+        match self.servers.entry(key.clone()) {
+            dashmap::mapref::entry::Entry::Occupied(_) => false,
+            dashmap::mapref::entry::Entry::Vacant(vacant) => {
+                vacant.insert(entry.clone());
+                true
+            }
+        }
+    }
+
+    /// The answer to a REGISTER whose held 200 cannot go because the store failed to save
+    /// its changes (see [`Action::SendWhenStored`] and `register.rs`).
+    pub fn not_stored_response(&self, held: &HeldRequest) -> Option<Bytes> {
+        register::not_stored_response(self, held)
     }
 }
 

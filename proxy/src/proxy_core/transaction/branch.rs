@@ -6,13 +6,13 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use dialtone_sip::{Message, ResponseBuilder};
+use dialtone_sip::{HeaderName, Message, ResponseBuilder};
 use dialtone_transaction::{
     ack_for_non_2xx, cancel_for, ClientInviteTransaction, ClientNonInviteTransaction, Event,
     TimerC, Transaction, TransactionKey, Transport,
 };
 
-use super::failover::{retarget_via_to_tcp, FailoverCause};
+use super::failover::FailoverCause;
 use super::{ProxyTransaction, TransactionEnv, TransactionEvent};
 use crate::proxy_core::{Action, Destination};
 
@@ -334,6 +334,32 @@ impl ProxyTransaction {
         }
         self.maybe_send_best(now, env);
     }
+
+    /// The transport failed to send branch `key`'s request. When DNS gave other addresses
+    /// for it and nothing has come back on it, the request goes to the next one, in a new
+    /// branch (RFC 3263 section 4.3); otherwise its client transaction reports a transport
+    /// error, which the branch turns into a 503 (RFC 3261 section 16.9).
+    pub(crate) fn on_branch_transport_error(
+        &mut self,
+        now: Instant,
+        env: &TransactionEnv<'_>,
+        key: &TransactionKey,
+        actions: &mut Vec<Action>,
+    ) {
+        let Some(index) = self.branches.iter().position(|b| &b.key == key) else {
+            return;
+        };
+        if !self.fall_back_to_udp(now, env, index)
+            && !self.fail_over(now, env, index, FailoverCause::Unreachable)
+        {
+            let branch = &mut self.branches[index];
+            match &mut branch.client {
+                ClientTx::Invite(t) => t.handle_transport_error(now),
+                ClientTx::NonInvite(t) => t.handle_transport_error(now),
+            }
+        }
+        self.drain(now, env, actions);
+    }
 }
 
 /// The ACK for a non-2xx final on a branch (RFC 3261 section 17.1.1.3), from the branch's
@@ -348,6 +374,31 @@ pub(crate) fn build_cancel(invite: &[u8]) -> Option<Bytes> {
     Some(Bytes::from(
         cancel_for(&Message::parse(invite).ok()?)?.build(),
     ))
+}
+
+/// The request with its top Via's transport set to TCP and Content-Length ensured.
+fn retarget_via_to_tcp(request: &[u8]) -> Option<Bytes> {
+    let message = Message::parse(request).ok()?;
+    let (index, header) = message
+        .headers()
+        .iter()
+        .enumerate()
+        .find(|(_, h)| h.name == HeaderName::Via)?;
+    let mut values = dialtone_sip::lex::split_commas(header.value);
+    let first = values.next()?;
+    let rest: Vec<&str> = values.collect();
+    let slash = first.rfind('/')?;
+    let after = &first[slash + 1..];
+    let space = after.find(|c: char| c.is_ascii_whitespace())?;
+    let retargeted = format!("{}TCP{}", &first[..=slash], &after[space..]);
+    let value = if rest.is_empty() {
+        retargeted
+    } else {
+        format!("{retargeted}, {}", rest.join(", "))
+    };
+    let mut edit = message.edit();
+    edit.set_header_value(index, &value).ensure_content_length();
+    Some(Bytes::from(edit.finish()))
 }
 
 #[cfg(test)]
@@ -370,5 +421,16 @@ mod tests {
         assert_eq!(a.to().unwrap().tag(), Some("b"));
         assert_eq!(a.cseq().unwrap().method, dialtone_sip::Method::Ack);
         a.check_request().unwrap();
+    }
+
+    #[test]
+    fn a_request_resolved_to_tcp_names_tcp_in_its_via() {
+        let udp = b"INVITE sip:a@example.net SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx.0\r\nVia: SIP/2.0/UDP 10.0.0.1\r\nFrom: <sip:b@x>;tag=1\r\nTo: <sip:a@example.net>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n";
+        let tcp = retarget_via_to_tcp(udp).unwrap();
+        let m = Message::parse(&tcp).unwrap();
+        let vias: Vec<_> = m.vias().map(|v| v.unwrap().transport).collect();
+        assert_eq!(vias, vec!["TCP", "UDP"]);
+        assert_eq!(m.top_via().unwrap().branch(), Some("z9hG4bKx.0"));
+        assert_eq!(m.content_length(), Some(0));
     }
 }

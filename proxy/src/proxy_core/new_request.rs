@@ -1,0 +1,40 @@
+//! [`NewRequest`]: one new request on its way through RFC 3261 sections 16.3 to 16.6 with
+//! its server transaction, the context every step of `request.rs`, `validate.rs`,
+//! `admission.rs`, `targets.rs`, `forward.rs` and `register.rs` works on.
+
+use std::time::{Instant, SystemTime};
+
+use dialtone_sip::Message;
+use dialtone_transaction::TransactionKey;
+
+use super::transaction::ProxyTransaction;
+use super::{Action, ProxyCore, Source};
+
+/// One new request on its way through sections 16.3 to 16.6, with its server transaction: what
+/// every step needs (repro's request context), so that no step takes eight arguments.
+pub(super) struct NewRequest<'r, 'm> {
+    pub core: &'r ProxyCore,
+    pub now: Instant,
+    /// The wall clock, for bindings' expiry, nonces and the Date header.
+    pub wall: SystemTime,
+    pub source: Source,
+    pub request: &'r Message<'m>,
+    pub key: &'r TransactionKey,
+    pub tx: &'r mut ProxyTransaction,
+    pub actions: &'r mut Vec<Action>,
+}
+
+impl NewRequest<'_, '_> {
+    /// Answers the request with a response the proxy writes itself.
+    pub fn respond(&mut self, status: u16, reason: &str, extra: &[(&str, String)]) {
+        self.tx.respond_to(
+            self.request,
+            self.now,
+            &self.core.transaction_env(),
+            status,
+            reason,
+            extra,
+            self.actions,
+        );
+    }
+}
