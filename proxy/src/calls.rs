@@ -47,9 +47,8 @@ pub struct CallTracker {
     next_stale_check: AtomicU64,
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
+fn unix_seconds(wall: SystemTime) -> u64 {
+    wall.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
@@ -64,9 +63,9 @@ impl CallTracker {
         }
     }
 
-    /// A 2xx to an INVITE went upstream.
-    pub fn established(&self, response: &[u8]) {
-        self.established_at(response, unix_now());
+    /// A 2xx to an INVITE went upstream at `wall`.
+    pub fn established(&self, response: &[u8], wall: SystemTime) {
+        self.established_at(response, unix_seconds(wall));
     }
 
     fn established_at(&self, response: &[u8], now: u64) {
@@ -140,10 +139,10 @@ impl CallTracker {
         self.active.contains_key(call_id)
     }
 
-    /// The final response to a BYE went upstream.
-    pub fn ended(&self, call_id: &str) {
+    /// The final response to a BYE went upstream at `wall`.
+    pub fn ended(&self, call_id: &str, wall: SystemTime) {
         if let Some((_, mut record)) = self.active.remove(call_id) {
-            record.ended_at = Some(unix_now());
+            record.ended_at = Some(unix_seconds(wall));
             self.metrics.calls_completed.inc();
             self.metrics.calls_active.dec();
             let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
@@ -189,17 +188,17 @@ mod tests {
     fn the_active_calls_gauge_counts_each_call_once_and_returns_to_zero() {
         let metrics = ProxyMetrics::new();
         let calls = CallTracker::new(metrics.clone());
-        calls.established(&ok_to_invite("one@lab"));
-        calls.established(&ok_to_invite("one@lab"));
-        calls.established(&ok_to_invite("two@lab"));
+        calls.established(&ok_to_invite("one@lab"), SystemTime::now());
+        calls.established(&ok_to_invite("one@lab"), SystemTime::now());
+        calls.established(&ok_to_invite("two@lab"), SystemTime::now());
         assert_eq!(
             metrics.calls_active.get(),
             2,
             "a repeated 2xx is the same call"
         );
 
-        calls.ended("one@lab");
-        calls.ended("one@lab");
+        calls.ended("one@lab", SystemTime::now());
+        calls.ended("one@lab", SystemTime::now());
         assert_eq!(
             metrics.calls_active.get(),
             1,
@@ -207,7 +206,7 @@ mod tests {
         );
         assert_eq!(metrics.calls_completed.get(), 1);
 
-        calls.ended("two@lab");
+        calls.ended("two@lab", SystemTime::now());
         assert_eq!(metrics.calls_active.get(), 0);
         let (active, recent) = calls.snapshot();
         assert!(active.is_empty());

@@ -48,7 +48,7 @@ pub(super) fn on_ack(
     if let Some(entry) = core.servers.get(key).map(|e| e.value().clone()) {
         let mut tx = entry.lock().unwrap_or_else(|p| p.into_inner());
         let absorbed = tx.on_ack(now, &core.transaction_env(), actions);
-        core.after(now, key, &mut tx, actions);
+        core.after(now, wall, key, &mut tx, actions);
         if absorbed {
             return;
         }
@@ -135,6 +135,7 @@ pub(super) struct Cancel<'r, 'm> {
 pub(super) fn on_cancel(
     core: &ProxyCore,
     now: Instant,
+    wall: SystemTime,
     cancel: Cancel<'_, '_>,
     actions: &mut Vec<Action>,
 ) {
@@ -168,11 +169,11 @@ pub(super) fn on_cancel(
     }
     {
         let mut cancel_tx = entry.lock().unwrap_or_else(|p| p.into_inner());
-        core.after(now, key, &mut cancel_tx, actions);
+        core.after(now, wall, key, &mut cancel_tx, actions);
     }
     let mut invite_tx = invite_entry.lock().unwrap_or_else(|p| p.into_inner());
     if !invite_tx.final_sent() {
         invite_tx.cancel(now, &env, actions);
     }
-    core.after(now, &invite_key, &mut invite_tx, actions);
+    core.after(now, wall, &invite_key, &mut invite_tx, actions);
 }

@@ -246,7 +246,7 @@ impl ProxyCore {
             Ok(message) if message.is_request() => {
                 request::receive(self, now, wall, source, &bytes, &message, &mut actions)
             }
-            Ok(message) => response::receive(self, now, &bytes, &message, &mut actions),
+            Ok(message) => response::receive(self, now, wall, &bytes, &message, &mut actions),
             Err(dialtone_sip::ParseError::Empty) => {}
             Err(error) => validate::on_unparseable(self, source, &bytes, &error, &mut actions),
         }
@@ -254,7 +254,7 @@ impl ProxyCore {
     }
 
     /// Handles a timer armed by an earlier [`Action::Arm`].
-    pub fn handle_timer(&self, now: Instant, id: &TimerId) -> Vec<Action> {
+    pub fn handle_timer(&self, now: Instant, wall: SystemTime, id: &TimerId) -> Vec<Action> {
         let mut actions = Vec::new();
         let TimerId::Transaction(key) = id;
         let Some(entry) = self.servers.get(key).map(|e| e.value().clone()) else {
@@ -262,13 +262,18 @@ impl ProxyCore {
         };
         let mut tx = entry.lock().unwrap_or_else(|p| p.into_inner());
         tx.handle_timeout(now, &self.transaction_env(), &mut actions);
-        self.after(now, key, &mut tx, &mut actions);
+        self.after(now, wall, key, &mut tx, &mut actions);
         actions
     }
 
     /// The transport could not send `bytes` (a request we forwarded): RFC 3261 section 16.9
     /// says to behave as if the branch had received a 503. Anything else is ignored.
-    pub fn handle_transport_error(&self, now: Instant, bytes: &[u8]) -> Vec<Action> {
+    pub fn handle_transport_error(
+        &self,
+        now: Instant,
+        wall: SystemTime,
+        bytes: &[u8],
+    ) -> Vec<Action> {
         let mut actions = Vec::new();
         let Ok(message) = Message::parse(bytes) else {
             return actions;
@@ -295,7 +300,7 @@ impl ProxyCore {
         };
         let mut tx = entry.lock().unwrap_or_else(|p| p.into_inner());
         tx.on_branch_transport_error(now, &self.transaction_env(), &client_key, &mut actions);
-        self.after(now, &server_key, &mut tx, &mut actions);
+        self.after(now, wall, &server_key, &mut tx, &mut actions);
         actions
     }
 
@@ -304,6 +309,7 @@ impl ProxyCore {
     pub fn handle_resolved(
         &self,
         now: Instant,
+        wall: SystemTime,
         key: &TransactionKey,
         transport: Transport,
         addrs: &[SocketAddr],
@@ -372,7 +378,7 @@ impl ProxyCore {
                 );
             }
         }
-        self.after(now, key, &mut tx, &mut actions);
+        self.after(now, wall, key, &mut tx, &mut actions);
         actions
     }
 
@@ -380,6 +386,7 @@ impl ProxyCore {
     fn after(
         &self,
         now: Instant,
+        wall: SystemTime,
         key: &TransactionKey,
         tx: &mut ProxyTransaction,
         actions: &mut Vec<Action>,
@@ -392,8 +399,10 @@ impl ProxyCore {
                 TransactionEvent::BranchRetired(branch_key) => {
                     self.branches.remove(&branch_key);
                 }
-                TransactionEvent::CallEstablished(response) => self.calls.established(&response),
-                TransactionEvent::CallEnded(call_id) => self.calls.ended(&call_id),
+                TransactionEvent::CallEstablished(response) => {
+                    self.calls.established(&response, wall)
+                }
+                TransactionEvent::CallEnded(call_id) => self.calls.ended(&call_id, wall),
                 TransactionEvent::HopPaused { addr, seconds } => {
                     self.unavailable.pause(addr, seconds, now)
                 }
@@ -517,7 +526,7 @@ pub(crate) mod tests {
         assert_eq!(forwarded.len(), 1);
         assert_eq!(forwarded[0].0.addr, "192.0.2.9:5060".parse().unwrap());
 
-        let actions = core.handle_transport_error(now, &forwarded[0].1);
+        let actions = core.handle_transport_error(now, SystemTime::now(), &forwarded[0].1);
         let replies = sends(&actions);
         assert_eq!(replies.len(), 1, "{actions:?}");
         assert_eq!(replies[0].0.addr, source.addr);
@@ -525,7 +534,9 @@ pub(crate) mod tests {
         assert_eq!(reply.status(), Some(503));
         assert_eq!(reply.vias().count(), 1);
         // Bytes that are not one of our branches are ignored.
-        assert!(core.handle_transport_error(now, request).is_empty());
+        assert!(core
+            .handle_transport_error(now, SystemTime::now(), request)
+            .is_empty());
     }
 
     #[test]
@@ -631,7 +642,7 @@ pub(crate) mod tests {
             via.branch().unwrap().to_string()
         };
 
-        let sent = sends(&core.handle_transport_error(now, &to_first));
+        let sent = sends(&core.handle_transport_error(now, SystemTime::now(), &to_first));
         assert_eq!(sent.len(), 1, "the next address, no 503 yet: {sent:?}");
         assert_eq!(sent[0].0.addr, second);
         let to_second = sent[0].1.clone();
@@ -645,7 +656,7 @@ pub(crate) mod tests {
             "the given-up branch left the index"
         );
 
-        let sent = sends(&core.handle_transport_error(now, &to_second));
+        let sent = sends(&core.handle_transport_error(now, SystemTime::now(), &to_second));
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].0.addr, source.addr);
         assert!(sent[0].1.starts_with(b"SIP/2.0 503"), "{sent:?}");
@@ -690,7 +701,7 @@ pub(crate) mod tests {
         );
         let (key, _, _) = resolution(&actions);
         let addrs: Vec<SocketAddr> = addrs.iter().map(|a| a.parse().unwrap()).collect();
-        core.handle_resolved(at, &key, transport, &addrs)
+        core.handle_resolved(at, SystemTime::now(), &key, transport, &addrs)
     }
 
     #[test]
@@ -718,7 +729,7 @@ pub(crate) mod tests {
         // Timer F (64 * T1 = 32 s) passes without a word from the first address.
         let (id, _) = armed(&actions).expect("a timer for the branch");
         let later = now + Duration::from_secs(33);
-        let actions = core.handle_timer(later, &id);
+        let actions = core.handle_timer(later, SystemTime::now(), &id);
         let sent = sends(&actions);
         let to_second: Vec<_> = sent.iter().filter(|(to, _)| to.addr == second).collect();
         assert_eq!(
@@ -739,7 +750,7 @@ pub(crate) mod tests {
 
         // The second address is silent too: now the caller gets the 408.
         let (id, _) = armed(&actions).expect("a timer for the new branch");
-        let actions = core.handle_timer(later + Duration::from_secs(33), &id);
+        let actions = core.handle_timer(later + Duration::from_secs(33), SystemTime::now(), &id);
         let replies: Vec<_> = sends(&actions)
             .into_iter()
             .filter(|(to, _)| to.addr == source.addr)
@@ -969,7 +980,7 @@ pub(crate) mod tests {
         let (key, port, transport) = resolution(&actions);
         // The URI gave neither, so RFC 3263 may pick both.
         assert_eq!((port, transport), (None, None));
-        let actions = core.handle_resolved(now, &key, Transport::Udp, &[]);
+        let actions = core.handle_resolved(now, SystemTime::now(), &key, Transport::Udp, &[]);
         let replies = sends(&actions);
         assert_eq!(replies.len(), 1);
         assert!(replies[0].1.starts_with(b"SIP/2.0 503"));
@@ -979,7 +990,7 @@ pub(crate) mod tests {
             _ => None,
         });
         let (id, at) = timer.expect("Timer J armed");
-        core.handle_timer(at, &id);
+        core.handle_timer(at, SystemTime::now(), &id);
         assert_eq!(core.active_transactions(), 0);
     }
 

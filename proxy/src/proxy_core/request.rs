@@ -98,7 +98,7 @@ pub(super) fn receive(
     if let Some(entry) = core.servers.get(&key).map(|e| e.value().clone()) {
         let mut tx = entry.lock().unwrap_or_else(|p| p.into_inner());
         tx.on_retransmission(now, &core.transaction_env(), reply_to, actions);
-        core.after(now, &key, &mut tx, actions);
+        core.after(now, wall, &key, &mut tx, actions);
         return;
     }
     if method == Method::Cancel {
@@ -109,7 +109,7 @@ pub(super) fn receive(
             raw,
             reply_to,
         };
-        return ack_cancel_options::on_cancel(core, now, cancel, actions);
+        return ack_cancel_options::on_cancel(core, now, wall, cancel, actions);
     }
     let mut tx = ProxyTransaction::new(
         now,
@@ -145,5 +145,5 @@ pub(super) fn receive(
         .transactions_active
         .set(core.servers.len() as i64);
     let mut tx = entry.lock().unwrap_or_else(|p| p.into_inner());
-    core.after(now, &key, &mut tx, actions);
+    core.after(now, wall, &key, &mut tx, actions);
 }

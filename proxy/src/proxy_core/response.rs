@@ -5,7 +5,7 @@
 //! retransmission the UAS sends until its ACK arrives (section 16.7 step 2, 13.3.1.4).
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use dialtone_sip::{Message, Method};
@@ -18,6 +18,7 @@ use dialtone_transaction::Transport;
 pub(super) fn receive(
     core: &ProxyCore,
     now: Instant,
+    wall: SystemTime,
     raw: &Bytes,
     response: &Message<'_>,
     actions: &mut Vec<Action>,
@@ -55,7 +56,7 @@ pub(super) fn receive(
                 bytes,
                 actions,
             );
-            core.after(now, &server_key, &mut tx, actions);
+            core.after(now, wall, &server_key, &mut tx, actions);
         }
         _ => {
             let is_invite_2xx = (200..300).contains(&status)

@@ -20,7 +20,11 @@ macro_rules! core_callbacks {
                 $crate::transport::TimerFired(id): $crate::transport::TimerFired,
                 ctx: &mut actix::Context<Self>,
             ) {
-                let actions = self.core.handle_timer(std::time::Instant::now(), &id);
+                let actions = self.core.handle_timer(
+                    std::time::Instant::now(),
+                    $crate::transport::wall_now(),
+                    &id,
+                );
                 $crate::transport::execute(actions, &self.outbound, &self.resolver, ctx);
             }
         }
@@ -32,9 +36,11 @@ macro_rules! core_callbacks {
                 $crate::transport::TransportFailed(bytes): $crate::transport::TransportFailed,
                 ctx: &mut actix::Context<Self>,
             ) {
-                let actions = self
-                    .core
-                    .handle_transport_error(std::time::Instant::now(), &bytes);
+                let actions = self.core.handle_transport_error(
+                    std::time::Instant::now(),
+                    $crate::transport::wall_now(),
+                    &bytes,
+                );
                 $crate::transport::execute(actions, &self.outbound, &self.resolver, ctx);
             }
         }
@@ -44,6 +50,7 @@ macro_rules! core_callbacks {
             fn handle(&mut self, msg: $crate::transport::Resolved, ctx: &mut actix::Context<Self>) {
                 let actions = self.core.handle_resolved(
                     std::time::Instant::now(),
+                    $crate::transport::wall_now(),
                     &msg.key,
                     msg.transport,
                     &msg.addrs,
@@ -580,9 +587,9 @@ pub fn fire_due_timers<A>(
         + Handler<TransportFailed>
         + Handler<Stored>,
 {
-    let now = Instant::now();
+    let (now, wall) = (Instant::now(), wall_now());
     for id in outbound.timers.pop_due(now, timers::FIRE_BATCH) {
-        let actions = core.handle_timer(now, &id);
+        let actions = core.handle_timer(now, wall, &id);
         execute(actions, outbound, resolver, ctx);
     }
 }
