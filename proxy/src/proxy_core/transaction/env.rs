@@ -27,7 +27,7 @@ pub struct TransactionEnv<'a> {
     pub metrics: &'a ProxyMetrics,
 }
 
-/// What the core must do after a call into a transaction, beyond the [`Action`]s it returned:
+/// What the core must do after a call into a transaction, beyond the [`Action`](crate::proxy_core::Action)s it returned:
 /// index changes and the state other requests read (the calls table, the paused hops).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransactionEvent {
