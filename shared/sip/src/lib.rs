@@ -14,6 +14,7 @@ pub mod builder;
 pub mod edit;
 pub mod error;
 pub mod framer;
+mod header_access;
 pub mod header_name;
 pub mod headers;
 pub mod lex;
