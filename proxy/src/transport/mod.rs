@@ -125,7 +125,11 @@ use bytes::Bytes;
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 
-use crate::proxy_core::{reply, Action, Destination, HeldRequest, ProxyCore, Source, TimerId};
+mod actions;
+pub(crate) use actions::held_response;
+pub use actions::{execute, Resolved, Stored, TimerFired, TransportFailed};
+
+use crate::proxy_core::{reply, Destination, ProxyCore, Source};
 use crate::trace::{Capture, Direction};
 use dialtone_transaction::Transport;
 
@@ -417,109 +421,6 @@ impl Outbound {
     }
 }
 
-/// A timer of the core fired.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct TimerFired(pub TimerId);
-
-/// The transport could not send these bytes (see [`Outbound::send`]).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct TransportFailed(pub Bytes);
-
-/// The registrar store committed: the response held for it can go (see
-/// [`Action::SendWhenStored`]). Sent from the store's writer thread to the actor that handled
-/// the request, because a send may have to open a TCP connection, which needs the actor's
-/// arbiter.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Stored {
-    pub to: Destination,
-    pub bytes: Bytes,
-    /// Whether the commit saved the changes; if not, `request` gets another answer.
-    pub saved: bool,
-    pub request: HeldRequest,
-}
-
-/// A DNS resolution finished.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Resolved {
-    pub key: dialtone_transaction::TransactionKey,
-    pub transport: Transport,
-    pub addrs: Vec<SocketAddr>,
-}
-
-/// Carries out the core's actions from inside actor `A`, whose `TimerFired`, `Resolved` and
-/// `TransportFailed` handlers call back into the core.
-pub fn execute<A>(
-    actions: Vec<Action>,
-    outbound: &Arc<Outbound>,
-    resolver: &Arc<dns::SipResolver>,
-    ctx: &mut Context<A>,
-) where
-    A: Actor<Context = Context<A>>
-        + Handler<TimerFired>
-        + Handler<Resolved>
-        + Handler<TransportFailed>
-        + Handler<Stored>,
-{
-    for action in actions {
-        match action {
-            Action::Send { to, bytes } => outbound.send(to, bytes, Some(ctx.address().recipient())),
-            Action::SendWhenStored {
-                to,
-                bytes,
-                request,
-                store,
-            } => {
-                let me = ctx.address();
-                store.after_commit(Box::new(move |stored| {
-                    if let Err(error) = &stored {
-                        tracing::debug!(%error, "a REGISTER is answered 500: not saved");
-                    }
-                    me.do_send(Stored {
-                        to,
-                        bytes,
-                        saved: stored.is_ok(),
-                        request,
-                    });
-                }));
-            }
-            Action::Arm { id, at, arming } => outbound.timers.push(Instant::now(), at, id, arming),
-            Action::Resolve {
-                key,
-                host,
-                port,
-                transport,
-            } => {
-                let resolver = resolver.clone();
-                let me = ctx.address();
-                actix::spawn(async move {
-                    let (transport, addrs) = resolver.resolve(&host, port, transport).await;
-                    me.do_send(Resolved {
-                        key,
-                        transport,
-                        addrs,
-                    });
-                });
-            }
-        }
-    }
-}
-
-/// The response a held REGISTER gets once its commit is decided: the 200, or if the changes
-/// are not saved, the core's 500 (built only then). Memory holds the binding either way and
-/// serves calls, and the writer commits it again; the client is told and retries
-/// (Retry-After). Called on the actor that took the request, which has the core at hand.
-pub(crate) fn held_response(core: &ProxyCore, stored: Stored) -> Option<(Destination, Bytes)> {
-    if stored.saved {
-        return Some((stored.to, stored.bytes));
-    }
-    core.not_stored_response(&stored.request)
-        .map(|bytes| (stored.to, bytes))
-}
-
 /// A transport actor that fires the core's due timers (the UDP workers; the TCP listener of a
 /// proxy without UDP). Its next tick is armed for the earliest timer in the shared queue, no
 /// sooner than [`timers::TICK`] and no later than [`timers::IDLE_TICK`]: a proxy with no
@@ -602,6 +503,7 @@ pub fn wall_now() -> SystemTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proxy_core::HeldRequest;
 
     /// Collects what the transport reports as failed.
     struct Failures(std::sync::mpsc::Sender<Bytes>);

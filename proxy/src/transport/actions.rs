@@ -1,0 +1,117 @@
+//! The actor messages through which the core's work comes back to a transport actor (a timer
+//! fired, a send failed, a name resolved, the store committed), and [`execute`], which carries
+//! out the core's [`Action`]s from inside an actor.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use bytes::Bytes;
+use dialtone_transaction::Transport;
+
+use super::{dns, Outbound};
+use crate::proxy_core::{Action, Destination, HeldRequest, ProxyCore, TimerId};
+
+/// A timer of the core fired.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TimerFired(pub TimerId);
+
+/// The transport could not send these bytes (see [`Outbound::send`]).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TransportFailed(pub Bytes);
+
+/// The registrar store committed: the response held for it can go (see
+/// [`Action::SendWhenStored`]). Sent from the store's writer thread to the actor that handled
+/// the request, because a send may have to open a TCP connection, which needs the actor's
+/// arbiter.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stored {
+    pub to: Destination,
+    pub bytes: Bytes,
+    /// Whether the commit saved the changes; if not, `request` gets another answer.
+    pub saved: bool,
+    pub request: HeldRequest,
+}
+
+/// A DNS resolution finished.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Resolved {
+    pub key: dialtone_transaction::TransactionKey,
+    pub transport: Transport,
+    pub addrs: Vec<SocketAddr>,
+}
+
+/// Carries out the core's actions from inside actor `A`, whose `TimerFired`, `Resolved` and
+/// `TransportFailed` handlers call back into the core.
+pub fn execute<A>(
+    actions: Vec<Action>,
+    outbound: &Arc<Outbound>,
+    resolver: &Arc<dns::SipResolver>,
+    ctx: &mut Context<A>,
+) where
+    A: Actor<Context = Context<A>>
+        + Handler<TimerFired>
+        + Handler<Resolved>
+        + Handler<TransportFailed>
+        + Handler<Stored>,
+{
+    for action in actions {
+        match action {
+            Action::Send { to, bytes } => outbound.send(to, bytes, Some(ctx.address().recipient())),
+            Action::SendWhenStored {
+                to,
+                bytes,
+                request,
+                store,
+            } => {
+                let me = ctx.address();
+                store.after_commit(Box::new(move |stored| {
+                    if let Err(error) = &stored {
+                        tracing::debug!(%error, "a REGISTER is answered 500: not saved");
+                    }
+                    me.do_send(Stored {
+                        to,
+                        bytes,
+                        saved: stored.is_ok(),
+                        request,
+                    });
+                }));
+            }
+            Action::Arm { id, at, arming } => outbound.timers.push(Instant::now(), at, id, arming),
+            Action::Resolve {
+                key,
+                host,
+                port,
+                transport,
+            } => {
+                let resolver = resolver.clone();
+                let me = ctx.address();
+                actix::spawn(async move {
+                    let (transport, addrs) = resolver.resolve(&host, port, transport).await;
+                    me.do_send(Resolved {
+                        key,
+                        transport,
+                        addrs,
+                    });
+                });
+            }
+        }
+    }
+}
+
+/// The response a held REGISTER gets once its commit is decided: the 200, or if the changes
+/// are not saved, the core's 500 (built only then). Memory holds the binding either way and
+/// serves calls, and the writer commits it again; the client is told and retries
+/// (Retry-After). Called on the actor that took the request, which has the core at hand.
+pub(crate) fn held_response(core: &ProxyCore, stored: Stored) -> Option<(Destination, Bytes)> {
+    if stored.saved {
+        return Some((stored.to, stored.bytes));
+    }
+    core.not_stored_response(&stored.request)
+        .map(|bytes| (stored.to, bytes))
+}
