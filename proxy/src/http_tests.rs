@@ -8,7 +8,7 @@ use super::*;
 use crate::calls::CallTracker;
 use crate::config::{Config, FileConfig, ProxyFlags};
 use crate::metrics::ProxyMetrics;
-use crate::registrar::rules::BindingChange;
+use crate::registrar::binding::BindingChange;
 use crate::registrar::writer::testing::broken_writer;
 use crate::registrar::LocationService;
 
@@ -100,7 +100,7 @@ async fn bindings_the_sweep_expires_are_counted_as_expired_events() {
     let core = core_with_store(broken_writer().0);
     let now = std::time::SystemTime::now();
     use crate::registrar::actor::tests::binding;
-    let unix_now = crate::registrar::rules::unix_seconds(now);
+    let unix_now = crate::registrar::binding::unix_seconds(now);
     core.location().apply(
         "9301",
         vec![

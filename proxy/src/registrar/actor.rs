@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime};
 
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, ResponseFuture};
 
+use super::binding::BindingChange;
 use super::location::LocationService;
-use super::rules::BindingChange;
 use super::store::{BindingStore, StoreError, StoreWriter};
 
 /// How often expired bindings are swept. A lookup already ignores expired bindings, so this only
@@ -148,9 +148,8 @@ pub(crate) mod tests {
     use dialtone_transaction::Transport;
 
     use super::*;
-    use crate::registrar::rules::{
-        unix_seconds, Binding, Origin, RegisterOutcome, RegistrarPolicy,
-    };
+    use crate::registrar::binding::{unix_seconds, Binding};
+    use crate::registrar::rules::{Origin, RegisterOutcome, RegistrarPolicy};
     use crate::registrar::store::FILE_NAME;
 
     const SEED_REGISTER: &str = concat!(

@@ -19,10 +19,8 @@ use dashmap::mapref::entry::{Entry, OccupiedEntry};
 use dashmap::DashMap;
 use dialtone_sip::Message;
 
-use super::rules::{
-    process_register, repeats_current, unix_seconds, Binding, BindingChange, Origin,
-    RegisterOutcome, RegistrarPolicy,
-};
+use super::binding::{unix_seconds, Binding, BindingChange};
+use super::rules::{process_register, repeats_current, Origin, RegisterOutcome, RegistrarPolicy};
 use super::store::StoreWriter;
 
 /// The bindings of every AOR, shared by the workers. Clones share the same map.

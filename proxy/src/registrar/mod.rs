@@ -1,5 +1,6 @@
 //! The registrar and location service (RFC 3261 section 10.3).
 //!
+//! - [`binding`]: a binding, the changes the store applies, a contact's identity.
 //! - [`rules`]: what a REGISTER does to an AOR's bindings, sans-IO, `now` passed in.
 //! - [`location`]: the bindings in memory, a concurrent map that the UDP workers read on every
 //!   INVITE and that applies REGISTERs under a per-AOR lock.
@@ -10,6 +11,7 @@
 //!   [`start_registrar`] wires the three together at start.
 
 pub mod actor;
+pub mod binding;
 pub mod error;
 pub mod location;
 pub mod rules;
@@ -17,8 +19,7 @@ pub mod store;
 pub mod writer;
 
 pub use actor::{start_registrar, Flush, Persist, RegistrarActor, Sweep};
+pub use binding::{Binding, BindingChange};
 pub use location::LocationService;
-pub use rules::{
-    process_register, Binding, BindingChange, Origin, RegisterOutcome, RegistrarPolicy,
-};
+pub use rules::{process_register, Origin, RegisterOutcome, RegistrarPolicy};
 pub use store::{BindingStore, StoreError, StoreWriter};

@@ -1,7 +1,9 @@
 //! Tests of the registrar rules (RFC 3261 section 10.3), with a fixed clock.
 
 use super::*;
+use crate::registrar::binding::format_q;
 use dialtone_sip::RequestBuilder;
+use std::time::{Duration, UNIX_EPOCH};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data");
 

@@ -2,7 +2,7 @@
 //! waiting up to an hour for every ATA to re-register.
 //!
 //! redb (embedded, crash-safe, pure Rust) keeps one table from `aor contact-identity` (see
-//! [`super::rules::store_key`]) to the JSON of the [`Binding`]. Memory ([`super::location`]) is
+//! [`super::binding::store_key`]) to the JSON of the [`Binding`]. Memory ([`super::location`]) is
 //! the truth while the proxy runs; the store is written behind it by one OS thread
 //! ([`BindingStore::spawn_writer`]) that commits everything queued in one write transaction, so
 //! a burst of 10 000 REGISTERs a second costs a few fsyncs, not 10 000. The 200 to a REGISTER
@@ -15,8 +15,8 @@ use std::time::SystemTime;
 
 use redb::{Database, ReadableTable, TableDefinition};
 
+use super::binding::{Binding, BindingChange};
 pub use super::error::StoreError;
-use super::rules::{Binding, BindingChange};
 use super::writer::CommitBatch;
 pub use super::writer::{AfterCommit, StoreWriter};
 

@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
 
+use super::binding::BindingChange;
 use super::error::StoreError;
-use super::rules::BindingChange;
 
 /// A batch is committed at this many changes even while more keep coming, to bound the memory
 /// and the length of one transaction.
