@@ -10,6 +10,22 @@
 #    non-test code names a path into B (`use crate::b::X`, `super::X`, `crate::b::f()`, ...);
 #    a re-export (`pub use child::X`) is a facade, followed to where X is defined, and is only
 #    an arrow when the re-exporting module's own code uses X. `mod b;` is ownership, not use.
+#    An arrow between a module and one of its own ancestors or descendants (a child using
+#    `super::X` from its parent, a parent using its child's type, any module using an item of
+#    the crate root) is not counted: a module and its submodules form one unit whose root is
+#    its facade. Rust places the `impl` blocks of a parent's type in child files, and a checker
+#    that reads text cannot see method calls, so such arrows say more about style than about
+#    structure. The cycles that make code hard to follow are between modules neither of which
+#    contains the other: siblings such as `http.rs` <-> `web.rs` or `store.rs` <-> `writer.rs`,
+#    or actors in different subtrees that import each other. Arrows between siblings, cousins
+#    and any other pair where neither contains the other still count, and since a subtree is
+#    one unit they count between the units: an arrow u -> v is lifted to run between the two
+#    children of u's and v's lowest common ancestor that contain u and v (`a::x -> b::y` is
+#    `a -> b`; `a::p::q -> a::r` is `a::p -> a::r`). So `a::x -> b::y` together with
+#    `b::z -> a::w` is the cycle `a -> b -> a`, though no two of those four modules form one.
+#    Lifted arrows always join siblings, so every cycle is among the children of one module,
+#    and is reported at that level; each arrow of it cites one of the uses that make it, with
+#    the deepest modules of that use when they differ (`a -> b (a::x -> b::y): ...`).
 #
 # Run from anywhere (exit status 1 and one line per violation when a rule fails):
 #     python3 tests/checks/structure.py [WORKSPACE_ROOT]
@@ -222,6 +238,12 @@ def item_start(text: str, pos: int) -> int:
         pos = m.start()
     attrs = attributes_before(text, pos)
     return attrs[-1][0] if attrs else pos
+
+
+def item_start_keyword(code: str, pos: int) -> int:
+    """`pos` moved back over a visibility, to where the attributes of a `mod` end."""
+    m = VISIBILITY_BEFORE.search(code, max(0, pos - 80), pos)
+    return m.start() if m else pos
 
 
 def is_test_cfg(inner: str) -> bool:
@@ -581,8 +603,8 @@ class Crate:
         found: dict[tuple[ModPath, ModPath], list[tuple[Path, int, str]]] = {}
 
         def add(src: ModPath, dst, sf: SourceFile, offset: int, what: str) -> None:
-            if dst is None or dst == src or dst not in self.modules:
-                return
+            if dst is None or dst not in self.modules or contains(src, dst) or contains(dst, src):
+                return  # a module and its ancestors and descendants are one unit (see the top)
             found.setdefault((src, dst), []).append((sf.path, sf.line_of(offset), what))
 
         for sf in self.files.values():
@@ -648,6 +670,29 @@ class Crate:
         if pos < module.end:
             spans.append((pos, module.end))
         return spans
+
+
+def contains(outer: ModPath, inner: ModPath) -> bool:
+    """Whether `inner` is `outer` or one of its descendants (the crate root contains all)."""
+    return inner[: len(outer)] == outer
+
+
+def lifted(src: ModPath, dst: ModPath) -> tuple[ModPath, ModPath]:
+    """The arrow `src -> dst` (neither containing the other) between the two children of their
+    lowest common ancestor that contain them: `a::x -> b::y` is `a -> b`."""
+    common = 0
+    while src[common] == dst[common]:  # they differ before either ends
+        common += 1
+    return src[: common + 1], dst[: common + 1]
+
+
+def lift(edges) -> dict[tuple[ModPath, ModPath], list[tuple[Path, int, str, ModPath, ModPath]]]:
+    """The arrows between units: each use of `edges`, in the order found, under its lifted arrow
+    and with the deepest modules it joins."""
+    units: dict[tuple[ModPath, ModPath], list[tuple[Path, int, str, ModPath, ModPath]]] = {}
+    for (src, dst), places in edges.items():
+        units.setdefault(lifted(src, dst), []).extend((p, n, w, src, dst) for p, n, w in places)
+    return units
 
 
 def strongly_connected(nodes, edges) -> list[list]:
@@ -729,7 +774,7 @@ def show(path: ModPath) -> str:
 
 
 def check_cycles(crate: Crate) -> list[str]:
-    edges = crate.edges()
+    edges = lift(crate.edges())
     problems = []
     for component in strongly_connected(list(crate.modules), edges):
         walk = closed_walk(component, edges)
@@ -746,22 +791,19 @@ def check_cycles(crate: Crate) -> list[str]:
 
 
 def describe(crate: Crate, a, b, places) -> str:
-    path, line, what = places[0]
-    lines = {(p, n) for p, n, _ in places}
+    """The arrow `a -> b`, citing the first use found that makes it (with the deepest modules
+    of that use when they are not `a` and `b`) and counting the other lines."""
+    path, line, what, src, dst = places[0]
+    lines = {(p, n) for p, n, *_ in places}
     more = f" (and {len(lines) - 1} more line(s))" if len(lines) > 1 else ""
+    deepest = f" ({show(src)} -> {show(dst)})" if (src, dst) != (a, b) else ""
     if len(what) > 100:
         what = what[:97] + "..."
-    return f"{show(a)} -> {show(b)}: {rel(path, crate.workspace)}:{line}: {what}{more}"
+    return f"{show(a)} -> {show(b)}{deepest}: {rel(path, crate.workspace)}:{line}: {what}{more}"
 
 
 # ---------------------------------------------------------------------------------------------
 # Crates
-
-
-def item_start_keyword(code: str, pos: int) -> int:
-    """`pos` moved back over a visibility, to where the attributes of a `mod` end."""
-    m = VISIBILITY_BEFORE.search(code, max(0, pos - 80), pos)
-    return m.start() if m else pos
 
 
 def find_crates(root: Path) -> list[Crate]:
