@@ -180,42 +180,6 @@ impl Codec {
     }
 }
 
-/// Which optional codecs an ATA offers besides G.711 and telephone-event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CodecOptions {
-    /// Offer opus on this dynamic payload type, first (whoever enables it wants it used).
-    pub opus: Option<u8>,
-    /// Offer G.729. Off unless configured: on a LAN G.711 sounds better and costs nothing, so
-    /// the low-bit-rate codec is only for links that need it.
-    pub g729: bool,
-    /// Offer telephone-event on this payload type.
-    pub telephone_event: Option<u8>,
-}
-
-impl Default for CodecOptions {
-    fn default() -> Self {
-        CodecOptions {
-            opus: None,
-            g729: false,
-            telephone_event: Some(DEFAULT_TELEPHONE_EVENT_PT),
-        }
-    }
-}
-
-/// The codec list an ATA offers, in preference order: opus if asked, PCMU, PCMA, G.729 if
-/// asked, then telephone-event.
-pub fn ata_codecs(options: CodecOptions) -> Vec<Codec> {
-    let mut codecs = Vec::new();
-    codecs.extend(options.opus.map(Codec::opus));
-    codecs.push(Codec::pcmu());
-    codecs.push(Codec::pcma());
-    if options.g729 {
-        codecs.push(Codec::g729());
-    }
-    codecs.extend(options.telephone_event.map(Codec::telephone_event));
-    codecs
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,25 +207,5 @@ mod tests {
             "101 telephone-event/8000"
         );
         assert_eq!(Codec::pcmu().rtpmap().to_string(), "0 PCMU/8000/1");
-    }
-
-    #[test]
-    fn default_ata_codecs_leave_out_g729_and_opus() {
-        let names: Vec<_> = ata_codecs(CodecOptions::default())
-            .into_iter()
-            .map(|c| c.name)
-            .collect();
-        assert_eq!(names, ["PCMU", "PCMA", "telephone-event"]);
-    }
-
-    #[test]
-    fn asked_for_codecs_are_offered() {
-        let codecs = ata_codecs(CodecOptions {
-            opus: Some(111),
-            g729: true,
-            telephone_event: None,
-        });
-        let names: Vec<_> = codecs.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["opus", "PCMU", "PCMA", "G729"]);
     }
 }

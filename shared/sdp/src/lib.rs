@@ -34,8 +34,8 @@ mod test_data;
 
 pub use attribute::{Attribute, Direction, Fmtp, Rtcp, RtpMap};
 pub use codec::{
-    ata_codecs, static_payload, Codec, CodecOptions, StaticPayload, DEFAULT_TELEPHONE_EVENT_PT,
-    STATIC_PAYLOADS, TELEPHONE_EVENT,
+    static_payload, Codec, StaticPayload, DEFAULT_TELEPHONE_EVENT_PT, STATIC_PAYLOADS,
+    TELEPHONE_EVENT,
 };
 pub use error::{NegotiationError, SdpError};
 pub use media::MediaDescription;

@@ -341,7 +341,11 @@ fn audio_media(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{ata_codecs, CodecOptions};
+
+    /// What an ATA offers by default: G.711 both laws and telephone-event.
+    fn g711_and_events() -> Vec<Codec> {
+        vec![Codec::pcmu(), Codec::pcma(), Codec::telephone_event(101)]
+    }
     use crate::parse::parse;
     use crate::test_data::{seed_answer, seed_offer};
 
@@ -437,10 +441,12 @@ mod tests {
              a=rtpmap:97 telephone-event/8000\r\na=fmtp:97 0-16\r\n",
         )
         .unwrap();
-        let local = ata_codecs(CodecOptions {
-            opus: Some(111),
-            ..CodecOptions::default()
-        });
+        let local = vec![
+            Codec::opus(111),
+            Codec::pcmu(),
+            Codec::pcma(),
+            Codec::telephone_event(101),
+        ];
         let answer = negotiate_answer(&offer, &local, &answerer()).unwrap();
         let media = &answer.description.media[0];
         assert_eq!(media.formats, ["96", "0", "97"]);
@@ -531,7 +537,7 @@ mod tests {
     #[test]
     fn built_offer_lists_codecs_with_rtpmaps_and_dtmf_fmtp() {
         let local = LocalSession::new("8000", 206154, "192.168.3.175".parse().unwrap(), 10000);
-        let offer = build_offer(&ata_codecs(CodecOptions::default()), &local).unwrap();
+        let offer = build_offer(&g711_and_events(), &local).unwrap();
         assert_eq!(
             offer.to_string(),
             "v=0\r\no=8000 206154 206154 IN IP4 192.168.3.175\r\ns=-\r\n\
@@ -544,12 +550,14 @@ mod tests {
     #[test]
     fn offer_includes_g729_and_opus_only_when_asked() {
         let local = answerer();
-        let options = CodecOptions {
-            opus: Some(111),
-            g729: true,
-            ..CodecOptions::default()
-        };
-        let offer = build_offer(&ata_codecs(options), &local).unwrap();
+        let codecs = [
+            Codec::opus(111),
+            Codec::pcmu(),
+            Codec::pcma(),
+            Codec::g729(),
+            Codec::telephone_event(101),
+        ];
+        let offer = build_offer(&codecs, &local).unwrap();
         assert_eq!(offer.media[0].formats, ["111", "0", "8", "18", "101"]);
         assert_eq!(
             offer.media[0].rtpmap(111).unwrap().to_string(),
@@ -621,7 +629,7 @@ mod tests {
     #[test]
     fn built_offer_and_its_answer_agree_end_to_end() {
         let caller = LocalSession::new("8000", 1, "10.0.0.1".parse().unwrap(), 4000);
-        let offer = build_offer(&ata_codecs(CodecOptions::default()), &caller).unwrap();
+        let offer = build_offer(&g711_and_events(), &caller).unwrap();
         let wire = parse(&offer.to_string()).unwrap();
         let answer = negotiate_answer(
             &wire,
