@@ -115,9 +115,30 @@ pub trait Transaction {
     fn is_terminated(&self) -> bool;
 }
 
-/// Implements [`Transaction`] by delegating to the machine's inherent methods of the same names.
+/// Gives a machine the part every machine shares, so it is written once: its `poll_transmit`,
+/// `poll_timeout` and `poll_event` (drained from its `out` queues and its `schedule`), and the
+/// [`Transaction`] trait over its inherent `handle_timeout`, `handle_transport_error` and
+/// `is_terminated`. Entering Terminated is shared too: [`Outputs::terminate`].
 macro_rules! impl_transaction {
     ($machine:ty) => {
+        impl $machine {
+            /// The next message to put on the wire, oldest first.
+            pub fn poll_transmit(&mut self) -> Option<::bytes::Bytes> {
+                self.out.poll_transmit()
+            }
+
+            /// When to call [`handle_timeout`](Self::handle_timeout) next; `None` when no timer
+            /// is armed.
+            pub fn poll_timeout(&self) -> Option<::std::time::Instant> {
+                self.schedule.next()
+            }
+
+            /// The next event for the transaction user, oldest first.
+            pub fn poll_event(&mut self) -> Option<$crate::Event> {
+                self.out.poll_event()
+            }
+        }
+
         impl $crate::Transaction for $machine {
             fn handle_timeout(&mut self, now: ::std::time::Instant) -> Option<$crate::Timer> {
                 <$machine>::handle_timeout(self, now)
@@ -188,6 +209,13 @@ impl Outputs {
 
     pub(crate) fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+
+    /// The bookkeeping of entering the Terminated state, the same for every machine: no timer
+    /// is left armed, and the TU hears [`Event::Terminated`] after whatever came before it.
+    pub(crate) fn terminate(&mut self, schedule: &mut timer::Schedule) {
+        schedule.clear();
+        self.event(Event::Terminated);
     }
 }
 

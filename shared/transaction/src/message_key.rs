@@ -6,7 +6,7 @@
 //!   sent-by part of a key also carries the Call-ID and CSeq number (see [`server_key`]);
 //! - the seed's Cisco ATA, an RFC 2543 peer, changes its Request-URI between an INVITE and the
 //!   ACK of its 407, so RFC 2543 keys compare the Request-URI's scheme, user and host only
-//!   (see [`normalised_uri`]).
+//!   (see `normalised_uri`).
 
 use dialtone_sip::{HeaderName, Message, Uri};
 

@@ -159,25 +159,9 @@ impl ServerNonInviteTransaction {
         self.terminate();
     }
 
-    /// The next message to send.
-    pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        self.out.poll_transmit()
-    }
-
-    /// When to call [`handle_timeout`](Self::handle_timeout) next.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.schedule.next()
-    }
-
-    /// The next event for the TU.
-    pub fn poll_event(&mut self) -> Option<Event> {
-        self.out.poll_event()
-    }
-
     fn terminate(&mut self) {
-        self.schedule.clear();
         self.state = ServerNonInviteState::Terminated;
-        self.out.event(Event::Terminated);
+        self.out.terminate(&mut self.schedule);
     }
 }
 
