@@ -15,16 +15,15 @@
 //! The four machines live in their own modules ([`client_invite`], [`client_non_invite`],
 //! [`server_invite`], [`server_non_invite`]); their timer values in [`timer`]; the proxy's
 //! Timer C in [`timer_c`]; transaction matching in [`key`] and, from a parsed message, in
-//! [`message_key`]; the two requests the layer builds itself, the ACK of a non-2xx final in
-//! [`ack`] and the CANCEL in [`cancel`]; the [`Transport`] every crate names a hop's transport
+//! [`message_key`]; the two requests the layer builds itself, the ACK of a non-2xx final and
+//! the CANCEL, in [`derived`]; the [`Transport`] every crate names a hop's transport
 //! with in [`transport`]. This file holds what they share:
 //! the [`Event`] type, the [`Transaction`] trait and the output queues.
 #![forbid(unsafe_code)]
 
-pub mod ack;
-pub mod cancel;
 pub mod client_invite;
 pub mod client_non_invite;
+pub mod derived;
 mod error;
 pub mod key;
 pub mod message_key;
@@ -42,10 +41,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-pub use ack::ack_for_non_2xx;
-pub use cancel::cancel_for;
 pub use client_invite::{ClientInviteState, ClientInviteTransaction};
 pub use client_non_invite::{ClientNonInviteState, ClientNonInviteTransaction};
+pub use derived::{ack_for_non_2xx, cancel_for};
 pub use error::Error;
 pub use key::{KeyFields, TransactionKey};
 pub use message_key::{client_key, server_key};
