@@ -27,7 +27,7 @@ use crate::endpoint::{
     ClientEvent, DialogRequest, Endpoint, NewCall, RouteDialog, SendRequest, SendResponse,
     SendStateless, TransactionUpdate,
 };
-use crate::error::AtaError;
+use crate::error::{AtaError, Unusable};
 use crate::identity::LineIdentity;
 use crate::line::phone::CallOutcome;
 use crate::line::{CallNews, LineActor, News};
@@ -272,9 +272,7 @@ impl CallActor {
     }
 
     fn begin_outgoing(&mut self, ctx: &mut Context<Self>, number: String) -> Result<(), AtaError> {
-        let proxy = self.context.proxy.ok_or(AtaError::Unexpected(
-            "no proxy configured to send the call to",
-        ))?;
+        let proxy = self.context.proxy.ok_or(AtaError::NoProxy)?;
         self.open_media()?;
         let session_id: u64 = rand::thread_rng().gen_range(1..1_000_000_000);
         let offer = build_offer(&self.context.sdp_codecs(), &self.local_session(session_id))?;
@@ -355,7 +353,7 @@ impl CallActor {
     ) -> Result<(SessionDescription, NegotiatedAudio), AtaError> {
         let message = Message::parse(&call.bytes)?;
         if message.body().is_empty() {
-            return Err(AtaError::Unexpected("INVITE without an SDP offer"));
+            return Err(AtaError::Unusable(Unusable::InviteWithoutOffer));
         }
         let offer = parse_bytes(message.body())?;
         self.open_media()?;
@@ -517,7 +515,7 @@ impl CallActor {
                 process_answer(offer, &answer).map_err(AtaError::from)
             }
             (_, Some(Err(e))) => Err(e.into()),
-            _ => Err(AtaError::Unexpected("2xx without an SDP answer")),
+            _ => Err(AtaError::Unusable(Unusable::AnswerWithoutSdp)),
         };
         match negotiated {
             Ok(audio) => self.start_media(&audio),
@@ -535,7 +533,7 @@ impl CallActor {
         let now = Instant::now();
         let answer = sdp
             .as_deref()
-            .ok_or(AtaError::Unexpected("re-INVITE without offer"))
+            .ok_or(AtaError::Unusable(Unusable::ReinviteWithoutOffer))
             .and_then(|body| Ok(parse_bytes(body)?))
             .and_then(|offer| {
                 let session_id = self

@@ -35,7 +35,7 @@ use rand::SeedableRng;
 
 use super::route::{next_hop, route_plan};
 use crate::auth::{answer_challenge, AuthHeader, DigestUser};
-use crate::error::AtaError;
+use crate::error::{AtaError, Unusable};
 use crate::identity::{self, LineIdentity, ALLOW, USER_AGENT};
 
 /// The endpoint's handle for a server transaction we must answer in.
@@ -288,19 +288,19 @@ impl Dialog {
         let from = message.from()?;
         let remote_tag = from
             .tag()
-            .ok_or(AtaError::Unexpected("INVITE without From tag"))?
+            .ok_or(AtaError::Unusable(Unusable::InviteWithoutFromTag))?
             .to_owned();
         let to_value = message
             .header_value_by_name("To")
-            .ok_or(AtaError::Unexpected("INVITE without To"))?;
+            .ok_or(AtaError::Unusable(Unusable::InviteWithoutTo))?;
         let contact = match message.contacts()? {
             dialtone_sip::Contacts::List(list) => {
                 list.first()
                     .map(|c| c.uri.as_str().to_owned())
-                    .ok_or(AtaError::Unexpected("INVITE without Contact"))?
+                    .ok_or(AtaError::Unusable(Unusable::InviteWithoutContact))?
             }
             dialtone_sip::Contacts::Wildcard => {
-                return Err(AtaError::Unexpected("INVITE with Contact: *"))
+                return Err(AtaError::Unusable(Unusable::InviteWithWildcardContact))
             }
         };
         // RFC 3261 12.1.1: the UAS's route set is the Record-Route list in order.
@@ -544,7 +544,7 @@ impl Dialog {
     ) -> Result<(), AtaError> {
         let status = response
             .status()
-            .ok_or(AtaError::Unexpected("not a response"))?;
+            .ok_or(AtaError::Unusable(Unusable::NotAResponse))?;
         let cseq = response.cseq()?;
         match cseq.method {
             Method::Invite if Some(cseq.seq) == self.reinvite_cseq => {
@@ -596,7 +596,7 @@ impl Dialog {
     ) -> Result<(), AtaError> {
         let method = request
             .method()
-            .ok_or(AtaError::Unexpected("not a request"))?;
+            .ok_or(AtaError::Unusable(Unusable::NotARequest))?;
         let cseq = request.cseq()?;
         if method == Method::Ack {
             if self.pending_ok.take().is_some() && self.phase == Phase::Accepted {
@@ -609,7 +609,7 @@ impl Dialog {
             return Ok(());
         }
         let Some(txn) = txn else {
-            return Err(AtaError::Unexpected("request without a transaction"));
+            return Err(AtaError::Unusable(Unusable::NoServerTransaction));
         };
         if method == Method::Cancel {
             self.respond(txn, request, 200, "OK", None);
