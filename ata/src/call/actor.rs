@@ -277,17 +277,14 @@ impl CallActor {
         let session_id: u64 = rand::thread_rng().gen_range(1..1_000_000_000);
         let offer = build_offer(&self.context.sdp_codecs(), &self.local_session(session_id))?;
         let target = self.target_uri(&number);
-        let dialog = Dialog::outgoing(
-            Instant::now(),
-            OutgoingCall {
-                identity: self.context.identity.clone(),
-                target,
-                destination: proxy,
-                user: self.context.user.clone(),
-                offer: offer.to_string().into_bytes(),
-                seed: rand::thread_rng().gen(),
-            },
-        );
+        let dialog = Dialog::outgoing(OutgoingCall {
+            identity: self.context.identity.clone(),
+            target,
+            destination: proxy,
+            user: self.context.user.clone(),
+            offer: offer.to_string().into_bytes(),
+            seed: rand::thread_rng().gen(),
+        });
         self.local_sdp = Some(offer);
         self.route(ctx, &dialog, None);
         self.dialog = Some(dialog);
@@ -309,16 +306,13 @@ impl CallActor {
         call: NewCall,
         busy: bool,
     ) -> Result<(), AtaError> {
-        let mut dialog = match Dialog::incoming(
-            Instant::now(),
-            IncomingCall {
-                identity: self.context.identity.clone(),
-                txn: call.txn,
-                request: call.bytes.to_vec(),
-                source: call.source,
-                seed: rand::thread_rng().gen(),
-            },
-        ) {
+        let mut dialog = match Dialog::incoming(IncomingCall {
+            identity: self.context.identity.clone(),
+            txn: call.txn,
+            request: call.bytes.to_vec(),
+            source: call.source,
+            seed: rand::thread_rng().gen(),
+        }) {
             Ok(d) => d,
             Err(e) => {
                 self.respond_bad_request(&call, &e);
@@ -326,9 +320,8 @@ impl CallActor {
             }
         };
         self.route(ctx, &dialog, Some(call.txn));
-        let now = Instant::now();
         if busy {
-            dialog.reject(now, 486, "Busy Here");
+            dialog.reject(486, "Busy Here");
             self.dialog = Some(dialog);
             return Ok(());
         }
@@ -336,11 +329,11 @@ impl CallActor {
         match answer {
             Ok(prepared) => {
                 self.pending_answer = Some(prepared);
-                dialog.ring(now);
+                dialog.ring();
             }
             Err(e) => {
                 info!(error = %e, "incoming offer refused with 488");
-                dialog.reject(now, 488, "Not Acceptable Here");
+                dialog.reject(488, "Not Acceptable Here");
             }
         }
         self.dialog = Some(dialog);
@@ -494,7 +487,7 @@ impl CallActor {
                 media.do_send(StopMedia);
             }
             if let Some(dialog) = self.dialog.as_mut() {
-                dialog.hang_up(Instant::now());
+                dialog.hang_up();
             }
         } else if status >= 300 || terminated {
             self.news(News::TransferFailed { status });
@@ -523,7 +516,7 @@ impl CallActor {
                 warn!(error = %e, "unusable answer; hanging up");
                 self.news(News::Ended(CallOutcome::Failed(488)));
                 if let Some(dialog) = self.dialog.as_mut() {
-                    dialog.hang_up(Instant::now());
+                    dialog.hang_up();
                 }
             }
         }
@@ -668,18 +661,17 @@ impl Handler<TransactionUpdate> for CallActor {
         let Some(dialog) = self.dialog.as_mut() else {
             return;
         };
-        let now = Instant::now();
         match msg.0 {
             ClientEvent::Response { bytes, .. } => match Message::parse(&bytes) {
                 Ok(response) => {
-                    if let Err(e) = dialog.handle_response(now, &response) {
+                    if let Err(e) = dialog.handle_response(&response) {
                         warn!(call = self.id, error = %e, "response unusable");
                     }
                 }
                 Err(e) => debug!(error = %e, "unparsable response"),
             },
             ClientEvent::Failed { method, status } => {
-                dialog.handle_transaction_failure(now, &method, status)
+                dialog.handle_transaction_failure(&method, status)
             }
         }
         self.pump(ctx);
@@ -695,8 +687,7 @@ impl Handler<DialogRequest> for CallActor {
         };
         match Message::parse(&msg.bytes) {
             Ok(request) => {
-                if let Err(e) = dialog.handle_request(Instant::now(), msg.txn, &request, &msg.bytes)
-                {
+                if let Err(e) = dialog.handle_request(msg.txn, &request, &msg.bytes) {
                     debug!(call = self.id, error = %e, "request unusable");
                 }
             }
@@ -711,7 +702,7 @@ impl Handler<HangUp> for CallActor {
 
     fn handle(&mut self, _msg: HangUp, ctx: &mut Context<Self>) {
         if let Some(dialog) = self.dialog.as_mut() {
-            dialog.hang_up(Instant::now());
+            dialog.hang_up();
         }
         if let Some(media) = self.media.take() {
             media.do_send(StopMedia);
@@ -753,7 +744,7 @@ impl Handler<Flash> for CallActor {
         };
         self.held = !self.held;
         if let Some(dialog) = self.dialog.as_mut() {
-            dialog.reinvite(Instant::now(), next.to_string().into_bytes());
+            dialog.reinvite(next.to_string().into_bytes());
         }
         self.local_sdp = Some(next);
         self.pump(ctx);
@@ -766,7 +757,7 @@ impl Handler<Transfer> for CallActor {
     fn handle(&mut self, msg: Transfer, ctx: &mut Context<Self>) {
         let target = self.target_uri(&msg.0);
         if let Some(dialog) = self.dialog.as_mut() {
-            dialog.refer(Instant::now(), &target);
+            dialog.refer(&target);
         }
         self.pump(ctx);
     }
@@ -777,7 +768,7 @@ impl Handler<ReferNotify> for CallActor {
 
     fn handle(&mut self, msg: ReferNotify, ctx: &mut Context<Self>) {
         if let Some(dialog) = self.dialog.as_mut() {
-            dialog.notify_refer(Instant::now(), msg.status, msg.reason);
+            dialog.notify_refer(msg.status, msg.reason);
         }
         self.pump(ctx);
     }

@@ -243,7 +243,7 @@ pub struct Dialog {
 
 impl Dialog {
     /// Starts an outgoing call: builds and queues the INVITE.
-    pub fn outgoing(_now: Instant, call: OutgoingCall) -> Dialog {
+    pub fn outgoing(call: OutgoingCall) -> Dialog {
         let mut rng = StdRng::seed_from_u64(call.seed);
         let call_id = identity::new_call_id(&mut rng, call.identity.local);
         let local_tag = identity::new_tag(&mut rng);
@@ -282,7 +282,7 @@ impl Dialog {
 
     /// Accepts an incoming INVITE as a new dialog and answers 100 Trying. Fails when the
     /// INVITE lacks what a dialog needs (the caller then answers 400).
-    pub fn incoming(_now: Instant, call: IncomingCall) -> Result<Dialog, AtaError> {
+    pub fn incoming(call: IncomingCall) -> Result<Dialog, AtaError> {
         let mut rng = StdRng::seed_from_u64(call.seed);
         let message = Message::parse(&call.request)?;
         let from = message.from()?;
@@ -378,7 +378,7 @@ impl Dialog {
     }
 
     /// UAS: alert the caller (180 Ringing).
-    pub fn ring(&mut self, _now: Instant) {
+    pub fn ring(&mut self) {
         if self.phase == Phase::Offered {
             self.respond_invite(180, "Ringing", None, true);
             self.phase = Phase::Ringing;
@@ -410,7 +410,7 @@ impl Dialog {
     }
 
     /// UAS: refuse the call (486 busy, 488 no codec, 603 declined...).
-    pub fn reject(&mut self, _now: Instant, status: u16, reason: &str) {
+    pub fn reject(&mut self, status: u16, reason: &str) {
         if !matches!(self.phase, Phase::Offered | Phase::Ringing) {
             return;
         }
@@ -419,7 +419,7 @@ impl Dialog {
     }
 
     /// The user hangs up: CANCEL, BYE or nothing, depending on the phase.
-    pub fn hang_up(&mut self, _now: Instant) {
+    pub fn hang_up(&mut self) {
         match self.phase {
             // RFC 3261 9.1: no CANCEL before a provisional; send it when one comes.
             Phase::Inviting => self.cancel_pending = true,
@@ -436,7 +436,7 @@ impl Dialog {
     }
 
     /// Sends a re-INVITE with `sdp` (hold or resume, RFC 3264 section 8).
-    pub fn reinvite(&mut self, _now: Instant, sdp: Vec<u8>) {
+    pub fn reinvite(&mut self, sdp: Vec<u8>) {
         if self.phase != Phase::Confirmed || self.reinvite_cseq.is_some() {
             return;
         }
@@ -490,7 +490,7 @@ impl Dialog {
     }
 
     /// Transferor: asks the peer to call `target` (REFER, RFC 3515 section 2.4.1).
-    pub fn refer(&mut self, _now: Instant, target: &str) {
+    pub fn refer(&mut self, target: &str) {
         if self.phase != Phase::Confirmed || self.refer_cseq.is_some() {
             return;
         }
@@ -512,7 +512,7 @@ impl Dialog {
     /// Transferee: reports the referred call's progress to the transferor in a NOTIFY
     /// (RFC 3515 section 2.4.4); a `status` of 200 or more is the final one and ends the
     /// implicit subscription.
-    pub fn notify_refer(&mut self, _now: Instant, status: u16, reason: &str) {
+    pub fn notify_refer(&mut self, status: u16, reason: &str) {
         if !matches!(self.phase, Phase::Confirmed | Phase::Ending) {
             return;
         }
@@ -537,11 +537,7 @@ impl Dialog {
             .push_back(Output::Request { bytes, destination });
     }
 
-    pub fn handle_response(
-        &mut self,
-        now: Instant,
-        response: &Message<'_>,
-    ) -> Result<(), AtaError> {
+    pub fn handle_response(&mut self, response: &Message<'_>) -> Result<(), AtaError> {
         let status = response
             .status()
             .ok_or(AtaError::Unusable(Unusable::NotAResponse))?;
@@ -550,7 +546,7 @@ impl Dialog {
             Method::Invite if Some(cseq.seq) == self.reinvite_cseq => {
                 self.on_reinvite_response(status, response)
             }
-            Method::Invite => self.on_invite_response(now, status, cseq.seq, response),
+            Method::Invite => self.on_invite_response(status, cseq.seq, response),
             Method::Bye if status >= 200 => {
                 self.terminate();
                 Ok(())
@@ -568,7 +564,7 @@ impl Dialog {
 
     /// Our client transaction for `method` ended without a final response (Timer B or F:
     /// `status` 408; transport error: 503).
-    pub fn handle_transaction_failure(&mut self, _now: Instant, method: &str, status: u16) {
+    pub fn handle_transaction_failure(&mut self, method: &str, status: u16) {
         match (method, self.phase) {
             ("INVITE", Phase::Inviting | Phase::Proceeding) => {
                 self.event(CallEvent::Failed { status });
@@ -589,7 +585,6 @@ impl Dialog {
     /// for an ACK to our 2xx (which has none).
     pub fn handle_request(
         &mut self,
-        _now: Instant,
         txn: Option<TxnId>,
         request: &Message<'_>,
         bytes: &[u8],
@@ -721,7 +716,6 @@ impl Dialog {
 
     fn on_invite_response(
         &mut self,
-        now: Instant,
         status: u16,
         seq: u32,
         response: &Message<'_>,
@@ -754,7 +748,7 @@ impl Dialog {
             }
             200..=299 => self.on_invite_success(response)?,
             401 | 407 if self.phase != Phase::Ending && !self.cancel_pending => {
-                self.on_invite_challenge(now, response)?
+                self.on_invite_challenge(response)?
             }
             _ => {
                 if !matches!(self.phase, Phase::Confirmed | Phase::Terminated) {
@@ -812,11 +806,7 @@ impl Dialog {
         Ok(())
     }
 
-    fn on_invite_challenge(
-        &mut self,
-        _now: Instant,
-        response: &Message<'_>,
-    ) -> Result<(), AtaError> {
+    fn on_invite_challenge(&mut self, response: &Message<'_>) -> Result<(), AtaError> {
         let status = response.status().unwrap_or(401);
         let Some(invite) = self.invite.clone() else {
             return Ok(());
