@@ -1,7 +1,8 @@
 //! The call actor: the actix shell around one [`Dialog`], plus the call's offer/answer
 //! (`dialtone-sdp`) and its [`MediaActor`]. Created by the line actor for every call, outgoing
 //! ([`CallActor::outgoing`]) or incoming ([`CallActor::incoming`]); talks to the endpoint for
-//! SIP and to its line by messages only ([`crate::line::CallNews`]); stops when the dialog
+//! SIP and to its line by messages only ([`CallNews`], to the [`LineInbox`] it was given);
+//! stops when the dialog
 //! terminates.
 //!
 //! Incoming INVITEs without an offer (offer in the ACK) are answered 488 here: the ATA 186
@@ -22,6 +23,7 @@ use tracing::{debug, info, warn};
 
 use crate::auth::DigestUser;
 use crate::call::dialog::{CallEvent, Dialog, IncomingCall, OutgoingCall, Output};
+use crate::call::news::{CallNews, CallOutcome, LineInbox, News};
 use crate::config::CodecName;
 use crate::endpoint::{
     ClientEvent, DialogRequest, Endpoint, NewCall, RouteDialog, SendRequest, SendResponse,
@@ -29,8 +31,6 @@ use crate::endpoint::{
 };
 use crate::error::{AtaError, Unusable};
 use crate::identity::LineIdentity;
-use crate::line::phone::CallOutcome;
-use crate::line::{CallNews, LineActor, News};
 use crate::media::actor::{bind_port_pair, MediaActor, StartMedia, StopMedia, UpdateMedia};
 use crate::media::session::{MediaSession, SessionParams};
 use crate::metrics::Metrics;
@@ -59,8 +59,8 @@ pub struct CallContext {
     pub metrics: Metrics,
     /// The line's metric label (its user).
     pub line_name: String,
-    /// The line actor.
-    pub line: Addr<LineActor>,
+    /// The line, as recipients.
+    pub line: LineInbox,
 }
 
 impl CallContext {
@@ -173,7 +173,7 @@ impl CallActor {
     }
 
     fn news(&self, news: News) {
-        self.context.line.do_send(CallNews {
+        self.context.line.news.do_send(CallNews {
             call: self.id,
             news,
         });
@@ -198,7 +198,7 @@ impl CallActor {
         let actor = MediaActor::new(
             self.id,
             self.context.line_name.clone(),
-            self.context.line.clone(),
+            self.context.line.media.clone(),
             self.context.metrics.clone(),
             sockets,
         )?;

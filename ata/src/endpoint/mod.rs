@@ -33,7 +33,6 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::identity::{SipTransport, ALLOW, USER_AGENT};
-use crate::resync::CheckSync;
 pub use table::{ClientEvent, Disposition, TableOutput, TransactionTable};
 use tcp::{StreamClosed, StreamMessage, StreamOpened, StreamOwner};
 
@@ -127,6 +126,12 @@ pub struct AttachLine {
     /// Where new calls go.
     pub owner: Recipient<NewCall>,
 }
+
+/// The endpoint received `NOTIFY` with `Event: check-sync` (the Cisco ATA's remote resync)
+/// and answered it 200; whoever attached with [`AttachResync`] re-reads the configuration.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CheckSync;
 
 /// Who hears `check-sync` NOTIFYs.
 #[derive(Message)]

@@ -5,13 +5,16 @@
 //! It runs the line's telephone logic ([`phone::Phone`], pure) and turns its actions into
 //! hardware changes and call actors ([`CallActor`]), one per call. Calls report back with
 //! [`CallNews`]; the call's media actor sends [`EarpieceFrame`]s and [`RemoteDigit`]s and
-//! receives the microphone's frames every 20 ms.
+//! receives the microphone's frames every 20 ms. Those messages are the senders' (the call's
+//! and the media's modules define them); the line hands each call its recipients
+//! ([`LineInbox`]), so arrows run from the line down, never back.
 //!
 //! Blind transfer: as transferor the line sends [`Transfer`] to its call; as transferee,
 //! when its call reports [`News::Referred`], the line places the new call itself, makes it
 //! the current one, and relays its progress to the old call as [`ReferNotify`] (which the
 //! old call turns into NOTIFYs) until it is answered or fails. The registration actor reports its state
-//! with [`RegistrationChanged`]; the control API asks with [`Command`] and [`GetStatus`].
+//! with [`RegistrationChanged`] (its message, to this actor's recipient); the control API asks
+//! with [`Command`] and [`GetStatus`].
 
 pub mod audio_source;
 pub mod phone;
@@ -28,11 +31,13 @@ use tracing::{info, warn};
 use crate::call::actor::{
     Answer, CallActor, CallContext, Flash, HangUp, Key, ReferNotify, Transfer,
 };
+use crate::call::news::{CallNews, CallOutcome, LineInbox, News};
 use crate::endpoint::{AttachLine, NewCall};
 use crate::error::AtaError;
-use crate::media::actor::MicrophoneFrame;
+use crate::media::actor::{EarpieceFrame, MediaListener, MicrophoneFrame, RemoteDigit};
 use crate::metrics::Metrics;
-use phone::{Action, CallOutcome, LineState, Phone};
+use crate::registration::actor::RegistrationChanged;
+use phone::{Action, LineState, Phone};
 
 /// What a handset reports by itself (the USB handset's hook switch and keypad).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,75 +107,6 @@ impl Handset for virtual_line::VirtualLine {
         virtual_line::VirtualLine::flush(self)
     }
 }
-
-/// News from a call actor.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct CallNews {
-    /// The call's id.
-    pub call: u64,
-    /// What happened.
-    pub news: News,
-}
-
-/// What a call tells its line.
-pub enum News {
-    /// The far end rings (180/183).
-    Ringing,
-    /// The far end sends early media (183 with SDP): play it instead of ringback.
-    EarlyMedia {
-        /// The media actor.
-        media: Recipient<MicrophoneFrame>,
-        /// The negotiated codec, `name/rate[/channels]`.
-        codec: String,
-    },
-    /// Media flows; send microphone frames there.
-    Connected {
-        /// The media actor.
-        media: Recipient<MicrophoneFrame>,
-        /// The negotiated codec, `name/rate[/channels]` as in SDP `a=rtpmap`.
-        codec: String,
-    },
-    /// The call ended, as the subscriber should hear it.
-    Ended(CallOutcome),
-    /// Transferee: the peer asked us to call `target` (REFER).
-    Referred {
-        /// A SIP URI.
-        target: String,
-    },
-    /// Transferor: the transfer failed with this status; the call goes on.
-    TransferFailed {
-        /// The status (of the REFER, or of the transferee's call).
-        status: u16,
-    },
-    /// The call actor stopped.
-    Gone,
-}
-
-/// 20 ms of received audio.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct EarpieceFrame {
-    /// The call it belongs to.
-    pub call: u64,
-    /// The samples.
-    pub samples: Vec<i16>,
-}
-
-/// A DTMF key received in the call (RFC 4733).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RemoteDigit {
-    /// The call.
-    pub call: u64,
-    /// The key.
-    pub key: char,
-}
-
-/// The registration state changed.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RegistrationChanged(pub &'static str);
 
 /// What the control API can do to a line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -255,8 +191,8 @@ pub struct LineSetup {
     pub auto_answer: Option<Duration>,
     /// Metrics.
     pub metrics: Metrics,
-    /// Everything calls need except the line's address (added at start).
-    pub call_context: Box<dyn Fn(Addr<LineActor>) -> CallContext + Send>,
+    /// Everything calls need except the line's own recipients (added at start).
+    pub call_context: Box<dyn Fn(LineInbox) -> CallContext + Send>,
     /// Whether this line registers.
     pub registers: bool,
 }
@@ -278,7 +214,7 @@ pub struct LineActor {
     handset: Box<dyn Handset>,
     auto_answer: Option<Duration>,
     metrics: Metrics,
-    make_context: Box<dyn Fn(Addr<LineActor>) -> CallContext + Send>,
+    make_context: Box<dyn Fn(LineInbox) -> CallContext + Send>,
     context: Option<CallContext>,
     call: Option<CurrentCall>,
     next_call: u64,
@@ -370,7 +306,8 @@ impl LineActor {
                 }
             }
         }
-        self.metrics.set_line_state(&self.user, self.phone.state());
+        self.metrics
+            .set_line_state(&self.user, self.phone.state().name());
         if let Some(handle) = self.timer.take() {
             ctx.cancel_future(handle);
         }
@@ -505,13 +442,21 @@ impl Actor for LineActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let context = (self.make_context)(ctx.address());
+        let me = ctx.address();
+        let context = (self.make_context)(LineInbox {
+            news: me.clone().recipient(),
+            media: MediaListener {
+                earpiece: me.clone().recipient(),
+                digits: me.recipient(),
+            },
+        });
         context.endpoint.do_send(AttachLine {
             user: self.user.clone(),
             owner: ctx.address().recipient(),
         });
         self.context = Some(context);
-        self.metrics.set_line_state(&self.user, self.phone.state());
+        self.metrics
+            .set_line_state(&self.user, self.phone.state().name());
         ctx.run_interval(FRAME_DURATION, |actor, ctx| actor.tick(ctx));
     }
 

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use dialtone_media::Tone;
 
+use crate::call::news::CallOutcome;
 use crate::dial_plan::{DialPlan, Verdict};
 
 /// What the line is doing, as the control API and metrics name it.
@@ -77,19 +78,6 @@ pub enum Action {
     HangUp,
     /// Send this key as RFC 4733 DTMF in the call.
     SendDigit(char),
-}
-
-/// A finished call attempt, as the phone sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallOutcome {
-    /// Failed with this status.
-    Failed(u16),
-    /// The far end hung up.
-    RemoteHangup,
-    /// The caller gave up before we answered.
-    Cancelled,
-    /// We transferred the call away (REFER accepted and the transferee's call answered).
-    Transferred,
 }
 
 /// One line's telephone logic.
