@@ -1,6 +1,7 @@
 //! Tests of the dialog core with a fake clock and no sockets.
 
 use super::*;
+use crate::identity::ALLOW;
 
 fn identity(user: &str, port: u16) -> LineIdentity {
     LineIdentity {
