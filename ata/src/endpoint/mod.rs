@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::identity::SipTransport;
-use router::{Answer, Route, Router};
+use router::{OwnResponse, Route, Router};
 pub use table::{ClientEvent, Disposition, TableOutput, TransactionTable};
 use tcp::{StreamClosed, StreamMessage, StreamOpened, StreamOwner};
 
@@ -257,12 +257,12 @@ impl Endpoint {
                 source,
             }),
             Route::NewCall { owner, txn } => owner.do_send(NewCall { txn, bytes, source }),
-            Route::CheckSync { owner, answer } => {
+            Route::CheckSync { owner, response } => {
                 info!(%source, "check-sync: re-reading the configuration");
-                self.answer(answer);
+                self.respond(response);
                 owner.do_send(CheckSync);
             }
-            Route::Answer(answer) => self.answer(answer),
+            Route::OwnResponse(response) => self.respond(response),
         }
     }
 
@@ -292,11 +292,11 @@ impl Endpoint {
     }
 
     /// Sends a response the router made in its server transaction.
-    fn answer(&mut self, answer: Answer) {
-        let response = Bytes::from(answer.bytes);
+    fn respond(&mut self, response: OwnResponse) {
+        let bytes = Bytes::from(response.bytes);
         if let Err(e) = self
             .table
-            .respond(Instant::now(), answer.txn, answer.status, response)
+            .respond(Instant::now(), response.txn, response.status, bytes)
         {
             debug!(error = %e, "response refused");
         }

@@ -29,7 +29,7 @@ use crate::identity::{self, ALLOW, USER_AGENT};
 
 /// A response the endpoint sends in a server transaction on its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
+pub struct OwnResponse {
     /// The server transaction.
     pub txn: u64,
     /// The status.
@@ -65,15 +65,15 @@ pub enum Route<C, L, S> {
         /// The INVITE's server transaction.
         txn: u64,
     },
-    /// A check-sync NOTIFY: send `answer`, then tell `owner`.
+    /// A check-sync NOTIFY: send `response`, then tell `owner`.
     CheckSync {
         /// Who re-reads the configuration.
         owner: S,
         /// The 200.
-        answer: Answer,
+        response: OwnResponse,
     },
     /// The endpoint answers it itself.
-    Answer(Answer),
+    OwnResponse(OwnResponse),
 }
 
 /// The endpoint's routing tables. See the module docs.
@@ -170,7 +170,7 @@ impl<C: Clone + PartialEq, L: Clone, S: Clone> Router<C, L, S> {
                     txn: id,
                 },
                 // RFC 3261 9.2: no matching transaction.
-                None => self.answer(id, request, 481, "Call/Transaction Does Not Exist"),
+                None => self.respond(id, request, 481, "Call/Transaction Does Not Exist"),
             };
         }
         if let Some(owner) = dialog {
@@ -181,7 +181,7 @@ impl<C: Clone + PartialEq, L: Clone, S: Clone> Router<C, L, S> {
         }
         if has_to_tag {
             // RFC 3261 12.2.2: a request in a dialog we do not have.
-            return self.answer(id, request, 481, "Call/Transaction Does Not Exist");
+            return self.respond(id, request, 481, "Call/Transaction Does Not Exist");
         }
         match method {
             Method::Invite => {
@@ -196,40 +196,40 @@ impl<C: Clone + PartialEq, L: Clone, S: Clone> Router<C, L, S> {
                         owner: owner.clone(),
                         txn: id,
                     },
-                    None => self.answer(id, request, 404, "Not Found"),
+                    None => self.respond(id, request, 404, "Not Found"),
                 }
             }
-            Method::Options => self.answer(id, request, 200, "OK"),
+            Method::Options => self.respond(id, request, 200, "OK"),
             Method::Notify if is_check_sync(request) => match self.check_sync.clone() {
                 Some(owner) => Route::CheckSync {
                     owner,
-                    answer: self.build_answer(id, request, 200, "OK"),
+                    response: self.own_response(id, request, 200, "OK"),
                 },
-                None => self.answer(id, request, 489, "Bad Event"),
+                None => self.respond(id, request, 489, "Bad Event"),
             },
             // RFC 6665 8.2.1: an event package we do not know.
-            Method::Notify => self.answer(id, request, 489, "Bad Event"),
-            _ => self.answer(id, request, 405, "Method Not Allowed"),
+            Method::Notify => self.respond(id, request, 489, "Bad Event"),
+            _ => self.respond(id, request, 405, "Method Not Allowed"),
         }
     }
 
-    fn answer(
+    fn respond(
         &mut self,
         txn: u64,
         request: &Message<'_>,
         status: u16,
         reason: &str,
     ) -> Route<C, L, S> {
-        Route::Answer(self.build_answer(txn, request, status, reason))
+        Route::OwnResponse(self.own_response(txn, request, status, reason))
     }
 
-    fn build_answer(
+    fn own_response(
         &mut self,
         txn: u64,
         request: &Message<'_>,
         status: u16,
         reason: &str,
-    ) -> Answer {
+    ) -> OwnResponse {
         let tag = identity::new_tag(&mut self.rng);
         let mut builder = ResponseBuilder::for_request(request, status, reason)
             .to_tag(&tag)
@@ -239,7 +239,7 @@ impl<C: Clone + PartialEq, L: Clone, S: Clone> Router<C, L, S> {
                 .header("Allow", ALLOW)
                 .header("Accept", "application/sdp");
         }
-        Answer {
+        OwnResponse {
             txn,
             status,
             bytes: builder.build(),

@@ -33,7 +33,7 @@ fn route(router: &mut TestRouter, bytes: &[u8], disposition: Disposition<()>) ->
 
 fn answered(route: TestRoute) -> (u64, u16, String) {
     match route {
-        Route::Answer(answer) => (
+        Route::OwnResponse(answer) => (
             answer.txn,
             answer.status,
             String::from_utf8(answer.bytes).expect("text"),
@@ -211,9 +211,9 @@ fn a_check_sync_notify_is_answered_200_and_passed_on() {
         "Event: check-sync;reboot=false\r\n",
     );
     match route(&mut router, &notify, new_request(8)) {
-        Route::CheckSync { owner, answer } => {
+        Route::CheckSync { owner, response } => {
             assert_eq!(owner, "resync");
-            assert_eq!((answer.txn, answer.status), (8, 200));
+            assert_eq!((response.txn, response.status), (8, 200));
         }
         other => panic!("expected check-sync, got {other:?}"),
     }

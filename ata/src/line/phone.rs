@@ -1,7 +1,7 @@
 //! The telephone behaviour of one line, sans-IO: what the subscriber hears and what the line
 //! asks of calls, given hook changes, keypad digits and call progress.
 //!
-//! The line actor (`line::mod`) feeds inputs with `now` and performs the [`Action`]s: tones
+//! The line actor (`line::actor`) feeds inputs with `now` and performs the [`Action`]s: tones
 //! and the ringer on the hardware, calls through call actors. Like the ATA 186: off-hook gives
 //! dial tone; digits are collected against the dial plan (`dial_plan.rs`), `#` or the
 //! interdigit timeout ends a number; ringback on 180; busy tone on 486 and 600, reorder on
