@@ -3,7 +3,8 @@
 //! every call, outgoing ([`CallActor::outgoing`]) or incoming ([`CallActor::incoming`]);
 //! talks to the endpoint for SIP and to its line by messages only ([`CallNews`], to the
 //! `LineInbox` in its [`CallContext`]); stops when the dialog terminates. What the line asks
-//! of it (hang up, answer, flash, keys, transfer) is in `actor/commands.rs`.
+//! of it ([`HangUp`], [`Answer`], [`Flash`], [`Key`], [`Transfer`], [`ReferNotify`]) is
+//! defined here and handled in `actor/commands.rs`.
 //!
 //! Incoming INVITEs without an offer (offer in the ACK) are answered 488 here: the ATA 186
 //! and every peer of the lab send their offer in the INVITE.
@@ -31,7 +32,41 @@ use crate::endpoint::{
 use crate::error::AtaError;
 use crate::media::actor::{bind_port_pair, MediaActor, StartMedia, StopMedia, UpdateMedia};
 use crate::media::session::{MediaSession, SessionParams};
-pub use commands::{Answer, Flash, HangUp, Key, ReferNotify, Transfer};
+
+/// Hang up (CANCEL, BYE or decline, as fits).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct HangUp;
+
+/// Answer the ringing call.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Answer;
+
+/// Toggle hold with a re-INVITE.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Flash;
+
+/// Send a DTMF key.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Key(pub char);
+
+/// Transferor: blind-transfer this call to a number or SIP URI (REFER).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Transfer(pub String);
+
+/// Transferee: how the call we were referred to goes, for the transferor's NOTIFY.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReferNotify {
+    /// The referred call's status (180, 200, 486...).
+    pub status: u16,
+    /// Its reason phrase.
+    pub reason: &'static str,
+}
 
 enum Start {
     Outgoing { number: String },

@@ -1,48 +1,13 @@
-//! What the line asks of its call (the subscriber's hang-up, answer, hook flash, keys and
-//! transfer, and a referred call's progress), and how the call actor carries each out: on
-//! the dialog, the negotiator or the media actor.
+//! How the call actor carries out what the line asks of it (the subscriber's hang-up, answer,
+//! hook flash, keys and transfer, and a referred call's progress; the messages are defined
+//! beside the actor): on the dialog, the negotiator or the media actor.
 
 use std::time::Instant;
 
 use actix::prelude::*;
 
-use super::CallActor;
+use super::{Answer, CallActor, Flash, HangUp, Key, ReferNotify, Transfer};
 use crate::media::actor::{SendDigit, StopMedia};
-
-/// Hang up (CANCEL, BYE or decline, as fits).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct HangUp;
-
-/// Answer the ringing call.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Answer;
-
-/// Toggle hold with a re-INVITE.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Flash;
-
-/// Send a DTMF key.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Key(pub char);
-
-/// Transferor: blind-transfer this call to a number or SIP URI (REFER).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Transfer(pub String);
-
-/// Transferee: how the call we were referred to goes, for the transferor's NOTIFY.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ReferNotify {
-    /// The referred call's status (180, 200, 486...).
-    pub status: u16,
-    /// Its reason phrase.
-    pub reason: &'static str,
-}
 
 impl Handler<HangUp> for CallActor {
     type Result = ();
