@@ -21,12 +21,12 @@ use crate::control::{serve, ControlState};
 use crate::endpoint::{AttachResync, Endpoint};
 use crate::error::AtaError;
 use crate::identity::{LineIdentity, SipTransport};
-use crate::line::phone::Phone;
+use crate::line::phone::{LineState, Phone};
 use crate::line::virtual_line::VirtualLine;
 use crate::line::{Handset, LineActor, LineSetup};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, StateNames};
 use crate::registration::actor::{RegistrationActor, Unregister};
-use crate::registration::rules::{Registration, RegistrationParams};
+use crate::registration::rules::{Registration, RegistrationParams, RegistrationState};
 use crate::resolve::resolve_proxy;
 use crate::resync::{ConfigSource, Resync};
 
@@ -131,8 +131,8 @@ pub async fn start(config: Config, source: ConfigSource) -> Result<Device, AtaEr
     )
     .start();
     let names: Vec<String> = config.lines.iter().map(|l| l.user.clone()).collect();
-    let metrics =
-        Metrics::new(&names).map_err(|e| AtaError::config("line", format!("metrics: {e}")))?;
+    let metrics = Metrics::new(&names, state_names())
+        .map_err(|e| AtaError::config("line", format!("metrics: {e}")))?;
     let domain = match &config.proxy {
         Some(p) => p.host.clone(),
         None => local.ip().to_string(),
@@ -166,7 +166,7 @@ pub async fn start(config: Config, source: ConfigSource) -> Result<Device, AtaEr
                 line.user.clone(),
                 rules,
                 endpoint.clone(),
-                addr.clone(),
+                addr.clone().recipient(),
                 metrics.clone(),
             )
             .start();
@@ -191,6 +191,14 @@ pub async fn start(config: Config, source: ConfigSource) -> Result<Device, AtaEr
         registrations,
         server: handle,
     })
+}
+
+/// The state gauges' names, from the machines that own the states.
+fn state_names() -> StateNames {
+    StateNames {
+        line: &LineState::NAMES,
+        registration: &RegistrationState::NAMES,
+    }
 }
 
 fn digest_user(line: &LineConfig) -> DigestUser {
@@ -222,7 +230,7 @@ fn start_line(
         handset,
         auto_answer: config.auto_answer,
         metrics: metrics.clone(),
-        call_context: Box::new(move |line_addr| CallContext {
+        call_context: Box::new(move |line| CallContext {
             identity: identity.clone(),
             user: user.clone(),
             endpoint: endpoint.clone(),
@@ -231,7 +239,7 @@ fn start_line(
             rtp_ports,
             metrics: metrics_for_calls.clone(),
             line_name: line_name.clone(),
-            line: line_addr,
+            line,
         }),
         registers,
     };

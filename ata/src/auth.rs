@@ -7,7 +7,7 @@
 use dialtone_digest::{answer, AnswerParams, Challenge};
 use dialtone_sip::{HeaderName, Message};
 
-use crate::error::AtaError;
+use crate::error::{AtaError, Unusable};
 
 /// The user's secret for one line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,11 +42,11 @@ pub fn answer_challenge(
     let (challenge_header, name) = match response.status() {
         Some(401) => (HeaderName::WwwAuthenticate, "Authorization"),
         Some(407) => (HeaderName::ProxyAuthenticate, "Proxy-Authorization"),
-        _ => return Err(AtaError::Unexpected("not a 401 or 407")),
+        _ => return Err(AtaError::Unusable(Unusable::NotAChallenge)),
     };
     // Several challenges may come (one per realm or algorithm); take the first we can answer.
     // Whole header values: a challenge's own commas separate its parameters, not challenges.
-    let mut last_error = AtaError::Unexpected("challenge without an authenticate header");
+    let mut last_error = AtaError::Unusable(Unusable::NoChallengeHeader);
     for value in response.headers_named(challenge_header).map(|h| h.value) {
         let challenge = match Challenge::parse(value) {
             Ok(c) => c,

@@ -6,6 +6,11 @@
 //! Everything else (`app.rs` and the actors) receives the finished [`Config`] and never reads
 //! the environment or the file again.
 //!
+//! This file holds the typed [`Config`] and [`Config::build`]; `config/file.rs` the file and
+//! flags as written, `config/lines.rs` the `[[line]]` tables and banks ([`LineConfig`]),
+//! `config/values.rs` one value's text to its type ([`ProxyAddress`], [`AudioIn`],
+//! [`CodecName`]). The arrows run from here to those three, and from `lines` to the other two.
+//!
 //! ```toml
 //! proxy = "127.0.0.1:5060"          # IP or domain, optional port
 //! bind = "127.0.0.1:0"              # SIP UDP socket (and TCP listener); port 0 picks a free one
@@ -38,36 +43,21 @@
 //! user = "2000"                    # all with this table's password and audio
 //! count = 100
 //! ```
+mod file;
+mod lines;
+mod values;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
-
-use serde::Deserialize;
 
 use crate::dial_plan::DialPlan;
 use crate::error::AtaError;
 use crate::identity::SipTransport;
-
-/// Where the proxy is: a host (IP literal or DNS name) and an optional port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProxyAddress {
-    /// IP literal or domain name.
-    pub host: String,
-    /// The port, when given; otherwise SRV decides, or 5060.
-    pub port: Option<u16>,
-}
-
-/// What a line reads as its handset microphone on the virtual backend.
-#[derive(Debug, Clone, PartialEq)]
-pub enum AudioIn {
-    /// Nothing: zero samples.
-    Silence,
-    /// A continuous sine at this frequency (Hz).
-    Tone(f64),
-    /// A WAV file, looped.
-    File(PathBuf),
-}
+pub use file::{FileConfig, FileLine, Overrides};
+use lines::merge_lines;
+pub use lines::{LineConfig, MAX_LINES};
+pub use values::{parse_audio_in, parse_proxy, AudioIn, CodecName, ProxyAddress};
+use values::{parse_codecs, parse_port_range, parse_socket, seconds};
 
 /// Which hardware a line is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,46 +66,6 @@ pub enum LineBackend {
     Virtual,
     /// A USB handset (feature `usb-handset`).
     Usb,
-}
-
-/// The codecs a device may offer, besides telephone-event which is always offered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CodecName {
-    /// G.711 mu-law.
-    Pcmu,
-    /// G.711 A-law.
-    Pcma,
-    /// Opus (feature `opus`).
-    Opus,
-}
-
-/// One line (one FXS port of the real ATA).
-#[derive(Debug, Clone, PartialEq)]
-pub struct LineConfig {
-    /// The SIP user (the phone number).
-    pub user: String,
-    /// The digest password.
-    pub password: String,
-    /// The From display name.
-    pub display_name: Option<String>,
-    /// The digest user name, when it differs from `user`.
-    pub auth_user: Option<String>,
-    /// The microphone (virtual backend).
-    pub audio_in: AudioIn,
-    /// Where to record what the handset hears (virtual backend).
-    pub audio_out: Option<PathBuf>,
-    /// USB backend: the sound card whose name contains this text (any case); `None` = the
-    /// host's default devices.
-    pub usb_audio_device: Option<String>,
-    /// USB backend: the handset's `/dev/hidraw*` or `/dev/input/event*`; `None` = detect.
-    pub usb_hid_device: Option<PathBuf>,
-}
-
-impl LineConfig {
-    /// The digest user name.
-    pub fn auth_user(&self) -> &str {
-        self.auth_user.as_deref().unwrap_or(&self.user)
-    }
 }
 
 /// The validated configuration of one device.
@@ -147,103 +97,6 @@ pub struct Config {
     pub auto_answer: Option<Duration>,
 }
 
-/// The TOML file, as written; every field optional so flags can fill the rest.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    /// See [`Config::proxy`].
-    pub proxy: Option<String>,
-    /// See [`Config::bind`].
-    pub bind: Option<String>,
-    /// `udp` or `tcp`.
-    pub transport: Option<String>,
-    /// `FROM-TO`.
-    pub rtp_ports: Option<String>,
-    /// Seconds.
-    pub register_interval: Option<u32>,
-    /// `pcmu,pcma[,opus]`.
-    pub codecs: Option<String>,
-    /// Pattern text.
-    pub dial_plan: Option<String>,
-    /// Seconds.
-    pub interdigit_timeout: Option<f64>,
-    /// `IP:PORT`.
-    pub control: Option<String>,
-    /// `virtual` or `usb`.
-    pub line_backend: Option<String>,
-    /// Seconds.
-    pub auto_answer: Option<f64>,
-    /// `[[line]]` tables.
-    #[serde(default)]
-    pub line: Vec<FileLine>,
-}
-
-/// One `[[line]]` table.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileLine {
-    /// SIP user.
-    pub user: String,
-    /// Password.
-    #[serde(default)]
-    pub password: String,
-    /// Display name.
-    pub display_name: Option<String>,
-    /// Digest user.
-    pub auth_user: Option<String>,
-    /// `FILE.wav`, `tone:HZ` or `silence`.
-    pub audio_in: Option<String>,
-    /// `FILE.wav`; `{user}` is replaced by the line's user.
-    pub audio_out: Option<String>,
-    /// USB backend: part of the sound card's name.
-    pub usb_audio_device: Option<String>,
-    /// USB backend: `/dev/hidraw*` or `/dev/input/event*`.
-    pub usb_hid_device: Option<String>,
-    /// This many lines from this table, the users counting up from `user` (which must then be
-    /// a number); 1 when absent.
-    pub count: Option<u32>,
-}
-
-/// The most lines one device may have: enough for a load test, and a bound on a typo.
-pub const MAX_LINES: usize = 1000;
-
-/// The command-line flags, as text; `None` leaves the file's value (or the default).
-#[derive(Debug, Default, Clone)]
-pub struct Overrides {
-    /// `--proxy`.
-    pub proxy: Option<String>,
-    /// `--line USER:PASSWORD`, repeatable; replaces the file's lines by position, adds the rest.
-    pub lines: Vec<String>,
-    /// `--bind`.
-    pub bind: Option<String>,
-    /// `--transport`.
-    pub transport: Option<String>,
-    /// `--rtp-ports`.
-    pub rtp_ports: Option<String>,
-    /// `--register-interval`.
-    pub register_interval: Option<u32>,
-    /// `--codecs`.
-    pub codecs: Option<String>,
-    /// `--dial-plan`.
-    pub dial_plan: Option<String>,
-    /// `--interdigit-timeout`.
-    pub interdigit_timeout: Option<f64>,
-    /// `--control`.
-    pub control: Option<String>,
-    /// `--line-backend`.
-    pub line_backend: Option<String>,
-    /// `--audio-in`, applied to every line.
-    pub audio_in: Option<String>,
-    /// `--audio-out`, applied to every line (with `{user}` replaced by the line's user).
-    pub audio_out: Option<String>,
-    /// `--auto-answer`.
-    pub auto_answer: Option<f64>,
-    /// `--usb-audio-device`, applied to every line.
-    pub usb_audio_device: Option<String>,
-    /// `--usb-hid-device`, applied to every line.
-    pub usb_hid_device: Option<String>,
-}
-
 /// Defaults, as documented in the README and `--help`.
 pub const DEFAULT_BIND: &str = "127.0.0.1:0";
 /// RTP ports: the ATA 186's own default range start, 50 pairs.
@@ -254,31 +107,6 @@ pub const DEFAULT_REGISTER_INTERVAL: u32 = 3600;
 pub const DEFAULT_CONTROL: &str = "127.0.0.1:8070";
 /// Seconds of silence that end a number (the ATA 186 default is 10; 5 is kinder in a lab).
 pub const DEFAULT_INTERDIGIT_TIMEOUT: f64 = 5.0;
-
-impl FileConfig {
-    /// Reads and parses a TOML file.
-    pub fn load(path: &std::path::Path) -> Result<FileConfig, AtaError> {
-        let text = std::fs::read_to_string(path).map_err(|e| AtaError::ConfigFile {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        Self::parse(&text).map_err(|e| match e {
-            AtaError::ConfigFile { reason, .. } => AtaError::ConfigFile {
-                path: path.display().to_string(),
-                reason,
-            },
-            other => other,
-        })
-    }
-
-    /// Parses TOML text.
-    pub fn parse(text: &str) -> Result<FileConfig, AtaError> {
-        toml::from_str(text).map_err(|e| AtaError::ConfigFile {
-            path: "<text>".into(),
-            reason: e.to_string(),
-        })
-    }
-}
 
 impl Config {
     /// Lays `flags` over `file`, fills defaults and validates.
@@ -386,274 +214,6 @@ impl Config {
             auto_answer: (!auto_answer.is_zero()).then_some(auto_answer),
         })
     }
-}
-
-fn merge_lines(file_lines: Vec<FileLine>, flags: &Overrides) -> Result<Vec<LineConfig>, AtaError> {
-    let mut lines = Vec::new();
-    for file_line in file_lines {
-        let audio_in = parse_audio_in(file_line.audio_in.as_deref().unwrap_or("silence"))?;
-        let usb_audio_device = file_line
-            .usb_audio_device
-            .as_deref()
-            .map(parse_usb_audio_device)
-            .transpose()?;
-        let usb_hid_device = file_line
-            .usb_hid_device
-            .as_deref()
-            .map(parse_usb_hid_device)
-            .transpose()?;
-        for user in line_users(&file_line)? {
-            lines.push(LineConfig {
-                audio_out: file_line
-                    .audio_out
-                    .as_ref()
-                    .map(|path| PathBuf::from(path.replace("{user}", &user))),
-                user,
-                password: file_line.password.clone(),
-                display_name: file_line.display_name.clone(),
-                auth_user: file_line.auth_user.clone(),
-                audio_in: audio_in.clone(),
-                usb_audio_device: usb_audio_device.clone(),
-                usb_hid_device: usb_hid_device.clone(),
-            });
-        }
-    }
-    for (index, text) in flags.lines.iter().enumerate() {
-        let (user, password) = text.split_once(':').unwrap_or((text.as_str(), ""));
-        if user.is_empty() {
-            return Err(AtaError::config("line", format!("`{text}` has no user")));
-        }
-        match lines.get_mut(index) {
-            Some(line) => {
-                line.user = user.to_owned();
-                line.password = password.to_owned();
-            }
-            None => lines.push(LineConfig {
-                user: user.to_owned(),
-                password: password.to_owned(),
-                display_name: None,
-                auth_user: None,
-                audio_in: AudioIn::Silence,
-                audio_out: None,
-                usb_audio_device: None,
-                usb_hid_device: None,
-            }),
-        }
-    }
-    if lines.len() > MAX_LINES {
-        return Err(AtaError::config(
-            "line",
-            format!("{} lines; at most {MAX_LINES}", lines.len()),
-        ));
-    }
-    if lines.is_empty() {
-        return Err(AtaError::config(
-            "line",
-            "at least one line is needed (--line USER:PASSWORD or [[line]])",
-        ));
-    }
-    for line in &mut lines {
-        if line.user.is_empty() || !line.user.bytes().all(is_user_byte) {
-            return Err(AtaError::config(
-                "line",
-                format!("user `{}` is not a plain SIP user part", line.user),
-            ));
-        }
-        if let Some(text) = &flags.audio_in {
-            line.audio_in = parse_audio_in(text)?;
-        }
-        if let Some(text) = &flags.audio_out {
-            line.audio_out = Some(PathBuf::from(text.replace("{user}", &line.user)));
-        }
-        if let Some(text) = &flags.usb_audio_device {
-            line.usb_audio_device = Some(parse_usb_audio_device(text)?);
-        }
-        if let Some(text) = &flags.usb_hid_device {
-            line.usb_hid_device = Some(parse_usb_hid_device(text)?);
-        }
-    }
-    Ok(lines)
-}
-
-/// The users of one `[[line]]` table: `user`, or `count` of them counting up from it.
-fn line_users(line: &FileLine) -> Result<Vec<String>, AtaError> {
-    let count = line.count.unwrap_or(1);
-    if count <= 1 {
-        return Ok(vec![line.user.clone()]);
-    }
-    if count as usize > MAX_LINES {
-        return Err(AtaError::config(
-            "count",
-            format!("{count} lines; at most {MAX_LINES}"),
-        ));
-    }
-    let first: u64 = line.user.parse().map_err(|_| {
-        AtaError::config(
-            "count",
-            format!("user `{}` must be a number to count from", line.user),
-        )
-    })?;
-    // Keep the width, so "0100" counts 0100, 0101, ...
-    let width = line.user.len();
-    Ok((0..u64::from(count))
-        .map(|i| format!("{:0width$}", first + i))
-        .collect())
-}
-
-fn is_user_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/#".contains(&b)
-}
-
-/// Parses `HOST[:PORT]`, `[V6]:PORT` or a bare IPv6 literal.
-pub fn parse_proxy(text: &str) -> Result<ProxyAddress, AtaError> {
-    let bad = |reason: &str| AtaError::config("proxy", format!("`{text}`: {reason}"));
-    if let Ok(addr) = text.parse::<SocketAddr>() {
-        return Ok(ProxyAddress {
-            host: addr.ip().to_string(),
-            port: Some(addr.port()),
-        });
-    }
-    if let Ok(ip) = text.parse::<std::net::IpAddr>() {
-        return Ok(ProxyAddress {
-            host: ip.to_string(),
-            port: None,
-        });
-    }
-    let (host, port) = match text.rsplit_once(':') {
-        Some((host, port)) => (
-            host,
-            Some(port.parse::<u16>().map_err(|_| bad("bad port"))?),
-        ),
-        None => (text, None),
-    };
-    let valid_host = !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-    if !valid_host {
-        return Err(bad("not a host name or IP address"));
-    }
-    Ok(ProxyAddress {
-        host: host.to_owned(),
-        port,
-    })
-}
-
-fn parse_socket(key: &'static str, text: &str) -> Result<SocketAddr, AtaError> {
-    text.parse()
-        .map_err(|_| AtaError::config(key, format!("`{text}` is not IP:PORT")))
-}
-
-fn parse_port_range(text: &str) -> Result<(u16, u16), AtaError> {
-    let bad = || AtaError::config("rtp_ports", format!("`{text}` is not FROM-TO"));
-    let (from, to) = text.split_once('-').ok_or_else(bad)?;
-    let from: u16 = from.trim().parse().map_err(|_| bad())?;
-    let to: u16 = to.trim().parse().map_err(|_| bad())?;
-    // RTP takes an even port and RTCP the next one (RFC 3550 section 11).
-    if from == 0 || to <= from {
-        return Err(AtaError::config(
-            "rtp_ports",
-            format!("`{text}` must hold at least one pair of ports above 0"),
-        ));
-    }
-    Ok((from, to))
-}
-
-fn parse_codecs(text: &str) -> Result<Vec<CodecName>, AtaError> {
-    let mut codecs = Vec::new();
-    for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        let codec = match name.to_ascii_lowercase().as_str() {
-            "pcmu" => CodecName::Pcmu,
-            "pcma" => CodecName::Pcma,
-            "opus" if cfg!(feature = "opus") => CodecName::Opus,
-            "opus" => {
-                return Err(AtaError::config(
-                    "codecs",
-                    "opus needs a build with --features opus",
-                ))
-            }
-            other => {
-                return Err(AtaError::config(
-                    "codecs",
-                    format!("`{other}` is not one of pcmu, pcma, opus"),
-                ))
-            }
-        };
-        if !codecs.contains(&codec) {
-            codecs.push(codec);
-        }
-    }
-    if !codecs
-        .iter()
-        .any(|c| matches!(c, CodecName::Pcmu | CodecName::Pcma))
-    {
-        return Err(AtaError::config(
-            "codecs",
-            "must include pcmu or pcma, which every peer understands",
-        ));
-    }
-    Ok(codecs)
-}
-
-/// Parses `silence`, `tone:HZ` or a WAV path.
-pub fn parse_audio_in(text: &str) -> Result<AudioIn, AtaError> {
-    if text == "silence" {
-        return Ok(AudioIn::Silence);
-    }
-    if let Some(hz) = text.strip_prefix("tone:") {
-        let hz: f64 = hz
-            .parse()
-            .map_err(|_| AtaError::config("audio_in", format!("`{text}`: bad frequency")))?;
-        // The 8 kHz clock carries nothing at or above 4 kHz (Nyquist).
-        if !(20.0..4000.0).contains(&hz) {
-            return Err(AtaError::config(
-                "audio_in",
-                format!("`{text}`: frequency must be 20 to 3999 Hz"),
-            ));
-        }
-        return Ok(AudioIn::Tone(hz));
-    }
-    if text.to_ascii_lowercase().ends_with(".wav") {
-        return Ok(AudioIn::File(PathBuf::from(text)));
-    }
-    Err(AtaError::config(
-        "audio_in",
-        format!("`{text}` is not FILE.wav, tone:HZ or silence"),
-    ))
-}
-
-/// A sound card name fragment: any text but blank (which would match every card).
-fn parse_usb_audio_device(text: &str) -> Result<String, AtaError> {
-    let name = text.trim();
-    if name.is_empty() {
-        return Err(AtaError::config(
-            "usb_audio_device",
-            "empty; leave the key out to use the default sound card",
-        ));
-    }
-    Ok(name.to_owned())
-}
-
-/// A handset HID path: hidraw (raw reports, hook switch included) or an evdev node (keys
-/// the kernel mapped; most kernels do not map the hook switch).
-fn parse_usb_hid_device(text: &str) -> Result<PathBuf, AtaError> {
-    if text.starts_with("/dev/hidraw") || text.starts_with("/dev/input/event") {
-        return Ok(PathBuf::from(text));
-    }
-    Err(AtaError::config(
-        "usb_hid_device",
-        format!("`{text}` is neither /dev/hidrawN nor /dev/input/eventN"),
-    ))
-}
-
-fn seconds(key: &'static str, value: f64) -> Result<Duration, AtaError> {
-    if !value.is_finite() || !(0.0..=86_400.0).contains(&value) {
-        return Err(AtaError::config(
-            key,
-            format!("{value} is not 0 to 86400 seconds"),
-        ));
-    }
-    Ok(Duration::from_secs_f64(value))
 }
 
 #[cfg(test)]

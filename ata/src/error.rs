@@ -31,7 +31,10 @@ pub enum AtaError {
     Sip(#[from] dialtone_sip::ParseError),
     /// A received message is well formed but not what the state machine can act on.
     #[error("unexpected SIP message: {0}")]
-    Unexpected(&'static str),
+    Unusable(Unusable),
+    /// A call was dialled on a line that has no proxy to send it to.
+    #[error("no proxy configured to send the call to")]
+    NoProxy,
     /// Answering a digest challenge failed.
     #[error("digest: {0}")]
     Digest(#[from] dialtone_digest::DigestError),
@@ -77,6 +80,61 @@ pub enum AtaError {
     /// Socket and file I/O.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// What made a SIP message unusable ([`AtaError::Unusable`]): a kind, not free text, so
+/// that callers and tests can tell the cases apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unusable {
+    /// A request was expected.
+    NotARequest,
+    /// A response was expected.
+    NotAResponse,
+    /// A request we built carries no Via branch (we always write one).
+    NoBranch,
+    /// The endpoint holds no server transaction with this id.
+    NoSuchServerTransaction,
+    /// A request other than the ACK to a 2xx came without its server transaction.
+    NoServerTransaction,
+    /// Digest: the response is neither 401 nor 407.
+    NotAChallenge,
+    /// Digest: a 401 or 407 without WWW- or Proxy-Authenticate.
+    NoChallengeHeader,
+    /// An INVITE without a From tag cannot make a dialog (RFC 3261 12.1.1).
+    InviteWithoutFromTag,
+    /// An INVITE without To.
+    InviteWithoutTo,
+    /// An INVITE without Contact: no remote target.
+    InviteWithoutContact,
+    /// An INVITE with `Contact: *`.
+    InviteWithWildcardContact,
+    /// An INVITE without an SDP offer (the ATA does not offer in the 2xx).
+    InviteWithoutOffer,
+    /// A 2xx to our INVITE without the SDP answer.
+    AnswerWithoutSdp,
+    /// A re-INVITE without an offer.
+    ReinviteWithoutOffer,
+}
+
+impl std::fmt::Display for Unusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Unusable::NotARequest => "not a request",
+            Unusable::NotAResponse => "not a response",
+            Unusable::NoBranch => "our request has no branch",
+            Unusable::NoSuchServerTransaction => "no such server transaction",
+            Unusable::NoServerTransaction => "request without a transaction",
+            Unusable::NotAChallenge => "not a 401 or 407",
+            Unusable::NoChallengeHeader => "challenge without an authenticate header",
+            Unusable::InviteWithoutFromTag => "INVITE without From tag",
+            Unusable::InviteWithoutTo => "INVITE without To",
+            Unusable::InviteWithoutContact => "INVITE without Contact",
+            Unusable::InviteWithWildcardContact => "INVITE with Contact: *",
+            Unusable::InviteWithoutOffer => "INVITE without an SDP offer",
+            Unusable::AnswerWithoutSdp => "2xx without an SDP answer",
+            Unusable::ReinviteWithoutOffer => "re-INVITE without offer",
+        })
+    }
 }
 
 impl AtaError {

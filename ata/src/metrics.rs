@@ -14,9 +14,6 @@
 
 use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
-use crate::line::phone::LineState;
-use crate::registration::rules::RegistrationState;
-
 /// How a call ended, for `dialtone_ata_calls_total`.
 pub const OUTCOMES: [&str; 6] = [
     "answered",
@@ -27,10 +24,22 @@ pub const OUTCOMES: [&str; 6] = [
     "unanswered",
 ];
 
+/// The names of the two state gauges' states, given by the state machines that own them
+/// (`LineState::NAMES`, `RegistrationState::NAMES`): metrics sit below the line and the
+/// registration, which update them, so this module does not import those.
+#[derive(Debug, Clone, Copy)]
+pub struct StateNames {
+    /// Every telephone state; the first is the idle state a line starts in.
+    pub line: &'static [&'static str],
+    /// Every registration state; the first is the unregistered state a line starts in.
+    pub registration: &'static [&'static str],
+}
+
 /// The metric families.
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
+    states: StateNames,
     line_state: IntGaugeVec,
     registration_state: IntGaugeVec,
     calls: IntCounterVec,
@@ -52,7 +61,7 @@ pub struct Metrics {
 
 impl Metrics {
     /// Creates and registers every family, and the series of each line in `lines`.
-    pub fn new(lines: &[String]) -> Result<Metrics, prometheus::Error> {
+    pub fn new(lines: &[String], states: StateNames) -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new();
         let gauge =
             |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec, prometheus::Error> {
@@ -72,6 +81,7 @@ impl Metrics {
             Ok(g)
         };
         let metrics = Metrics {
+            states,
             line_state: gauge(
                 "dialtone_ata_line_state",
                 "1 for the line's current telephone state",
@@ -129,16 +139,17 @@ impl Metrics {
     }
 
     fn init_line(&self, line: &str) {
-        for state in LineState::NAMES {
+        for state in self.states.line {
             self.line_state.with_label_values(&[line, state]).set(0);
         }
-        self.set_line_state(line, LineState::Idle);
-        for state in RegistrationState::NAMES {
+        self.set_line_state(line, self.states.line.first().copied().unwrap_or_default());
+        for state in self.states.registration {
             self.registration_state
                 .with_label_values(&[line, state])
                 .set(0);
         }
-        self.set_registration_state(line, "unregistered");
+        let unregistered = self.states.registration.first().copied();
+        self.set_registration_state(line, unregistered.unwrap_or_default());
         for direction in ["incoming", "outgoing"] {
             for outcome in OUTCOMES {
                 self.calls
@@ -160,17 +171,17 @@ impl Metrics {
     }
 
     /// Marks `state` as the line's current state.
-    pub fn set_line_state(&self, line: &str, state: LineState) {
-        for name in LineState::NAMES {
-            let value = i64::from(name == state.name());
+    pub fn set_line_state(&self, line: &str, state: &str) {
+        for name in self.states.line {
+            let value = i64::from(*name == state);
             self.line_state.with_label_values(&[line, name]).set(value);
         }
     }
 
     /// Marks `state` as the line's registration state.
     pub fn set_registration_state(&self, line: &str, state: &str) {
-        for name in RegistrationState::NAMES {
-            let value = i64::from(name == state);
+        for name in self.states.registration {
+            let value = i64::from(*name == state);
             self.registration_state
                 .with_label_values(&[line, name])
                 .set(value);
@@ -204,7 +215,11 @@ mod tests {
 
     #[test]
     fn every_series_is_present_at_zero_from_the_start() {
-        let metrics = Metrics::new(&["8000".to_owned()]).expect("metrics");
+        let states = StateNames {
+            line: &crate::line::phone::LineState::NAMES,
+            registration: &crate::registration::rules::RegistrationState::NAMES,
+        };
+        let metrics = Metrics::new(&["8000".to_owned()], states).expect("metrics");
         let text = metrics.render();
         for needle in [
             "dialtone_ata_calls_total{direction=\"outgoing\",line=\"8000\",outcome=\"busy\"} 0",

@@ -1,5 +1,6 @@
 //! `check-sync` (the Cisco ATA's remote resync): a `NOTIFY` with `Event: check-sync` that the
-//! endpoint answers 200 and hands here as [`CheckSync`]. The [`Resync`] actor re-reads the
+//! endpoint answers 200 and hands here as [`CheckSync`] (defined beside its sender, the
+//! endpoint). The [`Resync`] actor re-reads the
 //! config file with the same flags laid over it (`Config::build`, so a bad file is refused
 //! with its key named, and the running config kept), and makes every registering line
 //! register again at once with its new password and `register_interval`
@@ -15,6 +16,7 @@ use tracing::{info, warn};
 
 use crate::auth::DigestUser;
 use crate::config::{Config, FileConfig, Overrides};
+use crate::endpoint::CheckSync;
 use crate::error::AtaError;
 use crate::registration::actor::{self, RegistrationActor};
 
@@ -26,11 +28,6 @@ pub struct ConfigSource {
     /// The flags, laid over the file again.
     pub flags: Overrides,
 }
-
-/// The endpoint received `NOTIFY` with `Event: check-sync`.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct CheckSync;
 
 /// The actor.
 pub struct Resync {

@@ -1,85 +1,37 @@
-//! The call actor: the actix shell around one [`Dialog`], plus the call's offer/answer
-//! (`dialtone-sdp`) and its [`MediaActor`]. Created by the line actor for every call, outgoing
-//! ([`CallActor::outgoing`]) or incoming ([`CallActor::incoming`]); talks to the endpoint for
-//! SIP and to its line by messages only ([`crate::line::CallNews`]); stops when the dialog
-//! terminates.
+//! The call actor: the actix shell around one [`Dialog`] and one [`Negotiator`] (the call's
+//! offer/answer), and the owner of the call's [`MediaActor`]. Created by the line actor for
+//! every call, outgoing ([`CallActor::outgoing`]) or incoming ([`CallActor::incoming`]);
+//! talks to the endpoint for SIP and to its line by messages only ([`CallNews`], to the
+//! `LineInbox` in its [`CallContext`]); stops when the dialog terminates. What the line asks
+//! of it ([`HangUp`], [`Answer`], [`Flash`], [`Key`], [`Transfer`], [`ReferNotify`]) is
+//! defined here and handled in `actor/commands.rs`.
 //!
 //! Incoming INVITEs without an offer (offer in the ACK) are answered 488 here: the ATA 186
 //! and every peer of the lab send their offer in the INVITE.
 
-use std::net::{IpAddr, SocketAddr};
+mod commands;
+
+use std::net::IpAddr;
 use std::time::Instant;
 
 use actix::prelude::*;
 use dialtone_media::{AudioCodec, Pcma, Pcmu};
-use dialtone_sdp::{
-    build_offer, hold_offer, negotiate_answer, parse_bytes, process_answer, resume_offer, Codec,
-    LocalSession, NegotiatedAudio, SessionDescription,
-};
+use dialtone_sdp::{Codec, NegotiatedAudio};
 use dialtone_sip::{Message, ResponseBuilder};
 use rand::Rng;
 use tracing::{debug, info, warn};
 
-use crate::auth::DigestUser;
+pub use super::context::CallContext;
 use crate::call::dialog::{CallEvent, Dialog, IncomingCall, OutgoingCall, Output};
-use crate::config::CodecName;
+use crate::call::negotiator::Negotiator;
+use crate::call::news::{CallNews, CallOutcome, News};
 use crate::endpoint::{
-    ClientEvent, DialogRequest, Endpoint, NewCall, RouteDialog, SendRequest, SendResponse,
-    SendStateless, TransactionUpdate,
+    ClientEvent, DialogRequest, NewCall, RouteDialog, SendRequest, SendResponse, SendStateless,
+    TransactionUpdate,
 };
 use crate::error::AtaError;
-use crate::identity::LineIdentity;
-use crate::line::phone::CallOutcome;
-use crate::line::{CallNews, LineActor, News};
 use crate::media::actor::{bind_port_pair, MediaActor, StartMedia, StopMedia, UpdateMedia};
 use crate::media::session::{MediaSession, SessionParams};
-use crate::metrics::Metrics;
-
-/// The dynamic payload type we offer Opus on.
-pub const OPUS_PAYLOAD_TYPE: u8 = 111;
-/// The payload type of telephone-event in our offers, as the seed's ATA uses.
-pub const TELEPHONE_EVENT_PAYLOAD_TYPE: u8 = 101;
-
-/// What every call of a line shares.
-#[derive(Clone)]
-pub struct CallContext {
-    /// The line's SIP identity.
-    pub identity: LineIdentity,
-    /// Its digest credentials.
-    pub user: DigestUser,
-    /// The SIP endpoint.
-    pub endpoint: Addr<Endpoint>,
-    /// The outbound proxy, if any.
-    pub proxy: Option<SocketAddr>,
-    /// Codecs to offer, in order.
-    pub codecs: Vec<CodecName>,
-    /// RTP port range.
-    pub rtp_ports: (u16, u16),
-    /// Metrics.
-    pub metrics: Metrics,
-    /// The line's metric label (its user).
-    pub line_name: String,
-    /// The line actor.
-    pub line: Addr<LineActor>,
-}
-
-impl CallContext {
-    /// The SDP codec list: configured voice codecs, then telephone-event (seed figure D-3,
-    /// without G.729, which we cannot encode).
-    pub fn sdp_codecs(&self) -> Vec<Codec> {
-        let mut codecs: Vec<Codec> = self
-            .codecs
-            .iter()
-            .map(|c| match c {
-                CodecName::Pcmu => Codec::pcmu(),
-                CodecName::Pcma => Codec::pcma(),
-                CodecName::Opus => Codec::opus(OPUS_PAYLOAD_TYPE),
-            })
-            .collect();
-        codecs.push(Codec::telephone_event(TELEPHONE_EVENT_PAYLOAD_TYPE));
-        codecs
-    }
-}
 
 /// Hang up (CANCEL, BYE or decline, as fits).
 #[derive(Message)]
@@ -128,10 +80,7 @@ pub struct CallActor {
     start: Option<Start>,
     dialog: Option<Dialog>,
     media: Option<Addr<MediaActor>>,
-    media_port: u16,
-    local_sdp: Option<SessionDescription>,
-    pending_answer: Option<(SessionDescription, NegotiatedAudio)>,
-    held: bool,
+    sdp: Negotiator,
     connected: bool,
     /// Media started on a 183 with SDP (early media), before the 2xx.
     early_media: Option<String>,
@@ -153,16 +102,18 @@ impl CallActor {
     }
 
     fn new(id: u64, context: CallContext, start: Start, incoming: bool) -> Self {
+        let sdp = Negotiator::new(
+            context.sdp_codecs(),
+            context.identity.user.clone(),
+            context.identity.local.ip(),
+        );
         CallActor {
             id,
             context,
             start: Some(start),
             dialog: None,
             media: None,
-            media_port: 0,
-            local_sdp: None,
-            pending_answer: None,
-            held: false,
+            sdp,
             connected: false,
             early_media: None,
             incoming,
@@ -173,32 +124,21 @@ impl CallActor {
     }
 
     fn news(&self, news: News) {
-        self.context.line.do_send(CallNews {
+        self.context.line.news.do_send(CallNews {
             call: self.id,
             news,
         });
-    }
-
-    fn local_session(&self, id: u64) -> LocalSession {
-        let mut local = LocalSession::new(
-            self.context.identity.user.clone(),
-            id,
-            self.context.identity.local.ip(),
-            self.media_port,
-        );
-        local.session_name = "Dialtone ATA Call".into();
-        local
     }
 
     fn open_media(&mut self) -> Result<(), AtaError> {
         let ip: IpAddr = self.context.identity.local.ip();
         let (from, to) = self.context.rtp_ports;
         let sockets = bind_port_pair(ip, from, to)?;
-        self.media_port = MediaActor::local_port(&sockets.0);
+        self.sdp.set_port(MediaActor::local_port(&sockets.0));
         let actor = MediaActor::new(
             self.id,
             self.context.line_name.clone(),
-            self.context.line.clone(),
+            self.context.line.media.clone(),
             self.context.metrics.clone(),
             sockets,
         )?;
@@ -258,11 +198,7 @@ impl CallActor {
         if self.early_media.is_some() || self.connected {
             return;
         }
-        let negotiated = match (&self.local_sdp, parse_bytes(sdp)) {
-            (Some(offer), Ok(answer)) => process_answer(offer, &answer).ok(),
-            _ => None,
-        };
-        match negotiated {
+        match self.sdp.process_answer(Some(sdp)).ok() {
             Some(audio) => self.start_media_as(&audio, true),
             None => warn!(
                 call = self.id,
@@ -272,25 +208,19 @@ impl CallActor {
     }
 
     fn begin_outgoing(&mut self, ctx: &mut Context<Self>, number: String) -> Result<(), AtaError> {
-        let proxy = self.context.proxy.ok_or(AtaError::Unexpected(
-            "no proxy configured to send the call to",
-        ))?;
+        let proxy = self.context.proxy.ok_or(AtaError::NoProxy)?;
         self.open_media()?;
         let session_id: u64 = rand::thread_rng().gen_range(1..1_000_000_000);
-        let offer = build_offer(&self.context.sdp_codecs(), &self.local_session(session_id))?;
+        let offer = self.sdp.offer(session_id)?;
         let target = self.target_uri(&number);
-        let dialog = Dialog::outgoing(
-            Instant::now(),
-            OutgoingCall {
-                identity: self.context.identity.clone(),
-                target,
-                destination: proxy,
-                user: self.context.user.clone(),
-                offer: offer.to_string().into_bytes(),
-                seed: rand::thread_rng().gen(),
-            },
-        );
-        self.local_sdp = Some(offer);
+        let dialog = Dialog::outgoing(OutgoingCall {
+            identity: self.context.identity.clone(),
+            target,
+            destination: proxy,
+            user: self.context.user.clone(),
+            offer,
+            seed: rand::thread_rng().gen(),
+        });
         self.route(ctx, &dialog, None);
         self.dialog = Some(dialog);
         Ok(())
@@ -311,16 +241,13 @@ impl CallActor {
         call: NewCall,
         busy: bool,
     ) -> Result<(), AtaError> {
-        let mut dialog = match Dialog::incoming(
-            Instant::now(),
-            IncomingCall {
-                identity: self.context.identity.clone(),
-                txn: call.txn,
-                request: call.bytes.to_vec(),
-                source: call.source,
-                seed: rand::thread_rng().gen(),
-            },
-        ) {
+        let mut dialog = match Dialog::incoming(IncomingCall {
+            identity: self.context.identity.clone(),
+            txn: call.txn,
+            request: call.bytes.to_vec(),
+            source: call.source,
+            seed: rand::thread_rng().gen(),
+        }) {
             Ok(d) => d,
             Err(e) => {
                 self.respond_bad_request(&call, &e);
@@ -328,44 +255,30 @@ impl CallActor {
             }
         };
         self.route(ctx, &dialog, Some(call.txn));
-        let now = Instant::now();
         if busy {
-            dialog.reject(now, 486, "Busy Here");
+            dialog.reject(486, "Busy Here");
             self.dialog = Some(dialog);
             return Ok(());
         }
-        let answer = self.prepare_answer(&call);
-        match answer {
-            Ok(prepared) => {
-                self.pending_answer = Some(prepared);
-                dialog.ring(now);
-            }
+        match self.prepare_answer(&call) {
+            Ok(()) => dialog.ring(),
             Err(e) => {
                 info!(error = %e, "incoming offer refused with 488");
-                dialog.reject(now, 488, "Not Acceptable Here");
+                dialog.reject(488, "Not Acceptable Here");
             }
         }
         self.dialog = Some(dialog);
         Ok(())
     }
 
-    fn prepare_answer(
-        &mut self,
-        call: &NewCall,
-    ) -> Result<(SessionDescription, NegotiatedAudio), AtaError> {
+    /// Reads the INVITE's offer, opens the media and prepares the answer the subscriber
+    /// will send by answering.
+    fn prepare_answer(&mut self, call: &NewCall) -> Result<(), AtaError> {
         let message = Message::parse(&call.bytes)?;
-        if message.body().is_empty() {
-            return Err(AtaError::Unexpected("INVITE without an SDP offer"));
-        }
-        let offer = parse_bytes(message.body())?;
+        let offer = Negotiator::read_offer(message.body())?;
         self.open_media()?;
         let session_id: u64 = rand::thread_rng().gen_range(1..1_000_000_000);
-        let answer = negotiate_answer(
-            &offer,
-            &self.context.sdp_codecs(),
-            &self.local_session(session_id),
-        )?;
-        Ok((answer.description, answer.audio))
+        self.sdp.prepare_answer(&offer, session_id)
     }
 
     fn respond_bad_request(&self, call: &NewCall, error: &AtaError) {
@@ -496,7 +409,7 @@ impl CallActor {
                 media.do_send(StopMedia);
             }
             if let Some(dialog) = self.dialog.as_mut() {
-                dialog.hang_up(Instant::now());
+                dialog.hang_up();
             }
         } else if status >= 300 || terminated {
             self.news(News::TransferFailed { status });
@@ -512,20 +425,13 @@ impl CallActor {
             self.news(News::Connected { media, codec });
             return;
         }
-        let negotiated = match (&self.local_sdp, sdp.as_deref().map(parse_bytes)) {
-            (Some(offer), Some(Ok(answer))) => {
-                process_answer(offer, &answer).map_err(AtaError::from)
-            }
-            (_, Some(Err(e))) => Err(e.into()),
-            _ => Err(AtaError::Unexpected("2xx without an SDP answer")),
-        };
-        match negotiated {
+        match self.sdp.process_answer(sdp.as_deref()) {
             Ok(audio) => self.start_media(&audio),
             Err(e) => {
                 warn!(error = %e, "unusable answer; hanging up");
                 self.news(News::Ended(CallOutcome::Failed(488)));
                 if let Some(dialog) = self.dialog.as_mut() {
-                    dialog.hang_up(Instant::now());
+                    dialog.hang_up();
                 }
             }
         }
@@ -533,41 +439,18 @@ impl CallActor {
 
     fn on_reoffer(&mut self, sdp: Option<Vec<u8>>) {
         let now = Instant::now();
-        let answer = sdp
-            .as_deref()
-            .ok_or(AtaError::Unexpected("re-INVITE without offer"))
-            .and_then(|body| Ok(parse_bytes(body)?))
-            .and_then(|offer| {
-                let session_id = self
-                    .local_sdp
-                    .as_ref()
-                    .and_then(|s| s.origin.session_id.parse().ok())
-                    .unwrap_or(1);
-                let mut local = self.local_session(session_id);
-                local.session_version = self
-                    .local_sdp
-                    .as_ref()
-                    .map(|s| s.origin.session_version + 1)
-                    .unwrap_or(session_id);
-                Ok(negotiate_answer(
-                    &offer,
-                    &self.context.sdp_codecs(),
-                    &local,
-                )?)
-            });
         let Some(dialog) = self.dialog.as_mut() else {
             return;
         };
-        match answer {
-            Ok(answer) => {
+        match self.sdp.answer_reoffer(sdp.as_deref()) {
+            Ok((answer, audio)) => {
                 if let Some(media) = &self.media {
                     media.do_send(UpdateMedia {
-                        remote: answer.audio.remote_rtp(),
-                        send: answer.audio.direction.sends(),
+                        remote: audio.remote_rtp(),
+                        send: audio.direction.sends(),
                     });
                 }
-                dialog.answer_reinvite(now, Some(answer.description.to_string().into_bytes()), 200);
-                self.local_sdp = Some(answer.description);
+                dialog.answer_reinvite(now, Some(answer), 200);
             }
             Err(e) => {
                 info!(error = %e, "re-INVITE refused");
@@ -577,11 +460,8 @@ impl CallActor {
     }
 
     fn on_reoffer_answered(&mut self, sdp: Option<Vec<u8>>) {
-        let (Some(offer), Some(Ok(answer))) = (&self.local_sdp, sdp.as_deref().map(parse_bytes))
-        else {
-            return;
-        };
-        if let (Ok(audio), Some(media)) = (process_answer(offer, &answer), &self.media) {
+        let audio = self.sdp.process_answer(sdp.as_deref());
+        if let (Ok(audio), Some(media)) = (audio, &self.media) {
             media.do_send(UpdateMedia {
                 remote: audio.remote_rtp(),
                 send: audio.direction.sends(),
@@ -670,18 +550,17 @@ impl Handler<TransactionUpdate> for CallActor {
         let Some(dialog) = self.dialog.as_mut() else {
             return;
         };
-        let now = Instant::now();
         match msg.0 {
             ClientEvent::Response { bytes, .. } => match Message::parse(&bytes) {
                 Ok(response) => {
-                    if let Err(e) = dialog.handle_response(now, &response) {
+                    if let Err(e) = dialog.handle_response(&response) {
                         warn!(call = self.id, error = %e, "response unusable");
                     }
                 }
                 Err(e) => debug!(error = %e, "unparsable response"),
             },
             ClientEvent::Failed { method, status } => {
-                dialog.handle_transaction_failure(now, &method, status)
+                dialog.handle_transaction_failure(&method, status)
             }
         }
         self.pump(ctx);
@@ -697,100 +576,12 @@ impl Handler<DialogRequest> for CallActor {
         };
         match Message::parse(&msg.bytes) {
             Ok(request) => {
-                if let Err(e) = dialog.handle_request(Instant::now(), msg.txn, &request, &msg.bytes)
-                {
+                if let Err(e) = dialog.handle_request(msg.txn, &request, &msg.bytes) {
                     debug!(call = self.id, error = %e, "request unusable");
                 }
             }
             Err(e) => debug!(error = %e, "unparsable request"),
         }
         self.pump(ctx);
-    }
-}
-
-impl Handler<HangUp> for CallActor {
-    type Result = ();
-
-    fn handle(&mut self, _msg: HangUp, ctx: &mut Context<Self>) {
-        if let Some(dialog) = self.dialog.as_mut() {
-            dialog.hang_up(Instant::now());
-        }
-        if let Some(media) = self.media.take() {
-            media.do_send(StopMedia);
-        }
-        self.pump(ctx);
-    }
-}
-
-impl Handler<Answer> for CallActor {
-    type Result = ();
-
-    fn handle(&mut self, _msg: Answer, ctx: &mut Context<Self>) {
-        let Some((description, audio)) = self.pending_answer.take() else {
-            return;
-        };
-        if let Some(dialog) = self.dialog.as_mut() {
-            dialog.accept(Instant::now(), description.to_string().into_bytes());
-        }
-        self.local_sdp = Some(description);
-        self.start_media(&audio);
-        self.pump(ctx);
-    }
-}
-
-impl Handler<Flash> for CallActor {
-    type Result = ();
-
-    fn handle(&mut self, _msg: Flash, ctx: &mut Context<Self>) {
-        let Some(previous) = &self.local_sdp else {
-            return;
-        };
-        let next = if self.held {
-            resume_offer(previous)
-        } else {
-            hold_offer(previous)
-        };
-        let Ok(next) = next else {
-            return;
-        };
-        self.held = !self.held;
-        if let Some(dialog) = self.dialog.as_mut() {
-            dialog.reinvite(Instant::now(), next.to_string().into_bytes());
-        }
-        self.local_sdp = Some(next);
-        self.pump(ctx);
-    }
-}
-
-impl Handler<Transfer> for CallActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: Transfer, ctx: &mut Context<Self>) {
-        let target = self.target_uri(&msg.0);
-        if let Some(dialog) = self.dialog.as_mut() {
-            dialog.refer(Instant::now(), &target);
-        }
-        self.pump(ctx);
-    }
-}
-
-impl Handler<ReferNotify> for CallActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: ReferNotify, ctx: &mut Context<Self>) {
-        if let Some(dialog) = self.dialog.as_mut() {
-            dialog.notify_refer(Instant::now(), msg.status, msg.reason);
-        }
-        self.pump(ctx);
-    }
-}
-
-impl Handler<Key> for CallActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: Key, _ctx: &mut Context<Self>) {
-        if let Some(media) = &self.media {
-            media.do_send(crate::media::actor::SendDigit(msg.0));
-        }
     }
 }

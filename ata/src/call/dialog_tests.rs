@@ -1,6 +1,7 @@
 //! Tests of the dialog core with a fake clock and no sockets.
 
 use super::*;
+use crate::identity::ALLOW;
 
 fn identity(user: &str, port: u16) -> LineIdentity {
     LineIdentity {
@@ -12,21 +13,18 @@ fn identity(user: &str, port: u16) -> LineIdentity {
     }
 }
 
-fn outgoing(now: Instant) -> Dialog {
-    Dialog::outgoing(
-        now,
-        OutgoingCall {
-            identity: identity("8000", 5062),
-            target: "sip:9000@192.168.2.97;user=phone".into(),
-            destination: "127.0.0.1:5060".parse().expect("addr"),
-            user: DigestUser {
-                username: "8000".into(),
-                password: "8000".into(),
-            },
-            offer: b"v=0\r\n".to_vec(),
-            seed: 42,
+fn outgoing() -> Dialog {
+    Dialog::outgoing(OutgoingCall {
+        identity: identity("8000", 5062),
+        target: "sip:9000@192.168.2.97;user=phone".into(),
+        destination: "127.0.0.1:5060".parse().expect("addr"),
+        user: DigestUser {
+            username: "8000".into(),
+            password: "8000".into(),
         },
-    )
+        offer: b"v=0\r\n".to_vec(),
+        seed: 42,
+    })
 }
 
 fn drain(dialog: &mut Dialog) -> Vec<Output> {
@@ -104,9 +102,9 @@ fn response(
     text.into_bytes()
 }
 
-fn feed(dialog: &mut Dialog, now: Instant, bytes: &[u8]) {
+fn feed(dialog: &mut Dialog, bytes: &[u8]) {
     let message = Message::parse(bytes).expect("response parses");
-    dialog.handle_response(now, &message).expect("handled");
+    dialog.handle_response(&message).expect("handled");
 }
 
 fn events(outputs: &[Output]) -> Vec<CallEvent> {
@@ -121,7 +119,7 @@ fn events(outputs: &[Output]) -> Vec<CallEvent> {
 
 #[test]
 fn an_outgoing_invite_uses_user_phone_uris_and_carries_the_offer() {
-    let mut dialog = outgoing(Instant::now());
+    let mut dialog = outgoing();
     let (invite, destination) = only_request(&drain(&mut dialog));
     assert_eq!(
         request_line(&invite),
@@ -137,8 +135,7 @@ fn an_outgoing_invite_uses_user_phone_uris_and_carries_the_offer() {
 
 #[test]
 fn a_407_is_answered_by_a_new_invite_with_same_call_id_and_from_tag_and_cseq_plus_one() {
-    let now = Instant::now();
-    let mut dialog = outgoing(now);
+    let mut dialog = outgoing();
     let (first, _) = only_request(&drain(&mut dialog));
     let challenge = response(
         &first,
@@ -147,7 +144,7 @@ fn a_407_is_answered_by_a_new_invite_with_same_call_id_and_from_tag_and_cseq_plu
         "Proxy-Authenticate: DIGEST realm=\"CISCO\", nonce=\"3bd76584\"\r\n",
         "",
     );
-    feed(&mut dialog, now, &challenge);
+    feed(&mut dialog, &challenge);
     let outputs = drain(&mut dialog);
     assert!(events(&outputs).is_empty(), "no failure: {outputs:?}");
     let (second, _) = only_request(&outputs);
@@ -163,21 +160,18 @@ fn a_407_is_answered_by_a_new_invite_with_same_call_id_and_from_tag_and_cseq_plu
 
 #[test]
 fn a_second_challenge_after_credentials_fails_the_call() {
-    let now = Instant::now();
-    let mut dialog = outgoing(now);
+    let mut dialog = outgoing();
     let challenge_header = "Proxy-Authenticate: Digest realm=\"lab\", nonce=\"n\"\r\n";
     for _ in 0..MAX_CHALLENGES {
         let (invite, _) = only_request(&drain(&mut dialog));
         feed(
             &mut dialog,
-            now,
             &response(&invite, "407 Proxy Auth", Some("t"), challenge_header, ""),
         );
     }
     let (invite, _) = only_request(&drain(&mut dialog));
     feed(
         &mut dialog,
-        now,
         &response(&invite, "407 Proxy Auth", Some("t"), challenge_header, ""),
     );
     let outputs = drain(&mut dialog);
@@ -189,8 +183,7 @@ fn a_second_challenge_after_credentials_fails_the_call() {
 
 #[test]
 fn the_ack_to_a_2xx_follows_a_strict_route_through_the_seed_proxy() {
-    let now = Instant::now();
-    let mut dialog = outgoing(now);
+    let mut dialog = outgoing();
     let (invite, _) = only_request(&drain(&mut dialog));
     let ok = response(
         &invite,
@@ -200,7 +193,7 @@ fn the_ack_to_a_2xx_follows_a_strict_route_through_the_seed_proxy() {
          Contact: <sip:9000@127.0.0.3:5070;user=phone;transport=udp>\r\n",
         "v=0\r\n",
     );
-    feed(&mut dialog, now, &ok);
+    feed(&mut dialog, &ok);
     let outputs = drain(&mut dialog);
     assert_eq!(
         events(&outputs),
@@ -223,7 +216,7 @@ fn the_ack_to_a_2xx_follows_a_strict_route_through_the_seed_proxy() {
     assert_eq!(header(&ack, "CSeq"), "1 ACK");
     assert!(header(&ack, "To").ends_with(";tag=909616993"));
 
-    dialog.hang_up(now);
+    dialog.hang_up();
     let (bye, destination) = only_request(&drain(&mut dialog));
     assert_eq!(
         request_line(&bye),
@@ -237,8 +230,8 @@ fn the_ack_to_a_2xx_follows_a_strict_route_through_the_seed_proxy() {
 const STRICT_ROUTE: &str = "sip:9000@127.0.0.9:5060;user=phone;maddr=127.0.0.9";
 
 /// An outgoing call answered through the strict router [`STRICT_ROUTE`]; the ACK it sent.
-fn answered_through_a_strict_router(now: Instant) -> (Dialog, Vec<u8>, Vec<u8>) {
-    let mut dialog = outgoing(now);
+fn answered_through_a_strict_router() -> (Dialog, Vec<u8>, Vec<u8>) {
+    let mut dialog = outgoing();
     let (invite, _) = only_request(&drain(&mut dialog));
     let ok = response(
         &invite,
@@ -250,27 +243,25 @@ fn answered_through_a_strict_router(now: Instant) -> (Dialog, Vec<u8>, Vec<u8>) 
         ),
         "v=0\r\n",
     );
-    feed(&mut dialog, now, &ok);
+    feed(&mut dialog, &ok);
     let (ack, _) = only_request(&drain(&mut dialog));
     (dialog, ack, ok)
 }
 
 #[test]
 fn an_ack_through_a_strict_router_keeps_the_maddr_of_its_request_uri() {
-    let now = Instant::now();
-    let (mut dialog, ack, ok) = answered_through_a_strict_router(now);
+    let (mut dialog, ack, ok) = answered_through_a_strict_router();
     assert_eq!(request_line(&ack), format!("ACK {STRICT_ROUTE} SIP/2.0"));
     // A retransmitted 2xx is ACKed again, addressed the same way (13.2.2.4).
-    feed(&mut dialog, now, &ok);
+    feed(&mut dialog, &ok);
     let (again, _) = only_request(&drain(&mut dialog));
     assert_eq!(request_line(&again), request_line(&ack));
 }
 
 #[test]
 fn a_bye_through_a_strict_router_has_the_request_uri_and_route_of_the_ack() {
-    let now = Instant::now();
-    let (mut dialog, ack, _) = answered_through_a_strict_router(now);
-    dialog.hang_up(now);
+    let (mut dialog, ack, _) = answered_through_a_strict_router();
+    dialog.hang_up();
     let (bye, destination) = only_request(&drain(&mut dialog));
     assert_eq!(request_line(&bye), format!("BYE {STRICT_ROUTE} SIP/2.0"));
     assert_eq!(headers(&bye, "Route"), headers(&ack, "Route"));
@@ -283,9 +274,8 @@ fn a_bye_through_a_strict_router_has_the_request_uri_and_route_of_the_ack() {
 
 #[test]
 fn the_ack_to_a_reinvites_2xx_through_a_strict_router_keeps_the_maddr_too() {
-    let now = Instant::now();
-    let (mut dialog, _, _) = answered_through_a_strict_router(now);
-    dialog.reinvite(now, b"v=0\r\n".to_vec());
+    let (mut dialog, _, _) = answered_through_a_strict_router();
+    dialog.reinvite(b"v=0\r\n".to_vec());
     let (reinvite, _) = only_request(&drain(&mut dialog));
     assert_eq!(
         request_line(&reinvite),
@@ -293,7 +283,6 @@ fn the_ack_to_a_reinvites_2xx_through_a_strict_router_keeps_the_maddr_too() {
     );
     feed(
         &mut dialog,
-        now,
         &response(&reinvite, "200 OK", Some("909616993"), "", "v=0\r\n"),
     );
     let (ack, _) = only_request(&drain(&mut dialog));
@@ -302,8 +291,7 @@ fn the_ack_to_a_reinvites_2xx_through_a_strict_router_keeps_the_maddr_too() {
 
 #[test]
 fn the_ack_to_a_2xx_follows_a_loose_route_with_the_contact_as_request_uri() {
-    let now = Instant::now();
-    let mut dialog = outgoing(now);
+    let mut dialog = outgoing();
     let (invite, _) = only_request(&drain(&mut dialog));
     let ok = response(
         &invite,
@@ -313,7 +301,7 @@ fn the_ack_to_a_2xx_follows_a_loose_route_with_the_contact_as_request_uri() {
          Contact: <sip:9000@127.0.0.3:5070>\r\n",
         "v=0\r\n",
     );
-    feed(&mut dialog, now, &ok);
+    feed(&mut dialog, &ok);
     let (ack, destination) = only_request(&drain(&mut dialog));
     assert_eq!(request_line(&ack), "ACK sip:9000@127.0.0.3:5070 SIP/2.0");
     assert_eq!(headers(&ack, "Route"), ["<sip:127.0.0.9:5090;lr>"]);
@@ -322,8 +310,7 @@ fn the_ack_to_a_2xx_follows_a_loose_route_with_the_contact_as_request_uri() {
 
 #[test]
 fn a_to_tag_inside_the_angle_brackets_still_identifies_the_dialog() {
-    let now = Instant::now();
-    let mut dialog = outgoing(now);
+    let mut dialog = outgoing();
     let (invite, _) = only_request(&drain(&mut dialog));
     // Seed D-3 message 8 writes `To: <sip:...;user=phone;tag=909616993>`.
     let text = String::from_utf8(response(
@@ -335,11 +322,11 @@ fn a_to_tag_inside_the_angle_brackets_still_identifies_the_dialog() {
     ))
     .expect("utf8")
     .replace("user=phone>\r\n", "user=phone;tag=909616993>\r\n");
-    feed(&mut dialog, now, text.as_bytes());
+    feed(&mut dialog, text.as_bytes());
     let outputs = drain(&mut dialog);
     assert!(matches!(events(&outputs)[..], [CallEvent::Answered { .. }]));
     // A retransmitted 200 from the same peer is ACKed again, not taken as a new dialog.
-    feed(&mut dialog, now, text.as_bytes());
+    feed(&mut dialog, text.as_bytes());
     let outputs = drain(&mut dialog);
     assert!(events(&outputs).is_empty());
     let _ = only_request(&outputs);
@@ -347,14 +334,12 @@ fn a_to_tag_inside_the_angle_brackets_still_identifies_the_dialog() {
 
 #[test]
 fn hanging_up_before_any_provisional_waits_to_cancel_until_one_comes() {
-    let now = Instant::now();
-    let mut dialog = outgoing(now);
+    let mut dialog = outgoing();
     let (invite, destination) = only_request(&drain(&mut dialog));
-    dialog.hang_up(now);
+    dialog.hang_up();
     assert!(drain(&mut dialog).is_empty(), "RFC 3261 9.1: not yet");
     feed(
         &mut dialog,
-        now,
         &response(&invite, "180 Ringing", Some("r"), "", ""),
     );
     let (cancel, cancel_destination) = only_request(&drain(&mut dialog));
@@ -368,7 +353,6 @@ fn hanging_up_before_any_provisional_waits_to_cancel_until_one_comes() {
     assert_eq!(cancel_destination, destination);
     feed(
         &mut dialog,
-        now,
         &response(&invite, "487 Request Terminated", Some("r"), "", ""),
     );
     assert_eq!(events(&drain(&mut dialog)), [CallEvent::Terminated]);
@@ -376,12 +360,10 @@ fn hanging_up_before_any_provisional_waits_to_cancel_until_one_comes() {
 
 #[test]
 fn busy_and_timeouts_fail_the_call_with_their_status() {
-    let now = Instant::now();
-    let mut dialog = outgoing(now);
+    let mut dialog = outgoing();
     let (invite, _) = only_request(&drain(&mut dialog));
     feed(
         &mut dialog,
-        now,
         &response(&invite, "486 Busy Here", Some("x"), "", ""),
     );
     assert_eq!(
@@ -389,9 +371,9 @@ fn busy_and_timeouts_fail_the_call_with_their_status() {
         [CallEvent::Failed { status: 486 }, CallEvent::Terminated]
     );
 
-    let mut dialog = outgoing(now);
+    let mut dialog = outgoing();
     drain(&mut dialog);
-    dialog.handle_transaction_failure(now, "INVITE", 408);
+    dialog.handle_transaction_failure("INVITE", 408);
     assert_eq!(
         events(&drain(&mut dialog)),
         [CallEvent::Failed { status: 408 }, CallEvent::Terminated]
@@ -406,17 +388,14 @@ fn seed_invite() -> Vec<u8> {
     .expect("seed INVITE")
 }
 
-fn incoming(now: Instant) -> Dialog {
-    Dialog::incoming(
-        now,
-        IncomingCall {
-            identity: identity("9000", 5070),
-            txn: 7,
-            request: seed_invite(),
-            source: "127.0.0.9:5060".parse().expect("addr"),
-            seed: 9,
-        },
-    )
+fn incoming() -> Dialog {
+    Dialog::incoming(IncomingCall {
+        identity: identity("9000", 5070),
+        txn: 7,
+        request: seed_invite(),
+        source: "127.0.0.9:5060".parse().expect("addr"),
+        seed: 9,
+    })
     .expect("the seed INVITE makes a dialog")
 }
 
@@ -433,12 +412,12 @@ fn responses(outputs: &[Output]) -> Vec<(TxnId, u16, Vec<u8>)> {
 #[test]
 fn an_incoming_call_is_answered_100_then_180_then_200_with_the_answer() {
     let now = Instant::now();
-    let mut dialog = incoming(now);
+    let mut dialog = incoming();
     let trying = responses(&drain(&mut dialog));
     assert_eq!(trying.len(), 1);
     assert_eq!((trying[0].0, trying[0].1), (7, 100));
 
-    dialog.ring(now);
+    dialog.ring();
     let ringing = responses(&drain(&mut dialog));
     assert_eq!(ringing[0].1, 180);
     let to = header(&ringing[0].2, "To");
@@ -461,13 +440,12 @@ fn an_incoming_call_is_answered_100_then_180_then_200_with_the_answer() {
 #[test]
 fn the_200_is_retransmitted_at_doubling_intervals_until_the_ack() {
     let start = Instant::now();
-    let mut dialog = incoming(start);
+    let mut dialog = incoming();
     dialog.accept(start, b"v=0\r\n".to_vec());
     drain(&mut dialog);
     let mut sent_at = Vec::new();
-    let mut now = start;
     for _ in 0..5 {
-        now = dialog.poll_timeout().expect("armed");
+        let now = dialog.poll_timeout().expect("armed");
         dialog.handle_timeout(now);
         if !responses(&drain(&mut dialog)).is_empty() {
             sent_at.push((now - start).as_millis());
@@ -481,7 +459,7 @@ fn the_200_is_retransmitted_at_doubling_intervals_until_the_ack() {
                Call-ID: 488337201@192.168.3.175\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n";
     let message = Message::parse(ack.as_bytes()).expect("ACK parses");
     dialog
-        .handle_request(now, None, &message, ack.as_bytes())
+        .handle_request(None, &message, ack.as_bytes())
         .expect("handled");
     assert_eq!(events(&drain(&mut dialog)), [CallEvent::Confirmed]);
     assert_eq!(dialog.poll_timeout(), None);
@@ -489,9 +467,8 @@ fn the_200_is_retransmitted_at_doubling_intervals_until_the_ack() {
 
 #[test]
 fn a_cancel_before_answer_gets_200_and_the_invite_gets_487() {
-    let now = Instant::now();
-    let mut dialog = incoming(now);
-    dialog.ring(now);
+    let mut dialog = incoming();
+    dialog.ring();
     drain(&mut dialog);
     let cancel = String::from_utf8(seed_invite())
         .expect("utf8")
@@ -499,7 +476,7 @@ fn a_cancel_before_answer_gets_200_and_the_invite_gets_487() {
         .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
     let message = Message::parse(cancel.as_bytes()).expect("CANCEL parses");
     dialog
-        .handle_request(now, Some(8), &message, cancel.as_bytes())
+        .handle_request(Some(8), &message, cancel.as_bytes())
         .expect("handled");
     let outputs = drain(&mut dialog);
     let sent: Vec<_> = responses(&outputs)
@@ -516,7 +493,7 @@ fn a_cancel_before_answer_gets_200_and_the_invite_gets_487() {
 #[test]
 fn a_bye_from_the_caller_is_answered_and_reported() {
     let now = Instant::now();
-    let mut dialog = incoming(now);
+    let mut dialog = incoming();
     dialog.accept(now, b"v=0\r\n".to_vec());
     drain(&mut dialog);
     let bye = std::fs::read(concat!(
@@ -526,7 +503,7 @@ fn a_bye_from_the_caller_is_answered_and_reported() {
     .expect("seed BYE");
     let message = Message::parse(&bye).expect("BYE parses");
     dialog
-        .handle_request(now, Some(9), &message, &bye)
+        .handle_request(Some(9), &message, &bye)
         .expect("handled");
     let outputs = drain(&mut dialog);
     assert_eq!(responses(&outputs)[0].1, 200);
@@ -539,9 +516,9 @@ fn a_bye_from_the_caller_is_answered_and_reported() {
 #[test]
 fn the_callee_hanging_up_sends_bye_to_the_callers_contact_through_the_strict_route() {
     let now = Instant::now();
-    let mut dialog = incoming(now);
+    let mut dialog = incoming();
     dialog.accept(now, b"v=0\r\n".to_vec());
-    dialog.hang_up(now);
+    dialog.hang_up();
     assert!(only_requests_none(&drain(&mut dialog)), "waits for the ACK");
     let ack = String::from_utf8(seed_invite())
         .expect("utf8")
@@ -549,7 +526,7 @@ fn the_callee_hanging_up_sends_bye_to_the_callers_contact_through_the_strict_rou
         .replace("CSeq: 1 INVITE", "CSeq: 1 ACK");
     let message = Message::parse(ack.as_bytes()).expect("ACK parses");
     dialog
-        .handle_request(now, None, &message, ack.as_bytes())
+        .handle_request(None, &message, ack.as_bytes())
         .expect("handled");
     let (bye, destination) = only_request(&drain(&mut dialog));
     // UAS route set is the Record-Route in order; it is strict, so the proxy is the target.
@@ -572,8 +549,7 @@ fn only_requests_none(outputs: &[Output]) -> bool {
 
 #[test]
 fn options_inside_a_dialog_is_answered_with_allow() {
-    let now = Instant::now();
-    let mut dialog = incoming(now);
+    let mut dialog = incoming();
     drain(&mut dialog);
     let options = String::from_utf8(seed_invite())
         .expect("utf8")
@@ -581,7 +557,7 @@ fn options_inside_a_dialog_is_answered_with_allow() {
         .replace("CSeq: 1 INVITE", "CSeq: 2 OPTIONS");
     let message = Message::parse(options.as_bytes()).expect("parses");
     dialog
-        .handle_request(now, Some(3), &message, options.as_bytes())
+        .handle_request(Some(3), &message, options.as_bytes())
         .expect("handled");
     let sent = responses(&drain(&mut dialog));
     assert_eq!(sent[0].1, 200);
@@ -589,8 +565,8 @@ fn options_inside_a_dialog_is_answered_with_allow() {
 }
 
 /// An outgoing dialog confirmed by a 200 through a loose-routing proxy.
-fn confirmed_outgoing(now: Instant) -> Dialog {
-    let mut dialog = outgoing(now);
+fn confirmed_outgoing() -> Dialog {
+    let mut dialog = outgoing();
     let (invite, _) = only_request(&drain(&mut dialog));
     let ok = response(
         &invite,
@@ -600,14 +576,14 @@ fn confirmed_outgoing(now: Instant) -> Dialog {
          Contact: <sip:9000@127.0.0.3:5070>\r\n",
         "v=0\r\n",
     );
-    feed(&mut dialog, now, &ok);
+    feed(&mut dialog, &ok);
     drain(&mut dialog);
     dialog
 }
 
 /// An incoming dialog whose 200 was ACKed.
 fn confirmed_incoming(now: Instant) -> Dialog {
-    let mut dialog = incoming(now);
+    let mut dialog = incoming();
     dialog.accept(now, b"v=0\r\n".to_vec());
     let ack = String::from_utf8(seed_invite())
         .expect("utf8")
@@ -615,7 +591,7 @@ fn confirmed_incoming(now: Instant) -> Dialog {
         .replace("CSeq: 1 INVITE", "CSeq: 1 ACK");
     let message = Message::parse(ack.as_bytes()).expect("ACK parses");
     dialog
-        .handle_request(now, None, &message, ack.as_bytes())
+        .handle_request(None, &message, ack.as_bytes())
         .expect("handled");
     drain(&mut dialog);
     dialog
@@ -643,7 +619,7 @@ fn a_refer_is_accepted_with_202_and_its_target_reported_without_header_parameter
     );
     let message = Message::parse(&refer).expect("REFER parses");
     dialog
-        .handle_request(now, Some(11), &message, &refer)
+        .handle_request(Some(11), &message, &refer)
         .expect("handled");
     let outputs = drain(&mut dialog);
     assert_eq!(responses(&outputs)[0].1, 202);
@@ -662,7 +638,7 @@ fn a_refer_without_refer_to_is_refused_with_400() {
     let refer = in_dialog_from_seed("REFER", "");
     let message = Message::parse(&refer).expect("REFER parses");
     dialog
-        .handle_request(now, Some(11), &message, &refer)
+        .handle_request(Some(11), &message, &refer)
         .expect("handled");
     let outputs = drain(&mut dialog);
     assert_eq!(responses(&outputs)[0].1, 400);
@@ -673,7 +649,7 @@ fn a_refer_without_refer_to_is_refused_with_400() {
 fn the_transferee_notifies_progress_as_sipfrag_and_the_final_notify_ends_the_subscription() {
     let now = Instant::now();
     let mut dialog = confirmed_incoming(now);
-    dialog.notify_refer(now, 100, "Trying");
+    dialog.notify_refer(100, "Trying");
     let (trying, _) = only_request(&drain(&mut dialog));
     assert!(request_line(&trying).starts_with("NOTIFY "));
     assert_eq!(header(&trying, "Event"), "refer");
@@ -683,7 +659,7 @@ fn the_transferee_notifies_progress_as_sipfrag_and_the_final_notify_ends_the_sub
         "message/sipfrag;version=2.0"
     );
     assert!(String::from_utf8_lossy(&trying).ends_with("\r\n\r\nSIP/2.0 100 Trying\r\n"));
-    dialog.notify_refer(now, 200, "OK");
+    dialog.notify_refer(200, "OK");
     let (ok, _) = only_request(&drain(&mut dialog));
     assert!(header(&ok, "Subscription-State").starts_with("terminated"));
     let cseq = |bytes: &[u8]| {
@@ -698,9 +674,8 @@ fn the_transferee_notifies_progress_as_sipfrag_and_the_final_notify_ends_the_sub
 
 #[test]
 fn the_transferor_sends_refer_and_reports_the_notified_progress() {
-    let now = Instant::now();
-    let mut dialog = confirmed_outgoing(now);
-    dialog.refer(now, "sip:7000@192.168.2.97;user=phone");
+    let mut dialog = confirmed_outgoing();
+    dialog.refer("sip:7000@192.168.2.97;user=phone");
     let (refer, destination) = only_request(&drain(&mut dialog));
     assert_eq!(
         request_line(&refer),
@@ -713,7 +688,6 @@ fn the_transferor_sends_refer_and_reports_the_notified_progress() {
     assert_eq!(destination, "127.0.0.9:5090".parse().expect("addr"));
     feed(
         &mut dialog,
-        now,
         &response(&refer, "202 Accepted", Some("b"), "", ""),
     );
     assert!(events(&drain(&mut dialog)).is_empty());
@@ -750,7 +724,7 @@ fn the_transferor_sends_refer_and_reports_the_notified_progress() {
             .into_bytes();
         let message = Message::parse(&bytes).expect("NOTIFY parses");
         dialog
-            .handle_request(now, Some(20 + cseq as u64), &message, &bytes)
+            .handle_request(Some(20 + cseq as u64), &message, &bytes)
             .expect("handled");
         let outputs = drain(&mut dialog);
         assert_eq!(responses(&outputs)[0].1, 200);
@@ -766,13 +740,11 @@ fn the_transferor_sends_refer_and_reports_the_notified_progress() {
 
 #[test]
 fn a_refused_refer_is_reported() {
-    let now = Instant::now();
-    let mut dialog = confirmed_outgoing(now);
-    dialog.refer(now, "sip:7000@192.168.2.97");
+    let mut dialog = confirmed_outgoing();
+    dialog.refer("sip:7000@192.168.2.97");
     let (refer, _) = only_request(&drain(&mut dialog));
     feed(
         &mut dialog,
-        now,
         &response(&refer, "603 Declined", Some("b"), "", ""),
     );
     assert_eq!(

@@ -1,6 +1,11 @@
 //! One call: the pure dialog state machine in [`dialog`], how its in-dialog requests are
-//! addressed from the route set in [`route`], the actix shell (with offer/answer and the
-//! call's media) in [`actor`].
+//! addressed from the route set in [`route`], its offer/answer in [`negotiator`] (all three pure),
+//! the actix shell that owns the call's media in [`actor`] (with what the line asks of it in
+//! `actor/commands.rs`), what every call of a line shares in [`context`], and what a call
+//! tells its line in [`news`].
 pub mod actor;
+pub mod context;
 pub mod dialog;
+pub mod negotiator;
+pub mod news;
 pub mod route;

@@ -1,21 +1,20 @@
 //! The SIP endpoint actor: owns the device's UDP socket, its TCP connections (`tcp.rs`,
-//! with `transport = "tcp"`) and its [`TransactionTable`], and routes what arrives to the
+//! with `transport = "tcp"`) and its [`TransactionTable`], and delivers what arrives to the
 //! transaction users.
 //!
 //! - responses go through their client transaction to its owner (a registration or a call
 //!   actor) as [`TransactionUpdate`];
-//! - requests inside a dialog (by Call-ID and our tag) go to the call actor that registered
-//!   the dialog ([`RouteDialog`]) as [`DialogRequest`];
-//! - a CANCEL goes to the owner of the INVITE it cancels;
-//! - a new INVITE goes to the line whose user is in the Request-URI (or the first line, for
-//!   direct calls by IP) as [`NewCall`];
-//! - an out-of-dialog OPTIONS is answered here (200 with Allow); a NOTIFY with
-//!   `Event: check-sync` (the Cisco ATA's remote resync) is answered 200 and passed on as
-//!   [`CheckSync`]; anything else 405/481.
+//! - requests go through the table, then the [`Router`] (pure, `router.rs`) says what each
+//!   is: in a dialog a call registered ([`RouteDialog`]) or a CANCEL of its INVITE, for that
+//!   call as [`DialogRequest`]; a new INVITE, for a line as [`NewCall`]; a check-sync NOTIFY,
+//!   answered 200 and passed on as [`CheckSync`]; or a response the endpoint sends itself
+//!   (OPTIONS 200, 481, 404, 405, 489).
 //!
-//! The table does retransmissions and timeouts; this actor only owns the socket and one timer
-//! set to the table's earliest deadline.
+//! Every message here is the endpoint's, and its users give it recipients: the endpoint
+//! imports none of them. The table does retransmissions and timeouts; this actor only owns
+//! the socket and one timer set to the table's earliest deadline.
 
+pub mod router;
 pub mod table;
 pub mod tcp;
 
@@ -28,12 +27,13 @@ use actix::prelude::*;
 use bytes::Bytes;
 use dialtone_sip::{Message, Method, ResponseBuilder};
 use dialtone_transaction::{TimerConfig, Transport};
+use rand::Rng;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::identity::{SipTransport, ALLOW, USER_AGENT};
-use crate::resync::CheckSync;
+use crate::identity::SipTransport;
+use router::{OwnResponse, Route, Router};
 pub use table::{ClientEvent, Disposition, TableOutput, TransactionTable};
 use tcp::{StreamClosed, StreamMessage, StreamOpened, StreamOwner};
 
@@ -128,6 +128,12 @@ pub struct AttachLine {
     pub owner: Recipient<NewCall>,
 }
 
+/// The endpoint received `NOTIFY` with `Event: check-sync` (the Cisco ATA's remote resync)
+/// and answered it 200; whoever attached with [`AttachResync`] re-reads the configuration.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CheckSync;
+
 /// Who hears `check-sync` NOTIFYs.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -144,10 +150,7 @@ struct Datagram {
 pub struct Endpoint {
     socket: Arc<UdpSocket>,
     table: TransactionTable<Recipient<TransactionUpdate>>,
-    dialogs: HashMap<(String, String), Recipient<DialogRequest>>,
-    cancel_owners: HashMap<u64, Recipient<DialogRequest>>,
-    lines: Vec<(String, Recipient<NewCall>)>,
-    resync: Option<Recipient<CheckSync>>,
+    router: Router<Recipient<DialogRequest>, Recipient<NewCall>, Recipient<CheckSync>>,
     transport: SipTransport,
     listener: Option<TcpListener>,
     connections: HashMap<SocketAddr, mpsc::UnboundedSender<Bytes>>,
@@ -172,10 +175,7 @@ impl Endpoint {
             listener,
             connections: HashMap::new(),
             me: None,
-            dialogs: HashMap::new(),
-            cancel_owners: HashMap::new(),
-            lines: Vec::new(),
-            resync: None,
+            router: Router::new(rand::thread_rng().gen()),
             timer: None,
             timer_at: None,
         }
@@ -248,99 +248,21 @@ impl Endpoint {
                     return;
                 }
             };
-        let dialog_key = match (message.call_id(), message.to()) {
-            (Ok(call_id), Ok(to)) => to.tag().map(|tag| (call_id.to_owned(), tag.to_owned())),
-            _ => None,
-        };
-        let dialog = dialog_key
-            .as_ref()
-            .and_then(|k| self.dialogs.get(k))
-            .cloned();
-        match disposition {
-            Disposition::Absorbed => {}
-            Disposition::AckForDialog => {
-                if let Some(owner) = dialog {
-                    owner.do_send(DialogRequest {
-                        txn: None,
-                        bytes,
-                        source,
-                    });
-                }
-            }
-            Disposition::New { id, cancels } => self.on_new_request(
-                message,
-                id,
-                cancels,
-                dialog,
-                dialog_key.is_some(),
+        match self.router.route(message, disposition) {
+            Route::Nothing => {}
+            Route::InDialog { owner, txn } => owner.do_send(DialogRequest { txn, bytes, source }),
+            Route::Cancel { owner, txn } => owner.do_send(DialogRequest {
+                txn: Some(txn),
                 bytes,
                 source,
-            ),
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn on_new_request(
-        &mut self,
-        message: &Message<'_>,
-        id: u64,
-        cancels: Option<(u64, Option<Recipient<TransactionUpdate>>)>,
-        dialog: Option<Recipient<DialogRequest>>,
-        has_to_tag: bool,
-        bytes: Bytes,
-        source: SocketAddr,
-    ) {
-        let method = message.method().unwrap_or(Method::Extension(""));
-        let request = DialogRequest {
-            txn: Some(id),
-            bytes: bytes.clone(),
-            source,
-        };
-        if method == Method::Cancel {
-            match cancels.and_then(|(invite, _)| self.cancel_owners.get(&invite)) {
-                Some(owner) => owner.do_send(request),
-                // RFC 3261 9.2: no matching transaction.
-                None => self.respond_in(id, message, 481, "Call/Transaction Does Not Exist"),
+            }),
+            Route::NewCall { owner, txn } => owner.do_send(NewCall { txn, bytes, source }),
+            Route::CheckSync { owner, response } => {
+                info!(%source, "check-sync: re-reading the configuration");
+                self.respond(response);
+                owner.do_send(CheckSync);
             }
-            return;
-        }
-        if let Some(owner) = dialog {
-            owner.do_send(request);
-            return;
-        }
-        if has_to_tag {
-            self.respond_in(id, message, 481, "Call/Transaction Does Not Exist");
-            return;
-        }
-        match method {
-            Method::Invite => {
-                let user = message.request_uri().and_then(|u| u.user()).unwrap_or("");
-                let line = self
-                    .lines
-                    .iter()
-                    .find(|(u, _)| u == user)
-                    .or_else(|| self.lines.first());
-                match line {
-                    Some((_, owner)) => owner.do_send(NewCall {
-                        txn: id,
-                        bytes,
-                        source,
-                    }),
-                    None => self.respond_in(id, message, 404, "Not Found"),
-                }
-            }
-            Method::Options => self.respond_in(id, message, 200, "OK"),
-            Method::Notify if is_check_sync(message) => match self.resync.clone() {
-                Some(resync) => {
-                    info!(%source, "check-sync: re-reading the configuration");
-                    self.respond_in(id, message, 200, "OK");
-                    resync.do_send(CheckSync);
-                }
-                None => self.respond_in(id, message, 489, "Bad Event"),
-            },
-            // RFC 6665 8.2.1: an event package we do not know.
-            Method::Notify => self.respond_in(id, message, 489, "Bad Event"),
-            _ => self.respond_in(id, message, 405, "Method Not Allowed"),
+            Route::OwnResponse(response) => self.respond(response),
         }
     }
 
@@ -369,18 +291,12 @@ impl Endpoint {
         self.pump(ctx);
     }
 
-    fn respond_in(&mut self, id: u64, request: &Message<'_>, status: u16, reason: &str) {
-        let mut builder = ResponseBuilder::for_request(request, status, reason)
-            .to_tag("ata")
-            .header("Server", USER_AGENT);
-        if status == 200 || status == 405 {
-            builder = builder
-                .header("Allow", ALLOW)
-                .header("Accept", "application/sdp");
-        }
+    /// Sends a response the router made in its server transaction.
+    fn respond(&mut self, response: OwnResponse) {
+        let bytes = Bytes::from(response.bytes);
         if let Err(e) = self
             .table
-            .respond(Instant::now(), id, status, Bytes::from(builder.build()))
+            .respond(Instant::now(), response.txn, response.status, bytes)
         {
             debug!(error = %e, "response refused");
         }
@@ -399,14 +315,6 @@ impl Endpoint {
         let response = ResponseBuilder::for_request(request, status, reason).build();
         self.transmit(&response, to);
     }
-}
-
-/// `Event: check-sync` (parameters such as `;reboot=false` allowed).
-fn is_check_sync(message: &Message<'_>) -> bool {
-    message
-        .header_value_by_name("Event")
-        .and_then(|e| e.split(';').next())
-        .is_some_and(|e| e.trim().eq_ignore_ascii_case("check-sync"))
 }
 
 fn stream_owner(me: &Addr<Endpoint>) -> StreamOwner {
@@ -535,19 +443,11 @@ impl Handler<RouteDialog> for Endpoint {
     type Result = ();
 
     fn handle(&mut self, msg: RouteDialog, _ctx: &mut Context<Self>) {
-        let key = (msg.call_id, msg.local_tag);
         match msg.owner {
-            Some(owner) => {
-                if let Some(txn) = msg.txn {
-                    self.cancel_owners.insert(txn, owner.clone());
-                }
-                self.dialogs.insert(key, owner);
-            }
-            None => {
-                if let Some(owner) = self.dialogs.remove(&key) {
-                    self.cancel_owners.retain(|_, o| o != &owner);
-                }
-            }
+            Some(owner) => self
+                .router
+                .route_dialog(msg.call_id, msg.local_tag, owner, msg.txn),
+            None => self.router.forget_dialog(msg.call_id, msg.local_tag),
         }
     }
 }
@@ -556,7 +456,7 @@ impl Handler<AttachResync> for Endpoint {
     type Result = ();
 
     fn handle(&mut self, msg: AttachResync, _ctx: &mut Context<Self>) {
-        self.resync = Some(msg.0);
+        self.router.attach_check_sync(msg.0);
     }
 }
 
@@ -564,6 +464,6 @@ impl Handler<AttachLine> for Endpoint {
     type Result = ();
 
     fn handle(&mut self, msg: AttachLine, _ctx: &mut Context<Self>) {
-        self.lines.push((msg.user, msg.owner));
+        self.router.attach_line(msg.user, msg.owner);
     }
 }

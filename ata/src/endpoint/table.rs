@@ -21,7 +21,7 @@ use dialtone_transaction::{
     ServerNonInviteTransaction, TimerConfig, TransactionKey, Transport,
 };
 
-use crate::error::AtaError;
+use crate::error::{AtaError, Unusable};
 
 /// What a client transaction tells its owner.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,11 +147,11 @@ impl<O: Clone> TransactionTable<O> {
         let message = Message::parse(&request)?;
         let method = message
             .method()
-            .ok_or(AtaError::Unexpected("not a request"))?;
+            .ok_or(AtaError::Unusable(Unusable::NotARequest))?;
         let branch = message
             .top_via()?
             .branch()
-            .ok_or(AtaError::Unexpected("our request has no branch"))?
+            .ok_or(AtaError::Unusable(Unusable::NoBranch))?
             .to_owned();
         let key = TransactionKey::client(&branch, method.as_str());
         let machine = match method {
@@ -220,7 +220,7 @@ impl<O: Clone> TransactionTable<O> {
         let key = TransactionKey::server(&key_fields(message)?);
         let method = message
             .method()
-            .ok_or(AtaError::Unexpected("not a request"))?;
+            .ok_or(AtaError::Unusable(Unusable::NotARequest))?;
         if let Some(entry) = self.servers.get_mut(&key) {
             match (&mut entry.machine, method) {
                 (Server::Invite(m), Method::Ack) => {
@@ -302,7 +302,7 @@ impl<O: Clone> TransactionTable<O> {
             .server_ids
             .get(&id)
             .and_then(|key| self.servers.get_mut(key))
-            .ok_or(AtaError::Unexpected("no such server transaction"))?;
+            .ok_or(AtaError::Unusable(Unusable::NoSuchServerTransaction))?;
         match &mut entry.machine {
             Server::Invite(m) => m.send_response(now, status, response)?,
             Server::NonInvite(m) => m.send_response(now, status, response)?,

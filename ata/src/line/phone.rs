@@ -1,7 +1,7 @@
 //! The telephone behaviour of one line, sans-IO: what the subscriber hears and what the line
 //! asks of calls, given hook changes, keypad digits and call progress.
 //!
-//! The line actor (`line::mod`) feeds inputs with `now` and performs the [`Action`]s: tones
+//! The line actor (`line::actor`) feeds inputs with `now` and performs the [`Action`]s: tones
 //! and the ringer on the hardware, calls through call actors. Like the ATA 186: off-hook gives
 //! dial tone; digits are collected against the dial plan (`dial_plan.rs`), `#` or the
 //! interdigit timeout ends a number; ringback on 180; busy tone on 486 and 600, reorder on
@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use dialtone_media::Tone;
 
+use crate::call::news::CallOutcome;
 use crate::dial_plan::{DialPlan, Verdict};
 
 /// What the line is doing, as the control API and metrics name it.
@@ -77,19 +78,6 @@ pub enum Action {
     HangUp,
     /// Send this key as RFC 4733 DTMF in the call.
     SendDigit(char),
-}
-
-/// A finished call attempt, as the phone sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallOutcome {
-    /// Failed with this status.
-    Failed(u16),
-    /// The far end hung up.
-    RemoteHangup,
-    /// The caller gave up before we answered.
-    Cancelled,
-    /// We transferred the call away (REFER accepted and the transferee's call answered).
-    Transferred,
 }
 
 /// One line's telephone logic.

@@ -1,9 +1,9 @@
 //! The media actor of one call: owns the RTP and RTCP sockets (an even/odd port pair from the
 //! configured range, RFC 3550 section 11), runs the 20 ms clock and the RTCP interval, and
 //! moves audio between the [`MediaSession`] and the line actor: microphone frames in
-//! ([`MicrophoneFrame`]), earpiece frames and received DTMF keys out
-//! ([`crate::line::EarpieceFrame`], [`crate::line::RemoteDigit`]). It updates the RTP metrics
-//! of its line once a second.
+//! ([`MicrophoneFrame`]), earpiece frames and received DTMF keys out ([`EarpieceFrame`],
+//! [`RemoteDigit`], defined here and sent to the recipients of its [`MediaListener`], so this
+//! module never names the line). It updates the RTP metrics of its line once a second.
 
 use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
 use std::sync::Arc;
@@ -18,7 +18,6 @@ use tokio::task::JoinHandle;
 use tracing::debug;
 
 use crate::error::AtaError;
-use crate::line::{EarpieceFrame, LineActor, RemoteDigit};
 use crate::media::session::{MediaCounters, MediaSession, SessionParams};
 use crate::metrics::Metrics;
 
@@ -71,6 +70,35 @@ pub struct MicrophoneFrame(pub Vec<i16>);
 #[rtype(result = "()")]
 pub struct SendDigit(pub char);
 
+/// 20 ms of received audio, for the earpiece.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EarpieceFrame {
+    /// The call it belongs to.
+    pub call: u64,
+    /// The samples.
+    pub samples: Vec<i16>,
+}
+
+/// A DTMF key received in the call (RFC 4733).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RemoteDigit {
+    /// The call.
+    pub call: u64,
+    /// The key.
+    pub key: char,
+}
+
+/// Who hears what a media actor receives: the line's earpiece and its received keys.
+#[derive(Clone)]
+pub struct MediaListener {
+    /// Where received audio goes.
+    pub earpiece: Recipient<EarpieceFrame>,
+    /// Where received DTMF keys go.
+    pub digits: Recipient<RemoteDigit>,
+}
+
 /// The call is over.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -88,7 +116,7 @@ struct Rtp {
 pub struct MediaActor {
     call: u64,
     line_name: String,
-    line: Addr<LineActor>,
+    line: MediaListener,
     metrics: Metrics,
     rtp: Arc<UdpSocket>,
     rtcp: Arc<UdpSocket>,
@@ -103,7 +131,7 @@ impl MediaActor {
     pub fn new(
         call: u64,
         line_name: String,
-        line: Addr<LineActor>,
+        line: MediaListener,
         metrics: Metrics,
         sockets: (StdUdpSocket, StdUdpSocket),
     ) -> Result<Self, AtaError> {
@@ -136,7 +164,7 @@ impl MediaActor {
                 crate::datagram::send(&self.rtp, packet, destination);
             }
         }
-        self.line.do_send(EarpieceFrame {
+        self.line.earpiece.do_send(EarpieceFrame {
             call: self.call,
             samples: tick.playout.samples,
         });
@@ -307,7 +335,7 @@ impl Handler<Rtp> for MediaActor {
         if msg.control {
             session.on_rtcp(now, wall_ntp(), &msg.bytes);
         } else if let Some(key) = session.on_rtp(now, &msg.bytes, msg.source) {
-            self.line.do_send(RemoteDigit {
+            self.line.digits.do_send(RemoteDigit {
                 call: self.call,
                 key,
             });

@@ -1,6 +1,7 @@
 //! The registration actor of one line: the actix shell around [`Registration`]. It hands
 //! REGISTERs to the endpoint, feeds responses and timeouts back with `now`, keeps one timer at
-//! the machine's deadline, and tells the line and the metrics the state after every change.
+//! the machine's deadline, and tells the line ([`RegistrationChanged`], to the recipient it was
+//! given) and the metrics the state after every change.
 //! On [`Unregister`] (shutdown) it sends `Expires: 0` and answers once that is done.
 
 use std::time::{Instant, SystemTime};
@@ -11,9 +12,13 @@ use tokio::sync::oneshot;
 use tracing::{info, warn};
 
 use crate::endpoint::{ClientEvent, Endpoint, SendRequest, TransactionUpdate};
-use crate::line::{LineActor, RegistrationChanged};
 use crate::metrics::Metrics;
 use crate::registration::rules::{Registration, RegistrationState};
+
+/// The registration state changed (its [`RegistrationState::name`]); for the line.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RegistrationChanged(pub &'static str);
 
 /// Remove the binding and report when done (or given up).
 #[derive(Message)]
@@ -38,7 +43,7 @@ pub struct RegistrationActor {
     line_name: String,
     rules: Registration,
     endpoint: Addr<Endpoint>,
-    line: Addr<LineActor>,
+    line: Recipient<RegistrationChanged>,
     metrics: Metrics,
     timer: Option<SpawnHandle>,
     on_unregistered: Option<oneshot::Sender<()>>,
@@ -51,7 +56,7 @@ impl RegistrationActor {
         line_name: String,
         rules: Registration,
         endpoint: Addr<Endpoint>,
-        line: Addr<LineActor>,
+        line: Recipient<RegistrationChanged>,
         metrics: Metrics,
     ) -> Self {
         RegistrationActor {

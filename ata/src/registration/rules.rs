@@ -30,7 +30,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::auth::{answer_challenge, AuthHeader, DigestUser};
-use crate::error::AtaError;
+use crate::error::{AtaError, Unusable};
 use crate::identity::{self, LineIdentity, USER_AGENT};
 
 /// First retry delay after a failure.
@@ -198,7 +198,7 @@ impl Registration {
     ) -> Result<(), AtaError> {
         let status = response
             .status()
-            .ok_or(AtaError::Unexpected("not a response"))?;
+            .ok_or(AtaError::Unusable(Unusable::NotAResponse))?;
         let cseq = response.cseq()?;
         if cseq.seq != self.cseq {
             // A late answer to an earlier REGISTER; the current one decides.

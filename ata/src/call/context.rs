@@ -1,0 +1,61 @@
+//! What every call of a line shares ([`CallContext`]): the line's identity and credentials,
+//! the endpoint, the proxy, the codecs to offer, the RTP ports, the metrics, and the line's
+//! recipients. The line builds one per call; the call actor only reads it.
+
+use std::net::SocketAddr;
+
+use actix::prelude::*;
+use dialtone_sdp::Codec;
+
+use crate::auth::DigestUser;
+use crate::call::news::LineInbox;
+use crate::config::CodecName;
+use crate::endpoint::Endpoint;
+use crate::identity::LineIdentity;
+use crate::metrics::Metrics;
+
+/// The dynamic payload type we offer Opus on.
+pub const OPUS_PAYLOAD_TYPE: u8 = 111;
+/// The payload type of telephone-event in our offers, as the seed's ATA uses.
+pub const TELEPHONE_EVENT_PAYLOAD_TYPE: u8 = 101;
+
+/// What every call of a line shares.
+#[derive(Clone)]
+pub struct CallContext {
+    /// The line's SIP identity.
+    pub identity: LineIdentity,
+    /// Its digest credentials.
+    pub user: DigestUser,
+    /// The SIP endpoint.
+    pub endpoint: Addr<Endpoint>,
+    /// The outbound proxy, if any.
+    pub proxy: Option<SocketAddr>,
+    /// Codecs to offer, in order.
+    pub codecs: Vec<CodecName>,
+    /// RTP port range.
+    pub rtp_ports: (u16, u16),
+    /// Metrics.
+    pub metrics: Metrics,
+    /// The line's metric label (its user).
+    pub line_name: String,
+    /// The line, as recipients.
+    pub line: LineInbox,
+}
+
+impl CallContext {
+    /// The SDP codec list: configured voice codecs, then telephone-event (seed figure D-3,
+    /// without G.729, which we cannot encode).
+    pub fn sdp_codecs(&self) -> Vec<Codec> {
+        let mut codecs: Vec<Codec> = self
+            .codecs
+            .iter()
+            .map(|c| match c {
+                CodecName::Pcmu => Codec::pcmu(),
+                CodecName::Pcma => Codec::pcma(),
+                CodecName::Opus => Codec::opus(OPUS_PAYLOAD_TYPE),
+            })
+            .collect();
+        codecs.push(Codec::telephone_event(TELEPHONE_EVENT_PAYLOAD_TYPE));
+        codecs
+    }
+}

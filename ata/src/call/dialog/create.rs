@@ -1,0 +1,443 @@
+//! Creating the dialog and its route set (RFC 3261 12.1): the INVITE we send and what its
+//! responses do (provisional, 2xx with the UAC's route set, digest retry, failure), the
+//! CANCEL and the ACK to a 2xx; an INVITE we receive (the UAS's route set) and how the
+//! subscriber answers it (ring, accept, reject), and hanging up before the dialog is
+//! confirmed.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use dialtone_sip::{Message, NameAddr, RequestBuilder, ResponseBuilder};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use super::{
+    sdp_body, CallEvent, Dialog, IncomingCall, OutgoingCall, Output, PendingOk, Phase, SentInvite,
+    MAX_CHALLENGES, T1,
+};
+use crate::auth::{answer_challenge, AuthHeader, DigestUser};
+use crate::error::{AtaError, Unusable};
+use crate::identity::{self, ALLOW, USER_AGENT};
+
+impl Dialog {
+    /// Starts an outgoing call: builds and queues the INVITE.
+    pub fn outgoing(call: OutgoingCall) -> Dialog {
+        let mut rng = StdRng::seed_from_u64(call.seed);
+        let call_id = identity::new_call_id(&mut rng, call.identity.local);
+        let local_tag = identity::new_tag(&mut rng);
+        let local_header = format!("{};tag={local_tag}", call.identity.from_value());
+        let remote_header = format!("<{}>", call.target);
+        let mut dialog = Dialog {
+            phase: Phase::Inviting,
+            call_id,
+            local_tag,
+            local_header,
+            remote_header,
+            remote_tag: None,
+            local_cseq: 0,
+            remote_cseq: None,
+            remote_target: call.target.clone(),
+            route_set: Vec::new(),
+            fallback: call.destination,
+            user: call.user,
+            invite: None,
+            challenges: 0,
+            cancel_pending: false,
+            bye_pending: false,
+            invite_txn: None,
+            invite_request: Vec::new(),
+            pending_ok: None,
+            reinvite_txn: None,
+            reinvite_cseq: None,
+            refer_cseq: None,
+            outputs: VecDeque::new(),
+            rng,
+            identity: call.identity,
+        };
+        dialog.send_invite(call.target, call.destination, call.offer, None);
+        dialog
+    }
+
+    /// Accepts an incoming INVITE as a new dialog and answers 100 Trying. Fails when the
+    /// INVITE lacks what a dialog needs (the caller then answers 400).
+    pub fn incoming(call: IncomingCall) -> Result<Dialog, AtaError> {
+        let mut rng = StdRng::seed_from_u64(call.seed);
+        let message = Message::parse(&call.request)?;
+        let from = message.from()?;
+        let remote_tag = from
+            .tag()
+            .ok_or(AtaError::Unusable(Unusable::InviteWithoutFromTag))?
+            .to_owned();
+        let to_value = message
+            .header_value_by_name("To")
+            .ok_or(AtaError::Unusable(Unusable::InviteWithoutTo))?;
+        let contact = match message.contacts()? {
+            dialtone_sip::Contacts::List(list) => {
+                list.first()
+                    .map(|c| c.uri.as_str().to_owned())
+                    .ok_or(AtaError::Unusable(Unusable::InviteWithoutContact))?
+            }
+            dialtone_sip::Contacts::Wildcard => {
+                return Err(AtaError::Unusable(Unusable::InviteWithWildcardContact))
+            }
+        };
+        // RFC 3261 12.1.1: the UAS's route set is the Record-Route list in order.
+        let route_set = message
+            .record_routes()?
+            .iter()
+            .map(|r| r.uri.as_str().to_owned())
+            .collect();
+        let local_tag = identity::new_tag(&mut rng);
+        let mut dialog = Dialog {
+            phase: Phase::Offered,
+            call_id: message.call_id()?.to_owned(),
+            local_header: format!("{to_value};tag={local_tag}"),
+            local_tag,
+            remote_header: message
+                .header_value_by_name("From")
+                .unwrap_or_default()
+                .to_owned(),
+            remote_tag: Some(remote_tag),
+            local_cseq: 0,
+            remote_cseq: Some(message.cseq()?.seq),
+            remote_target: contact,
+            route_set,
+            fallback: call.source,
+            user: DigestUser {
+                username: String::new(),
+                password: String::new(),
+            },
+            invite: None,
+            challenges: 0,
+            cancel_pending: false,
+            bye_pending: false,
+            invite_txn: Some(call.txn),
+            invite_request: call.request,
+            pending_ok: None,
+            reinvite_txn: None,
+            reinvite_cseq: None,
+            refer_cseq: None,
+            outputs: VecDeque::new(),
+            rng,
+            identity: call.identity,
+        };
+        dialog.respond_invite(100, "Trying", None, false);
+        Ok(dialog)
+    }
+
+    /// UAS: alert the caller (180 Ringing).
+    pub fn ring(&mut self) {
+        if self.phase == Phase::Offered {
+            self.respond_invite(180, "Ringing", None, true);
+            self.phase = Phase::Ringing;
+        }
+    }
+
+    /// UAS: answer with our SDP (200 OK), and retransmit it until the ACK.
+    pub fn accept(&mut self, now: Instant, sdp: Vec<u8>) {
+        if !matches!(self.phase, Phase::Offered | Phase::Ringing) {
+            return;
+        }
+        let Some(txn) = self.invite_txn else {
+            return;
+        };
+        let bytes = self.build_invite_response(200, "OK", Some(&sdp), true);
+        self.outputs.push_back(Output::Response {
+            txn,
+            status: 200,
+            bytes: bytes.clone(),
+        });
+        self.pending_ok = Some(PendingOk {
+            txn,
+            bytes,
+            interval: T1,
+            next: now + T1,
+            give_up: now + T1 * 64,
+        });
+        self.phase = Phase::Accepted;
+    }
+
+    /// UAS: refuse the call (486 busy, 488 no codec, 603 declined...).
+    pub fn reject(&mut self, status: u16, reason: &str) {
+        if !matches!(self.phase, Phase::Offered | Phase::Ringing) {
+            return;
+        }
+        self.respond_invite(status, reason, None, true);
+        self.terminate();
+    }
+
+    /// The user hangs up: CANCEL, BYE or nothing, depending on the phase.
+    pub fn hang_up(&mut self) {
+        match self.phase {
+            // RFC 3261 9.1: no CANCEL before a provisional; send it when one comes.
+            Phase::Inviting => self.cancel_pending = true,
+            Phase::Proceeding => self.send_cancel(),
+            Phase::Offered | Phase::Ringing => {
+                self.respond_invite(603, "Decline", None, true);
+                self.terminate();
+            }
+            // RFC 3261 15: the callee may not send BYE before the ACK arrives.
+            Phase::Accepted => self.bye_pending = true,
+            Phase::Confirmed => self.send_bye(),
+            Phase::Ending | Phase::Terminated => {}
+        }
+    }
+
+    pub(super) fn on_invite_response(
+        &mut self,
+        status: u16,
+        seq: u32,
+        response: &Message<'_>,
+    ) -> Result<(), AtaError> {
+        let current = self.invite.as_ref().map(|i| i.cseq);
+        if Some(seq) != current {
+            return Ok(());
+        }
+        match status {
+            100 => {
+                if self.phase == Phase::Inviting {
+                    self.phase = Phase::Proceeding;
+                }
+                if self.cancel_pending {
+                    self.send_cancel();
+                }
+            }
+            101..=199 => {
+                if self.phase == Phase::Inviting {
+                    self.phase = Phase::Proceeding;
+                }
+                if self.cancel_pending {
+                    self.send_cancel();
+                } else if self.phase == Phase::Proceeding {
+                    self.event(CallEvent::Progress {
+                        status,
+                        sdp: sdp_body(response),
+                    });
+                }
+            }
+            200..=299 => self.on_invite_success(response)?,
+            401 | 407 if self.phase != Phase::Ending && !self.cancel_pending => {
+                self.on_invite_challenge(response)?
+            }
+            _ => {
+                if !matches!(self.phase, Phase::Confirmed | Phase::Terminated) {
+                    if self.phase != Phase::Ending && !self.cancel_pending {
+                        self.event(CallEvent::Failed { status });
+                    }
+                    self.terminate();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_invite_success(&mut self, response: &Message<'_>) -> Result<(), AtaError> {
+        let to = response.to()?;
+        let tag = remote_tag_of(&to);
+        if matches!(
+            self.phase,
+            Phase::Confirmed | Phase::Ending | Phase::Terminated
+        ) {
+            // A retransmitted 2xx: our ACK was lost (13.2.2.4). A 2xx from another fork
+            // would need its own dialog; we keep only the first.
+            if tag.as_deref() == self.remote_tag.as_deref() {
+                self.send_ack();
+            }
+            return Ok(());
+        }
+        self.remote_tag = tag;
+        self.remote_header = response
+            .header_value_by_name("To")
+            .unwrap_or_default()
+            .to_owned();
+        if let Ok(dialtone_sip::Contacts::List(list)) = response.contacts() {
+            if let Some(contact) = list.first() {
+                self.remote_target = contact.uri.as_str().to_owned();
+            }
+        }
+        // RFC 3261 12.1.2: the UAC's route set is the Record-Route list reversed.
+        self.route_set = response
+            .record_routes()?
+            .iter()
+            .rev()
+            .map(|r| r.uri.as_str().to_owned())
+            .collect();
+        self.phase = Phase::Confirmed;
+        self.send_ack();
+        if self.cancel_pending {
+            // Our CANCEL lost the race with the 200 (9.1): end the call properly.
+            self.send_bye();
+        } else {
+            self.event(CallEvent::Answered {
+                sdp: sdp_body(response),
+            });
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_invite_challenge(&mut self, response: &Message<'_>) -> Result<(), AtaError> {
+        let status = response.status().unwrap_or(401);
+        let Some(invite) = self.invite.clone() else {
+            return Ok(());
+        };
+        let cnonce = identity::new_cnonce(&mut self.rng);
+        let answer = answer_challenge(response, &self.user, "INVITE", &invite.request_uri, &cnonce);
+        let header = match answer {
+            Ok(h) if self.challenges < MAX_CHALLENGES => h,
+            Ok(_) => {
+                self.event(CallEvent::Failed { status });
+                self.terminate();
+                return Ok(());
+            }
+            Err(e) => {
+                self.event(CallEvent::Failed { status });
+                self.terminate();
+                return Err(e);
+            }
+        };
+        self.challenges += 1;
+        self.send_invite(
+            invite.request_uri,
+            invite.destination,
+            invite.body,
+            Some(header),
+        );
+        Ok(())
+    }
+
+    pub(super) fn send_invite(
+        &mut self,
+        request_uri: String,
+        destination: SocketAddr,
+        body: Vec<u8>,
+        auth: Option<AuthHeader>,
+    ) {
+        // RFC 3261 22.2 and seed D-4: the retried INVITE keeps Call-ID and From tag, CSeq + 1.
+        self.local_cseq += 1;
+        let branch = identity::new_branch(&mut self.rng);
+        let via = self.identity.via(&branch);
+        let to = self.remote_header.clone();
+        let mut builder = RequestBuilder::new("INVITE", &request_uri)
+            .header("Via", &via)
+            .header("Max-Forwards", "70")
+            .header("From", &self.local_header)
+            .header("To", &to)
+            .header("Call-ID", &self.call_id)
+            .header("CSeq", &format!("{} INVITE", self.local_cseq))
+            .header("Contact", &format!("<{}>", self.identity.contact_uri()))
+            .header("Allow", ALLOW)
+            .header("User-Agent", USER_AGENT);
+        if let Some(auth) = &auth {
+            builder = builder.header(auth.name, &auth.value);
+        }
+        let bytes = builder.body("application/sdp", &body).build();
+        self.invite = Some(SentInvite {
+            request_uri,
+            via,
+            to,
+            cseq: self.local_cseq,
+            destination,
+            routes: Vec::new(),
+            body,
+            auth,
+        });
+        self.outputs
+            .push_back(Output::Request { bytes, destination });
+    }
+
+    pub(super) fn send_cancel(&mut self) {
+        self.cancel_pending = false;
+        let Some(invite) = &self.invite else {
+            return;
+        };
+        // RFC 3261 9.1: same Request-URI, Call-ID, To, From, CSeq number and top Via.
+        let mut builder = RequestBuilder::new("CANCEL", &invite.request_uri)
+            .header("Via", &invite.via)
+            .header("Max-Forwards", "70")
+            .header("From", &self.local_header)
+            .header("To", &invite.to)
+            .header("Call-ID", &self.call_id)
+            .header("CSeq", &format!("{} CANCEL", invite.cseq))
+            .header("User-Agent", USER_AGENT);
+        for route in &invite.routes {
+            builder = builder.header("Route", &format!("<{route}>"));
+        }
+        let destination = invite.destination;
+        self.outputs.push_back(Output::Request {
+            bytes: builder.build(),
+            destination,
+        });
+        self.phase = Phase::Ending;
+    }
+
+    pub(super) fn send_ack(&mut self) {
+        let Some(invite) = &self.invite else {
+            return;
+        };
+        let (seq, auth) = (invite.cseq, invite.auth.clone());
+        let (mut builder, destination) = self.in_dialog_request_with_cseq("ACK", seq, "ACK");
+        // RFC 3261 22.1: the ACK to a 2xx carries the INVITE's credentials.
+        if let Some(auth) = auth {
+            builder = builder.header(auth.name, &auth.value);
+        }
+        self.outputs.push_back(Output::Stateless {
+            bytes: builder.build(),
+            destination,
+        });
+    }
+
+    pub(super) fn respond_invite(
+        &mut self,
+        status: u16,
+        reason: &str,
+        body: Option<&[u8]>,
+        tag: bool,
+    ) {
+        let Some(txn) = self.invite_txn else {
+            return;
+        };
+        let bytes = self.build_invite_response(status, reason, body, tag);
+        self.outputs
+            .push_back(Output::Response { txn, status, bytes });
+    }
+
+    pub(super) fn build_invite_response(
+        &self,
+        status: u16,
+        reason: &str,
+        body: Option<&[u8]>,
+        tag: bool,
+    ) -> Vec<u8> {
+        let Ok(request) = Message::parse(&self.invite_request) else {
+            return Vec::new();
+        };
+        let mut builder = ResponseBuilder::for_request(&request, status, reason);
+        if tag {
+            builder = builder.to_tag(&self.local_tag);
+        }
+        // RFC 3261 12.1.1: a dialog-creating response copies the Record-Route.
+        if (101..300).contains(&status) {
+            for value in request.values(dialtone_sip::HeaderName::RecordRoute) {
+                builder = builder.header("Record-Route", value);
+            }
+            builder = builder.header("Contact", &format!("<{}>", self.identity.contact_uri()));
+        }
+        if status == 200 {
+            builder = builder.header("Allow", ALLOW);
+        }
+        builder = builder.header("Server", USER_AGENT);
+        if let Some(body) = body {
+            builder = builder.body("application/sdp", body);
+        }
+        builder.build()
+    }
+}
+
+/// The To tag of a response. The seed's ATA (D-3 message 8) writes it inside the angle
+/// brackets, where it parses as a URI parameter; we accept it there too.
+pub(super) fn remote_tag_of(to: &NameAddr<'_>) -> Option<String> {
+    to.tag()
+        .or_else(|| to.uri.as_sip().and_then(|u| u.params.get("tag").flatten()))
+        .map(str::to_owned)
+}
