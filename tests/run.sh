@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The project's test command (see README): formatting, lints, every crate's tests with and
-# without the optional features, and a short smoke run of each fuzz target.
+# The project's test command (see README): formatting, the structure checks, lints, every
+# crate's tests with and without the optional features, and a short smoke run of each fuzz
+# target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +9,10 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "formatting"
 cargo fmt --all -- --check
+
+step "structure (no non-test source file over 600 lines, no module cycle in any crate)"
+python3 -m unittest discover -s tests/checks -q
+python3 tests/checks/structure.py
 
 step "lints (default features)"
 cargo clippy --workspace --all-targets -- -D warnings
