@@ -20,7 +20,7 @@ use crate::config::{Config, LineBackend, LineConfig};
 use crate::control::{serve, ControlState};
 use crate::endpoint::{AttachResync, Endpoint};
 use crate::error::AtaError;
-use crate::identity::{LineIdentity, SipTransport};
+use crate::identity::LineIdentity;
 use crate::line::phone::{LineState, Phone};
 use crate::line::virtual_line::VirtualLine;
 use crate::line::{Handset, LineActor, LineSetup};
@@ -29,6 +29,7 @@ use crate::registration::actor::{RegistrationActor, Unregister};
 use crate::registration::rules::{Registration, RegistrationParams, RegistrationState};
 use crate::resolve::resolve_proxy;
 use crate::resync::{ConfigSource, Resync};
+use dialtone_transaction::Transport;
 
 /// How long shutdown waits for the unregistrations.
 const UNREGISTER_GRACE: Duration = Duration::from_secs(2);
@@ -40,7 +41,7 @@ pub struct Device {
     /// The control API's address.
     pub control: SocketAddr,
     /// Whether SIP also listens on TCP (at `sip`).
-    pub transport: SipTransport,
+    pub transport: Transport,
     registrations: Vec<Addr<RegistrationActor>>,
     server: actix_web::dev::ServerHandle,
 }
@@ -60,7 +61,7 @@ impl Device {
 pub async fn run(config: Config, source: ConfigSource) -> Result<(), AtaError> {
     let device = start(config, source).await?;
     println!("sip udp:{}", device.sip);
-    if device.transport == SipTransport::Tcp {
+    if device.transport == Transport::Tcp {
         println!("sip tcp:{}", device.sip);
     }
     println!("control http://{}", device.control);
@@ -79,7 +80,7 @@ const TCP_PORT_ATTEMPTS: usize = 16;
 /// then another port is tried.
 fn bind_sip(
     bind: std::net::SocketAddr,
-    transport: SipTransport,
+    transport: Transport,
 ) -> Result<(std::net::UdpSocket, Option<std::net::TcpListener>), AtaError> {
     let attempts = if bind.port() == 0 {
         TCP_PORT_ATTEMPTS
@@ -91,7 +92,7 @@ fn bind_sip(
         attempt += 1;
         let udp = std::net::UdpSocket::bind(bind)
             .map_err(|e| AtaError::config("bind", format!("{bind}: {e}")))?;
-        if transport == SipTransport::Udp {
+        if transport == Transport::Udp {
             return Ok((udp, None));
         }
         let local = udp.local_addr()?;
@@ -307,14 +308,14 @@ mod tests {
 
     #[test]
     fn tcp_binds_the_udp_port_and_a_taken_fixed_port_is_an_error_naming_bind() {
-        let (udp, tcp) = bind_sip("127.0.0.1:0".parse().unwrap(), SipTransport::Tcp).unwrap();
+        let (udp, tcp) = bind_sip("127.0.0.1:0".parse().unwrap(), Transport::Tcp).unwrap();
         let port = udp.local_addr().unwrap().port();
         let tcp = tcp.expect("a TCP listener");
         assert_eq!(tcp.local_addr().unwrap().port(), port);
         drop(udp);
         // The UDP port is free again but TCP on it is still taken: a fixed port is not retried.
         let fixed = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let error = bind_sip(fixed, SipTransport::Tcp).unwrap_err().to_string();
+        let error = bind_sip(fixed, Transport::Tcp).unwrap_err().to_string();
         assert!(error.starts_with("config key `bind`: TCP on"), "{error}");
         drop(tcp);
     }

@@ -52,7 +52,7 @@ use std::time::Duration;
 
 use crate::dial_plan::DialPlan;
 use crate::error::AtaError;
-use crate::identity::SipTransport;
+use dialtone_transaction::Transport;
 pub use file::{FileConfig, FileLine, Overrides};
 use lines::merge_lines;
 pub use lines::{LineConfig, MAX_LINES};
@@ -78,7 +78,7 @@ pub struct Config {
     /// The SIP socket.
     pub bind: SocketAddr,
     /// What our requests travel on; with TCP we also listen on `bind`'s port.
-    pub transport: SipTransport,
+    pub transport: Transport,
     /// RTP port range, inclusive.
     pub rtp_ports: (u16, u16),
     /// The Expires we ask for; zero disables registration.
@@ -130,8 +130,8 @@ impl Config {
             .to_ascii_lowercase()
             .as_str()
         {
-            "udp" => SipTransport::Udp,
-            "tcp" => SipTransport::Tcp,
+            "udp" => Transport::Udp,
+            "tcp" => Transport::Tcp,
             other => {
                 return Err(AtaError::config(
                     "transport",

@@ -5,6 +5,7 @@
 //! Used by the pure cores `registration::rules` and `call::dialog`; randomness comes from the
 //! caller's seeded generator so tests are repeatable.
 
+use dialtone_transaction::Transport;
 use std::net::SocketAddr;
 
 use rand::Rng;
@@ -14,34 +15,6 @@ pub const USER_AGENT: &str = concat!("Dialtone ATA/", env!("CARGO_PKG_VERSION"))
 
 /// The methods we accept, for Allow (RFC 3261 20.5).
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY";
-
-/// The transport the device's SIP requests use (RFC 3261 section 18).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SipTransport {
-    /// Datagrams; the transaction layer retransmits.
-    #[default]
-    Udp,
-    /// One connection per peer, framed by Content-Length (18.3); no retransmissions.
-    Tcp,
-}
-
-impl SipTransport {
-    /// The Via token (`UDP`, `TCP`).
-    pub fn via_token(self) -> &'static str {
-        match self {
-            SipTransport::Udp => "UDP",
-            SipTransport::Tcp => "TCP",
-        }
-    }
-
-    /// The `transport=` URI parameter value.
-    pub fn param(self) -> &'static str {
-        match self {
-            SipTransport::Udp => "udp",
-            SipTransport::Tcp => "tcp",
-        }
-    }
-}
 
 /// One line's identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +28,7 @@ pub struct LineIdentity {
     /// Where our SIP socket is, for Via and Contact.
     pub local: SocketAddr,
     /// How our requests travel, for Via and the Contact's `transport`.
-    pub transport: SipTransport,
+    pub transport: Transport,
 }
 
 impl LineIdentity {
@@ -78,7 +51,7 @@ impl LineIdentity {
             "sip:{}@{};user=phone;transport={}",
             self.user,
             host_port(self.local),
-            self.transport.param()
+            self.transport.as_str()
         )
     }
 
@@ -134,7 +107,7 @@ mod tests {
             display_name: None,
             domain: "192.168.2.97".into(),
             local: "127.0.0.1:5062".parse().expect("addr"),
-            transport: SipTransport::Udp,
+            transport: Transport::Udp,
         };
         assert_eq!(id.aor(), "sip:8000@192.168.2.97;user=phone");
         assert_eq!(id.from_value(), "<sip:8000@192.168.2.97;user=phone>");
@@ -143,7 +116,7 @@ mod tests {
             "sip:8000@127.0.0.1:5062;user=phone;transport=udp"
         );
         let tcp = LineIdentity {
-            transport: SipTransport::Tcp,
+            transport: Transport::Tcp,
             ..id
         };
         assert_eq!(

@@ -200,12 +200,11 @@ pub struct IncomingCall {
 
 #[derive(Debug, Clone)]
 struct SentInvite {
+    /// The INVITE as sent, from which its CANCEL is built (RFC 3261 9.1).
+    request: Vec<u8>,
     request_uri: String,
-    via: String,
-    to: String,
     cseq: u32,
     destination: SocketAddr,
-    routes: Vec<String>,
     body: Vec<u8>,
     auth: Option<AuthHeader>,
 }

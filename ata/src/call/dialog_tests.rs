@@ -9,7 +9,7 @@ fn identity(user: &str, port: u16) -> LineIdentity {
         display_name: None,
         domain: "192.168.2.97".into(),
         local: SocketAddr::from(([127, 0, 0, 1], port)),
-        transport: crate::identity::SipTransport::Udp,
+        transport: dialtone_transaction::Transport::Udp,
     }
 }
 

@@ -32,7 +32,6 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::identity::SipTransport;
 use router::{OwnResponse, Route, Router};
 pub use table::{ClientEvent, Disposition, TableOutput, TransactionTable};
 use tcp::{StreamClosed, StreamMessage, StreamOpened, StreamOwner};
@@ -151,7 +150,7 @@ pub struct Endpoint {
     socket: Arc<UdpSocket>,
     table: TransactionTable<Recipient<TransactionUpdate>>,
     router: Router<Recipient<DialogRequest>, Recipient<NewCall>, Recipient<CheckSync>>,
-    transport: SipTransport,
+    transport: Transport,
     listener: Option<TcpListener>,
     connections: HashMap<SocketAddr, mpsc::UnboundedSender<Bytes>>,
     me: Option<Addr<Endpoint>>,
@@ -160,13 +159,13 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// An endpoint on an already bound socket; with [`SipTransport::Tcp`] our requests go
+    /// An endpoint on an already bound socket; with [`Transport::Tcp`] our requests go
     /// over TCP and `listener` (on the same address) takes the peers' connections.
-    pub fn new(socket: UdpSocket, transport: SipTransport, listener: Option<TcpListener>) -> Self {
+    pub fn new(socket: UdpSocket, transport: Transport, listener: Option<TcpListener>) -> Self {
         let table = TransactionTable::new(TimerConfig::default());
         let table = match transport {
-            SipTransport::Udp => table,
-            SipTransport::Tcp => table.with_reliable_requests(),
+            Transport::Udp => table,
+            Transport::Tcp => table.with_reliable_requests(),
         };
         Endpoint {
             socket: Arc::new(socket),
@@ -192,7 +191,7 @@ impl Endpoint {
             self.connections.remove(&destination);
         }
         match (self.transport, &self.me) {
-            (SipTransport::Tcp, Some(me)) => {
+            (Transport::Tcp, Some(me)) => {
                 let queue = tcp::connect(destination, stream_owner(me));
                 let _ = queue.send(Bytes::copy_from_slice(bytes));
                 self.connections.insert(destination, queue);

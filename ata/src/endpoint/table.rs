@@ -15,10 +15,10 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
-use dialtone_sip::{Message, Method, RequestBuilder};
+use dialtone_sip::{Message, Method};
 use dialtone_transaction::{
-    ClientInviteTransaction, ClientNonInviteTransaction, Event, KeyFields, ServerInviteTransaction,
-    ServerNonInviteTransaction, TimerConfig, TransactionKey, Transport,
+    ack_for_non_2xx, client_key, server_key, ClientTransaction, Event, ServerTransaction,
+    TimerConfig, TransactionKey, Transport,
 };
 
 use crate::error::{AtaError, Unusable};
@@ -78,26 +78,16 @@ pub enum Disposition<O> {
     AckForDialog,
 }
 
-enum Client {
-    Invite(ClientInviteTransaction),
-    NonInvite(ClientNonInviteTransaction),
-}
-
 struct ClientEntry<O> {
-    machine: Client,
+    machine: ClientTransaction,
     destination: SocketAddr,
     owner: O,
     method: String,
     last_response: Option<Bytes>,
 }
 
-enum Server {
-    Invite(ServerInviteTransaction),
-    NonInvite(ServerNonInviteTransaction),
-}
-
 struct ServerEntry<O> {
-    machine: Server,
+    machine: ServerTransaction,
     source: SocketAddr,
     owner: Option<O>,
     id: u64,
@@ -148,26 +138,15 @@ impl<O: Clone> TransactionTable<O> {
         let method = message
             .method()
             .ok_or(AtaError::Unusable(Unusable::NotARequest))?;
-        let branch = message
-            .top_via()?
-            .branch()
-            .ok_or(AtaError::Unusable(Unusable::NoBranch))?
-            .to_owned();
-        let key = TransactionKey::client(&branch, method.as_str());
-        let machine = match method {
-            Method::Invite => Client::Invite(ClientInviteTransaction::new(
-                now,
-                &self.config,
-                self.client_transport,
-                request.clone(),
-            )),
-            _ => Client::NonInvite(ClientNonInviteTransaction::new(
-                now,
-                &self.config,
-                self.client_transport,
-                request.clone(),
-            )),
-        };
+        message.top_via()?;
+        let key = client_key(&message).ok_or(AtaError::Unusable(Unusable::NoBranch))?;
+        let machine = ClientTransaction::new(
+            now,
+            &self.config,
+            self.client_transport,
+            request.clone(),
+            method == Method::Invite,
+        );
         self.clients.insert(
             key.clone(),
             ClientEntry {
@@ -184,23 +163,14 @@ impl<O: Clone> TransactionTable<O> {
 
     /// A response arrived; returns false when no transaction matched (a stray, dropped).
     pub fn on_response(&mut self, now: Instant, message: &Message<'_>, bytes: Bytes) -> bool {
-        let (Some(status), Ok(via), Ok(cseq)) =
-            (message.status(), message.top_via(), message.cseq())
-        else {
+        let (Some(status), Some(key)) = (message.status(), client_key(message)) else {
             return false;
         };
-        let Some(branch) = via.branch() else {
-            return false;
-        };
-        let key = TransactionKey::client(branch, cseq.method.as_str());
         let Some(entry) = self.clients.get_mut(&key) else {
             return false;
         };
         entry.last_response = Some(bytes.clone());
-        let result = match &mut entry.machine {
-            Client::Invite(m) => m.handle_response(now, status, bytes),
-            Client::NonInvite(m) => m.handle_response(now, status, bytes),
-        };
+        let result = entry.machine.handle_response(now, status, bytes);
         if result.is_err() {
             return false;
         }
@@ -217,13 +187,13 @@ impl<O: Clone> TransactionTable<O> {
         source: SocketAddr,
         transport: Transport,
     ) -> Result<Disposition<O>, AtaError> {
-        let key = TransactionKey::server(&key_fields(message)?);
+        let key = server_key_of(message)?;
         let method = message
             .method()
             .ok_or(AtaError::Unusable(Unusable::NotARequest))?;
         if let Some(entry) = self.servers.get_mut(&key) {
             match (&mut entry.machine, method) {
-                (Server::Invite(m), Method::Ack) => {
+                (ServerTransaction::Invite(m), Method::Ack) => {
                     let accepted = m.state() == dialtone_transaction::ServerInviteState::Accepted;
                     m.handle_ack(now);
                     let id = entry.id;
@@ -235,8 +205,7 @@ impl<O: Clone> TransactionTable<O> {
                         Disposition::Absorbed
                     });
                 }
-                (Server::Invite(m), _) => m.handle_request_retransmission(now),
-                (Server::NonInvite(m), _) => m.handle_request_retransmission(now),
+                (machine, _) => machine.handle_request_retransmission(now),
             }
             let id = entry.id;
             self.drain_server(now, id);
@@ -245,20 +214,13 @@ impl<O: Clone> TransactionTable<O> {
         if method == Method::Ack {
             return Ok(Disposition::AckForDialog);
         }
-        let machine = match method {
-            Method::Invite => Server::Invite(ServerInviteTransaction::new(
-                now,
-                &self.config,
-                transport,
-                bytes,
-            )),
-            _ => Server::NonInvite(ServerNonInviteTransaction::new(
-                now,
-                &self.config,
-                transport,
-                bytes,
-            )),
-        };
+        let machine = ServerTransaction::new(
+            now,
+            &self.config,
+            transport,
+            bytes,
+            method == Method::Invite,
+        );
         let id = self.next_id;
         self.next_id += 1;
         let cancels = key.cancelled_invite().and_then(|invite_key| {
@@ -303,10 +265,7 @@ impl<O: Clone> TransactionTable<O> {
             .get(&id)
             .and_then(|key| self.servers.get_mut(key))
             .ok_or(AtaError::Unusable(Unusable::NoSuchServerTransaction))?;
-        match &mut entry.machine {
-            Server::Invite(m) => m.send_response(now, status, response)?,
-            Server::NonInvite(m) => m.send_response(now, status, response)?,
-        }
+        entry.machine.send_response(now, status, response)?;
         self.drain_server(now, id);
         Ok(())
     }
@@ -316,22 +275,19 @@ impl<O: Clone> TransactionTable<O> {
         let due_clients: Vec<TransactionKey> = self
             .clients
             .iter()
-            .filter(|(_, e)| client_timeout(&e.machine).is_some_and(|t| t <= now))
+            .filter(|(_, e)| e.machine.poll_timeout().is_some_and(|t| t <= now))
             .map(|(k, _)| k.clone())
             .collect();
         for key in due_clients {
             if let Some(entry) = self.clients.get_mut(&key) {
-                match &mut entry.machine {
-                    Client::Invite(m) => m.handle_timeout(now),
-                    Client::NonInvite(m) => m.handle_timeout(now),
-                };
+                entry.machine.handle_timeout(now);
             }
             self.drain_client(now, &key);
         }
         let due_servers: Vec<u64> = self
             .servers
             .values()
-            .filter(|e| server_timeout(&e.machine).is_some_and(|t| t <= now))
+            .filter(|e| e.machine.poll_timeout().is_some_and(|t| t <= now))
             .map(|e| e.id)
             .collect();
         for id in due_servers {
@@ -340,10 +296,7 @@ impl<O: Clone> TransactionTable<O> {
                 .get(&id)
                 .and_then(|key| self.servers.get_mut(key))
             {
-                match &mut entry.machine {
-                    Server::Invite(m) => m.handle_timeout(now),
-                    Server::NonInvite(m) => m.handle_timeout(now),
-                };
+                entry.machine.handle_timeout(now);
             }
             self.drain_server(now, id);
         }
@@ -354,11 +307,11 @@ impl<O: Clone> TransactionTable<O> {
         let clients = self
             .clients
             .values()
-            .filter_map(|e| client_timeout(&e.machine));
+            .filter_map(|e| e.machine.poll_timeout());
         let servers = self
             .servers
             .values()
-            .filter_map(|e| server_timeout(&e.machine));
+            .filter_map(|e| e.machine.poll_timeout());
         clients.chain(servers).min()
     }
 
@@ -383,10 +336,7 @@ impl<O: Clone> TransactionTable<O> {
         };
         let mut terminated = false;
         loop {
-            let transmit = match &mut entry.machine {
-                Client::Invite(m) => m.poll_transmit(),
-                Client::NonInvite(m) => m.poll_transmit(),
-            };
+            let transmit = entry.machine.poll_transmit();
             if let Some(bytes) = transmit {
                 self.outputs.push_back(TableOutput::Transmit {
                     bytes,
@@ -394,10 +344,7 @@ impl<O: Clone> TransactionTable<O> {
                 });
                 continue;
             }
-            let event = match &mut entry.machine {
-                Client::Invite(m) => m.poll_event(),
-                Client::NonInvite(m) => m.poll_event(),
-            };
+            let event = entry.machine.poll_event();
             let Some(event) = event else {
                 break;
             };
@@ -412,11 +359,11 @@ impl<O: Clone> TransactionTable<O> {
                     })
                 }
                 Event::NeedsAck { .. } => {
-                    if let (Client::Invite(m), Some(response)) =
+                    if let (ClientTransaction::Invite(m), Some(response)) =
                         (&mut entry.machine, entry.last_response.as_ref())
                     {
                         if let Some(ack) = ack_for_failure(m.request(), response) {
-                            let _ = m.send_ack(now, Bytes::from(ack));
+                            let _ = m.send_ack(now, ack);
                         }
                     }
                 }
@@ -452,10 +399,7 @@ impl<O: Clone> TransactionTable<O> {
         };
         let mut terminated = false;
         loop {
-            let transmit = match &mut entry.machine {
-                Server::Invite(m) => m.poll_transmit(),
-                Server::NonInvite(m) => m.poll_transmit(),
-            };
+            let transmit = entry.machine.poll_transmit();
             if let Some(bytes) = transmit {
                 // RFC 3581 / symmetric signalling: answer where the request came from.
                 self.outputs.push_back(TableOutput::Transmit {
@@ -464,10 +408,7 @@ impl<O: Clone> TransactionTable<O> {
                 });
                 continue;
             }
-            let event = match &mut entry.machine {
-                Server::Invite(m) => m.poll_event(),
-                Server::NonInvite(m) => m.poll_event(),
-            };
+            let event = entry.machine.poll_event();
             match event {
                 Some(Event::Terminated) => terminated = true,
                 Some(_) => {}
@@ -481,71 +422,25 @@ impl<O: Clone> TransactionTable<O> {
     }
 }
 
-fn client_timeout(machine: &Client) -> Option<Instant> {
-    match machine {
-        Client::Invite(m) => m.poll_timeout(),
-        Client::NonInvite(m) => m.poll_timeout(),
+/// The server transaction key of a received request (`dialtone_transaction::server_key`), or the
+/// parse error of the header that keeps it from having one.
+fn server_key_of(message: &Message<'_>) -> Result<TransactionKey, AtaError> {
+    if let Some(key) = server_key(message) {
+        return Ok(key);
     }
+    message.top_via()?;
+    message.cseq()?;
+    message.call_id()?;
+    message.from()?;
+    message.to()?;
+    Err(AtaError::Unusable(Unusable::NotARequest))
 }
 
-fn server_timeout(machine: &Server) -> Option<Instant> {
-    match machine {
-        Server::Invite(m) => m.poll_timeout(),
-        Server::NonInvite(m) => m.poll_timeout(),
-    }
-}
-
-/// The fields that find a request's server transaction (RFC 3261 17.2.3).
-pub fn key_fields(message: &Message<'_>) -> Result<KeyFields, AtaError> {
-    let via = message.top_via()?;
-    let cseq = message.cseq()?;
-    let sent_by = match via.port {
-        Some(port) => format!("{}:{port}", via.host),
-        None => via.host.to_owned(),
-    };
-    Ok(KeyFields {
-        method: message
-            .method()
-            .map(|m| m.as_str())
-            .unwrap_or("")
-            .to_owned(),
-        request_uri: message
-            .request_uri()
-            .map(|u| u.as_str().to_owned())
-            .unwrap_or_default(),
-        top_via: message
-            .header_value_by_name("Via")
-            .map(|v| v.split(',').next().unwrap_or(v).trim().to_owned())
-            .unwrap_or_default(),
-        via_branch: via.branch().map(str::to_owned),
-        via_sent_by: sent_by,
-        call_id: message.call_id()?.to_owned(),
-        from_tag: message.from()?.tag().map(str::to_owned),
-        to_tag: message.to()?.tag().map(str::to_owned),
-        cseq_number: cseq.seq,
-        cseq_method: cseq.method.as_str().to_owned(),
-    })
-}
-
-/// The ACK to a 300-699 final (RFC 3261 17.1.1.3): the INVITE's Request-URI, Call-ID, From,
-/// CSeq number, top Via and Route, with the response's To.
-pub fn ack_for_failure(invite: &[u8], response: &[u8]) -> Option<Vec<u8>> {
-    let invite = Message::parse(invite).ok()?;
-    let response = Message::parse(response).ok()?;
-    let uri = invite.request_uri()?.as_str();
-    let via = invite.header_value_by_name("Via")?;
-    let cseq = invite.cseq().ok()?;
-    let mut builder = RequestBuilder::new("ACK", uri)
-        .header("Via", via.split(',').next().unwrap_or(via).trim())
-        .header("Max-Forwards", "70")
-        .header("From", invite.header_value_by_name("From")?)
-        .header("To", response.header_value_by_name("To")?)
-        .header("Call-ID", invite.call_id().ok()?)
-        .header("CSeq", &format!("{} ACK", cseq.seq));
-    for route in invite.values(dialtone_sip::HeaderName::Route) {
-        builder = builder.header("Route", route);
-    }
-    Some(builder.build())
+/// The ACK to a 300-699 final (RFC 3261 17.1.1.3), from the INVITE and the response as the
+/// table keeps them (`dialtone_transaction::ack_for_non_2xx`).
+fn ack_for_failure(invite: &[u8], response: &[u8]) -> Option<Bytes> {
+    let (invite, response) = (Message::parse(invite).ok()?, Message::parse(response).ok()?);
+    Some(Bytes::from(ack_for_non_2xx(&invite, &response)?.build()))
 }
 
 #[cfg(test)]

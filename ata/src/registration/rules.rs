@@ -424,7 +424,7 @@ mod tests {
                 display_name: None,
                 domain: "192.168.2.81".into(),
                 local: "127.0.0.1:5060".parse().expect("addr"),
-                transport: crate::identity::SipTransport::Udp,
+                transport: dialtone_transaction::Transport::Udp,
             },
             registrar: "127.0.0.1:5070".parse().expect("addr"),
             expires: 3600,

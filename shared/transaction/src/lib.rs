@@ -16,7 +16,8 @@
 //! [`server_invite`], [`server_non_invite`]); their timer values in [`timer`]; the proxy's
 //! Timer C in [`timer_c`]; transaction matching in [`key`] and, from a parsed message, in
 //! [`message_key`]; the two requests the layer builds itself, the ACK of a non-2xx final and
-//! the CANCEL, in [`derived`]; the [`Transport`] every crate names a hop's transport
+//! the CANCEL, in [`derived`]; a machine whose kind is known only at run time in
+//! [`either`]; the [`Transport`] every crate names a hop's transport
 //! with in [`transport`]. This file holds what they share:
 //! the [`Event`] type, the [`Transaction`] trait and the output queues.
 #![forbid(unsafe_code)]
@@ -24,6 +25,7 @@
 pub mod client_invite;
 pub mod client_non_invite;
 pub mod derived;
+pub mod either;
 mod error;
 pub mod key;
 pub mod message_key;
@@ -44,6 +46,7 @@ use bytes::Bytes;
 pub use client_invite::{ClientInviteState, ClientInviteTransaction};
 pub use client_non_invite::{ClientNonInviteState, ClientNonInviteTransaction};
 pub use derived::{ack_for_non_2xx, cancel_for};
+pub use either::{ClientTransaction, ServerTransaction};
 pub use error::Error;
 pub use key::{KeyFields, TransactionKey};
 pub use message_key::{client_key, server_key};

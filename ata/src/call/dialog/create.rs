@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use dialtone_sip::{Message, NameAddr, RequestBuilder, ResponseBuilder};
+use dialtone_transaction::cancel_for;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -317,12 +318,11 @@ impl Dialog {
         self.local_cseq += 1;
         let branch = identity::new_branch(&mut self.rng);
         let via = self.identity.via(&branch);
-        let to = self.remote_header.clone();
         let mut builder = RequestBuilder::new("INVITE", &request_uri)
             .header("Via", &via)
             .header("Max-Forwards", "70")
             .header("From", &self.local_header)
-            .header("To", &to)
+            .header("To", &self.remote_header)
             .header("Call-ID", &self.call_id)
             .header("CSeq", &format!("{} INVITE", self.local_cseq))
             .header("Contact", &format!("<{}>", self.identity.contact_uri()))
@@ -333,12 +333,10 @@ impl Dialog {
         }
         let bytes = builder.body("application/sdp", &body).build();
         self.invite = Some(SentInvite {
+            request: bytes.clone(),
             request_uri,
-            via,
-            to,
             cseq: self.local_cseq,
             destination,
-            routes: Vec::new(),
             body,
             auth,
         });
@@ -351,23 +349,16 @@ impl Dialog {
         let Some(invite) = &self.invite else {
             return;
         };
-        // RFC 3261 9.1: same Request-URI, Call-ID, To, From, CSeq number and top Via.
-        let mut builder = RequestBuilder::new("CANCEL", &invite.request_uri)
-            .header("Via", &invite.via)
-            .header("Max-Forwards", "70")
-            .header("From", &self.local_header)
-            .header("To", &invite.to)
-            .header("Call-ID", &self.call_id)
-            .header("CSeq", &format!("{} CANCEL", invite.cseq))
-            .header("User-Agent", USER_AGENT);
-        for route in &invite.routes {
-            builder = builder.header("Route", &format!("<{route}>"));
+        // RFC 3261 9.1: same Request-URI, Call-ID, To, From, CSeq number, top Via and Route.
+        let cancel = Message::parse(&invite.request)
+            .ok()
+            .and_then(|sent| cancel_for(&sent));
+        if let Some(builder) = cancel {
+            self.outputs.push_back(Output::Request {
+                bytes: builder.header("User-Agent", USER_AGENT).build(),
+                destination: invite.destination,
+            });
         }
-        let destination = invite.destination;
-        self.outputs.push_back(Output::Request {
-            bytes: builder.build(),
-            destination,
-        });
         self.phase = Phase::Ending;
     }
 

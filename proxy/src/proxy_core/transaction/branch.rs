@@ -8,57 +8,13 @@ use std::time::Instant;
 use bytes::Bytes;
 use dialtone_sip::{HeaderName, Message, ResponseBuilder};
 use dialtone_transaction::{
-    ack_for_non_2xx, cancel_for, ClientInviteTransaction, ClientNonInviteTransaction, Event,
-    TimerC, Transaction, TransactionKey, Transport,
+    ack_for_non_2xx, cancel_for, ClientNonInviteTransaction, ClientTransaction, Event, TimerC,
+    TransactionKey, Transport,
 };
 
 use super::failover::FailoverCause;
 use super::{ProxyTransaction, TransactionEnv, TransactionEvent};
 use crate::proxy_core::{Action, Destination};
-
-/// The client side of a branch.
-#[derive(Debug)]
-pub(super) enum ClientTx {
-    Invite(ClientInviteTransaction),
-    NonInvite(ClientNonInviteTransaction),
-}
-
-impl ClientTx {
-    /// The machine behind the common [`Transaction`] interface.
-    pub(super) fn machine(&mut self) -> &mut dyn Transaction {
-        match self {
-            ClientTx::Invite(t) => t,
-            ClientTx::NonInvite(t) => t,
-        }
-    }
-    pub(super) fn machine_ref(&self) -> &dyn Transaction {
-        match self {
-            ClientTx::Invite(t) => t,
-            ClientTx::NonInvite(t) => t,
-        }
-    }
-    pub(super) fn handle_response(&mut self, now: Instant, status: u16, bytes: Bytes) {
-        let _ = match self {
-            ClientTx::Invite(t) => t.handle_response(now, status, bytes),
-            ClientTx::NonInvite(t) => t.handle_response(now, status, bytes),
-        };
-    }
-    pub(super) fn handle_timeout(&mut self, now: Instant) {
-        self.machine().handle_timeout(now);
-    }
-    pub(super) fn poll_transmit(&mut self) -> Option<Bytes> {
-        self.machine().poll_transmit()
-    }
-    pub(super) fn poll_timeout(&self) -> Option<Instant> {
-        self.machine_ref().poll_timeout()
-    }
-    pub(super) fn poll_event(&mut self) -> Option<Event> {
-        self.machine().poll_event()
-    }
-    pub(super) fn is_terminated(&self) -> bool {
-        self.machine_ref().is_terminated()
-    }
-}
 
 /// One forwarded copy of the request (RFC 3261 section 16.6).
 #[derive(Debug)]
@@ -67,7 +23,7 @@ pub(super) struct Branch {
     pub(super) branch_id: String,
     pub(super) destination: Destination,
     pub(super) request: Bytes,
-    pub(super) client: ClientTx,
+    pub(super) client: ClientTransaction,
     pub(super) timer_c: Option<TimerC>,
     pub(super) provisional_seen: bool,
     pub(super) final_status: Option<u16>,
@@ -123,21 +79,8 @@ impl ProxyTransaction {
     ) -> Branch {
         let key = TransactionKey::client(branch_id, &self.method);
         let transport = destination.transport;
-        let client = if self.is_invite {
-            ClientTx::Invite(ClientInviteTransaction::new(
-                now,
-                env.timers,
-                transport,
-                request.clone(),
-            ))
-        } else {
-            ClientTx::NonInvite(ClientNonInviteTransaction::new(
-                now,
-                env.timers,
-                transport,
-                request.clone(),
-            ))
-        };
+        let client =
+            ClientTransaction::new(now, env.timers, transport, request.clone(), self.is_invite);
         let timer_c = self.is_invite.then(|| TimerC::new(now, env.timers.timer_c));
         self.events
             .push(TransactionEvent::BranchStarted(key.clone()));
@@ -215,7 +158,7 @@ impl ProxyTransaction {
             self.drain(now, env, actions);
             return;
         };
-        branch.client.handle_response(now, status, bytes);
+        let _ = branch.client.handle_response(now, status, bytes);
         self.drain(now, env, actions);
     }
 
@@ -275,7 +218,7 @@ impl ProxyTransaction {
             }
             Event::NeedsAck { .. } => {
                 let branch = &mut self.branches[index];
-                if let (Some(response), ClientTx::Invite(client)) =
+                if let (Some(response), ClientTransaction::Invite(client)) =
                     (&branch.final_response, &mut branch.client)
                 {
                     if let Some(ack) = build_ack(&branch.request, response) {
@@ -352,11 +295,7 @@ impl ProxyTransaction {
         if !self.fall_back_to_udp(now, env, index)
             && !self.fail_over(now, env, index, FailoverCause::Unreachable)
         {
-            let branch = &mut self.branches[index];
-            match &mut branch.client {
-                ClientTx::Invite(t) => t.handle_transport_error(now),
-                ClientTx::NonInvite(t) => t.handle_transport_error(now),
-            }
+            self.branches[index].client.handle_transport_error(now);
         }
         self.drain(now, env, actions);
     }

@@ -19,9 +19,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
-use dialtone_transaction::{
-    ServerInviteTransaction, ServerNonInviteTransaction, TimerCExpiry, TimerConfig, TransactionKey,
-};
+use dialtone_transaction::{ServerTransaction, TimerCExpiry, TimerConfig, TransactionKey};
 
 use super::arming::{ArmCounter, Arming};
 use super::{Action, Destination};
@@ -29,12 +27,11 @@ use branch::Branch;
 pub(crate) use branch::PendingBranch;
 pub use env::{TransactionEnv, TransactionEvent};
 use failover::Failover;
-use server::ServerTx;
 
 /// Everything the proxy holds for one received request.
 #[derive(Debug)]
 pub struct ProxyTransaction {
-    server: ServerTx,
+    server: ServerTransaction,
     reply_to: Destination,
     /// Where the request came from: the `received`/`rport` of the Via in local responses.
     source: SocketAddr,
@@ -74,21 +71,7 @@ impl ProxyTransaction {
     ) -> ProxyTransaction {
         let is_invite = method == "INVITE";
         let transport = reply_to.transport;
-        let server = if is_invite {
-            ServerTx::Invite(ServerInviteTransaction::new(
-                now,
-                timers,
-                transport,
-                request.clone(),
-            ))
-        } else {
-            ServerTx::NonInvite(ServerNonInviteTransaction::new(
-                now,
-                timers,
-                transport,
-                request.clone(),
-            ))
-        };
+        let server = ServerTransaction::new(now, timers, transport, request.clone(), is_invite);
         ProxyTransaction {
             server,
             reply_to,

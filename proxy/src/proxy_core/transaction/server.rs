@@ -6,63 +6,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use dialtone_sip::Message;
-use dialtone_transaction::{
-    Event, ServerInviteState, ServerInviteTransaction, ServerNonInviteTransaction, Timer,
-    Transaction,
-};
+use dialtone_transaction::{ServerInviteState, ServerTransaction};
 
 use super::{ProxyTransaction, TransactionEnv};
 use crate::proxy_core::{reply, Action, Destination};
-
-/// The server side: INVITE or not.
-#[derive(Debug)]
-pub(super) enum ServerTx {
-    Invite(ServerInviteTransaction),
-    NonInvite(ServerNonInviteTransaction),
-}
-
-impl ServerTx {
-    /// The machine behind the common [`Transaction`] interface.
-    pub(super) fn machine(&mut self) -> &mut dyn Transaction {
-        match self {
-            ServerTx::Invite(t) => t,
-            ServerTx::NonInvite(t) => t,
-        }
-    }
-    pub(super) fn machine_ref(&self) -> &dyn Transaction {
-        match self {
-            ServerTx::Invite(t) => t,
-            ServerTx::NonInvite(t) => t,
-        }
-    }
-    pub(super) fn send_response(&mut self, now: Instant, status: u16, bytes: Bytes) -> bool {
-        match self {
-            ServerTx::Invite(t) => t.send_response(now, status, bytes).is_ok(),
-            ServerTx::NonInvite(t) => t.send_response(now, status, bytes).is_ok(),
-        }
-    }
-    pub(super) fn retransmission(&mut self, now: Instant) {
-        match self {
-            ServerTx::Invite(t) => t.handle_request_retransmission(now),
-            ServerTx::NonInvite(t) => t.handle_request_retransmission(now),
-        }
-    }
-    pub(super) fn handle_timeout(&mut self, now: Instant) -> Option<Timer> {
-        self.machine().handle_timeout(now)
-    }
-    pub(super) fn poll_transmit(&mut self) -> Option<Bytes> {
-        self.machine().poll_transmit()
-    }
-    pub(super) fn poll_timeout(&self) -> Option<Instant> {
-        self.machine_ref().poll_timeout()
-    }
-    pub(super) fn poll_event(&mut self) -> Option<Event> {
-        self.machine().poll_event()
-    }
-    pub(super) fn is_terminated(&self) -> bool {
-        self.machine_ref().is_terminated()
-    }
-}
 
 impl ProxyTransaction {
     /// Sends a response the proxy writes itself (100 Trying, or a final), parsing the stored
@@ -146,7 +93,7 @@ impl ProxyTransaction {
                 });
             }
         } else {
-            self.server.retransmission(now);
+            self.server.handle_request_retransmission(now);
             self.drain(now, env, actions);
         }
         env.metrics
@@ -164,7 +111,7 @@ impl ProxyTransaction {
         actions: &mut Vec<Action>,
     ) -> bool {
         match &mut self.server {
-            ServerTx::Invite(t)
+            ServerTransaction::Invite(t)
                 if matches!(
                     t.state(),
                     ServerInviteState::Completed | ServerInviteState::Confirmed
@@ -184,6 +131,6 @@ impl ProxyTransaction {
         if status >= 200 && !self.is_invite && self.final_response.is_none() {
             self.final_response = Some(bytes.clone());
         }
-        self.server.send_response(now, status, bytes);
+        let _ = self.server.send_response(now, status, bytes);
     }
 }
