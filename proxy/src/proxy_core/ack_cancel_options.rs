@@ -17,7 +17,7 @@ use super::identity::{branch_for, uri_target};
 use super::new_request::NewRequest;
 use super::targets::Target;
 use super::transaction::ProxyTransaction;
-use super::{reply, route, targets, Action, Destination, ProxyCore, Source};
+use super::{route, targets, Action, Destination, ProxyCore, Source};
 
 /// What the proxy allows and says so in OPTIONS answers and 405s.
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, NOTIFY, REFER, INFO, UPDATE, MESSAGE, SUBSCRIBE, PRACK";
@@ -150,14 +150,8 @@ pub(super) fn on_cancel(
         .cancelled_invite()
         .and_then(|k| core.servers.get(&k).map(|e| (k, e.value().clone())));
     let Some((invite_key, invite_entry)) = invite else {
-        let reply = reply::stateless(
-            core,
-            source,
-            request,
-            481,
-            "Call/Transaction Does Not Exist",
-        );
-        return actions.push(reply);
+        let reason = "Call/Transaction Does Not Exist";
+        return core.reply_stateless(source, request, 481, reason, actions);
     };
     let env = core.transaction_env();
     let mut cancel_tx =

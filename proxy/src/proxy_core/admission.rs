@@ -1,6 +1,6 @@
-//! Who may have a request forwarded (RFC 3261 section 22 and the proxy's relay policy): the
-//! target a request leads to after route processing, whether it lies inside a dialog this
-//! proxy record-routed, and the digest check that guards everything else.
+//! Who may have a request forwarded (RFC 3261 section 22 and the proxy's relay policy), given
+//! the target it leads to after route processing (`targets.rs`): whether it lies inside a
+//! dialog this proxy record-routed, and the digest check that guards everything else.
 //!
 //! The rules, for every method alike:
 //! - With `--auth all`, an out-of-dialog request for a user of our domains is challenged

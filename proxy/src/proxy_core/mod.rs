@@ -292,17 +292,9 @@ impl ProxyCore {
         if !message.is_request() {
             return actions;
         }
-        let Some(branch) = message
-            .top_via()
-            .ok()
-            .and_then(|v| v.branch().map(str::to_string))
-        else {
+        let Some(client_key) = dialtone_transaction::client_key(&message) else {
             return actions;
         };
-        let Ok(cseq) = message.cseq() else {
-            return actions;
-        };
-        let client_key = TransactionKey::client(&branch, cseq.method.as_str());
         let Some(server_key) = self.branches.get(&client_key).map(|k| k.value().clone()) else {
             return actions;
         };
@@ -437,6 +429,7 @@ impl ProxyCore {
                 .set(self.servers.len() as i64);
         }
     }
+
     /// Enters a new server transaction in the table; false when a copy of the same request,
     /// handled at the same moment on another worker (UDP datagrams are spread over them),
     /// entered it first. That one is then the transaction, and what this copy sent is what a
@@ -450,6 +443,31 @@ impl ProxyCore {
                 true
             }
         }
+    }
+
+    /// Answers a request that gets no transaction (one the parser's checks refused, a CANCEL
+    /// that matches nothing) where its Via says, and counts it.
+    fn reply_stateless(
+        &self,
+        source: Source,
+        request: &Message<'_>,
+        status: u16,
+        reason: &str,
+        actions: &mut Vec<Action>,
+    ) {
+        let via = request.top_via().ok();
+        let to = reply::reply_destination(&source, via.as_ref());
+        let bytes = reply::local_response(
+            request,
+            source.addr,
+            status,
+            reason,
+            &[],
+            &self.to_tag,
+            self.server_header.as_deref(),
+        );
+        self.metrics.response_sent(status).inc();
+        actions.push(Action::Send { to, bytes });
     }
 
     /// The answer to a REGISTER whose held 200 cannot go because the store failed to save

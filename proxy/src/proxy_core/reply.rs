@@ -15,7 +15,7 @@ use bytes::Bytes;
 use dialtone_sip::uri::parse_host_ip;
 use dialtone_sip::{Message, ResponseBuilder, Via};
 
-use super::{Action, Destination, ProxyCore, Source};
+use super::{Destination, Source};
 use dialtone_transaction::Transport;
 
 /// The address a response to a request from `source` with top Via `via` goes to.
@@ -170,30 +170,6 @@ pub fn fallback_response(raw: &[u8], code: u16, reason: &str) -> Option<(Bytes, 
     }
     out.push_str("Content-Length: 0\r\n\r\n");
     Some((Bytes::from(out), top_via))
-}
-
-/// The answer to a request that gets no transaction (a request the parser's checks refused, a
-/// CANCEL that matches nothing), sent where its Via says, and counted.
-pub(super) fn stateless(
-    core: &ProxyCore,
-    source: Source,
-    request: &Message<'_>,
-    status: u16,
-    reason: &str,
-) -> Action {
-    let via = request.top_via().ok();
-    let to = reply_destination(&source, via.as_ref());
-    let bytes = local_response(
-        request,
-        source.addr,
-        status,
-        reason,
-        &[],
-        &core.to_tag,
-        core.server_header.as_deref(),
-    );
-    core.metrics.response_sent(status).inc();
-    Action::Send { to, bytes }
 }
 
 #[cfg(test)]

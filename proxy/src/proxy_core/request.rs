@@ -82,7 +82,7 @@ pub(super) fn receive(
                 }
                 _ => (error.status_code(), error.reason_phrase()),
             };
-            actions.push(reply::stateless(core, source, request, status, &reason));
+            core.reply_stateless(source, request, status, &reason, actions);
         }
         return;
     }
