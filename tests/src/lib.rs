@@ -1,7 +1,26 @@
-//! Helpers for the end-to-end tests in `tests/tests/`: free loopback ports, processes that are
-//! stopped (by PID) when the test ends, waiting for readiness by polling an event instead of
-//! sleeping, the seed and torture test data, and the rule for interop tools: a missing tool
-//! skips the test locally (saying so) and fails it in CI.
+//! Everything the end-to-end tests in `tests/tests/` share. A file there holds tests only; a
+//! helper two test files need lives here, in the module of its concern, and is named by its
+//! path (`dialtone_e2e::sip_client::UdpPeer`).
+//!
+//! Here at the root, what nearly every test uses: free loopback ports, processes that are
+//! stopped (by PID) when the test ends, the proxy and the ATA started on loopback, the ATA's
+//! control API, waiting for readiness by polling an event instead of sleeping, the seed and
+//! torture test data, WAV recordings, and the rule for interop tools: a missing tool skips
+//! the test locally (saying so) and fails it in CI. The modules:
+//!
+//! - [`sip_client`]: UDP and TCP SIP peers for tests that check each message the proxy sends;
+//! - [`sip_message`]: the message text they send (seed messages, requests, responses, digest);
+//! - [`sip_phone`]: a phone on a UDP socket that runs whole flows (register, call, hang up);
+//! - [`proxy_api`]: the proxy's admin HTTP API as JSON (bindings, calls, traces);
+//! - [`softphone`]: console softphones (linphone, Twinkle) and an ATA behind the proxy;
+//! - [`tone`]: the tones a call's sides play, and the check that each heard the other's.
+
+pub mod proxy_api;
+pub mod sip_client;
+pub mod sip_message;
+pub mod sip_phone;
+pub mod softphone;
+pub mod tone;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};

@@ -15,16 +15,17 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use dialtone_ata::ctl::CtlCommand;
+use dialtone_e2e::softphone::{start_tone_ata, ATA_TONE};
+use dialtone_e2e::tone::sine;
 use dialtone_e2e::{
-    ata_line_command, free_port, http_get, read_recording, start_ata, tool_available,
-    wait_for_ata_metric, wait_for_line, wait_until, write_wav_8k, AtaProcess, Process, Proxy,
+    ata_line_command, free_port, http_get, read_recording, tool_available, wait_for_ata_metric,
+    wait_for_line, wait_until, write_wav_8k, AtaProcess, Process, Proxy,
 };
 use dialtone_media::tone_amplitude;
 
 const ATA: &str = env!("CARGO_BIN_EXE_e2e-dialtone-ata");
 const PROXY: &str = env!("CARGO_BIN_EXE_e2e-dialtone-proxy");
 const BARESIP_TONE: f64 = 1200.0;
-const ATA_TONE: f64 = 1000.0;
 
 /// A baresip process with its config directory and console address.
 struct Baresip {
@@ -42,13 +43,7 @@ impl Baresip {
             .expect("address");
         let microphone = dir.join("in.wav");
         // 30 s: aufile ends the call when its file ends.
-        let tone: Vec<i16> = (0..8000 * 30)
-            .map(|i| {
-                let t = f64::from(i) / 8000.0;
-                ((std::f64::consts::TAU * BARESIP_TONE * t).sin() * 8000.0) as i16
-            })
-            .collect();
-        write_wav_8k(&microphone, &tone);
+        write_wav_8k(&microphone, &sine(BARESIP_TONE, 30));
         let config = format!(
             "poll_method epoll\n\
              sip_listen 127.0.0.1:{sip_port}\n\
@@ -143,23 +138,7 @@ fn lab() -> Lab {
     let proxy = Proxy::start(PROXY, &["--auth", "none"]);
     let baresip = Baresip::start(proxy.sip, dir.path());
     let ata_wav = dir.path().join("ata.wav");
-    let ata = start_ata(
-        ATA,
-        &[
-            "--line",
-            "8000:8000",
-            "--proxy",
-            &proxy.sip.to_string(),
-            "--register-interval",
-            "300",
-            "--audio-in",
-            &format!("tone:{ATA_TONE}"),
-            "--audio-out",
-            ata_wav.to_str().expect("utf8"),
-            "--auto-answer",
-            "0.2",
-        ],
-    );
+    let ata = start_tone_ata(ATA, "8000:8000", proxy.sip, &ata_wav);
     wait_for_line(ata.control, 1, "the ATA registered", |s| {
         s.registration == "registered"
     });

@@ -27,46 +27,26 @@
 use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use dialtone_ata::ctl::CtlCommand;
-use dialtone_ata::line::LineStatus;
-use dialtone_e2e::{
-    ata_line_command, ata_metric, data, free_port, http_get, read_recording, start_ata,
-    tool_available, wait_for_ata_metric, wait_for_line, wait_until, AtaProcess, Process, Proxy,
-};
-use dialtone_media::tone_amplitude;
-use serde_json::Value;
+use dialtone_e2e::softphone::{render, Console, Softphone, SoftphoneLab, ATA_USER, WAIT};
+use dialtone_e2e::tone::sine_sample;
+use dialtone_e2e::{ata_line_command, data, free_port, tool_available, wait_for_line, wait_until};
 
 const ATA: &str = env!("CARGO_BIN_EXE_e2e-dialtone-ata");
 const PROXY: &str = env!("CARGO_BIN_EXE_e2e-dialtone-proxy");
-const ATA_USER: &str = "8000";
-const ATA_PASSWORD: &str = "ata-8000-secret";
 const TWINKLE_USER: &str = "7200";
 const TWINKLE_PASSWORD: &str = "twinkle-7200-secret";
-const ATA_TONE: f64 = 1000.0;
 const TWINKLE_TONE: f64 = 500.0;
-/// Every wait for Twinkle, the ATA or the proxy.
-const WAIT: Duration = Duration::from_secs(15);
-/// RTP packets (20 ms each) the ATA must have received before hanging up: 1.5 s.
-const ATA_PACKETS: f64 = 75.0;
 /// Audio Twinkle must have played (raw 8 kHz 16-bit) before hanging up: 1 s.
 const TWINKLE_HEARD_BYTES: u64 = 8000 * 2;
 /// The microphone's frames: 20 ms at 8 kHz.
 const FRAME_SAMPLES: u64 = 160;
-
-/// `template` with each `%NAME%` replaced.
-fn render(template: &str, values: &[(&str, &str)]) -> String {
-    values
-        .iter()
-        .fold(template.to_string(), |text, (name, value)| {
-            text.replace(&format!("%{name}%"), value)
-        })
-}
 
 /// How many RTP port ranges this test binary has handed out.
 static RTP_RANGES: AtomicU32 = AtomicU32::new(0);
@@ -116,11 +96,7 @@ impl Microphone {
                     let mut frames: u32 = 0;
                     while !stop.load(Ordering::Relaxed) {
                         let frame: Vec<u8> = (sample..sample + FRAME_SAMPLES)
-                            .flat_map(|i| {
-                                let t = i as f64 / 8000.0;
-                                (((std::f64::consts::TAU * hz * t).sin() * 8000.0) as i16)
-                                    .to_le_bytes()
-                            })
+                            .flat_map(|i| sine_sample(hz, i).to_le_bytes())
                             .collect();
                         // Twinkle closed the microphone: the call ended.
                         if pipe.write_all(&frame).is_err() {
@@ -160,16 +136,20 @@ impl Drop for Microphone {
     }
 }
 
-/// One Twinkle with its HOME and command line (its stdin).
+/// One Twinkle with its HOME and command line (its stdin). Dropped in field order: the
+/// microphone goes after Twinkle has quit and let go of the FIFO.
 struct Twinkle {
-    process: Process,
-    stdin: ChildStdin,
-    home: PathBuf,
+    console: Console,
     speaker: PathBuf,
     _microphone: Microphone,
 }
 
-impl Twinkle {
+impl Softphone for Twinkle {
+    const NAME: &'static str = "twinkle";
+    const USER: &'static str = TWINKLE_USER;
+    const PASSWORD: &'static str = TWINKLE_PASSWORD;
+    const TONE: f64 = TWINKLE_TONE;
+
     /// Starts Twinkle as 7200 registering with `proxy`, answering calls by itself; returns
     /// once it is registered. Starts again on other ports when its SIP port was taken.
     fn start(root: &Path, proxy: SocketAddr) -> Twinkle {
@@ -183,6 +163,31 @@ impl Twinkle {
         panic!("twinkle did not start in five tries:\n{last}");
     }
 
+    fn console(&self) -> &Console {
+        &self.console
+    }
+
+    /// Twinkle's speaker output grows (it writes it as the call goes).
+    fn wait_for_heard_audio(&self) {
+        let played = wait_until(WAIT, || self.played_bytes() >= TWINKLE_HEARD_BYTES);
+        assert!(
+            played,
+            "twinkle played {} bytes of the call",
+            self.played_bytes()
+        );
+    }
+
+    /// What Twinkle played: raw 16-bit little-endian samples at 8 kHz (G.711's rate).
+    fn received_audio(&self) -> Vec<i16> {
+        std::fs::read(&self.speaker)
+            .unwrap_or_default()
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+            .collect()
+    }
+}
+
+impl Twinkle {
     fn try_start(home: &Path, proxy: SocketAddr) -> Result<Twinkle, String> {
         let config = home.join(".twinkle");
         std::fs::create_dir_all(&config).expect("twinkle home");
@@ -212,298 +217,51 @@ impl Twinkle {
         for (path, text) in files {
             std::fs::write(&path, render(&text, &values)).expect("twinkle settings");
         }
-        let out = std::fs::File::create(home.join("twinkle.out")).expect("twinkle output");
-        let mut child = Command::new("twinkle")
-            .args(["-c", "-f", "twinkle"])
-            .env("HOME", home)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::from(out.try_clone().expect("twinkle output")))
-            .stderr(Stdio::from(out))
-            .spawn()
-            .expect("twinkle starts");
-        let stdin = child.stdin.take().expect("piped stdin");
+        let mut command = Command::new("twinkle");
+        command.args(["-c", "-f", "twinkle"]).env("HOME", home);
+        let console = Console::start(
+            "twinkle",
+            command,
+            home,
+            "twinkle.out",
+            ".twinkle/twinkle.log",
+            |line| line.trim().is_empty(),
+        );
         let mut twinkle = Twinkle {
-            process: Process::adopt(child, "twinkle"),
-            stdin,
-            home: home.to_owned(),
+            console,
             speaker,
             _microphone: microphone,
         };
         let mut exited = false;
         let settled = wait_until(WAIT, || {
-            exited = matches!(twinkle.process.child.try_wait(), Ok(Some(_)));
-            let output = twinkle.output();
+            exited = twinkle.console.exited();
+            let output = twinkle.console.output();
             exited || output.contains("registration succeeded") || output.contains("failed")
         });
-        let output = twinkle.output();
+        let output = twinkle.console.output();
         if exited || output.contains("Failed to create") {
             return Err(output);
         }
         assert!(
             settled && output.contains("registration succeeded"),
             "twinkle did not register:\n{}",
-            twinkle.tail()
+            twinkle.console.tail()
         );
-        twinkle.command("auto_answer -a on");
-        twinkle.wait_for_output("Auto answer enabled");
+        twinkle.console.command("auto_answer -a on");
+        twinkle.console.wait_for_output("Auto answer enabled");
         Ok(twinkle)
     }
 
-    /// A console command; Twinkle runs it when its newline arrives.
-    fn command(&mut self, command: &str) {
-        writeln!(self.stdin, "{command}")
-            .and_then(|()| self.stdin.flush())
-            .unwrap_or_else(|e| panic!("twinkle takes {command:?}: {e}"));
-    }
-
-    /// What Twinkle printed on its console.
-    fn output(&self) -> String {
-        std::fs::read_to_string(self.home.join("twinkle.out")).unwrap_or_default()
-    }
-
-    fn wait_for_output(&self, text: &str) {
-        let seen = wait_until(WAIT, || self.output().contains(text));
-        assert!(seen, "twinkle never printed {text:?}");
-    }
-
-    /// Bytes Twinkle has played to its speaker (it writes them as the call goes).
+    /// Bytes Twinkle has played to its speaker.
     fn played_bytes(&self) -> u64 {
         std::fs::metadata(&self.speaker).map_or(0, |m| m.len())
     }
-
-    /// What Twinkle played: raw 16-bit little-endian samples at 8 kHz (G.711's rate).
-    fn received_audio(&self) -> Vec<i16> {
-        std::fs::read(&self.speaker)
-            .unwrap_or_default()
-            .chunks_exact(2)
-            .map(|b| i16::from_le_bytes([b[0], b[1]]))
-            .collect()
-    }
-
-    /// The status lines of the SIP responses Twinkle received, from its log.
-    fn responses_received(&self) -> Vec<String> {
-        std::fs::read_to_string(self.home.join(".twinkle/twinkle.log"))
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.starts_with("SIP/2.0 "))
-            .map(str::to_string)
-            .collect()
-    }
-
-    fn tail(&self) -> String {
-        let output = self.output();
-        let lines: Vec<&str> = output.lines().filter(|l| !l.trim().is_empty()).collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
 }
 
-impl Drop for Twinkle {
-    fn drop(&mut self) {
-        // `quit` unregisters first; the process is killed (by PID) if it lingers. The
-        // microphone (a field) goes after, once Twinkle has let go of the FIFO.
-        let _ = writeln!(self.stdin, "quit").and_then(|()| self.stdin.flush());
-        let exited = wait_until(Duration::from_secs(5), || {
-            matches!(self.process.child.try_wait(), Ok(Some(_)))
-        });
-        if !exited {
-            self.process.terminate();
-        }
-    }
-}
-
-/// Dropped in field order: Twinkle and the ATA stop (and unregister) before the proxy.
-struct Lab {
-    twinkle: Twinkle,
-    ata: AtaProcess,
-    proxy: Proxy,
-    ata_recording: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Lab {
-    /// The proxy (`--auth all`), the ATA (8000, answering after 0.2 s) and Twinkle (7200),
-    /// both registered after answering the proxy's challenge.
-    fn start() -> Lab {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let ata_line = format!("{ATA_USER}:{ATA_PASSWORD}");
-        let twinkle_user = format!("{TWINKLE_USER}:{TWINKLE_PASSWORD}");
-        let proxy = Proxy::start(
-            PROXY,
-            &[
-                "--auth",
-                "all",
-                "--user",
-                &ata_line,
-                "--user",
-                &twinkle_user,
-            ],
-        );
-        let ata_recording = dir.path().join("ata.wav");
-        let ata = start_ata(
-            ATA,
-            &[
-                "--line",
-                &ata_line,
-                "--proxy",
-                &proxy.sip.to_string(),
-                "--register-interval",
-                "300",
-                "--audio-in",
-                &format!("tone:{ATA_TONE}"),
-                "--audio-out",
-                ata_recording.to_str().expect("utf8"),
-                "--auto-answer",
-                "0.2",
-            ],
-        );
-        let twinkle = Twinkle::start(dir.path(), proxy.sip);
-        let lab = Lab {
-            twinkle,
-            ata,
-            proxy,
-            ata_recording,
-            _dir: dir,
-        };
-        wait_for_line(lab.ata.control, 1, "the ATA registered", |s| {
-            s.registration == "registered"
-        });
-        for user in [ATA_USER, TWINKLE_USER] {
-            let mut binding = None;
-            let registered = wait_until(WAIT, || {
-                binding = lab.binding(user);
-                binding.is_some()
-            });
-            assert!(
-                registered,
-                "{user} is not registered: {:?}",
-                http_get(lab.proxy.http, "/api/registrations")
-            );
-            let binding = binding.unwrap_or_else(|| unreachable!());
-            let call_id = binding["call_id"].as_str().expect("a Call-ID");
-            let trace = lab.trace(call_id);
-            assert!(
-                trace
-                    .iter()
-                    .any(|l| l.starts_with("out SIP/2.0 401") || l.starts_with("out SIP/2.0 407")),
-                "{user}'s REGISTER was not challenged: {trace:?}"
-            );
-        }
-        lab
-    }
-
-    fn api(&self, path: &str) -> Value {
-        let body = http_get(self.proxy.http, path).unwrap_or_else(|| panic!("GET {path}"));
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
-    }
-
-    fn binding(&self, user: &str) -> Option<Value> {
-        self.api("/api/registrations")
-            .as_array()?
-            .iter()
-            .find(|b| b["aor"] == user)
-            .cloned()
-    }
-
-    /// The messages of `call_id` the proxy recorded, as first lines with their direction.
-    fn trace(&self, call_id: &str) -> Vec<String> {
-        self.api(&format!("/api/trace/{call_id}"))["messages"]
-            .as_array()
-            .map(|messages| {
-                messages
-                    .iter()
-                    .map(|m| {
-                        let field = |key: &str| m[key].as_str().unwrap_or_default().to_string();
-                        format!("{} {}", field("direction"), field("first_line"))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    fn ata_status(&self) -> LineStatus {
-        ata_line_command(self.ata.control, 1, CtlCommand::Status)
-    }
-
-    /// Media flows both ways: the ATA counts Twinkle's RTP packets, and Twinkle's speaker
-    /// output grows.
-    fn wait_for_media_both_ways(&self) {
-        wait_for_ata_metric(
-            self.ata.control,
-            "dialtone_ata_rtp_packets_received_total",
-            ATA_PACKETS,
-        );
-        let played = wait_until(WAIT, || self.twinkle.played_bytes() >= TWINKLE_HEARD_BYTES);
-        assert!(
-            played,
-            "twinkle played {} bytes of the call",
-            self.twinkle.played_bytes()
-        );
-    }
-
-    /// The ATA connected with a G.711 codec (its only ones here), in `direction`.
-    fn assert_connected(&self, status: &LineStatus, direction: &str) {
-        let call = status.call.as_ref().expect("a call");
-        assert_eq!(call.direction, direction, "{status:?}");
-        assert!(
-            matches!(call.codec.as_deref(), Some("PCMU/8000" | "PCMA/8000")),
-            "the ATA and twinkle should agree on G.711: {status:?}"
-        );
-    }
-
-    /// Each side heard the other's tone, and not its own.
-    fn assert_two_way_audio(&self) {
-        let mut ata_heard = Vec::new();
-        let closed = wait_until(WAIT, || {
-            ata_heard = hound::WavReader::open(&self.ata_recording)
-                .ok()
-                .filter(|r| r.len() >= 8000)
-                .map(|_| read_recording(&self.ata_recording))
-                .unwrap_or_default();
-            !ata_heard.is_empty()
-        });
-        assert!(closed, "the ATA wrote no recording");
-        let twinkle_heard = self.twinkle.received_audio();
-        for (who, samples, heard, own) in [
-            ("the ATA", &ata_heard, TWINKLE_TONE, ATA_TONE),
-            ("twinkle", &twinkle_heard, ATA_TONE, TWINKLE_TONE),
-        ] {
-            let (other, itself) = (
-                tone_amplitude(samples, heard, 8000),
-                tone_amplitude(samples, own, 8000),
-            );
-            assert!(
-                other > 1000.0 && other > 5.0 * itself.max(1.0),
-                "{who} should hear {heard} Hz (amplitude {other:.0}) over its own {own} Hz \
-                 ({itself:.0}) in {} samples",
-                samples.len()
-            );
-        }
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "--- /api/calls: {:?}",
-                http_get(self.proxy.http, "/api/calls")
-            );
-            eprintln!(
-                "--- ATA: {:?}",
-                dialtone_ata::ctl::run(self.ata.control, 1, &CtlCommand::Status, false)
-            );
-            eprintln!(
-                "--- ATA RTP packets received: {}",
-                ata_metric(self.ata.control, "dialtone_ata_rtp_packets_received_total")
-            );
-            eprintln!(
-                "--- twinkle ({}): responses received {:?}\n{}",
-                self.twinkle.home.display(),
-                self.twinkle.responses_received(),
-                self.twinkle.tail()
-            );
-        }
-    }
+/// The proxy, the ATA and Twinkle (7200), both registered after answering the proxy's
+/// challenge.
+fn start_lab() -> SoftphoneLab<Twinkle> {
+    SoftphoneLab::start(PROXY, ATA)
 }
 
 #[test]
@@ -511,7 +269,7 @@ fn an_ata_calls_twinkle_through_the_proxy_with_two_way_audio() {
     if !tool_available("twinkle") || !tool_available("mkfifo") {
         return;
     }
-    let lab = Lab::start();
+    let lab = start_lab();
     ata_line_command(
         lab.ata.control,
         1,
@@ -521,10 +279,10 @@ fn an_ata_calls_twinkle_through_the_proxy_with_two_way_audio() {
         s.state == "connected"
     });
     lab.assert_connected(&status, "outgoing");
-    lab.twinkle.wait_for_output("call established");
+    lab.phone.console.wait_for_output("call established");
     lab.wait_for_media_both_ways();
     ata_line_command(lab.ata.control, 1, CtlCommand::OnHook);
-    lab.twinkle.wait_for_output("far end ended call");
+    lab.phone.console.wait_for_output("far end ended call");
     wait_for_line(lab.ata.control, 1, "the ATA idle after hanging up", |s| {
         s.state == "idle" && s.call.is_none()
     });
@@ -536,14 +294,15 @@ fn twinkle_calls_an_ata_through_the_proxy_with_two_way_audio() {
     if !tool_available("twinkle") || !tool_available("mkfifo") {
         return;
     }
-    let mut lab = Lab::start();
-    lab.twinkle
+    let mut lab = start_lab();
+    lab.phone
+        .console
         .command(&format!("call sip:{ATA_USER}@{}", lab.proxy.sip.ip()));
     // Until the ATA answers, a failed call shows on Twinkle's console at once.
     let mut status = None;
     let mut failed = false;
     let settled = wait_until(WAIT, || {
-        failed = lab.twinkle.output().contains("call failed");
+        failed = lab.phone.console.output().contains("call failed");
         let now = lab.ata_status();
         let connected = now.state == "connected";
         status = Some(now);
@@ -553,19 +312,19 @@ fn twinkle_calls_an_ata_through_the_proxy_with_two_way_audio() {
         settled && !failed,
         "twinkle's call to the ATA failed{}: twinkle received {:?}, the ATA is {status:?}",
         if failed { "" } else { " to connect in time" },
-        lab.twinkle.responses_received(),
+        lab.phone.console.responses_received(),
     );
     let status = status.unwrap_or_else(|| unreachable!());
     lab.assert_connected(&status, "incoming");
-    lab.twinkle.wait_for_output("far end answered call");
+    lab.phone.console.wait_for_output("far end answered call");
     lab.wait_for_media_both_ways();
-    lab.twinkle.command("bye");
+    lab.phone.console.command("bye");
     wait_for_line(
         lab.ata.control,
         1,
         "the ATA idle after twinkle's BYE",
         |s| s.state == "idle" && s.call.is_none(),
     );
-    lab.twinkle.wait_for_output("call ended");
+    lab.phone.console.wait_for_output("call ended");
     lab.assert_two_way_audio();
 }

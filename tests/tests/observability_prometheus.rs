@@ -2,14 +2,12 @@
 //! (`deploy/prometheus/prometheus.yml`, its ports rewritten to this test's): every target comes
 //! up, and after some SIP traffic the series the Grafana dashboard uses hold what happened.
 
-mod observability_common;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use dialtone_e2e::sip_phone::{call, SipPeer};
 use dialtone_e2e::{free_port, http_get, start_ata, tool_available, wait_until, workspace_root};
 use dialtone_e2e::{Process, Proxy};
-use observability_common::{call, SipPeer};
 
 const PROXY: &str = env!("CARGO_BIN_EXE_e2e-dialtone-proxy");
 const ATA: &str = env!("CARGO_BIN_EXE_e2e-dialtone-ata");

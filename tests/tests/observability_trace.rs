@@ -2,15 +2,13 @@
 //! `/api/trace/{call_id}` holds every message in order, and with `--hep` each message arrives
 //! at a collector as a HEPv3 packet whose chunks and payload say what the proxy saw.
 
-mod observability_common;
-
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
+use dialtone_e2e::sip_phone::{call, SipPeer};
 use dialtone_e2e::{http_get, Proxy};
-use observability_common::{call, SipPeer};
 
 const PROXY: &str = env!("CARGO_BIN_EXE_e2e-dialtone-proxy");
 

@@ -2,14 +2,12 @@
 //! registration and draws the call's ladder (INVITE, 100, 180, 200, ACK, BYE, 200 in order).
 //! A screenshot is kept under `target/observability/` for people to look at.
 
-mod observability_common;
-
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use dialtone_e2e::sip_phone::{call, SipPeer};
 use dialtone_e2e::{tool_available, workspace_root, Proxy};
-use observability_common::{call, SipPeer};
 
 const PROXY: &str = env!("CARGO_BIN_EXE_e2e-dialtone-proxy");
 

@@ -24,10 +24,11 @@ use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, Stdio};
 use std::time::Duration;
 
+use dialtone_e2e::proxy_api::{self, assert_register_challenged};
+use dialtone_e2e::tone::{assert_hears_other_tone, sine};
 use dialtone_e2e::{
     http_get, read_recording, tool_available, wait_until, write_wav_8k, Process, Proxy,
 };
-use dialtone_media::tone_amplitude;
 use serde_json::Value;
 
 const PROXY: &str = env!("CARGO_BIN_EXE_e2e-dialtone-proxy");
@@ -55,13 +56,7 @@ impl Baresip {
         std::fs::create_dir(&dir).expect("baresip dir");
         let microphone = dir.join("in.wav");
         // 30 s: aufile ends the call when its file ends, long after these tests hang up.
-        let samples: Vec<i16> = (0..8000 * 30)
-            .map(|i| {
-                let t = f64::from(i) / 8000.0;
-                ((std::f64::consts::TAU * tone * t).sin() * 8000.0) as i16
-            })
-            .collect();
-        write_wav_8k(&microphone, &samples);
+        write_wav_8k(&microphone, &sine(tone, 30));
         // RTP below the kernel's ephemeral range (32768 and up), where `free_port` finds the
         // proxy's ports, and above the ATA's default 16384-16482.
         let config = format!(
@@ -229,26 +224,14 @@ impl Lab {
         lab
     }
 
-    fn api(&self, path: &str) -> Value {
-        let body = http_get(self.proxy.http, path).unwrap_or_else(|| panic!("GET {path}"));
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
-    }
-
     /// `baresip`'s binding in `/api/registrations`.
     fn binding(&self, baresip: &Baresip) -> Option<Value> {
-        let list = self.api("/api/registrations");
-        list.as_array()?
-            .iter()
-            .find(|b| b["aor"] == baresip.user)
-            .cloned()
+        proxy_api::binding(self.proxy.http, baresip.user)
     }
 
     /// The calls in `/api/calls` under `key` ("active" or "recent").
     fn calls(&self, key: &str) -> Vec<Value> {
-        self.api("/api/calls")[key]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        proxy_api::calls(self.proxy.http, key)
     }
 
     /// 7001 calls 7000, both sides hear each other for a second, 7001 hangs up, and the proxy
@@ -301,34 +284,8 @@ impl Lab {
             (&self.caller, CALLEE_TONE, CALLER_TONE),
         ] {
             let samples = listener.received_audio();
-            let (other, itself) = (
-                tone_amplitude(&samples, heard, 8000),
-                tone_amplitude(&samples, own, 8000),
-            );
-            assert!(
-                other > 1000.0 && other > 5.0 * itself.max(1.0),
-                "{} should hear {heard} Hz (amplitude {other:.0}) over its own {own} Hz \
-                 ({itself:.0}) in {} samples",
-                listener.user,
-                samples.len()
-            );
+            assert_hears_other_tone(listener.user, &samples, heard, own);
         }
-    }
-
-    /// The messages of `call_id` the proxy recorded, as first lines with their direction.
-    fn trace(&self, call_id: &str) -> Vec<String> {
-        self.api(&format!("/api/trace/{call_id}"))["messages"]
-            .as_array()
-            .map(|messages| {
-                messages
-                    .iter()
-                    .map(|m| {
-                        let field = |key: &str| m[key].as_str().unwrap_or_default().to_string();
-                        format!("{} {}", field("direction"), field("first_line"))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
     }
 }
 
@@ -380,18 +337,11 @@ fn two_baresips_answer_the_proxys_challenges_and_call_each_other() {
     for baresip in [&lab.callee, &lab.caller] {
         let binding = lab.binding(baresip).expect("registered");
         let call_id = binding["call_id"].as_str().expect("a Call-ID");
-        let trace = lab.trace(call_id);
-        assert!(
-            trace
-                .iter()
-                .any(|l| l.starts_with("out SIP/2.0 401") || l.starts_with("out SIP/2.0 407")),
-            "{}'s REGISTER was not challenged: {trace:?}",
-            baresip.user
-        );
+        assert_register_challenged(lab.proxy.http, baresip.user, call_id);
     }
     let call = lab.call_and_hang_up();
     let call_id = call["call_id"].as_str().expect("a Call-ID");
-    let trace = lab.trace(call_id);
+    let trace = proxy_api::trace(lab.proxy.http, call_id);
     let invites = trace.iter().filter(|l| l.starts_with("in INVITE")).count();
     assert!(
         trace.iter().any(|l| l.starts_with("out SIP/2.0 407")) && invites == 2,

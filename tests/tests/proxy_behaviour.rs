@@ -3,12 +3,14 @@
 //! retransmitting caller), CANCEL, registration expiry, `Contact: *`, bindings that survive a
 //! crash, the proxy's own answers (OPTIONS, 483, 420, 416, 482, 403), throttling and metrics.
 
-mod proxy_support;
-
 use std::time::{Duration, Instant};
 
+use dialtone_e2e::proxy_api::registrations;
+use dialtone_e2e::sip_client::{via_branch, Msg, TcpPeer, UdpPeer, QUIET, WAIT};
+use dialtone_e2e::sip_message::{
+    digest_answer, fix_content_length, request, respond_like, set_header,
+};
 use dialtone_e2e::{http_get, wait_until, Proxy};
-use proxy_support::*;
 
 const PROXY: &str = env!("CARGO_BIN_EXE_e2e-dialtone-proxy");
 

@@ -5,19 +5,18 @@
 //! or does not answer at all gives way to the next SRV target, and one whose 503 asked for a
 //! pause (Retry-After) is skipped meanwhile; a name nobody knows gets 503.
 
-mod proxy_support;
-
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::str::FromStr;
 use std::sync::Arc;
 
+use dialtone_e2e::sip_client::{accept_within, via_branch, UdpPeer};
+use dialtone_e2e::sip_message::{request, respond_like};
 use dialtone_e2e::Proxy;
 use hickory_server::proto::rr::rdata::{A, NAPTR, SOA, SRV};
 use hickory_server::proto::rr::{LowerName, Name, RData, Record};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
 use hickory_server::Server;
-use proxy_support::*;
 
 const PROXY: &str = env!("CARGO_BIN_EXE_e2e-dialtone-proxy");
 

@@ -3,12 +3,12 @@
 //! credentials, requests the proxy would send to itself, and what its responses give away.
 //! Each test failed on 40f54d4 (before these rules) and passes now.
 
-mod proxy_support;
-
 use std::time::{Duration, Instant};
 
+use dialtone_e2e::proxy_api::registrations;
+use dialtone_e2e::sip_client::{Msg, UdpPeer, WAIT};
+use dialtone_e2e::sip_message::{digest_answer, nonce_of, request, respond_like, set_header};
 use dialtone_e2e::Proxy;
-use proxy_support::*;
 
 const PROXY: &str = env!("CARGO_BIN_EXE_e2e-dialtone-proxy");
 

@@ -18,12 +18,12 @@
 //! own realm and forbids removing any other realm's. The proxy removes none: B receives the
 //! INVITE with A's Proxy-Authorization unchanged, as the seed's proxy did (D-4 message 7).
 
-mod proxy_support;
-
 use std::net::SocketAddr;
 
+use dialtone_e2e::proxy_api::registrations;
+use dialtone_e2e::sip_client::{via_branch, Msg, UdpPeer};
+use dialtone_e2e::sip_message::{digest_answer, nonce_of, respond_like, seed, set_header};
 use dialtone_e2e::Proxy;
-use proxy_support::*;
 
 const PROXY: &str = env!("CARGO_BIN_EXE_e2e-dialtone-proxy");
 const AUTH: &[&str] = &[

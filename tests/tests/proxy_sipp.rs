@@ -6,15 +6,15 @@
 //! A call between two baresip instances is not here yet: it needs a headless module set (no
 //! audio device) and answering through ctrl_tcp, which has not been made reliable.
 
-mod proxy_support;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use dialtone_e2e::proxy_api::registrations;
+use dialtone_e2e::sip_client::UdpPeer;
+use dialtone_e2e::sip_message::{digest_answer, request};
 use dialtone_e2e::{free_port, tool_available, wait_until, Proxy};
-use proxy_support::*;
 
 const PROXY: &str = env!("CARGO_BIN_EXE_e2e-dialtone-proxy");
 const AUTH: &[&str] = &[

@@ -31,17 +31,16 @@
 //! and `-x 127.0.0.1` keeps its Via on loopback. Without the tools installed the tests print
 //! `skipped: svwar not installed` locally and fail in CI (`tool_available`).
 
-mod proxy_support;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use dialtone_e2e::sip_client::UdpPeer;
+use dialtone_e2e::sip_message::request;
 use dialtone_e2e::{
     free_port, http_get, start_ata, tool_available, wait_for_line, AtaProcess, Process, Proxy,
 };
-use proxy_support::{request, UdpPeer};
 
 const PROXY: &str = env!("CARGO_BIN_EXE_e2e-dialtone-proxy");
 const ATA: &str = env!("CARGO_BIN_EXE_e2e-dialtone-ata");

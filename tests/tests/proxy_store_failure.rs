@@ -7,13 +7,12 @@
 //! starts it (the soft limit only, so that lifting it needs no privilege), with `SIGXFSZ` ignored so that a write past it fails with `EFBIG` instead of
 //! killing the process; `prlimit` (util-linux) lifts it. No root and no mount needed.
 
-mod proxy_support;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use dialtone_e2e::proxy_api::registrations;
+use dialtone_e2e::sip_client::{Msg, UdpPeer};
 use dialtone_e2e::{free_port, http_get, tool_available, wait_until, Process, Proxy};
-use proxy_support::*;
 
 const PROXY: &str = env!("CARGO_BIN_EXE_e2e-dialtone-proxy");
 

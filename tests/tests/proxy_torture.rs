@@ -13,14 +13,12 @@
 //! relayed, so nothing leaves the machine (the bar accepts 401/407 wherever a request would
 //! otherwise be processed).
 
-mod proxy_support;
-
 use std::collections::{BTreeSet, HashMap};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
+use dialtone_e2e::sip_client::Msg;
 use dialtone_e2e::Proxy;
-use proxy_support::Msg;
 
 const PROXY: &str = env!("CARGO_BIN_EXE_e2e-dialtone-proxy");
 /// How long to wait for a final response to a torture message.

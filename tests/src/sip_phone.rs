@@ -1,7 +1,8 @@
-//! SIP peers played by the observability tests with plain UDP sockets: a phone that registers,
-//! asks OPTIONS, and places or answers a call through the proxy (figure D-3 without the ATAs).
-
-#![allow(dead_code)]
+//! A phone played with a plain UDP socket, for tests about what the proxy reports (metrics,
+//! traces, its web pages) rather than how it answers each message: it registers, asks
+//! OPTIONS, and places or answers a whole call through the proxy (figure D-3 without the
+//! ATAs), skipping provisional responses and retransmissions. Tests that check each message
+//! the proxy sends use [`crate::sip_client`] instead.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -35,6 +36,11 @@ impl SipPeer {
         self.socket
             .send_to(text.as_bytes(), self.proxy)
             .expect("send");
+    }
+
+    /// Responses go back to the proxy (the top Via is its own).
+    pub fn send_to_proxy(&self, text: &str) {
+        self.send(text);
     }
 
     /// Waits (up to 5 s) for a message whose first line starts with `prefix`, skipping others
@@ -164,11 +170,4 @@ pub fn call(a: &SipPeer, b: &SipPeer, call_id: &str) -> String {
     b.send_to_proxy(&response(&bye, "200 OK", "b1", &b_contact));
     a.expect("SIP/2.0 200");
     call_id.to_string()
-}
-
-impl SipPeer {
-    /// Responses go back to the proxy (the top Via is its own).
-    pub fn send_to_proxy(&self, text: &str) {
-        self.send(text);
-    }
 }
