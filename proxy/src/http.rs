@@ -3,6 +3,7 @@
 //! `/api/traces`, `/api/trace/{call_id}`), which `dialtone-proxy ctl` and the admin page read,
 //! and the admin page itself at `/` ([`crate::web`]).
 
+use crate::registrar::StoreWriter;
 use std::sync::Arc;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
@@ -15,7 +16,10 @@ use crate::views::{registrations, stats};
 /// The message recorder, when `--trace-calls` is not 0.
 type Recorder = web::Data<Option<Arc<TraceRecorder>>>;
 
-async fn metrics(core: web::Data<Arc<ProxyCore>>) -> HttpResponse {
+/// The registrar store's writer, whose health `/readyz` and `/metrics` report (none in memory).
+type Store = web::Data<Option<StoreWriter>>;
+
+async fn metrics(core: web::Data<Arc<ProxyCore>>, store: Store) -> HttpResponse {
     core.metrics()
         .registrations_active
         .set(core.location().count() as i64);
@@ -32,7 +36,7 @@ async fn metrics(core: web::Data<Arc<ProxyCore>>) -> HttpResponse {
             .expired_total()
             .saturating_sub(expired.get()),
     );
-    if let Some(store) = core.location().store() {
+    if let Some(store) = store.get_ref() {
         let metrics = core.metrics();
         metrics.store_failing.set(store.failing().is_some() as i64);
         // The writer counts; the counter catches up at each scrape (it only ever grows).
@@ -48,8 +52,8 @@ async fn metrics(core: web::Data<Arc<ProxyCore>>) -> HttpResponse {
 
 /// Ready unless the registrar store is failing: the proxy still routes, but registrations it
 /// takes are not saved, and a load balancer or an operator should know.
-async fn readyz(core: web::Data<Arc<ProxyCore>>) -> HttpResponse {
-    match core.location().store().and_then(|store| store.failing()) {
+async fn readyz(store: Store) -> HttpResponse {
+    match store.get_ref().as_ref().and_then(|store| store.failing()) {
         None => HttpResponse::Ok().body("ready\n"),
         Some(error) => HttpResponse::ServiceUnavailable()
             .body(format!("not ready: registrar store failing: {error}\n")),
@@ -97,11 +101,13 @@ async fn index(core: web::Data<Arc<ProxyCore>>, recorder: Recorder) -> HttpRespo
 fn routes(
     core: web::Data<Arc<ProxyCore>>,
     recorder: Recorder,
+    store: Store,
 ) -> impl FnOnce(&mut web::ServiceConfig) {
     move |config| {
         config
             .app_data(core)
             .app_data(recorder)
+            .app_data(store)
             .route("/", web::get().to(index))
             .route("/metrics", web::get().to(metrics))
             .route(
@@ -123,15 +129,18 @@ pub fn start(
     listener: std::net::TcpListener,
     core: Arc<ProxyCore>,
     recorder: Option<Arc<TraceRecorder>>,
+    store: Option<StoreWriter>,
 ) -> std::io::Result<actix_web::dev::Server> {
     let data = web::Data::new(core);
     let recorder = web::Data::new(recorder);
-    let server =
-        HttpServer::new(move || App::new().configure(routes(data.clone(), recorder.clone())))
-            .workers(1)
-            .disable_signals()
-            .listen(listener)?
-            .run();
+    let store = web::Data::new(store);
+    let server = HttpServer::new(move || {
+        App::new().configure(routes(data.clone(), recorder.clone(), store.clone()))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run();
     Ok(server)
 }
 

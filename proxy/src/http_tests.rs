@@ -12,7 +12,7 @@ use crate::registrar::binding::BindingChange;
 use crate::registrar::writer::testing::broken_writer;
 use crate::registrar::LocationService;
 
-fn core_with_store(store: crate::registrar::StoreWriter) -> Arc<ProxyCore> {
+fn core_with_store() -> Arc<ProxyCore> {
     let flags = ProxyFlags {
         listen: vec!["udp:127.0.0.1:5070".into()],
         ..ProxyFlags::default()
@@ -20,17 +20,20 @@ fn core_with_store(store: crate::registrar::StoreWriter) -> Arc<ProxyCore> {
     let config = Config::merge(FileConfig::default(), &flags).unwrap();
     let metrics = ProxyMetrics::new();
     let calls = CallTracker::new(metrics.clone());
-    let location = LocationService::with_bindings(Vec::new(), Some(store));
+    let location = LocationService::with_bindings(Vec::new(), true);
     Arc::new(ProxyCore::new(&config, location, metrics, calls))
 }
 
 /// Sends one change through `store` and waits until its commit has been tried.
 fn commit_one(store: &crate::registrar::StoreWriter) -> Result<(), crate::registrar::StoreError> {
     store
-        .send(vec![BindingChange::Remove {
-            aor: "9301".into(),
-            contact: "sip:9301@192.168.2.194".into(),
-        }])
+        .send(
+            crate::registrar::writer::testing::next_sequence(),
+            vec![BindingChange::Remove {
+                aor: "9301".into(),
+                contact: "sip:9301@192.168.2.194".into(),
+            }],
+        )
         .unwrap();
     let (done, told) = std::sync::mpsc::channel();
     store.after_commit(Box::new(move |result| done.send(result).unwrap()));
@@ -47,10 +50,12 @@ fn metric(text: &str, name: &str) -> f64 {
 #[actix_rt::test]
 async fn a_failing_registrar_store_makes_the_proxy_not_ready_and_shows_in_the_metrics() {
     let (store, broken, _commits) = broken_writer();
-    let core = core_with_store(store.clone());
-    let app = test::init_service(
-        App::new().configure(routes(web::Data::new(core), web::Data::new(None))),
-    )
+    let core = core_with_store();
+    let app = test::init_service(App::new().configure(routes(
+        web::Data::new(core),
+        web::Data::new(None),
+        web::Data::new(Some(store.clone())),
+    )))
     .await;
     let get = |path: &str| test::TestRequest::get().uri(path).to_request();
 
@@ -97,7 +102,7 @@ async fn a_failing_registrar_store_makes_the_proxy_not_ready_and_shows_in_the_me
 
 #[actix_rt::test]
 async fn bindings_the_sweep_expires_are_counted_as_expired_events() {
-    let core = core_with_store(broken_writer().0);
+    let core = core_with_store();
     let now = std::time::SystemTime::now();
     use crate::registrar::actor::tests::binding;
     let unix_now = crate::registrar::binding::unix_seconds(now);
@@ -110,9 +115,11 @@ async fn bindings_the_sweep_expires_are_counted_as_expired_events() {
         ],
     );
     assert_eq!(core.location().expire(now).len(), 2);
-    let app = test::init_service(
-        App::new().configure(routes(web::Data::new(core), web::Data::new(None))),
-    )
+    let app = test::init_service(App::new().configure(routes(
+        web::Data::new(core),
+        web::Data::new(None),
+        web::Data::new(Some(broken_writer().0)),
+    )))
     .await;
     let get = || test::TestRequest::get().uri("/metrics").to_request();
     for _ in 0..2 {

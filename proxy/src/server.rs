@@ -14,7 +14,7 @@ use crate::config::{Config, UdpBalance};
 use crate::hep::HepExporter;
 use crate::metrics::ProxyMetrics;
 use crate::proxy_core::ProxyCore;
-use crate::registrar::{start_registrar, Flush};
+use crate::registrar::{start_registrar, Flush, Registrar};
 use crate::trace::{Capture, TraceRecorder};
 use crate::transport::dns::SipResolver;
 use crate::transport::routes::KernelRoutes;
@@ -95,8 +95,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     };
 
     let metrics = ProxyMetrics::new();
-    let (location, registrar) =
-        start_registrar(config.data_dir.as_deref()).context("opening the registrations store")?;
+    let Registrar {
+        location,
+        writer: store,
+        actor: registrar,
+    } = start_registrar(config.data_dir.as_deref()).context("opening the registrations store")?;
     metrics.registrations_active.set(location.count() as i64);
     let calls = CallTracker::new(metrics.clone());
     let mut core = ProxyCore::new(&config, location, metrics, calls);
@@ -115,6 +118,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .map(|l| l.addr);
     let outbound = Outbound::new(send_sockets, tcp_local);
     outbound.set_core(core.clone(), resolver.clone());
+    if let Some(store) = &store {
+        outbound.set_store(store.clone());
+    }
     let recorder =
         (config.trace_calls > 0).then(|| Arc::new(TraceRecorder::new(config.trace_calls)));
     if let Some(capture) = Capture::new(recorder.clone(), hep) {
@@ -152,7 +158,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
         actor.start();
     }
-    let http = crate::http::start(http_listener, core.clone(), recorder)
+    let http = crate::http::start(http_listener, core.clone(), recorder, store)
         .with_context(|| format!("http {}", config.http))?;
     let http_handle = http.handle();
     actix::spawn(http);

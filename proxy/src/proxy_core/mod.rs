@@ -6,8 +6,8 @@
 //! ([`ProxyCore::handle_transport_error`]) or a DNS answer ([`ProxyCore::handle_resolved`]),
 //! and carries out the [`Action`]s it returns: datagrams and stream writes to send, timers to
 //! arm, names to resolve, registrar answers to hold until the store committed. The core never
-//! touches a socket or reads a clock. (The registrar's location service, which it calls,
-//! still queues its changes to the store writer itself; see `ARCHITECTURE.md`.)
+//! touches a socket, the store or a clock: the registrar's changes leave it as
+//! `Action::Persist`, and the actor that runs it owns the store's writer.
 //!
 //! State: one [`ProxyTransaction`] per server transaction (the request we received, its
 //! branches and their client transactions), in a concurrent table keyed by [`TransactionKey`]
@@ -59,7 +59,7 @@ use crate::auth::Authenticator;
 use crate::calls::CallTracker;
 use crate::config::{AuthMode, Config};
 use crate::metrics::ProxyMetrics;
-use crate::registrar::{LocationService, RegistrarPolicy, StoreWriter};
+use crate::registrar::{BindingChange, LocationService, RegistrarPolicy};
 
 pub use identity::ProxyIdentity;
 pub use transaction::{ProxyTransaction, TransactionEnv, TransactionEvent};
@@ -104,14 +104,21 @@ pub struct HeldRequest {
 pub enum Action {
     /// Send bytes.
     Send { to: Destination, bytes: Bytes },
-    /// Send bytes once `store` has committed everything queued to it so far: a registrar's 200
-    /// promises that the binding survives a crash (issue 4: "even after `kill -9`"). If that
-    /// commit fails, send [`ProxyCore::not_stored_response`] to `request` instead.
+    /// Hand a REGISTER's changes to the registrar store's writer, with the sequence number
+    /// the location service gave them under the AOR's lock (the writer keeps the highest per
+    /// binding, whatever order the workers' sends arrive in).
+    Persist {
+        sequence: u64,
+        changes: Vec<BindingChange>,
+    },
+    /// Send bytes once the registrar store has committed everything queued to it so far (the
+    /// `Persist` before this action included): a registrar's 200 promises that the binding
+    /// survives a crash (issue 4: "even after `kill -9`"). If that commit fails, send
+    /// [`ProxyCore::not_stored_response`] to `request` instead.
     SendWhenStored {
         to: Destination,
         bytes: Bytes,
         request: HeldRequest,
-        store: StoreWriter,
     },
     /// Call [`ProxyCore::handle_timer`] with `id` at `at`, unless `arming` is no longer
     /// current by then (the transaction armed again or ended).

@@ -572,11 +572,7 @@ fn a_register_keeps_no_transaction_and_its_retransmission_gets_the_same_200() {
 
 #[test]
 fn with_a_store_the_200_to_a_register_waits_for_the_commit_and_a_423_does_not() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = crate::registrar::BindingStore::open(dir.path())
-        .unwrap()
-        .spawn_writer();
-    let location = LocationService::with_bindings(Vec::new(), Some(store));
+    let location = LocationService::with_bindings(Vec::new(), true);
     let core = core_with_location(ProxyFlags::default(), location);
     let register = |expires: u32| {
         Bytes::from(format!("REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKst{expires}\r\nMax-Forwards: 70\r\nFrom: <sip:j@127.0.0.1>;tag=1\r\nTo: <sip:j@127.0.0.1>\r\nCall-ID: st1\r\nCSeq: {expires} REGISTER\r\nContact: <sip:j@127.0.0.2:5062>\r\nExpires: {expires}\r\nContent-Length: 0\r\n\r\n"))
@@ -791,4 +787,43 @@ fn credentials_of_an_unknown_scheme_get_a_digest_challenge() {
     assert!(reply
         .header_value(dialtone_sip::HeaderName::WwwAuthenticate)
         .is_some_and(|v| v.starts_with("Digest")));
+}
+
+#[test]
+fn with_a_store_a_register_hands_its_changes_over_before_its_held_200_and_a_repeat_writes_them_again(
+) {
+    let location = LocationService::with_bindings(Vec::new(), true);
+    let core = core_with_location(ProxyFlags::default(), location);
+    let register = Bytes::from_static(b"REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKpe1\r\nMax-Forwards: 70\r\nFrom: <sip:k@127.0.0.1>;tag=1\r\nTo: <sip:k@127.0.0.1>\r\nCall-ID: pe1\r\nCSeq: 1 REGISTER\r\nContact: <sip:k@127.0.0.2:5062>\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n");
+    let source = udp_from("127.0.0.2:5062");
+    let persisted = |actions: &[Action]| -> (usize, u64, Vec<crate::registrar::BindingChange>) {
+        let at = actions
+            .iter()
+            .position(|a| matches!(a, Action::Persist { .. }))
+            .unwrap_or_else(|| panic!("no Persist in {actions:?}"));
+        let held = actions
+            .iter()
+            .position(|a| matches!(a, Action::SendWhenStored { .. }))
+            .unwrap_or_else(|| panic!("no held 200 in {actions:?}"));
+        assert!(
+            at < held,
+            "the changes go to the writer before the 200 waits for it"
+        );
+        match &actions[at] {
+            Action::Persist { sequence, changes } => (at, *sequence, changes.clone()),
+            _ => unreachable!(),
+        }
+    };
+    let now = Instant::now();
+    let first = core.handle_message(now, SystemTime::now(), source, register.clone());
+    let (_, first_sequence, changes) = persisted(&first);
+    assert!(
+        matches!(&changes[..], [crate::registrar::BindingChange::Upsert(b)] if b.contact == "sip:k@127.0.0.2:5062")
+    );
+    // The retransmission changes nothing, yet writes the binding again, under a later number:
+    // its 200 must not go before the first one's change is on disk, whichever worker sends.
+    let again = core.handle_message(now, SystemTime::now(), source, register);
+    let (_, again_sequence, rewritten) = persisted(&again);
+    assert_eq!(rewritten, changes);
+    assert!(again_sequence > first_sequence);
 }

@@ -12,7 +12,7 @@ use super::new_request::NewRequest;
 use super::{reply, Action, HeldRequest, ProxyCore};
 use crate::config::AuthMode;
 use crate::metrics::RegistrationEvent;
-use crate::registrar::{BindingChange, Origin, RegisterOutcome, StoreWriter};
+use crate::registrar::{Applied, BindingChange, Origin, RegisterOutcome};
 
 /// Seconds a REGISTER whose changes could not be saved is asked to wait before trying again:
 /// the writer retries the commit every second meanwhile.
@@ -43,7 +43,7 @@ pub(super) fn register(new: &mut NewRequest<'_, '_>) {
     };
     // The proxy keeps no transaction for REGISTER, so the retransmission of one sent with
     // qop comes back with a nonce count already used: it gets its 200 again, and only it.
-    let outcome = if replayed {
+    let applied = if replayed {
         match core
             .location
             .register_repeat(request, &aor, new.wall, origin, &core.policy)
@@ -55,6 +55,7 @@ pub(super) fn register(new: &mut NewRequest<'_, '_>) {
         core.location
             .register(request, &aor, new.wall, origin, &core.policy)
     };
+    let Applied { outcome, persist } = applied;
     match outcome {
         RegisterOutcome::Ok {
             changes,
@@ -70,16 +71,19 @@ pub(super) fn register(new: &mut NewRequest<'_, '_>) {
                 .map(|c| ("Contact", c))
                 .collect();
             extra.push(("Date", httpdate_now(new.wall)));
+            if let Some((sequence, changes)) = persist {
+                new.actions.push(Action::Persist { sequence, changes });
+            }
             let first = new.actions.len();
             new.respond(200, "OK", &extra);
-            if let Some(store) = core.location.store() {
-                // Also when nothing changed (a fetch, a retransmission): its 200 then
-                // waits for the batch that holds what an earlier REGISTER changed.
+            if core.location.is_persistent() {
+                // Also when nothing changed (a fetch, a retransmission): its Persist writes
+                // the AOR's bindings again, and the 200 waits for that commit.
                 let held = HeldRequest {
                     request: new.tx.request().clone(),
                     source: new.tx.source(),
                 };
-                send_when_stored(&mut new.actions[first..], store, &held);
+                send_when_stored(&mut new.actions[first..], &held);
             }
         }
         RegisterOutcome::Reject {
@@ -155,16 +159,15 @@ pub(super) fn not_stored_response(core: &ProxyCore, held: &HeldRequest) -> Optio
     ))
 }
 
-/// Turns the sends among `actions` into sends that wait for `store`'s next commit, and are
+/// Turns the sends among `actions` into sends that wait for the store's next commit, and are
 /// answered otherwise if it fails (see [`not_stored_response`]).
-fn send_when_stored(actions: &mut [Action], store: &StoreWriter, held: &HeldRequest) {
+fn send_when_stored(actions: &mut [Action], held: &HeldRequest) {
     for action in actions {
         if let Action::Send { to, bytes } = action {
             *action = Action::SendWhenStored {
                 to: *to,
                 bytes: std::mem::take(bytes),
                 request: held.clone(),
-                store: store.clone(),
             };
         }
     }

@@ -1,8 +1,8 @@
 //! The registrar actor: the thin shell around the location service that reads the clock.
 //!
-//! It sweeps expired bindings once a second ([`LocationService::expire`], whose removals reach
-//! the store through the attached writer) and owns the [`StoreWriter`] for [`Persist`] and
-//! [`Flush`]. REGISTERs do not pass through it: the workers apply them directly with
+//! It sweeps expired bindings once a second ([`LocationService::expire_in_order`]) and writes
+//! their removal to the store, and owns a [`StoreWriter`] for [`Persist`] and [`Flush`] (the
+//! transport actors own another, for the REGISTERs they answer). REGISTERs do not pass through it: the workers apply them directly with
 //! [`LocationService::register`], which is why the location service is a shared map and this
 //! actor holds no binding of its own. [`start_registrar`] loads the store and starts it.
 
@@ -59,11 +59,29 @@ impl RegistrarActor {
     }
 
     fn sweep(&mut self, now: SystemTime) -> usize {
-        let expired = self.location.expire(now);
+        let (sequence, expired) = self.location.expire_in_order(now);
         for (aor, binding) in &expired {
             tracing::debug!(aor, contact = binding.contact, "binding expired");
         }
+        let removals = expired
+            .iter()
+            .map(|(aor, binding)| BindingChange::Remove {
+                aor: aor.clone(),
+                contact: binding.contact.clone(),
+            })
+            .collect();
+        self.persist(sequence, removals);
         expired.len()
+    }
+
+    fn persist(&self, sequence: u64, changes: Vec<BindingChange>) {
+        let Some(writer) = &self.writer else {
+            return;
+        };
+        if let Err(error) = writer.send(sequence, changes) {
+            // Memory stays right; only a restart would miss these changes.
+            tracing::error!(%error, "registrar changes not persisted");
+        }
     }
 }
 
@@ -81,12 +99,8 @@ impl Handler<Persist> for RegistrarActor {
     type Result = ();
 
     fn handle(&mut self, Persist(changes): Persist, _: &mut Context<Self>) {
-        let Some(writer) = &self.writer else {
-            return;
-        };
-        if let Err(error) = writer.send(changes) {
-            tracing::error!(%error, "registrar changes not persisted");
-        }
+        let sequence = self.location.next_sequence();
+        self.persist(sequence, changes);
     }
 }
 
@@ -115,12 +129,18 @@ impl Handler<Sweep> for RegistrarActor {
     }
 }
 
+/// The registrar as started: the location service to hand to the workers, the store's writer
+/// (when the bindings are persisted) for the actors that carry out the core's `Persist`, and
+/// the registrar actor.
+pub struct Registrar {
+    pub location: LocationService,
+    pub writer: Option<StoreWriter>,
+    pub actor: Addr<RegistrarActor>,
+}
+
 /// Opens the store in `data_dir` (memory only when `None`), loads the bindings still alive, and
 /// starts the registrar actor on the current arbiter (call it inside a running actix system).
-/// The returned location service is the one to hand to the workers.
-pub fn start_registrar(
-    data_dir: Option<&Path>,
-) -> Result<(LocationService, Addr<RegistrarActor>), StoreError> {
+pub fn start_registrar(data_dir: Option<&Path>) -> Result<Registrar, StoreError> {
     let (location, writer) = match data_dir {
         Some(dir) => {
             let store = BindingStore::open(dir)?;
@@ -131,13 +151,17 @@ pub fn start_registrar(
                 "registrar bindings loaded"
             );
             let writer = store.spawn_writer();
-            let location = LocationService::with_bindings(bindings, Some(writer.clone()));
+            let location = LocationService::with_bindings(bindings, true);
             (location, Some(writer))
         }
         None => (LocationService::new(), None),
     };
-    let actor = RegistrarActor::new(location.clone(), writer, SWEEP_INTERVAL);
-    Ok((location, actor.start()))
+    let actor = RegistrarActor::new(location.clone(), writer.clone(), SWEEP_INTERVAL);
+    Ok(Registrar {
+        location,
+        writer,
+        actor: actor.start(),
+    })
 }
 
 #[cfg(test)]
@@ -190,21 +214,28 @@ pub(crate) mod tests {
     #[actix::test]
     async fn a_restarted_registrar_finds_the_seed_registration() {
         let dir = tempfile::tempdir().unwrap();
-        let (location, registrar) = start_registrar(Some(dir.path())).unwrap();
+        let Registrar {
+            location,
+            writer,
+            actor: registrar,
+        } = start_registrar(Some(dir.path())).unwrap();
         let raw = std::fs::read(SEED_REGISTER).unwrap();
         let request = Message::parse(&raw).unwrap();
-        let outcome = location.register(
+        let applied = location.register(
             &request,
             "9301",
             SystemTime::now(),
             origin(),
             &RegistrarPolicy::default(),
         );
-        assert!(matches!(outcome, RegisterOutcome::Ok { .. }));
+        assert!(matches!(applied.outcome, RegisterOutcome::Ok { .. }));
+        // What a transport actor does with the core's Persist.
+        let (sequence, changes) = applied.persist.unwrap();
+        writer.unwrap().send(sequence, changes).unwrap();
         registrar.send(Flush).await.unwrap().unwrap();
 
         let image = crash_image(dir.path());
-        let (restarted, _registrar) = start_registrar(Some(image.path())).unwrap();
+        let restarted = start_registrar(Some(image.path())).unwrap().location;
         let found = restarted.lookup("9301", SystemTime::now());
         assert_eq!(found.len(), 1);
         assert_eq!(
@@ -219,7 +250,7 @@ pub(crate) mod tests {
     #[actix::test]
     async fn persist_queues_changes_made_outside_register() {
         let dir = tempfile::tempdir().unwrap();
-        let (_location, registrar) = start_registrar(Some(dir.path())).unwrap();
+        let registrar = start_registrar(Some(dir.path())).unwrap().actor;
         let far = unix_seconds(SystemTime::now()) + 600;
         registrar
             .send(Persist(vec![BindingChange::Upsert(binding(
@@ -245,7 +276,7 @@ pub(crate) mod tests {
                 binding("sip:9301@10.0.0.1", t0 + 60),
                 binding("sip:9301@10.0.0.2", t0 + 600),
             ],
-            None,
+            false,
         );
         // A long interval so that only the explicit sweeps below run.
         let registrar =
@@ -262,7 +293,7 @@ pub(crate) mod tests {
     async fn the_periodic_sweep_runs_on_the_clock() {
         let past = unix_seconds(SystemTime::now()) - 1;
         let location =
-            LocationService::with_bindings(vec![binding("sip:9301@10.0.0.1", past)], None);
+            LocationService::with_bindings(vec![binding("sip:9301@10.0.0.1", past)], false);
         let _registrar =
             RegistrarActor::new(location.clone(), None, Duration::from_millis(10)).start();
         for _ in 0..200 {
@@ -277,7 +308,11 @@ pub(crate) mod tests {
 
     #[actix::test]
     async fn without_a_data_dir_the_registrar_runs_in_memory() {
-        let (location, registrar) = start_registrar(None).unwrap();
+        let Registrar {
+            location,
+            actor: registrar,
+            ..
+        } = start_registrar(None).unwrap();
         let raw = RequestBuilder::new("REGISTER", "sip:lab.example")
             .header("Via", "SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1")
             .header("From", "<sip:8000@lab.example>;tag=1")
@@ -294,7 +329,7 @@ pub(crate) mod tests {
             origin(),
             &RegistrarPolicy::default(),
         );
-        assert!(location.store().is_none());
+        assert!(!location.is_persistent());
         assert_eq!(location.lookup("8000", SystemTime::now()).len(), 1);
         assert_eq!(registrar.send(Flush).await.unwrap().ok(), Some(()));
     }

@@ -7,9 +7,11 @@
 //! the AOR's entry lock, so two REGISTERs for one AOR on two workers cannot lose an update; the
 //! rules themselves are in [`super::rules`].
 //!
-//! When a [`StoreWriter`] is attached, the changes are queued to it while that lock is still
-//! held: the store then sees one AOR's changes in the order memory applied them, and a restart
-//! cannot bring back a binding that a later REGISTER had replaced.
+//! The service does not write to the store: it returns what the store must be told
+//! ([`Applied::persist`]), and the actor that asked carries it out. Each such change gets a
+//! sequence number taken under the AOR's lock, so that the store's writer, which hears from
+//! every worker, can tell the later of two changes to one binding whatever order they arrive
+//! in, and a restart cannot bring back a binding that a later REGISTER had replaced.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -21,7 +23,6 @@ use dialtone_sip::Message;
 
 use super::binding::{unix_seconds, Binding, BindingChange};
 use super::rules::{process_register, repeats_current, Origin, RegisterOutcome, RegistrarPolicy};
-use super::store::StoreWriter;
 
 /// The bindings of every AOR, shared by the workers. Clones share the same map.
 #[derive(Debug, Clone)]
@@ -33,7 +34,10 @@ pub struct LocationService {
 struct Inner {
     /// AOR to its bindings, highest q first.
     bindings: DashMap<String, Vec<Binding>>,
-    store: Option<StoreWriter>,
+    /// Whether the bindings are persisted, so that REGISTERs say what the store must write.
+    persistent: bool,
+    /// The next sequence number of a change for the store (see the module documentation).
+    next_sequence: AtomicU64,
     expired_total: AtomicU64,
     /// No binding lapses before this (Unix seconds; `u64::MAX` when there is none), so that
     /// the sweep every second walks the map only when something may have expired. Lowered
@@ -42,9 +46,19 @@ struct Inner {
     earliest_expiry: AtomicU64,
 }
 
+/// A REGISTER applied to memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// What to answer.
+    pub outcome: RegisterOutcome,
+    /// For a persistent service and an accepted REGISTER: the changes the store's writer must
+    /// commit before the 200 goes, with their sequence number.
+    pub persist: Option<(u64, Vec<BindingChange>)>,
+}
+
 impl Default for LocationService {
     fn default() -> LocationService {
-        LocationService::with_bindings(Vec::new(), None)
+        LocationService::with_bindings(Vec::new(), false)
     }
 }
 
@@ -54,9 +68,9 @@ impl LocationService {
         LocationService::default()
     }
 
-    /// A location service holding `bindings` (loaded from the store at start) and persisting
-    /// every later change through `store`, when given.
-    pub fn with_bindings(bindings: Vec<Binding>, store: Option<StoreWriter>) -> LocationService {
+    /// A location service holding `bindings` (loaded from the store at start); when
+    /// `persistent`, every REGISTER says what the store must write ([`Applied::persist`]).
+    pub fn with_bindings(bindings: Vec<Binding>, persistent: bool) -> LocationService {
         let map: DashMap<String, Vec<Binding>> = crate::tables::sharded();
         let earliest = earliest_expiry(&bindings);
         for binding in bindings {
@@ -68,7 +82,8 @@ impl LocationService {
         LocationService {
             inner: Arc::new(Inner {
                 bindings: map,
-                store,
+                persistent,
+                next_sequence: AtomicU64::new(1),
                 expired_total: AtomicU64::new(0),
                 earliest_expiry: AtomicU64::new(earliest),
             }),
@@ -88,8 +103,8 @@ impl LocationService {
     }
 
     /// Processes a REGISTER for `aor` (see [`process_register`]) and applies its outcome, all
-    /// under the AOR's entry lock. The changes in the outcome have already been queued to the
-    /// store, when one is attached; the caller only answers the request.
+    /// under the AOR's entry lock. The caller answers the request and, for a persistent
+    /// service, hands [`Applied::persist`] to the store's writer.
     pub fn register(
         &self,
         request: &Message<'_>,
@@ -97,24 +112,19 @@ impl LocationService {
         now: SystemTime,
         origin: Origin,
         policy: &RegistrarPolicy,
-    ) -> RegisterOutcome {
+    ) -> Applied {
         match self.inner.bindings.entry(aor.to_owned()) {
             Entry::Occupied(entry) => self.register_bound(entry, request, aor, now, origin, policy),
             Entry::Vacant(entry) => {
                 let outcome = process_register(request, aor, now, origin, policy, &[]);
-                if let RegisterOutcome::Ok {
-                    bindings_after,
-                    changes,
-                    ..
-                } = &outcome
-                {
-                    self.persist(changes);
+                let persist = self.to_persist(&outcome);
+                if let RegisterOutcome::Ok { bindings_after, .. } = &outcome {
                     if !bindings_after.is_empty() {
                         entry.insert(bindings_after.clone());
                         self.lower_earliest_expiry(earliest_expiry(bindings_after));
                     }
                 }
-                outcome
+                Applied { outcome, persist }
             }
         }
     }
@@ -129,7 +139,7 @@ impl LocationService {
         now: SystemTime,
         origin: Origin,
         policy: &RegistrarPolicy,
-    ) -> Option<RegisterOutcome> {
+    ) -> Option<Applied> {
         let Entry::Occupied(entry) = self.inner.bindings.entry(aor.to_owned()) else {
             return None;
         };
@@ -148,15 +158,10 @@ impl LocationService {
         now: SystemTime,
         origin: Origin,
         policy: &RegistrarPolicy,
-    ) -> RegisterOutcome {
+    ) -> Applied {
         let outcome = process_register(request, aor, now, origin, policy, entry.get());
-        if let RegisterOutcome::Ok {
-            bindings_after,
-            changes,
-            ..
-        } = &outcome
-        {
-            self.persist(changes);
+        let persist = self.to_persist(&outcome);
+        if let RegisterOutcome::Ok { bindings_after, .. } = &outcome {
             if bindings_after.is_empty() {
                 entry.remove();
             } else {
@@ -164,7 +169,7 @@ impl LocationService {
                 self.lower_earliest_expiry(earliest_expiry(bindings_after));
             }
         }
-        outcome
+        Applied { outcome, persist }
     }
 
     /// Replaces the bindings of `aor` with `bindings_after` (an empty list forgets the AOR). For
@@ -187,10 +192,18 @@ impl LocationService {
     /// write-locks each shard in turn for a while, which delays the REGISTERs and INVITEs that
     /// need it, and it took 2 % of the proxy's CPU at 1000 REGISTERs/s with 10 000 bindings.
     pub fn expire(&self, now: SystemTime) -> Vec<(String, Binding)> {
+        self.expire_in_order(now).1
+    }
+
+    /// [`Self::expire`], with the sequence number the store's writer must give the removals:
+    /// taken before the walk, so that a REGISTER that brings a removed binding back, which
+    /// can only come after the walk passed it, always carries a higher one.
+    pub fn expire_in_order(&self, now: SystemTime) -> (u64, Vec<(String, Binding)>) {
         let mut expired = Vec::new();
         if unix_seconds(now) < self.inner.earliest_expiry.load(Ordering::Relaxed) {
-            return expired;
+            return (0, expired);
         }
+        let sequence = self.next_sequence();
         // Reset before the walk: a binding written during it lowers the value itself (after
         // its map write), and every binding already in the map is seen by the walk.
         self.inner
@@ -201,16 +214,6 @@ impl LocationService {
             if bindings.iter().any(|b| b.is_expired(now)) {
                 let (gone, kept): (Vec<Binding>, Vec<Binding>) =
                     bindings.drain(..).partition(|b| b.is_expired(now));
-                let changes = gone
-                    .iter()
-                    .map(|b| BindingChange::Remove {
-                        aor: aor.clone(),
-                        contact: b.contact.clone(),
-                    })
-                    .collect::<Vec<_>>();
-                // Inside retain the shard is locked: the removal reaches the store before any
-                // later REGISTER of this AOR can queue its own changes.
-                self.persist(&changes);
                 expired.extend(gone.into_iter().map(|b| (aor.clone(), b)));
                 *bindings = kept;
             }
@@ -221,7 +224,7 @@ impl LocationService {
         self.inner
             .expired_total
             .fetch_add(expired.len() as u64, Ordering::Relaxed);
-        expired
+        (sequence, expired)
     }
 
     /// Every binding held, for the admin API (expired ones not yet swept included).
@@ -250,9 +253,15 @@ impl LocationService {
         self.inner.expired_total.load(Ordering::Relaxed)
     }
 
-    /// The store writer, when the bindings are persisted.
-    pub fn store(&self) -> Option<&StoreWriter> {
-        self.inner.store.as_ref()
+    /// Whether the bindings are persisted (REGISTERs then say what the store must write).
+    pub fn is_persistent(&self) -> bool {
+        self.inner.persistent
+    }
+
+    /// A sequence number for a change to the store made outside a REGISTER (see the module
+    /// documentation).
+    pub fn next_sequence(&self) -> u64 {
+        self.inner.next_sequence.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Call after the map write that holds a binding lapsing at `expires_at` (see `expire`).
@@ -262,17 +271,32 @@ impl LocationService {
             .fetch_min(expires_at, Ordering::Relaxed);
     }
 
-    fn persist(&self, changes: &[BindingChange]) {
-        let Some(store) = &self.inner.store else {
-            return;
+    /// What the store must write for `outcome`, numbered under the AOR's lock. A REGISTER that
+    /// changed nothing (a fetch, a retransmission) writes the AOR's bindings again: its 200
+    /// then waits for a commit that holds them, even when the change it repeats was made by
+    /// another worker whose send to the writer is still to come.
+    fn to_persist(&self, outcome: &RegisterOutcome) -> Option<(u64, Vec<BindingChange>)> {
+        if !self.inner.persistent {
+            return None;
+        }
+        let RegisterOutcome::Ok {
+            changes,
+            bindings_after,
+            ..
+        } = outcome
+        else {
+            return None;
         };
-        if changes.is_empty() {
-            return;
-        }
-        if let Err(error) = store.send(changes.to_vec()) {
-            // Memory stays right; only a restart would miss these changes.
-            tracing::error!(%error, "registrar changes not persisted");
-        }
+        let changes = if changes.is_empty() {
+            bindings_after
+                .iter()
+                .cloned()
+                .map(BindingChange::Upsert)
+                .collect()
+        } else {
+            changes.clone()
+        };
+        Some((self.next_sequence(), changes))
     }
 }
 

@@ -43,7 +43,9 @@ fn register(
 ) -> RegisterOutcome {
     let raw = register_bytes(aor, call_id, cseq, contact);
     let request = Message::parse(&raw).unwrap();
-    location.register(&request, aor, now, origin(), &RegistrarPolicy::default())
+    location
+        .register(&request, aor, now, origin(), &RegistrarPolicy::default())
+        .outcome
 }
 
 fn assert_ok(outcome: &RegisterOutcome) {
@@ -251,23 +253,24 @@ fn concurrent_registers_for_one_aor_lose_no_binding() {
 fn the_store_ends_with_what_memory_holds_after_concurrent_replacements() {
     let dir = tempfile::tempdir().unwrap();
     let writer = BindingStore::open(dir.path()).unwrap().spawn_writer();
-    let location = LocationService::with_bindings(Vec::new(), Some(writer.clone()));
+    let location = LocationService::with_bindings(Vec::new(), true);
     // Every thread keeps replacing the same two contacts under its own Call-ID: the store's
-    // last write for each key must be memory's last write.
+    // last write for each key must be memory's last write, although each thread hands its
+    // changes to the writer after the AOR's lock is released, as a worker does, so that they
+    // arrive in any order.
     let threads: Vec<_> = (0..6)
         .map(|t| {
-            let location = location.clone();
+            let (location, writer) = (location.clone(), writer.clone());
             thread::spawn(move || {
                 for n in 1..=200 {
                     let contact = format!("<sip:9301@10.0.0.{}>", n % 2);
-                    register(
-                        &location,
-                        "9301",
-                        &format!("thread-{t}"),
-                        n,
-                        &contact,
-                        at(T0),
-                    );
+                    let call_id = format!("thread-{t}");
+                    let raw = register_bytes("9301", &call_id, n, &contact);
+                    let request = Message::parse(&raw).unwrap();
+                    let policy = RegistrarPolicy::default();
+                    let applied = location.register(&request, "9301", at(T0), origin(), &policy);
+                    let (sequence, changes) = applied.persist.unwrap();
+                    writer.send(sequence, changes).unwrap();
                 }
             })
         })
@@ -291,24 +294,29 @@ fn the_store_ends_with_what_memory_holds_after_concurrent_replacements() {
 fn expiry_removals_reach_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let writer = BindingStore::open(dir.path()).unwrap().spawn_writer();
-    let location = LocationService::with_bindings(Vec::new(), Some(writer.clone()));
-    register(
-        &location,
-        "9301",
-        "a",
-        1,
-        "<sip:9301@10.0.0.1>;expires=60",
-        at(T0),
-    );
-    register(
-        &location,
-        "9301",
-        "b",
-        1,
-        "<sip:9301@10.0.0.2>;expires=600",
-        at(T0),
-    );
-    assert_eq!(location.expire(at(T0 + 60)).len(), 1);
+    let location = LocationService::with_bindings(Vec::new(), true);
+    for (call_id, contact) in [
+        ("a", "<sip:9301@10.0.0.1>;expires=60"),
+        ("b", "<sip:9301@10.0.0.2>;expires=600"),
+    ] {
+        let raw = register_bytes("9301", call_id, 1, contact);
+        let request = Message::parse(&raw).unwrap();
+        let policy = RegistrarPolicy::default();
+        let applied = location.register(&request, "9301", at(T0), origin(), &policy);
+        let (sequence, changes) = applied.persist.unwrap();
+        writer.send(sequence, changes).unwrap();
+    }
+    // What the registrar actor's sweep does (see `actor.rs`).
+    let (sequence, expired) = location.expire_in_order(at(T0 + 60));
+    assert_eq!(expired.len(), 1);
+    let removals = expired
+        .into_iter()
+        .map(|(aor, b)| BindingChange::Remove {
+            aor,
+            contact: b.contact,
+        })
+        .collect();
+    writer.send(sequence, removals).unwrap();
     writer.flush().unwrap();
     drop(location);
     drop(writer);
@@ -333,7 +341,7 @@ fn bindings_loaded_at_start_are_found_by_aor_in_q_order() {
     };
     let location = LocationService::with_bindings(
         vec![mk("sip:low@h", Some(100)), mk("sip:high@h", Some(900))],
-        None,
+        false,
     );
     let found = location.lookup("9301", at(T0));
     assert_eq!(found[0].contact, "sip:high@h");

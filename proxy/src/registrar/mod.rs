@@ -18,8 +18,8 @@ pub mod rules;
 pub mod store;
 pub mod writer;
 
-pub use actor::{start_registrar, Flush, Persist, RegistrarActor, Sweep};
+pub use actor::{start_registrar, Flush, Persist, Registrar, RegistrarActor, Sweep};
 pub use binding::{Binding, BindingChange};
-pub use location::LocationService;
+pub use location::{Applied, LocationService};
 pub use rules::{process_register, Origin, RegisterOutcome, RegistrarPolicy};
 pub use store::{BindingStore, StoreError, StoreWriter};

@@ -1,5 +1,6 @@
 //! Tests of the binding store: restart, crash images, expiry on load, batched writes.
 
+use crate::registrar::writer::testing::next_sequence;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant, UNIX_EPOCH};
@@ -42,7 +43,10 @@ fn bindings_committed_before_a_kill_are_found_with_their_remaining_expiry() {
         binding("8000", "sip:8000@192.168.2.97", 3600),
     ];
     writer
-        .send(written.iter().cloned().map(BindingChange::Upsert).collect())
+        .send(
+            next_sequence(),
+            written.iter().cloned().map(BindingChange::Upsert).collect(),
+        )
         .unwrap();
     writer.flush().unwrap();
 
@@ -97,19 +101,25 @@ fn a_replacement_with_an_equivalent_contact_overwrites_and_a_removal_deletes() {
     second.cseq = 2;
     let other = binding("9301", "sip:9301@10.0.0.3", 3600);
     writer
-        .send(vec![
-            BindingChange::Upsert(first),
-            BindingChange::Upsert(other.clone()),
-        ])
+        .send(
+            next_sequence(),
+            vec![
+                BindingChange::Upsert(first),
+                BindingChange::Upsert(other.clone()),
+            ],
+        )
         .unwrap();
     writer
-        .send(vec![BindingChange::Upsert(second.clone())])
+        .send(next_sequence(), vec![BindingChange::Upsert(second.clone())])
         .unwrap();
     writer
-        .send(vec![BindingChange::Remove {
-            aor: "9301".into(),
-            contact: "sip:9301@10.0.0.3".into(),
-        }])
+        .send(
+            next_sequence(),
+            vec![BindingChange::Remove {
+                aor: "9301".into(),
+                contact: "sip:9301@10.0.0.3".into(),
+            }],
+        )
         .unwrap();
     writer.flush().unwrap();
     drop(writer);
@@ -138,7 +148,10 @@ fn twenty_thousand_upserts_through_the_writer_all_land_in_few_commits() {
         let aor = format!("user{}", n % 500);
         let contact = format!("sip:{aor}@10.{}.{}.1:5060", n / 256 % 256, n % 256);
         writer
-            .send(vec![BindingChange::Upsert(binding(&aor, &contact, 3600))])
+            .send(
+                next_sequence(),
+                vec![BindingChange::Upsert(binding(&aor, &contact, 3600))],
+            )
             .unwrap();
     }
     writer.flush().unwrap();
@@ -156,7 +169,10 @@ fn after_commit_runs_once_the_changes_queued_before_it_are_on_disk() {
     let writer = BindingStore::open(live.path()).unwrap().spawn_writer();
     let written = binding("9301", "sip:9301@192.168.2.194;user=phone", 3600);
     writer
-        .send(vec![BindingChange::Upsert(written.clone())])
+        .send(
+            next_sequence(),
+            vec![BindingChange::Upsert(written.clone())],
+        )
         .unwrap();
     // The crash image is taken inside the callback, before any flush or close: what a
     // `kill -9` right after the registrar's 200 would leave.

@@ -8,13 +8,19 @@
 //! next batch, or after [`RETRY_EVERY`] when nothing else comes. While commits fail, the
 //! REGISTERs waiting for them are told so (their 200 becomes a 500 with Retry-After, RFC 3261
 //! section 10.3 step 7), and [`StoreWriter::failing`] says why, for `/readyz` and `/metrics`.
+//!
+//! Changes come from several threads (every worker that answered a REGISTER, the registrar's
+//! sweep), each with the sequence number the location service gave it under the AOR's lock.
+//! Two changes to one binding can therefore arrive in the other order than memory applied
+//! them; every change writes its binding's whole state, so the writer keeps, per binding, the
+//! one with the highest number and drops an older one that arrives late.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::binding::BindingChange;
 use super::error::StoreError;
@@ -25,6 +31,12 @@ const MAX_BATCH: usize = 10_000;
 
 /// How soon the changes of a failed commit are tried again when no new change arrives.
 pub const RETRY_EVERY: Duration = Duration::from_secs(1);
+
+/// How long the writer remembers the sequence number it last wrote for a binding, to drop an
+/// older change to it that arrives late. Two changes to one binding are at most a thread's
+/// wake-up apart; a minute leaves room for a loaded machine, and bounds the memory to the
+/// bindings written in the last minute.
+const REMEMBER_WRITTEN: Duration = Duration::from_secs(60);
 
 /// What the writer commits to: the redb file ([`super::BindingStore`]), or in tests a store
 /// that fails on demand.
@@ -38,7 +50,7 @@ pub trait CommitBatch: Send + 'static {
 pub type AfterCommit = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
 enum Command {
-    Changes(Vec<BindingChange>),
+    Changes(u64, Vec<BindingChange>),
     Flush(mpsc::SyncSender<Result<(), StoreError>>),
     AfterCommit(AfterCommit),
 }
@@ -61,13 +73,14 @@ pub struct StoreWriter {
 }
 
 impl StoreWriter {
-    /// Queues changes for the next batch. Fails only when the writer thread has stopped.
-    pub fn send(&self, changes: Vec<BindingChange>) -> Result<(), StoreError> {
+    /// Queues changes for the next batch, with the sequence number the location service gave
+    /// them (see the module documentation). Fails only when the writer thread has stopped.
+    pub fn send(&self, sequence: u64, changes: Vec<BindingChange>) -> Result<(), StoreError> {
         if changes.is_empty() {
             return Ok(());
         }
         self.tx
-            .send(Command::Changes(changes))
+            .send(Command::Changes(sequence, changes))
             .map_err(|_| StoreError::WriterStopped)
     }
 
@@ -138,6 +151,7 @@ pub fn spawn<S: CommitBatch>(store: S) -> StoreWriter {
 /// that came with it, repeat until every sender is gone.
 fn write_batches<S: CommitBatch>(mut store: S, rx: Receiver<Command>, health: &Health) {
     let mut unsaved = Unsaved::default();
+    let mut written = Written::default();
     loop {
         let first = if unsaved.is_empty() {
             rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
@@ -153,7 +167,13 @@ fn write_batches<S: CommitBatch>(mut store: S, rx: Receiver<Command>, health: &H
                 ..Batch::default()
             },
         };
-        let outcome = commit(&mut store, &mut unsaved, batch.changes, health);
+        let outcome = commit(
+            &mut store,
+            &mut unsaved,
+            &mut written,
+            batch.changes,
+            health,
+        );
         for then in batch.after_commit {
             then(outcome.clone().map_err(StoreError::BatchFailed));
         }
@@ -172,27 +192,26 @@ fn write_batches<S: CommitBatch>(mut store: S, rx: Receiver<Command>, health: &H
     }
 }
 
-/// Commits the unsaved changes and then `changes`, in one transaction. On failure everything
-/// stays unsaved, for the next try.
+/// Commits the unsaved changes and then `changes`, in one transaction, leaving out any change
+/// older than one already written or queued for its binding. On failure everything stays
+/// unsaved, for the next try.
 fn commit<S: CommitBatch>(
     store: &mut S,
     unsaved: &mut Unsaved,
-    changes: Vec<BindingChange>,
+    written: &mut Written,
+    changes: Vec<(u64, BindingChange)>,
     health: &Health,
 ) -> Result<(), String> {
     if changes.is_empty() && unsaved.is_empty() {
         return Ok(());
     }
-    let all = if unsaved.is_empty() {
-        changes
-    } else {
-        let mut all = unsaved.take();
-        all.extend(changes);
-        all
-    };
+    let mut all = unsaved.take();
+    all.extend(changes);
+    let (sequences, keys, all) = written.newest_only(all);
     let result = store.commit(&all);
-    if result.is_err() {
-        unsaved.keep(all);
+    match &result {
+        Ok(()) => written.note(keys, &sequences),
+        Err(_) => unsaved.keep(sequences.into_iter().zip(all).collect()),
     }
     let mut failing = health
         .failing
@@ -221,12 +240,69 @@ fn commit<S: CommitBatch>(
     }
 }
 
+/// The sequence number last written for each binding recently written (see
+/// [`REMEMBER_WRITTEN`]).
+#[derive(Default)]
+struct Written {
+    by_key: HashMap<String, (u64, Instant)>,
+    last_pruned: Option<Instant>,
+}
+
+impl Written {
+    /// `changes` in order, without those older than the newest change to the same binding
+    /// written before or met earlier in the list; with each kept change's number and key.
+    fn newest_only(
+        &self,
+        changes: Vec<(u64, BindingChange)>,
+    ) -> (Vec<u64>, Vec<String>, Vec<BindingChange>) {
+        let mut newest: HashMap<String, u64> = HashMap::new();
+        let (mut sequences, mut keys, mut kept) = (Vec::new(), Vec::new(), Vec::new());
+        for (sequence, change) in changes {
+            let key = change.store_key();
+            let floor = newest
+                .get(&key)
+                .copied()
+                .or_else(|| self.by_key.get(&key).map(|(s, _)| *s));
+            if floor.is_some_and(|floor| sequence < floor) {
+                tracing::debug!(
+                    key,
+                    sequence,
+                    "an older change to a binding arrived late; dropped"
+                );
+                continue;
+            }
+            newest.insert(key.clone(), sequence);
+            sequences.push(sequence);
+            keys.push(key);
+            kept.push(change);
+        }
+        (sequences, keys, kept)
+    }
+
+    /// Notes what a commit wrote, and forgets what was written long ago.
+    fn note(&mut self, keys: Vec<String>, sequences: &[u64]) {
+        let now = Instant::now();
+        for (key, sequence) in keys.into_iter().zip(sequences) {
+            let entry = self.by_key.entry(key).or_insert((*sequence, now));
+            *entry = (entry.0.max(*sequence), now);
+        }
+        if self
+            .last_pruned
+            .is_none_or(|at| now.duration_since(at) >= REMEMBER_WRITTEN / 6)
+        {
+            self.by_key
+                .retain(|_, (_, at)| now.duration_since(*at) < REMEMBER_WRITTEN);
+            self.last_pruned = Some(now);
+        }
+    }
+}
+
 /// Changes a commit could not save: the latest change per binding (a later change to the same
 /// binding makes an earlier one moot), so that a disk that stays full costs memory in
 /// proportion to the bindings, not to the REGISTERs.
 #[derive(Default)]
 struct Unsaved {
-    latest: HashMap<String, BindingChange>,
+    latest: HashMap<String, (u64, BindingChange)>,
 }
 
 impl Unsaved {
@@ -238,24 +314,33 @@ impl Unsaved {
         self.latest.len()
     }
 
-    /// Keeps `changes` (in order, so the last change to a binding wins).
-    fn keep(&mut self, changes: Vec<BindingChange>) {
-        for change in changes {
-            self.latest.insert(change.store_key(), change);
+    /// Keeps `changes`: per binding the one with the highest number, the last of equals.
+    fn keep(&mut self, changes: Vec<(u64, BindingChange)>) {
+        for (sequence, change) in changes {
+            match self.latest.entry(change.store_key()) {
+                std::collections::hash_map::Entry::Occupied(mut kept) => {
+                    if sequence >= kept.get().0 {
+                        kept.insert((sequence, change));
+                    }
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert((sequence, change));
+                }
+            }
         }
     }
 
     /// The kept changes, to commit ahead of a new batch. Each binding has one, so their order
     /// among themselves does not matter.
-    fn take(&mut self) -> Vec<BindingChange> {
-        self.latest.drain().map(|(_, change)| change).collect()
+    fn take(&mut self) -> Vec<(u64, BindingChange)> {
+        self.latest.drain().map(|(_, kept)| kept).collect()
     }
 }
 
 /// What the writer commits at once.
 #[derive(Default)]
 struct Batch {
-    changes: Vec<BindingChange>,
+    changes: Vec<(u64, BindingChange)>,
     flushes: Vec<mpsc::SyncSender<Result<(), StoreError>>>,
     after_commit: Vec<AfterCommit>,
     /// Every sender is gone: commit and stop.
@@ -285,7 +370,9 @@ impl Batch {
 
     fn add(&mut self, command: Command) {
         match command {
-            Command::Changes(changes) => self.changes.extend(changes),
+            Command::Changes(sequence, changes) => self
+                .changes
+                .extend(changes.into_iter().map(|change| (sequence, change))),
             Command::Flush(reply) => self.flushes.push(reply),
             Command::AfterCommit(then) => self.after_commit.push(then),
         }
@@ -312,6 +399,12 @@ pub(crate) mod testing {
             let _ = self.saved.send(changes.to_vec());
             Ok(())
         }
+    }
+
+    /// Increasing sequence numbers for changes a test sends in order.
+    pub(crate) fn next_sequence() -> u64 {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        NEXT.fetch_add(1, Ordering::SeqCst)
     }
 
     /// A writer over a broken [`FlakyStore`]; the flag mends it, the receiver sees its commits.

@@ -1,6 +1,6 @@
 //! Tests of the writer thread: a stopped writer, and commits that fail and are tried again.
 
-use super::testing::broken_writer;
+use super::testing::{broken_writer, next_sequence};
 use super::*;
 
 /// A writer whose thread is gone.
@@ -18,7 +18,7 @@ fn flush_reports_a_stopped_writer_instead_of_hanging() {
     let writer = stopped_writer();
     assert!(matches!(writer.flush(), Err(StoreError::WriterStopped)));
     assert!(matches!(
-        writer.send(vec![remove("a", "sip:a@b")]),
+        writer.send(next_sequence(), vec![remove("a", "sip:a@b")]),
         Err(StoreError::WriterStopped)
     ));
 }
@@ -51,7 +51,9 @@ fn outcome_of_next_commit(writer: &StoreWriter) -> Result<(), StoreError> {
 #[test]
 fn a_failed_commit_is_reported_to_the_held_response_and_its_changes_go_with_the_next_batch() {
     let (writer, broken, commits) = broken_writer();
-    writer.send(vec![remove("9301", "sip:9301@a")]).unwrap();
+    writer
+        .send(next_sequence(), vec![remove("9301", "sip:9301@a")])
+        .unwrap();
     assert!(matches!(
         outcome_of_next_commit(&writer),
         Err(StoreError::BatchFailed(reason)) if reason.contains("No space left")
@@ -61,7 +63,9 @@ fn a_failed_commit_is_reported_to_the_held_response_and_its_changes_go_with_the_
     assert!(matches!(writer.flush(), Err(StoreError::BatchFailed(_))));
 
     broken.store(false, Ordering::SeqCst);
-    writer.send(vec![remove("9302", "sip:9302@b")]).unwrap();
+    writer
+        .send(next_sequence(), vec![remove("9302", "sip:9302@b")])
+        .unwrap();
     outcome_of_next_commit(&writer).unwrap();
     let committed = commits.recv_timeout(Duration::from_secs(10)).unwrap();
     assert_eq!(
@@ -76,7 +80,9 @@ fn a_failed_commit_is_reported_to_the_held_response_and_its_changes_go_with_the_
 #[test]
 fn unsaved_changes_are_committed_again_when_nothing_else_comes() {
     let (writer, broken, commits) = broken_writer();
-    writer.send(vec![remove("9301", "sip:9301@a")]).unwrap();
+    writer
+        .send(next_sequence(), vec![remove("9301", "sip:9301@a")])
+        .unwrap();
     assert!(outcome_of_next_commit(&writer).is_err());
     broken.store(false, Ordering::SeqCst);
     // Nothing more is sent: the writer retries on its own (after RETRY_EVERY).
@@ -98,13 +104,15 @@ fn of_several_unsaved_changes_to_one_binding_only_the_last_is_kept_and_a_newer_o
         *contact = "SIP:9301@a".into();
     }
     assert_eq!(first.store_key(), later.store_key());
-    writer.send(vec![first.clone(), later.clone()]).unwrap();
+    writer
+        .send(next_sequence(), vec![first.clone(), later.clone()])
+        .unwrap();
     assert!(outcome_of_next_commit(&writer).is_err());
-    writer.send(vec![first.clone()]).unwrap();
+    writer.send(next_sequence(), vec![first.clone()]).unwrap();
     assert!(outcome_of_next_commit(&writer).is_err());
 
     broken.store(false, Ordering::SeqCst);
-    writer.send(vec![later.clone()]).unwrap();
+    writer.send(next_sequence(), vec![later.clone()]).unwrap();
     outcome_of_next_commit(&writer).unwrap();
     let committed = commits.recv_timeout(Duration::from_secs(10)).unwrap();
     assert_eq!(
@@ -112,4 +120,41 @@ fn of_several_unsaved_changes_to_one_binding_only_the_last_is_kept_and_a_newer_o
         vec![first, later],
         "one kept change for the binding (the last that failed), then the new one"
     );
+}
+
+#[test]
+fn a_change_older_than_the_one_written_for_its_binding_is_dropped_whatever_order_they_arrive_in() {
+    let (writer, broken, commits) = broken_writer();
+    broken.store(false, Ordering::SeqCst);
+    let upsert = |seq: u64| {
+        let mut binding = crate::registrar::actor::tests::binding("sip:9301@10.0.0.1", 1_000);
+        binding.cseq = seq as u32;
+        (seq, BindingChange::Upsert(binding))
+    };
+    // Two workers answered two REGISTERs of one AOR; the later one's send came first.
+    let (newer_seq, newer) = upsert(1_000_002);
+    let (older_seq, older) = upsert(1_000_001);
+    writer.send(newer_seq, vec![newer.clone()]).unwrap();
+    outcome_of_next_commit(&writer).unwrap();
+    writer.send(older_seq, vec![older.clone()]).unwrap();
+    outcome_of_next_commit(&writer).unwrap();
+    let committed: Vec<BindingChange> = commits.try_iter().flatten().collect();
+    assert_eq!(
+        committed,
+        vec![newer.clone()],
+        "the late, older change is not written"
+    );
+
+    // The same inside one batch: the writer is held up, and both arrive before its commit.
+    let gate = Arc::new(std::sync::Barrier::new(2));
+    let held = Arc::clone(&gate);
+    writer.after_commit(Box::new(move |_| {
+        held.wait();
+    }));
+    writer.send(1_000_004, vec![upsert(1_000_004).1]).unwrap();
+    writer.send(1_000_003, vec![upsert(1_000_003).1]).unwrap();
+    gate.wait();
+    outcome_of_next_commit(&writer).unwrap();
+    let committed: Vec<BindingChange> = commits.try_iter().flatten().collect();
+    assert_eq!(committed, vec![upsert(1_000_004).1]);
 }

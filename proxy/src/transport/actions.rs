@@ -63,12 +63,20 @@ pub fn execute<A>(
     for action in actions {
         match action {
             Action::Send { to, bytes } => outbound.send(to, bytes, Some(ctx.address().recipient())),
-            Action::SendWhenStored {
-                to,
-                bytes,
-                request,
-                store,
-            } => {
+            Action::Persist { sequence, changes } => {
+                let Some(store) = outbound.store() else {
+                    continue;
+                };
+                if let Err(error) = store.send(sequence, changes) {
+                    // Memory stays right; only a restart would miss these changes.
+                    tracing::error!(%error, "registrar changes not persisted");
+                }
+            }
+            Action::SendWhenStored { to, bytes, request } => {
+                let Some(store) = outbound.store() else {
+                    outbound.send(to, bytes, Some(ctx.address().recipient()));
+                    continue;
+                };
                 let me = ctx.address();
                 store.after_commit(Box::new(move |stored| {
                     if let Err(error) = &stored {

@@ -130,6 +130,7 @@ pub(crate) use actions::held_response;
 pub use actions::{execute, Resolved, Stored, TimerFired, TransportFailed};
 
 use crate::proxy_core::{reply, Destination, ProxyCore, Source};
+use crate::registrar::StoreWriter;
 use crate::trace::{Capture, Direction};
 use dialtone_transaction::Transport;
 
@@ -157,6 +158,9 @@ pub struct Outbound {
     tcp_local: Option<SocketAddr>,
     /// Set when tracing or HEP export is on (`crate::trace`).
     capture: std::sync::OnceLock<Capture>,
+    /// The registrar store's writer, when bindings are persisted: the core's `Persist` goes
+    /// to it, and its commits release the held 200s (`SendWhenStored`).
+    store: std::sync::OnceLock<StoreWriter>,
     /// Every armed timer of the core (see `timers.rs` for why not `run_later`).
     pub timers: timers::TimerQueue,
 }
@@ -180,6 +184,7 @@ impl Outbound {
         Arc::new(Outbound {
             udp,
             capture: std::sync::OnceLock::new(),
+            store: std::sync::OnceLock::new(),
             timers: timers::TimerQueue::default(),
             tcp_connections: DashMap::new(),
             connecting: DashMap::new(),
@@ -203,6 +208,16 @@ impl Outbound {
     /// Turns on message capture (the trace recorder, HEP export).
     pub fn set_capture(&self, capture: Capture) {
         let _ = self.capture.set(capture);
+    }
+
+    /// Persists through `store` from now on (see the `store` field).
+    pub fn set_store(&self, store: StoreWriter) {
+        let _ = self.store.set(store);
+    }
+
+    /// The registrar store's writer, when bindings are persisted.
+    pub fn store(&self) -> Option<&StoreWriter> {
+        self.store.get()
     }
 
     /// Hands a received message to the capture, if any (the receive hooks of the transports).

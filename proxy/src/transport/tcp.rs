@@ -185,7 +185,7 @@ impl TcpConnection {
         }
         self.closing = true;
         let me = ctx.address();
-        match self.core.location().store() {
+        match self.outbound.store() {
             Some(store) => store.after_commit(Box::new(move |_| me.do_send(CloseAfterWrites))),
             None => me.do_send(CloseAfterWrites),
         }
