@@ -10,7 +10,8 @@
 //! - [`transport`]: the UDP and TCP actors that own the sockets and timers.
 //! - [`http`]: `/metrics`, `/livez`, `/readyz` and the JSON admin API; [`web`]: the admin page.
 //! - [`trace`]: the message recorder behind `ctl trace` and the ladders; [`hep`]: HEPv3 export.
-//! - [`server`]: wires it all together and runs until SIGTERM or Ctrl-C.
+//! - [`server`]: wires it all together and runs until SIGTERM or Ctrl-C; [`error`]: the
+//!   crate's one error type, whose kinds are the config's and the store's.
 
 pub mod allocator;
 pub mod auth;
@@ -18,6 +19,7 @@ pub mod calls;
 pub mod cli;
 pub mod config;
 pub mod ctl;
+pub mod error;
 pub mod hep;
 pub mod http;
 pub mod metrics;

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use anyhow::Context as _;
 
 use crate::calls::CallTracker;
 use crate::config::{Config, UdpBalance};
+use crate::error::ProxyError;
 use crate::hep::HepExporter;
 use crate::metrics::ProxyMetrics;
 use crate::proxy_core::ProxyCore;
@@ -26,12 +26,12 @@ use crate::transport::Outbound;
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Runs the proxy until a stop signal. Must be called outside any runtime.
-pub fn run(config: Config) -> anyhow::Result<()> {
+pub fn run(config: Config) -> Result<(), ProxyError> {
     let system = actix::System::new();
     system.block_on(async move { serve(config).await })
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config) -> Result<(), ProxyError> {
     // Sockets first, so that a port in use fails start-up before anything else starts.
     // SO_REUSEPORT would let a second proxy share the port silently (the kernel would split the
     // traffic between the two), so an exclusive probe bind checks that the port is free.
@@ -40,8 +40,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .iter()
         .filter(|l| l.transport == Transport::Udp)
     {
-        std::net::UdpSocket::bind(listen.addr)
-            .with_context(|| format!("listen udp:{} (address in use?)", listen.addr))?;
+        std::net::UdpSocket::bind(listen.addr).map_err(ProxyError::io(format!(
+            "listen udp:{} (address in use?)",
+            listen.addr
+        )))?;
     }
     // One socket per worker on each UDP address; the first of each also serves sends from
     // any worker (from the address that reaches the destination, see `Outbound`).
@@ -54,7 +56,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     {
         for index in 0..config.workers {
             let socket = bind_reuseport(listen.addr, config.udp_receive_buffer)
-                .with_context(|| format!("listen udp:{}", listen.addr))?;
+                .map_err(ProxyError::io(format!("listen udp:{}", listen.addr)))?;
             if index == 0 && config.workers > 1 && config.udp_balance == UdpBalance::Datagram {
                 // The program belongs to the group; the sockets bound next join it.
                 if let Err(e) = spread_each_datagram(&socket, config.workers) {
@@ -63,15 +65,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 }
             }
             if index == 0 {
-                send_sockets.push(Arc::new(socket.try_clone()?));
+                let sender = socket
+                    .try_clone()
+                    .map_err(ProxyError::io(format!("listen udp:{}", listen.addr)))?;
+                send_sockets.push(Arc::new(sender));
             }
             worker_sockets.push(socket);
         }
     }
     // Kept and handed to the HTTP server: binding again later left a window in which another
     // process could take the port (it happened to a test proxy whose neighbour picked it).
-    let http_listener = std::net::TcpListener::bind(config.http)
-        .with_context(|| format!("http {} (address in use?)", config.http))?;
+    let http_listener = std::net::TcpListener::bind(config.http).map_err(ProxyError::io(
+        format!("http {} (address in use?)", config.http),
+    ))?;
     let mut tcp_listeners = Vec::new();
     for listen in config
         .listen
@@ -80,7 +86,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     {
         let listener = tokio::net::TcpListener::bind(listen.addr)
             .await
-            .with_context(|| format!("listen tcp:{}", listen.addr))?;
+            .map_err(ProxyError::io(format!("listen tcp:{}", listen.addr)))?;
         tcp_listeners.push(listener);
     }
 
@@ -88,9 +94,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // returned after it would drop the runtime under a running actor, and actix then panics,
     // burying the message.
     let hep = match config.hep {
-        Some(collector) => {
-            Some(HepExporter::new(collector).with_context(|| format!("hep udp:{collector}"))?)
-        }
+        Some(collector) => Some(
+            HepExporter::new(collector).map_err(ProxyError::io(format!("hep udp:{collector}")))?,
+        ),
         None => None,
     };
 
@@ -99,7 +105,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         location,
         writer: store,
         actor: registrar,
-    } = start_registrar(config.data_dir.as_deref()).context("opening the registrations store")?;
+    } = start_registrar(config.data_dir.as_deref())?;
     metrics.registrations_active.set(location.count() as i64);
     let calls = CallTracker::new(metrics.clone());
     let mut core = ProxyCore::new(&config, location, metrics, calls);
@@ -143,7 +149,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 },
             );
         if !started {
-            anyhow::bail!("could not start udp worker {index}");
+            return Err(ProxyError::WorkerNotStarted(index));
         }
         arbiters.push(arbiter);
     }
@@ -151,7 +157,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let mut timers_fired = !arbiters.is_empty();
     for listener in tcp_listeners {
         let mut actor =
-            TcpListenerActor::new(listener, core.clone(), outbound.clone(), resolver.clone())?;
+            TcpListenerActor::new(listener, core.clone(), outbound.clone(), resolver.clone())
+                .map_err(ProxyError::io("listen tcp"))?;
         if !timers_fired {
             actor = actor.firing_timers();
             timers_fired = true;
@@ -159,7 +166,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         actor.start();
     }
     let http = crate::http::start(http_listener, core.clone(), recorder, store)
-        .with_context(|| format!("http {}", config.http))?;
+        .map_err(ProxyError::io(format!("http {}", config.http)))?;
     let http_handle = http.handle();
     actix::spawn(http);
 
