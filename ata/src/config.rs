@@ -122,23 +122,17 @@ impl Config {
             "bind",
             flags.bind.or(file.bind).as_deref().unwrap_or(DEFAULT_BIND),
         )?;
-        let transport = match flags
+        let transport_text = flags
             .transport
             .or(file.transport)
-            .as_deref()
-            .unwrap_or("udp")
-            .to_ascii_lowercase()
-            .as_str()
-        {
-            "udp" => Transport::Udp,
-            "tcp" => Transport::Tcp,
-            other => {
-                return Err(AtaError::config(
-                    "transport",
-                    format!("`{other}` is neither `udp` nor `tcp`"),
-                ))
-            }
-        };
+            .unwrap_or_else(|| "udp".into())
+            .to_ascii_lowercase();
+        let transport: Transport = transport_text.parse().map_err(|_| {
+            AtaError::config(
+                "transport",
+                format!("`{transport_text}` is neither `udp` nor `tcp`"),
+            )
+        })?;
         let rtp_ports = match flags.rtp_ports.or(file.rtp_ports) {
             Some(text) => parse_port_range(&text)?,
             None => DEFAULT_RTP_PORTS,

@@ -45,11 +45,11 @@ impl std::str::FromStr for Listen {
         let (kind, addr) = s
             .split_once(':')
             .ok_or_else(|| format!("`{s}` is not udp:IP:PORT or tcp:IP:PORT"))?;
-        let transport = match kind.to_ascii_lowercase().as_str() {
-            "udp" => Transport::Udp,
-            "tcp" => Transport::Tcp,
-            other => return Err(format!("unknown transport `{other}` (udp or tcp)")),
-        };
+        // UnknownTransport says "unknown transport `x` (udp or tcp)".
+        let transport: Transport = kind
+            .to_ascii_lowercase()
+            .parse()
+            .map_err(|e: dialtone_transaction::UnknownTransport| e.to_string())?;
         let addr = addr
             .parse()
             .map_err(|e| format!("`{addr}` is not IP:PORT ({e})"))?;

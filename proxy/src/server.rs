@@ -171,10 +171,7 @@ async fn serve(config: Config) -> Result<(), ProxyError> {
     actix::spawn(http);
 
     for listen in &config.listen {
-        let kind = match listen.transport {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-        };
+        let kind = listen.transport.as_str();
         println!("dialtone-proxy listening on {kind}:{}", listen.addr);
     }
     println!("dialtone-proxy admin http://{}/metrics", config.http);
