@@ -227,7 +227,11 @@ fn start_line(
     let line_name = line.user.clone();
     let setup = LineSetup {
         index: index + 1,
-        phone: Phone::new(config.dial_plan.clone(), config.interdigit_timeout),
+        phone: Phone::with_features(
+            config.dial_plan.clone(),
+            config.interdigit_timeout,
+            config.features.clone(),
+        ),
         handset,
         auto_answer: config.auto_answer,
         metrics: metrics.clone(),

@@ -112,14 +112,19 @@ enum CtlAction {
         /// The keys; end with # to send at once.
         digits: String,
     },
-    /// Hook flash (hold/resume).
+    /// Hook flash: hold and dial tone, answer a waiting call, swap, conference (see README).
     Flash,
     /// Answer a ringing call.
     Answer,
-    /// Blind-transfer the connected call (REFER) to a number or SIP URI.
+    /// Transfer the connected call: blind (REFER) to a number or SIP URI, or `--attended`:
+    /// join the held call and the consultation call (REFER with Replaces).
     Transfer {
         /// The number (or sip: URI) the far end should call.
-        target: String,
+        #[arg(required_unless_present = "attended", conflicts_with = "attended")]
+        target: Option<String>,
+        /// Attended transfer of the held call to the consultation call.
+        #[arg(long)]
+        attended: bool,
     },
     /// Show the line.
     Status,
@@ -146,7 +151,11 @@ fn run(cli: Cli) -> Result<(), AtaError> {
             CtlAction::Dial { digits } => CtlCommand::Dial(digits),
             CtlAction::Flash => CtlCommand::Flash,
             CtlAction::Answer => CtlCommand::Answer,
-            CtlAction::Transfer { target } => CtlCommand::Transfer(target),
+            CtlAction::Transfer {
+                target: Some(target),
+                ..
+            } => CtlCommand::Transfer(target),
+            CtlAction::Transfer { .. } => CtlCommand::TransferAttended,
             CtlAction::Status => CtlCommand::Status,
             CtlAction::Calls => CtlCommand::Calls,
         };

@@ -43,6 +43,7 @@
 //! user = "2000"                    # all with this table's password and audio
 //! count = 100
 //! ```
+mod features;
 mod file;
 mod lines;
 mod values;
@@ -52,6 +53,7 @@ use std::time::Duration;
 
 use crate::dial_plan::DialPlan;
 use crate::error::AtaError;
+use crate::features::Features;
 use dialtone_transaction::Transport;
 pub use file::{FileConfig, FileLine, Overrides};
 use lines::merge_lines;
@@ -95,6 +97,10 @@ pub struct Config {
     pub line_backend: LineBackend,
     /// Ringing time before answering by itself; `None` = never.
     pub auto_answer: Option<Duration>,
+    /// Every line's features (call waiting, forwards, star codes...).
+    pub features: Features,
+    /// Where lines subscribe to message-summary; `None` = nowhere.
+    pub mwi_server: Option<ProxyAddress>,
 }
 
 /// Defaults, as documented in the README and `--help`.
@@ -111,6 +117,16 @@ pub const DEFAULT_INTERDIGIT_TIMEOUT: f64 = 5.0;
 impl Config {
     /// Lays `flags` over `file`, fills defaults and validates.
     pub fn build(file: FileConfig, flags: Overrides) -> Result<Config, AtaError> {
+        let features = features::build_features(&file)?;
+        let mwi_server = match file.mwi_server.as_deref().map(str::trim) {
+            Some("none") | Some("") => None,
+            Some(text) => Some(parse_proxy(text).map_err(|e| match e {
+                AtaError::Config { reason, .. } => AtaError::config("mwi_server", reason),
+                other => other,
+            })?),
+            None => None,
+        };
+        let use_proxy_for_mwi = file.mwi_server.is_none();
         let lines = merge_lines(file.line, &flags)?;
         let proxy = flags
             .proxy
@@ -194,7 +210,7 @@ impl Config {
             flags.auto_answer.or(file.auto_answer).unwrap_or(0.0),
         )?;
         Ok(Config {
-            proxy,
+            proxy: proxy.clone(),
             lines,
             bind,
             transport,
@@ -206,6 +222,9 @@ impl Config {
             control,
             line_backend,
             auto_answer: (!auto_answer.is_zero()).then_some(auto_answer),
+            features,
+            // Message waiting comes from the proxy unless another server is named.
+            mwi_server: if use_proxy_for_mwi { proxy } else { mwi_server },
         })
     }
 }

@@ -10,6 +10,7 @@
 //! | POST | `/lines/{n}/offhook`, `/onhook`, `/flash`, `/answer` | the hook switch; answers the new status |
 //! | POST | `/lines/{n}/dial?digits=9000%23` | keys (lifting the handset first if needed) |
 //! | POST | `/lines/{n}/transfer?target=7000` | blind transfer of the connected call (REFER) to a number or SIP URI |
+//! | POST | `/lines/{n}/transfer?attended=true` | attended transfer: the held call to the consultation call (REFER with Replaces) |
 //! | GET | `/calls` | the lines that have a call, with it |
 //!
 //! Errors are JSON `{"error": "..."}` with 400 (bad command) or 404 (no such line).
@@ -40,7 +41,8 @@ struct DialQuery {
 
 #[derive(Deserialize)]
 struct TransferQuery {
-    target: String,
+    target: Option<String>,
+    attended: Option<bool>,
 }
 
 fn error(status: actix_web::http::StatusCode, message: &str) -> HttpResponse {
@@ -157,7 +159,22 @@ async fn transfer(
     command(
         &state,
         path.into_inner(),
-        Command::Transfer(query.into_inner().target),
+        match query.into_inner() {
+            TransferQuery {
+                attended: Some(true),
+                ..
+            } => Command::TransferAttended,
+            TransferQuery {
+                target: Some(target),
+                ..
+            } => Command::Transfer(target),
+            _ => {
+                return error(
+                    actix_web::http::StatusCode::BAD_REQUEST,
+                    "transfer needs target=NUMBER or attended=true",
+                )
+            }
+        },
     )
     .await
 }

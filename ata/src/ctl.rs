@@ -21,6 +21,8 @@ pub enum CtlCommand {
     Answer,
     /// Blind transfer of the connected call to a number or SIP URI.
     Transfer(String),
+    /// Attended transfer: the held call to the consultation call.
+    TransferAttended,
     /// Show the line.
     Status,
     /// Show the calls of every line.
@@ -49,6 +51,9 @@ pub fn run(
         CtlCommand::Transfer(target) => agent
             .post(&format!("{base}/lines/{line}/transfer"))
             .query("target", target),
+        CtlCommand::TransferAttended => agent
+            .post(&format!("{base}/lines/{line}/transfer"))
+            .query("attended", "true"),
         CtlCommand::Status => agent.get(&format!("{base}/lines/{line}")),
         CtlCommand::Calls => agent.get(&format!("{base}/calls")),
     };
@@ -106,6 +111,32 @@ pub fn summary(status: &LineStatus) -> String {
         if let Some(codec) = &call.codec {
             text.push_str(&format!(" ({codec})"));
         }
+    }
+    let others: Vec<String> = status
+        .calls
+        .iter()
+        .filter(|c| {
+            status
+                .call
+                .as_ref()
+                .is_none_or(|a| a.id.to_string() != c.id)
+        })
+        .map(|c| format!("{} {} {}", c.direction, c.remote.number, c.state))
+        .collect();
+    if !others.is_empty() {
+        text.push_str(&format!(", also {}", others.join(", ")));
+    }
+    if let Some(pattern) = &status.ring_pattern {
+        text.push_str(&format!(" ({pattern})"));
+    }
+    if status.mwi.waiting {
+        text.push_str(&format!(", messages {}/{}", status.mwi.new, status.mwi.old));
+    }
+    if let Some(all) = &status.forward.all {
+        text.push_str(&format!(", forward all to {all}"));
+    }
+    if status.dnd {
+        text.push_str(", do not disturb");
     }
     if let Some(outcome) = &status.last_outcome {
         text.push_str(&format!(", last call {outcome}"));

@@ -28,6 +28,7 @@ pub mod datagram;
 pub mod dial_plan;
 pub mod endpoint;
 pub mod error;
+pub mod features;
 pub mod identity;
 pub mod line;
 pub mod media;

@@ -3,13 +3,15 @@
 //! every call, outgoing ([`CallActor::outgoing`]) or incoming ([`CallActor::incoming`]);
 //! talks to the endpoint for SIP and to its line by messages only ([`CallNews`], to the
 //! `LineInbox` in its [`CallContext`]); stops when the dialog terminates. What the line asks
-//! of it ([`HangUp`], [`Answer`], [`Flash`], [`Key`], [`Transfer`], [`ReferNotify`]) is
-//! defined here and handled in `actor/commands.rs`.
+//! of it ([`HangUp`], [`Answer`], [`Hold`], [`Resume`], [`Key`], [`SendFlash`], [`Transfer`],
+//! [`AttendedTransfer`], [`Forward`], [`ReferNotify`]) is defined here and handled in
+//! `actor/commands.rs`; how an incoming call is first answered is its [`Reception`].
 //!
 //! Incoming INVITEs without an offer (offer in the ACK) are answered 488 here: the ATA 186
 //! and every peer of the lab send their offer in the INVITE.
 
 mod commands;
+mod start;
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -17,12 +19,12 @@ use std::time::Instant;
 use actix::prelude::*;
 use dialtone_media::{AudioCodec, Pcma, Pcmu};
 use dialtone_sdp::{Codec, NegotiatedAudio};
-use dialtone_sip::{Message, ResponseBuilder};
+use dialtone_sip::Message;
 use rand::Rng;
 use tracing::{debug, info, warn};
 
 pub use super::context::CallContext;
-use crate::call::dialog::{CallEvent, Dialog, IncomingCall, OutgoingCall, Output};
+use crate::call::dialog::{CallEvent, Dialog, DialogIds, Output};
 use crate::call::negotiator::Negotiator;
 use crate::call::news::{CallNews, CallOutcome, News};
 use crate::endpoint::{
@@ -43,10 +45,38 @@ pub struct HangUp;
 #[rtype(result = "()")]
 pub struct Answer;
 
-/// Toggle hold with a re-INVITE.
+/// Put the call on hold (re-INVITE with `a=sendonly`).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Flash;
+pub struct Hold;
+
+/// Take the call off hold.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Resume;
+
+/// Send hook flash to the far end (RFC 4733 event 16, or SIP INFO).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SendFlash {
+    /// As SIP INFO rather than as an RFC 4733 event.
+    pub as_info: bool,
+}
+
+/// Transferor, attended: REFER this call's peer to the peer of `replaced`, replacing it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AttendedTransfer(pub DialogIds);
+
+/// Redirect this ringing call (302 with a Diversion header).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Forward {
+    /// A number or SIP URI.
+    pub target: String,
+    /// The RFC 5806 reason.
+    pub reason: &'static str,
+}
 
 /// Send a DTMF key.
 #[derive(Message)]
@@ -68,9 +98,38 @@ pub struct ReferNotify {
     pub reason: &'static str,
 }
 
+/// How an incoming call is answered when it arrives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reception {
+    /// 180 Ringing, then as the subscriber does.
+    Ring,
+    /// Refused with this status (486, 433...).
+    Reject(u16),
+    /// Redirected at once (302).
+    Forward {
+        /// A number or SIP URI.
+        target: String,
+        /// The RFC 5806 reason.
+        reason: &'static str,
+    },
+    /// Answered at once (an INVITE with Replaces of a call we talk in).
+    AnswerNow,
+}
+
+/// What an outgoing call is asked to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dialled {
+    /// A number (in our domain) or a SIP URI.
+    pub number: String,
+    /// Hide our identity (RFC 3323).
+    pub anonymous: bool,
+    /// A `Replaces` header value (RFC 3891).
+    pub replaces: Option<String>,
+}
+
 enum Start {
-    Outgoing { number: String },
-    Incoming { call: NewCall, busy: bool },
+    Outgoing(Dialled),
+    Incoming { call: NewCall, reception: Reception },
 }
 
 /// The actor.
@@ -91,14 +150,14 @@ pub struct CallActor {
 }
 
 impl CallActor {
-    /// A call to `number` through the proxy.
-    pub fn outgoing(id: u64, context: CallContext, number: String) -> Self {
-        Self::new(id, context, Start::Outgoing { number }, false)
+    /// A call through the proxy.
+    pub fn outgoing(id: u64, context: CallContext, dialled: Dialled) -> Self {
+        Self::new(id, context, Start::Outgoing(dialled), false)
     }
 
-    /// A call arriving in `call`; `busy` answers it 486 at once.
-    pub fn incoming(id: u64, context: CallContext, call: NewCall, busy: bool) -> Self {
-        Self::new(id, context, Start::Incoming { call, busy }, true)
+    /// A call arriving in `call`, first answered as `reception` says.
+    pub fn incoming(id: u64, context: CallContext, call: NewCall, reception: Reception) -> Self {
+        Self::new(id, context, Start::Incoming { call, reception }, true)
     }
 
     fn new(id: u64, context: CallContext, start: Start, incoming: bool) -> Self {
@@ -189,7 +248,12 @@ impl CallActor {
             self.news(News::EarlyMedia { media, codec });
         } else {
             self.connected = true;
-            self.news(News::Connected { media, codec });
+            let dialog = self.dialog.as_ref().and_then(Dialog::ids);
+            self.news(News::Connected {
+                media,
+                codec,
+                dialog,
+            });
         }
     }
 
@@ -205,102 +269,6 @@ impl CallActor {
                 "unusable early-media SDP in a 183; ringback instead"
             ),
         }
-    }
-
-    fn begin_outgoing(&mut self, ctx: &mut Context<Self>, number: String) -> Result<(), AtaError> {
-        let proxy = self.context.proxy.ok_or(AtaError::NoProxy)?;
-        self.open_media()?;
-        let session_id: u64 = rand::thread_rng().gen_range(1..1_000_000_000);
-        let offer = self.sdp.offer(session_id)?;
-        let target = self.target_uri(&number);
-        let dialog = Dialog::outgoing(OutgoingCall {
-            identity: self.context.identity.clone(),
-            target,
-            destination: proxy,
-            user: self.context.user.clone(),
-            offer,
-            seed: rand::thread_rng().gen(),
-        });
-        self.route(ctx, &dialog, None);
-        self.dialog = Some(dialog);
-        Ok(())
-    }
-
-    /// A dialled number as a SIP URI in our domain; a `sip:` URI (a REFER's target) as is.
-    fn target_uri(&self, number: &str) -> String {
-        if number.starts_with("sip:") || number.starts_with("sips:") {
-            number.to_owned()
-        } else {
-            format!("sip:{number}@{};user=phone", self.context.identity.domain)
-        }
-    }
-
-    fn begin_incoming(
-        &mut self,
-        ctx: &mut Context<Self>,
-        call: NewCall,
-        busy: bool,
-    ) -> Result<(), AtaError> {
-        let mut dialog = match Dialog::incoming(IncomingCall {
-            identity: self.context.identity.clone(),
-            txn: call.txn,
-            request: call.bytes.to_vec(),
-            source: call.source,
-            seed: rand::thread_rng().gen(),
-        }) {
-            Ok(d) => d,
-            Err(e) => {
-                self.respond_bad_request(&call, &e);
-                return Err(e);
-            }
-        };
-        self.route(ctx, &dialog, Some(call.txn));
-        if busy {
-            dialog.reject(486, "Busy Here");
-            self.dialog = Some(dialog);
-            return Ok(());
-        }
-        match self.prepare_answer(&call) {
-            Ok(()) => dialog.ring(),
-            Err(e) => {
-                info!(error = %e, "incoming offer refused with 488");
-                dialog.reject(488, "Not Acceptable Here");
-            }
-        }
-        self.dialog = Some(dialog);
-        Ok(())
-    }
-
-    /// Reads the INVITE's offer, opens the media and prepares the answer the subscriber
-    /// will send by answering.
-    fn prepare_answer(&mut self, call: &NewCall) -> Result<(), AtaError> {
-        let message = Message::parse(&call.bytes)?;
-        let offer = Negotiator::read_offer(message.body())?;
-        self.open_media()?;
-        let session_id: u64 = rand::thread_rng().gen_range(1..1_000_000_000);
-        self.sdp.prepare_answer(&offer, session_id)
-    }
-
-    fn respond_bad_request(&self, call: &NewCall, error: &AtaError) {
-        let Ok(request) = Message::parse(&call.bytes) else {
-            return;
-        };
-        let reason = format!("Bad Request ({error})").replace(['\r', '\n'], " ");
-        let bytes = ResponseBuilder::for_request(&request, 400, &reason).build();
-        self.context.endpoint.do_send(SendResponse {
-            txn: call.txn,
-            status: 400,
-            bytes,
-        });
-    }
-
-    fn route(&self, ctx: &mut Context<Self>, dialog: &Dialog, txn: Option<u64>) {
-        self.context.endpoint.do_send(RouteDialog {
-            call_id: dialog.call_id().to_owned(),
-            local_tag: dialog.local_tag().to_owned(),
-            owner: Some(ctx.address().recipient()),
-            txn,
-        });
     }
 
     /// Performs the dialog's outputs and re-arms its timer. Handling an event may queue more
@@ -382,9 +350,9 @@ impl CallActor {
             }
             CallEvent::RemoteHangup => self.news(News::Ended(CallOutcome::RemoteHangup)),
             CallEvent::Reoffer { sdp } => self.on_reoffer(sdp),
-            CallEvent::Referred { target } => {
+            CallEvent::Referred { target, replaces } => {
                 info!(call = self.id, %target, "referred: calling the transfer target");
-                self.news(News::Referred { target });
+                self.news(News::Referred { target, replaces });
             }
             CallEvent::ReferRefused { status } => {
                 info!(call = self.id, status, "transfer refused");
@@ -422,7 +390,12 @@ impl CallActor {
         if let (Some(codec), Some(media)) = (self.early_media.clone(), &self.media) {
             self.connected = true;
             let media = media.clone().recipient();
-            self.news(News::Connected { media, codec });
+            let dialog = self.dialog.as_ref().and_then(Dialog::ids);
+            self.news(News::Connected {
+                media,
+                codec,
+                dialog,
+            });
             return;
         }
         match self.sdp.process_answer(sdp.as_deref()) {
@@ -505,8 +478,8 @@ impl Actor for CallActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         let result = match self.start.take() {
-            Some(Start::Outgoing { number }) => self.begin_outgoing(ctx, number),
-            Some(Start::Incoming { call, busy }) => self.begin_incoming(ctx, call, busy),
+            Some(Start::Outgoing(dialled)) => self.begin_outgoing(ctx, dialled),
+            Some(Start::Incoming { call, reception }) => self.begin_incoming(ctx, call, reception),
             None => Ok(()),
         };
         if let Err(e) = result {

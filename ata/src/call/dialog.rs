@@ -119,6 +119,8 @@ pub enum CallEvent {
     Referred {
         /// The URI to call.
         target: String,
+        /// The Refer-To's `Replaces` header (an attended transfer, RFC 3891), unescaped.
+        replaces: Option<String>,
     },
     /// Transferor: our REFER was refused (a final status other than 2xx).
     ReferRefused {
@@ -179,8 +181,25 @@ pub struct OutgoingCall {
     pub user: DigestUser,
     /// The SDP offer.
     pub offer: Vec<u8>,
+    /// Hide our identity: an anonymous From and `Privacy: id` (RFC 3323, RFC 3325).
+    pub anonymous: bool,
+    /// A `Replaces` value (RFC 3891): this call takes the place of that dialog.
+    pub replaces: Option<String>,
     /// Seed for tags and branches.
     pub seed: u64,
+}
+
+/// The identifiers of a dialog, for a `Replaces` header naming it (RFC 3891 section 3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialogIds {
+    /// The Call-ID.
+    pub call_id: String,
+    /// Our tag.
+    pub local_tag: String,
+    /// The peer's tag.
+    pub remote_tag: String,
+    /// The peer's address-of-record URI (To of our call, From of theirs).
+    pub remote_uri: String,
 }
 
 /// An incoming call's inputs.
@@ -242,6 +261,9 @@ pub struct Dialog {
     bye_pending: bool,
     invite_txn: Option<TxnId>,
     invite_request: Vec<u8>,
+    /// Headers our INVITE carries beyond the usual ones (Privacy, Replaces...), kept for its
+    /// digest retry.
+    invite_headers: Vec<(&'static str, String)>,
     pending_ok: Option<PendingOk>,
     reinvite_txn: Option<(TxnId, Vec<u8>)>,
     reinvite_cseq: Option<u32>,
@@ -269,6 +291,21 @@ impl Dialog {
     /// The peer's URI (From of an incoming call, To of an outgoing one), for display.
     pub fn remote_party(&self) -> &str {
         &self.remote_header
+    }
+
+    /// The dialog's identifiers, once the peer's tag is known.
+    pub fn ids(&self) -> Option<DialogIds> {
+        let header = self.remote_header.as_str();
+        let remote_uri = match (header.find('<'), header.find('>')) {
+            (Some(start), Some(end)) if start < end => &header[start + 1..end],
+            _ => header.split(';').next().unwrap_or(header),
+        };
+        Some(DialogIds {
+            call_id: self.call_id.clone(),
+            local_tag: self.local_tag.clone(),
+            remote_tag: self.remote_tag.clone()?,
+            remote_uri: remote_uri.trim().to_owned(),
+        })
     }
 
     /// The next thing to do.

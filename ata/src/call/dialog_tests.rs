@@ -23,6 +23,8 @@ fn outgoing() -> Dialog {
             password: "8000".into(),
         },
         offer: b"v=0\r\n".to_vec(),
+        anonymous: false,
+        replaces: None,
         seed: 42,
     })
 }
@@ -626,9 +628,106 @@ fn a_refer_is_accepted_with_202_and_its_target_reported_without_header_parameter
     assert_eq!(
         events(&outputs),
         [CallEvent::Referred {
-            target: "sip:7000@192.168.2.97;user=phone".into()
+            target: "sip:7000@192.168.2.97;user=phone".into(),
+            replaces: None,
         }]
     );
+}
+
+#[test]
+fn a_refer_with_replaces_reports_it_unescaped_and_ours_escapes_the_dialog_it_names() {
+    let now = Instant::now();
+    let mut dialog = confirmed_incoming(now);
+    let refer = in_dialog_from_seed(
+        "REFER",
+        "Refer-To: <sip:7000@lab?Replaces=abc%40host%3Bto-tag%3D7%3Bfrom-tag%3D8>\r\n",
+    );
+    let message = Message::parse(&refer).expect("REFER parses");
+    dialog
+        .handle_request(Some(11), &message, &refer)
+        .expect("handled");
+    let outputs = drain(&mut dialog);
+    assert_eq!(
+        events(&outputs),
+        [CallEvent::Referred {
+            target: "sip:7000@lab".into(),
+            replaces: Some("abc@host;to-tag=7;from-tag=8".into()),
+        }]
+    );
+
+    dialog.refer_replacing(&super::DialogIds {
+        call_id: "abc@host".into(),
+        local_tag: "8".into(),
+        remote_tag: "7".into(),
+        remote_uri: "sip:7000@lab".into(),
+    });
+    let sent = drain(&mut dialog);
+    let Some(Output::Request { bytes, .. }) = sent.first() else {
+        panic!("a REFER: {sent:?}");
+    };
+    let text = String::from_utf8_lossy(bytes);
+    assert!(
+        text.contains("Refer-To: <sip:7000@lab?Replaces=abc%40host%3Bto-tag%3D7%3Bfrom-tag%3D8>"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_anonymous_call_hides_the_from_asks_for_privacy_and_carries_its_replaces() {
+    let mut dialog = Dialog::outgoing(OutgoingCall {
+        identity: identity("8000", 5062),
+        target: "sip:9000@192.168.2.97;user=phone".into(),
+        destination: "127.0.0.1:5060".parse().expect("addr"),
+        user: DigestUser {
+            username: "8000".into(),
+            password: "8000".into(),
+        },
+        offer: b"v=0\r\n".to_vec(),
+        anonymous: true,
+        replaces: Some("x@y;to-tag=1;from-tag=2".into()),
+        seed: 42,
+    });
+    let sent = drain(&mut dialog);
+    let Some(Output::Request { bytes, .. }) = sent.first() else {
+        panic!("an INVITE: {sent:?}");
+    };
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    assert!(
+        text.contains("From: \"Anonymous\" <sip:anonymous@anonymous.invalid>;tag="),
+        "{text}"
+    );
+    assert!(text.contains("Privacy: id\r\n"), "{text}");
+    assert!(
+        text.contains("Replaces: x@y;to-tag=1;from-tag=2\r\n"),
+        "{text}"
+    );
+    let from = text
+        .lines()
+        .find(|l| l.starts_with("From:"))
+        .unwrap_or_default();
+    assert!(
+        !from.contains("8000"),
+        "no trace of the caller in From: {text}"
+    );
+    assert!(
+        text.contains("P-Preferred-Identity: <sip:8000@"),
+        "who we are, for the proxy to assert: {text}"
+    );
+}
+
+#[test]
+fn a_redirect_is_a_302_with_the_target_in_contact_and_a_diversion() {
+    let mut dialog = incoming();
+    drain(&mut dialog);
+    dialog.redirect("sip:9000@lab", "no-answer");
+    let outputs = drain(&mut dialog);
+    let (_, status, bytes) = responses(&outputs)[0].clone();
+    assert_eq!(status, 302);
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains("Contact: <sip:9000@lab>\r\n"), "{text}");
+    assert!(text.contains("Diversion: <sip:"), "{text}");
+    assert!(text.contains(";reason=no-answer;counter=1"), "{text}");
+    assert!(events(&outputs).contains(&CallEvent::Terminated));
 }
 
 #[test]

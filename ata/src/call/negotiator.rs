@@ -133,6 +133,23 @@ impl Negotiator {
         Ok((bytes, answer.audio))
     }
 
+    /// The re-offer that puts the call on hold (RFC 3264 section 8.4, `a=sendonly`); `None`
+    /// when it is held already or before we have sent any description.
+    pub fn hold(&mut self) -> Option<Vec<u8>> {
+        if self.held {
+            return None;
+        }
+        self.hold_or_resume()
+    }
+
+    /// The re-offer that takes the call off hold; `None` when it is not held.
+    pub fn resume(&mut self) -> Option<Vec<u8>> {
+        if !self.held {
+            return None;
+        }
+        self.hold_or_resume()
+    }
+
     /// Hook flash: the re-offer that puts the call on hold, or the one that resumes it
     /// (RFC 3264 section 8.4), alternately; `None` before we have sent any description.
     pub fn hold_or_resume(&mut self) -> Option<Vec<u8>> {

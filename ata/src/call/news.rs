@@ -6,6 +6,7 @@
 
 use actix::prelude::*;
 
+use crate::call::dialog::DialogIds;
 use crate::media::actor::{MediaListener, MicrophoneFrame};
 
 /// A finished call attempt, as the subscriber hears it (and the phone acts on it).
@@ -48,6 +49,8 @@ pub enum News {
         media: Recipient<MicrophoneFrame>,
         /// The negotiated codec, `name/rate[/channels]` as in SDP `a=rtpmap`.
         codec: String,
+        /// The dialog's identifiers, for an attended transfer or a Replaces naming it.
+        dialog: Option<DialogIds>,
     },
     /// The call ended, as the subscriber should hear it.
     Ended(CallOutcome),
@@ -55,6 +58,8 @@ pub enum News {
     Referred {
         /// A SIP URI.
         target: String,
+        /// The `Replaces` to put in the new INVITE (an attended transfer).
+        replaces: Option<String>,
     },
     /// Transferor: the transfer failed with this status; the call goes on.
     TransferFailed {

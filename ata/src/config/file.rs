@@ -32,6 +32,33 @@ pub struct FileConfig {
     pub line_backend: Option<String>,
     /// Seconds.
     pub auto_answer: Option<f64>,
+    /// Call waiting on (default) or off.
+    pub call_waiting: Option<bool>,
+    /// Hide the caller ID of every call unless `*82` is dialled.
+    pub caller_id_blocked: Option<bool>,
+    /// Refuse anonymous calls (433).
+    pub reject_anonymous: Option<bool>,
+    /// Do not disturb.
+    pub dnd: Option<bool>,
+    /// Forward every call to this number.
+    pub forward_all: Option<String>,
+    /// Forward calls that find the line busy.
+    pub forward_busy: Option<String>,
+    /// Forward calls not answered within `no_answer_seconds`.
+    pub forward_no_answer: Option<String>,
+    /// Seconds.
+    pub no_answer_seconds: Option<u32>,
+    /// `local`, `rfc4733` or `info`.
+    pub flash_mode: Option<String>,
+    /// `end` or `transfer`.
+    pub conference_hangup: Option<String>,
+    /// Where to subscribe to message-summary (`HOST[:PORT]`); default: the proxy; `none`:
+    /// do not subscribe.
+    pub mwi_server: Option<String>,
+    /// Star codes by feature name (see `features::star_codes`).
+    pub star_codes: Option<std::collections::BTreeMap<String, String>>,
+    /// One key to a number.
+    pub speed_dial: Option<std::collections::BTreeMap<String, String>>,
     /// `[[line]]` tables.
     #[serde(default)]
     pub line: Vec<FileLine>,

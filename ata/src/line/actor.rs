@@ -1,25 +1,34 @@
 //! The line actor: one per line, the only actor that touches the handset. It runs the line's
-//! [`Phone`] (pure) and turns its actions into handset changes and call actors, one per call;
-//! it hands each call the line's recipients ([`LineInbox`]) for the call's news and its
-//! media's earpiece frames and keys. The control API drives it with [`Control`] and
-//! [`GetStatus`].
+//! [`Phone`] (pure) and turns its actions into handset changes and call actors, one per call
+//! (a line has several at once: held, waiting, in a conference); it hands each call the
+//! line's recipients ([`LineInbox`]) for the call's news and its media's earpiece frames and
+//! keys. Every 20 ms it moves audio as the phone's [`AudioRoute`] says: the handset with one
+//! call, or a three-way conference mixed here (each far end hears the handset and the
+//! other, `dialtone_media::ConferenceMixer`). The control API drives it with [`Control`] and
+//! [`GetStatus`]; the message-waiting subscription reports with `MessagesWaiting`.
 
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use dialtone_media::FRAME_DURATION;
+use dialtone_media::{ConferenceMixer, FRAME_DURATION, FRAME_SAMPLES};
 use tracing::{info, warn};
 
 use super::handset::{Handset, HandsetEvent};
-use super::phone::{Action, LineState, Phone};
-use super::status::{tone_name, CallStatus, LineStatus};
+use super::phone::{Action, AudioRoute, CallId, CallState, Phone};
+use super::status::{calls_of, direction_name, features_of, tone_name, CallStatus, LineStatus};
 use crate::call::actor::{
-    Answer, CallActor, CallContext, Flash, HangUp, Key, ReferNotify, Transfer,
+    Answer, AttendedTransfer, CallActor, CallContext, Dialled, Forward, HangUp, Hold, Key, Resume,
+    SendFlash, Transfer,
 };
-use crate::call::news::{CallNews, CallOutcome, LineInbox, News};
+use crate::call::dialog::DialogIds;
+use crate::call::news::{CallNews, LineInbox};
 use crate::endpoint::{AttachLine, NewCall};
+use crate::features::FlashMode;
 use crate::media::actor::{EarpieceFrame, MediaListener, MicrophoneFrame, RemoteDigit};
 use crate::metrics::Metrics;
+
+mod news;
 use crate::registration::actor::RegistrationChanged;
 
 /// What the control API can do to a line.
@@ -31,12 +40,14 @@ pub enum Command {
     OnHook,
     /// Press keys (lifting the handset first if needed).
     Dial(String),
-    /// Hook flash: hold or resume the call.
+    /// Hook flash.
     Flash,
     /// Answer a ringing call (off-hook).
     Answer,
     /// Blind-transfer the connected call to a number or SIP URI.
     Transfer(String),
+    /// Attended transfer: join the held call and the consultation call.
+    TransferAttended,
 }
 
 /// Run a [`Command`]; answers the status after it.
@@ -67,13 +78,17 @@ pub struct LineSetup {
     pub registers: bool,
 }
 
-struct CurrentCall {
-    id: u64,
+/// Frames of a conference party's audio held for the mixer (the media actors' and the line's
+/// 20 ms timers drift apart; 100 ms absorbs it).
+const MAX_HEARD_FRAMES: usize = 5;
+
+/// One call actor of the line.
+struct CallHandle {
     actor: Addr<CallActor>,
-    direction: &'static str,
-    party: String,
     media: Option<Recipient<MicrophoneFrame>>,
-    codec: Option<String>,
+    dialog: Option<DialogIds>,
+    heard: VecDeque<Vec<i16>>,
+    auto_answered: bool,
 }
 
 /// The actor.
@@ -86,11 +101,14 @@ pub struct LineActor {
     metrics: Metrics,
     make_context: Box<dyn Fn(LineInbox) -> CallContext + Send>,
     context: Option<CallContext>,
-    call: Option<CurrentCall>,
-    next_call: u64,
+    calls: HashMap<CallId, CallHandle>,
     registration: &'static str,
-    /// Transferee: the call that referred us, told of the current call's progress.
-    referred_by: Option<Addr<CallActor>>,
+    /// Transferee: the call we were referred to, and the call that referred us, told of its
+    /// progress.
+    referred_by: Option<(CallId, Addr<CallActor>)>,
+    /// Transferor of an attended transfer: the call that got the REFER, and the target call.
+    transfers: HashMap<CallId, CallId>,
+    mixer: ConferenceMixer,
     received_digits: String,
     last_outcome: Option<String>,
     timer: Option<SpawnHandle>,
@@ -108,9 +126,10 @@ impl LineActor {
             metrics: setup.metrics,
             make_context: setup.call_context,
             context: None,
-            call: None,
-            next_call: 1,
+            calls: HashMap::new(),
             referred_by: None,
+            transfers: HashMap::new(),
+            mixer: ConferenceMixer::new(),
             registration: if setup.registers {
                 "unregistered"
             } else {
@@ -123,7 +142,12 @@ impl LineActor {
     }
 
     fn status(&self) -> LineStatus {
-        LineStatus {
+        let active = self
+            .phone
+            .active()
+            .and_then(|id| self.phone.calls().iter().find(|c| c.id == id))
+            .filter(|c| c.state != CallState::Ending);
+        let mut status = LineStatus {
             line: self.index,
             user: self.user.clone(),
             state: self.phone.state().name().to_owned(),
@@ -137,44 +161,32 @@ impl LineActor {
             ringing: self.handset.is_ringing(),
             tone: self.handset.tone().map(tone_name),
             digits: self.phone.digits().to_owned(),
-            call: self.call.as_ref().map(|c| CallStatus {
+            call: active.map(|c| CallStatus {
                 id: c.id,
-                direction: c.direction.to_owned(),
-                party: c.party.clone(),
-                connected: c.media.is_some(),
+                direction: direction_name(c.direction).to_owned(),
+                party: c.remote.number.clone(),
+                connected: self.calls.get(&c.id).is_some_and(|h| h.media.is_some()),
                 codec: c.codec.clone(),
             }),
             received_digits: self.received_digits.clone(),
             last_outcome: self.last_outcome.clone(),
-        }
+            calls: calls_of(&self.phone),
+            mwi: Default::default(),
+            forward: Default::default(),
+            dnd: false,
+            call_waiting: false,
+            caller_id_blocked: false,
+            ring_pattern: None,
+            last_caller: None,
+        };
+        features_of(&self.phone, &mut status);
+        status
     }
 
     /// Performs the phone's actions, then re-arms its timer.
     fn pump(&mut self, ctx: &mut Context<Self>) {
         while let Some(action) = self.phone.poll_action() {
-            match action {
-                Action::Tone(tone) => self.handset.set_tone(tone),
-                Action::Ringer(on) => self.handset.set_ringer(on),
-                Action::PlaceCall(number) => self.place_call(number),
-                Action::Answer => {
-                    if let Some(call) = &self.call {
-                        call.actor.do_send(Answer);
-                    }
-                }
-                Action::HangUp => {
-                    if let Some(call) = self.call.as_mut() {
-                        call.actor.do_send(HangUp);
-                        call.media = None;
-                    }
-                    self.handset.clear_received();
-                    let _ = self.handset.flush();
-                }
-                Action::SendDigit(key) => {
-                    if let Some(call) = &self.call {
-                        call.actor.do_send(Key(key));
-                    }
-                }
-            }
+            self.perform(action);
         }
         self.metrics
             .set_line_state(&self.user, self.phone.state().name());
@@ -191,54 +203,97 @@ impl LineActor {
         }
     }
 
-    fn place_call(&mut self, number: String) {
+    fn perform(&mut self, action: Action) {
+        let actor_of = |calls: &HashMap<CallId, CallHandle>, id: CallId| {
+            calls.get(&id).map(|h| h.actor.clone())
+        };
+        match action {
+            Action::Tone(tone) => self.handset.set_tone(tone),
+            Action::Ringer(on) => self.handset.set_ringer(on),
+            Action::PlaceCall {
+                call,
+                number,
+                anonymous,
+                replaces,
+            } => self.place_call(
+                call,
+                Dialled {
+                    number,
+                    anonymous,
+                    replaces,
+                },
+            ),
+            Action::Answer(id) => actor_of(&self.calls, id)
+                .map(|a| a.do_send(Answer))
+                .unwrap_or(()),
+            Action::HangUp(id) => {
+                if let Some(handle) = self.calls.get_mut(&id) {
+                    handle.actor.do_send(HangUp);
+                    handle.media = None;
+                }
+                self.handset.clear_received();
+                let _ = self.handset.flush();
+            }
+            Action::Hold(id) => actor_of(&self.calls, id)
+                .map(|a| a.do_send(Hold))
+                .unwrap_or(()),
+            Action::Resume(id) => {
+                self.handset.clear_received();
+                actor_of(&self.calls, id)
+                    .map(|a| a.do_send(Resume))
+                    .unwrap_or(())
+            }
+            Action::Forward {
+                call,
+                target,
+                reason,
+            } => {
+                info!(line = %self.user, %target, reason, "forwarding an unanswered call");
+                if let Some(actor) = actor_of(&self.calls, call) {
+                    actor.do_send(Forward { target, reason });
+                }
+            }
+            Action::SendDigit(id, key) => actor_of(&self.calls, id)
+                .map(|a| a.do_send(Key(key)))
+                .unwrap_or(()),
+            Action::SendFlash(id) => {
+                let as_info = self.phone.features().flash_mode == FlashMode::Info;
+                if let Some(actor) = actor_of(&self.calls, id) {
+                    actor.do_send(SendFlash { as_info });
+                }
+            }
+            Action::AttendedTransfer { call, target } => {
+                let ids = self.calls.get(&target).and_then(|h| h.dialog.clone());
+                match (actor_of(&self.calls, call), ids) {
+                    (Some(actor), Some(ids)) => {
+                        info!(line = %self.user, "attended transfer");
+                        actor.do_send(AttendedTransfer(ids));
+                        self.transfers.insert(call, target);
+                    }
+                    _ => {
+                        warn!(line = %self.user, "attended transfer without a dialog; hanging up");
+                        self.hang_up_both(call, target);
+                    }
+                }
+            }
+        }
+    }
+
+    fn hang_up_both(&mut self, a: CallId, b: CallId) {
+        for id in [a, b] {
+            if let Some(handle) = self.calls.get(&id) {
+                handle.actor.do_send(HangUp);
+            }
+        }
+    }
+
+    fn place_call(&mut self, id: CallId, dialled: Dialled) {
         let Some(context) = self.context.clone() else {
             return;
         };
-        let id = self.take_call_id();
-        info!(line = %self.user, %number, "calling");
-        let actor = CallActor::outgoing(id, context, number.clone()).start();
-        self.call = Some(CurrentCall {
-            id,
-            actor,
-            direction: "outgoing",
-            party: number,
-            media: None,
-            codec: None,
-        });
-    }
-
-    /// Transferee (RFC 3515): the current call asked us to call `target`. The new call
-    /// becomes the line's call; the old one stays up until the transferor hangs it up, and
-    /// hears how the new one goes. The subscriber stays connected throughout, as on a
-    /// real ATA.
-    fn follow_referral(&mut self, target: String) {
-        let (Some(context), Some(old)) = (self.context.clone(), self.call.take()) else {
-            return;
-        };
-        let id = self.take_call_id();
-        info!(line = %self.user, %target, "transferred: calling");
-        let actor = CallActor::outgoing(id, context, target.clone()).start();
-        old.actor.do_send(ReferNotify {
-            status: 100,
-            reason: "Trying",
-        });
-        self.referred_by = Some(old.actor);
-        self.handset.clear_received();
-        self.call = Some(CurrentCall {
-            id,
-            actor,
-            direction: "outgoing",
-            party: target,
-            media: None,
-            codec: None,
-        });
-    }
-
-    fn take_call_id(&mut self) -> u64 {
-        let id = self.next_call;
-        self.next_call += 1;
-        id
+        info!(line = %self.user, number = %dialled.number, anonymous = dialled.anonymous, "calling");
+        let actor = CallActor::outgoing(id, context, dialled).start();
+        self.calls.insert(id, handle(actor));
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
@@ -248,20 +303,46 @@ impl LineActor {
                 HandsetEvent::OffHook => self.phone.off_hook(now),
                 HandsetEvent::OnHook => self.phone.on_hook(now),
                 HandsetEvent::Key(key) => self.phone.digit(now, key),
+                // Outside a call it does nothing, as the control API's flash.
                 HandsetEvent::Flash => {
-                    // As the control API's flash; outside a connected call it does nothing.
-                    if let (Some(call), LineState::Connected) = (&self.call, self.phone.state()) {
-                        call.actor.do_send(Flash);
-                    }
+                    let _ = self.phone.flash();
                 }
             }
             self.pump(ctx);
         }
-        if let Some(media) = self.call.as_ref().and_then(|c| c.media.as_ref()) {
-            media.do_send(MicrophoneFrame(self.handset.microphone_frame()));
+        match self.phone.audio_route() {
+            AudioRoute::Silent => {}
+            AudioRoute::Call(id) => {
+                if let Some(media) = self.calls.get(&id).and_then(|h| h.media.as_ref()) {
+                    media.do_send(MicrophoneFrame(self.handset.microphone_frame()));
+                }
+            }
+            AudioRoute::Conference(a, b) => self.mix_conference(a, b),
         }
         if let Err(e) = self.handset.earpiece_tick(self.phone.is_off_hook()) {
             warn!(line = %self.user, error = %e, "earpiece failed");
+        }
+    }
+
+    /// One 20 ms of a three-way conference: the handset hears both far ends, each far end
+    /// hears the handset and the other.
+    fn mix_conference(&mut self, a: CallId, b: CallId) {
+        let microphone = self.handset.microphone_frame();
+        let silence = vec![0; FRAME_SAMPLES];
+        let mut heard = |id: CallId| {
+            self.calls
+                .get_mut(&id)
+                .and_then(|h| h.heard.pop_front())
+                .unwrap_or_else(|| silence.clone())
+        };
+        let (from_a, from_b) = (heard(a), heard(b));
+        let mixed = self.mixer.mix(&[&microphone, &from_a, &from_b]).to_vec();
+        let [to_handset, to_a, to_b] = <[Vec<i16>; 3]>::try_from(mixed).unwrap_or_default();
+        self.handset.queue_received(to_handset);
+        for (id, frame) in [(a, to_a), (b, to_b)] {
+            if let Some(media) = self.calls.get(&id).and_then(|h| h.media.as_ref()) {
+                media.do_send(MicrophoneFrame(frame));
+            }
         }
     }
 
@@ -281,19 +362,32 @@ impl LineActor {
                     self.phone.digit(now, key);
                 }
             }
-            Command::Transfer(target) => match (&self.call, self.phone.state()) {
-                (Some(call), LineState::Connected) if call.media.is_some() => {
-                    call.actor.do_send(Transfer(target))
+            Command::Transfer(target) => {
+                let talking = self.phone.audio_route();
+                match talking {
+                    AudioRoute::Call(id)
+                        if self.calls.get(&id).is_some_and(|h| h.media.is_some()) =>
+                    {
+                        self.calls[&id].actor.do_send(Transfer(target))
+                    }
+                    _ => return Err("transfer needs a connected call".into()),
                 }
-                _ => return Err("transfer needs a connected call".into()),
-            },
-            Command::Flash => match (&self.call, self.phone.state()) {
-                (Some(call), LineState::Connected) => call.actor.do_send(Flash),
-                _ => return Err("flash needs a connected call".into()),
-            },
+            }
+            Command::TransferAttended => self.phone.transfer_attended()?,
+            Command::Flash => self.phone.flash()?,
         }
         self.pump(ctx);
         Ok(())
+    }
+}
+
+fn handle(actor: Addr<CallActor>) -> CallHandle {
+    CallHandle {
+        actor,
+        media: None,
+        dialog: None,
+        heard: VecDeque::new(),
+        auto_answered: false,
     }
 }
 
@@ -328,37 +422,9 @@ impl Handler<NewCall> for LineActor {
     type Result = ();
 
     fn handle(&mut self, msg: NewCall, ctx: &mut Context<Self>) {
-        let Some(context) = self.context.clone() else {
-            return;
-        };
-        let takes = self.call.is_none() && self.phone.incoming_call();
-        let id = self.take_call_id();
-        let party = dialtone_sip::Message::parse(&msg.bytes)
-            .ok()
-            .and_then(|m| m.from().ok().map(|f| f.uri.as_str().to_owned()))
-            .unwrap_or_default();
-        let actor = CallActor::incoming(id, context, msg, !takes).start();
-        if takes {
-            info!(line = %self.user, %party, "incoming call");
-            self.call = Some(CurrentCall {
-                id,
-                actor,
-                direction: "incoming",
-                party,
-                media: None,
-                codec: None,
-            });
-            if let Some(delay) = self.auto_answer {
-                ctx.run_later(delay, move |actor, ctx| {
-                    let same_call = actor.call.as_ref().is_some_and(|c| c.id == id);
-                    if same_call && actor.phone.state() == LineState::Ringing {
-                        actor.phone.off_hook(Instant::now());
-                        actor.pump(ctx);
-                    }
-                });
-            }
+        if let Some(context) = self.context.clone() {
+            self.incoming(ctx, msg, context);
         }
-        self.pump(ctx);
     }
 }
 
@@ -366,83 +432,10 @@ impl Handler<CallNews> for LineActor {
     type Result = ();
 
     fn handle(&mut self, msg: CallNews, ctx: &mut Context<Self>) {
-        let Some(call) = self.call.as_mut().filter(|c| c.id == msg.call) else {
+        if !self.calls.contains_key(&msg.call) {
             return;
-        };
-        match msg.news {
-            News::Ringing => {
-                if let Some(old) = &self.referred_by {
-                    old.do_send(ReferNotify {
-                        status: 180,
-                        reason: "Ringing",
-                    });
-                }
-                self.phone.call_ringing()
-            }
-            News::EarlyMedia { media, codec } => {
-                call.media = Some(media);
-                call.codec = Some(codec);
-                self.phone.call_early_media();
-            }
-            News::Connected { media, codec } => {
-                call.media = Some(media);
-                call.codec = Some(codec);
-                self.last_outcome = Some("answered".into());
-                if let Some(old) = self.referred_by.take() {
-                    old.do_send(ReferNotify {
-                        status: 200,
-                        reason: "OK",
-                    });
-                }
-                self.phone.call_connected();
-            }
-            News::Ended(outcome) => {
-                call.media = None;
-                let auto_answered = call.direction == "incoming" && self.auto_answer.is_some();
-                self.handset.clear_received();
-                let _ = self.handset.flush();
-                if let Some(old) = self.referred_by.take() {
-                    let status = match outcome {
-                        CallOutcome::Failed(status) => status,
-                        _ => 487,
-                    };
-                    old.do_send(ReferNotify {
-                        status,
-                        reason: "Failed",
-                    });
-                }
-                self.last_outcome = Some(match outcome {
-                    CallOutcome::Failed(status) => format!("failed {status}"),
-                    CallOutcome::RemoteHangup => "remote hangup".into(),
-                    CallOutcome::Cancelled => "cancelled".into(),
-                    CallOutcome::Transferred => "transferred".into(),
-                });
-                self.phone.call_ended(outcome);
-                // A virtual line that answers by itself also hangs up by itself, so an
-                // unattended lab callee is ready for the next call.
-                if auto_answered {
-                    self.phone.on_hook(Instant::now());
-                }
-            }
-            News::Referred { target } => self.follow_referral(target),
-            News::TransferFailed { status } => {
-                self.last_outcome = Some(format!("transfer failed {status}"));
-            }
-            News::Gone => {
-                self.call = None;
-                // A call that vanished without saying how (it could not start) must not
-                // leave the phone believing it is still in one.
-                if matches!(
-                    self.phone.state(),
-                    LineState::Calling
-                        | LineState::Ringback
-                        | LineState::Ringing
-                        | LineState::Connected
-                ) {
-                    self.phone.call_ended(CallOutcome::Failed(500));
-                }
-            }
         }
+        self.on_news(msg.call, msg.news);
         self.pump(ctx);
     }
 }
@@ -451,12 +444,21 @@ impl Handler<EarpieceFrame> for LineActor {
     type Result = ();
 
     fn handle(&mut self, msg: EarpieceFrame, _ctx: &mut Context<Self>) {
-        let current = self
-            .call
-            .as_ref()
-            .is_some_and(|c| c.id == msg.call && c.media.is_some());
-        if current {
-            self.handset.queue_received(msg.samples);
+        match self.phone.audio_route() {
+            AudioRoute::Call(id)
+                if id == msg.call && self.calls.get(&id).is_some_and(|h| h.media.is_some()) =>
+            {
+                self.handset.queue_received(msg.samples);
+            }
+            AudioRoute::Conference(a, b) if msg.call == a || msg.call == b => {
+                if let Some(handle) = self.calls.get_mut(&msg.call) {
+                    if handle.heard.len() >= MAX_HEARD_FRAMES {
+                        handle.heard.pop_front();
+                    }
+                    handle.heard.push_back(msg.samples);
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -465,7 +467,7 @@ impl Handler<RemoteDigit> for LineActor {
     type Result = ();
 
     fn handle(&mut self, msg: RemoteDigit, _ctx: &mut Context<Self>) {
-        if self.call.as_ref().is_some_and(|c| c.id == msg.call) {
+        if self.calls.contains_key(&msg.call) {
             info!(line = %self.user, key = %msg.key, "DTMF received");
             self.received_digits.push(msg.key);
         }

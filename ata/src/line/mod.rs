@@ -23,6 +23,8 @@
 
 pub mod actor;
 pub mod audio_source;
+pub mod caller_id;
+pub mod earpiece;
 pub mod handset;
 pub mod phone;
 pub mod status;

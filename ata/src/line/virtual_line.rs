@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::Path;
 
-use dialtone_media::{Tone, ToneGenerator, FRAME_SAMPLES, PCM_SAMPLE_RATE};
+use dialtone_media::{Tone, ToneGenerator, PCM_SAMPLE_RATE};
 
 use crate::config::AudioIn;
 use crate::error::AtaError;
@@ -102,13 +102,7 @@ impl VirtualLine {
 
     /// One 20 ms earpiece tick: what the handset plays now, recorded while off-hook.
     pub fn earpiece_tick(&mut self, off_hook: bool) -> Result<(), AtaError> {
-        let frame = match self.tone.as_mut() {
-            Some(generator) => generator.next_frame(FRAME_SAMPLES),
-            None => self
-                .received
-                .pop_front()
-                .unwrap_or_else(|| vec![0; FRAME_SAMPLES]),
-        };
+        let frame = super::earpiece::earpiece_frame(self.tone.as_mut(), &mut self.received);
         if !off_hook {
             return Ok(());
         }
@@ -145,6 +139,7 @@ impl VirtualLine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dialtone_media::FRAME_SAMPLES;
 
     #[test]
     fn the_earpiece_records_received_audio_only_while_off_hook() {

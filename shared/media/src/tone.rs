@@ -1,6 +1,6 @@
 //! Call-progress and DTMF tone generators, as the ATA 186 plays them to the
-//! handset: North American dial, ringback, busy, reorder and off-hook warning
-//! tones, and the sixteen DTMF keys.
+//! handset: North American dial, stutter dial, ringback, busy, reorder,
+//! call-waiting and off-hook warning tones, and the sixteen DTMF keys.
 //!
 //! Output is 8 kHz i16 PCM, produced frame by frame. Both the waveform and the
 //! cadence are functions of the sample count alone, so the generator never
@@ -24,6 +24,11 @@ const ZERO_DBM0_PEAK: f64 = 22_000.0;
 pub enum Tone {
     /// 350 + 440 Hz, continuous.
     Dial,
+    /// Dial tone that stutters first (0.1 s on, 0.1 s off, ten times, then
+    /// steady): messages wait, or every call is forwarded (GR-506 "stutter").
+    StutterDial,
+    /// 440 Hz, 0.3 s every 10 s, over the call's audio: a second call waits.
+    CallWaiting,
     /// 440 + 480 Hz, 2 s on, 4 s off.
     Ringback,
     /// 480 + 620 Hz, 0.5 s on, 0.5 s off.
@@ -43,13 +48,16 @@ pub struct Cadence {
     pub on: u64,
     /// Samples of silence per cycle.
     pub off: u64,
+    /// Cycles played before the tone turns steady; 0 = the cadence repeats forever.
+    pub steady_after: u64,
 }
 
 impl Tone {
     /// Component frequencies in Hz.
     pub fn frequencies(self) -> Vec<f64> {
         match self {
-            Tone::Dial => vec![350.0, 440.0],
+            Tone::Dial | Tone::StutterDial => vec![350.0, 440.0],
+            Tone::CallWaiting => vec![440.0],
             Tone::Ringback => vec![440.0, 480.0],
             Tone::Busy | Tone::Reorder => vec![480.0, 620.0],
             Tone::OffHookWarning => vec![1400.0, 2060.0, 2450.0, 2600.0],
@@ -63,7 +71,7 @@ impl Tone {
     /// Level of each component in dBm0.
     pub fn level_dbm0(self) -> f64 {
         match self {
-            Tone::Dial => -13.0,
+            Tone::Dial | Tone::StutterDial | Tone::CallWaiting => -13.0,
             Tone::Ringback => -19.0,
             Tone::Busy | Tone::Reorder => -24.0,
             // Really +3 dBm0 or louder on a line; four components at that level
@@ -78,23 +86,27 @@ impl Tone {
     pub fn cadence(self) -> Cadence {
         let ms = |ms: u64| ms * u64::from(TONE_SAMPLE_RATE) / 1000;
         match self {
-            Tone::Dial | Tone::Dtmf(_) => Cadence { on: 1, off: 0 },
-            Tone::Ringback => Cadence {
-                on: ms(2000),
-                off: ms(4000),
+            Tone::Dial | Tone::Dtmf(_) => Cadence::repeating(1, 0),
+            Tone::StutterDial => Cadence {
+                steady_after: 10,
+                ..Cadence::repeating(ms(100), ms(100))
             },
-            Tone::Busy => Cadence {
-                on: ms(500),
-                off: ms(500),
-            },
-            Tone::Reorder => Cadence {
-                on: ms(250),
-                off: ms(250),
-            },
-            Tone::OffHookWarning => Cadence {
-                on: ms(100),
-                off: ms(100),
-            },
+            Tone::CallWaiting => Cadence::repeating(ms(300), ms(9700)),
+            Tone::Ringback => Cadence::repeating(ms(2000), ms(4000)),
+            Tone::Busy => Cadence::repeating(ms(500), ms(500)),
+            Tone::Reorder => Cadence::repeating(ms(250), ms(250)),
+            Tone::OffHookWarning => Cadence::repeating(ms(100), ms(100)),
+        }
+    }
+}
+
+impl Cadence {
+    /// `on` samples of tone, `off` of silence, forever.
+    pub const fn repeating(on: u64, off: u64) -> Cadence {
+        Cadence {
+            on,
+            off,
+            steady_after: 0,
         }
     }
 }
@@ -142,8 +154,13 @@ impl ToneGenerator {
     }
 
     fn on_at(&self, n: u64) -> bool {
-        let Cadence { on, off } = self.cadence;
-        off == 0 || n % (on + off) < on
+        let Cadence {
+            on,
+            off,
+            steady_after,
+        } = self.cadence;
+        let steady = steady_after > 0 && n >= steady_after * (on + off);
+        off == 0 || steady || n % (on + off) < on
     }
 
     /// Fills `out` with the next samples.
@@ -251,6 +268,33 @@ mod tests {
         assert_eq!(pieces, whole);
         assert_eq!(framed.position(), 8161);
         assert!(framed.is_on());
+    }
+
+    #[test]
+    fn stutter_dial_stutters_ten_times_then_stays_on() {
+        let runs = on_off_runs(Tone::StutterDial, 3 * 8000);
+        let stutters: Vec<_> = runs.iter().take(20).copied().collect();
+        for (i, run) in stutters.iter().enumerate() {
+            assert_eq!(*run, (i % 2 == 0, 800), "run {i}");
+        }
+        assert_eq!(runs[20], (true, 3 * 8000 - 20 * 800), "steady after 2 s");
+    }
+
+    #[test]
+    fn call_waiting_is_a_300_ms_beep_of_440_hz_every_10_s() {
+        let runs = on_off_runs(Tone::CallWaiting, 25 * 8000);
+        assert_eq!(
+            &runs[..5],
+            &[
+                (true, 2400),
+                (false, 77_600),
+                (true, 2400),
+                (false, 77_600),
+                (true, 2400)
+            ]
+        );
+        let beep = ToneGenerator::new(Tone::CallWaiting).next_frame(2400);
+        assert!(tone_amplitude(&beep, 440.0, 8000) > 10.0 * tone_amplitude(&beep, 350.0, 8000));
     }
 
     #[test]

@@ -6,7 +6,10 @@ use std::time::Instant;
 
 use actix::prelude::*;
 
-use super::{Answer, CallActor, Flash, HangUp, Key, ReferNotify, Transfer};
+use super::{
+    Answer, AttendedTransfer, CallActor, Forward, HangUp, Hold, Key, ReferNotify, Resume,
+    SendFlash, Transfer,
+};
 use crate::media::actor::{SendDigit, StopMedia};
 
 impl Handler<HangUp> for CallActor {
@@ -23,10 +26,9 @@ impl Handler<HangUp> for CallActor {
     }
 }
 
-impl Handler<Answer> for CallActor {
-    type Result = ();
-
-    fn handle(&mut self, _msg: Answer, ctx: &mut Context<Self>) {
+impl CallActor {
+    /// Answers the ringing call with the prepared SDP answer and starts its media.
+    pub(super) fn answer(&mut self) {
         let Some((answer, audio)) = self.sdp.accept() else {
             return;
         };
@@ -34,19 +36,79 @@ impl Handler<Answer> for CallActor {
             dialog.accept(Instant::now(), answer);
         }
         self.start_media(&audio);
+    }
+}
+
+impl Handler<Answer> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Answer, ctx: &mut Context<Self>) {
+        self.answer();
         self.pump(ctx);
     }
 }
 
-impl Handler<Flash> for CallActor {
+impl Handler<Hold> for CallActor {
     type Result = ();
 
-    fn handle(&mut self, _msg: Flash, ctx: &mut Context<Self>) {
-        let Some(offer) = self.sdp.hold_or_resume() else {
-            return;
-        };
-        if let Some(dialog) = self.dialog.as_mut() {
+    fn handle(&mut self, _msg: Hold, ctx: &mut Context<Self>) {
+        if let (Some(offer), Some(dialog)) = (self.sdp.hold(), self.dialog.as_mut()) {
             dialog.reinvite(offer);
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Resume> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Resume, ctx: &mut Context<Self>) {
+        if let (Some(offer), Some(dialog)) = (self.sdp.resume(), self.dialog.as_mut()) {
+            dialog.reinvite(offer);
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<SendFlash> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SendFlash, ctx: &mut Context<Self>) {
+        if msg.as_info {
+            if let Some(dialog) = self.dialog.as_mut() {
+                dialog.info_flash();
+            }
+        } else if let Some(media) = &self.media {
+            media.do_send(SendDigit(FLASH_KEY));
+        }
+        self.pump(ctx);
+    }
+}
+
+/// The key the media session sends as RFC 4733 event 16 (hook flash, RFC 4733 table 3).
+pub const FLASH_KEY: char = '!';
+
+impl Handler<AttendedTransfer> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AttendedTransfer, ctx: &mut Context<Self>) {
+        if let Some(dialog) = self.dialog.as_mut() {
+            dialog.refer_replacing(&msg.0);
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Forward> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Forward, ctx: &mut Context<Self>) {
+        let target = self.target_uri(&msg.target);
+        if let Some(dialog) = self.dialog.as_mut() {
+            dialog.redirect(&target, msg.reason);
+        }
+        if let Some(media) = self.media.take() {
+            media.do_send(StopMedia);
         }
         self.pump(ctx);
     }

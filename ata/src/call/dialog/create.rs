@@ -27,8 +27,25 @@ impl Dialog {
         let mut rng = StdRng::seed_from_u64(call.seed);
         let call_id = identity::new_call_id(&mut rng, call.identity.local);
         let local_tag = identity::new_tag(&mut rng);
-        let local_header = format!("{};tag={local_tag}", call.identity.from_value());
+        // RFC 3323 section 4.1.1.3: an anonymous From; RFC 3325 section 9.1: who we are,
+        // for the proxy to assert, in P-Preferred-Identity.
+        let from = if call.anonymous {
+            ANONYMOUS_FROM.to_owned()
+        } else {
+            call.identity.from_value()
+        };
+        let local_header = format!("{from};tag={local_tag}");
         let remote_header = format!("<{}>", call.target);
+        let mut invite_headers = Vec::new();
+        if call.anonymous {
+            invite_headers.push(("Privacy", "id".to_owned()));
+            invite_headers.push(("P-Preferred-Identity", format!("<{}>", call.identity.aor())));
+        }
+        if let Some(replaces) = call.replaces {
+            // RFC 3891 section 6.1: the UA includes Replaces and requires its support.
+            invite_headers.push(("Replaces", replaces));
+            invite_headers.push(("Require", "replaces".to_owned()));
+        }
         let mut dialog = Dialog {
             phase: Phase::Inviting,
             call_id,
@@ -48,6 +65,7 @@ impl Dialog {
             bye_pending: false,
             invite_txn: None,
             invite_request: Vec::new(),
+            invite_headers,
             pending_ok: None,
             reinvite_txn: None,
             reinvite_cseq: None,
@@ -115,6 +133,7 @@ impl Dialog {
             bye_pending: false,
             invite_txn: Some(call.txn),
             invite_request: call.request,
+            invite_headers: Vec::new(),
             pending_ok: None,
             reinvite_txn: None,
             reinvite_cseq: None,
@@ -157,6 +176,34 @@ impl Dialog {
             give_up: now + T1 * 64,
         });
         self.phase = Phase::Accepted;
+    }
+
+    /// UAS: redirect the call (302, RFC 3261 21.3.3) to `target` in Contact, with a
+    /// `Diversion` header saying who diverted it and why (RFC 5806: `unconditional`,
+    /// `user-busy`, `no-answer`).
+    pub fn redirect(&mut self, target: &str, reason: &str) {
+        if !matches!(self.phase, Phase::Offered | Phase::Ringing) {
+            return;
+        }
+        let Some(txn) = self.invite_txn else {
+            return;
+        };
+        let Ok(request) = Message::parse(&self.invite_request) else {
+            return;
+        };
+        let diversion = format!("<{}>;reason={reason};counter=1", self.identity.aor());
+        let bytes = ResponseBuilder::for_request(&request, 302, "Moved Temporarily")
+            .to_tag(&self.local_tag)
+            .header("Contact", &format!("<{target}>"))
+            .header("Diversion", &diversion)
+            .header("Server", USER_AGENT)
+            .build();
+        self.outputs.push_back(Output::Response {
+            txn,
+            status: 302,
+            bytes,
+        });
+        self.terminate();
     }
 
     /// UAS: refuse the call (486 busy, 488 no codec, 603 declined...).
@@ -328,6 +375,9 @@ impl Dialog {
             .header("Contact", &format!("<{}>", self.identity.contact_uri()))
             .header("Allow", ALLOW)
             .header("User-Agent", USER_AGENT);
+        for (name, value) in &self.invite_headers {
+            builder = builder.header(name, value);
+        }
         if let Some(auth) = &auth {
             builder = builder.header(auth.name, &auth.value);
         }
@@ -424,6 +474,9 @@ impl Dialog {
         builder.build()
     }
 }
+
+/// The From of a call that hides its caller (RFC 3323 section 4.1.1.3).
+pub const ANONYMOUS_FROM: &str = "\"Anonymous\" <sip:anonymous@anonymous.invalid>";
 
 /// The To tag of a response. The seed's ATA (D-3 message 8) writes it inside the angle
 /// brackets, where it parses as a URI parameter; we accept it there too.

@@ -1,15 +1,52 @@
-//! Blind transfer inside the dialog (RFC 3515, RFC 5589 section 6): as transferor our REFER
-//! and the peer's NOTIFYs about it; as transferee the peer's REFER (202) and our NOTIFYs of
-//! the referred call (`message/sipfrag`), which end the implicit subscription.
+//! Transfer inside the dialog (RFC 3515, RFC 5589 sections 6 and 7): as transferor our REFER
+//! (blind, or attended with a `Replaces` naming our dialog with the target, RFC 3891) and the
+//! peer's NOTIFYs about it; as transferee the peer's REFER (202) and our NOTIFYs of the
+//! referred call (`message/sipfrag`), which end the implicit subscription. Also hook flash
+//! sent to the far end as INFO (`flash_mode = "info"`).
 
 use dialtone_sip::Message;
 
-use super::{CallEvent, Dialog, Output, Phase, TxnId};
+use super::{CallEvent, Dialog, DialogIds, Output, Phase, TxnId};
 use crate::identity::ALLOW;
 
 impl Dialog {
     /// Transferor: asks the peer to call `target` (REFER, RFC 3515 section 2.4.1).
     pub fn refer(&mut self, target: &str) {
+        self.send_refer(target.to_owned());
+    }
+
+    /// Transferor, attended (RFC 5589 section 7): asks the peer to call `target` with an
+    /// INVITE that replaces the dialog `replaced` (ours with the target, RFC 3891 section 3:
+    /// `to-tag` is the target's tag, `from-tag` ours).
+    pub fn refer_replacing(&mut self, replaced: &DialogIds) {
+        let replaces = format!(
+            "{};to-tag={};from-tag={}",
+            replaced.call_id, replaced.remote_tag, replaced.local_tag
+        );
+        let target = format!(
+            "{}?Replaces={}",
+            replaced.remote_uri,
+            escape_header(&replaces)
+        );
+        self.send_refer(target);
+    }
+
+    /// Hook flash for the far end's features, as SIP INFO (`application/hook-flash`, the
+    /// body Cisco and Broadsoft equipment sends: `signal=hf`).
+    pub fn info_flash(&mut self) {
+        if self.phase != Phase::Confirmed {
+            return;
+        }
+        self.local_cseq += 1;
+        let (builder, destination) = self.in_dialog_request("INFO", self.local_cseq);
+        let bytes = builder
+            .body("application/hook-flash", b"signal=hf\r\n")
+            .build();
+        self.outputs
+            .push_back(Output::Request { bytes, destination });
+    }
+
+    fn send_refer(&mut self, target: String) {
         if self.phase != Phase::Confirmed || self.refer_cseq.is_some() {
             return;
         }
@@ -62,9 +99,8 @@ impl Dialog {
             self.respond(txn, request, 481, "Call/Transaction Does Not Exist", None);
             return;
         }
-        let target = request
-            .header_value_by_name("Refer-To")
-            .map(refer_target)
+        let refer_to = request.header_value_by_name("Refer-To").unwrap_or_default();
+        let target = Some(refer_target(refer_to))
             .filter(|t| t.starts_with("sip:") || t.starts_with("sips:"));
         let Some(target) = target else {
             // Section 2.4.1: exactly one Refer-To, and we can only call SIP URIs.
@@ -72,7 +108,8 @@ impl Dialog {
             return;
         };
         self.respond(txn, request, 202, "Accepted", None);
-        self.event(CallEvent::Referred { target });
+        let replaces = refer_replaces(refer_to);
+        self.event(CallEvent::Referred { target, replaces });
     }
 
     /// A NOTIFY in the dialog: for our REFER (`Event: refer`), its sipfrag says how the
@@ -95,7 +132,7 @@ impl Dialog {
 }
 
 /// The URI of a Refer-To value (`<sip:...>` or a bare URI), without its header parameters
-/// (`?Replaces=...` is for attended transfer, which we do not do).
+/// (`?Replaces=...`, see [`refer_replaces`]).
 pub(super) fn refer_target(value: &str) -> String {
     let value = value.trim();
     let uri = match (value.find('<'), value.find('>')) {
@@ -103,6 +140,60 @@ pub(super) fn refer_target(value: &str) -> String {
         _ => value.split(';').next().unwrap_or(value),
     };
     uri.split('?').next().unwrap_or(uri).trim().to_owned()
+}
+
+/// The `Replaces` header of a Refer-To URI (`<sip:b@h?Replaces=id%3Bto-tag%3D1...>`),
+/// unescaped (RFC 3261 19.1.1: URI headers are escaped).
+pub(super) fn refer_replaces(value: &str) -> Option<String> {
+    let value = value.trim();
+    let uri = match (value.find('<'), value.rfind('>')) {
+        (Some(start), Some(end)) if start < end => &value[start + 1..end],
+        _ => value,
+    };
+    let (_, headers) = uri.split_once('?')?;
+    headers.split('&').find_map(|header| {
+        let (name, value) = header.split_once('=')?;
+        name.eq_ignore_ascii_case("Replaces")
+            .then(|| unescape(value))
+            .filter(|v| !v.is_empty())
+    })
+}
+
+/// Escapes a URI header value (RFC 3261 25.1 `hvalue`: unreserved and a few marks stay).
+fn escape_header(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() * 2);
+    for byte in value.bytes() {
+        let plain = byte.is_ascii_alphanumeric() || b"-_.!~*'()[]/?:+$".contains(&byte);
+        if plain {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+fn unescape(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The status code of a `message/sipfrag` body's status line (`SIP/2.0 200 OK`).

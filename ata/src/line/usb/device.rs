@@ -309,13 +309,7 @@ impl Handset for UsbLine {
         self.received.clear();
     }
     fn earpiece_tick(&mut self, off_hook: bool) -> Result<(), AtaError> {
-        let frame = match self.tone.as_mut() {
-            Some(g) => g.next_frame(FRAME_SAMPLES),
-            None => self
-                .received
-                .pop_front()
-                .unwrap_or_else(|| vec![0; FRAME_SAMPLES]),
-        };
+        let frame = crate::line::earpiece::earpiece_frame(self.tone.as_mut(), &mut self.received);
         // On-hook the earpiece is silent but for the ring, and the card keeps its clock:
         // feed it silence so the drift loop stays locked. Off-hook the ring stops at once,
         // even before the line has called `set_ringer(false)`.
