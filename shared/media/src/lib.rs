@@ -15,7 +15,8 @@
 //!
 //! Modules: `rtp`, `rtcp`, `stats` (RFC 3550 appendix A), `mos` (E-model),
 //! `g711`, `codec` (+ `opus_codec` with the `opus` feature), `tone`,
-//! `goertzel`, `dtmf` (RFC 4733), `jitter`, `error`.
+//! `goertzel`, `dtmf` (RFC 4733), `jitter`, `mixer` (three-way calling),
+//! `error`.
 #![forbid(unsafe_code)]
 
 pub mod codec;
@@ -24,6 +25,7 @@ pub mod error;
 pub mod g711;
 pub mod goertzel;
 pub mod jitter;
+pub mod mixer;
 pub mod mos;
 #[cfg(feature = "opus")]
 pub mod opus_codec;
@@ -44,6 +46,8 @@ pub use error::MediaError;
 pub use goertzel::{tone_amplitude, DtmfDetector};
 /// The receive jitter buffer with packet-loss concealment.
 pub use jitter::{FrameKind, JitterBuffer, JitterConfig, JitterStats, PlayoutFrame};
+/// The three-way-calling mixer: each party hears every other party, not itself.
+pub use mixer::{mix_for_each, ConferenceMixer};
 /// Call-quality estimate (simplified ITU-T G.107 E-model).
 pub use mos::{estimate_mos, QualityInputs};
 /// Opus through libopus (feature `opus`).
