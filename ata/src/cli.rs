@@ -48,7 +48,7 @@ struct RunArgs {
     /// Registration Expires in seconds; 0 disables registration [default: 3600].
     #[arg(long, value_name = "SECONDS")]
     register_interval: Option<u32>,
-    /// Codecs to offer, in order: pcmu,pcma[,opus] [default: pcmu,pcma].
+    /// Codecs to offer, in order: pcmu,pcma[,opus][,g729] [default: pcmu,pcma].
     #[arg(long, value_name = "LIST")]
     codecs: Option<String>,
     /// Dial plan, e.g. "(xxxx|9xxxxxxx.)": x any digit, [1-5] a set, "." repeats; empty = digits then # or timeout.

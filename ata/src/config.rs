@@ -17,7 +17,7 @@
 //! transport = "udp"                 # or "tcp": requests over TCP, listening on the bind port
 //! rtp_ports = "16384-16482"
 //! register_interval = 3600          # seconds; 0 = do not register
-//! codecs = "pcmu,pcma"              # opus too when built with --features opus
+//! codecs = "pcmu,pcma"              # opus, g729 too when built with --features opus, g729
 //! dial_plan = "(xxxx|9xxxxxxx.)"    # see dial_plan.rs; empty = digits then # or timeout
 //! interdigit_timeout = 5            # seconds
 //! control = "127.0.0.1:8070"
@@ -321,6 +321,27 @@ mod tests {
                 error.to_string().contains(&format!("`{key}`")),
                 "{error} should name {key}"
             );
+        }
+    }
+
+    #[test]
+    fn g729_is_offered_in_its_place_with_the_g729_feature_and_named_as_missing_without() {
+        let flags = Overrides {
+            codecs: Some("pcmu,g729,pcma".into()),
+            ..flags_with_line()
+        };
+        match Config::build(FileConfig::default(), flags) {
+            Ok(config) if cfg!(feature = "g729") => assert_eq!(
+                config.codecs,
+                [CodecName::Pcmu, CodecName::G729, CodecName::Pcma]
+            ),
+            Err(error) if !cfg!(feature = "g729") => {
+                let error = error.to_string();
+                assert!(error.contains("`codecs`"), "{error}");
+                assert!(error.contains("the `g729` feature"), "{error}");
+            }
+            Ok(_) => panic!("g729 accepted without the g729 feature"),
+            Err(error) => panic!("g729 refused with the g729 feature: {error}"),
         }
     }
 

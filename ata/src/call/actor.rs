@@ -469,6 +469,12 @@ fn codec_pair(codec: &Codec) -> Option<(Box<dyn AudioCodec>, Box<dyn AudioCodec>
             let decoder = dialtone_media::OpusCodec::new(codec.payload_type).ok()?;
             Some((Box::new(encoder), Box::new(decoder)))
         }
+        #[cfg(feature = "g729")]
+        "G729" => {
+            let encoder = dialtone_media::G729Codec::new().ok()?;
+            let decoder = dialtone_media::G729Codec::new().ok()?;
+            Some((Box::new(encoder), Box::new(decoder)))
+        }
         _ => None,
     }
 }

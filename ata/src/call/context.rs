@@ -43,8 +43,8 @@ pub struct CallContext {
 }
 
 impl CallContext {
-    /// The SDP codec list: configured voice codecs, then telephone-event (seed figure D-3,
-    /// without G.729, which we cannot encode).
+    /// The SDP codec list: configured voice codecs, then telephone-event (seed figure D-3:
+    /// `pcmu,g729,pcma` offers `0 18 8 101` as the seed's ATA does).
     pub fn sdp_codecs(&self) -> Vec<Codec> {
         let mut codecs: Vec<Codec> = self
             .codecs
@@ -53,6 +53,7 @@ impl CallContext {
                 CodecName::Pcmu => Codec::pcmu(),
                 CodecName::Pcma => Codec::pcma(),
                 CodecName::Opus => Codec::opus(OPUS_PAYLOAD_TYPE),
+                CodecName::G729 => Codec::g729(),
             })
             .collect();
         codecs.push(Codec::telephone_event(TELEPHONE_EVENT_PAYLOAD_TYPE));

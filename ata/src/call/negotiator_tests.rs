@@ -162,3 +162,40 @@ fn hook_flash_alternates_hold_and_resume_offers_each_one_version_up() {
 fn there_is_nothing_to_hold_before_any_description_was_sent() {
     assert!(negotiator().hold_or_resume().is_none());
 }
+
+#[cfg(feature = "g729")]
+#[test]
+fn an_offer_whose_only_common_codec_is_g729_is_answered_with_g729() {
+    let codecs = vec![Codec::pcma(), Codec::g729(), Codec::telephone_event(101)];
+    let mut negotiator = Negotiator::new(codecs, "8000".into(), "127.0.0.1".parse().unwrap());
+    negotiator.set_port(4000);
+    let offer = Negotiator::read_offer(&peer_sdp(1, "0 18 101", "sendrecv")).expect("an offer");
+    negotiator.prepare_answer(&offer, 77).expect("an answer");
+    let (answer, audio) = negotiator.accept().expect("the prepared answer");
+    let answer = text(&answer);
+    assert!(
+        answer.contains("m=audio 4000 RTP/AVP 18 101\r\n"),
+        "{answer}"
+    );
+    assert!(answer.contains("a=fmtp:18 annexb=no\r\n"), "{answer}");
+    assert_eq!(audio.codec, Codec::g729());
+    assert_eq!(audio.telephone_event, Some(101));
+}
+
+#[cfg(feature = "g729")]
+#[test]
+fn our_offer_lists_g729_where_configured_as_the_seed_ata_does() {
+    let codecs = vec![
+        Codec::pcmu(),
+        Codec::g729(),
+        Codec::pcma(),
+        Codec::telephone_event(101),
+    ];
+    let mut negotiator = Negotiator::new(codecs, "8000".into(), "127.0.0.1".parse().unwrap());
+    negotiator.set_port(4000);
+    let offer = text(&negotiator.offer(42).expect("an offer"));
+    assert!(
+        offer.contains("m=audio 4000 RTP/AVP 0 18 8 101\r\n"),
+        "{offer}"
+    );
+}

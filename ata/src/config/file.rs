@@ -20,7 +20,7 @@ pub struct FileConfig {
     pub rtp_ports: Option<String>,
     /// Seconds.
     pub register_interval: Option<u32>,
-    /// `pcmu,pcma[,opus]`.
+    /// `pcmu,pcma[,opus][,g729]`.
     pub codecs: Option<String>,
     /// Pattern text.
     pub dial_plan: Option<String>,

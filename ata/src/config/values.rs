@@ -37,6 +37,8 @@ pub enum CodecName {
     Pcma,
     /// Opus (feature `opus`).
     Opus,
+    /// G.729 Annex A (feature `g729`).
+    G729,
 }
 
 /// Parses `HOST[:PORT]`, `[V6]:PORT` or a bare IPv6 literal.
@@ -107,10 +109,17 @@ pub(super) fn parse_codecs(text: &str) -> Result<Vec<CodecName>, AtaError> {
                     "opus needs a build with --features opus",
                 ))
             }
+            "g729" if cfg!(feature = "g729") => CodecName::G729,
+            "g729" => {
+                return Err(AtaError::config(
+                    "codecs",
+                    "g729 needs dialtone-ata built with the `g729` feature",
+                ))
+            }
             other => {
                 return Err(AtaError::config(
                     "codecs",
-                    format!("`{other}` is not one of pcmu, pcma, opus"),
+                    format!("`{other}` is not one of pcmu, pcma, opus, g729"),
                 ))
             }
         };

@@ -14,7 +14,8 @@
 //!   from [`mos::estimate_mos`].
 //!
 //! Modules: `rtp`, `rtcp`, `stats` (RFC 3550 appendix A), `mos` (E-model),
-//! `g711`, `codec` (+ `opus_codec` with the `opus` feature), `tone`,
+//! `g711`, `codec` (+ `opus_codec` with the `opus` feature, `g729_codec` with
+//! the `g729` feature), `tone`,
 //! `goertzel`, `dtmf` (RFC 4733), `jitter`, `mixer` (three-way calling),
 //! `error`.
 #![forbid(unsafe_code)]
@@ -23,6 +24,8 @@ pub mod codec;
 pub mod dtmf;
 pub mod error;
 pub mod g711;
+#[cfg(feature = "g729")]
+pub mod g729_codec;
 pub mod goertzel;
 pub mod jitter;
 pub mod mixer;
@@ -42,6 +45,9 @@ pub use codec::{
 pub use dtmf::{DtmfDigit, DtmfPacket, DtmfReceiver, DtmfSender, TelephoneEvent};
 /// The crate's single error type.
 pub use error::MediaError;
+/// G.729 through libbcg729 (feature `g729`).
+#[cfg(feature = "g729")]
+pub use g729_codec::G729Codec;
 /// Tone detection by Goertzel filter, and in-band DTMF detection.
 pub use goertzel::{tone_amplitude, DtmfDetector};
 /// The receive jitter buffer with packet-loss concealment.

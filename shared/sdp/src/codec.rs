@@ -116,9 +116,16 @@ impl Codec {
         Codec::new("PCMA", 8000, 1, 8)
     }
 
-    /// G.729, static payload type 18.
+    /// G.729, static payload type 18, with `annexb=no`: RFC 4856 section 2.1.9 has a G.729
+    /// stream use Annex B (VAD, SID frames and comfort noise) unless `annexb=no` says
+    /// otherwise, and we neither send nor generate comfort noise. A peer that omits it (the
+    /// seed's ATA writes only `a=rtpmap:18 G729/8000/1`) still matches: fmtp takes no part in
+    /// [`Codec::same_codec`].
     pub fn g729() -> Self {
-        Codec::new("G729", 8000, 1, 18)
+        Codec {
+            fmtp: Some("annexb=no".to_owned()),
+            ..Codec::new("G729", 8000, 1, 18)
+        }
     }
 
     /// G.722, static payload type 9 (RTP clock 8000, see [`STATIC_PAYLOADS`]).
@@ -198,6 +205,16 @@ mod tests {
     fn same_codec_ignores_case_and_payload_number() {
         assert!(Codec::new("pcmu", 8000, 1, 99).same_codec(&Codec::pcmu()));
         assert!(!Codec::opus(111).same_codec(&Codec::new("opus", 48000, 1, 111)));
+    }
+
+    #[test]
+    fn g729_refuses_annex_b_and_still_matches_a_peer_without_fmtp() {
+        assert_eq!(Codec::g729().rtpmap().to_string(), "18 G729/8000/1");
+        assert_eq!(Codec::g729().fmtp.as_deref(), Some("annexb=no"));
+        assert!(static_payload(18)
+            .unwrap()
+            .codec()
+            .same_codec(&Codec::g729()));
     }
 
     #[test]

@@ -420,6 +420,18 @@ mod tests {
     }
 
     #[test]
+    fn answer_against_g729_only_picks_g729_18_and_refuses_annex_b() {
+        let offer = parse(seed_offer()).unwrap();
+        let answer = negotiate_answer(&offer, &[Codec::g729()], &answerer()).unwrap();
+        assert_eq!(answer.description.media[0].formats, ["18"]);
+        assert_eq!(answer.audio.codec, Codec::g729());
+        assert!(answer
+            .description
+            .to_string()
+            .contains("a=rtpmap:18 G729/8000/1\r\na=fmtp:18 annexb=no\r\n"));
+    }
+
+    #[test]
     fn answer_against_g722_only_fails_for_a_488() {
         let offer = parse(seed_offer()).unwrap();
         let result = negotiate_answer(&offer, &[Codec::g722()], &answerer());
@@ -544,6 +556,26 @@ mod tests {
              c=IN IP4 192.168.3.175\r\nt=0 0\r\nm=audio 10000 RTP/AVP 0 8 101\r\n\
              a=rtpmap:0 PCMU/8000/1\r\na=rtpmap:8 PCMA/8000/1\r\n\
              a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
+        );
+    }
+
+    #[test]
+    fn built_offer_lists_g729_where_the_seed_ata_does() {
+        let local = LocalSession::new("8000", 206154, "192.168.3.175".parse().unwrap(), 10000);
+        let codecs = [
+            Codec::pcmu(),
+            Codec::g729(),
+            Codec::pcma(),
+            Codec::telephone_event(101),
+        ];
+        let offer = build_offer(&codecs, &local).unwrap().to_string();
+        assert!(
+            offer.contains(
+                "m=audio 10000 RTP/AVP 0 18 8 101\r\n\
+                 a=rtpmap:0 PCMU/8000/1\r\na=rtpmap:18 G729/8000/1\r\na=fmtp:18 annexb=no\r\n\
+                 a=rtpmap:8 PCMA/8000/1\r\n"
+            ),
+            "{offer}"
         );
     }
 
