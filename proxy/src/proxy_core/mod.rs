@@ -25,11 +25,13 @@
 //! - the proxied request's transaction: `transaction/` (server side, branches, 16.7's best
 //!   response, failover), which sees the proxy only through a [`TransactionEnv`];
 //! - `reply.rs` (where responses go; the proxy's own responses), `identity.rs` (who the proxy
-//!   is, which address a message leaves from).
+//!   is, which address a message leaves from), `asserted_identity.rs` (RFC 3323/3325: the
+//!   identity it asserts for a caller, and where privacy lets it go).
 
 mod ack_cancel_options;
 mod admission;
 mod arming;
+mod asserted_identity;
 pub use arming::{ArmCounter, Arming};
 mod forward;
 pub mod identity;

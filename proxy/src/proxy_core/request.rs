@@ -128,6 +128,7 @@ pub(super) fn receive(
         key: &key,
         tx: &mut tx,
         actions,
+        authenticated: None,
     };
     if method == Method::Invite {
         // RFC 3261 section 16.2: 100 Trying at once, so the caller stops retransmitting.
