@@ -49,6 +49,18 @@ pub enum AuthDecision {
     Malformed,
 }
 
+/// Whom a request says it comes from, which the digest username must match (RFC 3261 section
+/// 22.3 leaves the rule to the proxy; ours ties the two so that a user cannot call as another).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claimed<'a> {
+    /// This user: the From's user part (or the To's, for REGISTER).
+    User(&'a str),
+    /// Nobody in particular: the From is anonymous (RFC 3323 section 4.1.1.3, `"Anonymous"
+    /// <sip:anonymous@anonymous.invalid>`), so any known user's valid credentials pass, and
+    /// the proxy asserts that user's identity in its place (RFC 3325).
+    AnyKnownUser,
+}
+
 /// A user's stored secret.
 #[derive(Debug, Clone)]
 enum StoredSecret {
@@ -166,6 +178,11 @@ impl Authenticator {
         self.users.contains_key(user)
     }
 
+    fn is_blocked(&self, key: &str, now: SystemTime) -> bool {
+        let throttle = self.throttle.lock().unwrap_or_else(|p| p.into_inner());
+        throttle.is_blocked(key, now)
+    }
+
     /// The value of a WWW-Authenticate or Proxy-Authenticate header for a new challenge.
     pub fn challenge(&self, now: SystemTime, stale: bool) -> String {
         self.verifier
@@ -174,24 +191,22 @@ impl Authenticator {
     }
 
     /// Checks the credentials in `header` (the Authorization or Proxy-Authorization value for
-    /// our realm, if any) for a request by `claimed_user` from `source`; `request_fingerprint`
+    /// our realm, if any) for a request by `claimed` from `source`; `request_fingerprint`
     /// identifies the request's transaction (see [`dialtone_digest::VerifyRequest`]).
     pub fn check(
         &self,
         headers: &[&str],
         method: &str,
-        claimed_user: &str,
+        claimed: Claimed<'_>,
         source: IpAddr,
         now: SystemTime,
         request_fingerprint: u64,
     ) -> AuthDecision {
         let source_key = format!("ip:{source}");
-        let user_key = format!("user:{claimed_user}");
+        if self.is_blocked(&source_key, now)
+            || matches!(claimed, Claimed::User(user) if self.is_blocked(&format!("user:{user}"), now))
         {
-            let throttle = self.throttle.lock().unwrap_or_else(|p| p.into_inner());
-            if throttle.is_blocked(&source_key, now) || throttle.is_blocked(&user_key, now) {
-                return AuthDecision::Throttled;
-            }
+            return AuthDecision::Throttled;
         }
         // Of several credentials, the ones for our realm count (RFC 3261 22.3).
         let mut ours = None;
@@ -208,6 +223,16 @@ impl Authenticator {
         let Some(credentials) = ours else {
             return AuthDecision::Challenge { stale: false };
         };
+        // An anonymous caller is throttled by the user its credentials name, so that failures
+        // under `anonymous` cannot lock every anonymous caller out.
+        let claimed_user = match claimed {
+            Claimed::User(user) => user.to_owned(),
+            Claimed::AnyKnownUser => credentials.username.to_string(),
+        };
+        let user_key = format!("user:{claimed_user}");
+        if matches!(claimed, Claimed::AnyKnownUser) && self.is_blocked(&user_key, now) {
+            return AuthDecision::Throttled;
+        }
         let secret = match self.users.get(credentials.username.as_ref()) {
             Some(StoredSecret::Password(p)) => Secret::Password(p),
             Some(StoredSecret::Ha1(h)) => Secret::Ha1(h),
@@ -226,13 +251,13 @@ impl Authenticator {
             self.verifier.verify(&request, Some(&mut tracker))
         };
         match outcome {
-            Outcome::Ok if credentials.username != claimed_user => AuthDecision::WrongUser,
+            Outcome::Ok if credentials.username != claimed_user.as_str() => AuthDecision::WrongUser,
             Outcome::Ok => AuthDecision::Authenticated {
                 user: credentials.username.into_owned(),
             },
             Outcome::Replay {
                 same_request: true, ..
-            } if credentials.username == claimed_user => AuthDecision::Replayed {
+            } if credentials.username == claimed_user.as_str() => AuthDecision::Replayed {
                 user: credentials.username.into_owned(),
             },
             // A replay learns nothing but a new challenge; `stale` is only for a nonce that
@@ -294,12 +319,12 @@ mod tests {
         let now = SystemTime::now();
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         assert_eq!(
-            auth.check(&[], "INVITE", "8000", ip, now, 0),
+            auth.check(&[], "INVITE", Claimed::User("8000"), ip, now, 0),
             AuthDecision::Challenge { stale: false }
         );
         let value = answer(&auth, "8000", "8000", now);
         assert_eq!(
-            auth.check(&[&value], "INVITE", "8000", ip, now, 0),
+            auth.check(&[&value], "INVITE", Claimed::User("8000"), ip, now, 0),
             AuthDecision::Authenticated {
                 user: "8000".into()
             }
@@ -315,7 +340,7 @@ mod tests {
             auth.check(
                 &[&value],
                 "INVITE",
-                "8000",
+                Claimed::User("8000"),
                 "127.0.0.1".parse().unwrap(),
                 now,
                 0
@@ -331,30 +356,30 @@ mod tests {
         let ip: IpAddr = "127.0.0.9".parse().unwrap();
         let unknown = answer(&auth, "7777", "7777", now);
         assert_eq!(
-            auth.check(&[&unknown], "INVITE", "7777", ip, now, 0),
+            auth.check(&[&unknown], "INVITE", Claimed::User("7777"), ip, now, 0),
             AuthDecision::Failed
         );
         let wrong = answer(&auth, "8000", "nope", now);
         for _ in 0..MAX_FAILURES - 1 {
             assert_eq!(
-                auth.check(&[&wrong], "INVITE", "8000", ip, now, 0),
+                auth.check(&[&wrong], "INVITE", Claimed::User("8000"), ip, now, 0),
                 AuthDecision::Failed
             );
         }
         assert_eq!(
-            auth.check(&[&wrong], "INVITE", "8000", ip, now, 0),
+            auth.check(&[&wrong], "INVITE", Claimed::User("8000"), ip, now, 0),
             AuthDecision::Throttled
         );
         // Even the right password is refused while throttled, and accepted after the block.
         let right = answer(&auth, "8000", "8000", now);
         assert_eq!(
-            auth.check(&[&right], "INVITE", "8000", ip, now, 0),
+            auth.check(&[&right], "INVITE", Claimed::User("8000"), ip, now, 0),
             AuthDecision::Throttled
         );
         let later = now + BLOCK_DURATION + Duration::from_secs(1);
         let right = answer(&auth, "8000", "8000", later);
         assert_eq!(
-            auth.check(&[&right], "INVITE", "8000", ip, later, 0),
+            auth.check(&[&right], "INVITE", Claimed::User("8000"), ip, later, 0),
             AuthDecision::Authenticated {
                 user: "8000".into()
             }
@@ -371,7 +396,7 @@ mod tests {
             auth.check(
                 &[&value],
                 "INVITE",
-                "8000",
+                Claimed::User("8000"),
                 "127.0.0.1".parse().unwrap(),
                 later,
                 0
@@ -390,7 +415,7 @@ mod tests {
             auth.check(
                 &[&value],
                 "INVITE",
-                "8000",
+                Claimed::User("8000"),
                 "127.0.0.1".parse().unwrap(),
                 now,
                 0

@@ -1,6 +1,7 @@
 //! `dialtone-proxy ctl`: the operator's client of the admin HTTP API, in the spirit of
 //! Kamailio's `kamcmd ul.dump`: a table for people, `--json` for scripts. `ctl trace CALL-ID`
-//! prints one call's messages as a ladder, like the seed's figures D-1 to D-4.
+//! prints one call's messages as a ladder, like the seed's figures D-1 to D-4. `ctl mwi USER
+//! [NEW[/OLD]]` shows or sets a user's voicemail counts (`POST /api/mwi/USER`).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -38,13 +39,40 @@ pub enum CtlCommand {
         /// The Call-ID (see `ctl calls`).
         call_id: String,
     },
+    /// A user's voicemail counts: shown, or set with `NEW[/OLD]` (OLD defaults to 0), which
+    /// saves them and sends the user's phones a message-summary NOTIFY (RFC 3842).
+    Mwi {
+        /// The user (the AOR's user part, e.g. 9000).
+        user: String,
+        /// `NEW/OLD` or `NEW`, e.g. `2/1`.
+        counts: Option<String>,
+    },
 }
 
 /// A minimal HTTP/1.0 GET over a loopback TCP connection (the admin API is local).
 pub fn http_get(addr: &str, path: &str) -> Result<String, String> {
+    http_request(addr, "GET", path, None)
+}
+
+/// A minimal HTTP/1.0 request with an optional text body; the body of a 200, else an error
+/// with the status line and the API's explanation.
+pub fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<String, String> {
     let mut stream = TcpStream::connect(addr).map_err(|e| format!("cannot reach {addr}: {e}"))?;
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")
+    let request = match body {
+        Some(body) => format!(
+            "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+        None => format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n"),
+    };
+    stream
+        .write_all(request.as_bytes())
         .map_err(|e| format!("write to {addr}: {e}"))?;
     let mut text = String::new();
     stream
@@ -71,8 +99,16 @@ pub fn run(args: &CtlArgs) -> ExitCode {
         CtlCommand::Calls => "/api/calls".to_string(),
         CtlCommand::Stats => "/api/stats".to_string(),
         CtlCommand::Trace { call_id } => format!("/api/trace/{}", percent_encode(call_id)),
+        CtlCommand::Mwi { user, .. } => format!("/api/mwi/{}", percent_encode(user)),
     };
-    let body = match http_get(&args.http, &path) {
+    let result = match &args.command {
+        CtlCommand::Mwi {
+            counts: Some(counts),
+            ..
+        } => http_request(&args.http, "POST", &path, Some(counts)),
+        _ => http_get(&args.http, &path),
+    };
+    let body = match result {
         Ok(body) => body,
         Err(e) => {
             eprintln!("dialtone-proxy ctl: {e}");
@@ -127,6 +163,17 @@ pub fn run(args: &CtlArgs) -> ExitCode {
                 }
             }
         }
+        CtlCommand::Mwi { .. } => println!(
+            "{}: {} new, {} old (Messages-Waiting: {})",
+            value["user"].as_str().unwrap_or(""),
+            value["new"],
+            value["old"],
+            if value["new"].as_u64().unwrap_or(0) > 0 {
+                "yes"
+            } else {
+                "no"
+            }
+        ),
         CtlCommand::Trace { .. } => match serde_json::from_value::<CallTrace>(value) {
             Ok(trace) => print!("{}", ladder(&trace)),
             Err(e) => {

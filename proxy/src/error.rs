@@ -1,13 +1,13 @@
 //! The proxy's one error type, [`ProxyError`]: what keeps it from starting or from saving
 //! registrations. Its kinds are the error enums of the two modules that fail for reasons of
 //! their own, the configuration ([`ConfigError`], which names the key) and the registrar's
-//! store ([`StoreError`]), and the sockets and threads it could not have at start.
+//! store ([`StoreError`]), the voicemail counts the admin API sets ([`MailboxError`]), and the sockets and threads it could not have at start.
 //! `dialtone-proxy` prints it as one line and exits non-zero (`cli.rs`).
 
 use thiserror::Error;
 
 use crate::config::ConfigError;
-use crate::registrar::StoreError;
+use crate::registrar::{MailboxError, StoreError};
 
 /// See the module documentation.
 #[derive(Debug, Error)]
@@ -25,6 +25,9 @@ pub enum ProxyError {
         #[source]
         source: std::io::Error,
     },
+    /// Voicemail counts could not be set or read (the admin API answers 404 or 400 with it).
+    #[error(transparent)]
+    Mailbox(#[from] MailboxError),
     /// A UDP worker's thread could not be started.
     #[error("could not start udp worker {0}")]
     WorkerNotStarted(usize),

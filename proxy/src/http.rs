@@ -1,16 +1,21 @@
 //! The admin HTTP server: `/metrics` (Prometheus text format), `/livez`, `/readyz`, JSON for
 //! registrations, calls and message traces (`/api/registrations`, `/api/calls`, `/api/stats`,
 //! `/api/traces`, `/api/trace/{call_id}`), which `dialtone-proxy ctl` and the admin page read,
+//! the voicemail counts of the message-waiting notifier (`GET`/`POST /api/mwi/{user}`, which
+//! `ctl mwi` calls),
 //! and the admin page itself at `/` ([`crate::web`]).
 
 use crate::registrar::StoreWriter;
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 
 use crate::metrics::RegistrationEvent;
-use crate::proxy_core::ProxyCore;
+use crate::proxy_core::{Action, ProxyCore};
+use crate::registrar::MessageCounts;
 use crate::trace::TraceRecorder;
+use crate::transport::{execute_detached, wall_now, Outbound};
 use crate::views::{registrations, stats};
 
 /// The message recorder, when `--trace-calls` is not 0.
@@ -73,6 +78,71 @@ async fn api_stats(core: web::Data<Arc<ProxyCore>>) -> HttpResponse {
     HttpResponse::Ok().json(stats(&core))
 }
 
+/// The JSON of a user's voicemail counts.
+fn mwi_json(user: &str, counts: MessageCounts) -> serde_json::Value {
+    serde_json::json!({ "user": user, "new": counts.new, "old": counts.old })
+}
+
+/// `GET /api/mwi/USER`: the counts, or 404 naming the unknown user.
+async fn api_mwi_get(core: web::Data<Arc<ProxyCore>>, user: web::Path<String>) -> HttpResponse {
+    match core.message_counts(&user, wall_now()) {
+        Ok(counts) => HttpResponse::Ok().json(mwi_json(&user, counts)),
+        Err(error) => HttpResponse::NotFound().body(format!("{error}\n")),
+    }
+}
+
+/// `POST /api/mwi/USER` with the body `NEW/OLD` (or `NEW`; text, as `ctl mwi` and `curl -d
+/// 2/1` send it): sets the counts, answers once the store has committed them (none in
+/// memory-only mode), and notifies the user's subscriptions and bindings (RFC 3842). 400
+/// names what is wrong with the counts, 404 an unknown user; 500 says the counts are set and
+/// notified but not yet saved (the store's writer keeps trying).
+async fn api_mwi_set(
+    core: web::Data<Arc<ProxyCore>>,
+    outbound: web::Data<Arc<Outbound>>,
+    store: Store,
+    user: web::Path<String>,
+    body: String,
+) -> HttpResponse {
+    let counts = match MessageCounts::parse(&body) {
+        Ok(counts) => counts,
+        Err(error) => return HttpResponse::BadRequest().body(format!("{error}\n")),
+    };
+    let actions = match core.set_message_counts(Instant::now(), wall_now(), &user, counts) {
+        Ok(actions) => actions,
+        Err(error) => return HttpResponse::NotFound().body(format!("{error}\n")),
+    };
+    // Saved first, then notified: a phone never shows counts a restart would lose.
+    let (persist, notify): (Vec<Action>, Vec<Action>) = actions
+        .into_iter()
+        .partition(|a| matches!(a, Action::Persist { .. }));
+    let saved = match store.get_ref() {
+        Some(store) => {
+            for action in persist {
+                if let Action::Persist { sequence, changes } = action {
+                    if let Err(error) = store.send(sequence, changes) {
+                        tracing::error!(%error, "voicemail counts not persisted");
+                    }
+                }
+            }
+            let (done, committed) = tokio::sync::oneshot::channel();
+            store.after_commit(Box::new(move |result| {
+                let _ = done.send(result.map_err(|e| e.to_string()));
+            }));
+            committed
+                .await
+                .unwrap_or_else(|_| Err("the store's writer stopped".to_string()))
+        }
+        None => Ok(()),
+    };
+    execute_detached(notify, &outbound);
+    match saved {
+        Ok(()) => HttpResponse::Ok().json(mwi_json(&user, counts)),
+        Err(error) => HttpResponse::InternalServerError().body(format!(
+            "counts set to {counts} and notified, but not saved yet: {error}\n"
+        )),
+    }
+}
+
 async fn api_traces(recorder: Recorder) -> HttpResponse {
     match recorder.as_ref() {
         Some(recorder) => HttpResponse::Ok().json(recorder.summaries()),
@@ -100,12 +170,14 @@ async fn index(core: web::Data<Arc<ProxyCore>>, recorder: Recorder) -> HttpRespo
 /// The routes, with the core and the recorder they read.
 fn routes(
     core: web::Data<Arc<ProxyCore>>,
+    outbound: web::Data<Arc<Outbound>>,
     recorder: Recorder,
     store: Store,
 ) -> impl FnOnce(&mut web::ServiceConfig) {
     move |config| {
         config
             .app_data(core)
+            .app_data(outbound)
             .app_data(recorder)
             .app_data(store)
             .route("/", web::get().to(index))
@@ -118,6 +190,8 @@ fn routes(
             .route("/api/registrations", web::get().to(api_registrations))
             .route("/api/calls", web::get().to(api_calls))
             .route("/api/stats", web::get().to(api_stats))
+            .route("/api/mwi/{user}", web::get().to(api_mwi_get))
+            .route("/api/mwi/{user}", web::post().to(api_mwi_set))
             .route("/api/traces", web::get().to(api_traces))
             .route("/api/trace/{call_id}", web::get().to(api_trace));
     }
@@ -128,14 +202,21 @@ fn routes(
 pub fn start(
     listener: std::net::TcpListener,
     core: Arc<ProxyCore>,
+    outbound: Arc<Outbound>,
     recorder: Option<Arc<TraceRecorder>>,
     store: Option<StoreWriter>,
 ) -> std::io::Result<actix_web::dev::Server> {
     let data = web::Data::new(core);
+    let outbound = web::Data::new(outbound);
     let recorder = web::Data::new(recorder);
     let store = web::Data::new(store);
     let server = HttpServer::new(move || {
-        App::new().configure(routes(data.clone(), recorder.clone(), store.clone()))
+        App::new().configure(routes(
+            data.clone(),
+            outbound.clone(),
+            recorder.clone(),
+            store.clone(),
+        ))
     })
     .workers(1)
     .disable_signals()

@@ -53,6 +53,7 @@ async fn a_failing_registrar_store_makes_the_proxy_not_ready_and_shows_in_the_me
     let core = core_with_store();
     let app = test::init_service(App::new().configure(routes(
         web::Data::new(core),
+        web::Data::new(crate::transport::Outbound::new(Vec::new(), None)),
         web::Data::new(None),
         web::Data::new(Some(store.clone())),
     )))
@@ -117,6 +118,7 @@ async fn bindings_the_sweep_expires_are_counted_as_expired_events() {
     assert_eq!(core.location().expire(now).len(), 2);
     let app = test::init_service(App::new().configure(routes(
         web::Data::new(core),
+        web::Data::new(crate::transport::Outbound::new(Vec::new(), None)),
         web::Data::new(None),
         web::Data::new(Some(broken_writer().0)),
     )))

@@ -103,12 +103,13 @@ async fn serve(config: Config) -> Result<(), ProxyError> {
     let metrics = ProxyMetrics::new();
     let Registrar {
         location,
+        mailboxes,
         writer: store,
         actor: registrar,
     } = start_registrar(config.data_dir.as_deref())?;
     metrics.registrations_active.set(location.count() as i64);
     let calls = CallTracker::new(metrics.clone());
-    let mut core = ProxyCore::new(&config, location, metrics, calls);
+    let mut core = ProxyCore::new(&config, location, metrics, calls).with_mailboxes(mailboxes);
     if core.identity().is_multihomed(Transport::Udp)
         || core.identity().is_multihomed(Transport::Tcp)
     {
@@ -165,8 +166,14 @@ async fn serve(config: Config) -> Result<(), ProxyError> {
         }
         actor.start();
     }
-    let http = crate::http::start(http_listener, core.clone(), recorder, store)
-        .map_err(ProxyError::io(format!("http {}", config.http)))?;
+    let http = crate::http::start(
+        http_listener,
+        core.clone(),
+        outbound.clone(),
+        recorder,
+        store,
+    )
+    .map_err(ProxyError::io(format!("http {}", config.http)))?;
     let http_handle = http.handle();
     actix::spawn(http);
 

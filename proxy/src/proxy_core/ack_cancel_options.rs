@@ -12,6 +12,7 @@ use dialtone_sip::{Message, Uri};
 use dialtone_transaction::TransactionKey;
 
 use super::admission::admits_ack;
+use super::asserted_identity::Hop;
 use super::forward::Forwarding;
 use super::identity::{branch_for, uri_target};
 use super::new_request::NewRequest;
@@ -111,6 +112,9 @@ fn forward_stateless(
         source,
         request,
         plan: &plan,
+        // An ACK is never authenticated: no identity is asserted, the caller's is removed.
+        asserted: None,
+        hop: Hop::Foreign,
     };
     let branch_id = branch_for(request, 0);
     for (new_uri, destination) in next_hops {

@@ -3,6 +3,10 @@
 //! dialog this proxy record-routed, and the digest check that guards everything else.
 //!
 //! The rules, for every method alike:
+//! - The digest username must be the From's user (a user cannot call as another), except for
+//!   an anonymous From (RFC 3323 section 4.1.1.3), which any known user may send: the digest
+//!   check itself stays, and the proxy asserts the authenticated user (RFC 3325,
+//!   `asserted_identity.rs`). REGISTER keeps its own rule (the To's user, `register.rs`).
 //! - With `--auth all`, an out-of-dialog request for a user of our domains is challenged
 //!   before any user or location lookup, so that the answer (status line, headers, time) is
 //!   the same for users that exist and users that do not: a scanner (`svwar`) learns nothing.
@@ -21,11 +25,12 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use dialtone_sip::{HeaderName, Message};
 
+use super::asserted_identity::is_anonymous;
 use super::new_request::NewRequest;
 use super::route::{has_to_tag, RoutePlan};
 use super::targets::Target;
 use super::ProxyCore;
-use crate::auth::AuthDecision;
+use crate::auth::{AuthDecision, Claimed};
 use crate::config::AuthMode;
 
 /// How credentials the proxy accepted were used.
@@ -72,13 +77,15 @@ impl NewRequest<'_, '_> {
         if !needs_credentials {
             return true;
         }
-        let from_user = request
-            .from()
-            .ok()
-            .and_then(|f| f.uri.user())
-            .unwrap_or("")
-            .to_string();
-        self.authenticate(&from_user, 407, false).is_some()
+        let from = request.from().ok();
+        let from_user = from.as_ref().and_then(|f| f.uri.user()).unwrap_or("");
+        // An anonymous From (RFC 3323) names nobody to match: any known user's valid
+        // credentials pass, and the proxy asserts that user (`asserted_identity.rs`).
+        let claimed = match from {
+            Some(ref from) if is_anonymous(from) => Claimed::AnyKnownUser,
+            _ => Claimed::User(from_user),
+        };
+        self.authenticate(claimed, 407, false).is_some()
     }
 
     /// Checks credentials; on anything but success the response is sent and `None` returned.
@@ -87,7 +94,7 @@ impl NewRequest<'_, '_> {
     /// second use by any other request is a replay and is challenged afresh.
     pub(super) fn authenticate(
         &mut self,
-        claimed_user: &str,
+        claimed: Claimed<'_>,
         challenge_code: u16,
         admit_replay: bool,
     ) -> Option<Authorized> {
@@ -113,16 +120,18 @@ impl NewRequest<'_, '_> {
         let fingerprint = transaction_fingerprint(request);
         let source = self.source.addr.ip();
         let failure = |label: &str| core.metrics.auth_failures.with_label_values(&[label]).inc();
-        match core.auth.check(
-            &values,
-            method,
-            claimed_user,
-            source,
-            self.wall,
-            fingerprint,
-        ) {
-            AuthDecision::Authenticated { .. } => return Some(Authorized::Fresh),
-            AuthDecision::Replayed { .. } if admit_replay => return Some(Authorized::Replayed),
+        match core
+            .auth
+            .check(&values, method, claimed, source, self.wall, fingerprint)
+        {
+            AuthDecision::Authenticated { user } => {
+                self.authenticated = Some(user);
+                return Some(Authorized::Fresh);
+            }
+            AuthDecision::Replayed { user } if admit_replay => {
+                self.authenticated = Some(user);
+                return Some(Authorized::Replayed);
+            }
             AuthDecision::Replayed { .. } => self.challenge(challenge_code, false),
             AuthDecision::Challenge { stale } => self.challenge(challenge_code, stale),
             AuthDecision::Failed => {

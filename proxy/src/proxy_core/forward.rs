@@ -1,6 +1,7 @@
 //! Forwarding (RFC 3261 section 16.6): the received octets edited for each branch (our Via,
 //! `received`/`rport` on the previous one, Record-Route, our own Routes removed, Max-Forwards
-//! decremented), sent over TCP when too large for UDP (section 18.1.1), and the single next
+//! decremented, the caller's identity headers replaced by the one the proxy asserts,
+//! `asserted_identity.rs`), sent over TCP when too large for UDP (section 18.1.1), and the single next
 //! hop of a request that is not for one of our users: an IP address at once, a name through
 //! DNS first (RFC 3263, [`Action::Resolve`]).
 
@@ -10,6 +11,7 @@ use bytes::Bytes;
 use dialtone_sip::{Editor, HeaderName, Message, Method, Uri, Via};
 use dialtone_transaction::Transport;
 
+use super::asserted_identity::{self, AssertedIdentity, Hop};
 use super::identity::{branch_for, uri_target, ProxyIdentity};
 use super::new_request::NewRequest;
 use super::route::{self, RoutePlan};
@@ -27,6 +29,10 @@ pub(super) struct Forwarding<'r, 'm> {
     pub source: Source,
     pub request: &'r Message<'m>,
     pub plan: &'r RoutePlan,
+    /// The identity the proxy asserts (RFC 3325), when it authenticated the caller.
+    pub asserted: Option<&'r AssertedIdentity>,
+    /// Whether the copies go to our users' bindings (inside the trust domain) or elsewhere.
+    pub hop: Hop,
 }
 
 impl Forwarding<'_, '_> {
@@ -103,6 +109,7 @@ impl Forwarding<'_, '_> {
         if plan.remove_last_route {
             remove_last_route(request, &mut edit);
         }
+        asserted_identity::rewrite(request, &mut edit, self.asserted, self.hop);
         edit.decrement_max_forwards();
         if transport == Transport::Tcp {
             edit.ensure_content_length();
@@ -140,11 +147,14 @@ pub(super) fn forward_single(new: &mut NewRequest<'_, '_>, plan: &RoutePlan, nex
     let Some((host, port, transport)) = uri_target(&uri) else {
         return new.respond(416, "Unsupported URI Scheme", &[]);
     };
+    let asserted = new.asserted_identity();
     let forwarding = Forwarding {
         identity: &new.core.identity,
         source: new.source,
         request: new.request,
         plan,
+        asserted: asserted.as_ref(),
+        hop: Hop::Foreign,
     };
     let new_request_uri = plan.new_request_uri.as_deref();
     let branch_id = branch_for(new.request, 0);

@@ -167,6 +167,15 @@ impl ProxyIdentity {
             && port.is_none_or(|port| self.listen.iter().any(|l| l.addr.port() == port))
     }
 
+    /// The domain the proxy names its users in (the `DOMAIN` of `sip:USER@DOMAIN` in what it
+    /// asserts and notifies): the first `--domain`, else the host of its first listen address.
+    pub fn primary_domain(&self) -> String {
+        match self.domains.first() {
+            Some(domain) => domain.clone(),
+            None => self.host_of(self.local_addr(Transport::Udp)),
+        }
+    }
+
     /// True when `addr` is one of our listen addresses: a request sent there would come back
     /// to this proxy. (A wildcard listen address counts for the loopback addresses at its
     /// port; which other addresses it covers only the kernel knows.)

@@ -20,25 +20,30 @@
 //! - a request: `request.rs` (16.2 and the walk), with `new_request.rs` (its context),
 //!   `validate.rs` (16.3), `route.rs` (16.4), `admission.rs` (who may be forwarded, digest),
 //!   `targets.rs` (16.5), `forward.rs` (16.6), `register.rs` (REGISTER) and
-//!   `ack_cancel_options.rs` (16.10, 16.11, OPTIONS);
+//!   `ack_cancel_options.rs` (16.10, 16.11, OPTIONS), `subscribe.rs` (a `message-summary`
+//!   SUBSCRIBE, answered by the notifier in `mwi/`, RFC 3842 and RFC 6665);
 //! - a response: `response.rs` (matching, 16.7 step 2);
 //! - the proxied request's transaction: `transaction/` (server side, branches, 16.7's best
 //!   response, failover), which sees the proxy only through a [`TransactionEnv`];
 //! - `reply.rs` (where responses go; the proxy's own responses), `identity.rs` (who the proxy
-//!   is, which address a message leaves from).
+//!   is, which address a message leaves from), `asserted_identity.rs` (RFC 3323/3325: the
+//!   identity it asserts for a caller, and where privacy lets it go).
 
 mod ack_cancel_options;
 mod admission;
 mod arming;
+mod asserted_identity;
 pub use arming::{ArmCounter, Arming};
 mod forward;
 pub mod identity;
+pub mod mwi;
 mod new_request;
 mod register;
 pub mod reply;
 mod request;
 mod response;
 pub mod route;
+mod subscribe;
 mod targets;
 mod transaction;
 mod unavailable;
@@ -59,9 +64,12 @@ use crate::auth::Authenticator;
 use crate::calls::CallTracker;
 use crate::config::{AuthMode, Config};
 use crate::metrics::ProxyMetrics;
-use crate::registrar::{BindingChange, LocationService, RegistrarPolicy};
+use crate::registrar::{
+    BindingChange, LocationService, MailboxError, MessageCounts, RegistrarPolicy,
+};
 
 pub use identity::ProxyIdentity;
+use mwi::Notifier;
 pub use transaction::{ProxyTransaction, TransactionEnv, TransactionEvent};
 
 /// Where a message came from.
@@ -89,6 +97,8 @@ pub struct Destination {
 pub enum TimerId {
     /// A proxied request's transactions (server and branches).
     Transaction(TransactionKey),
+    /// A NOTIFY of the message-waiting notifier (`mwi/`), by its client key.
+    Notify(TransactionKey),
 }
 
 /// The request a held response answers, kept (a shared handle to its octets) in case the
@@ -161,6 +171,8 @@ pub struct ProxyCore {
     pub(crate) relay: bool,
     /// The Server header of the proxy's own responses (`--server-header`); `None`: none.
     pub(crate) server_header: Option<String>,
+    /// The message-waiting notifier: voicemail counts, subscriptions, NOTIFYs in flight.
+    pub(crate) mwi: Notifier,
 }
 
 impl std::fmt::Debug for ProxyCore {
@@ -205,7 +217,14 @@ impl ProxyCore {
             unavailable: UnavailableHops::default(),
             relay: config.relay,
             server_header: (!config.server_header.is_empty()).then(|| config.server_header.clone()),
+            mwi: Notifier::default(),
         }
+    }
+
+    /// Starts the notifier with the voicemail counts the store held.
+    pub fn with_mailboxes(mut self, mailboxes: Vec<(String, MessageCounts)>) -> Self {
+        self.mwi = Notifier::with_mailboxes(mailboxes);
+        self
     }
 
     /// Lets the core choose among several listen addresses of a transport by the kernel's
@@ -274,7 +293,13 @@ impl ProxyCore {
     /// Handles a timer armed by an earlier [`Action::Arm`].
     pub fn handle_timer(&self, now: Instant, wall: SystemTime, id: &TimerId) -> Vec<Action> {
         let mut actions = Vec::new();
-        let TimerId::Transaction(key) = id;
+        let key = match id {
+            TimerId::Transaction(key) => key,
+            TimerId::Notify(key) => {
+                self.mwi.handle_timeout(now, key, &mut actions);
+                return actions;
+            }
+        };
         let Some(entry) = self.servers.get(key).map(|e| e.value().clone()) else {
             return actions;
         };
@@ -303,6 +328,7 @@ impl ProxyCore {
             return actions;
         };
         let Some(server_key) = self.branches.get(&client_key).map(|k| k.value().clone()) else {
+            self.mwi.on_transport_error(now, &client_key, &mut actions);
             return actions;
         };
         let Some(entry) = self.servers.get(&server_key).map(|e| e.value().clone()) else {
@@ -475,6 +501,55 @@ impl ProxyCore {
         );
         self.metrics.response_sent(status).inc();
         actions.push(Action::Send { to, bytes });
+    }
+
+    /// True when `user` has a mailbox: a configured user, or one registered now (a lab
+    /// without `--user` has only registered users).
+    pub fn is_mailbox(&self, user: &str, wall: SystemTime) -> bool {
+        self.auth.is_known_user(user) || !self.location.lookup(user, wall).is_empty()
+    }
+
+    /// `user`'s voicemail counts.
+    pub fn message_counts(
+        &self,
+        user: &str,
+        wall: SystemTime,
+    ) -> Result<MessageCounts, MailboxError> {
+        if !self.is_mailbox(user, wall) {
+            return Err(MailboxError::UnknownUser(user.to_string()));
+        }
+        Ok(self.mwi.counts(user))
+    }
+
+    /// Sets `user`'s voicemail counts (the admin API, `ctl mwi`): they are persisted
+    /// (`Action::Persist`, first), then every subscription of the user is notified in its
+    /// dialog and every binding gets an unsolicited NOTIFY (`mwi/`).
+    pub fn set_message_counts(
+        &self,
+        now: Instant,
+        wall: SystemTime,
+        user: &str,
+        counts: MessageCounts,
+    ) -> Result<Vec<Action>, MailboxError> {
+        if !self.is_mailbox(user, wall) {
+            return Err(MailboxError::UnknownUser(user.to_string()));
+        }
+        let mut actions = vec![Action::Persist {
+            sequence: self.location.next_sequence(),
+            changes: vec![BindingChange::Mailbox {
+                aor: user.to_string(),
+                counts,
+            }],
+        }];
+        let bindings = self.location.lookup(user, wall);
+        let (targets, _) = targets::binding_targets(&self.identity, &bindings);
+        let env = mwi::NotifyEnv {
+            identity: &self.identity,
+            timers: &self.timers,
+        };
+        self.mwi
+            .set_counts(now, env, user, counts, &targets, &mut actions);
+        Ok(actions)
     }
 
     /// The answer to a REGISTER whose held 200 cannot go because the store failed to save

@@ -7,6 +7,8 @@ use std::time::{Instant, SystemTime};
 use dialtone_sip::Message;
 use dialtone_transaction::TransactionKey;
 
+use super::asserted_identity::AssertedIdentity;
+use super::route::has_to_tag;
 use super::transaction::ProxyTransaction;
 use super::{Action, ProxyCore, Source};
 
@@ -22,9 +24,24 @@ pub(super) struct NewRequest<'r, 'm> {
     pub key: &'r TransactionKey,
     pub tx: &'r mut ProxyTransaction,
     pub actions: &'r mut Vec<Action>,
+    /// The digest user whose credentials this request carried and the proxy accepted
+    /// (`admission.rs`), whose identity it asserts when forwarding (`asserted_identity.rs`).
+    pub authenticated: Option<String>,
 }
 
 impl NewRequest<'_, '_> {
+    /// The identity the proxy asserts on this request's forwarded copies (RFC 3325): the
+    /// authenticated user's, for an out-of-dialog request only (inside a dialog the callee
+    /// knows its peer already, and the request was not authenticated as a new call).
+    pub fn asserted_identity(&self) -> Option<AssertedIdentity> {
+        let user = self.authenticated.as_deref()?;
+        if has_to_tag(self.request) {
+            return None;
+        }
+        let domain = self.core.identity.primary_domain();
+        Some(AssertedIdentity::for_request(self.request, user, &domain))
+    }
+
     /// Answers the request with a response the proxy writes itself.
     pub fn respond(&mut self, status: u16, reason: &str, extra: &[(&str, String)]) {
         self.tx.respond_to(

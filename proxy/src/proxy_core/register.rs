@@ -10,6 +10,7 @@ use dialtone_sip::{Message, Uri};
 use super::admission::Authorized;
 use super::new_request::NewRequest;
 use super::{reply, Action, HeldRequest, ProxyCore};
+use crate::auth::Claimed;
 use crate::config::AuthMode;
 use crate::metrics::RegistrationEvent;
 use crate::registrar::{Applied, BindingChange, Origin, RegisterOutcome};
@@ -32,7 +33,7 @@ pub(super) fn register(new: &mut NewRequest<'_, '_>) {
     let mut replayed = false;
     if core.auth_mode != AuthMode::None {
         let raw_user = to.uri.user().unwrap_or("");
-        match new.authenticate(raw_user, core.register_challenge, true) {
+        match new.authenticate(Claimed::User(raw_user), core.register_challenge, true) {
             Some(authorized) => replayed = authorized == Authorized::Replayed,
             None => return,
         }

@@ -4,7 +4,8 @@
 //! transaction and a [`NewRequest`] (`new_request.rs`), which takes it through validation (16.3,
 //! `validate.rs`), route information (16.4, `route.rs`), admission (`admission.rs`), the
 //! target set (16.5, `targets.rs`) and forwarding (16.6, `forward.rs`), or to the registrar
-//! (`register.rs`).
+//! (`register.rs`), or, for a `message-summary` SUBSCRIBE to a user, to the notifier
+//! (`subscribe.rs`, `mwi/`).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
@@ -15,7 +16,7 @@ use dialtone_sip::{Message, Method, ParseError};
 use super::new_request::NewRequest;
 use super::targets::Target;
 use super::transaction::ProxyTransaction;
-use super::{ack_cancel_options, forward, register, reply, route, targets, validate};
+use super::{ack_cancel_options, forward, register, reply, route, subscribe, targets, validate};
 use super::{Action, ProxyCore, Source};
 
 /// Sections 16.3 to 16.6 for a new request.
@@ -31,6 +32,9 @@ fn process(new: &mut NewRequest<'_, '_>) {
     let target = targets::target(&new.core.identity, new.request, &uri, &plan);
     if method == Method::Register && matches!(target, Target::Proxy | Target::LocalUser(_)) {
         return register::register(new);
+    }
+    if method == Method::Subscribe && subscribe::is_for_the_proxy(new, &target) {
+        return subscribe::subscribe(new, &plan, &target);
     }
     match target {
         Target::Proxy if method == Method::Options => ack_cancel_options::answer_options(new),
@@ -128,6 +132,7 @@ pub(super) fn receive(
         key: &key,
         tx: &mut tx,
         actions,
+        authenticated: None,
     };
     if method == Method::Invite {
         // RFC 3261 section 16.2: 100 Trying at once, so the caller stops retransmitting.

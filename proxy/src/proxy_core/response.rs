@@ -58,6 +58,9 @@ pub(super) fn receive(
             );
             core.after(now, wall, &server_key, &mut tx, actions);
         }
+        _ if core
+            .mwi
+            .on_response(now, &client_key, status, bytes.clone(), actions) => {}
         _ => {
             let is_invite_2xx = (200..300).contains(&status)
                 && response

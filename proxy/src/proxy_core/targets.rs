@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use dialtone_sip::{Message, SipUri, Uri};
 use dialtone_transaction::Transport;
 
+use super::asserted_identity::Hop;
 use super::forward::{add_branch, refuse_own_address, Forwarding};
 use super::identity::{branch_for, uri_target, ProxyIdentity};
 use super::new_request::NewRequest;
@@ -85,11 +86,16 @@ pub(super) fn fork_to_bindings(new: &mut NewRequest<'_, '_>, plan: &RoutePlan, u
     if targets.is_empty() && looped {
         return refuse_own_address(new);
     }
+    let asserted = new.asserted_identity();
     let forwarding = Forwarding {
         identity: &core.identity,
         source: new.source,
         request: new.request,
         plan,
+        asserted: asserted.as_ref(),
+        // Our users' phones are inside the trust domain: they keep the asserted identity
+        // even under Privacy (RFC 3325 section 7; see `asserted_identity.rs`).
+        hop: Hop::Binding,
     };
     for (index, (contact, destination)) in targets.iter().enumerate() {
         let branch_id = branch_for(new.request, index);

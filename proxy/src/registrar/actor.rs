@@ -13,6 +13,7 @@ use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, ResponseFuture
 
 use super::binding::BindingChange;
 use super::location::LocationService;
+use super::mailbox::MessageCounts;
 use super::store::{BindingStore, StoreError, StoreWriter};
 
 /// How often expired bindings are swept. A lookup already ignores expired bindings, so this only
@@ -134,6 +135,8 @@ impl Handler<Sweep> for RegistrarActor {
 /// the registrar actor.
 pub struct Registrar {
     pub location: LocationService,
+    /// The voicemail counts the store held (none in memory).
+    pub mailboxes: Vec<(String, MessageCounts)>,
     pub writer: Option<StoreWriter>,
     pub actor: Addr<RegistrarActor>,
 }
@@ -141,10 +144,11 @@ pub struct Registrar {
 /// Opens the store in `data_dir` (memory only when `None`), loads the bindings still alive, and
 /// starts the registrar actor on the current arbiter (call it inside a running actix system).
 pub fn start_registrar(data_dir: Option<&Path>) -> Result<Registrar, StoreError> {
-    let (location, writer) = match data_dir {
+    let (location, writer, mailboxes) = match data_dir {
         Some(dir) => {
             let store = BindingStore::open(dir)?;
             let bindings = store.load(SystemTime::now())?;
+            let mailboxes = store.load_mailboxes()?;
             tracing::info!(
                 bindings = bindings.len(),
                 dir = %dir.display(),
@@ -152,13 +156,14 @@ pub fn start_registrar(data_dir: Option<&Path>) -> Result<Registrar, StoreError>
             );
             let writer = store.spawn_writer();
             let location = LocationService::with_bindings(bindings, true);
-            (location, Some(writer))
+            (location, Some(writer), mailboxes)
         }
-        None => (LocationService::new(), None),
+        None => (LocationService::new(), None, Vec::new()),
     };
     let actor = RegistrarActor::new(location.clone(), writer.clone(), SWEEP_INTERVAL);
     Ok(Registrar {
         location,
+        mailboxes,
         writer,
         actor: actor.start(),
     })
@@ -218,6 +223,7 @@ pub(crate) mod tests {
             location,
             writer,
             actor: registrar,
+            ..
         } = start_registrar(Some(dir.path())).unwrap();
         let raw = std::fs::read(SEED_REGISTER).unwrap();
         let request = Message::parse(&raw).unwrap();

@@ -1,5 +1,6 @@
 //! What the registrar keeps: a [`Binding`] of an address-of-record to a contact (RFC 3261
-//! section 10.3), the [`BindingChange`]s the store applies, and the identity of a contact
+//! section 10.3), the [`BindingChange`]s the store applies (and the user's voicemail counts,
+//! which travel the same way), and the identity of a contact
 //! (section 19.1.4) that keys both memory and the store.
 
 use std::net::SocketAddr;
@@ -8,6 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use dialtone_sip::Uri;
 use dialtone_transaction::Transport;
 use serde::{Deserialize, Serialize};
+
+use super::mailbox::MessageCounts;
 
 /// One binding of an address-of-record to a contact address (RFC 3261 section 10.3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +83,10 @@ pub enum BindingChange {
     Upsert(Binding),
     /// Delete the binding of `aor` whose contact has the identity of `contact`.
     Remove { aor: String, contact: String },
+    /// Write the voicemail counts of `aor` (not a binding, but the same user's, kept in the
+    /// same file through the same writer so that they survive a restart alike; see
+    /// [`super::mailbox`]).
+    Mailbox { aor: String, counts: MessageCounts },
 }
 
 impl BindingChange {
@@ -88,6 +95,8 @@ impl BindingChange {
         match self {
             BindingChange::Upsert(binding) => binding.store_key(),
             BindingChange::Remove { aor, contact } => store_key(aor, contact),
+            // A tab is in no AOR or contact: this key names no binding.
+            BindingChange::Mailbox { aor, .. } => format!("{aor}\tmailbox"),
         }
     }
 

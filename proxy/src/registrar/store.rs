@@ -2,7 +2,8 @@
 //! waiting up to an hour for every ATA to re-register.
 //!
 //! redb (embedded, crash-safe, pure Rust) keeps one table from `aor contact-identity` (see
-//! [`super::binding::store_key`]) to the JSON of the [`Binding`]. Memory ([`super::location`]) is
+//! [`super::binding::store_key`]) to the JSON of the [`Binding`], and one from the AOR to the
+//! JSON of its voicemail counts ([`MessageCounts`]). Memory ([`super::location`]) is
 //! the truth while the proxy runs; the store is written behind it by one OS thread
 //! ([`BindingStore::spawn_writer`]) that commits everything queued in one write transaction, so
 //! a burst of 10 000 REGISTERs a second costs a few fsyncs, not 10 000. The 200 to a REGISTER
@@ -17,6 +18,7 @@ use redb::{Database, ReadableTable, TableDefinition};
 
 use super::binding::{Binding, BindingChange};
 pub use super::error::StoreError;
+use super::mailbox::MessageCounts;
 use super::writer::CommitBatch;
 pub use super::writer::{AfterCommit, StoreWriter};
 
@@ -24,6 +26,9 @@ pub use super::writer::{AfterCommit, StoreWriter};
 pub const FILE_NAME: &str = "registrations.redb";
 
 const BINDINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("bindings");
+
+/// The voicemail counts, from the AOR to the JSON of its [`MessageCounts`].
+const MAILBOXES: TableDefinition<&str, &[u8]> = TableDefinition::new("mailboxes");
 
 /// The open database file.
 pub struct BindingStore {
@@ -50,6 +55,7 @@ impl BindingStore {
         let db = open_file(&path)?;
         let txn = db.begin_write().map_err(db_err)?;
         txn.open_table(BINDINGS).map_err(db_err)?;
+        txn.open_table(MAILBOXES).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
         Ok(BindingStore { db: Some(db), path })
     }
@@ -122,14 +128,37 @@ impl BindingStore {
         Ok(alive)
     }
 
+    /// Every mailbox's counts. One that does not decode is skipped with a warning, like a
+    /// binding (its counts are set again by whoever sets them).
+    pub fn load_mailboxes(&self) -> Result<Vec<(String, MessageCounts)>, StoreError> {
+        let txn = self.db()?.begin_read().map_err(db_err)?;
+        let table = txn.open_table(MAILBOXES).map_err(db_err)?;
+        let mut mailboxes = Vec::new();
+        for entry in table.iter().map_err(db_err)? {
+            let (key, value) = entry.map_err(db_err)?;
+            match serde_json::from_slice::<MessageCounts>(value.value()) {
+                Ok(counts) => mailboxes.push((key.value().to_owned(), counts)),
+                Err(error) => tracing::warn!(key = key.value(), %error, "undecodable mailbox"),
+            }
+        }
+        Ok(mailboxes)
+    }
+
     /// Applies `changes` in order, in one write transaction (one fsync).
     pub fn apply(&self, changes: &[BindingChange]) -> Result<(), StoreError> {
         let txn = self.db()?.begin_write().map_err(db_err)?;
         {
             let mut table = txn.open_table(BINDINGS).map_err(db_err)?;
+            let mut mailboxes = txn.open_table(MAILBOXES).map_err(db_err)?;
             for change in changes {
                 let key = change.store_key();
                 match change {
+                    BindingChange::Mailbox { aor, counts } => {
+                        let value = serde_json::to_vec(counts)?;
+                        mailboxes
+                            .insert(aor.as_str(), value.as_slice())
+                            .map_err(db_err)?;
+                    }
                     BindingChange::Upsert(binding) => {
                         let value = serde_json::to_vec(binding)?;
                         table

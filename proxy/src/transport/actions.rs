@@ -1,6 +1,6 @@
 //! The actor messages through which the core's work comes back to a transport actor (a timer
 //! fired, a send failed, a name resolved, the store committed), and [`execute`], which carries
-//! out the core's [`Action`]s from inside an actor.
+//! out the core's [`Action`]s from inside an actor ([`execute_detached`] from outside one).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -108,6 +108,28 @@ pub fn execute<A>(
                     });
                 });
             }
+        }
+    }
+}
+
+/// Carries out actions the core returned outside any transport actor (the admin API setting
+/// voicemail counts): sends go without a failure report (a NOTIFY that cannot leave is
+/// retransmitted until Timer F, which ends its subscription), timers go into the shared
+/// queue that the workers fire, changes to the store's writer. Nothing else is expected
+/// there, and is logged if it comes.
+pub fn execute_detached(actions: Vec<Action>, outbound: &Arc<Outbound>) {
+    for action in actions {
+        match action {
+            Action::Send { to, bytes } => outbound.send(to, bytes, None),
+            Action::Persist { sequence, changes } => {
+                if let Some(store) = outbound.store() {
+                    if let Err(error) = store.send(sequence, changes) {
+                        tracing::error!(%error, "changes not persisted");
+                    }
+                }
+            }
+            Action::Arm { id, at, arming } => outbound.timers.push(Instant::now(), at, id, arming),
+            other => tracing::error!(?other, "an action no actor can carry out here; dropped"),
         }
     }
 }

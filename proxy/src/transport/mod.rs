@@ -127,7 +127,7 @@ use dashmap::DashMap;
 
 mod actions;
 pub(crate) use actions::held_response;
-pub use actions::{execute, Resolved, Stored, TimerFired, TransportFailed};
+pub use actions::{execute, execute_detached, Resolved, Stored, TimerFired, TransportFailed};
 
 use crate::proxy_core::{reply, Destination, ProxyCore, Source};
 use crate::registrar::StoreWriter;
