@@ -55,6 +55,27 @@ pub fn trace(http: SocketAddr, call_id: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The text of the first message of `call_id` the proxy traced in `direction` (`in` or
+/// `out`) whose first line starts with `start`.
+pub fn traced_message(
+    http: SocketAddr,
+    call_id: &str,
+    direction: &str,
+    start: &str,
+) -> Option<String> {
+    get_json(http, &format!("/api/trace/{call_id}"))["messages"]
+        .as_array()?
+        .iter()
+        .find(|m| {
+            m["direction"] == direction
+                && m["first_line"]
+                    .as_str()
+                    .is_some_and(|line| line.starts_with(start))
+        })
+        .and_then(|m| m["text"].as_str())
+        .map(str::to_owned)
+}
+
 /// Asserts that the proxy challenged `user`'s REGISTER (Call-ID `call_id`, from its binding)
 /// with a 401 or 407 before it registered it.
 #[track_caller]

@@ -58,6 +58,10 @@ const T2: Duration = Duration::from_secs(4);
 /// How many digest challenges one INVITE may meet before the call fails.
 const MAX_CHALLENGES: u32 = 2;
 
+/// How many redirects (3xx) a call follows before it fails: enough for a forward of a
+/// forward, few enough that two lines forwarding to each other stop.
+const MAX_REDIRECTS: u32 = 3;
+
 /// Where the call stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -264,6 +268,7 @@ pub struct Dialog {
     /// Headers our INVITE carries beyond the usual ones (Privacy, Replaces...), kept for its
     /// digest retry.
     invite_headers: Vec<(&'static str, String)>,
+    redirects: u32,
     pending_ok: Option<PendingOk>,
     reinvite_txn: Option<(TxnId, Vec<u8>)>,
     reinvite_cseq: Option<u32>,

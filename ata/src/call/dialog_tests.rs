@@ -851,3 +851,43 @@ fn a_refused_refer_is_reported() {
         [CallEvent::ReferRefused { status: 603 }]
     );
 }
+
+#[test]
+fn a_redirect_is_followed_to_its_contact_with_its_diversion_and_the_same_dialog_identifiers() {
+    let mut dialog = outgoing();
+    let sent = drain(&mut dialog);
+    let Some(Output::Request { bytes, .. }) = sent.first() else {
+        panic!("an INVITE: {sent:?}");
+    };
+    let invite = String::from_utf8_lossy(bytes).into_owned();
+    let moved = response(
+        invite.as_bytes(),
+        "302 Moved Temporarily",
+        Some("r1"),
+        "Contact: <sip:7000@192.168.2.97;user=phone>\r\n\
+         Diversion: <sip:9000@192.168.2.97>;reason=unconditional;counter=1\r\n",
+        "",
+    );
+    feed(&mut dialog, &moved);
+    let sent = drain(&mut dialog);
+    assert!(events(&sent).is_empty(), "not a failure: {sent:?}");
+    let Some(Output::Request { bytes, .. }) = sent.first() else {
+        panic!("a new INVITE: {sent:?}");
+    };
+    let retry = String::from_utf8_lossy(bytes);
+    assert!(
+        retry.starts_with("INVITE sip:7000@192.168.2.97;user=phone SIP/2.0"),
+        "{retry}"
+    );
+    assert!(retry.contains("CSeq: 2 INVITE"), "{retry}");
+    assert!(
+        retry.contains("Diversion: <sip:9000@192.168.2.97>;reason=unconditional;counter=1\r\n"),
+        "{retry}"
+    );
+    let call_id = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("Call-ID:"))
+            .map(str::to_owned)
+    };
+    assert_eq!(call_id(&retry), call_id(&invite));
+}

@@ -603,6 +603,12 @@ fn a_referred_call_takes_the_handset() {
         anonymous: false,
         replaces: Some("abc;to-tag=1;from-tag=2".into()),
     }));
+    let shown = p
+        .calls()
+        .iter()
+        .find(|c| c.id == new)
+        .map(|c| c.remote.number.clone());
+    assert_eq!(shown.as_deref(), Some("7000"), "the URI's user part");
     p.call_connected(new, "PCMU/8000".into());
     assert_eq!(p.audio_route(), AudioRoute::Call(new));
     p.call_ended(old, CallOutcome::RemoteHangup);

@@ -15,7 +15,7 @@ use rand::SeedableRng;
 
 use super::{
     sdp_body, CallEvent, Dialog, IncomingCall, OutgoingCall, Output, PendingOk, Phase, SentInvite,
-    MAX_CHALLENGES, T1,
+    MAX_CHALLENGES, MAX_REDIRECTS, T1,
 };
 use crate::auth::{answer_challenge, AuthHeader, DigestUser};
 use crate::error::{AtaError, Unusable};
@@ -66,6 +66,7 @@ impl Dialog {
             invite_txn: None,
             invite_request: Vec::new(),
             invite_headers,
+            redirects: 0,
             pending_ok: None,
             reinvite_txn: None,
             reinvite_cseq: None,
@@ -134,6 +135,7 @@ impl Dialog {
             invite_txn: Some(call.txn),
             invite_request: call.request,
             invite_headers: Vec::new(),
+            redirects: 0,
             pending_ok: None,
             reinvite_txn: None,
             reinvite_cseq: None,
@@ -268,6 +270,9 @@ impl Dialog {
             401 | 407 if self.phase != Phase::Ending && !self.cancel_pending => {
                 self.on_invite_challenge(response)?
             }
+            300..=399 if self.phase != Phase::Ending && !self.cancel_pending => {
+                self.on_invite_redirect(status, response)
+            }
             _ => {
                 if !matches!(self.phase, Phase::Confirmed | Phase::Terminated) {
                     if self.phase != Phase::Ending && !self.cancel_pending {
@@ -322,6 +327,41 @@ impl Dialog {
             });
         }
         Ok(())
+    }
+
+    /// RFC 3261 8.1.3.4: a redirect's Contact is the new target; the new INVITE keeps
+    /// Call-ID, From and To with CSeq + 1 and carries the Diversion headers the redirect had
+    /// (RFC 5806 section 4), so the new callee sees who forwarded the call and why.
+    fn on_invite_redirect(&mut self, status: u16, response: &Message<'_>) {
+        let contact = match response.contacts() {
+            Ok(dialtone_sip::Contacts::List(list)) => list
+                .first()
+                .map(|c| c.uri.as_str().to_owned())
+                .filter(|uri| uri.starts_with("sip:") || uri.starts_with("sips:")),
+            _ => None,
+        };
+        let (Some(contact), Some(invite)) = (contact, self.invite.clone()) else {
+            self.event(CallEvent::Failed { status });
+            self.terminate();
+            return;
+        };
+        if self.redirects >= MAX_REDIRECTS {
+            self.event(CallEvent::Failed { status });
+            self.terminate();
+            return;
+        }
+        self.redirects += 1;
+        self.challenges = 0;
+        let diversions = response
+            .headers()
+            .iter()
+            .filter(|h| h.raw_name.eq_ignore_ascii_case("Diversion"));
+        for header in diversions {
+            self.invite_headers
+                .push(("Diversion", header.value.trim().to_owned()));
+        }
+        self.remote_target = contact.clone();
+        self.send_invite(contact, invite.destination, invite.body, None);
     }
 
     pub(super) fn on_invite_challenge(&mut self, response: &Message<'_>) -> Result<(), AtaError> {

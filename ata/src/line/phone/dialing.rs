@@ -153,7 +153,7 @@ impl Phone {
             direction: Direction::Outgoing,
             state: CallState::Dialing,
             remote: Party {
-                number: number.clone(),
+                number: shown_number(&number),
                 name: None,
             },
             codec: None,
@@ -179,6 +179,21 @@ impl Phone {
         self.digit_deadline = None;
         self.digits.clear();
         self.mode = Mode::Reorder;
+    }
+}
+
+/// What the status shows for a dialled number or a SIP URI (a transfer's target): the
+/// URI's user part, as for a caller.
+fn shown_number(dialled: &str) -> String {
+    let Some(rest) = dialled
+        .strip_prefix("sip:")
+        .or_else(|| dialled.strip_prefix("sips:"))
+    else {
+        return dialled.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((user, _)) => user.split(';').next().unwrap_or(user).to_owned(),
+        None => rest.split([';', '?']).next().unwrap_or(rest).to_owned(),
     }
 }
 

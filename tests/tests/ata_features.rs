@@ -1,0 +1,372 @@
+//! End to end, the Cisco ATA features of issue 20 on three ATAs (virtual lines A 8000, B 9000,
+//! C 7000, each playing its own tone: 1000, 1500, 2000 Hz, and recording its earpiece) through
+//! `dialtone-proxy` with digest auth on every request: call waiting, the three-way conference,
+//! attended transfer, call forward with Diversion, and `*67` anonymous calls the proxy still
+//! authenticates. Audio is judged by Goertzel on the part of each recording made during the
+//! phase under test ([`Recording::mark`] then [`Recording::since`]).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use dialtone_ata::ctl::CtlCommand;
+use dialtone_ata::line::LineStatus;
+use dialtone_e2e::proxy_api::{calls, traced_message};
+use dialtone_e2e::{ata_line_command, start_ata, wait_for_line, AtaProcess, Proxy};
+use dialtone_media::tone_amplitude;
+
+const ATA: &str = env!("CARGO_BIN_EXE_e2e-dialtone-ata");
+const PROXY: &str = env!("CARGO_BIN_EXE_e2e-dialtone-proxy");
+
+/// One ATA of the lab with its recording.
+struct Line {
+    ata: AtaProcess,
+    wav: PathBuf,
+}
+
+/// A position in a recording, from which to read what was heard since.
+struct Mark(usize);
+
+impl Line {
+    fn command(&self, command: CtlCommand) -> LineStatus {
+        ata_line_command(self.ata.control, 1, command)
+    }
+
+    fn wait(&self, what: &str, done: impl Fn(&LineStatus) -> bool) -> LineStatus {
+        wait_for_line(self.ata.control, 1, what, done)
+    }
+
+    /// A position in the recording made after now: the virtual line completes the file on
+    /// disk every second of off-hook time, so the length read now may be up to a second old;
+    /// the next length it reaches is not.
+    fn mark(&self) -> Mark {
+        let stale = self.recorded().len();
+        let mut fresh = stale;
+        let grown = dialtone_e2e::wait_until(Duration::from_secs(5), || {
+            fresh = self.recorded().len();
+            fresh > stale
+        });
+        assert!(grown, "{} is not recording", self.wav.display());
+        Mark(fresh)
+    }
+
+    /// What was heard since `mark`.
+    fn since(&self, mark: &Mark) -> Vec<i16> {
+        self.recorded()
+            .get(mark.0..)
+            .map(<[i16]>::to_vec)
+            .unwrap_or_default()
+    }
+
+    fn recorded(&self) -> Vec<i16> {
+        match hound::WavReader::open(&self.wav) {
+            Ok(reader) => reader.into_samples::<i16>().map_while(Result::ok).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+struct Lab {
+    proxy: Proxy,
+    _dir: tempfile::TempDir,
+    a: Line,
+    b: Line,
+    c: Line,
+}
+
+/// The proxy with auth on everything and three registered ATAs; `answering` says which of
+/// A, B, C answer by themselves.
+fn lab(answering: [bool; 3]) -> Lab {
+    let proxy = Proxy::start(
+        PROXY,
+        &[
+            "--domain",
+            "lab",
+            "--auth",
+            "all",
+            "--user",
+            "8000:pw8000",
+            "--user",
+            "9000:pw9000",
+            "--user",
+            "7000:pw7000",
+        ],
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let start = |user: &str, hz: u32, answers: bool| {
+        let wav = dir.path().join(format!("{user}.wav"));
+        let line = format!("{user}:pw{user}");
+        let proxy_sip = proxy.sip.to_string();
+        let tone = format!("tone:{hz}");
+        let mut args = vec![
+            "--line",
+            &line,
+            "--proxy",
+            &proxy_sip,
+            "--register-interval",
+            "300",
+            "--audio-in",
+            &tone,
+            "--audio-out",
+            wav.to_str().expect("utf8"),
+        ];
+        if answers {
+            args.extend(["--auto-answer", "0.3"]);
+        }
+        let ata = start_ata(ATA, &args);
+        wait_for_line(ata.control, 1, "registration", |s| {
+            s.registration == "registered"
+        });
+        Line { ata, wav }
+    };
+    Lab {
+        a: start("8000", 1000, answering[0]),
+        b: start("9000", 1500, answering[1]),
+        c: start("7000", 2000, answering[2]),
+        _dir: dir,
+        proxy,
+    }
+}
+
+/// The state of the call with `number` in `status`, if the line has one.
+fn call_state(status: &LineStatus, number: &str) -> Option<String> {
+    status
+        .calls
+        .iter()
+        .find(|c| c.remote.number == number)
+        .map(|c| c.state.clone())
+}
+
+/// Lets a phase last long enough to judge its audio (two flushes of the recordings).
+fn listen() {
+    std::thread::sleep(Duration::from_millis(2500));
+}
+
+/// The loudest `hz` component in any 100 ms of `samples` (a short beep in a long window).
+fn peak_amplitude(samples: &[i16], hz: f64) -> f64 {
+    samples
+        .chunks(800)
+        .map(|chunk| tone_amplitude(chunk, hz, 8000))
+        .fold(0.0, f64::max)
+}
+
+#[track_caller]
+fn assert_hears(who: &str, samples: &[i16], hz: f64) {
+    let amplitude = tone_amplitude(samples, hz, 8000);
+    assert!(
+        amplitude > 300.0,
+        "{who} should hear {hz} Hz: amplitude {amplitude:.0} in {} samples",
+        samples.len()
+    );
+}
+
+#[track_caller]
+fn assert_does_not_hear(who: &str, samples: &[i16], hz: f64) {
+    let amplitude = tone_amplitude(samples, hz, 8000);
+    assert!(
+        amplitude < 100.0,
+        "{who} should not hear {hz} Hz: amplitude {amplitude:.0} in {} samples",
+        samples.len()
+    );
+}
+
+#[test]
+fn call_waiting_rings_through_flash_swaps_and_on_hook_recalls_the_held_call() {
+    let lab = lab([false, false, false]);
+    let (a, b, c) = (&lab.a, &lab.b, &lab.c);
+    b.command(CtlCommand::Dial("8000#".into()));
+    a.wait("A rings", |s| s.state == "ringing");
+    a.command(CtlCommand::Answer);
+    b.wait("B talks to A", |s| s.state == "connected");
+    let before_waiting = a.mark();
+
+    c.command(CtlCommand::Dial("8000#".into()));
+    let waiting = a.wait("C waits at A", |s| {
+        call_state(s, "7000").as_deref() == Some("waiting")
+    });
+    assert_eq!(waiting.tone.as_deref(), Some("call-waiting"));
+    assert_eq!(call_state(&waiting, "9000").as_deref(), Some("connected"));
+    c.wait("C hears ringback", |s| s.state == "ringback");
+    listen();
+    let heard = a.since(&before_waiting);
+    let beep = peak_amplitude(&heard, 440.0);
+    assert!(
+        beep > 1000.0,
+        "the call-waiting tone reaches A's earpiece ({beep:.0})"
+    );
+    assert_hears("A, while C waits", &heard, 1500.0);
+
+    a.command(CtlCommand::Flash);
+    let swapped = a.wait("A talks to C, B held", |s| {
+        call_state(s, "7000").as_deref() == Some("connected")
+            && call_state(s, "9000").as_deref() == Some("held")
+    });
+    assert_eq!(swapped.tone, None);
+    c.wait("C connected", |s| s.state == "connected");
+    let (a_mark, b_mark) = (a.mark(), b.mark());
+    listen();
+    let held_heard = b.since(&b_mark);
+    assert_does_not_hear("B, on hold", &held_heard, 1000.0);
+    assert_does_not_hear("B, on hold", &held_heard, 2000.0);
+    assert_hears("A, talking to C", &a.since(&a_mark), 2000.0);
+
+    a.command(CtlCommand::Flash);
+    a.wait("A back with B, C held", |s| {
+        call_state(s, "9000").as_deref() == Some("connected")
+            && call_state(s, "7000").as_deref() == Some("held")
+    });
+    a.command(CtlCommand::OnHook);
+    b.wait("B hung up", |s| s.state == "disconnected");
+    let recalled = a.wait("the held call rings A again", |s| {
+        s.state == "ringing" && s.calls.len() == 1
+    });
+    assert_eq!(call_state(&recalled, "7000").as_deref(), Some("ringing"));
+    a.command(CtlCommand::OffHook);
+    let resumed = a.wait("A talks to C again", |s| {
+        call_state(s, "7000").as_deref() == Some("connected")
+    });
+    assert_eq!(resumed.state, "connected");
+    a.command(CtlCommand::OnHook);
+    a.wait("A has no call left", |s| s.calls.is_empty());
+}
+
+#[test]
+fn in_a_three_way_conference_each_party_hears_both_others() {
+    let lab = lab([false, true, true]);
+    let (a, b, c) = (&lab.a, &lab.b, &lab.c);
+    a.command(CtlCommand::Dial("9000#".into()));
+    a.wait("A talks to B", |s| {
+        call_state(s, "9000").as_deref() == Some("connected")
+    });
+    let held = a.command(CtlCommand::Flash);
+    assert_eq!(
+        held.state, "dialtone",
+        "a flash holds B and gives dial tone"
+    );
+    a.command(CtlCommand::Dial("7000#".into()));
+    a.wait("A talks to C", |s| {
+        call_state(s, "7000").as_deref() == Some("connected")
+    });
+    a.command(CtlCommand::Flash);
+    let conference = a.wait("a conference", |s| {
+        s.calls.iter().filter(|c| c.state == "conference").count() == 2
+    });
+    assert_eq!(conference.state, "connected");
+    let marks = [a.mark(), b.mark(), c.mark()];
+    listen();
+    let (heard_a, heard_b, heard_c) = (a.since(&marks[0]), b.since(&marks[1]), c.since(&marks[2]));
+    assert_hears("A", &heard_a, 1500.0);
+    assert_hears("A", &heard_a, 2000.0);
+    assert_hears("B", &heard_b, 1000.0);
+    assert_hears("B", &heard_b, 2000.0);
+    assert_hears("C", &heard_c, 1000.0);
+    assert_hears("C", &heard_c, 1500.0);
+    assert_does_not_hear("A (itself)", &heard_a, 1000.0);
+
+    a.command(CtlCommand::Flash);
+    a.wait("the third flash drops C", |s| {
+        call_state(s, "9000").as_deref() == Some("connected") && call_state(s, "7000").is_none()
+    });
+    c.wait("C hung up", |s| s.calls.is_empty());
+    a.command(CtlCommand::OnHook);
+    b.wait("B hung up", |s| s.calls.is_empty());
+}
+
+#[test]
+fn after_an_attended_transfer_the_far_ends_talk_and_the_transferor_has_no_call() {
+    let lab = lab([false, true, true]);
+    let (a, b, c) = (&lab.a, &lab.b, &lab.c);
+    a.command(CtlCommand::Dial("9000#".into()));
+    a.wait("A talks to B", |s| {
+        call_state(s, "9000").as_deref() == Some("connected")
+    });
+    a.command(CtlCommand::Flash);
+    a.command(CtlCommand::Dial("7000#".into()));
+    a.wait("A consults C", |s| {
+        call_state(s, "7000").as_deref() == Some("connected")
+    });
+    a.command(CtlCommand::OnHook);
+    let done = a.wait("A has no call left", |s| s.calls.is_empty());
+    assert_eq!(done.state, "idle");
+    b.wait("B talks to C", |s| {
+        call_state(s, "7000").as_deref() == Some("connected") && s.calls.len() == 1
+    });
+    c.wait("C talks to B", |s| {
+        call_state(s, "9000").as_deref() == Some("connected") && s.calls.len() == 1
+    });
+    let (b_mark, c_mark) = (b.mark(), c.mark());
+    listen();
+    assert_hears("B", &b.since(&b_mark), 2000.0);
+    assert_hears("C", &c.since(&c_mark), 1500.0);
+}
+
+#[test]
+fn a_forwarded_call_reaches_the_target_and_carries_diversion() {
+    let lab = lab([false, false, true]);
+    let (a, b, c) = (&lab.a, &lab.b, &lab.c);
+    let set = a.command(CtlCommand::Dial("#727000#".into()));
+    assert_eq!(set.forward.all.as_deref(), Some("7000"));
+    assert_eq!(set.tone.as_deref(), Some("stutter-dial"));
+    a.command(CtlCommand::OnHook);
+
+    b.command(CtlCommand::Dial("8000#".into()));
+    c.wait("C answered B's forwarded call", |s| {
+        call_state(s, "9000").as_deref() == Some("connected")
+    });
+    let status = a.command(CtlCommand::Status);
+    assert!(
+        status.calls.is_empty() && status.state == "idle",
+        "{status:?}"
+    );
+    let call_id = calls(lab.proxy.http, "active")
+        .first()
+        .and_then(|c| c["call_id"].as_str().map(str::to_owned))
+        .expect("the proxy knows the call");
+    let to_c = traced_message(lab.proxy.http, &call_id, "out", "INVITE sip:7000")
+        .expect("the proxy sent C an INVITE");
+    assert!(
+        to_c.contains("Diversion: <sip:8000@") && to_c.contains("reason=unconditional"),
+        "C's INVITE:\n{to_c}"
+    );
+    b.command(CtlCommand::OnHook);
+    a.command(CtlCommand::Dial("#73#".into()));
+    assert_eq!(a.command(CtlCommand::Status).forward.all, None);
+}
+
+#[test]
+fn star_67_reaches_the_callee_as_anonymous_while_the_proxy_still_authenticates_it() {
+    let lab = lab([false, false, false]);
+    let (a, b) = (&lab.a, &lab.b);
+    a.command(CtlCommand::Dial("*679000#".into()));
+    let ringing = b.wait("B rings", |s| s.state == "ringing");
+    let caller = &ringing.calls[0].remote;
+    assert_eq!(caller.number, "anonymous", "{ringing:?}");
+    b.command(CtlCommand::Answer);
+    a.wait("A connected", |s| s.state == "connected");
+    let call_id = calls(lab.proxy.http, "active")
+        .first()
+        .and_then(|c| c["call_id"].as_str().map(str::to_owned))
+        .expect("the proxy knows the call");
+    let first = traced_message(lab.proxy.http, &call_id, "out", "SIP/2.0 407")
+        .expect("the proxy challenged the anonymous INVITE");
+    assert!(first.contains("Proxy-Authenticate"), "{first}");
+    let to_b =
+        traced_message(lab.proxy.http, &call_id, "out", "INVITE sip:9000").expect("forwarded to B");
+    assert!(
+        to_b.contains("From: \"Anonymous\" <sip:anonymous@anonymous.invalid>"),
+        "{to_b}"
+    );
+    assert!(
+        to_b.contains("P-Asserted-Identity: <sip:8000@lab>"),
+        "{to_b}"
+    );
+    a.command(CtlCommand::OnHook);
+    b.wait("B hung up", |s| s.state == "disconnected");
+    b.command(CtlCommand::OnHook);
+
+    b.command(CtlCommand::Dial("*77".into()));
+    b.command(CtlCommand::OnHook);
+    a.command(CtlCommand::Dial("*679000#".into()));
+    let refused = a.wait("A's anonymous call refused", |s| s.state == "reorder");
+    assert_eq!(refused.last_outcome.as_deref(), Some("failed 433"));
+    assert_eq!(b.command(CtlCommand::Status).state, "idle", "B never rang");
+}
