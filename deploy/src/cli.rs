@@ -329,6 +329,10 @@ fn print_summary(lab: &Lab, proxy_bin: &Path, ata_bin: &Path, users: &[String], 
         );
         println!("Hang up:");
         println!("  {} ctl --control {} onhook", ata.display(), first.control);
+        println!(
+            "Telephony features (call waiting, 3-way calling, transfer, forward, *69...): \
+             ctl flash, ctl dial '#72NUMBER#', and the README's table"
+        );
         println!("Registrations and calls:");
         println!(
             "  {} ctl --http {} registrations",

@@ -41,6 +41,10 @@ pub struct AtaSpec {
     pub audio_out: Option<String>,
     #[serde(default)]
     pub auto_answer: Option<f64>,
+    /// The ATA's dial plan (`--dial-plan`): the lab's numbers complete as soon as they are
+    /// dialled, with no interdigit wait.
+    #[serde(default)]
+    pub dial_plan: Option<String>,
 }
 
 /// A whole lab.
@@ -145,6 +149,9 @@ impl Lab {
         if let Some(s) = ata.auto_answer {
             args.extend(["--auto-answer".to_string(), s.to_string()]);
         }
+        if let Some(plan) = &ata.dial_plan {
+            args.extend(["--dial-plan".to_string(), plan.clone()]);
+        }
         args
     }
 }
@@ -154,15 +161,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_default_lab_has_a_proxy_with_auth_and_two_atas() {
+    fn the_default_lab_has_a_proxy_with_auth_and_three_atas() {
         let lab = Lab::parse(DEFAULT_LAB).unwrap();
         assert_eq!(lab.proxy_sip_address(), "127.0.0.1:5060");
         assert_eq!(lab.proxy.auth, "all");
-        assert_eq!(lab.ata.len(), 2);
+        assert_eq!(lab.ata.len(), 3);
         let users: Vec<_> = lab.ata.iter().flat_map(|a| a.lines.clone()).collect();
-        assert_eq!(users, vec!["8000:8000", "9000:9000"]);
+        assert_eq!(users, vec!["8000:8000", "9000:9000", "7000:7000"]);
         let args = lab.ata_args(&lab.ata[0]);
         assert!(args.windows(2).any(|w| w == ["--proxy", "127.0.0.1:5060"]));
+        assert!(args.windows(2).any(|w| w == ["--dial-plan", "xxxx"]));
         assert!(lab
             .proxy_args()
             .windows(2)

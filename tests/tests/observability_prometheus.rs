@@ -56,6 +56,7 @@ fn prometheus_scrapes_the_lab_and_sees_the_traffic() {
     let sip = proxy.sip.to_string();
     let ata_8000 = start_ata(ATA, &["--proxy", &sip, "--line", "8000:8000"]);
     let ata_9000 = start_ata(ATA, &["--proxy", &sip, "--line", "9000:9000"]);
+    let ata_6000 = start_ata(ATA, &["--proxy", &sip, "--line", "6000:6000"]);
 
     let lab = std::fs::read_to_string(workspace_root().join("deploy/prometheus/prometheus.yml"))
         .expect("deploy/prometheus/prometheus.yml");
@@ -63,6 +64,7 @@ fn prometheus_scrapes_the_lab_and_sees_the_traffic() {
         .replace("127.0.0.1:8060", &proxy.http.to_string())
         .replace("127.0.0.1:8071", &ata_8000.control.to_string())
         .replace("127.0.0.1:8072", &ata_9000.control.to_string())
+        .replace("127.0.0.1:8073", &ata_6000.control.to_string())
         .replace("scrape_interval: 5s", "scrape_interval: 1s");
     assert!(
         config.contains(&proxy.http.to_string()),
@@ -96,7 +98,7 @@ fn prometheus_scrapes_the_lab_and_sees_the_traffic() {
             .as_array()
             .cloned()
             .unwrap_or_default();
-        targets.len() == 3 && targets.iter().all(|t| t["health"] == "up")
+        targets.len() == 4 && targets.iter().all(|t| t["health"] == "up")
     });
     assert!(
         all_up,

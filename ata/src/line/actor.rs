@@ -209,7 +209,15 @@ impl LineActor {
         };
         match action {
             Action::Tone(tone) => self.handset.set_tone(tone),
-            Action::Ringer(on) => self.handset.set_ringer(on),
+            Action::Ringer(on) => {
+                let pattern = self.phone.ring_pattern();
+                let cadence = match pattern {
+                    Some(_) => super::caller_id::ring_cadence(pattern),
+                    None => &[],
+                };
+                self.handset.set_ring_cadence(cadence);
+                self.handset.set_ringer(on);
+            }
             Action::PlaceCall {
                 call,
                 number,

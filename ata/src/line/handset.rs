@@ -30,6 +30,9 @@ pub trait Handset {
     fn set_ringer(&mut self, on: bool);
     /// Whether it rings.
     fn is_ringing(&self) -> bool;
+    /// The cadence of the next ring ((on, off) milliseconds; empty: the ordinary ring). A
+    /// handset that cannot ring differently ignores it.
+    fn set_ring_cadence(&mut self, _cadence: &'static [(u32, u32)]) {}
     /// The next 20 ms from the microphone.
     fn microphone_frame(&mut self) -> Vec<i16>;
     /// Received audio for the earpiece.

@@ -283,6 +283,9 @@ impl Handset for UsbLine {
     fn tone(&self) -> Option<Tone> {
         self.tone.as_ref().map(|g| g.tone())
     }
+    fn set_ring_cadence(&mut self, cadence: &'static [(u32, u32)]) {
+        self.ringer.set_cadence(cadence);
+    }
     fn set_ringer(&mut self, on: bool) {
         // The HID Ringer output (Telephony 0x9E) is not driven yet; the earpiece tick
         // sounds the ring through the speaker, and the status shows it.

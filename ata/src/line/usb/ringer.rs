@@ -27,12 +27,21 @@ const FREQUENCIES: [f64; 2] = [440.0, 480.0];
 pub struct Ringer {
     /// Samples since the current ringing began; `None` while not ringing.
     position: Option<u64>,
+    /// A distinctive ring's (on, off) bursts in milliseconds (`line::caller_id::ring_cadence`);
+    /// empty: the ordinary ring.
+    cadence: &'static [(u32, u32)],
 }
 
 impl Ringer {
     /// A silent ringer.
     pub fn new() -> Ringer {
         Ringer::default()
+    }
+
+    /// Rings the next ringing with this distinctive cadence ((on, off) milliseconds per
+    /// burst, repeated); an empty one is the ordinary 2 s on, 4 s off.
+    pub fn set_cadence(&mut self, cadence: &'static [(u32, u32)]) {
+        self.cadence = cadence;
     }
 
     /// Whether the last frame was made while ringing.
@@ -58,11 +67,49 @@ impl Ringer {
         let start = self.position.unwrap_or(0);
         let amplitude = dbm0_to_amplitude(LEVEL_DBM0);
         for (n, out) in (start..).zip(frame.iter_mut()) {
-            let sample = ring_sample(n, amplitude);
+            let sample = match burst_position(self.cadence, n) {
+                Some(in_burst) => tone_sample(in_burst, amplitude),
+                None if self.cadence.is_empty() => ring_sample(n, amplitude),
+                None => 0,
+            };
             *out = out.saturating_add(sample);
         }
         self.position = Some(start + frame.len() as u64);
     }
+}
+
+/// Where sample `n` of a distinctive ring falls: samples into its burst, or `None` in a
+/// pause (or for the ordinary ring, which `ring_sample` makes).
+fn burst_position(cadence: &[(u32, u32)], n: u64) -> Option<u64> {
+    let samples = |ms: u32| u64::from(ms) * u64::from(PCM_SAMPLE_RATE) / 1000;
+    let cycle: u64 = cadence
+        .iter()
+        .map(|&(on, off)| samples(on) + samples(off))
+        .sum();
+    if cycle == 0 {
+        return None;
+    }
+    let mut at = n % cycle;
+    for &(on, off) in cadence {
+        let (on, off) = (samples(on), samples(off));
+        if at < on {
+            return Some(at);
+        }
+        if at < on + off {
+            return None;
+        }
+        at -= on + off;
+    }
+    None
+}
+
+fn tone_sample(n: u64, amplitude: f64) -> i16 {
+    let t = n as f64 / f64::from(PCM_SAMPLE_RATE);
+    let v: f64 = FREQUENCIES
+        .iter()
+        .map(|f| (std::f64::consts::TAU * f * t).sin())
+        .sum();
+    (v * amplitude).round().clamp(-32768.0, 32767.0) as i16
 }
 
 /// The ring's sample `n` samples into the ringing. Each burst starts at phase zero, and 2 s
@@ -101,6 +148,20 @@ mod tests {
             let a = tone_amplitude(frame, f, PCM_SAMPLE_RATE);
             a > 0.8 * expected && a < 1.2 * expected
         })
+    }
+
+    #[test]
+    fn a_distinctive_ring_plays_its_own_bursts() {
+        let mut ringer = Ringer::new();
+        // Bellcore-dr2: 0.8 s on, 0.4 s off, 0.8 s on, 4 s off.
+        ringer.set_cadence(&[(800, 400), (800, 4000)]);
+        let pcm = ring(&mut ringer, 320);
+        let on = |from_ms: usize| has_ring(&pcm[from_ms * 8..from_ms * 8 + BLOCK]);
+        assert!(on(100), "first burst");
+        assert!(!on(900), "the short pause");
+        assert!(on(1300), "second burst");
+        assert!(!on(2500), "the long pause");
+        assert!(on(6100), "the next cycle");
     }
 
     #[test]
