@@ -24,12 +24,6 @@ pub(super) fn build_features(file: &FileConfig) -> Result<Features, AtaError> {
     features.forward.no_answer = number("forward_no_answer", file.forward_no_answer.as_deref())?;
     if let Some(mode) = &file.flash_mode {
         features.flash_mode = match FlashMode::parse(mode) {
-            Some(FlashMode::Rfc4733) => {
-                return Err(AtaError::config(
-                    "flash_mode",
-                    "`rfc4733` (event 16) is not supported yet; use `local` or `info`",
-                ))
-            }
             Some(mode) => mode,
             None => {
                 return Err(AtaError::config(
@@ -129,14 +123,14 @@ mod tests {
     fn every_key_is_read_and_tables_change_codes_and_speed_dials() {
         let f = features(
             "call_waiting = false\nforward_busy = \"7000\"\nno_answer_seconds = 12\n\
-             flash_mode = \"info\"\nconference_hangup = \"transfer\"\n\
+             flash_mode = \"rfc4733\"\nconference_hangup = \"transfer\"\n\
              [star_codes]\ndnd_on = \"*55\"\n[speed_dial]\n2 = \"9000\"\n",
         )
         .expect("valid");
         assert!(!f.call_waiting);
         assert_eq!(f.forward.busy.as_deref(), Some("7000"));
         assert_eq!(f.no_answer_seconds, 12);
-        assert_eq!(f.flash_mode, FlashMode::Info);
+        assert_eq!(f.flash_mode, FlashMode::Rfc4733);
         assert_eq!(f.conference_hangup, ConferenceHangup::Transfer);
         assert_eq!(f.star_codes.dnd_on, "*55");
         assert_eq!(f.speed_dial.get(&'2').map(String::as_str), Some("9000"));

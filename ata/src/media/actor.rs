@@ -70,6 +70,11 @@ pub struct MicrophoneFrame(pub Vec<i16>);
 #[rtype(result = "()")]
 pub struct SendDigit(pub char);
 
+/// Send a hook flash as RFC 4733 event 16.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SendFlashEvent;
+
 /// 20 ms of received audio, for the earpiece.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -312,6 +317,16 @@ impl Handler<SendDigit> for MediaActor {
     fn handle(&mut self, msg: SendDigit, _ctx: &mut Context<Self>) {
         if let Some(session) = self.session.as_mut() {
             session.send_digit(msg.0);
+        }
+    }
+}
+
+impl Handler<SendFlashEvent> for MediaActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: SendFlashEvent, _ctx: &mut Context<Self>) {
+        if let Some(session) = self.session.as_mut() {
+            session.send_flash();
         }
     }
 }

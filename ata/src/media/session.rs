@@ -16,7 +16,7 @@ use dialtone_media::mos::{CodecImpairment, G711_WITH_PLC};
 use dialtone_media::rtcp::{self, RtcpPacket, SenderInfo};
 use dialtone_media::{
     estimate_mos, AudioCodec, DtmfDigit, DtmfReceiver, DtmfSender, JitterBuffer, JitterConfig,
-    PlayoutFrame, QualityInputs, ReceiveStats, RtpPacket, RtpSender, FRAME_SAMPLES,
+    PlayoutFrame, QualityInputs, ReceiveStats, RtpPacket, RtpSender, FLASH_EVENT, FRAME_SAMPLES,
 };
 
 /// A key press lasts 100 ms on the wire (RFC 4733 section 5 suggests at least 40 ms).
@@ -25,6 +25,9 @@ const DTMF_DURATION: u16 = 800;
 const DTMF_STEP: u16 = 160;
 /// -10 dBm0.
 const DTMF_VOLUME: u8 = 10;
+/// A hook flash lasts 400 ms on the wire: within the 300 to 700 ms a real switch hook flash
+/// takes, which is what a PBX's flash detection expects.
+const FLASH_DURATION: u16 = 3200;
 /// Microphone frames kept before the oldest is dropped (100 ms of drift slack).
 const MAX_MICROPHONE_FRAMES: usize = 5;
 
@@ -91,7 +94,8 @@ pub struct MediaSession {
     stats: Option<ReceiveStats>,
     dtmf_in: DtmfReceiver,
     dtmf_out: Option<DtmfSender>,
-    digits_waiting: VecDeque<DtmfDigit>,
+    /// RFC 4733 events waiting to be sent, with their durations.
+    events_waiting: VecDeque<(u8, u16)>,
     microphone: VecDeque<Vec<i16>>,
     counters: MediaCounters,
     cname: String,
@@ -117,7 +121,7 @@ impl MediaSession {
             stats: None,
             dtmf_in: DtmfReceiver::new(),
             dtmf_out: None,
-            digits_waiting: VecDeque::new(),
+            events_waiting: VecDeque::new(),
             microphone: VecDeque::new(),
             counters: MediaCounters::default(),
             cname: params.cname,
@@ -151,11 +155,22 @@ impl MediaSession {
     pub fn send_digit(&mut self, key: char) -> bool {
         match (self.telephone_event, DtmfDigit::from_char(key)) {
             (Some(_), Some(digit)) => {
-                self.digits_waiting.push_back(digit);
+                self.events_waiting
+                    .push_back((digit.event_code(), DTMF_DURATION));
                 true
             }
             _ => false,
         }
+    }
+
+    /// Queues a hook flash as RFC 4733 event 16 (`flash_mode = "rfc4733"`); dropped without
+    /// telephone-event.
+    pub fn send_flash(&mut self) -> bool {
+        if self.telephone_event.is_none() {
+            return false;
+        }
+        self.events_waiting.push_back((FLASH_EVENT, FLASH_DURATION));
+        true
     }
 
     /// The 20 ms tick: one packet to send (audio, or a DTMF event in its place) and the
@@ -168,11 +183,11 @@ impl MediaSession {
             .unwrap_or_else(|| vec![0; FRAME_SAMPLES]);
         if self.send && self.remote.is_some() {
             if self.dtmf_out.is_none() {
-                if let Some(digit) = self.digits_waiting.pop_front() {
-                    self.dtmf_out = Some(DtmfSender::new(
-                        digit,
+                if let Some((event, duration)) = self.events_waiting.pop_front() {
+                    self.dtmf_out = Some(DtmfSender::for_event(
+                        event,
                         self.sender.next_timestamp(),
-                        DTMF_DURATION,
+                        duration,
                         DTMF_STEP,
                         DTMF_VOLUME,
                     ));
@@ -375,6 +390,36 @@ mod tests {
             }
         }
         assert_eq!(keys, ['5']);
+    }
+
+    #[test]
+    fn a_hook_flash_goes_out_as_event_16_for_400_ms() {
+        let b_addr: SocketAddr = "127.0.0.1:16386".parse().expect("addr");
+        let mut a = session(3, b_addr);
+        assert!(a.send_flash());
+        let start = Instant::now();
+        let mut events = Vec::new();
+        for n in 0..25u64 {
+            for packet in a.tick(start + Duration::from_millis(20 * n)).packets {
+                let parsed = RtpPacket::parse(&packet).expect("RTP");
+                if parsed.payload_type == 101 {
+                    events.push(event_fields(parsed.payload));
+                }
+            }
+        }
+        assert!(events.iter().all(|(event, _, _)| *event == FLASH_EVENT));
+        let last = events.last().expect("events sent");
+        assert!(last.1, "the last one ends the event");
+        assert_eq!(last.2, 3200, "400 ms at 8 kHz");
+    }
+
+    /// (event, end, duration) of a telephone-event payload (RFC 4733 section 2.3).
+    fn event_fields(payload: &[u8]) -> (u8, bool, u16) {
+        (
+            payload[0],
+            payload[1] & 0x80 != 0,
+            u16::from_be_bytes([payload[2], payload[3]]),
+        )
     }
 
     #[test]

@@ -145,7 +145,7 @@ pub const END_PACKET_COPIES: u8 = 3;
 /// that packet and two copies carry the E bit.
 #[derive(Debug, Clone)]
 pub struct DtmfSender {
-    digit: DtmfDigit,
+    event: u8,
     timestamp: u32,
     volume: u8,
     step: u16,
@@ -160,8 +160,13 @@ impl DtmfSender {
     /// timestamp units (800 for 100 ms at 8 kHz), updated every `step` units
     /// (160 for 20 ms at 8 kHz). `volume` is in -dBm0; 10 is usual.
     pub fn new(digit: DtmfDigit, timestamp: u32, duration: u16, step: u16, volume: u8) -> Self {
+        Self::for_event(digit.event_code(), timestamp, duration, step, volume)
+    }
+
+    /// Any RFC 4733 event, such as [`FLASH_EVENT`], sent as a key press is.
+    pub fn for_event(event: u8, timestamp: u32, duration: u16, step: u16, volume: u8) -> Self {
         DtmfSender {
-            digit,
+            event,
             timestamp,
             volume: volume.min(63),
             step: step.max(1),
@@ -172,9 +177,9 @@ impl DtmfSender {
         }
     }
 
-    /// The digit being sent.
-    pub fn digit(&self) -> DtmfDigit {
-        self.digit
+    /// The digit being sent; `None` for an event that is not a key (hook flash).
+    pub fn digit(&self) -> Option<DtmfDigit> {
+        DtmfDigit::from_event_code(self.event)
     }
 
     /// True once every packet, end copies included, has been handed out.
@@ -195,7 +200,7 @@ impl DtmfSender {
             self.end_copies_sent += 1;
         }
         let event = TelephoneEvent {
-            event: self.digit.event_code(),
+            event: self.event,
             end,
             volume: self.volume,
             duration: self.sent_so_far,
@@ -207,6 +212,10 @@ impl DtmfSender {
         })
     }
 }
+
+/// RFC 4733 section 3.2, table 3: event 16 is hook flash, which a PBX behind the far end
+/// takes as the subscriber's flash (`flash_mode = "rfc4733"` on the ATA).
+pub const FLASH_EVENT: u8 = 16;
 
 /// How many recent event timestamps the receiver remembers, so that end
 /// packets arriving after the next key's start are still recognised.

@@ -42,7 +42,7 @@ pub use codec::{
     g711_for_payload_type, AudioCodec, Pcma, Pcmu, FRAME_DURATION, FRAME_SAMPLES, PCM_SAMPLE_RATE,
 };
 /// DTMF keys and RFC 4733 telephone-event sending and receiving.
-pub use dtmf::{DtmfDigit, DtmfPacket, DtmfReceiver, DtmfSender, TelephoneEvent};
+pub use dtmf::{DtmfDigit, DtmfPacket, DtmfReceiver, DtmfSender, TelephoneEvent, FLASH_EVENT};
 /// The crate's single error type.
 pub use error::MediaError;
 /// G.729 through libbcg729 (feature `g729`).

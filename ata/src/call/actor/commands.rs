@@ -10,7 +10,7 @@ use super::{
     Answer, AttendedTransfer, CallActor, Forward, HangUp, Hold, Key, ReferNotify, Resume,
     SendFlash, Transfer,
 };
-use crate::media::actor::{SendDigit, StopMedia};
+use crate::media::actor::{SendDigit, SendFlashEvent, StopMedia};
 
 impl Handler<HangUp> for CallActor {
     type Result = ();
@@ -79,14 +79,11 @@ impl Handler<SendFlash> for CallActor {
                 dialog.info_flash();
             }
         } else if let Some(media) = &self.media {
-            media.do_send(SendDigit(FLASH_KEY));
+            media.do_send(SendFlashEvent);
         }
         self.pump(ctx);
     }
 }
-
-/// The key the media session sends as RFC 4733 event 16 (hook flash, RFC 4733 table 3).
-pub const FLASH_KEY: char = '!';
 
 impl Handler<AttendedTransfer> for CallActor {
     type Result = ();
