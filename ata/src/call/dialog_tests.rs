@@ -891,3 +891,22 @@ fn a_redirect_is_followed_to_its_contact_with_its_diversion_and_the_same_dialog_
     };
     assert_eq!(call_id(&retry), call_id(&invite));
 }
+
+#[test]
+fn hook_flash_for_the_far_end_is_an_info_along_the_route_set() {
+    let mut dialog = confirmed_outgoing();
+    dialog.info_flash();
+    let (request, destination) = only_request(&drain(&mut dialog));
+    let text = String::from_utf8_lossy(&request);
+    assert!(
+        text.starts_with("INFO sip:9000@127.0.0.3:5070 SIP/2.0"),
+        "{text}"
+    );
+    assert!(text.contains("Route: <sip:127.0.0.9:5090;lr>"), "{text}");
+    assert!(
+        text.contains("Content-Type: application/hook-flash"),
+        "{text}"
+    );
+    assert!(text.ends_with("signal=hf\r\n"), "{text}");
+    assert_eq!(destination.to_string(), "127.0.0.9:5090");
+}
