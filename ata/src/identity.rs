@@ -14,7 +14,7 @@ use rand::Rng;
 pub const USER_AGENT: &str = concat!("Dialtone ATA/", env!("CARGO_PKG_VERSION"));
 
 /// The methods we accept, for Allow (RFC 3261 20.5).
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY, INFO";
 
 /// One line's identity.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -203,10 +203,18 @@ impl LineActor {
         }
     }
 
+    /// Sends `message` to call `id`'s actor, if the call is still there.
+    fn tell<M>(&self, id: CallId, message: M)
+    where
+        M: Message<Result = ()> + Send + 'static,
+        CallActor: Handler<M>,
+    {
+        if let Some(handle) = self.calls.get(&id) {
+            handle.actor.do_send(message);
+        }
+    }
+
     fn perform(&mut self, action: Action) {
-        let actor_of = |calls: &HashMap<CallId, CallHandle>, id: CallId| {
-            calls.get(&id).map(|h| h.actor.clone())
-        };
         match action {
             Action::Tone(tone) => self.handset.set_tone(tone),
             Action::Ringer(on) => {
@@ -231,9 +239,7 @@ impl LineActor {
                     replaces,
                 },
             ),
-            Action::Answer(id) => actor_of(&self.calls, id)
-                .map(|a| a.do_send(Answer))
-                .unwrap_or(()),
+            Action::Answer(id) => self.tell(id, Answer),
             Action::HangUp(id) => {
                 if let Some(handle) = self.calls.get_mut(&id) {
                     handle.actor.do_send(HangUp);
@@ -242,14 +248,10 @@ impl LineActor {
                 self.handset.clear_received();
                 let _ = self.handset.flush();
             }
-            Action::Hold(id) => actor_of(&self.calls, id)
-                .map(|a| a.do_send(Hold))
-                .unwrap_or(()),
+            Action::Hold(id) => self.tell(id, Hold),
             Action::Resume(id) => {
                 self.handset.clear_received();
-                actor_of(&self.calls, id)
-                    .map(|a| a.do_send(Resume))
-                    .unwrap_or(())
+                self.tell(id, Resume);
             }
             Action::Forward {
                 call,
@@ -257,28 +259,22 @@ impl LineActor {
                 reason,
             } => {
                 info!(line = %self.user, %target, reason, "forwarding an unanswered call");
-                if let Some(actor) = actor_of(&self.calls, call) {
-                    actor.do_send(Forward { target, reason });
-                }
+                self.tell(call, Forward { target, reason });
             }
-            Action::SendDigit(id, key) => actor_of(&self.calls, id)
-                .map(|a| a.do_send(Key(key)))
-                .unwrap_or(()),
+            Action::SendDigit(id, key) => self.tell(id, Key(key)),
             Action::SendFlash(id) => {
                 let as_info = self.phone.features().flash_mode == FlashMode::Info;
-                if let Some(actor) = actor_of(&self.calls, id) {
-                    actor.do_send(SendFlash { as_info });
-                }
+                self.tell(id, SendFlash { as_info });
             }
             Action::AttendedTransfer { call, target } => {
                 let ids = self.calls.get(&target).and_then(|h| h.dialog.clone());
-                match (actor_of(&self.calls, call), ids) {
-                    (Some(actor), Some(ids)) => {
+                match ids.filter(|_| self.calls.contains_key(&call)) {
+                    Some(ids) => {
                         info!(line = %self.user, "attended transfer");
-                        actor.do_send(AttendedTransfer(ids));
+                        self.tell(call, AttendedTransfer(ids));
                         self.transfers.insert(call, target);
                     }
-                    _ => {
+                    None => {
                         warn!(line = %self.user, "attended transfer without a dialog; hanging up");
                         self.hang_up_both(call, target);
                     }
@@ -288,11 +284,8 @@ impl LineActor {
     }
 
     fn hang_up_both(&mut self, a: CallId, b: CallId) {
-        for id in [a, b] {
-            if let Some(handle) = self.calls.get(&id) {
-                handle.actor.do_send(HangUp);
-            }
-        }
+        self.tell(a, HangUp);
+        self.tell(b, HangUp);
     }
 
     fn place_call(&mut self, id: CallId, dialled: Dialled) {
