@@ -1,6 +1,8 @@
-//! Starting and stopping one device: resolve the proxy, bind the SIP socket, start the
-//! endpoint, one line actor (and registration actor) per line, and the control API; then wait
-//! for SIGINT/SIGTERM, unregister every line (2 s at most) and stop.
+//! Starting and stopping one device: resolve the proxy (and the message-waiting server),
+//! bind the SIP socket, start the endpoint, per line a line actor, a message-waiting actor
+//! (subscribing when the line registers and `mwi_server` names a server) and a registration
+//! actor, and the control API; then wait for SIGINT/SIGTERM, unsubscribe and unregister every
+//! line (2 s at most) and stop.
 //!
 //! [`run`] prints `sip udp:IP:PORT` (and `sip tcp:IP:PORT` with TCP) and
 //! `control http://IP:PORT` on stdout once both are bound, so a caller that asked for port 0
@@ -25,13 +27,15 @@ use crate::line::phone::{LineState, Phone};
 use crate::line::virtual_line::VirtualLine;
 use crate::line::{Handset, LineActor, LineSetup};
 use crate::metrics::{Metrics, StateNames};
+use crate::mwi::actor::{MwiActor, Unsubscribe};
+use crate::mwi::subscription::{Subscription, SubscriptionParams, DEFAULT_EXPIRES};
 use crate::registration::actor::{RegistrationActor, Unregister};
 use crate::registration::rules::{Registration, RegistrationParams, RegistrationState};
 use crate::resolve::resolve_proxy;
 use crate::resync::{ConfigSource, Resync};
 use dialtone_transaction::Transport;
 
-/// How long shutdown waits for the unregistrations.
+/// How long shutdown waits for the unsubscriptions and unregistrations.
 const UNREGISTER_GRACE: Duration = Duration::from_secs(2);
 
 /// A running device, as [`start`] leaves it.
@@ -43,15 +47,16 @@ pub struct Device {
     /// Whether SIP also listens on TCP (at `sip`).
     pub transport: Transport,
     registrations: Vec<Addr<RegistrationActor>>,
+    subscriptions: Vec<Addr<MwiActor>>,
     server: actix_web::dev::ServerHandle,
 }
 
 impl Device {
-    /// Unregisters every line (2 s at most) and stops the control API. The caller stops its
-    /// actix `System` afterwards.
+    /// Unsubscribes and unregisters every line (2 s at most) and stops the control API. The
+    /// caller stops its actix `System` afterwards.
     pub async fn stop(self) {
-        info!("stopping: unregistering");
-        unregister_all(&self.registrations).await;
+        info!("stopping: unsubscribing and unregistering");
+        unregister_all(&self.registrations, &self.subscriptions).await;
         self.server.stop(true).await;
     }
 }
@@ -115,6 +120,7 @@ pub async fn start(config: Config, source: ConfigSource) -> Result<Device, AtaEr
         Some(p) => Some(resolve_proxy(p, config.transport).await?),
         None => None,
     };
+    let mwi_server = resolve_mwi_server(&config, proxy).await;
     let (std_socket, tcp) = bind_sip(config.bind, config.transport)?;
     std_socket.set_nonblocking(true)?;
     let local = std_socket.local_addr()?;
@@ -140,6 +146,7 @@ pub async fn start(config: Config, source: ConfigSource) -> Result<Device, AtaEr
     };
     let mut lines = Vec::new();
     let mut registrations = Vec::new();
+    let mut subscriptions = Vec::new();
     let mut per_line = Vec::new();
     for (index, line) in config.lines.iter().enumerate() {
         let identity = LineIdentity {
@@ -153,6 +160,24 @@ pub async fn start(config: Config, source: ConfigSource) -> Result<Device, AtaEr
         let addr = start_line(
             &config, index, line, &identity, proxy, &endpoint, &metrics, registers,
         )?;
+        let subscription = mwi_server.filter(|_| registers).map(|server| {
+            let params = SubscriptionParams {
+                identity: identity.clone(),
+                server,
+                expires: DEFAULT_EXPIRES,
+                user: digest_user(line),
+            };
+            Subscription::new(params, rand::thread_rng().gen())
+        });
+        let mwi = MwiActor::new(
+            line.user.clone(),
+            subscription,
+            endpoint.clone(),
+            addr.clone().recipient(),
+            metrics.clone(),
+        )
+        .start();
+        subscriptions.push(mwi);
         if let (true, Some(registrar)) = (registers, proxy) {
             let rules = Registration::new(
                 RegistrationParams {
@@ -190,8 +215,26 @@ pub async fn start(config: Config, source: ConfigSource) -> Result<Device, AtaEr
         transport: config.transport,
         control,
         registrations,
+        subscriptions,
         server: handle,
     })
+}
+
+/// Where lines subscribe to message waiting: `mwi_server` resolved as the proxy is (the
+/// proxy's own address when they are the same). A name that does not resolve disables the
+/// subscriptions with a warning rather than stopping the device: calls matter more.
+async fn resolve_mwi_server(config: &Config, proxy: Option<SocketAddr>) -> Option<SocketAddr> {
+    let server = config.mwi_server.as_ref()?;
+    if config.proxy.as_ref() == Some(server) {
+        return proxy;
+    }
+    match resolve_proxy(server, config.transport).await {
+        Ok(addr) => Some(addr),
+        Err(e) => {
+            warn!(error = %e, "mwi_server does not resolve; not subscribing to message waiting");
+            None
+        }
+    }
 }
 
 /// The state gauges' names, from the machines that own the states.
@@ -289,8 +332,16 @@ async fn wait_for_stop() {
     }
 }
 
-async fn unregister_all(registrations: &[Addr<RegistrationActor>]) {
+async fn unregister_all(
+    registrations: &[Addr<RegistrationActor>],
+    subscriptions: &[Addr<MwiActor>],
+) {
     let mut waits = Vec::new();
+    for subscription in subscriptions {
+        let (done, wait) = oneshot::channel();
+        subscription.do_send(Unsubscribe { done });
+        waits.push(wait);
+    }
     for registration in registrations {
         let (done, wait) = oneshot::channel();
         registration.do_send(Unregister { done });

@@ -23,6 +23,8 @@
 //! control = "127.0.0.1:8070"
 //! line_backend = "virtual"          # or "usb" with --features usb-handset
 //! auto_answer = 0                   # seconds of ringing before answering; 0 = never
+//! mwi_server = "127.0.0.1:5060"     # where registering lines subscribe to message waiting;
+//!                                  # default the proxy; "none" = nowhere
 //!
 //! [[line]]
 //! user = "8000"

@@ -2,20 +2,24 @@
 //! with one or more lines; see `ARCHITECTURE.md` for who sends what to whom.
 //!
 //! Pure cores (no sockets, no clock): [`config`], [`dial_plan`], [`registration::rules`],
-//! [`call::dialog`], [`call::negotiator`] (offer/answer), [`line::phone`], [`media::session`],
+//! [`mwi::subscription`] (with [`mwi::notify`] and [`mwi::summary`]), [`call::dialog`],
+//! [`call::negotiator`] (offer/answer), [`line::phone`], [`media::session`],
 //! [`endpoint::table`], [`endpoint::router`] (what an arriving request is).
 //! Actix actors around them: [`endpoint`] (SIP socket and transactions),
-//! [`registration::actor`], [`line::actor`] (the hardware line), [`call::actor`],
-//! [`media::actor`], [`resync`] (check-sync). Edges: [`control`] (HTTP API, metrics, health),
-//! [`ctl`] (its client), [`app`] (start and stop), [`cli`] (the flags).
+//! [`registration::actor`], [`mwi::actor`] (message waiting), [`line::actor`] (the hardware
+//! line), [`call::actor`], [`media::actor`], [`resync`] (check-sync). Edges: [`control`]
+//! (HTTP API, metrics, health), [`ctl`] (its client), [`app`] (start and stop), [`cli`] (the
+//! flags).
 //!
 //! The actors' modules import each other one way only: line → call → media and endpoint;
-//! registration → endpoint; resync → registration and endpoint; line → registration. A
-//! message that travels up (to a line, to a call) is defined beside its sender and received
-//! as an `actix::Recipient`: `call::news::CallNews`, `media::actor::EarpieceFrame` and
-//! `RemoteDigit`, `registration::actor::RegistrationChanged`, `endpoint::CheckSync`,
-//! `endpoint::NewCall`, `endpoint::DialogRequest`, `endpoint::TransactionUpdate`. Only
-//! [`app`] names every actor, to wire them.
+//! registration → endpoint; mwi → endpoint (and the pure `call::route`); resync →
+//! registration and endpoint; line → registration and mwi. A message that travels up (to a
+//! line, to a call) is defined beside its sender and received as an `actix::Recipient`:
+//! `call::news::CallNews`, `media::actor::EarpieceFrame` and `RemoteDigit`,
+//! `registration::actor::RegistrationChanged`, `mwi::actor::MessagesWaiting`,
+//! `endpoint::CheckSync`, `endpoint::UnsolicitedSummary`, `endpoint::NewCall`,
+//! `endpoint::DialogRequest`, `endpoint::TransactionUpdate`. Only [`app`] names every actor,
+//! to wire them.
 
 pub mod app;
 pub mod auth;
@@ -33,6 +37,7 @@ pub mod identity;
 pub mod line;
 pub mod media;
 pub mod metrics;
+pub mod mwi;
 pub mod registration;
 pub mod resolve;
 pub mod resync;

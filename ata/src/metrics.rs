@@ -10,7 +10,9 @@
 //! - `dialtone_ata_rtp_{packets,bytes}_{sent,received}_total{line}`;
 //! - `dialtone_ata_rtp_packets_lost_total{line}`: RFC 3550 A.3 cumulative loss;
 //! - `dialtone_ata_rtp_jitter_seconds{line}`, `dialtone_ata_call_mos{line}`: of the current
-//!   (or last) call.
+//!   (or last) call;
+//! - `dialtone_ata_voice_messages{line,kind}`: the message-waiting counts (`new`, `old`) the
+//!   last message-summary NOTIFY gave.
 
 use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
@@ -57,6 +59,8 @@ pub struct Metrics {
     pub rtp_jitter: GaugeVec,
     /// Estimated MOS.
     pub mos: GaugeVec,
+    /// Voice messages waiting, `new` and `old`.
+    pub voice_messages: IntGaugeVec,
 }
 
 impl Metrics {
@@ -130,6 +134,11 @@ impl Metrics {
                 "dialtone_ata_call_mos",
                 "Estimated MOS of the current or last call (E-model)",
             )?,
+            voice_messages: gauge(
+                "dialtone_ata_voice_messages",
+                "Voice messages of the line's mailbox (RFC 3842 message summary), new and old",
+                &["line", "kind"],
+            )?,
             registry,
         };
         for line in lines {
@@ -168,6 +177,16 @@ impl Metrics {
         }
         self.rtp_jitter.with_label_values(&[line]).set(0.0);
         self.mos.with_label_values(&[line]).set(0.0);
+        self.set_voice_messages(line, 0, 0);
+    }
+
+    /// The line's message-waiting counts.
+    pub fn set_voice_messages(&self, line: &str, new: u32, old: u32) {
+        for (kind, count) in [("new", new), ("old", old)] {
+            self.voice_messages
+                .with_label_values(&[line, kind])
+                .set(i64::from(count));
+        }
     }
 
     /// Marks `state` as the line's current state.

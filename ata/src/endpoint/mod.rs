@@ -6,9 +6,11 @@
 //!   actor) as [`TransactionUpdate`];
 //! - requests go through the table, then the [`Router`] (pure, `router.rs`) says what each
 //!   is: in a dialog a call registered ([`RouteDialog`]) or a CANCEL of its INVITE, for that
-//!   call as [`DialogRequest`]; a new INVITE, for a line as [`NewCall`]; a check-sync NOTIFY,
-//!   answered 200 and passed on as [`CheckSync`]; or a response the endpoint sends itself
-//!   (OPTIONS 200, 481, 404, 405, 489).
+//!   call as [`DialogRequest`] (a message-waiting subscription routes its dialog the same
+//!   way); a new INVITE, for a line as [`NewCall`]; a check-sync NOTIFY, answered 200 and
+//!   passed on as [`CheckSync`]; an unsolicited message-summary NOTIFY, answered 200 and
+//!   passed on as [`UnsolicitedSummary`] to the line's message-waiting owner ([`AttachMwi`]);
+//!   or a response the endpoint sends itself (OPTIONS 200, 481, 404, 405, 489).
 //!
 //! Every message here is the endpoint's, and its users give it recipients: the endpoint
 //! imports none of them. The table does retransmissions and timeouts; this actor only owns
@@ -133,6 +135,27 @@ pub struct AttachLine {
 #[rtype(result = "()")]
 pub struct CheckSync;
 
+/// The endpoint received a `NOTIFY` with `Event: message-summary` outside any dialog for
+/// this owner's line and answered it 200; the body is the RFC 3842 summary.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct UnsolicitedSummary {
+    /// The NOTIFY's body.
+    pub body: Bytes,
+    /// Where it came from.
+    pub source: SocketAddr,
+}
+
+/// A line's message-waiting owner announces the user it answers for.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AttachMwi {
+    /// The SIP user.
+    pub user: String,
+    /// Where unsolicited message-summary NOTIFYs go.
+    pub owner: Recipient<UnsolicitedSummary>,
+}
+
 /// Who hears `check-sync` NOTIFYs.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -149,7 +172,12 @@ struct Datagram {
 pub struct Endpoint {
     socket: Arc<UdpSocket>,
     table: TransactionTable<Recipient<TransactionUpdate>>,
-    router: Router<Recipient<DialogRequest>, Recipient<NewCall>, Recipient<CheckSync>>,
+    router: Router<
+        Recipient<DialogRequest>,
+        Recipient<NewCall>,
+        Recipient<CheckSync>,
+        Recipient<UnsolicitedSummary>,
+    >,
     transport: Transport,
     listener: Option<TcpListener>,
     connections: HashMap<SocketAddr, mpsc::UnboundedSender<Bytes>>,
@@ -260,6 +288,13 @@ impl Endpoint {
                 info!(%source, "check-sync: re-reading the configuration");
                 self.respond(response);
                 owner.do_send(CheckSync);
+            }
+            Route::MessageSummary { owner, response } => {
+                self.respond(response);
+                owner.do_send(UnsolicitedSummary {
+                    body: Bytes::copy_from_slice(message.body()),
+                    source,
+                });
             }
             Route::OwnResponse(response) => self.respond(response),
         }
@@ -456,6 +491,14 @@ impl Handler<AttachResync> for Endpoint {
 
     fn handle(&mut self, msg: AttachResync, _ctx: &mut Context<Self>) {
         self.router.attach_check_sync(msg.0);
+    }
+}
+
+impl Handler<AttachMwi> for Endpoint {
+    type Result = ();
+
+    fn handle(&mut self, msg: AttachMwi, _ctx: &mut Context<Self>) {
+        self.router.attach_mwi(msg.user, msg.owner);
     }
 }
 

@@ -10,12 +10,17 @@
 //!   direct calls by IP);
 //! - a `NOTIFY` with `Event: check-sync` (the Cisco ATA's remote resync): answered 200, and
 //!   news for whoever attached ([`Router::attach_check_sync`]);
+//! - a `NOTIFY` with `Event: message-summary` outside any dialog (RFC 3842's unsolicited
+//!   message-waiting indication, which Cisco ATAs and Asterisk accept): answered 200, and
+//!   for the message-waiting owner ([`Router::attach_mwi`]) of the line whose user is in the
+//!   Request-URI (or the first one, as for an INVITE); one in our subscription's dialog is
+//!   routed to it like any in-dialog request;
 //! - anything else is answered here: 200 to an out-of-dialog OPTIONS, 481 to a CANCEL or an
 //!   in-dialog request of no dialog we know, 404 when no line takes a call, 489 to another
 //!   event package, 405 to any other method.
 //!
-//! The owners (`C` a call, `L` a line, `S` the check-sync listener) are the actor's
-//! recipients; the tests use plain values. The responses the router makes itself carry a
+//! The owners (`C` a call, `L` a line, `S` the check-sync listener, `M` a line's
+//! message-waiting owner) are the actor's recipients; the tests use plain values. The responses the router makes itself carry a
 //! random To tag (RFC 3261 8.2.6.2: the UAS adds one to a response of a request without).
 
 use std::collections::HashMap;
@@ -40,7 +45,7 @@ pub struct OwnResponse {
 
 /// What an arriving request is, and who hears of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Route<C, L, S> {
+pub enum Route<C, L, S, M> {
     /// Nothing to deliver: the table absorbed it (a retransmission, the ACK to our non-2xx),
     /// or it is an ACK of no dialog we know.
     Nothing,
@@ -72,27 +77,37 @@ pub enum Route<C, L, S> {
         /// The 200.
         response: OwnResponse,
     },
+    /// An unsolicited message-summary NOTIFY: send `response`, then hand the body to
+    /// `owner`.
+    MessageSummary {
+        /// The line's message-waiting owner.
+        owner: M,
+        /// The 200.
+        response: OwnResponse,
+    },
     /// The endpoint answers it itself.
     OwnResponse(OwnResponse),
 }
 
 /// The endpoint's routing tables. See the module docs.
 #[derive(Debug)]
-pub struct Router<C, L, S> {
+pub struct Router<C, L, S, M> {
     dialogs: HashMap<(String, String), C>,
     cancel_owners: HashMap<u64, C>,
     lines: Vec<(String, L)>,
+    mwi_owners: Vec<(String, M)>,
     check_sync: Option<S>,
     rng: StdRng,
 }
 
-impl<C: Clone + PartialEq, L: Clone, S: Clone> Router<C, L, S> {
+impl<C: Clone + PartialEq, L: Clone, S: Clone, M: Clone> Router<C, L, S, M> {
     /// An empty router; `seed` makes its To tags.
     pub fn new(seed: u64) -> Self {
         Router {
             dialogs: HashMap::new(),
             cancel_owners: HashMap::new(),
             lines: Vec::new(),
+            mwi_owners: Vec::new(),
             check_sync: None,
             rng: StdRng::seed_from_u64(seed),
         }
@@ -120,6 +135,12 @@ impl<C: Clone + PartialEq, L: Clone, S: Clone> Router<C, L, S> {
         self.lines.push((user, owner));
     }
 
+    /// Unsolicited message-summary NOTIFYs for `user` go to `owner`; the first attached
+    /// also takes those for users no line has. Without any they are refused 489.
+    pub fn attach_mwi(&mut self, user: String, owner: M) {
+        self.mwi_owners.push((user, owner));
+    }
+
     /// check-sync NOTIFYs go to `owner`; without one they are refused 489.
     pub fn attach_check_sync(&mut self, owner: S) {
         self.check_sync = Some(owner);
@@ -130,7 +151,7 @@ impl<C: Clone + PartialEq, L: Clone, S: Clone> Router<C, L, S> {
         &mut self,
         request: &Message<'_>,
         disposition: Disposition<T>,
-    ) -> Route<C, L, S> {
+    ) -> Route<C, L, S, M> {
         let dialog_key = match (request.call_id(), request.to()) {
             (Ok(call_id), Ok(to)) => to.tag().map(|tag| (call_id.to_owned(), tag.to_owned())),
             _ => None,
@@ -161,7 +182,7 @@ impl<C: Clone + PartialEq, L: Clone, S: Clone> Router<C, L, S> {
         cancels: Option<u64>,
         dialog: Option<C>,
         has_to_tag: bool,
-    ) -> Route<C, L, S> {
+    ) -> Route<C, L, S, M> {
         let method = request.method().unwrap_or(Method::Extension(""));
         if method == Method::Cancel {
             return match cancels.and_then(|invite| self.cancel_owners.get(&invite)) {
@@ -183,25 +204,23 @@ impl<C: Clone + PartialEq, L: Clone, S: Clone> Router<C, L, S> {
             // RFC 3261 12.2.2: a request in a dialog we do not have.
             return self.respond(id, request, 481, "Call/Transaction Does Not Exist");
         }
+        let user = request.request_uri().and_then(|u| u.user()).unwrap_or("");
         match method {
-            Method::Invite => {
-                let user = request.request_uri().and_then(|u| u.user()).unwrap_or("");
-                let line = self
-                    .lines
-                    .iter()
-                    .find(|(u, _)| u == user)
-                    .or_else(|| self.lines.first());
-                match line {
-                    Some((_, owner)) => Route::NewCall {
-                        owner: owner.clone(),
-                        txn: id,
-                    },
-                    None => self.respond(id, request, 404, "Not Found"),
-                }
-            }
+            Method::Invite => match for_user(&self.lines, user) {
+                Some(owner) => Route::NewCall { owner, txn: id },
+                None => self.respond(id, request, 404, "Not Found"),
+            },
             Method::Options => self.respond(id, request, 200, "OK"),
             Method::Notify if is_check_sync(request) => match self.check_sync.clone() {
                 Some(owner) => Route::CheckSync {
+                    owner,
+                    response: self.own_response(id, request, 200, "OK"),
+                },
+                None => self.respond(id, request, 489, "Bad Event"),
+            },
+            Method::Notify if is_message_summary(request) => match for_user(&self.mwi_owners, user)
+            {
+                Some(owner) => Route::MessageSummary {
                     owner,
                     response: self.own_response(id, request, 200, "OK"),
                 },
@@ -219,7 +238,7 @@ impl<C: Clone + PartialEq, L: Clone, S: Clone> Router<C, L, S> {
         request: &Message<'_>,
         status: u16,
         reason: &str,
-    ) -> Route<C, L, S> {
+    ) -> Route<C, L, S, M> {
         Route::OwnResponse(self.own_response(txn, request, status, reason))
     }
 
@@ -247,12 +266,33 @@ impl<C: Clone + PartialEq, L: Clone, S: Clone> Router<C, L, S> {
     }
 }
 
-/// `Event: check-sync` (parameters such as `;reboot=false` allowed).
-fn is_check_sync(message: &Message<'_>) -> bool {
+/// The owner attached for `user`, else the first one attached (requests by IP name no user,
+/// or another).
+fn for_user<T: Clone>(owners: &[(String, T)], user: &str) -> Option<T> {
+    owners
+        .iter()
+        .find(|(u, _)| u == user)
+        .or_else(|| owners.first())
+        .map(|(_, owner)| owner.clone())
+}
+
+/// The event package a request names in `Event`, without its parameters (`check-sync` of
+/// `check-sync;reboot=false`, RFC 6665 8.2.1); compare it ignoring case.
+pub fn event_package<'a>(message: &Message<'a>) -> Option<&'a str> {
     message
         .header_value_by_name("Event")
         .and_then(|e| e.split(';').next())
-        .is_some_and(|e| e.trim().eq_ignore_ascii_case("check-sync"))
+        .map(str::trim)
+}
+
+/// `Event: check-sync`.
+fn is_check_sync(message: &Message<'_>) -> bool {
+    event_package(message).is_some_and(|e| e.eq_ignore_ascii_case("check-sync"))
+}
+
+/// `Event: message-summary` (RFC 3842).
+fn is_message_summary(message: &Message<'_>) -> bool {
+    event_package(message).is_some_and(|e| e.eq_ignore_ascii_case("message-summary"))
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 
 use super::*;
 
-type TestRouter = Router<&'static str, &'static str, &'static str>;
-type TestRoute = Route<&'static str, &'static str, &'static str>;
+type TestRouter = Router<&'static str, &'static str, &'static str, &'static str>;
+type TestRoute = Route<&'static str, &'static str, &'static str, &'static str>;
 
 const CALL_ID: &str = "a84b4c76e66710@192.168.2.97";
 
@@ -236,14 +236,78 @@ fn a_check_sync_notify_with_nobody_to_resync_is_answered_489() {
 fn a_notify_of_an_event_package_we_do_not_know_is_answered_489() {
     let mut router = TestRouter::new(7);
     router.attach_check_sync("resync");
+    router.attach_mwi("9000".into(), "mwi of 9000");
+    let notify = request("NOTIFY", "sip:9000@127.0.0.1", None, "Event: presence\r\n");
+    let (_, status, _) = answered(route(&mut router, &notify, new_request(8)));
+    assert_eq!(status, 489);
+}
+
+fn message_summary_notify(request_uri: &str) -> Vec<u8> {
+    request(
+        "NOTIFY",
+        request_uri,
+        None,
+        "Event: message-summary\r\nSubscription-State: active\r\n",
+    )
+}
+
+#[test]
+fn an_unsolicited_message_summary_notify_is_answered_200_and_goes_to_its_users_mwi_owner() {
+    let mut router = TestRouter::new(7);
+    router.attach_mwi("8000".into(), "mwi of 8000");
+    router.attach_mwi("9000".into(), "mwi of 9000");
+    let notify = message_summary_notify("sip:9000@127.0.0.1");
+    match route(&mut router, &notify, new_request(8)) {
+        Route::MessageSummary { owner, response } => {
+            assert_eq!(owner, "mwi of 9000");
+            assert_eq!((response.txn, response.status), (8, 200));
+            let text = String::from_utf8(response.bytes).expect("text");
+            assert!(to_header(&text).contains(";tag="), "{text}");
+        }
+        other => panic!("expected a message summary, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_unsolicited_message_summary_for_no_lines_user_goes_to_the_first_line() {
+    let mut router = TestRouter::new(7);
+    router.attach_mwi("8000".into(), "mwi of 8000");
+    router.attach_mwi("9000".into(), "mwi of 9000");
+    for uri in ["sip:7777@127.0.0.1", "sip:127.0.0.1:5060"] {
+        match route(&mut router, &message_summary_notify(uri), new_request(8)) {
+            Route::MessageSummary { owner, .. } => assert_eq!(owner, "mwi of 8000", "{uri}"),
+            other => panic!("expected a message summary for {uri}, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn an_unsolicited_message_summary_without_any_mwi_owner_is_answered_489() {
+    let mut router = TestRouter::new(7);
+    router.attach_line("9000".into(), "line 9000");
+    let notify = message_summary_notify("sip:9000@127.0.0.1");
+    let (_, status, _) = answered(route(&mut router, &notify, new_request(8)));
+    assert_eq!(status, 489);
+}
+
+#[test]
+fn a_message_summary_notify_in_a_routed_subscription_dialog_goes_to_its_owner() {
+    let mut router = TestRouter::new(7);
+    router.attach_mwi("9000".into(), "mwi of 9000");
+    router.route_dialog(CALL_ID.into(), "subscriber".into(), "subscription", None);
     let notify = request(
         "NOTIFY",
         "sip:9000@127.0.0.1",
-        None,
+        Some("subscriber"),
         "Event: message-summary\r\n",
     );
-    let (_, status, _) = answered(route(&mut router, &notify, new_request(8)));
-    assert_eq!(status, 489);
+    assert_eq!(
+        route(&mut router, &notify, new_request(8)),
+        Route::InDialog {
+            owner: "subscription",
+            txn: Some(8)
+        }
+    );
 }
 
 #[test]

@@ -499,3 +499,16 @@ impl Handler<GetStatus> for LineActor {
         MessageResult(self.status())
     }
 }
+
+impl Handler<crate::mwi::actor::MessagesWaiting> for LineActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: crate::mwi::actor::MessagesWaiting, ctx: &mut Context<Self>) {
+        let counts = super::phone::MessageCounts {
+            new: msg.new,
+            old: msg.old,
+        };
+        self.phone.set_messages(counts);
+        self.pump(ctx);
+    }
+}
