@@ -370,3 +370,37 @@ fn star_67_reaches_the_callee_as_anonymous_while_the_proxy_still_authenticates_i
     assert_eq!(refused.last_outcome.as_deref(), Some("failed 433"));
     assert_eq!(b.command(CtlCommand::Status).state, "idle", "B never rang");
 }
+
+#[test]
+fn counts_set_with_ctl_mwi_reach_the_ata_within_a_second_and_the_dial_tone_stutters() {
+    let lab = lab([false, false, false]);
+    let a = &lab.a;
+    let quiet = a.command(CtlCommand::Status);
+    assert!(!quiet.mwi.waiting, "{quiet:?}");
+    let output = std::process::Command::new(PROXY)
+        .args([
+            "ctl",
+            "--http",
+            &lab.proxy.http.to_string(),
+            "mwi",
+            "8000",
+            "2/1",
+        ])
+        .output()
+        .expect("run dialtone-proxy ctl mwi");
+    assert!(output.status.success(), "ctl mwi: {output:?}");
+    let started = std::time::Instant::now();
+    let shown = dialtone_e2e::wait_until(Duration::from_secs(1), || {
+        let mwi = a.command(CtlCommand::Status).mwi;
+        mwi.waiting && mwi.new == 2 && mwi.old == 1
+    });
+    assert!(
+        shown,
+        "the counts did not reach the ATA within a second ({:?}): {:?}",
+        started.elapsed(),
+        a.command(CtlCommand::Status).mwi
+    );
+    let off_hook = a.command(CtlCommand::OffHook);
+    assert_eq!(off_hook.tone.as_deref(), Some("stutter-dial"));
+    a.command(CtlCommand::OnHook);
+}
