@@ -2,7 +2,9 @@
 //! `/usr/sbin/kamailio` with `tests/kamailio/ata-lab.cfg` (a minimal registrar and
 //! loose-routing proxy without authentication) in the foreground (`-DD -E`) on a free
 //! loopback UDP port, with a temporary working and runtime directory; dropping it stops
-//! Kamailio by its PID with SIGTERM (its main process then stops its children).
+//! Kamailio by its PID with SIGTERM (its main process then stops its children). The cfg logs
+//! every request Kamailio sends, as it goes on the wire; [`Kamailio::relayed`] reads them back
+//! from its stderr, for tests that must see what a peer was sent.
 //!
 //! A test first checks `tool_available(PROGRAM)` ([`crate::tool_available`]): without
 //! Kamailio it is skipped locally and fails in CI.
@@ -10,6 +12,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::sip_client::Msg;
 use crate::{free_port, wait_until, workspace_root, Process};
 
 /// Where Debian installs Kamailio.
@@ -64,6 +67,33 @@ impl Kamailio {
             sip,
             _dir: dir,
         }
+    }
+
+    /// The requests Kamailio has sent to `to` so far, byte for byte as they went on the wire,
+    /// oldest first; a retransmission (the same bytes again) counts once. The cfg's
+    /// `onsend_route` logs each as a line `relayed to IP:PORT, LEN bytes:` and the LEN bytes.
+    pub fn relayed(&self, to: SocketAddr) -> Vec<Msg> {
+        let log = self.process.log_text();
+        let marker = format!("relayed to {}:{}, ", to.ip(), to.port());
+        let mut sent = Vec::new();
+        let mut rest = log.as_str();
+        while let Some(at) = rest.find(&marker) {
+            rest = &rest[at + marker.len()..];
+            let Some((length, after)) = rest.split_once(" bytes:\n") else {
+                break;
+            };
+            let Some(message) = length.parse::<usize>().ok().and_then(|n| after.get(..n)) else {
+                continue;
+            };
+            let raw = message.as_bytes().to_vec();
+            if !sent.iter().any(|earlier: &Msg| earlier.raw == raw) {
+                sent.push(Msg {
+                    raw,
+                    from: self.sip,
+                });
+            }
+        }
+        sent
     }
 }
 
