@@ -13,9 +13,15 @@
 //! - [`sip_phone`]: a phone on a UDP socket that runs whole flows (register, call, hang up);
 //! - [`proxy_api`]: the proxy's admin HTTP API as JSON (bindings, calls, traces);
 //! - [`softphone`]: console softphones (linphone, Twinkle) and an ATA behind the proxy;
-//! - [`tone`]: the tones a call's sides play, and the check that each heard the other's.
+//! - [`tone`]: the tones a call's sides play, and the check that each heard the other's;
+//! - [`recording`]: an ATA's earpiece recording read during the call, one phase at a time;
+//! - [`ata_line`]: an ATA with one line that plays a tone and records, driven as a person would;
+//! - [`kamailio`]: Debian's Kamailio started on a free port as the SIP server of interop tests.
 
+pub mod ata_line;
+pub mod kamailio;
 pub mod proxy_api;
+pub mod recording;
 pub mod sip_client;
 pub mod sip_message;
 pub mod sip_phone;
@@ -106,6 +112,14 @@ impl Process {
     /// The process's PID.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// What the process has written to stdout and stderr so far (empty for an adopted one).
+    pub fn log_text(&self) -> String {
+        self.log
+            .as_ref()
+            .and_then(|log| std::fs::read_to_string(log).ok())
+            .unwrap_or_default()
     }
 
     /// Sends SIGTERM and waits for the exit (up to 10 s, then SIGKILL).
@@ -242,11 +256,7 @@ impl Proxy {
                 args,
             });
         }
-        let log = process
-            .log
-            .as_ref()
-            .and_then(|log| std::fs::read_to_string(log).ok())
-            .unwrap_or_default();
+        let log = process.log_text();
         Err(format!(
             "{} on {http}: {}",
             if exited { "exited" } else { "not ready" },

@@ -33,3 +33,26 @@ pub fn assert_hears_other_tone(who: &str, samples: &[i16], heard: f64, own: f64)
         samples.len()
     );
 }
+
+/// Asserts that `samples`, what `who` heard during one phase of a call, carry `hz` clearly
+/// (amplitude over 300).
+#[track_caller]
+pub fn assert_hears(who: &str, samples: &[i16], hz: f64) {
+    let amplitude = tone_amplitude(samples, hz, 8000);
+    assert!(
+        amplitude > 300.0,
+        "{who} should hear {hz} Hz: amplitude {amplitude:.0} in {} samples",
+        samples.len()
+    );
+}
+
+/// Asserts that `samples` carry no more than a trace of `hz` (amplitude under 100).
+#[track_caller]
+pub fn assert_does_not_hear(who: &str, samples: &[i16], hz: f64) {
+    let amplitude = tone_amplitude(samples, hz, 8000);
+    assert!(
+        amplitude < 100.0,
+        "{who} should not hear {hz} Hz: amplitude {amplitude:.0} in {} samples",
+        samples.len()
+    );
+}

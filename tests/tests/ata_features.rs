@@ -3,67 +3,19 @@
 //! `dialtone-proxy` with digest auth on every request: call waiting, the three-way conference,
 //! attended transfer, call forward with Diversion, and `*67` anonymous calls the proxy still
 //! authenticates. Audio is judged by Goertzel on the part of each recording made during the
-//! phase under test ([`Recording::mark`] then [`Recording::since`]).
-
-use std::path::PathBuf;
-use std::time::Duration;
+//! phase under test ([`dialtone_e2e::recording::Recording`]: a mark, then what was heard
+//! since). The same features through Kamailio: `ata_kamailio_features.rs`.
 
 use dialtone_ata::ctl::CtlCommand;
-use dialtone_ata::line::LineStatus;
+use dialtone_e2e::ata_line::{call_state, Line};
 use dialtone_e2e::proxy_api::{calls, traced_message};
-use dialtone_e2e::{ata_line_command, start_ata, wait_for_line, AtaProcess, Proxy};
+use dialtone_e2e::recording::listen;
+use dialtone_e2e::tone::{assert_does_not_hear, assert_hears};
+use dialtone_e2e::Proxy;
 use dialtone_media::tone_amplitude;
 
 const ATA: &str = env!("CARGO_BIN_EXE_e2e-dialtone-ata");
 const PROXY: &str = env!("CARGO_BIN_EXE_e2e-dialtone-proxy");
-
-/// One ATA of the lab with its recording.
-struct Line {
-    ata: AtaProcess,
-    wav: PathBuf,
-}
-
-/// A position in a recording, from which to read what was heard since.
-struct Mark(usize);
-
-impl Line {
-    fn command(&self, command: CtlCommand) -> LineStatus {
-        ata_line_command(self.ata.control, 1, command)
-    }
-
-    fn wait(&self, what: &str, done: impl Fn(&LineStatus) -> bool) -> LineStatus {
-        wait_for_line(self.ata.control, 1, what, done)
-    }
-
-    /// A position in the recording made after now: the virtual line completes the file on
-    /// disk every second of off-hook time, so the length read now may be up to a second old;
-    /// the next length it reaches is not.
-    fn mark(&self) -> Mark {
-        let stale = self.recorded().len();
-        let mut fresh = stale;
-        let grown = dialtone_e2e::wait_until(Duration::from_secs(5), || {
-            fresh = self.recorded().len();
-            fresh > stale
-        });
-        assert!(grown, "{} is not recording", self.wav.display());
-        Mark(fresh)
-    }
-
-    /// What was heard since `mark`.
-    fn since(&self, mark: &Mark) -> Vec<i16> {
-        self.recorded()
-            .get(mark.0..)
-            .map(<[i16]>::to_vec)
-            .unwrap_or_default()
-    }
-
-    fn recorded(&self) -> Vec<i16> {
-        match hound::WavReader::open(&self.wav) {
-            Ok(reader) => reader.into_samples::<i16>().map_while(Result::ok).collect(),
-            Err(_) => Vec::new(),
-        }
-    }
-}
 
 struct Lab {
     proxy: Proxy,
@@ -93,30 +45,7 @@ fn lab(answering: [bool; 3]) -> Lab {
     );
     let dir = tempfile::tempdir().expect("temp dir");
     let start = |user: &str, hz: u32, answers: bool| {
-        let wav = dir.path().join(format!("{user}.wav"));
-        let line = format!("{user}:pw{user}");
-        let proxy_sip = proxy.sip.to_string();
-        let tone = format!("tone:{hz}");
-        let mut args = vec![
-            "--line",
-            &line,
-            "--proxy",
-            &proxy_sip,
-            "--register-interval",
-            "300",
-            "--audio-in",
-            &tone,
-            "--audio-out",
-            wav.to_str().expect("utf8"),
-        ];
-        if answers {
-            args.extend(["--auto-answer", "0.3"]);
-        }
-        let ata = start_ata(ATA, &args);
-        wait_for_line(ata.control, 1, "registration", |s| {
-            s.registration == "registered"
-        });
-        Line { ata, wav }
+        Line::start(ATA, proxy.sip, user, hz, answers, dir.path())
     };
     Lab {
         a: start("8000", 1000, answering[0]),
@@ -127,46 +56,12 @@ fn lab(answering: [bool; 3]) -> Lab {
     }
 }
 
-/// The state of the call with `number` in `status`, if the line has one.
-fn call_state(status: &LineStatus, number: &str) -> Option<String> {
-    status
-        .calls
-        .iter()
-        .find(|c| c.remote.number == number)
-        .map(|c| c.state.clone())
-}
-
-/// Lets a phase last long enough to judge its audio (two flushes of the recordings).
-fn listen() {
-    std::thread::sleep(Duration::from_millis(2500));
-}
-
 /// The loudest `hz` component in any 100 ms of `samples` (a short beep in a long window).
 fn peak_amplitude(samples: &[i16], hz: f64) -> f64 {
     samples
         .chunks(800)
         .map(|chunk| tone_amplitude(chunk, hz, 8000))
         .fold(0.0, f64::max)
-}
-
-#[track_caller]
-fn assert_hears(who: &str, samples: &[i16], hz: f64) {
-    let amplitude = tone_amplitude(samples, hz, 8000);
-    assert!(
-        amplitude > 300.0,
-        "{who} should hear {hz} Hz: amplitude {amplitude:.0} in {} samples",
-        samples.len()
-    );
-}
-
-#[track_caller]
-fn assert_does_not_hear(who: &str, samples: &[i16], hz: f64) {
-    let amplitude = tone_amplitude(samples, hz, 8000);
-    assert!(
-        amplitude < 100.0,
-        "{who} should not hear {hz} Hz: amplitude {amplitude:.0} in {} samples",
-        samples.len()
-    );
 }
 
 #[test]
@@ -177,7 +72,7 @@ fn call_waiting_rings_through_flash_swaps_and_on_hook_recalls_the_held_call() {
     a.wait("A rings", |s| s.state == "ringing");
     a.command(CtlCommand::Answer);
     b.wait("B talks to A", |s| s.state == "connected");
-    let before_waiting = a.mark();
+    let before_waiting = a.earpiece.mark();
 
     c.command(CtlCommand::Dial("8000#".into()));
     let waiting = a.wait("C waits at A", |s| {
@@ -187,7 +82,7 @@ fn call_waiting_rings_through_flash_swaps_and_on_hook_recalls_the_held_call() {
     assert_eq!(call_state(&waiting, "9000").as_deref(), Some("connected"));
     c.wait("C hears ringback", |s| s.state == "ringback");
     listen();
-    let heard = a.since(&before_waiting);
+    let heard = a.earpiece.since(&before_waiting);
     let beep = peak_amplitude(&heard, 440.0);
     assert!(
         beep > 1000.0,
@@ -202,12 +97,12 @@ fn call_waiting_rings_through_flash_swaps_and_on_hook_recalls_the_held_call() {
     });
     assert_eq!(swapped.tone, None);
     c.wait("C connected", |s| s.state == "connected");
-    let (a_mark, b_mark) = (a.mark(), b.mark());
+    let (a_mark, b_mark) = (a.earpiece.mark(), b.earpiece.mark());
     listen();
-    let held_heard = b.since(&b_mark);
+    let held_heard = b.earpiece.since(&b_mark);
     assert_does_not_hear("B, on hold", &held_heard, 1000.0);
     assert_does_not_hear("B, on hold", &held_heard, 2000.0);
-    assert_hears("A, talking to C", &a.since(&a_mark), 2000.0);
+    assert_hears("A, talking to C", &a.earpiece.since(&a_mark), 2000.0);
 
     a.command(CtlCommand::Flash);
     a.wait("A back with B, C held", |s| {
@@ -251,9 +146,13 @@ fn in_a_three_way_conference_each_party_hears_both_others() {
         s.calls.iter().filter(|c| c.state == "conference").count() == 2
     });
     assert_eq!(conference.state, "connected");
-    let marks = [a.mark(), b.mark(), c.mark()];
+    let marks = [a.earpiece.mark(), b.earpiece.mark(), c.earpiece.mark()];
     listen();
-    let (heard_a, heard_b, heard_c) = (a.since(&marks[0]), b.since(&marks[1]), c.since(&marks[2]));
+    let (heard_a, heard_b, heard_c) = (
+        a.earpiece.since(&marks[0]),
+        b.earpiece.since(&marks[1]),
+        c.earpiece.since(&marks[2]),
+    );
     assert_hears("A", &heard_a, 1500.0);
     assert_hears("A", &heard_a, 2000.0);
     assert_hears("B", &heard_b, 1000.0);
@@ -293,10 +192,10 @@ fn after_an_attended_transfer_the_far_ends_talk_and_the_transferor_has_no_call()
     c.wait("C talks to B", |s| {
         call_state(s, "9000").as_deref() == Some("connected") && s.calls.len() == 1
     });
-    let (b_mark, c_mark) = (b.mark(), c.mark());
+    let (b_mark, c_mark) = (b.earpiece.mark(), c.earpiece.mark());
     listen();
-    assert_hears("B", &b.since(&b_mark), 2000.0);
-    assert_hears("C", &c.since(&c_mark), 1500.0);
+    assert_hears("B", &b.earpiece.since(&b_mark), 2000.0);
+    assert_hears("C", &c.earpiece.since(&c_mark), 1500.0);
 }
 
 #[test]

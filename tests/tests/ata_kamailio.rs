@@ -1,87 +1,23 @@
 //! Interop: two `dialtone-ata` processes register with Debian's Kamailio (a minimal
 //! registrar and loose-routing proxy, `tests/kamailio/ata-lab.cfg`) and A calls B through it;
 //! each recording must carry the other side's tone (A plays 1000 Hz, B 1500 Hz), measured
-//! with Goertzel. Kamailio runs in the foreground (`-DD -E`) on a free loopback port, with a
-//! temporary working and runtime directory, and is stopped by its PID with SIGTERM (its
-//! main process then stops its children).
+//! with Goertzel. Kamailio is started and stopped by [`dialtone_e2e::kamailio::Kamailio`].
 //!
 //! Without `kamailio` installed the test prints `skipped: kamailio not installed` locally and
 //! fails in CI (`tool_available`).
 
-use std::net::SocketAddr;
-use std::time::Duration;
-
 use dialtone_ata::ctl::CtlCommand;
+use dialtone_e2e::kamailio::{self, Kamailio};
 use dialtone_e2e::{
-    ata_line_command, free_port, read_recording, start_ata, tool_available, wait_for_ata_metric,
-    wait_for_line, wait_until, workspace_root, Process,
+    ata_line_command, read_recording, start_ata, tool_available, wait_for_ata_metric, wait_for_line,
 };
 use dialtone_media::tone_amplitude;
 
 const ATA: &str = env!("CARGO_BIN_EXE_e2e-dialtone-ata");
-const KAMAILIO: &str = "/usr/sbin/kamailio";
-
-/// Kamailio stopped with SIGTERM (not SIGKILL, which would orphan its children) on drop.
-struct Kamailio {
-    process: Process,
-    sip: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Kamailio {
-    fn start() -> Kamailio {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let sip: SocketAddr = format!("127.0.0.1:{}", free_port())
-            .parse()
-            .expect("address");
-        let config = workspace_root().join("tests/kamailio/ata-lab.cfg");
-        let work = dir.path().to_str().expect("utf8").to_owned();
-        let args: Vec<String> = [
-            "-DD",
-            "-E",
-            "-f",
-            config.to_str().expect("utf8"),
-            "-l",
-            &format!("udp:{sip}"),
-            "-m",
-            "64",
-            "-M",
-            "8",
-            "-w",
-            &work,
-            "-Y",
-            &work,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let mut process = Process::start(KAMAILIO, &args, "kamailio");
-        // Kamailio logs "INFO: ... init_tcp" etc.; readiness is simplest seen as an answer to
-        // OPTIONS-free probing: its UDP port is taken once it listens.
-        let listening = wait_until(Duration::from_secs(10), || {
-            std::net::UdpSocket::bind(sip).is_err()
-        });
-        if !listening {
-            process.terminate();
-            panic!("kamailio did not listen on {sip}; see its log in the temp dir");
-        }
-        Kamailio {
-            process,
-            sip,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Kamailio {
-    fn drop(&mut self) {
-        self.process.terminate();
-    }
-}
 
 #[test]
 fn two_atas_register_with_kamailio_and_call_each_other_with_two_way_audio() {
-    if !tool_available(KAMAILIO) {
+    if !tool_available(kamailio::PROGRAM) {
         return;
     }
     let kamailio = Kamailio::start();
