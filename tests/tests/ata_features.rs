@@ -289,7 +289,7 @@ fn counts_set_with_ctl_mwi_reach_the_ata_within_a_second_and_the_dial_tone_stutt
         .expect("run dialtone-proxy ctl mwi");
     assert!(output.status.success(), "ctl mwi: {output:?}");
     let started = std::time::Instant::now();
-    let shown = dialtone_e2e::wait_until(Duration::from_secs(1), || {
+    let shown = dialtone_e2e::wait_until(std::time::Duration::from_secs(1), || {
         let mwi = a.command(CtlCommand::Status).mwi;
         mwi.waiting && mwi.new == 2 && mwi.old == 1
     });

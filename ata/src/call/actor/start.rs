@@ -75,7 +75,9 @@ impl CallActor {
             Reception::Forward { target, reason } => {
                 dialog.redirect(&self.target_uri(&target), reason)
             }
+            // A call answered at once (it replaces one of ours, RFC 3891) does not ring first.
             Reception::Ring | Reception::AnswerNow => match self.prepare_answer(&call) {
+                Ok(()) if answer_now => {}
                 Ok(()) => dialog.ring(),
                 Err(e) => {
                     info!(error = %e, "incoming offer refused with 488");
