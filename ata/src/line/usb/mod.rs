@@ -15,7 +15,7 @@
 //! - `ringer.rs`: the ring played through the handset's speaker while it rings on-hook.
 //!
 //! The glue, only with feature `usb-handset` (it needs cpal and so ALSA): `device.rs`,
-//! [`UsbLine`], the [`Handset`](crate::line::Handset) the line actor drives.
+//! `UsbLine`, the [`Handset`](crate::line::Handset) the line actor drives.
 
 pub mod debounce;
 pub mod detect;
