@@ -10,13 +10,18 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dialtone_digest::{
     Credentials, NonceCountTracker, NonceSecret, Outcome, Secret, SecretKind, Verifier,
     VerifyRequest,
 };
+
+use crate::auth_events::AuthEvent;
+
+/// Where an authenticator in a cluster sends what it learns (see `auth_events.rs`).
+pub type EventSink = Box<dyn Fn(AuthEvent) + Send + Sync>;
 
 /// At most this many failures per window, per source and per user, before refusing.
 pub const MAX_FAILURES: usize = 5;
@@ -118,6 +123,8 @@ pub struct Authenticator {
     unknown_kind: SecretKind,
     throttle: Mutex<Throttle>,
     tracker: Mutex<NonceCountTracker>,
+    /// Set once a cluster link is up: every failure and nonce use goes there too.
+    events: OnceLock<EventSink>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -134,10 +141,21 @@ fn unix_secs(now: SystemTime) -> u64 {
 }
 
 impl Authenticator {
-    /// An authenticator for `realm` with `users` (`password` or `ha1:HEX` secrets).
+    /// An authenticator for `realm` with `users` (`password` or `ha1:HEX` secrets), signing
+    /// its nonces with a key of its own.
     pub fn new(realm: &str, users: &[(String, String)], offer_qop: bool) -> Authenticator {
-        let key: [u8; 32] = rand::random();
-        // The key is 32 random bytes, which NonceSecret always accepts.
+        Self::with_nonce_key(realm, users, offer_qop, rand::random())
+    }
+
+    /// As [`Authenticator::new`], signing nonces with `key`: the nodes of a cluster share one,
+    /// so that a challenge from one node can be answered to another.
+    pub fn with_nonce_key(
+        realm: &str,
+        users: &[(String, String)],
+        offer_qop: bool,
+        key: [u8; 32],
+    ) -> Authenticator {
+        // The key is 32 bytes, which NonceSecret always accepts.
         let nonces = NonceSecret::new(&key, NONCE_LIFETIME_SECS)
             .unwrap_or_else(|_| unreachable!("a 32-byte key is valid"));
         let verifier = Verifier::new(realm, nonces).with_qop(offer_qop);
@@ -164,6 +182,41 @@ impl Authenticator {
             unknown_kind,
             throttle: Mutex::new(Throttle::default()),
             tracker: Mutex::new(NonceCountTracker::new(100_000, NONCE_LIFETIME_SECS * 2)),
+            events: OnceLock::new(),
+        }
+    }
+
+    /// From now on every failure and nonce use is also told to `sink` (the cluster link);
+    /// only the first sink set counts.
+    pub fn share_events(&self, sink: EventSink) {
+        let _ = self.events.set(sink);
+    }
+
+    /// Applies what another node learnt: its failure counts towards our lockout, its nonce
+    /// use makes the same credentials a replay here.
+    pub fn apply_remote(&self, event: &AuthEvent) {
+        match event {
+            AuthEvent::Failure { key, at_unix_secs } => {
+                let at = UNIX_EPOCH + Duration::from_secs(*at_unix_secs);
+                let mut throttle = self.throttle.lock().unwrap_or_else(|p| p.into_inner());
+                throttle.record_failure(key, at);
+            }
+            AuthEvent::NonceUsed {
+                nonce,
+                nc,
+                request,
+                at_unix_secs,
+            } => {
+                let mut tracker = self.tracker.lock().unwrap_or_else(|p| p.into_inner());
+                // The issue time only orders the table's expiry; the time of use is close.
+                let _ = tracker.accept(nonce, *at_unix_secs, *nc, *request, *at_unix_secs);
+            }
+        }
+    }
+
+    fn tell(&self, event: impl FnOnce() -> AuthEvent) {
+        if let Some(sink) = self.events.get() {
+            sink(event());
         }
     }
 
@@ -250,6 +303,19 @@ impl Authenticator {
             let mut tracker = self.tracker.lock().unwrap_or_else(|p| p.into_inner());
             self.verifier.verify(&request, Some(&mut tracker))
         };
+        if outcome == Outcome::Ok {
+            let nc = match (credentials.qop.is_some(), credentials.nc) {
+                (true, Some(nc)) => nc,
+                (true, None) => 0,
+                (false, _) => 1,
+            };
+            self.tell(|| AuthEvent::NonceUsed {
+                nonce: credentials.nonce.to_string(),
+                nc,
+                request: request_fingerprint,
+                at_unix_secs: unix_secs(now),
+            });
+        }
         match outcome {
             Outcome::Ok if credentials.username != claimed_user.as_str() => AuthDecision::WrongUser,
             Outcome::Ok => AuthDecision::Authenticated {
@@ -267,9 +333,17 @@ impl Authenticator {
             Outcome::BadNonce | Outcome::WrongRealm => AuthDecision::Challenge { stale: false },
             Outcome::Malformed(_) => AuthDecision::Malformed,
             Outcome::BadResponse | Outcome::UnknownUser => {
-                let mut throttle = self.throttle.lock().unwrap_or_else(|p| p.into_inner());
-                let by_source = throttle.record_failure(&source_key, now);
-                let by_user = throttle.record_failure(&user_key, now);
+                let (by_source, by_user) = {
+                    let mut throttle = self.throttle.lock().unwrap_or_else(|p| p.into_inner());
+                    let by_source = throttle.record_failure(&source_key, now);
+                    (by_source, throttle.record_failure(&user_key, now))
+                };
+                for key in [source_key, user_key] {
+                    self.tell(|| AuthEvent::Failure {
+                        key,
+                        at_unix_secs: unix_secs(now),
+                    });
+                }
                 if by_source || by_user {
                     AuthDecision::Throttled
                 } else {
@@ -434,5 +508,97 @@ mod tests {
         // The first failures left the window: still not blocked.
         assert!(!t.record_failure("k", now + FAILURE_WINDOW + Duration::from_secs(2)));
         assert!(!t.is_blocked("k", now + FAILURE_WINDOW + Duration::from_secs(2)));
+    }
+
+    /// Two nodes with one nonce key, each applying what the other tells it (as the cluster
+    /// link does), in the order the events happened.
+    fn cluster() -> (
+        Authenticator,
+        Authenticator,
+        std::sync::mpsc::Receiver<(u8, AuthEvent)>,
+    ) {
+        let key: [u8; 32] = [7; 32];
+        let users = [("8000".to_string(), "8000".to_string())];
+        let a = Authenticator::with_nonce_key("CISCO", &users, false, key);
+        let b = Authenticator::with_nonce_key("CISCO", &users, false, key);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let tx_b = std::sync::Mutex::new(tx.clone());
+        let tx_a = std::sync::Mutex::new(tx);
+        a.share_events(Box::new(move |e| {
+            let _ = tx_a.lock().unwrap().send((b'a', e));
+        }));
+        b.share_events(Box::new(move |e| {
+            let _ = tx_b.lock().unwrap().send((b'b', e));
+        }));
+        (a, b, rx)
+    }
+
+    fn deliver(
+        a: &Authenticator,
+        b: &Authenticator,
+        rx: &std::sync::mpsc::Receiver<(u8, AuthEvent)>,
+    ) {
+        while let Ok((from, event)) = rx.try_recv() {
+            match from {
+                b'a' => b.apply_remote(&event),
+                _ => a.apply_remote(&event),
+            }
+        }
+    }
+
+    #[test]
+    fn in_a_cluster_a_challenge_from_one_node_is_answered_to_the_other_and_a_replay_is_refused() {
+        let (a, b, rx) = cluster();
+        let now = SystemTime::now();
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let value = answer(&a, "8000", "8000", now);
+        assert_eq!(
+            b.check(&[&value], "INVITE", Claimed::User("8000"), ip, now, 1),
+            AuthDecision::Authenticated {
+                user: "8000".into()
+            },
+            "B verifies A's nonce"
+        );
+        deliver(&a, &b, &rx);
+        assert_eq!(
+            a.check(&[&value], "INVITE", Claimed::User("8000"), ip, now, 2),
+            AuthDecision::Challenge { stale: false },
+            "the same credentials replayed to A are refused"
+        );
+    }
+
+    #[test]
+    fn guesses_spread_over_two_nodes_lock_the_user_out_after_the_same_number_of_failures() {
+        let (a, b, rx) = cluster();
+        let now = SystemTime::now();
+        let mut decisions = Vec::new();
+        for guess in 0..=MAX_FAILURES {
+            let node = if guess % 2 == 0 { &a } else { &b };
+            // A new source each time: only the user's counter can lock them out.
+            let ip: IpAddr = format!("127.0.0.{}", guess + 1).parse().unwrap();
+            let value = answer(node, "8000", "wrong", now);
+            decisions.push(node.check(&[&value], "INVITE", Claimed::User("8000"), ip, now, 0));
+            deliver(&a, &b, &rx);
+        }
+        assert!(
+            decisions[..MAX_FAILURES]
+                .iter()
+                .all(|d| *d == AuthDecision::Failed),
+            "{decisions:?}"
+        );
+        assert_eq!(
+            decisions[MAX_FAILURES],
+            AuthDecision::Throttled,
+            "{decisions:?}"
+        );
+        let right = answer(&a, "8000", "8000", now);
+        let ip: IpAddr = "127.0.0.99".parse().unwrap();
+        for node in [&a, &b] {
+            assert_eq!(
+                node.check(&[&right], "INVITE", Claimed::User("8000"), ip, now, 0),
+                AuthDecision::Throttled,
+                "locked out on both nodes"
+            );
+        }
     }
 }

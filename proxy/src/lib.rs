@@ -15,6 +15,7 @@
 
 pub mod allocator;
 pub mod auth;
+pub mod auth_events;
 pub mod calls;
 pub mod cli;
 pub mod config;
