@@ -1,7 +1,8 @@
 //! The `dialtone-lab` program: the whole lab in one command. It builds (when run from the source tree) and
-//! starts `dialtone-proxy` and the ATAs of `deploy/lab.toml` as separate processes, waits until
+//! starts the lab's Redis server (a cluster lab, `deploy/lab-cluster.toml`), its
+//! `dialtone-proxy` nodes and the ATAs of `deploy/lab.toml` as separate processes, waits until
 //! every line is registered, prints the addresses and the command that places a call, and on
-//! Ctrl-C or SIGTERM stops the ATAs first (so they unregister) and then the proxy.
+//! Ctrl-C or SIGTERM stops the ATAs first (so they unregister), then the proxies, then Redis.
 //!
 //! Running the pieces as separate processes on separate PCs stays the normal deployment; this
 //! is the convenience for one machine.
@@ -98,13 +99,27 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
 
+    let mut redis = match &lab.redis {
+        Some(spec) => Some(start_redis(spec)?),
+        None => None,
+    };
+    let mut proxies: Vec<Piece> = Vec::new();
+    for spec in &lab.proxies {
+        let name = spec.name.clone().unwrap_or_else(|| "proxy".into());
+        let started = start_proxy(&lab, spec, &proxy_bin, &name);
+        match started {
+            Ok(piece) => proxies.push(piece),
+            Err(e) => {
+                stop_all(&mut [], &mut proxies, redis.as_mut());
+                return Err(e);
+            }
+        }
+    }
     let proxy_http: SocketAddr = lab
-        .proxy
+        .proxy()
         .http
         .parse()
-        .with_context(|| format!("proxy.http `{}`", lab.proxy.http))?;
-    let mut proxy = spawn(&proxy_bin, &lab.proxy_args(), "proxy")?;
-    wait_ready(proxy_http, "/readyz", &mut proxy, Duration::from_secs(20))?;
+        .with_context(|| format!("proxy.http `{}`", lab.proxy().http))?;
 
     let mut atas: Vec<Piece> = Vec::new();
     for spec in &lab.ata {
@@ -115,10 +130,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         let mut piece = spawn(&ata_bin, &lab.ata_args(spec), &spec.name)?;
         if let Err(e) = wait_ready(control, "/livez", &mut piece, Duration::from_secs(20)) {
             piece.terminate(Duration::from_secs(2));
-            for a in &mut atas {
-                a.terminate(Duration::from_secs(2));
-            }
-            proxy.terminate(Duration::from_secs(5));
+            stop_all(&mut atas, &mut proxies, redis.as_mut());
             return Err(e);
         }
         atas.push(piece);
@@ -138,8 +150,16 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
 
     let mut failure = None;
     while !stop.load(Ordering::Relaxed) {
-        if let Ok(Some(status)) = proxy.child.try_wait() {
-            failure = Some(format!("the proxy exited ({status})"));
+        let exited =
+            proxies
+                .iter_mut()
+                .chain(redis.as_mut())
+                .find_map(|p| match p.child.try_wait() {
+                    Ok(Some(status)) => Some(format!("{} exited ({status})", p.name)),
+                    _ => None,
+                });
+        if let Some(exited) = exited {
+            failure = Some(exited);
             break;
         }
         if let Some(a) = atas
@@ -161,12 +181,90 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             println!("registrations left after the ATAs stopped: {}", list.len());
         }
     }
-    proxy.terminate(Duration::from_secs(5));
+    stop_all(&mut [], &mut proxies, redis.as_mut());
     println!("lab stopped");
     match failure {
         Some(f) => bail!("{f}; see its output above"),
         None => Ok(()),
     }
+}
+
+/// Stops the ATAs (they unregister), then the proxies, then Redis.
+fn stop_all(atas: &mut [Piece], proxies: &mut [Piece], redis: Option<&mut Piece>) {
+    for a in atas {
+        a.terminate(Duration::from_secs(5));
+    }
+    for p in proxies {
+        p.terminate(Duration::from_secs(5));
+    }
+    if let Some(r) = redis {
+        r.terminate(Duration::from_secs(5));
+    }
+}
+
+fn start_proxy(
+    lab: &Lab,
+    spec: &crate::lab::ProxySpec,
+    program: &Path,
+    name: &str,
+) -> anyhow::Result<Piece> {
+    let http: SocketAddr = spec
+        .http
+        .parse()
+        .with_context(|| format!("proxy `{name}`.http `{}`", spec.http))?;
+    let mut piece = spawn(program, &lab.proxy_args_of(spec), name)?;
+    if let Err(e) = wait_ready(http, "/readyz", &mut piece, Duration::from_secs(20)) {
+        piece.terminate(Duration::from_secs(2));
+        return Err(e);
+    }
+    Ok(piece)
+}
+
+/// Starts Debian's `redis-server` for the lab and waits until it answers PING.
+fn start_redis(spec: &crate::lab::RedisSpec) -> anyhow::Result<Piece> {
+    let dir = match &spec.dir {
+        Some(dir) => PathBuf::from(dir),
+        None => std::env::temp_dir().join(format!("dialtone-lab-redis-{}", spec.port)),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("redis.dir {}", dir.display()))?;
+    let args = Lab::redis_args(spec, &dir.display().to_string());
+    let mut piece = match spawn(Path::new("redis-server"), &args, "redis") {
+        Ok(piece) => piece,
+        Err(e) if e.root_cause().to_string().contains("No such file") => bail!(
+            "the lab's [redis] needs Debian's redis-server, which is not installed \
+             (apt-get install redis-server)"
+        ),
+        Err(e) => return Err(e),
+    };
+    let addr = SocketAddr::from(([127, 0, 0, 1], spec.port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if redis_answers(addr) {
+            return Ok(piece);
+        }
+        if let Ok(Some(status)) = piece.child.try_wait() {
+            bail!(
+                "redis-server exited during start-up ({status}); is port {} free?",
+                spec.port
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    piece.terminate(Duration::from_secs(2));
+    bail!("redis-server did not answer PING on {addr} within 10 s")
+}
+
+/// True when a Redis server on `addr` answers PING (RESP inline command).
+fn redis_answers(addr: SocketAddr) -> bool {
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(300)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    if stream.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut reply = [0u8; 7];
+    stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
 }
 
 /// Where `dialtone-proxy` and `dialtone-ata` are: beside this program. From a source tree they
@@ -286,12 +384,21 @@ fn wait_registered(proxy_http: SocketAddr, users: &[String], timeout: Duration) 
 fn print_summary(lab: &Lab, proxy_bin: &Path, ata_bin: &Path, users: &[String], registered: bool) {
     println!();
     println!("Dialtone lab running");
-    println!(
-        "  proxy      SIP {}   metrics http://{}/metrics   auth {}",
-        lab.proxy.listen.join(" "),
-        lab.proxy.http,
-        lab.proxy.auth
-    );
+    if let Some(redis) = &lab.redis {
+        println!(
+            "  redis      127.0.0.1:{}   (registrations of every proxy)",
+            redis.port
+        );
+    }
+    for proxy in &lab.proxies {
+        println!(
+            "  {:<10} SIP {}   metrics http://{}/metrics   auth {}",
+            proxy.name.as_deref().unwrap_or("proxy"),
+            proxy.listen.join(" "),
+            proxy.http,
+            proxy.auth
+        );
+    }
     for a in &lab.ata {
         println!(
             "  {:<10} lines {}   SIP {}   control http://{}   metrics http://{}/metrics",
@@ -337,11 +444,11 @@ fn print_summary(lab: &Lab, proxy_bin: &Path, ata_bin: &Path, users: &[String], 
         println!(
             "  {} ctl --http {} registrations",
             proxy_bin.display(),
-            lab.proxy.http
+            lab.proxy().http
         );
         println!(
             "  admin page with live call ladders: http://{}/",
-            lab.proxy.http
+            lab.proxy().http
         );
         println!("  Prometheus: prometheus --config.file deploy/prometheus/prometheus.yml");
     }
