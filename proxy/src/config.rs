@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+
+use crate::registrar::LocationChoice;
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -115,9 +117,15 @@ pub struct ProxyFlags {
     /// Admin HTTP address: /metrics, /livez, /readyz, /api/*.
     #[arg(long, value_name = "IP:PORT")]
     pub http: Option<String>,
-    /// Where registrations persist (default: `dialtone-data` in the working directory).
+    /// Where registrations persist (default: `dialtone-data` in the working directory); the
+    /// same as `--location redb:DIR`.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The location store: `redb:DIR` (the default, `redb:dialtone-data`),
+    /// `redis://HOST:PORT[/DB]` or `rediss://...` (one Redis shared by several proxies),
+    /// `redis+cluster://HOST:PORT,...` or a list of redis:// URLs (a Redis Cluster).
+    #[arg(long, value_name = "redb:DIR|redis://HOST:PORT[/DB]")]
+    pub location: Option<String>,
     /// Keep registrations in memory only: none survive a restart (for benchmarks and
     /// throw-away test proxies).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
@@ -197,6 +205,7 @@ pub struct FileConfig {
     pub users: Option<PathBuf>,
     pub http: Option<String>,
     pub data_dir: Option<PathBuf>,
+    pub location: Option<String>,
     pub memory_only: Option<bool>,
     pub workers: Option<usize>,
     pub udp_receive_buffer: Option<usize>,
@@ -225,8 +234,8 @@ pub struct Config {
     /// (name, secret) where secret is `password` or `ha1:HEX`.
     pub users: Vec<(String, String)>,
     pub http: SocketAddr,
-    /// Where registrations persist; `None` with `memory-only`.
-    pub data_dir: Option<PathBuf>,
+    /// Where registrations are kept: redb (the default), Redis, or memory only.
+    pub location: LocationChoice,
     pub workers: usize,
     /// SO_RCVBUF asked for each UDP worker socket.
     pub udp_receive_buffer: usize,
@@ -382,17 +391,11 @@ impl Config {
         if trace_calls > 100_000 {
             return Err(invalid("trace-calls", "must be at most 100000"));
         }
-        let memory_only = flags.memory_only.or(file.memory_only).unwrap_or(false);
-        let data_dir = match (memory_only, flags.data_dir.clone().or(file.data_dir)) {
-            (true, Some(_)) => {
-                return Err(invalid(
-                    "data-dir",
-                    "cannot be given together with memory-only",
-                ))
-            }
-            (true, None) => None,
-            (false, dir) => Some(dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))),
-        };
+        let location = location(
+            flags.memory_only.or(file.memory_only).unwrap_or(false),
+            flags.data_dir.clone().or(file.data_dir),
+            flags.location.clone().or(file.location),
+        )?;
         let hep = match flags.hep.clone().or(file.hep) {
             None => None,
             Some(raw) => Some(parse_hep(&raw).map_err(|e| invalid("hep", e))?),
@@ -429,7 +432,7 @@ impl Config {
             qop: flags.qop.or(file.qop).unwrap_or(false),
             users,
             http,
-            data_dir,
+            location,
             workers,
             udp_receive_buffer,
             udp_balance,
@@ -444,6 +447,32 @@ impl Config {
             trace_calls,
             hep,
         })
+    }
+}
+
+/// The location store of `memory-only`, `data-dir` and `location`, which exclude each other.
+fn location(
+    memory_only: bool,
+    data_dir: Option<PathBuf>,
+    location: Option<String>,
+) -> Result<LocationChoice, ConfigError> {
+    match (memory_only, data_dir, location) {
+        (true, Some(_), _) => Err(invalid(
+            "data-dir",
+            "cannot be given together with memory-only",
+        )),
+        (true, None, Some(_)) => Err(invalid(
+            "location",
+            "cannot be given together with memory-only",
+        )),
+        (false, Some(_), Some(_)) => Err(invalid(
+            "location",
+            "cannot be given together with data-dir (use location = redb:DIR)",
+        )),
+        (true, None, None) => Ok(LocationChoice::Memory),
+        (false, Some(dir), None) => Ok(LocationChoice::Redb(dir)),
+        (false, None, Some(raw)) => raw.parse().map_err(|e: String| invalid("location", e)),
+        (false, None, None) => Ok(LocationChoice::Redb(PathBuf::from(DEFAULT_DATA_DIR))),
     }
 }
 
@@ -538,7 +567,10 @@ mod tests {
         assert_eq!(c.register_challenge, 407);
         assert_eq!(c.realm, "127.0.0.1");
         assert_eq!(c.http, "127.0.0.1:8060".parse().unwrap());
-        assert_eq!(c.data_dir, Some(PathBuf::from(DEFAULT_DATA_DIR)));
+        assert_eq!(
+            c.location,
+            LocationChoice::Redb(PathBuf::from(DEFAULT_DATA_DIR))
+        );
         assert_eq!(c.udp_receive_buffer, DEFAULT_UDP_RECEIVE_BUFFER);
         assert_eq!(c.udp_balance, UdpBalance::Datagram);
     }
@@ -547,7 +579,7 @@ mod tests {
     fn registrations_persist_unless_memory_only_and_the_two_exclude_each_other() {
         let file: FileConfig = toml::from_str("memory-only = true\n").unwrap();
         let c = Config::merge(file.clone(), &ProxyFlags::default()).unwrap();
-        assert_eq!(c.data_dir, None);
+        assert_eq!(c.location, LocationChoice::Memory);
         let flags = ProxyFlags {
             data_dir: Some("/tmp/x".into()),
             ..Default::default()
@@ -560,7 +592,41 @@ mod tests {
             ..Default::default()
         };
         let c = Config::merge(FileConfig::default(), &flags).unwrap();
-        assert_eq!(c.data_dir, Some(PathBuf::from("/tmp/x")));
+        assert_eq!(c.location, LocationChoice::Redb(PathBuf::from("/tmp/x")));
+    }
+
+    #[test]
+    fn location_names_redb_or_redis_and_excludes_data_dir_and_memory_only() {
+        let file: FileConfig = toml::from_str("location = \"redis://127.0.0.1:6390/1\"\n").unwrap();
+        let c = Config::merge(file.clone(), &ProxyFlags::default()).unwrap();
+        assert!(
+            matches!(&c.location, LocationChoice::Redis(t) if t.nodes == ["redis://127.0.0.1:6390/1"]),
+            "{:?}",
+            c.location
+        );
+        let flags = ProxyFlags {
+            location: Some("redb:/tmp/y".into()),
+            ..Default::default()
+        };
+        let c = Config::merge(FileConfig::default(), &flags).unwrap();
+        assert_eq!(c.location, LocationChoice::Redb(PathBuf::from("/tmp/y")));
+        for flags in [
+            ProxyFlags {
+                data_dir: Some("/tmp/x".into()),
+                ..Default::default()
+            },
+            ProxyFlags {
+                memory_only: Some(true),
+                ..Default::default()
+            },
+            ProxyFlags {
+                location: Some("sqlite:x".into()),
+                ..Default::default()
+            },
+        ] {
+            let error = Config::merge(file.clone(), &flags).unwrap_err().to_string();
+            assert!(error.contains("`location`"), "{error}");
+        }
     }
 
     #[test]

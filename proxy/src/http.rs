@@ -5,7 +5,7 @@
 //! `ctl mwi` calls),
 //! and the admin page itself at `/` ([`crate::web`]).
 
-use crate::registrar::StoreWriter;
+use crate::registrar::{LinkStatus, StoreWriter};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -24,7 +24,14 @@ type Recorder = web::Data<Option<Arc<TraceRecorder>>>;
 /// The registrar store's writer, whose health `/readyz` and `/metrics` report (none in memory).
 type Store = web::Data<Option<StoreWriter>>;
 
-async fn metrics(core: web::Data<Arc<ProxyCore>>, store: Store) -> HttpResponse {
+/// With Redis: whether this node follows the shared store, for `/readyz` and `/metrics`.
+type Link = web::Data<Option<LinkStatus>>;
+
+async fn metrics(core: web::Data<Arc<ProxyCore>>, store: Store, link: Link) -> HttpResponse {
+    if let Some(link) = link.get_ref() {
+        let up = link.problem().is_none();
+        core.metrics().location_store_up.set(up as i64);
+    }
     core.metrics()
         .registrations_active
         .set(core.location().count() as i64);
@@ -55,13 +62,18 @@ async fn metrics(core: web::Data<Arc<ProxyCore>>, store: Store) -> HttpResponse 
         .body(core.metrics().render())
 }
 
-/// Ready unless the registrar store is failing: the proxy still routes, but registrations it
-/// takes are not saved, and a load balancer or an operator should know.
-async fn readyz(store: Store) -> HttpResponse {
-    match store.get_ref().as_ref().and_then(|store| store.failing()) {
+/// Ready unless the registrar store is failing, or (Redis) this node does not follow the
+/// shared store: the proxy still routes to the bindings it holds, but registrations it takes
+/// are not saved, or it may miss other nodes' changes, and a load balancer or an operator
+/// should know.
+async fn readyz(store: Store, link: Link) -> HttpResponse {
+    if let Some(error) = store.get_ref().as_ref().and_then(|store| store.failing()) {
+        return HttpResponse::ServiceUnavailable()
+            .body(format!("not ready: registrar store failing: {error}\n"));
+    }
+    match link.get_ref().as_ref().and_then(|link| link.problem()) {
         None => HttpResponse::Ok().body("ready\n"),
-        Some(error) => HttpResponse::ServiceUnavailable()
-            .body(format!("not ready: registrar store failing: {error}\n")),
+        Some(problem) => HttpResponse::ServiceUnavailable().body(format!("not ready: {problem}\n")),
     }
 }
 
@@ -173,6 +185,7 @@ fn routes(
     outbound: web::Data<Arc<Outbound>>,
     recorder: Recorder,
     store: Store,
+    link: Link,
 ) -> impl FnOnce(&mut web::ServiceConfig) {
     move |config| {
         config
@@ -180,6 +193,7 @@ fn routes(
             .app_data(outbound)
             .app_data(recorder)
             .app_data(store)
+            .app_data(link)
             .route("/", web::get().to(index))
             .route("/metrics", web::get().to(metrics))
             .route(
@@ -205,17 +219,20 @@ pub fn start(
     outbound: Arc<Outbound>,
     recorder: Option<Arc<TraceRecorder>>,
     store: Option<StoreWriter>,
+    link: Option<LinkStatus>,
 ) -> std::io::Result<actix_web::dev::Server> {
     let data = web::Data::new(core);
     let outbound = web::Data::new(outbound);
     let recorder = web::Data::new(recorder);
     let store = web::Data::new(store);
+    let link = web::Data::new(link);
     let server = HttpServer::new(move || {
         App::new().configure(routes(
             data.clone(),
             outbound.clone(),
             recorder.clone(),
             store.clone(),
+            link.clone(),
         ))
     })
     .workers(1)

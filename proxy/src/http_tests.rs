@@ -56,6 +56,7 @@ async fn a_failing_registrar_store_makes_the_proxy_not_ready_and_shows_in_the_me
         web::Data::new(crate::transport::Outbound::new(Vec::new(), None)),
         web::Data::new(None),
         web::Data::new(Some(store.clone())),
+        web::Data::new(None),
     )))
     .await;
     let get = |path: &str| test::TestRequest::get().uri(path).to_request();
@@ -121,6 +122,7 @@ async fn bindings_the_sweep_expires_are_counted_as_expired_events() {
         web::Data::new(crate::transport::Outbound::new(Vec::new(), None)),
         web::Data::new(None),
         web::Data::new(Some(broken_writer().0)),
+        web::Data::new(None),
     )))
     .await;
     let get = || test::TestRequest::get().uri("/metrics").to_request();
@@ -133,4 +135,35 @@ async fn bindings_the_sweep_expires_are_counted_as_expired_events() {
             "{metrics}"
         );
     }
+}
+
+#[actix_rt::test]
+async fn a_node_not_following_redis_is_not_ready_says_why_and_shows_in_the_metrics() {
+    let link = crate::registrar::LinkStatus::for_test("redis redis://127.0.0.1:1");
+    let app = test::init_service(App::new().configure(routes(
+        web::Data::new(core_with_store()),
+        web::Data::new(crate::transport::Outbound::new(Vec::new(), None)),
+        web::Data::new(None),
+        web::Data::new(None),
+        web::Data::new(Some(link.clone())),
+    )))
+    .await;
+    let get = |path: &str| test::TestRequest::get().uri(path).to_request();
+    let response = test::call_service(&app, get("/readyz")).await;
+    assert_eq!(response.status(), 503);
+    let body = test::read_body(response).await;
+    let body = String::from_utf8_lossy(&body);
+    assert!(
+        body.contains("location store redis redis://127.0.0.1:1: connecting"),
+        "{body}"
+    );
+    let metrics = test::read_body(test::call_service(&app, get("/metrics")).await).await;
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert_eq!(metric(&metrics, "dialtone_proxy_location_store_up"), 0.0);
+    link.set_for_test(None);
+    let response = test::call_service(&app, get("/readyz")).await;
+    assert_eq!(response.status(), 200);
+    let metrics = test::read_body(test::call_service(&app, get("/metrics")).await).await;
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert_eq!(metric(&metrics, "dialtone_proxy_location_store_up"), 1.0);
 }

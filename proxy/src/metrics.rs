@@ -69,6 +69,10 @@ pub struct ProxyMetrics {
     pub registration_events: IntCounterVec,
     pub store_failing: IntGauge,
     pub store_failed_commits: IntCounter,
+    /// From another node's commit to this node applying it (Redis store).
+    pub location_sync: Histogram,
+    /// 1 while this node follows the shared location store (Redis), 0 while it does not.
+    pub location_store_up: IntGauge,
     pub auth_challenges: IntCounter,
     pub auth_failures: IntCounterVec,
     pub throttled_sources: IntCounter,
@@ -191,6 +195,24 @@ impl ProxyMetrics {
             "dialtone_proxy_registrar_store_failed_commits_total",
             "Registrar store commits that failed (their changes are kept and committed again).",
         );
+        let location_sync = Histogram::with_opts(
+            HistogramOpts::new(
+                "dialtone_proxy_location_sync_seconds",
+                "Time from another node's commit to the Redis location store to this node \
+                 applying the change to its memory.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+            ]),
+        )
+        .unwrap_or_else(|e| unreachable!("histogram: {e}"));
+        register(&registry, Box::new(location_sync.clone()));
+        let location_store_up = gauge(
+            "dialtone_proxy_location_store_up",
+            "1 while this node follows the shared location store (Redis): subscribed and \
+             loaded; 0 while not (calls then use the bindings in memory). 1 for redb.",
+        );
+        location_store_up.set(1);
         let auth_challenges = counter(
             "dialtone_proxy_auth_challenges_total",
             "401/407 challenges sent.",
@@ -267,6 +289,8 @@ impl ProxyMetrics {
             registration_events,
             store_failing,
             store_failed_commits,
+            location_sync,
+            location_store_up,
             auth_challenges,
             auth_failures,
             throttled_sources,

@@ -106,7 +106,8 @@ async fn serve(config: Config) -> Result<(), ProxyError> {
         mailboxes,
         writer: store,
         actor: registrar,
-    } = start_registrar(config.data_dir.as_deref())?;
+        link,
+    } = start_registrar(&config.location, metrics.location_sync.clone())?;
     metrics.registrations_active.set(location.count() as i64);
     let calls = CallTracker::new(metrics.clone());
     let mut core = ProxyCore::new(&config, location, metrics, calls).with_mailboxes(mailboxes);
@@ -172,6 +173,7 @@ async fn serve(config: Config) -> Result<(), ProxyError> {
         outbound.clone(),
         recorder,
         store,
+        link,
     )
     .map_err(ProxyError::io(format!("http {}", config.http)))?;
     let http_handle = http.handle();

@@ -12,6 +12,7 @@
 //! - [`sip_message`]: the message text they send (seed messages, requests, responses, digest);
 //! - [`sip_phone`]: a phone on a UDP socket that runs whole flows (register, call, hang up);
 //! - [`proxy_api`]: the proxy's admin HTTP API as JSON (bindings, calls, traces);
+//! - [`redis`]: a real redis-server for the Redis location store's tests;
 //! - [`softphone`]: console softphones (linphone, Twinkle) and an ATA behind the proxy;
 //! - [`tone`]: the tones a call's sides play, and the check that each heard the other's;
 //! - [`recording`]: an ATA's earpiece recording read during the call, one phase at a time;
@@ -22,6 +23,7 @@ pub mod ata_line;
 pub mod kamailio;
 pub mod proxy_api;
 pub mod recording;
+pub mod redis;
 pub mod sip_client;
 pub mod sip_message;
 pub mod sip_phone;
@@ -171,6 +173,19 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
     stream.read_to_string(&mut text).ok()?;
     let (head, body) = text.split_once("\r\n\r\n")?;
     head.contains(" 200 ").then(|| body.to_string())
+}
+
+/// GET `path` from `addr`: the status and the body, whatever the status (`/readyz`'s 503
+/// says why).
+pub fn http_get_status(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_string()))
 }
 
 /// Polls `condition` every 20 ms until it holds or `timeout` passes.

@@ -5,15 +5,20 @@
 //! transport actors own another, for the REGISTERs they answer). REGISTERs do not pass through it: the workers apply them directly with
 //! [`LocationService::register`], which is why the location service is a shared map and this
 //! actor holds no binding of its own. [`start_registrar`] loads the store and starts it.
+//!
+//! With Redis, the sweep only clears memory: Redis expires each binding itself, and a
+//! removal written by this node's sweep could delete a binding another node has just
+//! refreshed (the refresh may not have reached this node's memory yet).
 
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, ResponseFuture};
 
 use super::binding::BindingChange;
+use super::choice::LocationChoice;
 use super::location::LocationService;
 use super::mailbox::MessageCounts;
+use super::redis_sync::{self, LinkStatus, RedisRegistrar};
 use super::store::{BindingStore, StoreError, StoreWriter};
 
 /// How often expired bindings are swept. A lookup already ignores expired bindings, so this only
@@ -43,6 +48,8 @@ pub struct RegistrarActor {
     location: LocationService,
     writer: Option<StoreWriter>,
     sweep_every: Duration,
+    /// Whether the sweep's removals are written (not when the store expires bindings itself).
+    persist_expiries: bool,
 }
 
 impl RegistrarActor {
@@ -56,13 +63,23 @@ impl RegistrarActor {
             location,
             writer,
             sweep_every,
+            persist_expiries: true,
         }
+    }
+
+    /// The sweep clears memory only: the store expires bindings itself (Redis).
+    pub fn leaving_expiry_to_the_store(mut self) -> RegistrarActor {
+        self.persist_expiries = false;
+        self
     }
 
     fn sweep(&mut self, now: SystemTime) -> usize {
         let (sequence, expired) = self.location.expire_in_order(now);
         for (aor, binding) in &expired {
             tracing::debug!(aor, contact = binding.contact, "binding expired");
+        }
+        if !self.persist_expiries {
+            return expired.len();
         }
         let removals = expired
             .iter()
@@ -139,13 +156,36 @@ pub struct Registrar {
     pub mailboxes: Vec<(String, MessageCounts)>,
     pub writer: Option<StoreWriter>,
     pub actor: Addr<RegistrarActor>,
+    /// With Redis: whether this node follows the other nodes' changes, for `/readyz`.
+    pub link: Option<LinkStatus>,
 }
 
-/// Opens the store in `data_dir` (memory only when `None`), loads the bindings still alive, and
-/// starts the registrar actor on the current arbiter (call it inside a running actix system).
-pub fn start_registrar(data_dir: Option<&Path>) -> Result<Registrar, StoreError> {
-    let (location, writer, mailboxes) = match data_dir {
-        Some(dir) => {
+/// Opens the store `choice` names, loads the bindings still alive, and starts the registrar
+/// actor on the current arbiter (call it inside a running actix system). `sync_seconds` is
+/// the histogram of how long other nodes' changes take to arrive (Redis only).
+pub fn start_registrar(
+    choice: &LocationChoice,
+    sync_seconds: prometheus::Histogram,
+) -> Result<Registrar, StoreError> {
+    if let LocationChoice::Redis(target) = choice {
+        let RedisRegistrar {
+            location,
+            mailboxes,
+            writer,
+            link,
+        } = redis_sync::start(target.clone(), sync_seconds)?;
+        let actor = RegistrarActor::new(location.clone(), Some(writer.clone()), SWEEP_INTERVAL)
+            .leaving_expiry_to_the_store();
+        return Ok(Registrar {
+            location,
+            mailboxes,
+            writer: Some(writer),
+            actor: actor.start(),
+            link: Some(link),
+        });
+    }
+    let (location, writer, mailboxes) = match choice {
+        LocationChoice::Redb(dir) => {
             let store = BindingStore::open(dir)?;
             let bindings = store.load(SystemTime::now())?;
             let mailboxes = store.load_mailboxes()?;
@@ -158,7 +198,7 @@ pub fn start_registrar(data_dir: Option<&Path>) -> Result<Registrar, StoreError>
             let location = LocationService::with_bindings(bindings, true);
             (location, Some(writer), mailboxes)
         }
-        None => (LocationService::new(), None, Vec::new()),
+        _ => (LocationService::new(), None, Vec::new()),
     };
     let actor = RegistrarActor::new(location.clone(), writer.clone(), SWEEP_INTERVAL);
     Ok(Registrar {
@@ -166,6 +206,7 @@ pub fn start_registrar(data_dir: Option<&Path>) -> Result<Registrar, StoreError>
         mailboxes,
         writer,
         actor: actor.start(),
+        link: None,
     })
 }
 
@@ -176,6 +217,8 @@ pub(crate) mod tests {
     use dialtone_sip::{Message, RequestBuilder};
     use dialtone_transaction::Transport;
 
+    use std::path::Path;
+
     use super::*;
     use crate::registrar::binding::{unix_seconds, Binding};
     use crate::registrar::rules::{Origin, RegisterOutcome, RegistrarPolicy};
@@ -185,6 +228,14 @@ pub(crate) mod tests {
         env!("CARGO_MANIFEST_DIR"),
         "/../tests/data/seed-flows/D-2-register-auth/04.sip"
     );
+
+    fn redb(dir: &Path) -> LocationChoice {
+        LocationChoice::Redb(dir.to_owned())
+    }
+
+    fn histogram() -> prometheus::Histogram {
+        prometheus::Histogram::with_opts(prometheus::HistogramOpts::new("h", "h")).unwrap()
+    }
 
     fn origin() -> Origin {
         Origin {
@@ -224,7 +275,7 @@ pub(crate) mod tests {
             writer,
             actor: registrar,
             ..
-        } = start_registrar(Some(dir.path())).unwrap();
+        } = start_registrar(&redb(dir.path()), histogram()).unwrap();
         let raw = std::fs::read(SEED_REGISTER).unwrap();
         let request = Message::parse(&raw).unwrap();
         let applied = location.register(
@@ -241,7 +292,9 @@ pub(crate) mod tests {
         registrar.send(Flush).await.unwrap().unwrap();
 
         let image = crash_image(dir.path());
-        let restarted = start_registrar(Some(image.path())).unwrap().location;
+        let restarted = start_registrar(&redb(image.path()), histogram())
+            .unwrap()
+            .location;
         let found = restarted.lookup("9301", SystemTime::now());
         assert_eq!(found.len(), 1);
         assert_eq!(
@@ -256,7 +309,9 @@ pub(crate) mod tests {
     #[actix::test]
     async fn persist_queues_changes_made_outside_register() {
         let dir = tempfile::tempdir().unwrap();
-        let registrar = start_registrar(Some(dir.path())).unwrap().actor;
+        let registrar = start_registrar(&redb(dir.path()), histogram())
+            .unwrap()
+            .actor;
         let far = unix_seconds(SystemTime::now()) + 600;
         registrar
             .send(Persist(vec![BindingChange::Upsert(binding(
@@ -318,7 +373,7 @@ pub(crate) mod tests {
             location,
             actor: registrar,
             ..
-        } = start_registrar(None).unwrap();
+        } = start_registrar(&LocationChoice::Memory, histogram()).unwrap();
         let raw = RequestBuilder::new("REGISTER", "sip:lab.example")
             .header("Via", "SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1")
             .header("From", "<sip:8000@lab.example>;tag=1")

@@ -1,7 +1,8 @@
 //! The registrar's one error type: what went wrong opening, reading or writing the store, or
 //! talking to its writer thread. Its own module, so that the writer (`writer.rs`) and the redb
 //! store (`store.rs`, which the writer commits to through `CommitBatch`) both use it and the
-//! arrow between them runs one way, store to writer.
+//! arrow between them runs one way, store to writer. The Redis store (`redis_store.rs`) fails
+//! with [`StoreError::Redis`].
 
 use std::path::PathBuf;
 
@@ -31,4 +32,7 @@ pub enum StoreError {
     BatchFailed(String),
     #[error("registrar store is closed after a failed commit, and reopening it failed")]
     Closed,
+    /// The Redis location store did not take a batch, or could not be read.
+    #[error("location store {target}: {reason}")]
+    Redis { target: String, reason: String },
 }

@@ -5,7 +5,11 @@
 //! - [`location`]: the bindings in memory, a concurrent map that the UDP workers read on every
 //!   INVITE and that applies REGISTERs under a per-AOR lock.
 //! - [`mailbox`]: a user's voicemail counts (RFC 3842), kept and stored with the bindings.
-//! - [`store`]: the bindings and the counts on disk (redb).
+//! - [`store`]: the bindings and the counts on disk (redb), for a proxy alone.
+//! - [`choice`]: which store `--location` chose (redb, Redis, or memory only).
+//! - [`redis_layout`]: the keys, values and writes of the Redis store, and the message nodes
+//!   announce commits with; pure. [`redis_store`]: the connection and the writer's commits to
+//!   Redis. [`redis_sync`]: every node follows the others' commits into its memory.
 //! - [`writer`]: the thread that commits the changes to the store in batches, tells each held
 //!   200 whether its changes are saved, and keeps and retries what a failed commit did not save.
 //! - [`actor`]: the registrar actor, which sweeps expired bindings and owns the store writer;
@@ -13,16 +17,22 @@
 
 pub mod actor;
 pub mod binding;
+pub mod choice;
 pub mod error;
 pub mod location;
 pub mod mailbox;
+pub mod redis_layout;
+pub mod redis_store;
+pub mod redis_sync;
 pub mod rules;
 pub mod store;
 pub mod writer;
 
 pub use actor::{start_registrar, Flush, Persist, Registrar, RegistrarActor, Sweep};
 pub use binding::{Binding, BindingChange};
+pub use choice::{LocationChoice, RedisTarget};
 pub use location::{Applied, LocationService};
 pub use mailbox::{MailboxError, MessageCounts};
+pub use redis_sync::LinkStatus;
 pub use rules::{process_register, Origin, RegisterOutcome, RegistrarPolicy};
 pub use store::{BindingStore, StoreError, StoreWriter};

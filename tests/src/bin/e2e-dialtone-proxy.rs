@@ -2,7 +2,8 @@
 //!
 //! One difference: the real binary keeps registrations in `dialtone-data` under the working
 //! directory unless told otherwise, and tests start many proxies side by side from the same
-//! directory (redb locks its file). So unless a test names `--data-dir` or `--memory-only`,
+//! directory (redb locks its file). So unless a test names `--data-dir`, `--location` or
+//! `--memory-only`,
 //! each proxy here persists to a directory of its own under the temp dir, removed when it
 //! exits cleanly, or by the test's `Process` when it kills the proxy.
 
@@ -12,8 +13,10 @@ fn main() -> std::process::ExitCode {
     let chooses = is_ctl
         || args.iter().any(|a| {
             a == "--data-dir"
+                || a == "--location"
                 || a == "--memory-only"
                 || a.to_string_lossy().starts_with("--data-dir=")
+                || a.to_string_lossy().starts_with("--location=")
         });
     let own_dir = (!chooses).then(|| {
         std::env::temp_dir().join(format!("dialtone-e2e-proxy-data-{}", std::process::id()))
