@@ -11,6 +11,7 @@
 //! and every peer of the lab send their offer in the INVITE.
 
 mod commands;
+mod lookup;
 mod start;
 
 use std::net::IpAddr;
@@ -283,6 +284,7 @@ impl CallActor {
                 self.on_event(ctx, event);
             }
         }
+        self.look_up_next_hop(ctx);
         if let Some(handle) = self.timer.take() {
             ctx.cancel_future(handle);
         }

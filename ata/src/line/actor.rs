@@ -158,6 +158,11 @@ impl LineActor {
             }
             .to_owned(),
             registration: self.registration.to_owned(),
+            proxy: self
+                .context
+                .as_ref()
+                .and_then(|c| c.proxy)
+                .map(|p| p.to_string()),
             ringing: self.handset.is_ringing(),
             tone: self.handset.tone().map(tone_name),
             digits: self.phone.digits().to_owned(),
@@ -479,7 +484,11 @@ impl Handler<RegistrationChanged> for LineActor {
     type Result = ();
 
     fn handle(&mut self, msg: RegistrationChanged, _ctx: &mut Context<Self>) {
-        self.registration = msg.0;
+        self.registration = msg.state;
+        // New calls go to the proxy the line is registered with (issue 21 item 5).
+        if let Some(context) = self.context.as_mut() {
+            context.proxy = Some(msg.proxy);
+        }
     }
 }
 
