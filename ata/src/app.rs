@@ -25,7 +25,7 @@ use crate::error::AtaError;
 use crate::identity::LineIdentity;
 use crate::line::phone::{LineState, Phone};
 use crate::line::virtual_line::VirtualLine;
-use crate::line::{Handset, LineActor, LineSetup};
+use crate::line::{AttachRegistration, Handset, LineActor, LineSetup};
 use crate::metrics::{Metrics, StateNames};
 use crate::mwi::actor::{MwiActor, Unsubscribe};
 use crate::mwi::subscription::{Subscription, SubscriptionParams, DEFAULT_EXPIRES};
@@ -204,6 +204,7 @@ pub async fn start(config: Config, source: ConfigSource) -> Result<Device, AtaEr
                 metrics.clone(),
             )
             .start();
+            addr.do_send(AttachRegistration(registration.clone()));
             per_line.push(Some(registration.clone()));
             registrations.push(registration);
         } else {

@@ -6,7 +6,8 @@
 //!   once A is killed, the caller's BYE times out at A and is sent again to B, which relays it
 //!   to the callee, although B never saw the call.
 //! - ATAs that fail over: an ATA with `--proxy A --proxy B` registers at A; once A is killed it
-//!   registers at B, is called through B, and goes back to A when a new A answers its probes.
+//!   registers at B, is called through B, and goes back to A when a new A answers its probes;
+//!   registered for an hour, it learns that A is gone from a call's INVITE instead.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -270,4 +271,65 @@ fn an_ata_registers_at_its_backup_proxy_when_the_primary_dies_and_goes_back_when
         "7001"
     )
     .is_some()));
+}
+
+#[test]
+fn an_invite_the_primary_does_not_answer_moves_the_ata_to_its_backup_before_any_refresh() {
+    let mut primary = Proxy::start(PROXY, &["--memory-only"]);
+    let backup = Proxy::start(PROXY, &["--memory-only"]);
+    let (primary_sip, backup_sip) = (primary.sip.to_string(), backup.sip.to_string());
+    // Registered for an hour: only the call can find out that the primary is gone.
+    let phone = start_ata(
+        ATA,
+        &[
+            "--line",
+            "7101:x",
+            "--proxy",
+            &primary_sip,
+            "--proxy",
+            &backup_sip,
+            "--t1-ms",
+            "50",
+        ],
+    );
+    let callee = start_ata(
+        ATA,
+        &[
+            "--line",
+            "7102:x",
+            "--proxy",
+            &backup_sip,
+            "--auto-answer",
+            "0.2",
+        ],
+    );
+    for ata in [&phone, &callee] {
+        wait_for_line(ata.control, 1, "registered", |s| {
+            s.registration == "registered"
+        });
+    }
+    primary.process.kill_hard();
+
+    // The INVITE to the dead primary times out (64 T1): the call fails, the line moves on.
+    ata_line_command(phone.control, 1, CtlCommand::Dial("7102#".into()));
+    let moved = wait_for_status(phone.control, 10, "registered at the backup", |s| {
+        s.registration == "registered" && s.proxy.as_deref() == Some(backup_sip.as_str())
+    });
+    assert_eq!(
+        moved.last_outcome.as_deref(),
+        Some("failed 408"),
+        "{moved:?}"
+    );
+    assert!(binding(backup.http, "7101").is_some());
+
+    // The next call goes through the backup.
+    ata_line_command(phone.control, 1, CtlCommand::OnHook);
+    ata_line_command(phone.control, 1, CtlCommand::Dial("7102#".into()));
+    wait_for_line(
+        callee.control,
+        1,
+        "the call through the backup answered",
+        |s| s.state == "connected",
+    );
+    ata_line_command(phone.control, 1, CtlCommand::OnHook);
 }

@@ -528,6 +528,9 @@ impl Handler<TransactionUpdate> for CallActor {
     type Result = ();
 
     fn handle(&mut self, msg: TransactionUpdate, ctx: &mut Context<Self>) {
+        if let Some((proxy, status)) = self.proxy_unanswered(&msg.0) {
+            self.news(News::ProxyUnanswered { proxy, status });
+        }
         let Some(dialog) = self.dialog.as_mut() else {
             return;
         };

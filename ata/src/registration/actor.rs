@@ -27,6 +27,17 @@ pub struct RegistrationChanged {
     pub proxy: SocketAddr,
 }
 
+/// A call's INVITE found `proxy` not answering (408: no response at all; 503): when it is
+/// the proxy the line uses, the line moves to the next one (issue 21 item 5).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ProxyUnanswered {
+    /// The proxy the INVITE went to.
+    pub proxy: SocketAddr,
+    /// 408 or 503.
+    pub status: u16,
+}
+
 /// Remove the binding and report when done (or given up).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -162,6 +173,16 @@ impl Handler<TransactionUpdate> for RegistrationActor {
             }
             ClientEvent::Failed { status, .. } => self.rules.handle_failure(now, status),
         }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<ProxyUnanswered> for RegistrationActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ProxyUnanswered, ctx: &mut Context<Self>) {
+        warn!(line = %self.line_name, proxy = %msg.proxy, status = msg.status, "a call's INVITE found the proxy not answering");
+        self.rules.proxy_unanswered(Instant::now(), msg.proxy);
         self.pump(ctx);
     }
 }

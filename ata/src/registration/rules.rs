@@ -269,6 +269,22 @@ impl Registration {
         }
     }
 
+    /// Another transaction (a call's INVITE) found `proxy` not answering: when it is the one
+    /// in use, the line moves to the next proxy and registers there (with one proxy, nothing
+    /// changes: the registration's own refresh will find out).
+    pub fn proxy_unanswered(&mut self, now: Instant, proxy: SocketAddr) {
+        if proxy != self.proxies.current() || self.state == RegistrationState::Unregistering {
+            return;
+        }
+        let moved = self.proxies.fail_over(now) || self.proxies.current() != proxy;
+        if moved {
+            self.auth = None;
+            self.challenges_answered = 0;
+            self.refresh_at = None;
+            self.send_register(now, self.params.expires);
+        }
+    }
+
     /// The OPTIONS probe of the primary timed out or could not be sent.
     pub fn handle_probe_failure(&mut self, now: Instant) {
         self.proxies.probe_failed(now);
@@ -891,6 +907,33 @@ mod tests {
             Some(start + interval * 3 + Duration::from_secs(80)),
             "no more probes on the primary"
         );
+    }
+
+    #[test]
+    fn a_calls_invite_unanswered_by_the_proxy_in_use_moves_the_line_to_the_next_one() {
+        let start = Instant::now();
+        let mut reg = with_backup();
+        reg.start(start);
+        let first = sent_to(&mut reg, PRIMARY);
+        feed(
+            &mut reg,
+            start,
+            &respond(&first, "200 OK", "Expires: 3600\r\n"),
+        );
+        reg.proxy_unanswered(start, BACKUP.parse().expect("addr"));
+        assert!(reg.poll_transmit().is_none(), "not the proxy in use");
+        reg.proxy_unanswered(start, PRIMARY.parse().expect("addr"));
+        sent_to(&mut reg, BACKUP);
+        assert_eq!(reg.proxy(), BACKUP.parse().expect("addr"));
+        // From the last backup, the round ends at the primary, which is asked at once.
+        reg.proxy_unanswered(start, BACKUP.parse().expect("addr"));
+        sent_to(&mut reg, PRIMARY);
+        // A single proxy: nothing to move to.
+        let mut single = Registration::new(params(), 12);
+        single.start(start);
+        sent_to(&mut single, "127.0.0.1:5070");
+        single.proxy_unanswered(start, "127.0.0.1:5070".parse().expect("addr"));
+        assert!(single.poll_transmit().is_none());
     }
 
     #[test]
