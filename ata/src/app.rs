@@ -25,13 +25,13 @@ use crate::error::AtaError;
 use crate::identity::LineIdentity;
 use crate::line::phone::{LineState, Phone};
 use crate::line::virtual_line::VirtualLine;
-use crate::line::{Handset, LineActor, LineSetup};
+use crate::line::{AttachRegistration, Handset, LineActor, LineSetup};
 use crate::metrics::{Metrics, StateNames};
 use crate::mwi::actor::{MwiActor, Unsubscribe};
 use crate::mwi::subscription::{Subscription, SubscriptionParams, DEFAULT_EXPIRES};
 use crate::registration::actor::{RegistrationActor, Unregister};
 use crate::registration::rules::{Registration, RegistrationParams, RegistrationState};
-use crate::resolve::resolve_proxy;
+use crate::resolve::Locator;
 use crate::resync::{ConfigSource, Resync};
 use dialtone_transaction::Transport;
 
@@ -116,11 +116,10 @@ fn bind_sip(
 /// Starts a device inside the current actix system (the end-to-end tests run several in one
 /// process this way).
 pub async fn start(config: Config, source: ConfigSource) -> Result<Device, AtaError> {
-    let proxy = match &config.proxy {
-        Some(p) => Some(resolve_proxy(p, config.transport).await?),
-        None => None,
-    };
-    let mwi_server = resolve_mwi_server(&config, proxy).await;
+    let locator = Locator::new(&config.dns);
+    let proxies = resolve_proxies(&config, &locator).await?;
+    let proxy = proxies.first().copied();
+    let mwi_server = resolve_mwi_server(&config, &locator, proxy).await;
     let (std_socket, tcp) = bind_sip(config.bind, config.transport)?;
     std_socket.set_nonblocking(true)?;
     let local = std_socket.local_addr()?;
@@ -135,12 +134,13 @@ pub async fn start(config: Config, source: ConfigSource) -> Result<Device, AtaEr
         tokio::net::UdpSocket::from_std(std_socket)?,
         config.transport,
         listener,
+        config.t1,
     )
     .start();
     let names: Vec<String> = config.lines.iter().map(|l| l.user.clone()).collect();
     let metrics = Metrics::new(&names, state_names())
         .map_err(|e| AtaError::config("line", format!("metrics: {e}")))?;
-    let domain = match &config.proxy {
+    let domain = match config.proxies.first() {
         Some(p) => p.host.clone(),
         None => local.ip().to_string(),
     };
@@ -158,7 +158,14 @@ pub async fn start(config: Config, source: ConfigSource) -> Result<Device, AtaEr
         };
         let registers = proxy.is_some() && config.register_interval > 0;
         let addr = start_line(
-            &config, index, line, &identity, proxy, &endpoint, &metrics, registers,
+            &config,
+            index,
+            line,
+            &identity,
+            (proxy, &locator),
+            &endpoint,
+            &metrics,
+            registers,
         )?;
         let subscription = mwi_server.filter(|_| registers).map(|server| {
             let params = SubscriptionParams {
@@ -178,11 +185,12 @@ pub async fn start(config: Config, source: ConfigSource) -> Result<Device, AtaEr
         )
         .start();
         subscriptions.push(mwi);
-        if let (true, Some(registrar)) = (registers, proxy) {
+        if registers {
             let rules = Registration::new(
                 RegistrationParams {
                     identity: identity.clone(),
-                    registrar,
+                    registrars: proxies.clone(),
+                    fallback_interval: config.proxy_fallback_interval,
                     expires: config.register_interval,
                     user: digest_user(line),
                 },
@@ -196,6 +204,7 @@ pub async fn start(config: Config, source: ConfigSource) -> Result<Device, AtaEr
                 metrics.clone(),
             )
             .start();
+            addr.do_send(AttachRegistration(registration.clone()));
             per_line.push(Some(registration.clone()));
             registrations.push(registration);
         } else {
@@ -220,16 +229,41 @@ pub async fn start(config: Config, source: ConfigSource) -> Result<Device, AtaEr
     })
 }
 
+/// Every proxy's addresses, the primary's first, then each backup's (a domain's SRV targets
+/// in RFC 2782 order), each once. A backup that does not resolve is left out with a warning;
+/// the primary must resolve.
+async fn resolve_proxies(config: &Config, locator: &Locator) -> Result<Vec<SocketAddr>, AtaError> {
+    let mut all: Vec<SocketAddr> = Vec::new();
+    for (index, proxy) in config.proxies.iter().enumerate() {
+        match locator.resolve_proxy(proxy, config.transport).await {
+            Ok(targets) => {
+                for target in targets {
+                    if !all.contains(&target) {
+                        all.push(target);
+                    }
+                }
+            }
+            Err(e) if index == 0 => return Err(e),
+            Err(e) => warn!(error = %e, "a backup proxy does not resolve; left out"),
+        }
+    }
+    Ok(all)
+}
+
 /// Where lines subscribe to message waiting: `mwi_server` resolved as the proxy is (the
-/// proxy's own address when they are the same). A name that does not resolve disables the
-/// subscriptions with a warning rather than stopping the device: calls matter more.
-async fn resolve_mwi_server(config: &Config, proxy: Option<SocketAddr>) -> Option<SocketAddr> {
+/// primary proxy's own address when they are the same). A name that does not resolve disables
+/// the subscriptions with a warning rather than stopping the device: calls matter more.
+async fn resolve_mwi_server(
+    config: &Config,
+    locator: &Locator,
+    proxy: Option<SocketAddr>,
+) -> Option<SocketAddr> {
     let server = config.mwi_server.as_ref()?;
-    if config.proxy.as_ref() == Some(server) {
+    if config.proxies.first() == Some(server) {
         return proxy;
     }
-    match resolve_proxy(server, config.transport).await {
-        Ok(addr) => Some(addr),
+    match locator.resolve_proxy(server, config.transport).await {
+        Ok(addrs) => addrs.first().copied(),
         Err(e) => {
             warn!(error = %e, "mwi_server does not resolve; not subscribing to message waiting");
             None
@@ -258,7 +292,7 @@ fn start_line(
     index: usize,
     line: &LineConfig,
     identity: &LineIdentity,
-    proxy: Option<SocketAddr>,
+    (proxy, locator): (Option<SocketAddr>, &Locator),
     endpoint: &Addr<Endpoint>,
     metrics: &Metrics,
     registers: bool,
@@ -268,6 +302,7 @@ fn start_line(
         (identity.clone(), endpoint.clone(), metrics.clone());
     let (codecs, rtp_ports, user) = (config.codecs.clone(), config.rtp_ports, digest_user(line));
     let line_name = line.user.clone();
+    let locator = locator.clone();
     let setup = LineSetup {
         index: index + 1,
         phone: Phone::with_features(
@@ -283,6 +318,7 @@ fn start_line(
             user: user.clone(),
             endpoint: endpoint.clone(),
             proxy,
+            locator: locator.clone(),
             codecs: codecs.clone(),
             rtp_ports,
             metrics: metrics_for_calls.clone(),

@@ -30,9 +30,18 @@ struct RunArgs {
     /// TOML config file; flags override its values.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Outbound proxy and registrar, HOST[:PORT] (a domain is resolved with SRV _sip._udp, then A/AAAA).
+    /// Outbound proxy and registrar, HOST[:PORT] (a domain is resolved with SRV _sip._udp, then A/AAAA); repeat for backups, the primary first.
     #[arg(long, value_name = "HOST[:PORT]")]
-    proxy: Option<String>,
+    proxy: Vec<String>,
+    /// While on a backup proxy, seconds between OPTIONS to the primary; it is used again once it answers [default: 30].
+    #[arg(long, value_name = "SECONDS")]
+    proxy_fallback_interval: Option<f64>,
+    /// DNS server for the proxy's and dialogs' host names, IP[:PORT]; repeatable [default: /etc/resolv.conf].
+    #[arg(long, value_name = "IP[:PORT]")]
+    dns: Vec<String>,
+    /// RFC 3261 T1 in milliseconds: a request unanswered for 64 T1 times out [default: 500].
+    #[arg(long, value_name = "MS")]
+    t1_ms: Option<u64>,
     /// A line, USER:PASSWORD; repeat for more lines.
     #[arg(long = "line", value_name = "USER:PASSWORD")]
     lines: Vec<String>,
@@ -178,6 +187,9 @@ fn run(cli: Cli) -> Result<(), AtaError> {
     };
     let overrides = Overrides {
         proxy: run.proxy,
+        dns: run.dns,
+        t1_ms: run.t1_ms,
+        proxy_fallback_interval: run.proxy_fallback_interval,
         lines: run.lines,
         bind: run.bind,
         transport: run.transport,

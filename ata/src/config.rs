@@ -12,7 +12,11 @@
 //! [`CodecName`]). The arrows run from here to those three, and from `lines` to the other two.
 //!
 //! ```toml
-//! proxy = "127.0.0.1:5060"          # IP or domain, optional port
+//! proxy = "127.0.0.1:5060"          # IP or domain, optional port; or a list, primary first:
+//!                                  # ["10.0.0.1:5060", "10.0.0.2:5060"] (backups)
+//! proxy_fallback_interval = 30      # seconds between OPTIONS to the primary while on a backup
+//! dns = ["127.0.0.1:5353"]          # DNS servers (IP[:PORT]); default /etc/resolv.conf
+//! t1_ms = 500                       # RFC 3261 T1 (Timer F, B = 64 T1)
 //! bind = "127.0.0.1:0"              # SIP UDP socket (and TCP listener); port 0 picks a free one
 //! transport = "udp"                 # or "tcp": requests over TCP, listening on the bind port
 //! rtp_ports = "16384-16482"
@@ -57,11 +61,11 @@ use crate::dial_plan::DialPlan;
 use crate::error::AtaError;
 use crate::features::Features;
 use dialtone_transaction::Transport;
-pub use file::{FileConfig, FileLine, Overrides};
+pub use file::{FileConfig, FileLine, OneOrMany, Overrides};
 use lines::merge_lines;
 pub use lines::{LineConfig, MAX_LINES};
 pub use values::{parse_audio_in, parse_proxy, AudioIn, CodecName, ProxyAddress};
-use values::{parse_codecs, parse_port_range, parse_socket, seconds};
+use values::{parse_codecs, parse_dns_server, parse_port_range, parse_socket, seconds};
 
 /// Which hardware a line is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,8 +79,16 @@ pub enum LineBackend {
 /// The validated configuration of one device.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Outbound proxy and registrar; `None` = only direct calls to IP addresses.
-    pub proxy: Option<ProxyAddress>,
+    /// Outbound proxies and registrars, the primary first, then its backups (issue 21 item
+    /// 5); empty = only direct calls to IP addresses.
+    pub proxies: Vec<ProxyAddress>,
+    /// While a line is on a backup proxy, how often the primary is asked (OPTIONS) whether
+    /// it is back.
+    pub proxy_fallback_interval: Duration,
+    /// DNS servers to ask; empty = the system's.
+    pub dns: Vec<SocketAddr>,
+    /// RFC 3261 T1 for our transactions (Timer B and F are 64 T1).
+    pub t1: Duration,
     /// The lines, at least one.
     pub lines: Vec<LineConfig>,
     /// The SIP socket.
@@ -113,6 +125,11 @@ pub const DEFAULT_RTP_PORTS: (u16, u16) = (16384, 16482);
 pub const DEFAULT_REGISTER_INTERVAL: u32 = 3600;
 /// Control API address.
 pub const DEFAULT_CONTROL: &str = "127.0.0.1:8070";
+/// Seconds between OPTIONS probes of the primary proxy while on a backup (the Cisco ATA's
+/// proxy fallback interval).
+pub const DEFAULT_PROXY_FALLBACK_INTERVAL: f64 = 30.0;
+/// RFC 3261 T1, milliseconds.
+pub const DEFAULT_T1_MS: u64 = 500;
 /// Seconds of silence that end a number (the ATA 186 default is 10; 5 is kinder in a lab).
 pub const DEFAULT_INTERDIGIT_TIMEOUT: f64 = 5.0;
 
@@ -130,12 +147,42 @@ impl Config {
         };
         let use_proxy_for_mwi = file.mwi_server.is_none();
         let lines = merge_lines(file.line, &flags)?;
-        let proxy = flags
-            .proxy
-            .or(file.proxy)
+        let proxy_texts = if flags.proxy.is_empty() {
+            file.proxy.map(OneOrMany::into_vec).unwrap_or_default()
+        } else {
+            flags.proxy
+        };
+        let proxies = proxy_texts
+            .iter()
             .filter(|p| !p.is_empty())
-            .map(|p| parse_proxy(&p))
-            .transpose()?;
+            .map(|p| parse_proxy(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let dns_texts = if flags.dns.is_empty() {
+            file.dns.map(OneOrMany::into_vec).unwrap_or_default()
+        } else {
+            flags.dns
+        };
+        let dns = dns_texts
+            .iter()
+            .map(|text| parse_dns_server(text))
+            .collect::<Result<Vec<_>, _>>()?;
+        let t1_ms = flags.t1_ms.or(file.t1_ms).unwrap_or(DEFAULT_T1_MS);
+        if !(1..=60_000).contains(&t1_ms) {
+            return Err(AtaError::config("t1_ms", "must be 1 to 60000"));
+        }
+        let proxy_fallback_interval = seconds(
+            "proxy_fallback_interval",
+            flags
+                .proxy_fallback_interval
+                .or(file.proxy_fallback_interval)
+                .unwrap_or(DEFAULT_PROXY_FALLBACK_INTERVAL),
+        )?;
+        if proxy_fallback_interval.is_zero() {
+            return Err(AtaError::config(
+                "proxy_fallback_interval",
+                "must be above zero",
+            ));
+        }
         let bind = parse_socket(
             "bind",
             flags.bind.or(file.bind).as_deref().unwrap_or(DEFAULT_BIND),
@@ -212,7 +259,10 @@ impl Config {
             flags.auto_answer.or(file.auto_answer).unwrap_or(0.0),
         )?;
         Ok(Config {
-            proxy: proxy.clone(),
+            proxies: proxies.clone(),
+            proxy_fallback_interval,
+            dns,
+            t1: Duration::from_millis(t1_ms),
             lines,
             bind,
             transport,
@@ -226,7 +276,11 @@ impl Config {
             auto_answer: (!auto_answer.is_zero()).then_some(auto_answer),
             features,
             // Message waiting comes from the proxy unless another server is named.
-            mwi_server: if use_proxy_for_mwi { proxy } else { mwi_server },
+            mwi_server: if use_proxy_for_mwi {
+                proxies.into_iter().next()
+            } else {
+                mwi_server
+            },
         })
     }
 }
@@ -254,7 +308,10 @@ mod tests {
         assert_eq!(config.lines[0].user, "8000");
         assert_eq!(config.lines[0].password, "secret");
         assert_eq!(config.auto_answer, None);
-        assert!(config.proxy.is_none());
+        assert!(config.proxies.is_empty());
+        assert_eq!(config.proxy_fallback_interval, Duration::from_secs(30));
+        assert_eq!(config.t1, Duration::from_millis(500));
+        assert!(config.dns.is_empty());
     }
 
     #[test]
@@ -266,22 +323,74 @@ mod tests {
         )
         .expect("toml");
         let flags = Overrides {
-            proxy: Some("127.0.0.1:5070".into()),
+            proxy: vec!["127.0.0.1:5070".into()],
             lines: vec!["8000:8000".into()],
             ..Overrides::default()
         };
         let config = Config::build(file, flags).expect("valid");
         assert_eq!(
-            config.proxy,
-            Some(ProxyAddress {
+            config.proxies,
+            [ProxyAddress {
                 host: "127.0.0.1".into(),
                 port: Some(5070)
-            })
+            }]
         );
         assert_eq!(config.register_interval, 600);
         assert_eq!(config.lines[0].user, "8000");
         assert_eq!(config.lines[0].display_name.as_deref(), Some("Lab"));
         assert_eq!(config.lines[0].audio_in, AudioIn::Tone(1000.0));
+    }
+
+    #[test]
+    fn proxy_and_dns_take_one_value_or_a_list_and_repeated_flags_replace_the_file() {
+        let file = FileConfig::parse(
+            "proxy = [\"10.0.0.1\", \"backup.lab:5070\"]\ndns = \"127.0.0.1:5353\"\n\
+             proxy_fallback_interval = 0.5\nt1_ms = 50\n",
+        )
+        .expect("toml");
+        let config = Config::build(file, flags_with_line()).expect("valid");
+        let hosts: Vec<&str> = config.proxies.iter().map(|p| p.host.as_str()).collect();
+        assert_eq!(hosts, ["10.0.0.1", "backup.lab"]);
+        assert_eq!(config.proxies[1].port, Some(5070));
+        assert_eq!(config.dns, ["127.0.0.1:5353".parse().expect("addr")]);
+        assert_eq!(config.proxy_fallback_interval, Duration::from_millis(500));
+        assert_eq!(config.t1, Duration::from_millis(50));
+        assert_eq!(config.mwi_server.as_ref(), config.proxies.first());
+        let file = FileConfig::parse("proxy = [\"10.0.0.1\", \"10.0.0.2\"]\n").expect("toml");
+        let flags = Overrides {
+            proxy: vec!["10.0.0.9".into()],
+            dns: vec!["10.0.0.53".into()],
+            ..flags_with_line()
+        };
+        let config = Config::build(file, flags).expect("valid");
+        assert_eq!(config.proxies.len(), 1);
+        assert_eq!(config.dns, ["10.0.0.53:53".parse().expect("addr")]);
+        for (flags, key) in [
+            (
+                Overrides {
+                    dns: vec!["dns.example".into()],
+                    ..flags_with_line()
+                },
+                "dns",
+            ),
+            (
+                Overrides {
+                    t1_ms: Some(0),
+                    ..flags_with_line()
+                },
+                "t1_ms",
+            ),
+            (
+                Overrides {
+                    proxy_fallback_interval: Some(0.0),
+                    ..flags_with_line()
+                },
+                "proxy_fallback_interval",
+            ),
+        ] {
+            let error = Config::build(FileConfig::default(), flags).expect_err("invalid");
+            assert!(error.to_string().contains(&format!("`{key}`")), "{error}");
+        }
     }
 
     #[test]

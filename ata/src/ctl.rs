@@ -91,6 +91,9 @@ pub fn summary(status: &LineStatus) -> String {
         "line {} ({}): {}, hook {}, registration {}",
         status.line, status.user, status.state, status.hook, status.registration
     );
+    if let Some(proxy) = &status.proxy {
+        text.push_str(&format!(" at {proxy}"));
+    }
     if let Some(tone) = &status.tone {
         text.push_str(&format!(", tone {tone}"));
     }

@@ -64,7 +64,7 @@ impl Resync {
         if users(new) != users(&self.config) {
             warn!("check-sync: the lines changed; restart the ATA to apply that");
         }
-        if new.proxy != self.config.proxy || new.bind != self.config.bind {
+        if new.proxies != self.config.proxies || new.bind != self.config.bind {
             warn!("check-sync: proxy or bind changed; restart the ATA to apply that");
         }
     }

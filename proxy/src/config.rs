@@ -177,6 +177,11 @@ pub struct ProxyFlags {
     /// `IP:PORT=HOST[:PORT]` (repeatable; the IP:PORT of a --listen address).
     #[arg(long, value_name = "IP:PORT=HOST[:PORT]")]
     pub advertise: Vec<String>,
+    /// A name written in Record-Route (`<sip:NAME;lr>`) instead of this node's address, one
+    /// that resolves (SRV, then A) to every node of a cluster: later requests of a dialog may
+    /// then pass through any live node (default: off, the listen address).
+    #[arg(long, value_name = "NAME")]
+    pub record_route_host: Option<String>,
 }
 
 /// Where registrations persist when neither `data-dir` nor `memory-only` is given: bindings
@@ -220,6 +225,7 @@ pub struct FileConfig {
     pub relay: Option<bool>,
     pub server_header: Option<String>,
     pub advertise: Option<Vec<String>>,
+    pub record_route_host: Option<String>,
 }
 
 /// The validated configuration.
@@ -256,6 +262,8 @@ pub struct Config {
     pub server_header: String,
     /// `host[:port]` written in Via and Record-Route instead of a listen address.
     pub advertise: Vec<(SocketAddr, String)>,
+    /// The cluster's name in Record-Route (`record-route-host`), taken as our own.
+    pub record_route_host: Option<String>,
 }
 
 impl Config {
@@ -419,8 +427,15 @@ impl Config {
             .iter()
             .map(|raw| parse_advertise(raw, &listen).map_err(|e| invalid("advertise", e)))
             .collect::<Result<Vec<_>, _>>()?;
+        let record_route_host = match flags.record_route_host.clone().or(file.record_route_host) {
+            None => None,
+            Some(raw) => {
+                Some(parse_record_route_host(&raw).map_err(|e| invalid("record-route-host", e))?)
+            }
+        };
         Ok(Config {
             advertise,
+            record_route_host,
             relay: flags.relay.or(file.relay).unwrap_or(false),
             server_header,
             dns,
@@ -504,6 +519,20 @@ fn parse_advertise(raw: &str, listen: &[Listen]) -> Result<(SocketAddr, String),
         return Err(format!("`{host}` is not a host or host:port"));
     }
     Ok((addr, host.to_string()))
+}
+
+/// A DNS name (no port: SRV gives each node's) in lower case.
+fn parse_record_route_host(raw: &str) -> Result<String, String> {
+    let name = raw.trim().trim_end_matches('.');
+    let valid = !name.is_empty()
+        && name.parse::<std::net::IpAddr>().is_err()
+        && name.split('.').all(|label| {
+            !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if !valid {
+        return Err(format!("`{raw}` is not a DNS name"));
+    }
+    Ok(name.to_ascii_lowercase())
 }
 
 /// `IP` (port 53) or `IP:PORT`; IPv6 with a port in brackets.
@@ -644,6 +673,24 @@ mod tests {
         assert_eq!(c.realm, "lab.example");
         assert_eq!(c.udp_receive_buffer, 1_048_576);
         assert_eq!(c.udp_balance, UdpBalance::Flow);
+    }
+
+    #[test]
+    fn a_record_route_host_is_a_dns_name_in_lower_case_from_the_file_or_the_flag() {
+        let file: FileConfig =
+            toml::from_str("record-route-host = \"Lab-Proxies.test.\"\n").unwrap();
+        let c = Config::merge(file, &ProxyFlags::default()).unwrap();
+        assert_eq!(c.record_route_host.as_deref(), Some("lab-proxies.test"));
+        for bad in ["10.0.0.1", "lab proxies", "", "a..b"] {
+            let flags = ProxyFlags {
+                record_route_host: Some(bad.into()),
+                ..Default::default()
+            };
+            let error = Config::merge(FileConfig::default(), &flags)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("record-route-host"), "{bad}: {error}");
+        }
     }
 
     #[test]

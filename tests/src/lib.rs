@@ -17,9 +17,11 @@
 //! - [`tone`]: the tones a call's sides play, and the check that each heard the other's;
 //! - [`recording`]: an ATA's earpiece recording read during the call, one phase at a time;
 //! - [`ata_line`]: an ATA with one line that plays a tone and records, driven as a person would;
-//! - [`kamailio`]: Debian's Kamailio started on a free port as the SIP server of interop tests.
+//! - [`kamailio`]: Debian's Kamailio started on a free port as the SIP server of interop tests;
+//! - [`dns`]: a DNS server of the test's own (SRV, NAPTR, A), for `--dns` of proxy and ATA.
 
 pub mod ata_line;
+pub mod dns;
 pub mod kamailio;
 pub mod proxy_api;
 pub mod recording;
@@ -218,24 +220,74 @@ impl Proxy {
         for _ in 0..5 {
             let sip = SocketAddr::from(([127, 0, 0, 1], free_port()));
             let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
-            let mut args = vec![
-                "--listen".to_string(),
-                format!("udp:{sip}"),
-                "--listen".to_string(),
-                format!("tcp:{sip}"),
-                "--http".to_string(),
-                http.to_string(),
-                "--workers".to_string(),
-                "2".to_string(),
-            ];
-            args.extend(extra.iter().map(|s| s.to_string()));
-            match Self::try_start(program, sip, http, args) {
+            match Self::try_start(program, sip, http, Self::args_for(sip, http, extra)) {
                 Ok(proxy) => return proxy,
                 Err(failure) if failure.contains("in use") => last_failure = failure,
                 Err(failure) => panic!("dialtone-proxy did not start: {failure}"),
             }
         }
         panic!("dialtone-proxy found no free ports in five tries: {last_failure}");
+    }
+
+    /// The flags [`Proxy::start`] gives: UDP and TCP on `sip`, the admin HTTP on `http`, two
+    /// workers, then `extra`. For a test that must know the ports before the proxy starts
+    /// (to write them in DNS) and passes them to [`Proxy::start_with_args`].
+    pub fn args_for(sip: SocketAddr, http: SocketAddr, extra: &[&str]) -> Vec<String> {
+        let mut args = vec![
+            "--listen".to_string(),
+            format!("udp:{sip}"),
+            "--listen".to_string(),
+            format!("tcp:{sip}"),
+            "--http".to_string(),
+            http.to_string(),
+            "--workers".to_string(),
+            "2".to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    }
+
+    /// Starts `count` proxies on ports chosen before any starts, for a test that must write
+    /// them somewhere first (SRV records naming every node): `setup` gets their SIP
+    /// addresses and returns each proxy's extra flags. When a port was taken meanwhile (by
+    /// another test), the proxies started are stopped and it all begins again on other
+    /// ports, five times at most.
+    pub fn start_several(
+        program: &str,
+        count: usize,
+        setup: impl Fn(&[SocketAddr]) -> Vec<Vec<String>>,
+    ) -> Vec<Proxy> {
+        let mut last_failure = String::new();
+        'attempt: for _ in 0..5 {
+            let ports: Vec<(SocketAddr, SocketAddr)> = (0..count)
+                .map(|_| {
+                    let port = || SocketAddr::from(([127, 0, 0, 1], free_port()));
+                    (port(), port())
+                })
+                .collect();
+            let sips: Vec<SocketAddr> = ports.iter().map(|(sip, _)| *sip).collect();
+            let extras = setup(&sips);
+            let mut started = Vec::new();
+            for ((sip, http), extra) in ports.into_iter().zip(extras) {
+                let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+                match Self::try_start(program, sip, http, Self::args_for(sip, http, &extra)) {
+                    Ok(proxy) => started.push(proxy),
+                    Err(failure) if failure.contains("in use") => {
+                        last_failure = failure;
+                        continue 'attempt;
+                    }
+                    Err(failure) => panic!("dialtone-proxy did not start: {failure}"),
+                }
+            }
+            return started;
+        }
+        panic!("dialtone-proxy found no free ports in five tries: {last_failure}");
+    }
+
+    /// A new process on this proxy's addresses and flags (after it was killed): what a node
+    /// that comes back looks like to its phones.
+    pub fn restart(program: &str, dead: &Proxy) -> Proxy {
+        Self::start_with_args(program, dead.sip, dead.http, dead.args.clone())
     }
 
     /// Starts (or restarts) with exactly `args`.

@@ -5,79 +5,14 @@
 //! or does not answer at all gives way to the next SRV target, and one whose 503 asked for a
 //! pause (Retry-After) is skipped meanwhile; a name nobody knows gets 503.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
-use std::str::FromStr;
-use std::sync::Arc;
+use std::net::TcpListener;
 
+use dialtone_e2e::dns::{a, dns_server, name, srv, Data as RData, NAPTR};
 use dialtone_e2e::sip_client::{accept_within, via_branch, UdpPeer};
 use dialtone_e2e::sip_message::{request, respond_like};
 use dialtone_e2e::Proxy;
-use hickory_server::proto::rr::rdata::{A, NAPTR, SOA, SRV};
-use hickory_server::proto::rr::{LowerName, Name, RData, Record};
-use hickory_server::store::in_memory::InMemoryZoneHandler;
-use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
-use hickory_server::Server;
 
 const PROXY: &str = env!("CARGO_BIN_EXE_e2e-dialtone-proxy");
-
-fn name(text: &str) -> Name {
-    Name::from_str(text).expect("a DNS name")
-}
-
-/// One zone's records, as (owner, data).
-type Zone = (&'static str, Vec<(String, RData)>);
-
-/// Serves `zones` over UDP on a free loopback port, from a thread of its own, for as long as
-/// the test process lives; returns the address.
-fn dns_server(zones: Vec<Zone>) -> SocketAddr {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind the DNS server");
-    socket.set_nonblocking(true).unwrap();
-    let addr = socket.local_addr().unwrap();
-    let mut catalog = Catalog::new();
-    for (origin, records) in zones {
-        let origin = name(origin);
-        let mut zone =
-            InMemoryZoneHandler::<hickory_server::net::runtime::TokioRuntimeProvider>::empty(
-                origin.clone(),
-                ZoneType::Primary,
-                AxfrPolicy::Deny,
-            );
-        let soa = SOA::new(
-            name(&format!("ns.{origin}")),
-            name(&format!("admin.{origin}")),
-            1,
-            3600,
-            600,
-            86400,
-            60,
-        );
-        assert!(zone.upsert_mut(Record::from_rdata(origin.clone(), 60, RData::SOA(soa)), 1));
-        for (owner, data) in records {
-            assert!(zone.upsert_mut(Record::from_rdata(name(&owner), 60, data), 1));
-        }
-        catalog.upsert(LowerName::new(&origin), vec![Arc::new(zone)]);
-    }
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime for the DNS server");
-        runtime.block_on(async move {
-            let mut server = Server::new(catalog);
-            server.register_socket(tokio::net::UdpSocket::from_std(socket).unwrap());
-            let _ = server.block_until_done().await;
-        });
-    });
-    addr
-}
-
-fn a(ip: &str) -> RData {
-    RData::A(A(ip.parse::<Ipv4Addr>().unwrap()))
-}
-
-fn srv(port: u16, target: &str) -> RData {
-    RData::SRV(SRV::new(0, 10, port, name(target)))
-}
 
 fn naptr(order: u16, services: &str, replacement: &str) -> RData {
     RData::NAPTR(NAPTR::new(
@@ -161,11 +96,11 @@ fn next_hops_in_other_domains_follow_naptr_srv_and_a_records() {
                 // The preferred target refuses the connection; the backup must get the request.
                 (
                     "_sip._tcp.failover.test.".into(),
-                    RData::SRV(SRV::new(10, 10, refused_port, name("dead.failover.test."))),
+                    dialtone_e2e::dns::srv_with(10, 10, refused_port, "dead.failover.test."),
                 ),
                 (
                     "_sip._tcp.failover.test.".into(),
-                    RData::SRV(SRV::new(20, 10, backup_port, name("live.failover.test."))),
+                    dialtone_e2e::dns::srv_with(20, 10, backup_port, "live.failover.test."),
                 ),
                 ("dead.failover.test.".into(), a("127.0.0.8")),
                 ("live.failover.test.".into(), a("127.0.0.9")),
@@ -259,7 +194,7 @@ fn udp_next_hops_that_answer_503_or_nothing_give_way_to_the_next_srv_target_and_
     let mut silent = UdpPeer::bind("127.0.0.12", "127.0.0.1:9".parse().unwrap());
     let mut after_silent = UdpPeer::bind("127.0.0.13", "127.0.0.1:9".parse().unwrap());
     let target = |priority: u16, peer: &UdpPeer, host: &str| {
-        RData::SRV(SRV::new(priority, 10, peer.addr().port(), name(host)))
+        dialtone_e2e::dns::srv_with(priority, 10, peer.addr().port(), host)
     };
     let dns = dns_server(vec![
         (

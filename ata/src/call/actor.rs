@@ -11,6 +11,7 @@
 //! and every peer of the lab send their offer in the INVITE.
 
 mod commands;
+mod lookup;
 mod start;
 
 use std::net::IpAddr;
@@ -283,6 +284,7 @@ impl CallActor {
                 self.on_event(ctx, event);
             }
         }
+        self.look_up_next_hop(ctx);
         if let Some(handle) = self.timer.take() {
             ctx.cancel_future(handle);
         }
@@ -526,6 +528,9 @@ impl Handler<TransactionUpdate> for CallActor {
     type Result = ();
 
     fn handle(&mut self, msg: TransactionUpdate, ctx: &mut Context<Self>) {
+        if let Some((proxy, status)) = self.proxy_unanswered(&msg.0) {
+            self.news(News::ProxyUnanswered { proxy, status });
+        }
         let Some(dialog) = self.dialog.as_mut() else {
             return;
         };

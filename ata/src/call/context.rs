@@ -1,5 +1,6 @@
 //! What every call of a line shares ([`CallContext`]): the line's identity and credentials,
-//! the endpoint, the proxy, the codecs to offer, the RTP ports, the metrics, and the line's
+//! the endpoint, the proxy in use (the line updates it when the registration fails over), the
+//! resolver for host names in a dialog's route, the codecs to offer, the RTP ports, the metrics, and the line's
 //! recipients. The line builds one per call; the call actor only reads it.
 
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use crate::config::CodecName;
 use crate::endpoint::Endpoint;
 use crate::identity::LineIdentity;
 use crate::metrics::Metrics;
+use crate::resolve::Locator;
 
 /// The dynamic payload type we offer Opus on.
 pub const OPUS_PAYLOAD_TYPE: u8 = 111;
@@ -28,8 +30,10 @@ pub struct CallContext {
     pub user: DigestUser,
     /// The SIP endpoint.
     pub endpoint: Addr<Endpoint>,
-    /// The outbound proxy, if any.
+    /// The outbound proxy the line uses now, if any.
     pub proxy: Option<SocketAddr>,
+    /// Resolves a dialog's next hop when it is a host name (RFC 3263).
+    pub locator: Locator,
     /// Codecs to offer, in order.
     pub codecs: Vec<CodecName>,
     /// RTP port range.

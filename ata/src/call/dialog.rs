@@ -30,9 +30,11 @@
 //! concern: `dialog/create.rs` (the INVITE sent or received, its responses, CANCEL, the ACK
 //! to a 2xx, both route sets, ring/accept/reject), `dialog/in_dialog.rs` (the peer's requests
 //! inside the dialog, ours addressed along the route set, BYE), `dialog/reinvite.rs` (hold and
-//! resume) and `dialog/refer.rs` (blind transfer).
+//! resume), `dialog/refer.rs` (blind transfer) and `dialog/failover.rs` (a host name as next
+//! hop: its lookup, and a request sent again to the next address, RFC 3263 section 4.3).
 
 mod create;
+mod failover;
 mod in_dialog;
 mod refer;
 mod reinvite;
@@ -44,9 +46,11 @@ use std::time::{Duration, Instant};
 use dialtone_sip::{Message, Method};
 use rand::rngs::StdRng;
 
+use super::hops::NextHops;
 use crate::auth::{AuthHeader, DigestUser};
 use crate::error::{AtaError, Unusable};
 use crate::identity::LineIdentity;
+use failover::InFlight;
 
 /// The endpoint's handle for a server transaction we must answer in.
 pub type TxnId = u64;
@@ -273,6 +277,10 @@ pub struct Dialog {
     reinvite_txn: Option<(TxnId, Vec<u8>)>,
     reinvite_cseq: Option<u32>,
     refer_cseq: Option<u32>,
+    /// The addresses of the next hop's host name, once resolved.
+    hops: NextHops,
+    /// Our in-dialog requests awaiting a final response, to send again elsewhere.
+    in_flight: Vec<InFlight>,
     outputs: VecDeque<Output>,
     rng: StdRng,
 }
@@ -330,6 +338,9 @@ impl Dialog {
             .status()
             .ok_or(AtaError::Unusable(Unusable::NotAResponse))?;
         let cseq = response.cseq()?;
+        if status >= 200 && self.settle_in_flight(cseq.method.as_str(), cseq.seq, status) {
+            return Ok(());
+        }
         match cseq.method {
             Method::Invite if Some(cseq.seq) == self.reinvite_cseq => {
                 self.on_reinvite_response(status, response)
@@ -353,6 +364,9 @@ impl Dialog {
     /// Our client transaction for `method` ended without a final response (Timer B or F:
     /// `status` 408; transport error: 503).
     pub fn handle_transaction_failure(&mut self, method: &str, status: u16) {
+        if self.retry_elsewhere(method, None) {
+            return;
+        }
         match (method, self.phase) {
             ("INVITE", Phase::Inviting | Phase::Proceeding) => {
                 self.event(CallEvent::Failed { status });

@@ -910,3 +910,87 @@ fn hook_flash_for_the_far_end_is_an_info_along_the_route_set() {
     assert!(text.ends_with("signal=hf\r\n"), "{text}");
     assert_eq!(destination.to_string(), "127.0.0.9:5090");
 }
+
+/// An outgoing call answered through a cluster that record-routes `lab-proxies.test`, whose
+/// name resolved to `nodes`; the ACK is drained.
+fn answered_through_a_cluster(nodes: &[SocketAddr]) -> Dialog {
+    let mut dialog = outgoing();
+    let (invite, _) = only_request(&drain(&mut dialog));
+    assert_eq!(
+        dialog.take_hop_lookup(),
+        None,
+        "no route set before the answer"
+    );
+    let ok = response(
+        &invite,
+        "200 OK",
+        Some("b"),
+        "Record-Route: <sip:lab-proxies.test;lr>\r\n\
+         Contact: <sip:9000@127.0.0.3:5070>\r\n",
+        "v=0\r\n",
+    );
+    feed(&mut dialog, &ok);
+    let (_, ack_to) = only_request(&drain(&mut dialog));
+    assert_eq!(
+        ack_to,
+        "127.0.0.1:5060".parse().expect("addr"),
+        "before the name resolves, the proxy the call went through"
+    );
+    let lookup = dialog
+        .take_hop_lookup()
+        .expect("the route's name to resolve");
+    assert_eq!(lookup.host, "lab-proxies.test");
+    assert_eq!(dialog.take_hop_lookup(), None, "asked once");
+    dialog.hop_resolved("lab-proxies.test", nodes.to_vec());
+    dialog
+}
+
+#[test]
+fn a_bye_whose_node_times_out_goes_to_the_next_address_of_the_route_name() {
+    let nodes: [SocketAddr; 2] = [
+        "127.0.0.1:5071".parse().expect("addr"),
+        "127.0.0.1:5072".parse().expect("addr"),
+    ];
+    let mut dialog = answered_through_a_cluster(&nodes);
+    dialog.hang_up();
+    let (bye, to) = only_request(&drain(&mut dialog));
+    assert_eq!(to, nodes[0]);
+    assert_eq!(headers(&bye, "Route"), ["<sip:lab-proxies.test;lr>"]);
+    dialog.handle_transaction_failure("BYE", 408);
+    let outputs = drain(&mut dialog);
+    assert!(events(&outputs).is_empty(), "the call is not over yet");
+    let (again, to) = only_request(&outputs);
+    assert_eq!(to, nodes[1]);
+    assert_eq!(header(&again, "CSeq"), header(&bye, "CSeq"));
+    assert_ne!(header(&again, "Via"), header(&bye, "Via"), "a new branch");
+    assert_eq!(request_line(&again), request_line(&bye));
+    feed(&mut dialog, &response(&again, "200 OK", Some("b"), "", ""));
+    assert_eq!(events(&drain(&mut dialog)), [CallEvent::Terminated]);
+}
+
+#[test]
+fn a_503_sends_the_request_to_the_next_address_and_later_requests_stay_there() {
+    let nodes: [SocketAddr; 2] = [
+        "127.0.0.1:5071".parse().expect("addr"),
+        "127.0.0.1:5072".parse().expect("addr"),
+    ];
+    let mut dialog = answered_through_a_cluster(&nodes);
+    dialog.info_flash();
+    let (info, to) = only_request(&drain(&mut dialog));
+    assert_eq!(to, nodes[0]);
+    feed(
+        &mut dialog,
+        &response(&info, "503 Service Unavailable", Some("b"), "", ""),
+    );
+    let (_, to) = only_request(&drain(&mut dialog));
+    assert_eq!(to, nodes[1]);
+    dialog.hang_up();
+    let (_, to) = only_request(&drain(&mut dialog));
+    assert_eq!(to, nodes[1], "the node that answered is kept");
+    // Each request tries every address once; when all failed, the failure stands.
+    dialog.handle_transaction_failure("BYE", 408);
+    let (_, to) = only_request(&drain(&mut dialog));
+    assert_eq!(to, nodes[0]);
+    dialog.handle_transaction_failure("BYE", 408);
+    assert_eq!(events(&drain(&mut dialog)), [CallEvent::Terminated]);
+}

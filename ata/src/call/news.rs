@@ -4,6 +4,8 @@
 //! gives each call a [`LineInbox`] of recipients when it starts it, and the arrow between the
 //! two modules runs one way (line → call).
 
+use std::net::SocketAddr;
+
 use actix::prelude::*;
 
 use crate::call::dialog::DialogIds;
@@ -64,6 +66,14 @@ pub enum News {
     /// Transferor: the transfer failed with this status; the call goes on.
     TransferFailed {
         /// The status (of the REFER, or of the transferee's call).
+        status: u16,
+    },
+    /// The proxy our INVITE went to did not answer it at all (Timer B, a send error) or
+    /// answered 503: the line's registration moves to its next proxy (issue 21 item 5).
+    ProxyUnanswered {
+        /// That proxy.
+        proxy: SocketAddr,
+        /// 408, or 503.
         status: u16,
     },
     /// The call actor stopped.

@@ -93,8 +93,22 @@ fn request_uri_from_route(route: &str) -> String {
     uri
 }
 
+/// The host name (lower case) and port of a SIP URI whose address is not an IP literal: a
+/// name to resolve (RFC 3263) before the URI can be a next hop. `None` when [`next_hop`]
+/// gives the address itself.
+pub fn next_hop_name(uri: &str) -> Option<(String, Option<u16>)> {
+    let parsed = Uri::parse(uri).ok()?;
+    let sip = parsed.as_sip()?;
+    let host = sip.maddr().unwrap_or(sip.host);
+    if dialtone_sip::uri::parse_host_ip(host).is_some() || host.is_empty() {
+        return None;
+    }
+    Some((host.trim_end_matches('.').to_ascii_lowercase(), sip.port))
+}
+
 /// The socket address a SIP URI names: `maddr` if present, else the host, which must be an
-/// IP literal (names were resolved once, for the proxy; a dialog falls back to it).
+/// IP literal (a host name is resolved by the call actor, see `call::hops`; until then, and
+/// for a name that does not resolve, a dialog falls back to the proxy it was set up through).
 pub fn next_hop(uri: &str) -> Option<SocketAddr> {
     let parsed = Uri::parse(uri).ok()?;
     let sip = parsed.as_sip()?;
@@ -164,6 +178,21 @@ mod tests {
         assert_eq!(plan.request_uri, CALLEE);
         assert!(plan.routes.is_empty());
         assert_eq!(next_hop(&plan.next_hop), "192.168.2.194:5060".parse().ok());
+    }
+
+    #[test]
+    fn a_host_name_is_a_name_to_resolve_and_an_ip_is_not() {
+        assert_eq!(
+            next_hop_name("sip:Lab-Proxies.test;lr"),
+            Some(("lab-proxies.test".into(), None))
+        );
+        assert_eq!(
+            next_hop_name("sip:9000@proxy.example.com:5070"),
+            Some(("proxy.example.com".into(), Some(5070)))
+        );
+        assert_eq!(next_hop_name("sip:127.0.0.9:5090;lr"), None);
+        assert_eq!(next_hop_name(SEED_PROXY), None, "its maddr is an IP");
+        assert_eq!(next_hop_name("sip:[::1]:5060;lr"), None);
     }
 
     #[test]

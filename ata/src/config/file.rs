@@ -10,8 +10,14 @@ use crate::error::AtaError;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
-    /// See `Config::proxy`.
-    pub proxy: Option<String>,
+    /// See `Config::proxies`: one `HOST[:PORT]`, or a list (primary first, then backups).
+    pub proxy: Option<OneOrMany>,
+    /// DNS servers, `IP[:PORT]`: one or a list.
+    pub dns: Option<OneOrMany>,
+    /// RFC 3261 T1 in milliseconds.
+    pub t1_ms: Option<u64>,
+    /// Seconds between OPTIONS probes of the primary proxy while on a backup.
+    pub proxy_fallback_interval: Option<f64>,
     /// See `Config::bind`.
     pub bind: Option<String>,
     /// `udp` or `tcp`.
@@ -64,6 +70,26 @@ pub struct FileConfig {
     pub line: Vec<FileLine>,
 }
 
+/// A key written as one string or as a list of them (`proxy`, `dns`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// `key = "value"`.
+    One(String),
+    /// `key = ["first", "second"]`.
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    /// The values, in order.
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(value) => vec![value],
+            OneOrMany::Many(values) => values,
+        }
+    }
+}
+
 /// One `[[line]]` table.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -93,8 +119,14 @@ pub struct FileLine {
 /// The command-line flags, as text; `None` leaves the file's value (or the default).
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
-    /// `--proxy`.
-    pub proxy: Option<String>,
+    /// `--proxy`, repeatable: primary first, then backups; replaces the file's list.
+    pub proxy: Vec<String>,
+    /// `--dns`, repeatable; replaces the file's list.
+    pub dns: Vec<String>,
+    /// `--t1-ms`.
+    pub t1_ms: Option<u64>,
+    /// `--proxy-fallback-interval`.
+    pub proxy_fallback_interval: Option<f64>,
     /// `--line USER:PASSWORD`, repeatable; replaces the file's lines by position, adds the rest.
     pub lines: Vec<String>,
     /// `--bind`.

@@ -76,6 +76,15 @@ pub fn parse_proxy(text: &str) -> Result<ProxyAddress, AtaError> {
     })
 }
 
+/// A DNS server: `IP` (port 53) or `IP:PORT`, IPv6 with a port in brackets.
+pub(super) fn parse_dns_server(text: &str) -> Result<SocketAddr, AtaError> {
+    if let Ok(ip) = text.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    text.parse()
+        .map_err(|_| AtaError::config("dns", format!("`{text}` is not IP or IP:PORT")))
+}
+
 pub(super) fn parse_socket(key: &'static str, text: &str) -> Result<SocketAddr, AtaError> {
     text.parse()
         .map_err(|_| AtaError::config(key, format!("`{text}` is not IP:PORT")))

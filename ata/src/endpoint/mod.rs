@@ -189,8 +189,17 @@ pub struct Endpoint {
 impl Endpoint {
     /// An endpoint on an already bound socket; with [`Transport::Tcp`] our requests go
     /// over TCP and `listener` (on the same address) takes the peers' connections.
-    pub fn new(socket: UdpSocket, transport: Transport, listener: Option<TcpListener>) -> Self {
-        let table = TransactionTable::new(TimerConfig::default());
+    /// `t1` is RFC 3261's T1 (500 ms unless configured): Timer B and F are 64 T1.
+    pub fn new(
+        socket: UdpSocket,
+        transport: Transport,
+        listener: Option<TcpListener>,
+        t1: std::time::Duration,
+    ) -> Self {
+        let table = TransactionTable::new(TimerConfig {
+            t1,
+            ..TimerConfig::default()
+        });
         let table = match transport {
             Transport::Udp => table,
             Transport::Tcp => table.with_reliable_requests(),

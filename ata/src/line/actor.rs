@@ -29,7 +29,7 @@ use crate::media::actor::{EarpieceFrame, MediaListener, MicrophoneFrame, RemoteD
 use crate::metrics::Metrics;
 
 mod news;
-use crate::registration::actor::RegistrationChanged;
+use crate::registration::actor::{RegistrationActor, RegistrationChanged};
 
 /// What the control API can do to a line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +59,12 @@ pub struct Control(pub Command);
 #[derive(Message)]
 #[rtype(result = "LineStatus")]
 pub struct GetStatus;
+
+/// The line's registration, started after the line: told when a call's proxy does not
+/// answer its INVITE.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AttachRegistration(pub Addr<RegistrationActor>);
 
 /// What a line is built from.
 pub struct LineSetup {
@@ -103,6 +109,7 @@ pub struct LineActor {
     context: Option<CallContext>,
     calls: HashMap<CallId, CallHandle>,
     registration: &'static str,
+    registrar: Option<Addr<RegistrationActor>>,
     /// Transferee: the call we were referred to, and the call that referred us, told of its
     /// progress.
     referred_by: Option<(CallId, Addr<CallActor>)>,
@@ -135,6 +142,7 @@ impl LineActor {
             } else {
                 "disabled"
             },
+            registrar: None,
             received_digits: String::new(),
             last_outcome: None,
             timer: None,
@@ -158,6 +166,11 @@ impl LineActor {
             }
             .to_owned(),
             registration: self.registration.to_owned(),
+            proxy: self
+                .context
+                .as_ref()
+                .and_then(|c| c.proxy)
+                .map(|p| p.to_string()),
             ringing: self.handset.is_ringing(),
             tone: self.handset.tone().map(tone_name),
             digits: self.phone.digits().to_owned(),
@@ -479,7 +492,19 @@ impl Handler<RegistrationChanged> for LineActor {
     type Result = ();
 
     fn handle(&mut self, msg: RegistrationChanged, _ctx: &mut Context<Self>) {
-        self.registration = msg.0;
+        self.registration = msg.state;
+        // New calls go to the proxy the line is registered with (issue 21 item 5).
+        if let Some(context) = self.context.as_mut() {
+            context.proxy = Some(msg.proxy);
+        }
+    }
+}
+
+impl Handler<AttachRegistration> for LineActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AttachRegistration, _ctx: &mut Context<Self>) {
+        self.registrar = Some(msg.0);
     }
 }
 

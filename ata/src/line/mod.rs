@@ -31,6 +31,6 @@ pub mod status;
 pub mod usb;
 pub mod virtual_line;
 
-pub use actor::{Command, Control, GetStatus, LineActor, LineSetup};
+pub use actor::{AttachRegistration, Command, Control, GetStatus, LineActor, LineSetup};
 pub use handset::{Handset, HandsetEvent};
 pub use status::{CallStatus, LineStatus};

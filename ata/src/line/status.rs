@@ -21,6 +21,9 @@ pub struct LineStatus {
     pub hook: String,
     /// The registration state (`registered`, `failed`, `disabled`...).
     pub registration: String,
+    /// The proxy the line uses now, `IP:PORT` (the primary, or a backup after a failover).
+    #[serde(default)]
+    pub proxy: Option<String>,
     /// Whether the ringer rings.
     pub ringing: bool,
     /// The tone in the earpiece.

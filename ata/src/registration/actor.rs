@@ -1,9 +1,10 @@
 //! The registration actor of one line: the actix shell around [`Registration`]. It hands
 //! REGISTERs to the endpoint, feeds responses and timeouts back with `now`, keeps one timer at
 //! the machine's deadline, and tells the line ([`RegistrationChanged`], to the recipient it was
-//! given) and the metrics the state after every change.
+//! given) and the metrics the state and the proxy in use after every change.
 //! On [`Unregister`] (shutdown) it sends `Expires: 0` and answers once that is done.
 
+use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
 use actix::prelude::*;
@@ -15,10 +16,27 @@ use crate::endpoint::{ClientEvent, Endpoint, SendRequest, TransactionUpdate};
 use crate::metrics::Metrics;
 use crate::registration::rules::{Registration, RegistrationState};
 
-/// The registration state changed (its [`RegistrationState::name`]); for the line.
+/// The registration state (its [`RegistrationState::name`]) or the proxy in use changed;
+/// for the line, whose new calls go to that proxy.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct RegistrationChanged(pub &'static str);
+pub struct RegistrationChanged {
+    /// The state's name.
+    pub state: &'static str,
+    /// The proxy the line registers with now.
+    pub proxy: SocketAddr,
+}
+
+/// A call's INVITE found `proxy` not answering (408: no response at all; 503): when it is
+/// the proxy the line uses, the line moves to the next one (issue 21 item 5).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ProxyUnanswered {
+    /// The proxy the INVITE went to.
+    pub proxy: SocketAddr,
+    /// 408 or 503.
+    pub status: u16,
+}
 
 /// Remove the binding and report when done (or given up).
 #[derive(Message)]
@@ -48,6 +66,7 @@ pub struct RegistrationActor {
     timer: Option<SpawnHandle>,
     on_unregistered: Option<oneshot::Sender<()>>,
     last_state: &'static str,
+    last_proxy: Option<SocketAddr>,
 }
 
 impl RegistrationActor {
@@ -68,6 +87,7 @@ impl RegistrationActor {
             timer: None,
             on_unregistered: None,
             last_state: "",
+            last_proxy: None,
         }
     }
 
@@ -91,8 +111,13 @@ impl RegistrationActor {
             }));
         }
         let state = self.rules.state();
-        if state.name() != self.last_state {
+        let proxy = self.rules.proxy();
+        if self.last_proxy.is_some_and(|last| last != proxy) {
+            info!(line = %self.line_name, %proxy, "now using proxy");
+        }
+        if state.name() != self.last_state || self.last_proxy != Some(proxy) {
             self.last_state = state.name();
+            self.last_proxy = Some(proxy);
             match state {
                 RegistrationState::Failed { status, .. } => {
                     warn!(line = %self.line_name, status, "registration failed; will retry")
@@ -104,7 +129,10 @@ impl RegistrationActor {
             }
             self.metrics
                 .set_registration_state(&self.line_name, state.name());
-            self.line.do_send(RegistrationChanged(state.name()));
+            self.line.do_send(RegistrationChanged {
+                state: state.name(),
+                proxy,
+            });
         }
         if state == RegistrationState::Unregistered {
             if let Some(done) = self.on_unregistered.take() {
@@ -140,8 +168,21 @@ impl Handler<TransactionUpdate> for RegistrationActor {
                 }
                 Err(e) => warn!(error = %e, "unparsable REGISTER response"),
             },
+            ClientEvent::Failed { method, .. } if method == "OPTIONS" => {
+                self.rules.handle_probe_failure(now)
+            }
             ClientEvent::Failed { status, .. } => self.rules.handle_failure(now, status),
         }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<ProxyUnanswered> for RegistrationActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ProxyUnanswered, ctx: &mut Context<Self>) {
+        warn!(line = %self.line_name, proxy = %msg.proxy, status = msg.status, "a call's INVITE found the proxy not answering");
+        self.rules.proxy_unanswered(Instant::now(), msg.proxy);
         self.pump(ctx);
     }
 }

@@ -19,16 +19,22 @@
 //! - 423 is retried once with `Min-Expires` (10.2.8);
 //! - failures and timeouts back off 5 s, 10 s, 20 s ... up to 5 minutes: short enough that an
 //!   ATA started before the lab's proxy registers soon after it comes up; a failure response
-//!   with Retry-After is not retried sooner than it asks (up to an hour).
+//!   with Retry-After is not retried sooner than it asks (up to an hour);
+//! - with backup proxies ([`ProxyList`], `failover.rs`), a REGISTER that times out, cannot be
+//!   sent or is answered 503 goes at once to the next proxy (RFC 3263 section 4.3), with fresh
+//!   credentials (another registrar, another realm); the back-off starts only when every
+//!   proxy failed. While on a backup, an OPTIONS (own Call-ID) asks the primary every
+//!   fallback interval whether it is back, and its answer sends the next REGISTER there.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use dialtone_sip::headers::parse_contact_expires;
-use dialtone_sip::{Contacts, Message, RequestBuilder};
+use dialtone_sip::{Contacts, Message, Method, RequestBuilder};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
+use super::failover::ProxyList;
 use crate::auth::{answer_challenge, AuthHeader, DigestUser};
 use crate::error::{AtaError, Unusable};
 use crate::identity::{self, LineIdentity, USER_AGENT};
@@ -100,8 +106,10 @@ pub struct Transmit {
 pub struct RegistrationParams {
     /// Who registers; `identity.domain` is the registrar's domain.
     pub identity: LineIdentity,
-    /// Where REGISTERs go.
-    pub registrar: SocketAddr,
+    /// Where REGISTERs go: the primary proxy, then its backups.
+    pub registrars: Vec<SocketAddr>,
+    /// While on a backup, how often the primary is probed with OPTIONS.
+    pub fallback_interval: Duration,
     /// The Expires asked for.
     pub expires: u32,
     /// Digest credentials.
@@ -121,6 +129,8 @@ pub struct Registration {
     challenges_answered: u32,
     failures: u32,
     refresh_at: Option<Instant>,
+    proxies: ProxyList,
+    probes: u32,
     outbox: Vec<Transmit>,
     rng: StdRng,
 }
@@ -132,6 +142,7 @@ impl Registration {
         let call_id = identity::new_call_id(&mut rng, params.identity.local);
         let from_tag = identity::new_tag(&mut rng);
         let asked = params.expires;
+        let proxies = ProxyList::new(params.registrars.clone(), params.fallback_interval);
         Registration {
             params,
             state: RegistrationState::Unregistered,
@@ -143,9 +154,16 @@ impl Registration {
             challenges_answered: 0,
             failures: 0,
             refresh_at: None,
+            proxies,
+            probes: 0,
             outbox: Vec::new(),
             rng,
         }
+    }
+
+    /// The proxy the line uses now: where REGISTERs go, and new calls.
+    pub fn proxy(&self) -> SocketAddr {
+        self.proxies.current()
     }
 
     /// The current state.
@@ -200,6 +218,10 @@ impl Registration {
             .status()
             .ok_or(AtaError::Unusable(Unusable::NotAResponse))?;
         let cseq = response.cseq()?;
+        if cseq.method == Method::Options {
+            self.on_probe_response(now, status);
+            return Ok(());
+        }
         if cseq.seq != self.cseq {
             // A late answer to an earlier REGISTER; the current one decides.
             return Ok(());
@@ -221,6 +243,7 @@ impl Registration {
                 }
                 Ok(())
             }
+            503 if self.fail_over(now) => Ok(()),
             _ => {
                 // A registrar that says when to come back (a 500 whose binding it could not
                 // save, a 503 while it is overloaded) is not asked again sooner (RFC 3261
@@ -241,12 +264,70 @@ impl Registration {
             self.state = RegistrationState::Unregistered;
             return;
         }
-        self.fail(now, status);
+        if !self.fail_over(now) {
+            self.fail(now, status);
+        }
+    }
+
+    /// Another transaction (a call's INVITE) found `proxy` not answering: when it is the one
+    /// in use, the line moves to the next proxy and registers there (with one proxy, nothing
+    /// changes: the registration's own refresh will find out).
+    pub fn proxy_unanswered(&mut self, now: Instant, proxy: SocketAddr) {
+        if proxy != self.proxies.current() || self.state == RegistrationState::Unregistering {
+            return;
+        }
+        let moved = self.proxies.fail_over(now) || self.proxies.current() != proxy;
+        if moved {
+            self.auth = None;
+            self.challenges_answered = 0;
+            self.refresh_at = None;
+            self.send_register(now, self.params.expires);
+        }
+    }
+
+    /// The OPTIONS probe of the primary timed out or could not be sent.
+    pub fn handle_probe_failure(&mut self, now: Instant) {
+        self.proxies.probe_failed(now);
+    }
+
+    /// The proxy in use did not answer or answered 503: when a backup is left to try,
+    /// registers there at once (true).
+    fn fail_over(&mut self, now: Instant) -> bool {
+        if self.state == RegistrationState::Unregistering || !self.proxies.fail_over(now) {
+            return false;
+        }
+        self.auth = None;
+        self.challenges_answered = 0;
+        self.refresh_at = None;
+        self.send_register(now, self.params.expires);
+        true
+    }
+
+    /// Any answer but 503 from the primary means it is back: register there now.
+    fn on_probe_response(&mut self, now: Instant, status: u16) {
+        match status {
+            100..=199 => {}
+            503 => self.proxies.probe_failed(now),
+            _ => {
+                if self.state == RegistrationState::Unregistering {
+                    return;
+                }
+                self.proxies.probe_answered();
+                self.auth = None;
+                self.challenges_answered = 0;
+                self.failures = 0;
+                self.refresh_at = None;
+                self.send_register(now, self.params.expires);
+            }
+        }
     }
 
     /// The timer from [`Registration::poll_timeout`] fired.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let Some(at) = self.poll_timeout() else {
+        if let Some(primary) = self.proxies.take_probe(now) {
+            self.send_probe(primary);
+        }
+        let Some(at) = self.register_due() else {
             return;
         };
         if at > now {
@@ -272,11 +353,44 @@ impl Registration {
 
     /// When [`Registration::handle_timeout`] wants to be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        match (self.register_due(), self.proxies.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// When the next REGISTER is due (a refresh or a retry).
+    fn register_due(&self) -> Option<Instant> {
         match self.state {
             RegistrationState::Failed { retry_at, .. } => Some(retry_at),
             RegistrationState::Registered { .. } => self.refresh_at,
             _ => None,
         }
+    }
+
+    /// An OPTIONS to the primary, outside the registration's Call-ID, asking whether it is
+    /// back (any answer will do).
+    fn send_probe(&mut self, primary: SocketAddr) {
+        self.probes += 1;
+        let id = &self.params.identity;
+        let branch = identity::new_branch(&mut self.rng);
+        let uri = format!("sip:{primary}");
+        let call_id = identity::new_call_id(&mut self.rng, id.local);
+        let tag = identity::new_tag(&mut self.rng);
+        let bytes = RequestBuilder::new("OPTIONS", &uri)
+            .header("Via", &id.via(&branch))
+            .header("Max-Forwards", "70")
+            .header("From", &format!("{};tag={tag}", id.from_value()))
+            .header("To", &format!("<{uri}>"))
+            .header("Call-ID", &call_id)
+            .header("CSeq", &format!("{} OPTIONS", self.probes))
+            .header("Accept", "application/sdp")
+            .header("User-Agent", USER_AGENT)
+            .build();
+        self.outbox.push(Transmit {
+            bytes,
+            destination: primary,
+        });
     }
 
     fn on_success(&mut self, now: Instant, wall: SystemTime, response: &Message<'_>) {
@@ -400,7 +514,7 @@ impl Registration {
         }
         self.outbox.push(Transmit {
             bytes: builder.build(),
-            destination: self.params.registrar,
+            destination: self.proxies.current(),
         });
         if expires != 0 {
             self.state = RegistrationState::Registering;
@@ -426,7 +540,8 @@ mod tests {
                 local: "127.0.0.1:5060".parse().expect("addr"),
                 transport: dialtone_transaction::Transport::Udp,
             },
-            registrar: "127.0.0.1:5070".parse().expect("addr"),
+            registrars: vec!["127.0.0.1:5070".parse().expect("addr")],
+            fallback_interval: Duration::from_secs(30),
             expires: 3600,
             user: DigestUser {
                 username: "9301".into(),
@@ -654,6 +769,171 @@ mod tests {
         );
         let second = reg.poll_transmit().expect("retry").bytes;
         assert_eq!(header(&second, "Expires"), "7200");
+    }
+
+    const PRIMARY: &str = "127.0.0.1:5070";
+    const BACKUP: &str = "127.0.0.1:5080";
+
+    fn with_backup() -> Registration {
+        let params = RegistrationParams {
+            registrars: vec![
+                PRIMARY.parse().expect("addr"),
+                BACKUP.parse().expect("addr"),
+            ],
+            ..params()
+        };
+        Registration::new(params, 11)
+    }
+
+    fn sent_to(reg: &mut Registration, expected: &str) -> Vec<u8> {
+        let sent = reg.poll_transmit().expect("a request");
+        assert_eq!(sent.destination, expected.parse().expect("addr"));
+        sent.bytes
+    }
+
+    #[test]
+    fn a_register_that_times_out_goes_at_once_to_the_backup_proxy() {
+        let start = Instant::now();
+        let mut reg = with_backup();
+        reg.start(start);
+        let first = sent_to(&mut reg, PRIMARY);
+        reg.handle_failure(start + Duration::from_secs(32), 408);
+        let second = sent_to(&mut reg, BACKUP);
+        assert_eq!(header(&second, "Call-ID"), header(&first, "Call-ID"));
+        assert_eq!(header(&second, "CSeq"), "2 REGISTER");
+        assert_eq!(reg.state(), RegistrationState::Registering);
+        assert_eq!(reg.proxy(), BACKUP.parse().expect("addr"));
+    }
+
+    #[test]
+    fn a_503_sends_the_register_to_the_backup_proxy_with_fresh_credentials() {
+        let start = Instant::now();
+        let mut reg = with_backup();
+        reg.start(start);
+        let first = sent_to(&mut reg, PRIMARY);
+        let challenge = "WWW-Authenticate: Digest realm=\"a\", nonce=\"n1\"\r\n";
+        feed(
+            &mut reg,
+            start,
+            &respond(&first, "401 Unauthorized", challenge),
+        );
+        let answered = sent_to(&mut reg, PRIMARY);
+        assert!(!header(&answered, "Authorization").is_empty());
+        feed(
+            &mut reg,
+            start,
+            &respond(&answered, "503 Service Unavailable", ""),
+        );
+        let to_backup = sent_to(&mut reg, BACKUP);
+        assert!(
+            header(&to_backup, "Authorization").is_empty(),
+            "the primary's nonce means nothing to the backup"
+        );
+        assert_eq!(reg.proxy(), BACKUP.parse().expect("addr"));
+    }
+
+    #[test]
+    fn when_every_proxy_failed_the_primary_is_tried_again_after_the_back_off() {
+        let start = Instant::now();
+        let mut reg = with_backup();
+        reg.start(start);
+        sent_to(&mut reg, PRIMARY);
+        reg.handle_failure(start, 408);
+        sent_to(&mut reg, BACKUP);
+        reg.handle_failure(start, 408);
+        assert!(reg.poll_transmit().is_none());
+        assert_eq!(
+            reg.state(),
+            RegistrationState::Failed {
+                status: 408,
+                retry_at: start + BACKOFF_START
+            }
+        );
+        reg.handle_timeout(start + BACKOFF_START);
+        sent_to(&mut reg, PRIMARY);
+    }
+
+    #[test]
+    fn on_the_backup_the_primary_is_probed_and_registered_at_again_once_it_answers() {
+        let start = Instant::now();
+        let interval = Duration::from_secs(30);
+        let mut reg = with_backup();
+        reg.start(start);
+        sent_to(&mut reg, PRIMARY);
+        reg.handle_failure(start, 408);
+        let at_backup = sent_to(&mut reg, BACKUP);
+        feed(
+            &mut reg,
+            start,
+            &respond(&at_backup, "200 OK", "Expires: 3600\r\n"),
+        );
+        assert!(matches!(reg.state(), RegistrationState::Registered { .. }));
+        assert_eq!(
+            reg.poll_timeout(),
+            Some(start + interval),
+            "the probe, not the refresh"
+        );
+        reg.handle_timeout(start + interval - Duration::from_millis(1));
+        assert!(reg.poll_transmit().is_none(), "not before the interval");
+
+        // The primary is still down: the probe times out and another follows an interval later.
+        reg.handle_timeout(start + interval);
+        let probe = sent_to(&mut reg, PRIMARY);
+        assert!(probe.starts_with(b"OPTIONS sip:127.0.0.1:5070 SIP/2.0\r\n"));
+        assert_ne!(header(&probe, "Call-ID"), header(&at_backup, "Call-ID"));
+        reg.handle_probe_failure(start + interval * 2);
+        assert_eq!(reg.proxy(), BACKUP.parse().expect("addr"));
+        assert_eq!(reg.poll_timeout(), Some(start + interval * 3));
+
+        // It answers: the next REGISTER goes there at once.
+        reg.handle_timeout(start + interval * 3);
+        let probe = sent_to(&mut reg, PRIMARY);
+        feed(
+            &mut reg,
+            start + interval * 3,
+            &respond(&probe, "200 OK", ""),
+        );
+        let back = sent_to(&mut reg, PRIMARY);
+        assert!(back.starts_with(b"REGISTER "));
+        assert_eq!(reg.proxy(), PRIMARY.parse().expect("addr"));
+        assert_eq!(reg.state(), RegistrationState::Registering);
+        feed(
+            &mut reg,
+            start + interval * 3,
+            &respond(&back, "200 OK", "Expires: 100\r\n"),
+        );
+        assert_eq!(
+            reg.poll_timeout(),
+            Some(start + interval * 3 + Duration::from_secs(80)),
+            "no more probes on the primary"
+        );
+    }
+
+    #[test]
+    fn a_calls_invite_unanswered_by_the_proxy_in_use_moves_the_line_to_the_next_one() {
+        let start = Instant::now();
+        let mut reg = with_backup();
+        reg.start(start);
+        let first = sent_to(&mut reg, PRIMARY);
+        feed(
+            &mut reg,
+            start,
+            &respond(&first, "200 OK", "Expires: 3600\r\n"),
+        );
+        reg.proxy_unanswered(start, BACKUP.parse().expect("addr"));
+        assert!(reg.poll_transmit().is_none(), "not the proxy in use");
+        reg.proxy_unanswered(start, PRIMARY.parse().expect("addr"));
+        sent_to(&mut reg, BACKUP);
+        assert_eq!(reg.proxy(), BACKUP.parse().expect("addr"));
+        // From the last backup, the round ends at the primary, which is asked at once.
+        reg.proxy_unanswered(start, BACKUP.parse().expect("addr"));
+        sent_to(&mut reg, PRIMARY);
+        // A single proxy: nothing to move to.
+        let mut single = Registration::new(params(), 12);
+        single.start(start);
+        sent_to(&mut single, "127.0.0.1:5070");
+        single.proxy_unanswered(start, "127.0.0.1:5070".parse().expect("addr"));
+        assert!(single.poll_transmit().is_none());
     }
 
     #[test]

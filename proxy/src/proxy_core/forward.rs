@@ -124,18 +124,16 @@ impl Forwarding<'_, '_> {
     fn record_route(&self, edit: &mut Editor<'_, '_>, outbound: SocketAddr, transport: Transport) {
         let source = self.source;
         let inbound = self.identity.listen_at(source.transport, source.local);
-        let inbound_host = self.identity.host_of(inbound);
-        if inbound_host != self.identity.host_of(outbound) {
+        let inbound_route = self.identity.record_route_of(source.transport, inbound);
+        let outbound_route = self.identity.record_route_of(transport, outbound);
+        // With `--record-route-host` both sides may be the cluster's one name: written once.
+        if self.identity.host_of(inbound) != self.identity.host_of(outbound)
+            && inbound_route != outbound_route
+        {
             // Lines inserted at the top come out in the order they are inserted.
-            edit.insert_header_first(
-                "Record-Route",
-                &self.identity.record_route_of(transport, outbound),
-            );
+            edit.insert_header_first("Record-Route", &outbound_route);
         }
-        edit.insert_header_first(
-            "Record-Route",
-            &self.identity.record_route_of(source.transport, inbound),
-        );
+        edit.insert_header_first("Record-Route", &inbound_route);
     }
 }
 

@@ -43,6 +43,8 @@ pub struct ProxyIdentity {
     advertised: Vec<(SocketAddr, String)>,
     /// The route lookup, when a transport has several listen addresses to choose from.
     routes: Option<Arc<dyn SourceAddress>>,
+    /// The cluster's name written in Record-Route (`--record-route-host`), lower case.
+    record_route_host: Option<String>,
 }
 
 impl ProxyIdentity {
@@ -53,7 +55,16 @@ impl ProxyIdentity {
             domains: domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
             advertised: Vec::new(),
             routes: None,
+            record_route_host: None,
         }
+    }
+
+    /// Writes `name` in Record-Route instead of a listen address, and takes a Route or
+    /// Request-URI naming it as ours (`--record-route-host`): a name that resolves to every
+    /// node, so that the rest of a dialog can pass through any node that is up.
+    pub fn with_record_route_host(mut self, name: Option<&str>) -> Self {
+        self.record_route_host = name.map(str::to_ascii_lowercase);
+        self
     }
 
     /// Writes `host[:port]` for each listen address given (`--advertise`).
@@ -151,7 +162,7 @@ impl ProxyIdentity {
     /// our Record-Route URI and the proxy sent it to itself until Max-Forwards ran out.
     pub fn is_local_host(&self, host: &str, port: Option<u16>) -> bool {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
-        if self.is_advertised(bare, port) {
+        if self.is_advertised(bare, port) || self.is_record_route_host(bare, port) {
             return true;
         }
         // Parsed, not our addresses printed as text: no allocation per request, and equal
@@ -187,6 +198,15 @@ impl ProxyIdentity {
         })
     }
 
+    /// True when `host[:port]` is the cluster's Record-Route name: without a port (each node's
+    /// comes from SRV), or with one of ours.
+    fn is_record_route_host(&self, host: &str, port: Option<u16>) -> bool {
+        self.record_route_host.as_deref().is_some_and(|name| {
+            name.eq_ignore_ascii_case(host.trim_end_matches('.'))
+                && port.is_none_or(|port| self.listen.iter().any(|l| l.addr.port() == port))
+        })
+    }
+
     /// True when `host[:port]` is one of the advertised names of our listen addresses.
     fn is_advertised(&self, host: &str, port: Option<u16>) -> bool {
         self.advertised.iter().any(|(_, advertised)| {
@@ -213,8 +233,12 @@ impl ProxyIdentity {
 
     /// Our Record-Route value (RFC 3261 section 16.6 step 4), with `lr`, for the listen
     /// address `addr` of `transport`.
+    /// With `--record-route-host`, the cluster's name instead of the address.
     pub fn record_route_of(&self, transport: Transport, addr: SocketAddr) -> String {
-        let host = self.host_of(addr);
+        let host = match &self.record_route_host {
+            Some(name) => name.clone(),
+            None => self.host_of(addr),
+        };
         match transport {
             Transport::Udp => format!("<sip:{host};lr>"),
             Transport::Tcp => format!("<sip:{host};transport=tcp;lr>"),
@@ -363,6 +387,28 @@ mod tests {
             &["udp:127.0.0.1:5070".parse().unwrap()],
             &["Lab.Example".into()],
         )
+    }
+
+    #[test]
+    fn the_record_route_host_is_written_in_record_route_and_taken_as_ours() {
+        let plain = identity();
+        let addr: SocketAddr = "127.0.0.1:5070".parse().unwrap();
+        assert!(!plain.is_local_host("lab-proxies.test", None));
+        let id = identity().with_record_route_host(Some("Lab-Proxies.test"));
+        assert_eq!(
+            id.record_route_of(Transport::Udp, addr),
+            "<sip:lab-proxies.test;lr>"
+        );
+        assert_eq!(
+            id.record_route_of(Transport::Tcp, addr),
+            "<sip:lab-proxies.test;transport=tcp;lr>"
+        );
+        assert!(id.is_local_host("lab-proxies.test", None));
+        assert!(id.is_local_host("LAB-PROXIES.TEST.", Some(5070)));
+        assert!(!id.is_local_host("lab-proxies.test", Some(9999)));
+        let route = Uri::parse("sip:lab-proxies.test;lr").unwrap();
+        assert!(id.is_this_proxy(route.as_sip().unwrap()));
+        assert!(!plain.is_this_proxy(route.as_sip().unwrap()));
     }
 
     #[test]

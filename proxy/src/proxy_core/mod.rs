@@ -198,7 +198,8 @@ impl ProxyCore {
         };
         ProxyCore {
             identity: ProxyIdentity::new(&config.listen, &config.domains)
-                .with_advertised(&config.advertise),
+                .with_advertised(&config.advertise)
+                .with_record_route_host(config.record_route_host.as_deref()),
             auth_mode: config.auth,
             register_challenge: config.register_challenge,
             auth: Authenticator::new(&config.realm, &config.users, config.qop),

@@ -519,6 +519,48 @@ fn a_bye_answered_481_ends_the_call_in_the_calls_table() {
 }
 
 #[test]
+fn with_a_record_route_host_a_node_that_never_saw_the_call_loose_routes_its_bye() {
+    // Issue 21 item 4: node A record-routes the cluster's name; node B, which saw nothing of
+    // the call, takes a Route naming it as its own and sends the BYE on to the Request-URI.
+    let cluster = || ProxyFlags {
+        domain: vec!["example.com".into()],
+        record_route_host: Some("lab-proxies.test".into()),
+        ..Default::default()
+    };
+    let (node_a, node_b) = (core_with(cluster()), core_with(cluster()));
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    let caller = udp_from("127.0.0.2:5062");
+    let callee = udp_from("127.0.0.3:5063");
+    let register = b"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5063;branch=z9hG4bKrr1\r\nMax-Forwards: 70\r\nFrom: <sip:b@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: rr1\r\nCSeq: 1 REGISTER\r\nContact: <sip:b@127.0.0.3:5063>\r\nContent-Length: 0\r\n\r\n";
+    node_a.handle_message(now, wall, callee, Bytes::from_static(register));
+    let invite = b"INVITE sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKrr2\r\nMax-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=a\r\nTo: <sip:b@example.com>\r\nCall-ID: rr2\r\nCSeq: 1 INVITE\r\nContact: <sip:a@127.0.0.2:5062>\r\nContent-Length: 0\r\n\r\n";
+    let actions = node_a.handle_message(now, wall, caller, Bytes::from_static(invite));
+    let (_, forwarded) = sends(&actions)
+        .into_iter()
+        .find(|(_, b)| b.starts_with(b"INVITE"))
+        .expect("node A forwards the INVITE");
+    let forwarded = Message::parse(&forwarded).unwrap();
+    let record_routes: Vec<&str> = forwarded
+        .values(dialtone_sip::HeaderName::RecordRoute)
+        .collect();
+    assert_eq!(record_routes, ["<sip:lab-proxies.test;lr>"]);
+
+    let bye = b"BYE sip:b@127.0.0.3:5063 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKrr3\r\nMax-Forwards: 70\r\nRoute: <sip:lab-proxies.test;lr>\r\nFrom: <sip:a@example.com>;tag=a\r\nTo: <sip:b@example.com>;tag=b\r\nCall-ID: rr2\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n";
+    let actions = node_b.handle_message(now, wall, caller, Bytes::from_static(bye));
+    let (to, relayed) = sends(&actions)
+        .into_iter()
+        .find(|(_, b)| b.starts_with(b"BYE"))
+        .unwrap_or_else(|| panic!("node B relays the BYE: {actions:?}"));
+    assert_eq!(to.addr, callee.addr);
+    let relayed = Message::parse(&relayed).unwrap();
+    assert_eq!(
+        relayed.values(dialtone_sip::HeaderName::Route).count(),
+        0,
+        "our Route popped"
+    );
+}
+
+#[test]
 fn a_request_whose_next_hop_does_not_resolve_gets_a_503_and_leaves_nothing_behind() {
     let core = core();
     let request = b"OPTIONS sip:user@nowhere.invalid SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKnx1\r\nMax-Forwards: 70\r\nFrom: <sip:a@127.0.0.2>;tag=1\r\nTo: <sip:user@nowhere.invalid>\r\nCall-ID: nx1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";

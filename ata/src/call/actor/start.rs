@@ -3,15 +3,17 @@
 //! or answer at once for an INVITE with Replaces), with 400 for an INVITE a dialog cannot be
 //! made of and 488 for an offer we cannot answer.
 
+use std::net::SocketAddr;
+
 use actix::prelude::*;
-use dialtone_sip::{Message, ResponseBuilder};
+use dialtone_sip::{Message, Method, ResponseBuilder};
 use rand::Rng;
 use tracing::info;
 
 use super::{CallActor, Dialled, Reception};
-use crate::call::dialog::{Dialog, IncomingCall, OutgoingCall};
+use crate::call::dialog::{Dialog, IncomingCall, OutgoingCall, Phase};
 use crate::call::negotiator::Negotiator;
-use crate::endpoint::{NewCall, RouteDialog, SendResponse};
+use crate::endpoint::{ClientEvent, NewCall, RouteDialog, SendResponse};
 use crate::error::AtaError;
 
 impl CallActor {
@@ -38,6 +40,28 @@ impl CallActor {
         self.route(ctx, &dialog, None);
         self.dialog = Some(dialog);
         Ok(())
+    }
+
+    /// Whether `event`, about our outgoing INVITE, says that the proxy it went to is not
+    /// answering: the transaction failed before any response (Timer B or a send error; a
+    /// provisional would have moved the dialog on from `Inviting`), or the proxy answered 503
+    /// (one from further on becomes 500 at a proxy, RFC 3261 section 16.7 step 6). The
+    /// proxy and the status, for the line.
+    pub(super) fn proxy_unanswered(&self, event: &ClientEvent) -> Option<(SocketAddr, u16)> {
+        let proxy = self.context.proxy.filter(|_| !self.incoming)?;
+        let phase = self.dialog.as_ref()?.phase();
+        let status = match event {
+            ClientEvent::Failed { method, status } if method == "INVITE" => {
+                (phase == Phase::Inviting).then_some(*status)?
+            }
+            ClientEvent::Response { status: 503, bytes } => {
+                let response = Message::parse(bytes).ok()?;
+                let invite = response.cseq().ok()?.method == Method::Invite;
+                (invite && matches!(phase, Phase::Inviting | Phase::Proceeding)).then_some(503)?
+            }
+            _ => return None,
+        };
+        Some((proxy, status))
     }
 
     /// A dialled number as a SIP URI in our domain; a `sip:` URI (a REFER's target) as is.

@@ -1,6 +1,7 @@
 //! Requests inside the dialog (RFC 3261 12.2): the ones the peer sends us (ACK, CANCEL, BYE,
 //! re-INVITE, OPTIONS, REFER, NOTIFY, INFO) and how ours are addressed along the route set
-//! (12.2.1.1, loose or strict, in [`super::super::route`]), the BYE among them.
+//! (12.2.1.1, loose or strict, in [`super::super::route`]; to a resolved host name's preferred
+//! address, `super::super::hops`), the BYE among them.
 
 use std::net::SocketAddr;
 
@@ -85,10 +86,7 @@ impl Dialog {
         self.bye_pending = false;
         self.local_cseq += 1;
         let (builder, destination) = self.in_dialog_request("BYE", self.local_cseq);
-        self.outputs.push_back(Output::Request {
-            bytes: builder.build(),
-            destination,
-        });
+        self.send_in_dialog(builder.build(), destination);
         self.phase = Phase::Ending;
     }
 
@@ -110,7 +108,9 @@ impl Dialog {
         cseq_method: &str,
     ) -> (RequestBuilder, SocketAddr) {
         let plan = route_plan(&self.route_set, &self.remote_target);
-        let destination = next_hop(&plan.next_hop).unwrap_or(self.fallback);
+        let destination = next_hop(&plan.next_hop)
+            .or_else(|| self.hops.destination_for(&plan.next_hop))
+            .unwrap_or(self.fallback);
         let branch = identity::new_branch(&mut self.rng);
         let mut builder = RequestBuilder::new(method, &plan.request_uri)
             .header("Via", &self.identity.via(&branch))

@@ -6,7 +6,7 @@
 
 use dialtone_sip::Message;
 
-use super::{CallEvent, Dialog, DialogIds, Output, Phase, TxnId};
+use super::{CallEvent, Dialog, DialogIds, Phase, TxnId};
 use crate::identity::ALLOW;
 
 impl Dialog {
@@ -42,8 +42,7 @@ impl Dialog {
         let bytes = builder
             .body("application/hook-flash", b"signal=hf\r\n")
             .build();
-        self.outputs
-            .push_back(Output::Request { bytes, destination });
+        self.send_in_dialog(bytes, destination);
     }
 
     fn send_refer(&mut self, target: String) {
@@ -61,8 +60,7 @@ impl Dialog {
             .header("Contact", &contact)
             .header("Allow", ALLOW)
             .build();
-        self.outputs
-            .push_back(Output::Request { bytes, destination });
+        self.send_in_dialog(bytes, destination);
     }
 
     /// Transferee: reports the referred call's progress to the transferor in a NOTIFY
@@ -89,8 +87,7 @@ impl Dialog {
                 format!("SIP/2.0 {status} {reason}\r\n").as_bytes(),
             )
             .build();
-        self.outputs
-            .push_back(Output::Request { bytes, destination });
+        self.send_in_dialog(bytes, destination);
     }
 
     /// RFC 3515 section 2.4.2: accept with 202 and report the referred call by NOTIFY.

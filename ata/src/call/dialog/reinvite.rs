@@ -24,8 +24,7 @@ impl Dialog {
             .header("Allow", ALLOW)
             .body("application/sdp", &sdp)
             .build();
-        self.outputs
-            .push_back(Output::Request { bytes, destination });
+        self.send_in_dialog(bytes, destination);
     }
 
     /// Answers the re-INVITE announced by [`CallEvent::Reoffer`].

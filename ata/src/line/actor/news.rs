@@ -15,6 +15,7 @@ use crate::call::news::{CallOutcome, News};
 use crate::endpoint::NewCall;
 use crate::line::caller_id::caller_of;
 use crate::line::phone::{AudioRoute, CallId, CallState, Disposition};
+use crate::registration::actor::ProxyUnanswered;
 
 impl LineActor {
     /// The call whose dialog a `Replaces` value names (RFC 3891 section 3: `to-tag` is our
@@ -153,6 +154,11 @@ impl LineActor {
                     // The phone already let both calls go; end them rather than leave two
                     // far ends waiting on hold.
                     self.hang_up_both(id, target);
+                }
+            }
+            News::ProxyUnanswered { proxy, status } => {
+                if let Some(registrar) = &self.registrar {
+                    registrar.do_send(ProxyUnanswered { proxy, status });
                 }
             }
             News::Gone => {
