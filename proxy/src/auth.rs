@@ -125,6 +125,7 @@ pub struct Authenticator {
     tracker: Mutex<NonceCountTracker>,
     /// Set once a cluster link is up: every failure and nonce use goes there too.
     events: OnceLock<EventSink>,
+    offer_qop: bool,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -183,7 +184,17 @@ impl Authenticator {
             throttle: Mutex::new(Throttle::default()),
             tracker: Mutex::new(NonceCountTracker::new(100_000, NONCE_LIFETIME_SECS * 2)),
             events: OnceLock::new(),
+            offer_qop,
         }
+    }
+
+    /// The same authenticator signing its nonces with `key` (the cluster's, see
+    /// [`Authenticator::with_nonce_key`]); before it has issued any.
+    pub fn rekeyed(self, key: [u8; 32]) -> Authenticator {
+        let nonces = NonceSecret::new(&key, NONCE_LIFETIME_SECS)
+            .unwrap_or_else(|_| unreachable!("a 32-byte key is valid"));
+        let verifier = Verifier::new(self.verifier.realm(), nonces).with_qop(self.offer_qop);
+        Authenticator { verifier, ..self }
     }
 
     /// From now on every failure and nonce use is also told to `sink` (the cluster link);

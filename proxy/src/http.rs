@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 
+use crate::cluster_link::ClusterLink;
 use crate::metrics::RegistrationEvent;
 use crate::proxy_core::{Action, ProxyCore};
 use crate::registrar::MessageCounts;
@@ -112,6 +113,7 @@ async fn api_mwi_set(
     core: web::Data<Arc<ProxyCore>>,
     outbound: web::Data<Arc<Outbound>>,
     store: Store,
+    cluster: Option<web::Data<ClusterLink>>,
     user: web::Path<String>,
     body: String,
 ) -> HttpResponse {
@@ -147,6 +149,10 @@ async fn api_mwi_set(
         None => Ok(()),
     };
     execute_detached(notify, &outbound);
+    // The other nodes of a cluster notify the subscriptions they hold.
+    if let Some(cluster) = cluster {
+        cluster.publish_counts(&user, counts);
+    }
     match saved {
         Ok(()) => HttpResponse::Ok().json(mwi_json(&user, counts)),
         Err(error) => HttpResponse::InternalServerError().body(format!(
@@ -220,6 +226,7 @@ pub fn start(
     recorder: Option<Arc<TraceRecorder>>,
     store: Option<StoreWriter>,
     link: Option<LinkStatus>,
+    cluster: Option<ClusterLink>,
 ) -> std::io::Result<actix_web::dev::Server> {
     let data = web::Data::new(core);
     let outbound = web::Data::new(outbound);
@@ -227,13 +234,17 @@ pub fn start(
     let store = web::Data::new(store);
     let link = web::Data::new(link);
     let server = HttpServer::new(move || {
-        App::new().configure(routes(
+        let app = App::new().configure(routes(
             data.clone(),
             outbound.clone(),
             recorder.clone(),
             store.clone(),
             link.clone(),
-        ))
+        ));
+        match &cluster {
+            Some(cluster) => app.app_data(web::Data::new(cluster.clone())),
+            None => app,
+        }
     })
     .workers(1)
     .disable_signals()

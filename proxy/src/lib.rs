@@ -18,6 +18,7 @@ pub mod auth;
 pub mod auth_events;
 pub mod calls;
 pub mod cli;
+pub mod cluster_link;
 pub mod config;
 pub mod ctl;
 pub mod error;

@@ -73,6 +73,8 @@ pub struct ProxyMetrics {
     pub location_sync: Histogram,
     /// 1 while this node follows the shared location store (Redis), 0 while it does not.
     pub location_store_up: IntGauge,
+    /// Other nodes' authentication events and voicemail counts applied here (Redis store).
+    pub cluster_events_applied: IntCounter,
     pub auth_challenges: IntCounter,
     pub auth_failures: IntCounterVec,
     pub throttled_sources: IntCounter,
@@ -213,6 +215,11 @@ impl ProxyMetrics {
              loaded; 0 while not (calls then use the bindings in memory). 1 for redb.",
         );
         location_store_up.set(1);
+        let cluster_events_applied = counter(
+            "dialtone_proxy_cluster_events_applied_total",
+            "Other nodes' authentication failures, nonce uses and voicemail counts applied by \
+             this node (proxies sharing a Redis location store).",
+        );
         let auth_challenges = counter(
             "dialtone_proxy_auth_challenges_total",
             "401/407 challenges sent.",
@@ -291,6 +298,7 @@ impl ProxyMetrics {
             store_failed_commits,
             location_sync,
             location_store_up,
+            cluster_events_applied,
             auth_challenges,
             auth_failures,
             throttled_sources,

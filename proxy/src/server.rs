@@ -14,7 +14,7 @@ use crate::error::ProxyError;
 use crate::hep::HepExporter;
 use crate::metrics::ProxyMetrics;
 use crate::proxy_core::ProxyCore;
-use crate::registrar::{start_registrar, Flush, Registrar};
+use crate::registrar::{start_registrar, Flush, LocationChoice, Registrar};
 use crate::trace::{Capture, TraceRecorder};
 use crate::transport::dns::SipResolver;
 use crate::transport::routes::KernelRoutes;
@@ -111,6 +111,19 @@ async fn serve(config: Config) -> Result<(), ProxyError> {
     metrics.registrations_active.set(location.count() as i64);
     let calls = CallTracker::new(metrics.clone());
     let mut core = ProxyCore::new(&config, location, metrics, calls).with_mailboxes(mailboxes);
+    let redis = match &config.location {
+        LocationChoice::Redis(target) => Some(target.clone()),
+        _ => None,
+    };
+    if let Some(target) = &redis {
+        match crate::cluster_link::shared_nonce_key(target) {
+            Ok(key) => core = core.with_nonce_key(key),
+            Err(error) => tracing::error!(
+                %error,
+                "no shared nonce key: this node's challenges must be answered to it"
+            ),
+        }
+    }
     if core.identity().is_multihomed(Transport::Udp)
         || core.identity().is_multihomed(Transport::Tcp)
     {
@@ -167,6 +180,14 @@ async fn serve(config: Config) -> Result<(), ProxyError> {
         }
         actor.start();
     }
+    let cluster = match redis {
+        Some(target) => Some(crate::cluster_link::start(
+            target,
+            core.clone(),
+            outbound.clone(),
+        )?),
+        None => None,
+    };
     let http = crate::http::start(
         http_listener,
         core.clone(),
@@ -174,6 +195,7 @@ async fn serve(config: Config) -> Result<(), ProxyError> {
         recorder,
         store,
         link,
+        cluster,
     )
     .map_err(ProxyError::io(format!("http {}", config.http)))?;
     let http_handle = http.handle();

@@ -228,6 +228,18 @@ impl ProxyCore {
         self
     }
 
+    /// Signs nonces with the cluster's key, so that every node verifies every node's
+    /// challenges (see `auth.rs`).
+    pub fn with_nonce_key(mut self, key: [u8; 32]) -> Self {
+        self.auth = self.auth.rekeyed(key);
+        self
+    }
+
+    /// The authenticator, for the cluster link that shares its state.
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.auth
+    }
+
     /// Lets the core choose among several listen addresses of a transport by the kernel's
     /// routes (see `identity.rs`).
     pub fn with_routes(mut self, routes: Arc<dyn identity::SourceAddress>) -> Self {
@@ -551,6 +563,24 @@ impl ProxyCore {
         self.mwi
             .set_counts(now, env, user, counts, &targets, &mut actions);
         Ok(actions)
+    }
+
+    /// Counts another node of the cluster set (and stored, and told the user's phones): this
+    /// node only notifies the subscriptions it holds itself.
+    pub fn apply_remote_message_counts(
+        &self,
+        now: Instant,
+        user: &str,
+        counts: MessageCounts,
+    ) -> Vec<Action> {
+        let env = mwi::NotifyEnv {
+            identity: &self.identity,
+            timers: &self.timers,
+        };
+        let mut actions = Vec::new();
+        self.mwi
+            .set_counts(now, env, user, counts, &[], &mut actions);
+        actions
     }
 
     /// The answer to a REGISTER whose held 200 cannot go because the store failed to save
