@@ -2,6 +2,11 @@
 //! BYE's final response is (a 481 or 408 ends a dialog too); kept for the admin API
 //! (`/api/calls`) and the calls gauges. A call whose BYE never passes the proxy (a phone
 //! unplugged mid-call) stays listed as active.
+//!
+//! In a cluster (nodes on one Redis, `cluster_link.rs`) each node also tells the others the
+//! calls it saw established and ended ([`CallEvent`]), and counts their calls as established
+//! too: with `--record-route-host` a call's later requests may reach a node that never saw
+//! its INVITE, and with auth on that node lets them pass only inside a call it knows of.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,14 +42,37 @@ pub struct CallRecord {
     pub ended_at: Option<u64>,
 }
 
+/// A call another node of the cluster saw start or end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    /// A 2xx to its INVITE passed that node.
+    Established(String),
+    /// The final response to its BYE did.
+    Ended(String),
+}
+
+/// Where the calls table tells the cluster link what it saw.
+pub type CallSink = Box<dyn Fn(CallEvent) + Send + Sync>;
+
 /// The calls table.
-#[derive(Debug)]
 pub struct CallTracker {
     active: DashMap<String, CallRecord>,
     recent: Mutex<VecDeque<CallRecord>>,
     metrics: ProxyMetrics,
     /// Unix second from which the next new call walks the table for stale calls.
     next_stale_check: AtomicU64,
+    /// Calls other nodes of the cluster saw established, with the unix second they told us.
+    elsewhere: DashMap<String, u64>,
+    events: std::sync::OnceLock<CallSink>,
+}
+
+impl std::fmt::Debug for CallTracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallTracker")
+            .field("active", &self.active.len())
+            .field("elsewhere", &self.elsewhere.len())
+            .finish()
+    }
 }
 
 fn unix_seconds(wall: SystemTime) -> u64 {
@@ -60,6 +88,31 @@ impl CallTracker {
             recent: Mutex::new(VecDeque::new()),
             metrics,
             next_stale_check: AtomicU64::new(0),
+            elsewhere: DashMap::new(),
+            events: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// From now on every call established or ended here is told to `sink` too.
+    pub fn share_events(&self, sink: CallSink) {
+        let _ = self.events.set(sink);
+    }
+
+    /// Applies what another node saw of a call.
+    pub fn apply_remote(&self, event: CallEvent, wall: SystemTime) {
+        match event {
+            CallEvent::Established(call_id) => {
+                self.elsewhere.insert(call_id, unix_seconds(wall));
+            }
+            CallEvent::Ended(call_id) => {
+                self.elsewhere.remove(&call_id);
+            }
+        }
+    }
+
+    fn tell(&self, event: impl FnOnce() -> CallEvent) {
+        if let Some(sink) = self.events.get() {
+            sink(event());
         }
     }
 
@@ -97,6 +150,7 @@ impl CallTracker {
         if let Entry::Vacant(slot) = self.active.entry(call_id.to_string()) {
             slot.insert(record);
             self.metrics.calls_active.inc();
+            self.tell(|| CallEvent::Established(call_id.to_string()));
         }
     }
 
@@ -118,6 +172,8 @@ impl CallTracker {
         {
             return; // the other worker is walking it
         }
+        self.elsewhere
+            .retain(|_, told| now.saturating_sub(*told) < STALE_AFTER_SECS);
         let mut forgotten = 0;
         self.active.retain(|_, call| {
             let stale = now.saturating_sub(call.started_at) >= STALE_AFTER_SECS;
@@ -136,12 +192,16 @@ impl CallTracker {
     /// True while `call_id` is an established call that has not ended: in-dialog requests of
     /// such a call pass without credentials (see `proxy_core/admission.rs`).
     pub fn is_active(&self, call_id: &str) -> bool {
-        self.active.contains_key(call_id)
+        self.active.contains_key(call_id) || self.elsewhere.contains_key(call_id)
     }
 
     /// The final response to a BYE went upstream at `wall`.
     pub fn ended(&self, call_id: &str, wall: SystemTime) {
+        if self.elsewhere.remove(call_id).is_some() {
+            self.tell(|| CallEvent::Ended(call_id.to_string()));
+        }
         if let Some((_, mut record)) = self.active.remove(call_id) {
+            self.tell(|| CallEvent::Ended(call_id.to_string()));
             record.ended_at = Some(unix_seconds(wall));
             self.metrics.calls_completed.inc();
             self.metrics.calls_active.dec();
@@ -231,6 +291,33 @@ mod tests {
             metrics.calls_completed.get(),
             0,
             "a dropped call did not complete"
+        );
+    }
+
+    #[test]
+    fn calls_established_on_another_node_count_until_it_says_they_ended_and_ours_are_told() {
+        let calls = CallTracker::new(ProxyMetrics::new());
+        let told = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = told.clone();
+        calls.share_events(Box::new(move |e| sink.lock().unwrap().push(e)));
+        let now = SystemTime::now();
+        calls.apply_remote(CallEvent::Established("far@lab".into()), now);
+        assert!(
+            calls.is_active("far@lab"),
+            "a call another node saw established"
+        );
+        calls.ended("far@lab", now);
+        assert!(!calls.is_active("far@lab"));
+        calls.established(&ok_to_invite("near@lab"), now);
+        calls.apply_remote(CallEvent::Ended("gone@lab".into()), now);
+        calls.ended("near@lab", now);
+        assert_eq!(
+            *told.lock().unwrap(),
+            [
+                CallEvent::Ended("far@lab".into()),
+                CallEvent::Established("near@lab".into()),
+                CallEvent::Ended("near@lab".into()),
+            ]
         );
     }
 }

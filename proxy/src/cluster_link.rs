@@ -1,7 +1,8 @@
-//! The security state and the voicemail counts of the proxies sharing one Redis (issue 21,
-//! "shared security state"): so that an attacker who spreads guesses over the nodes is locked
-//! out after the same number of failures, that a credential replayed to another node is
-//! refused, and that counts set on one node reach the subscriptions held by the others.
+//! The security state, the established calls and the voicemail counts of the proxies sharing
+//! one Redis (issue 21): so that an attacker who spreads guesses over the nodes is locked out
+//! after the same number of failures, that a credential replayed to another node is refused,
+//! that a call's BYE passes a node that did not see its INVITE (`--record-route-host`) even
+//! with auth on, and that counts set on one node reach the subscriptions held by the others.
 //!
 //! - **One nonce key.** Nonces are HMAC-signed; every node signs with the key kept in Redis
 //!   under [`NONCE_KEY`] (the first node to start writes it, `SET NX`), so a challenge from one
@@ -13,7 +14,9 @@
 //!   same pipeline. Every other node applies them to its own tables; a node that starts
 //!   reads what Redis holds first. Counts set through one node's admin API are published
 //!   the same way and notified to the subscriptions of the others (the phones themselves
-//!   get one unsolicited NOTIFY, from the node where the counts were set).
+//!   get one unsolicited NOTIFY, from the node where the counts were set); so are the calls
+//!   each node sees established and ended (`calls.rs`), which the others count as calls they
+//!   know, so that their in-dialog requests pass unchallenged there too.
 //!
 //! The proxy core answers every request from memory, without waiting for Redis: a guess or a
 //! replay that reaches a second node within the link's delay (about a millisecond on one
@@ -30,6 +33,7 @@ use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
 use crate::auth::{FAILURE_WINDOW, NONCE_LIFETIME_SECS};
 use crate::auth_events::AuthEvent;
+use crate::calls::CallEvent;
 use crate::proxy_core::ProxyCore;
 use crate::registrar::{MessageCounts, RedisTarget, StoreError};
 use crate::transport::{execute_detached, Outbound};
@@ -52,6 +56,7 @@ const MAX_BATCH: usize = 256;
 enum Shared {
     Auth(AuthEvent),
     Counts { user: String, counts: MessageCounts },
+    Call(CallEvent),
 }
 
 impl Shared {
@@ -60,6 +65,8 @@ impl Shared {
         match self {
             Shared::Auth(event) => format!("{node} A {}", event.encode()),
             Shared::Counts { user, counts } => format!("{node} M {user} {counts}"),
+            Shared::Call(CallEvent::Established(call_id)) => format!("{node} C+ {call_id}"),
+            Shared::Call(CallEvent::Ended(call_id)) => format!("{node} C- {call_id}"),
         }
     }
 
@@ -76,6 +83,8 @@ impl Shared {
                     counts: MessageCounts::parse(counts).ok()?,
                 }
             }
+            "C+" if !rest.is_empty() => Shared::Call(CallEvent::Established(rest.to_owned())),
+            "C-" if !rest.is_empty() => Shared::Call(CallEvent::Ended(rest.to_owned())),
             _ => return None,
         };
         Some((node, shared))
@@ -104,8 +113,9 @@ impl Shared {
                     .arg(FAILURE_WINDOW.as_secs())
                     .ignore();
             }
-            // The counts are the registrar's to store (`registrar/redis_store.rs`).
-            Shared::Counts { .. } => {}
+            // The counts are the registrar's to store (`registrar/redis_store.rs`); a node
+            // that starts learns the calls established from then on.
+            Shared::Counts { .. } | Shared::Call(_) => {}
         }
     }
 }
@@ -196,6 +206,9 @@ pub fn start(
     let sink = outgoing.clone();
     core.authenticator()
         .share_events(Box::new(move |event| drop(sink.send(Shared::Auth(event)))));
+    let sink = outgoing.clone();
+    core.calls()
+        .share_events(Box::new(move |event| drop(sink.send(Shared::Call(event)))));
     let stores = !target.cluster;
     std::thread::Builder::new()
         .name("cluster-link".into())
@@ -317,6 +330,7 @@ fn apply(core: &ProxyCore, outbound: &Arc<Outbound>, shared: Shared) {
             let actions = core.apply_remote_message_counts(Instant::now(), &user, counts);
             execute_detached(actions, outbound);
         }
+        Shared::Call(event) => core.calls().apply_remote(event, SystemTime::now()),
     }
 }
 
@@ -426,6 +440,8 @@ mod tests {
                 user: "8000".into(),
                 counts: MessageCounts::parse("2/1").expect("counts"),
             },
+            Shared::Call(CallEvent::Established("abc@host".into())),
+            Shared::Call(CallEvent::Ended("abc@host".into())),
         ];
         for event in events {
             let line = event.encode("n1");

@@ -52,6 +52,21 @@ fn wait_for_status(
 
 #[test]
 fn a_call_through_a_node_that_dies_is_ended_through_the_other_node_of_the_record_route_name() {
+    call_survives_its_node(None);
+}
+
+/// The same with auth on everything and the two nodes sharing one Redis: node B lets the BYE
+/// of a call it never saw pass unchallenged, because node A told it (through Redis) that the
+/// call was established.
+#[test]
+fn with_auth_on_and_one_redis_the_other_node_lets_the_bye_of_the_call_pass() {
+    let Some(redis) = dialtone_e2e::redis::RedisServer::start() else {
+        return;
+    };
+    call_survives_its_node(Some(&redis));
+}
+
+fn call_survives_its_node(shared: Option<&dialtone_e2e::redis::RedisServer>) {
     // Each node's SRV record needs its port: the DNS server is made for the ports chosen.
     let dns_of_cluster = std::cell::RefCell::new(String::new());
     let nodes = Proxy::start_several(PROXY, 2, |sips| {
@@ -72,7 +87,7 @@ fn a_call_through_a_node_that_dies_is_ended_through_the_other_node_of_the_record
         )])
         .to_string();
         *dns_of_cluster.borrow_mut() = dns.clone();
-        let flags = vec![
+        let mut flags = vec![
             "--record-route-host".to_string(),
             "lab-proxies.test".to_string(),
             "--dns".to_string(),
@@ -80,6 +95,12 @@ fn a_call_through_a_node_that_dies_is_ended_through_the_other_node_of_the_record
             "--trace-calls".to_string(),
             "20".to_string(),
         ];
+        if let Some(redis) = shared {
+            flags.extend(["--location".to_string(), redis.url()]);
+            for flag in ["--auth", "all", "--user", "9001:x", "--user", "8001:x"] {
+                flags.push(flag.to_string());
+            }
+        }
         vec![flags.clone(), flags]
     });
     let dns = dns_of_cluster.into_inner();
