@@ -148,9 +148,9 @@ impl Authenticator {
         Self::with_nonce_key(realm, users, offer_qop, rand::random())
     }
 
-    /// As [`Authenticator::new`], signing nonces with `key`: the nodes of a cluster share one,
-    /// so that a challenge from one node can be answered to another.
-    pub fn with_nonce_key(
+    /// As [`Authenticator::new`], signing nonces with `key` (a cluster's nodes are rekeyed
+    /// with theirs, see [`Authenticator::rekeyed`]).
+    fn with_nonce_key(
         realm: &str,
         users: &[(String, String)],
         offer_qop: bool,
@@ -188,11 +188,12 @@ impl Authenticator {
         }
     }
 
-    /// The same authenticator signing its nonces with `key` (the cluster's, see
-    /// [`Authenticator::with_nonce_key`]); before it has issued any.
-    pub fn rekeyed(self, key: [u8; 32]) -> Authenticator {
+    /// The same authenticator signing its nonces with `key`, the cluster's, as its node number
+    /// `node` (so that no two nodes issue the same nonce); before it has issued any.
+    pub fn rekeyed(self, key: [u8; 32], node: u8) -> Authenticator {
         let nonces = NonceSecret::new(&key, NONCE_LIFETIME_SECS)
-            .unwrap_or_else(|_| unreachable!("a 32-byte key is valid"));
+            .unwrap_or_else(|_| unreachable!("a 32-byte key is valid"))
+            .for_node(node);
         let verifier = Verifier::new(self.verifier.realm(), nonces).with_qop(self.offer_qop);
         Authenticator { verifier, ..self }
     }
@@ -530,8 +531,8 @@ mod tests {
     ) {
         let key: [u8; 32] = [7; 32];
         let users = [("8000".to_string(), "8000".to_string())];
-        let a = Authenticator::with_nonce_key("CISCO", &users, false, key);
-        let b = Authenticator::with_nonce_key("CISCO", &users, false, key);
+        let a = Authenticator::new("CISCO", &users, false).rekeyed(key, 1);
+        let b = Authenticator::new("CISCO", &users, false).rekeyed(key, 2);
         let (tx, rx) = std::sync::mpsc::channel();
         let tx_b = std::sync::Mutex::new(tx.clone());
         let tx_a = std::sync::Mutex::new(tx);

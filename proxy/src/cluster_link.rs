@@ -6,7 +6,10 @@
 //!
 //! - **One nonce key.** Nonces are HMAC-signed; every node signs with the key kept in Redis
 //!   under [`NONCE_KEY`] (the first node to start writes it, `SET NX`), so a challenge from one
-//!   node can be answered to another ([`shared_nonce_key`], before the core is built).
+//!   node can be answered to another ([`shared_nonce_key`], before the core is built). Each
+//!   node takes a number (`INCR` of [`NODE_SEQUENCE`], modulo 256) that goes into its nonces,
+//!   so that two nodes never issue the same nonce: a nonce used at one node is a replay at
+//!   every other.
 //! - **Events.** Each node's authenticator tells this link every failure and every nonce use
 //!   (`auth_events.rs`); the link writes them to Redis (a nonce use under
 //!   `dialtone:auth:nonce:NONCE` for twice the nonce lifetime, a failure appended to
@@ -43,6 +46,9 @@ pub const CHANNEL: &str = "dialtone:cluster";
 
 /// The key of the cluster's nonce key (64 hex digits).
 pub const NONCE_KEY: &str = "dialtone:auth:nonce-key";
+
+/// The counter the nodes take their numbers from.
+pub const NODE_SEQUENCE: &str = "dialtone:auth:node-sequence";
 
 /// The first wait before connecting again after a failure; it doubles up to [`RETRY_AT_MOST`].
 const RETRY_FIRST: Duration = Duration::from_millis(100);
@@ -136,11 +142,11 @@ impl ClusterLink {
     }
 }
 
-/// The cluster's nonce key: the one in Redis, or a new one written there if none is. Blocks
-/// (at start, before the core is built) for a few seconds at most; `Err` when Redis does not
-/// answer, and this node then signs with a key of its own (its challenges must then be
-/// answered to it).
-pub fn shared_nonce_key(target: &RedisTarget) -> Result<[u8; 32], StoreError> {
+/// The cluster's nonce key (the one in Redis, or a new one written there if none is) and this
+/// node's number. Blocks (at start, before the core is built) for a few seconds at most; `Err`
+/// when Redis does not answer, and this node then signs with a key of its own (its challenges
+/// must then be answered to it).
+pub fn shared_nonce_key(target: &RedisTarget) -> Result<([u8; 32], u8), StoreError> {
     let fail = |reason: String| StoreError::Redis {
         target: target.display(),
         reason,
@@ -169,7 +175,13 @@ pub fn shared_nonce_key(target: &RedisTarget) -> Result<[u8; 32], StoreError> {
             .query_async(&mut connection)
             .await
             .map_err(|e| e.to_string())?;
-        unhex(&stored).ok_or_else(|| format!("{NONCE_KEY} holds no 32-byte hex key"))
+        let key = unhex(&stored).ok_or_else(|| format!("{NONCE_KEY} holds no 32-byte hex key"))?;
+        let sequence: u64 = redis::cmd("INCR")
+            .arg(NODE_SEQUENCE)
+            .query_async(&mut connection)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>((key, (sequence % 256) as u8))
     };
     // The caller is inside the actix system's runtime, where blocking on (or dropping)
     // another is refused: the runtime lives and ends on a thread of its own.

@@ -117,7 +117,7 @@ async fn serve(config: Config) -> Result<(), ProxyError> {
     };
     if let Some(target) = &redis {
         match crate::cluster_link::shared_nonce_key(target) {
-            Ok(key) => core = core.with_nonce_key(key),
+            Ok((key, node)) => core = core.with_nonce_key(key, node),
             Err(error) => tracing::error!(
                 %error,
                 "no shared nonce key: this node's challenges must be answered to it"

@@ -235,3 +235,145 @@ fn send_sigterm(pid: u32) {
         .args(["-TERM", &pid.to_string()])
         .status();
 }
+
+/// The cluster lab (`deploy/lab-cluster.toml`'s shape on free ports): the lab starts its own
+/// redis-server, two proxies sharing it and two ATAs, one on each node with the other as
+/// backup; each node lists both phones, a call from the phone of node A reaches the phone of
+/// node B, and the lab stops Redis last.
+#[test]
+fn the_cluster_lab_starts_redis_two_proxies_sharing_it_and_their_atas() {
+    if !dialtone_e2e::tool_available("redis-server") {
+        return;
+    }
+    let redis_port = free_port();
+    let (sip_a, http_a, sip_b, http_b) = (free_port(), free_port(), free_port(), free_port());
+    let (a_sip, a_ctl, b_sip, b_ctl) = (free_port(), free_port(), free_port(), free_port());
+    let rtp = 23000 + (sip_a % 1000) * 10;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lab_file = dir.path().join("lab-cluster.toml");
+    let redis_dir = dir.path().join("redis");
+    std::fs::write(
+        &lab_file,
+        format!(
+            r#"
+[redis]
+port = {redis_port}
+dir = "{redis_dir}"
+
+[[proxy]]
+name = "node-a"
+listen = ["udp:127.0.0.1:{sip_a}"]
+http = "127.0.0.1:{http_a}"
+domain = "127.0.0.1"
+auth = "all"
+users = ["8000:8000", "9000:9000"]
+
+[[proxy]]
+name = "node-b"
+listen = ["udp:127.0.0.1:{sip_b}"]
+http = "127.0.0.1:{http_b}"
+domain = "127.0.0.1"
+auth = "all"
+users = ["8000:8000", "9000:9000"]
+
+[[ata]]
+name = "ata-8000"
+bind = "127.0.0.1:{a_sip}"
+control = "127.0.0.1:{a_ctl}"
+rtp_ports = "{rtp}-{a_end}"
+lines = ["8000:8000"]
+audio_in = "tone:440"
+dial_plan = "xxxx"
+proxies = ["node-a", "node-b"]
+
+[[ata]]
+name = "ata-9000"
+bind = "127.0.0.1:{b_sip}"
+control = "127.0.0.1:{b_ctl}"
+rtp_ports = "{b_start}-{b_end}"
+lines = ["9000:9000"]
+audio_in = "tone:1000"
+auto_answer = 0.2
+proxies = ["node-b", "node-a"]
+"#,
+            redis_dir = redis_dir.display(),
+            a_end = rtp + 8,
+            b_start = rtp + 10,
+            b_end = rtp + 18,
+        ),
+    )
+    .expect("lab file");
+    let mut lab = Command::new(LAB)
+        .args(["--lab", lab_file.to_str().unwrap_or_default()])
+        .args(["--proxy-bin", PROXY, "--ata-bin", ATA, "--no-build"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start dialtone-lab");
+    let lab_pid = lab.id();
+    let mut stop_lab = StopOnDrop(Some(lab_pid));
+    let (lines_tx, lines_rx) = mpsc::channel::<String>();
+    let stdout = lab.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut output = Vec::new();
+    let mut next_line = |timeout: Duration| -> Option<String> {
+        let line = lines_rx.recv_timeout(timeout).ok()?;
+        output.push(line.clone());
+        Some(line)
+    };
+    let mut registered = false;
+    while let Some(line) = next_line(Duration::from_secs(40)) {
+        registered |= line.contains("registered: 8000, 9000");
+        if line.contains("Ctrl-C stops the lab") {
+            break;
+        }
+    }
+    assert!(registered, "the lab did not report both lines registered");
+
+    // Each phone registered at its own node; both nodes know both through Redis.
+    for http in [http_a, http_b] {
+        let http = format!("127.0.0.1:{http}").parse().expect("addr");
+        let both = wait_until(Duration::from_secs(5), || {
+            ["8000", "9000"]
+                .iter()
+                .all(|user| dialtone_e2e::proxy_api::binding(http, user).is_some())
+        });
+        assert!(both, "node {http} does not list both phones");
+    }
+    let a_control = format!("127.0.0.1:{a_ctl}").parse().expect("addr");
+    assert!(post(a_control, "/lines/1/dial?digits=9000"), "dial refused");
+    let b_control = format!("127.0.0.1:{b_ctl}").parse().expect("addr");
+    let answered = wait_until(Duration::from_secs(10), || {
+        dialtone_e2e::ata_line_command(b_control, 1, dialtone_ata::ctl::CtlCommand::Status).state
+            == "connected"
+    });
+    let node_a: std::net::SocketAddr = format!("127.0.0.1:{http_a}").parse().expect("addr");
+    assert!(
+        answered,
+        "9000 did not answer; 8000: {:?}; node A's traces: {:?}",
+        dialtone_e2e::ata_line_command(a_control, 1, dialtone_ata::ctl::CtlCommand::Status),
+        http_get(node_a, "/api/traces")
+    );
+    assert!(post(a_control, "/lines/1/onhook"), "hang-up refused");
+
+    send_sigterm(lab_pid);
+    let mut stopped = false;
+    while let Some(line) = next_line(Duration::from_secs(30)) {
+        if line.contains("lab stopped") {
+            stopped = true;
+            break;
+        }
+    }
+    let status = lab.wait().expect("lab exit");
+    stop_lab.0 = None;
+    assert!(
+        stopped && status.success(),
+        "no orderly stop ({status}): {output:?}"
+    );
+    let redis_gone = std::net::TcpStream::connect(("127.0.0.1", redis_port)).is_err();
+    assert!(redis_gone, "the lab left its redis-server running");
+}

@@ -228,10 +228,10 @@ impl ProxyCore {
         self
     }
 
-    /// Signs nonces with the cluster's key, so that every node verifies every node's
-    /// challenges (see `auth.rs`).
-    pub fn with_nonce_key(mut self, key: [u8; 32]) -> Self {
-        self.auth = self.auth.rekeyed(key);
+    /// Signs nonces with the cluster's key as node `node`, so that every node verifies every
+    /// node's challenges and none issues another's nonces (see `auth.rs`).
+    pub fn with_nonce_key(mut self, key: [u8; 32], node: u8) -> Self {
+        self.auth = self.auth.rekeyed(key, node);
         self
     }
 

@@ -40,7 +40,14 @@ pub struct NonceSecret {
     lifetime_secs: u64,
     /// Numbers the nonces issued (shared by clones): the low bits of each stamp.
     counter: Arc<AtomicU32>,
+    /// For one node of several sharing the key: its number in the counter's top bits (see
+    /// [`NonceSecret::for_node`]), and the mask of the bits left to count with.
+    node_bits: u64,
+    count_mask: u64,
 }
+
+/// Bits of the counter that hold the node's number when several servers share one key.
+const NODE_BITS: u32 = 8;
 
 /// What a nonce turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +90,20 @@ impl NonceSecret {
             mac,
             lifetime_secs,
             counter: Arc::new(AtomicU32::new(start)),
+            node_bits: 0,
+            count_mask: COUNTER_MASK,
         })
+    }
+
+    /// The same key for node `node` of a cluster whose servers all sign with it: the node's
+    /// number takes the top 8 bits of each stamp's counter, so that two nodes never issue the
+    /// same nonce in the same second (a nonce used at one node is a replay at every other, so
+    /// two clients must never get the same); each node still issues 2^16 a second.
+    pub fn for_node(mut self, node: u8) -> Self {
+        let count_bits = COUNTER_BITS - NODE_BITS;
+        self.node_bits = u64::from(node) << count_bits;
+        self.count_mask = (1 << count_bits) - 1;
+        self
     }
 
     /// How long a nonce stays fresh, in seconds.
@@ -97,7 +117,8 @@ impl NonceSecret {
     /// same bytes must be given to [`check`](Self::check). Pass `&[]` for none.
     /// Every call gives a different nonce, up to 2^24 of them within one second.
     pub fn issue(&self, now_unix_secs: u64, realm: &str, binding: &[u8]) -> String {
-        let count = u64::from(self.counter.fetch_add(1, Ordering::Relaxed)) & COUNTER_MASK;
+        let counted = u64::from(self.counter.fetch_add(1, Ordering::Relaxed));
+        let count = self.node_bits | (counted & self.count_mask);
         let stamp = ((now_unix_secs << COUNTER_BITS) | count).to_be_bytes();
         let tag = self.tag(&stamp, realm, binding);
         let mut raw = [0u8; STAMP_LEN + TAG_LEN];
@@ -278,5 +299,22 @@ mod tests {
         let shown = format!("{:?}", secret());
         assert!(!shown.contains("0123456789abcdef"));
         assert!(shown.contains("lifetime_secs: 300"));
+    }
+
+    #[test]
+    fn two_nodes_sharing_a_key_never_issue_the_same_nonce_and_check_each_others() {
+        let key = [9u8; 32];
+        let a = NonceSecret::new(&key, 300).unwrap().for_node(1);
+        let b = NonceSecret::new(&key, 300).unwrap().for_node(2);
+        let from_a: std::collections::HashSet<String> =
+            (0..1000).map(|_| a.issue(1_000, "r", &[])).collect();
+        for _ in 0..1000 {
+            let nonce = b.issue(1_000, "r", &[]);
+            assert!(!from_a.contains(&nonce), "{nonce} issued by both");
+            assert!(matches!(
+                a.check(&nonce, 1_000, "r", &[]),
+                NonceStatus::Fresh { .. }
+            ));
+        }
     }
 }
