@@ -314,7 +314,18 @@ fn build_binaries(dir: &Path) -> anyhow::Result<()> {
 
 fn spawn(program: &Path, args: &[String], name: &str) -> anyhow::Result<Piece> {
     use std::os::unix::process::CommandExt as _;
-    let child = Command::new(program)
+    let mut command = Command::new(program);
+    // If the lab itself dies without stopping them (killed, or a panic on a closed terminal),
+    // its children get SIGTERM rather than run on as orphans.
+    // SAFETY: the closure runs in the child between fork and exec and only makes one
+    // async-signal-safe system call (prctl), touching no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    let child = command
         .args(args)
         .stdin(Stdio::null())
         // Quiet by default: warnings and errors only (RUST_LOG overrides for the ATAs).
