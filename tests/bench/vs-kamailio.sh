@@ -1,9 +1,13 @@
 #!/bin/sh
 # Measures dialtone-proxy and Kamailio with the shared SIPp driver (../shared/bench) and prints
-# the side-by-side table. The two proxies alternate repeat by repeat (Kamailio's first max-rate
-# search, ours, Kamailio's second, ...; then the fixed-rate runs the same way), so that both see
-# the same machine: on this shared machine the noise drifts over minutes, and running all of
-# one proxy's repeats before the other's let that drift decide close rows. Needs sip-tester and
+# the side-by-side table: Kamailio, dialtone-proxy as a user starts it (its defaults: only
+# --listen, --http, --data-dir and, for the auth scenarios, --auth all --users FILE, so
+# registrations are durable in redb, the call recorder keeps 200 calls and logs are at info),
+# and dialtone-proxy tuned as Kamailio's reference config is (memory only, no recorder, warn
+# logs). The proxies alternate repeat by repeat (Kamailio's first max-rate search, ours,
+# Kamailio's second, ...; then the fixed-rate runs the same way), so that all see the same
+# machine: on this shared machine the noise drifts over minutes, and running all of one
+# proxy's repeats before the other's let that drift decide close rows. Needs sip-tester and
 # kamailio (Debian), python3, and ../shared/bench.
 #
 #   REPEATS (default 1), DURATION (default 5 s per step), FIXED_DURATION (default DURATION: the
@@ -24,9 +28,12 @@ modes=${MODES:-max fixed}
 cargo build --release -p dialtone-proxy --manifest-path "$root/Cargo.toml"
 proxy_bin="$root/target/release/dialtone-proxy"
 
-# Like run-kamailio.sh, credentials are loaded only when the scenario authenticates; like its
-# usrloc db_mode 0, registrations stay in memory (--memory-only).
-dialtone_cmd="exec $proxy_bin --listen udp:\$PROXY_HOST:\$PROXY_PORT --http 127.0.0.1:0 --workers 2 --trace-calls 0 --memory-only --log warn \$( [ \"\$BENCH_AUTH\" = 1 ] && echo --auth all --users \$BENCH_CREDENTIALS || echo --auth none )"
+# Like run-kamailio.sh, credentials are loaded only when the scenario authenticates.
+auth_flags="\$( [ \"\$BENCH_AUTH\" = 1 ] && echo --auth all --users \$BENCH_CREDENTIALS || echo --auth none )"
+# As installed: the defaults, with a data directory of the step's own.
+defaults_cmd="exec $proxy_bin --listen udp:\$PROXY_HOST:\$PROXY_PORT --http 127.0.0.1:0 --data-dir \$BENCH_RUN_DIR/dialtone-data \$( [ \"\$BENCH_AUTH\" = 1 ] && echo --auth all --users \$BENCH_CREDENTIALS )"
+# Tuned like Kamailio's reference config (usrloc db_mode 0: registrations in memory).
+memory_cmd="exec $proxy_bin --listen udp:\$PROXY_HOST:\$PROXY_PORT --http 127.0.0.1:0 --workers 2 --trace-calls 0 --memory-only --log warn $auth_flags"
 
 # The same start and reference rates as the shared run_all.sh.
 start_of() { case $1 in register_noauth) echo 2000;; register_auth) echo 1000;; *) echo 250;; esac; }
@@ -36,7 +43,8 @@ ref_of()   { case $1 in register_*) echo 1000;; *) echo 200;; esac; }
 measure() {
     case $1 in
         kamailio) cmd="$bench/kamailio/run-kamailio.sh" name=kamailio-n2;;
-        dialtone) cmd="$dialtone_cmd" name=dialtone-n2;;
+        dialtone) cmd="$defaults_cmd" name=dialtone-defaults;;
+        dialtone-memory) cmd="$memory_cmd" name=dialtone-memory-n2;;
     esac
     case $2 in
         max) args="--start $(start_of "$3") --duration $duration";;
@@ -50,16 +58,17 @@ measure() {
 
 for s in $scenarios; do
     for mode in $modes; do
-        runs_k="" runs_d=""
         for r in $(seq "$repeats"); do
-            measure kamailio "$mode" "$s" "$r"
-            measure dialtone "$mode" "$s" "$r"
-            runs_k="$runs_k $out/kamailio/$mode-$s/r$r" runs_d="$runs_d $out/dialtone/$mode-$s/r$r"
+            for proxy in kamailio dialtone dialtone-memory; do
+                measure "$proxy" "$mode" "$s" "$r"
+            done
         done
-        # shellcheck disable=SC2086 # lists of directories
-        python3 "$here/merge.py" "$out/kamailio/$mode-$s" $runs_k
-        # shellcheck disable=SC2086
-        python3 "$here/merge.py" "$out/dialtone/$mode-$s" $runs_d
+        for proxy in kamailio dialtone dialtone-memory; do
+            runs=""
+            for r in $(seq "$repeats"); do runs="$runs $out/$proxy/$mode-$s/r$r"; done
+            # shellcheck disable=SC2086 # a list of directories
+            python3 "$here/merge.py" "$out/$proxy/$mode-$s" $runs
+        done
     done
 done
-python3 "$bench/sipp/report.py" "$out/kamailio" "$out/dialtone"
+python3 "$bench/sipp/report.py" "$out/kamailio" "$out/dialtone" "$out/dialtone-memory"
