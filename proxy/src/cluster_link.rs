@@ -38,6 +38,7 @@ use crate::auth::{FAILURE_WINDOW, NONCE_LIFETIME_SECS};
 use crate::auth_events::AuthEvent;
 use crate::calls::CallEvent;
 use crate::proxy_core::ProxyCore;
+use crate::registrar::redis_store::scan;
 use crate::registrar::{MessageCounts, RedisTarget, StoreError};
 use crate::transport::{execute_detached, Outbound};
 
@@ -357,7 +358,9 @@ async fn load(target: &RedisTarget, core: &ProxyCore) -> Result<(), String> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let nonces: Vec<String> = scan(&mut connection, "dialtone:auth:nonce:*").await?;
+    let nonces = scan(&mut connection, "dialtone:auth:nonce:*")
+        .await
+        .map_err(|e| e.to_string())?;
     for key in nonces {
         let value: Option<String> = redis::cmd("GET")
             .arg(&key)
@@ -377,7 +380,9 @@ async fn load(target: &RedisTarget, core: &ProxyCore) -> Result<(), String> {
             }
         }
     }
-    let lists: Vec<String> = scan(&mut connection, "dialtone:auth:fail:*").await?;
+    let lists = scan(&mut connection, "dialtone:auth:fail:*")
+        .await
+        .map_err(|e| e.to_string())?;
     for list in lists {
         let times: Vec<u64> = redis::cmd("LRANGE")
             .arg(&list)
@@ -395,30 +400,6 @@ async fn load(target: &RedisTarget, core: &ProxyCore) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-async fn scan(
-    connection: &mut redis::aio::MultiplexedConnection,
-    pattern: &str,
-) -> Result<Vec<String>, String> {
-    let mut keys = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(connection)
-            .await
-            .map_err(|e| e.to_string())?;
-        keys.extend(batch);
-        if next == 0 {
-            return Ok(keys);
-        }
-        cursor = next;
-    }
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -77,39 +77,15 @@ auto_answer = 0.2
     )
     .expect("lab file");
 
-    // Binaries named explicitly, so the lab cannot fall back to other builds of its own.
     let stderr_log = dir.path().join("lab.stderr");
-    let mut lab = Command::new(LAB)
-        .args(["--lab", lab_file.to_str().unwrap_or_default()])
-        .args(["--proxy-bin", PROXY, "--ata-bin", ATA, "--no-build"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(
-            std::fs::File::create(&stderr_log).expect("stderr log"),
-        ))
-        .spawn()
-        .expect("start dialtone-lab");
-    let lab_pid = lab.id();
-    // However the test ends, the lab is stopped (it stops its own children).
-    let mut stop_lab = StopOnDrop(Some(lab_pid));
+    let stderr = std::fs::File::create(&stderr_log).expect("stderr log");
+    let mut lab = RunningLab::start(&lab_file, Stdio::from(stderr));
     let stderr_text = || std::fs::read_to_string(&stderr_log).unwrap_or_default();
-    let (lines_tx, lines_rx) = mpsc::channel::<String>();
-    let stdout = lab.stdout.take().expect("stdout");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
-    let mut output = Vec::new();
-    let mut next_line = |timeout: Duration| -> Option<String> {
-        let line = lines_rx.recv_timeout(timeout).ok()?;
-        output.push(line.clone());
-        Some(line)
-    };
 
     // The summary says every line registered and how to place the call.
     let mut registered = false;
     let mut call_hint = None;
-    while let Some(line) = next_line(Duration::from_secs(40)) {
+    while let Some(line) = lab.next_line(Duration::from_secs(40)) {
         if line.contains("registered: 8000, 9000") {
             registered = true;
         }
@@ -122,7 +98,8 @@ auto_answer = 0.2
     }
     assert!(
         registered,
-        "the lab did not report both lines registered: {output:?} {}",
+        "the lab did not report both lines registered: {:?} {}",
+        lab.output,
         stderr_text()
     );
     assert!(
@@ -200,23 +177,73 @@ auto_answer = 0.2
     );
 
     // SIGTERM: the ATAs stop first and unregister, then the proxy.
-    send_sigterm(lab_pid);
-    let mut left = None;
-    let mut stopped = false;
-    while let Some(line) = next_line(Duration::from_secs(30)) {
-        if let Some(n) = line.strip_prefix("registrations left after the ATAs stopped: ") {
-            left = n.trim().parse::<usize>().ok();
-        }
-        if line.contains("lab stopped") {
-            stopped = true;
-            break;
-        }
-    }
-    let status = lab.wait().expect("lab exit");
-    stop_lab.0 = None; // reaped: its PID is no longer ours to signal
+    let (stopped, status, output) = lab.stop();
+    let left = output.iter().find_map(|line| {
+        line.strip_prefix("registrations left after the ATAs stopped: ")
+            .and_then(|n| n.trim().parse::<usize>().ok())
+    });
     assert!(stopped, "no orderly stop: {output:?}");
     assert_eq!(left, Some(0), "the ATAs did not unregister: {output:?}");
     assert!(status.success(), "lab exit status {status}");
+}
+
+/// A running `dialtone-lab` (binaries named explicitly, so that it cannot fall back to other
+/// builds of its own), its standard output read line by line; stopped when dropped.
+struct RunningLab {
+    child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+    /// Every line read so far.
+    output: Vec<String>,
+    guard: StopOnDrop,
+}
+
+impl RunningLab {
+    fn start(lab_file: &std::path::Path, stderr: Stdio) -> RunningLab {
+        let mut child = Command::new(LAB)
+            .args(["--lab", lab_file.to_str().unwrap_or_default()])
+            .args(["--proxy-bin", PROXY, "--ata-bin", ATA, "--no-build"])
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("start dialtone-lab");
+        let guard = StopOnDrop(Some(child.id()));
+        let (tx, lines) = mpsc::channel::<String>();
+        let stdout = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        RunningLab {
+            child,
+            lines,
+            output: Vec::new(),
+            guard,
+        }
+    }
+
+    /// The next line the lab prints, within `timeout`.
+    fn next_line(&mut self, timeout: Duration) -> Option<String> {
+        let line = self.lines.recv_timeout(timeout).ok()?;
+        self.output.push(line.clone());
+        Some(line)
+    }
+
+    /// SIGTERM, then the lines up to `lab stopped` (30 s at most): whether it said so, its exit
+    /// status, and everything it printed.
+    fn stop(mut self) -> (bool, std::process::ExitStatus, Vec<String>) {
+        send_sigterm(self.child.id());
+        let mut stopped = false;
+        while let Some(line) = self.next_line(Duration::from_secs(30)) {
+            if line.contains("lab stopped") {
+                stopped = true;
+                break;
+            }
+        }
+        let status = self.child.wait().expect("lab exit");
+        self.guard.0 = None; // reaped: its PID is no longer ours to signal
+        (stopped, status, std::mem::take(&mut self.output))
+    }
 }
 
 /// Sends SIGTERM to the lab when dropped, unless it was reaped already.
@@ -303,30 +330,9 @@ proxies = ["node-b", "node-a"]
         ),
     )
     .expect("lab file");
-    let mut lab = Command::new(LAB)
-        .args(["--lab", lab_file.to_str().unwrap_or_default()])
-        .args(["--proxy-bin", PROXY, "--ata-bin", ATA, "--no-build"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start dialtone-lab");
-    let lab_pid = lab.id();
-    let mut stop_lab = StopOnDrop(Some(lab_pid));
-    let (lines_tx, lines_rx) = mpsc::channel::<String>();
-    let stdout = lab.stdout.take().expect("stdout");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
-    let mut output = Vec::new();
-    let mut next_line = |timeout: Duration| -> Option<String> {
-        let line = lines_rx.recv_timeout(timeout).ok()?;
-        output.push(line.clone());
-        Some(line)
-    };
+    let mut lab = RunningLab::start(&lab_file, Stdio::null());
     let mut registered = false;
-    while let Some(line) = next_line(Duration::from_secs(40)) {
+    while let Some(line) = lab.next_line(Duration::from_secs(40)) {
         registered |= line.contains("registered: 8000, 9000");
         if line.contains("Ctrl-C stops the lab") {
             break;
@@ -360,16 +366,7 @@ proxies = ["node-b", "node-a"]
     );
     assert!(post(a_control, "/lines/1/onhook"), "hang-up refused");
 
-    send_sigterm(lab_pid);
-    let mut stopped = false;
-    while let Some(line) = next_line(Duration::from_secs(30)) {
-        if line.contains("lab stopped") {
-            stopped = true;
-            break;
-        }
-    }
-    let status = lab.wait().expect("lab exit");
-    stop_lab.0 = None;
+    let (stopped, status, output) = lab.stop();
     assert!(
         stopped && status.success(),
         "no orderly stop ({status}): {output:?}"

@@ -331,8 +331,8 @@ async fn read_aor(
         .collect())
 }
 
-/// Every key matching `pattern` on the node `connection` reaches.
-async fn scan(
+/// Every key matching `pattern` on the node `connection` reaches (`SCAN`, never `KEYS`).
+pub(crate) async fn scan(
     connection: &mut redis::aio::MultiplexedConnection,
     pattern: &str,
 ) -> Result<Vec<String>, RedisError> {
