@@ -222,7 +222,6 @@ pub(crate) mod tests {
     use super::*;
     use crate::registrar::binding::{unix_seconds, Binding};
     use crate::registrar::rules::{Origin, RegisterOutcome, RegistrarPolicy};
-    use crate::registrar::store::FILE_NAME;
 
     const SEED_REGISTER: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -263,7 +262,7 @@ pub(crate) mod tests {
     /// The file as a kill -9 would leave it: copied while the writer still holds it open.
     fn crash_image(live: &Path) -> tempfile::TempDir {
         let image = tempfile::tempdir().unwrap();
-        std::fs::copy(live.join(FILE_NAME), image.path().join(FILE_NAME)).unwrap();
+        crate::registrar::store::copy_crash_image(live, image.path());
         image
     }
 

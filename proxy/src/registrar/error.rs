@@ -26,6 +26,13 @@ pub enum StoreError {
     Database(Box<redb::Error>),
     #[error("cannot encode a binding for the registrar store: {0}")]
     Encode(#[from] serde_json::Error),
+    /// A registrar journal file could not be created, read or written
+    /// (`journaled_store.rs`).
+    #[error("registrar journal {path}: {source}")]
+    Journal {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("registrar store writer has stopped")]
     WriterStopped,
     #[error("registrar store: a batch of bindings was not saved: {0}")]

@@ -5,7 +5,9 @@
 //! - [`location`]: the bindings in memory, a concurrent map that the UDP workers read on every
 //!   INVITE and that applies REGISTERs under a per-AOR lock.
 //! - [`mailbox`]: a user's voicemail counts (RFC 3842), kept and stored with the bindings.
-//! - [`store`]: the bindings and the counts on disk (redb), for a proxy alone.
+//! - [`store`]: the bindings and the counts on disk (redb), for a proxy alone, behind a
+//!   journal: [`journal`] (the format, pure), [`journal_file`] (one file), [`journaled_store`]
+//!   (two files taking turns, folded into redb on a thread of their own).
 //! - [`choice`]: which store `--location` chose (redb, Redis, or memory only).
 //! - [`redis_layout`]: the keys, values and writes of the Redis store, and the message nodes
 //!   announce commits with; pure. [`redis_store`]: the connection and the writer's commits to
@@ -19,6 +21,9 @@ pub mod actor;
 pub mod binding;
 pub mod choice;
 pub mod error;
+pub mod journal;
+pub mod journal_file;
+pub mod journaled_store;
 pub mod location;
 pub mod mailbox;
 pub mod redis_layout;

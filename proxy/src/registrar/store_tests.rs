@@ -53,7 +53,7 @@ fn bindings_committed_before_a_kill_are_found_with_their_remaining_expiry() {
     // The crash image: the file as it is on disk while the writer still has it open, no Drop
     // run, no clean close. redb must repair it on open.
     let crashed = tempfile::tempdir().unwrap();
-    std::fs::copy(live.path().join(FILE_NAME), crashed.path().join(FILE_NAME)).unwrap();
+    copy_crash_image(live.path(), crashed.path());
     std::mem::forget(writer);
 
     let reopened = BindingStore::open(crashed.path()).unwrap();
@@ -177,9 +177,9 @@ fn after_commit_runs_once_the_changes_queued_before_it_are_on_disk() {
     // The crash image is taken inside the callback, before any flush or close: what a
     // `kill -9` right after the registrar's 200 would leave.
     let (done, told) = mpsc::channel();
-    let (file, image) = (live.path().join(FILE_NAME), crashed.path().join(FILE_NAME));
+    let (from, image) = (live.path().to_owned(), crashed.path().to_owned());
     writer.after_commit(Box::new(move |result| {
-        std::fs::copy(file, image).unwrap();
+        copy_crash_image(&from, &image);
         done.send(result).unwrap();
     }));
     told.recv_timeout(Duration::from_secs(10)).unwrap().unwrap();

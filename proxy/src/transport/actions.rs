@@ -78,9 +78,16 @@ pub fn execute<A>(
                     continue;
                 };
                 let me = ctx.address();
+                let outbound = Arc::clone(outbound);
                 store.after_commit(Box::new(move |stored| {
                     if let Err(error) = &stored {
                         tracing::debug!(%error, "a REGISTER is answered 500: not saved");
+                    } else if to.transport == Transport::Udp {
+                        // Sent from the writer thread itself: waking the actor only to send a
+                        // datagram cost a thread wake-up per REGISTER. A send failure still
+                        // reaches the actor.
+                        outbound.send(to, bytes, Some(me.recipient()));
+                        return;
                     }
                     me.do_send(Stored {
                         to,

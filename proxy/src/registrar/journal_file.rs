@@ -1,0 +1,177 @@
+//! One journal file on disk (format: [`super::journal`]): created at its full size with its
+//! blocks written, so that an append changes no file metadata and its `fdatasync` flushes one
+//! page, not the file system's journal; read back on start; appended to; reset for reuse.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::journal::{self, END_MARK_LEN, HEADER_LEN};
+
+/// An open journal file and where its next record goes.
+#[derive(Debug)]
+pub struct JournalFile {
+    file: File,
+    path: PathBuf,
+    generation: u64,
+    /// Where the next record goes (an offset in the file).
+    end: usize,
+    capacity: usize,
+}
+
+/// What a journal file held when it was opened.
+pub struct Replayed {
+    pub file: JournalFile,
+    /// The payloads of its records, in order.
+    pub records: Vec<Vec<u8>>,
+}
+
+impl JournalFile {
+    /// Opens `path`, creating it `capacity` bytes long (zeros, written and synced) when it is
+    /// missing or shorter, and reads the records of the generation its header names. A file
+    /// without a valid header (new, or left by a crash before its first header was synced)
+    /// has none.
+    pub fn open(path: &Path, capacity: usize) -> io::Result<Replayed> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        if bytes.len() < capacity {
+            // Written, not only allocated (fallocate leaves "unwritten" extents, whose first
+            // write is a metadata change the file system journals at each fdatasync).
+            file.write_all_at(&vec![0u8; capacity - bytes.len()], bytes.len() as u64)?;
+            file.sync_all()?;
+            if let Some(dir) = path.parent() {
+                File::open(dir)?.sync_all()?;
+            }
+        }
+        let capacity = capacity.max(bytes.len());
+        let (generation, records, end) = match journal::read_header(&bytes) {
+            Some(generation) => {
+                let (records, end) = journal::read_records(&bytes[HEADER_LEN..], generation);
+                let records = records.into_iter().map(<[u8]>::to_vec).collect();
+                (generation, records, HEADER_LEN + end)
+            }
+            None => (0, Vec::new(), HEADER_LEN),
+        };
+        Ok(Replayed {
+            file: JournalFile {
+                file,
+                path: path.to_owned(),
+                generation,
+                end,
+                capacity,
+            },
+            records,
+        })
+    }
+
+    /// The generation of the records appended now.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Where it is on disk, for error messages.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether `bytes` more fit (with the zero length written after them).
+    pub fn fits(&self, bytes: usize) -> bool {
+        self.end + bytes + END_MARK_LEN <= self.capacity
+    }
+
+    /// Whether nothing has been appended since the last reset.
+    pub fn is_empty(&self) -> bool {
+        self.end == HEADER_LEN
+    }
+
+    /// Writes `records` (already encoded in this file's generation, see
+    /// [`journal::push_record`]) at the end, followed by a zero length, and returns once they
+    /// are on disk. On an error nothing counts as appended: the next append writes over them.
+    pub fn append(&mut self, records: &mut Vec<u8>) -> io::Result<()> {
+        if !self.fits(records.len()) {
+            return Err(io::Error::other("journal full"));
+        }
+        let appended = records.len();
+        records.extend_from_slice(&[0; END_MARK_LEN]);
+        let written = self.file.write_all_at(records, self.end as u64);
+        records.truncate(appended);
+        written?;
+        self.file.sync_data()?;
+        self.end += appended;
+        Ok(())
+    }
+
+    /// Starts the file over as `generation` (higher than any before): its records are no
+    /// longer replayed. Called once they are all in redb.
+    pub fn reset(&mut self, generation: u64) -> io::Result<()> {
+        let mut head = journal::header(generation).to_vec();
+        head.extend_from_slice(&[0; END_MARK_LEN]);
+        self.file.write_all_at(&head, 0)?;
+        self.file.sync_data()?;
+        self.generation = generation;
+        self.end = HEADER_LEN;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn append(file: &mut JournalFile, payload: &[u8]) {
+        let mut records = Vec::new();
+        journal::push_record(&mut records, file.generation(), payload);
+        file.append(&mut records).unwrap();
+    }
+
+    #[test]
+    fn appended_records_are_replayed_on_reopening_and_reset_forgets_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let mut file = JournalFile::open(&path, 4096).unwrap().file;
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 4096);
+        file.reset(5).unwrap();
+        append(&mut file, b"first");
+        append(&mut file, b"second");
+        drop(file);
+        let replayed = JournalFile::open(&path, 4096).unwrap();
+        assert_eq!(
+            replayed.records,
+            vec![b"first".to_vec(), b"second".to_vec()]
+        );
+        assert_eq!(replayed.file.generation(), 5);
+        let mut file = replayed.file;
+        append(&mut file, b"third");
+        file.reset(6).unwrap();
+        assert!(file.is_empty());
+        drop(file);
+        let replayed = JournalFile::open(&path, 4096).unwrap();
+        assert!(replayed.records.is_empty());
+        assert_eq!(replayed.file.generation(), 6);
+    }
+
+    #[test]
+    fn a_full_journal_refuses_the_append_and_keeps_what_it_has() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let mut file = JournalFile::open(&path, 64).unwrap().file;
+        file.reset(1).unwrap();
+        append(&mut file, &[7; 20]);
+        let mut records = Vec::new();
+        journal::push_record(&mut records, 1, &[8; 20]);
+        assert!(!file.fits(records.len()));
+        assert!(file.append(&mut records).is_err());
+        drop(file);
+        assert_eq!(
+            JournalFile::open(&path, 64).unwrap().records,
+            vec![vec![7; 20]]
+        );
+    }
+}

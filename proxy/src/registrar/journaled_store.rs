@@ -1,0 +1,246 @@
+//! The store's writer commits to this: each batch of changes is appended to a journal file and
+//! synced (one `fdatasync` of a page or two), and the journal is folded into the store behind it
+//! (redb) thousands of changes at a time, on a thread of its own.
+//!
+//! Two journal files take turns. Changes go to the active one; when it is full, the other one
+//! becomes active (started over under a new, higher generation) and the full one's changes are
+//! committed to the store by a fold thread. The full file is reused only after its fold has
+//! committed, so every acknowledged change is always in the store or in a journal file. On
+//! start ([`Journal::open`]) both files are replayed, the older generation first, into the
+//! store, and both start over.
+//!
+//! Why: see [`super::journal`]. A REGISTER's 200 waits for its journal append only; the fold's
+//! commit, which would stall it for tens of milliseconds, happens beside it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+
+use super::binding::BindingChange;
+use super::error::StoreError;
+use super::journal::{self, RECORD_OVERHEAD};
+use super::journal_file::JournalFile;
+use super::writer::CommitBatch;
+
+/// The size of each journal file. At 1000 REGISTERs a second (about 300 bytes of record each)
+/// one fills in about three seconds, so a fold commits a few thousand changes at once; small
+/// enough that two files are nothing on disk, and that a file size limit of a couple of MiB
+/// (the full-disk test) still lets the proxy start.
+pub const JOURNAL_BYTES: usize = 1 << 20;
+
+/// The two files, inside the data directory.
+pub const FILE_NAMES: [&str; 2] = ["registrations.journal-a", "registrations.journal-b"];
+
+/// The two journal files and which one takes appends.
+#[derive(Debug)]
+pub struct Journal {
+    files: [JournalFile; 2],
+    active: usize,
+}
+
+impl Journal {
+    /// Opens (or creates) both files in `dir`, `capacity` bytes each, and returns the changes
+    /// they hold, the older generation's first. A record that does not decode ends nothing:
+    /// it is skipped with a warning, like an undecodable binding in redb.
+    pub fn open(dir: &Path, capacity: usize) -> Result<(Journal, Vec<BindingChange>), StoreError> {
+        let open = |name: &str| {
+            let path = dir.join(name);
+            JournalFile::open(&path, capacity).map_err(|source| journal_error(&path, source))
+        };
+        let mut replayed = [open(FILE_NAMES[0])?, open(FILE_NAMES[1])?];
+        replayed.sort_by_key(|r| r.file.generation());
+        let mut changes = Vec::new();
+        for record in replayed.iter().flat_map(|r| &r.records) {
+            match serde_json::from_slice::<BindingChange>(record) {
+                Ok(change) => changes.push(change),
+                Err(error) => tracing::warn!(%error, "undecodable registrar journal record"),
+            }
+        }
+        let [older, newer] = replayed;
+        let journal = Journal {
+            files: [older.file, newer.file],
+            active: 1,
+        };
+        Ok((journal, changes))
+    }
+
+    /// Starts both files over, once what they held is in the store.
+    pub fn reset_all(&mut self) -> Result<(), StoreError> {
+        for n in [1 - self.active, self.active] {
+            let generation = self.next_generation();
+            let file = &mut self.files[n];
+            file.reset(generation)
+                .map_err(|source| journal_error(file.path(), source))?;
+        }
+        Ok(())
+    }
+
+    fn active(&self) -> &JournalFile {
+        &self.files[self.active]
+    }
+
+    fn next_generation(&self) -> u64 {
+        self.files
+            .iter()
+            .map(JournalFile::generation)
+            .max()
+            .unwrap_or(0)
+            + 1
+    }
+}
+
+/// The other file's state: clean (started over, or never written), being folded, or holding
+/// changes whose fold failed.
+enum Other {
+    Clean,
+    Folding {
+        fold: JoinHandle<Result<(), StoreError>>,
+        changes: Vec<BindingChange>,
+    },
+    Unfolded(Vec<BindingChange>),
+}
+
+/// A [`CommitBatch`] that journals each batch and folds the journal into `store` (redb).
+pub struct JournaledStore<S: CommitBatch> {
+    journal: Journal,
+    store: Arc<Mutex<S>>,
+    /// The changes in the active file, the latest per binding: what its fold will commit.
+    active_changes: HashMap<String, BindingChange>,
+    other: Other,
+    /// The records of the batch being appended, reused.
+    records: Vec<u8>,
+}
+
+impl<S: CommitBatch> JournaledStore<S> {
+    /// Journals into `journal` (empty: replayed and reset) in front of `store`.
+    pub fn new(journal: Journal, store: S) -> JournaledStore<S> {
+        JournaledStore {
+            journal,
+            store: Arc::new(Mutex::new(store)),
+            active_changes: HashMap::new(),
+            other: Other::Clean,
+            records: Vec::new(),
+        }
+    }
+
+    /// Appends the records gathered so far, and counts their changes as the active file's.
+    fn append(&mut self, changes: &[&BindingChange]) -> Result<(), StoreError> {
+        if self.records.is_empty() {
+            return Ok(());
+        }
+        let file = &mut self.journal.files[self.journal.active];
+        let appended = file.append(&mut self.records);
+        self.records.clear();
+        appended.map_err(|source| journal_error(file.path(), source))?;
+        for change in changes {
+            self.active_changes
+                .insert(change.store_key(), (*change).clone());
+        }
+        Ok(())
+    }
+
+    /// Makes the other file the active one: waits for its fold (or folds it here if the last
+    /// one failed), starts it over, and sends the full file's changes to a fold thread.
+    fn switch(&mut self) -> Result<(), StoreError> {
+        // Taken out only when it is a fold: an unfolded file's changes must stay.
+        if let Other::Folding { .. } = self.other {
+            if let Other::Folding { fold, changes } =
+                std::mem::replace(&mut self.other, Other::Clean)
+            {
+                match fold.join() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => {
+                        tracing::warn!(%error, "registrar journal fold failed; trying again");
+                        self.other = Other::Unfolded(changes);
+                    }
+                    Err(_) => self.other = Other::Unfolded(changes),
+                }
+            }
+        }
+        if let Other::Unfolded(changes) = &self.other {
+            lock(&self.store).commit(changes)?;
+            self.other = Other::Clean;
+        }
+        let next = 1 - self.journal.active;
+        let generation = self.journal.next_generation();
+        let file = &mut self.journal.files[next];
+        file.reset(generation)
+            .map_err(|source| journal_error(file.path(), source))?;
+        self.journal.active = next;
+        let changes: Vec<BindingChange> = self.active_changes.drain().map(|(_, c)| c).collect();
+        let store = Arc::clone(&self.store);
+        let folded = changes.clone();
+        let fold = thread::Builder::new()
+            .name("registrar-fold".into())
+            .spawn(move || lock(&store).commit(&folded));
+        self.other = match fold {
+            Ok(fold) => Other::Folding { fold, changes },
+            Err(error) => {
+                tracing::warn!(%error, "cannot start the registrar journal's fold thread");
+                Other::Unfolded(changes)
+            }
+        };
+        Ok(())
+    }
+}
+
+impl<S: CommitBatch> CommitBatch for JournaledStore<S> {
+    /// Appends the batch, switching files as often as it needs (a burst's batch may fill
+    /// several); on an error the changes appended before it are kept, and appended again with
+    /// the retry (each writes its binding's whole state, so twice is the same as once).
+    fn commit(&mut self, changes: &[BindingChange]) -> Result<(), StoreError> {
+        self.records.clear();
+        let mut gathered: Vec<&BindingChange> = Vec::new();
+        for change in changes {
+            let payload = serde_json::to_vec(change)?;
+            let length = RECORD_OVERHEAD + payload.len();
+            if !self.journal.active().fits(self.records.len() + length) {
+                self.append(&gathered)?;
+                gathered.clear();
+                if !self.journal.active().fits(length) {
+                    self.switch()?;
+                }
+                if !self.journal.active().fits(length) {
+                    return Err(journal_error(
+                        self.journal.active().path(),
+                        std::io::Error::other("a change larger than the journal"),
+                    ));
+                }
+            }
+            journal::push_record(
+                &mut self.records,
+                self.journal.active().generation(),
+                &payload,
+            );
+            gathered.push(change);
+        }
+        self.append(&gathered)
+    }
+}
+
+impl<S: CommitBatch> Drop for JournaledStore<S> {
+    /// Lets a running fold finish, so that the process does not end in the middle of it (it
+    /// would be safe: redb commits are atomic and the journal still holds the changes, but the
+    /// next start would fold them again).
+    fn drop(&mut self) {
+        if let Other::Folding { fold, .. } = std::mem::replace(&mut self.other, Other::Clean) {
+            let _ = fold.join();
+        }
+    }
+}
+
+fn lock<S>(store: &Mutex<S>) -> std::sync::MutexGuard<'_, S> {
+    store.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn journal_error(path: &Path, source: std::io::Error) -> StoreError {
+    StoreError::Journal {
+        path: PathBuf::from(path),
+        source,
+    }
+}
+
+#[cfg(test)]
+#[path = "journaled_store_tests.rs"]
+mod tests;
