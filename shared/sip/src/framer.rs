@@ -50,6 +50,14 @@ impl StreamFramer {
         self.buffer.extend_from_slice(data);
     }
 
+    /// Gives the buffer's memory back when it holds nothing, so that an idle connection keeps
+    /// none (the buffer grows to the largest message seen, and stays so otherwise).
+    pub fn release_if_empty(&mut self) {
+        if self.buffer.is_empty() && self.buffer.capacity() > 0 {
+            self.buffer = BytesMut::new();
+        }
+    }
+
     /// Octets held that are not yet a whole message (for a partial-message timeout).
     pub fn pending(&self) -> usize {
         self.buffer.len()
