@@ -5,6 +5,7 @@ info logs), as a PSS difference (/proc/PID/smaps_rollup) divided by the count.
 
     python3 tests/bench/memory.py [--bindings 100000] [--invites 20000] [--connections 1000]
                                   [--only bindings|invites|tcp] [--proxy target/release/dialtone-proxy]
+                                  [-- more proxy flags, e.g. --memory-only --trace-calls 0]
 
 Each measurement starts a fresh proxy on 127.0.0.1 (a port of its own, a data directory in a
 temporary directory), warms it with a small share of the same work so that one-time
@@ -50,13 +51,15 @@ def pss_kib(pid):
 
 
 class Proxy:
-    def __init__(self, binary, tcp=False):
+    def __init__(self, binary, tcp=False, extra=()):
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="dialtone-memory-")
-        args = [binary, "--listen", f"udp:127.0.0.1:{self.port}", "--http", "127.0.0.1:0",
-                "--data-dir", os.path.join(self.dir, "data")]
+        args = [binary, "--listen", f"udp:127.0.0.1:{self.port}", "--http", "127.0.0.1:0"]
+        if "--memory-only" not in extra:
+            args += ["--data-dir", os.path.join(self.dir, "data")]
         if tcp:
             args += ["--listen", f"tcp:127.0.0.1:{self.port}"]
+        args += list(extra)
         self.log = open(os.path.join(self.dir, "proxy.log"), "w")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True,
                                      preexec_fn=lambda: resource.setrlimit(
@@ -129,8 +132,8 @@ def pipelined(sock, port, texts, window=128, timeout=120):
     return answered
 
 
-def bindings(binary, count):
-    proxy = Proxy(binary)
+def bindings(binary, count, extra):
+    proxy = Proxy(binary, extra=extra)
     try:
         sock = udp_socket()
         lport = sock.getsockname()[1]
@@ -163,8 +166,8 @@ def ringing(invite):
             "Content-Length: 0\r\n\r\n").encode()
 
 
-def invites(binary, count):
-    proxy = Proxy(binary)
+def invites(binary, count, extra):
+    proxy = Proxy(binary, extra=extra)
     try:
         callee = udp_socket()
         cport = callee.getsockname()[1]
@@ -226,9 +229,9 @@ def invites(binary, count):
         proxy.stop()
 
 
-def tcp(binary, count):
+def tcp(binary, count, extra):
     resource.setrlimit(resource.RLIMIT_NOFILE, (8192, 8192))
-    proxy = Proxy(binary, tcp=True)
+    proxy = Proxy(binary, tcp=True, extra=extra)
     held = []
     try:
         def connect(n):
@@ -272,6 +275,7 @@ def main():
     ap.add_argument("--invites", type=int, default=20_000)
     ap.add_argument("--connections", type=int, default=1000)
     ap.add_argument("--only", choices=["bindings", "invites", "tcp"])
+    ap.add_argument("extra", nargs="*", help="more proxy flags, after --")
     a = ap.parse_args()
     jobs = [("bindings", bindings, a.bindings, "binding"),
             ("invites", invites, a.invites, "live INVITE transaction"),
@@ -279,7 +283,7 @@ def main():
     for name, job, count, what in jobs:
         if a.only and a.only != name:
             continue
-        before, after = job(a.proxy, count)
+        before, after = job(a.proxy, count, a.extra)
         per = (after - before) * 1024 / count
         print(f"{name}: {count} -> PSS {before} KiB before, {after} KiB after: "
               f"{per:.0f} bytes per {what}", flush=True)
