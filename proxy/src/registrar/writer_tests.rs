@@ -58,7 +58,8 @@ fn a_failed_commit_is_reported_to_the_held_response_and_its_changes_go_with_the_
         outcome_of_next_commit(&writer),
         Err(StoreError::BatchFailed(reason)) if reason.contains("No space left")
     ));
-    assert_eq!(writer.failed_commits(), 1);
+    // At least one: on a loaded machine the writer's retry (every second) may have failed too.
+    assert!(writer.failed_commits() >= 1);
     assert!(writer.failing().unwrap().contains("No space left"));
     assert!(matches!(writer.flush(), Err(StoreError::BatchFailed(_))));
 
