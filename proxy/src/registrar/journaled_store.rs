@@ -50,13 +50,7 @@ impl Journal {
         };
         let mut replayed = [open(FILE_NAMES[0])?, open(FILE_NAMES[1])?];
         replayed.sort_by_key(|r| r.file.generation());
-        let mut changes = Vec::new();
-        for record in replayed.iter().flat_map(|r| &r.records) {
-            match serde_json::from_slice::<BindingChange>(record) {
-                Ok(change) => changes.push(change),
-                Err(error) => tracing::warn!(%error, "undecodable registrar journal record"),
-            }
-        }
+        let changes = decode(replayed.iter().flat_map(|r| &r.records));
         let [older, newer] = replayed;
         let journal = Journal {
             files: [older.file, newer.file],
@@ -91,22 +85,18 @@ impl Journal {
 }
 
 /// The other file's state: clean (started over, or never written), being folded, or holding
-/// changes whose fold failed.
+/// changes whose fold failed. The changes themselves are read back from the file by whoever
+/// folds it, so the writer holds none of them in memory.
 enum Other {
     Clean,
-    Folding {
-        fold: JoinHandle<Result<(), StoreError>>,
-        changes: Vec<BindingChange>,
-    },
-    Unfolded(Vec<BindingChange>),
+    Folding(JoinHandle<Result<(), StoreError>>),
+    Unfolded,
 }
 
 /// A [`CommitBatch`] that journals each batch and folds the journal into `store` (redb).
 pub struct JournaledStore<S: CommitBatch> {
     journal: Journal,
     store: Arc<Mutex<S>>,
-    /// The changes in the active file, the latest per binding: what its fold will commit.
-    active_changes: HashMap<String, BindingChange>,
     other: Other,
     /// The records of the batch being appended, reused.
     records: Vec<u8>,
@@ -118,67 +108,59 @@ impl<S: CommitBatch> JournaledStore<S> {
         JournaledStore {
             journal,
             store: Arc::new(Mutex::new(store)),
-            active_changes: HashMap::new(),
             other: Other::Clean,
             records: Vec::new(),
         }
     }
 
-    /// Appends the records gathered so far, and counts their changes as the active file's.
-    fn append(&mut self, changes: &[&BindingChange]) -> Result<(), StoreError> {
+    /// Appends the records gathered so far.
+    fn append(&mut self) -> Result<(), StoreError> {
         if self.records.is_empty() {
             return Ok(());
         }
         let file = &mut self.journal.files[self.journal.active];
         let appended = file.append(&mut self.records);
         self.records.clear();
-        appended.map_err(|source| journal_error(file.path(), source))?;
-        for change in changes {
-            self.active_changes
-                .insert(change.store_key(), (*change).clone());
-        }
-        Ok(())
+        appended.map_err(|source| journal_error(file.path(), source))
     }
 
     /// Makes the other file the active one: waits for its fold (or folds it here if the last
     /// one failed), starts it over, and sends the full file's changes to a fold thread.
     fn switch(&mut self) -> Result<(), StoreError> {
-        // Taken out only when it is a fold: an unfolded file's changes must stay.
-        if let Other::Folding { .. } = self.other {
-            if let Other::Folding { fold, changes } =
-                std::mem::replace(&mut self.other, Other::Clean)
-            {
-                match fold.join() {
-                    Ok(Ok(())) => {}
-                    Ok(Err(error)) => {
-                        tracing::warn!(%error, "registrar journal fold failed; trying again");
-                        self.other = Other::Unfolded(changes);
-                    }
-                    Err(_) => self.other = Other::Unfolded(changes),
+        let next = 1 - self.journal.active;
+        // A finished fold leaves the file clean or unfolded; an unfolded one stays so.
+        self.other = match std::mem::replace(&mut self.other, Other::Clean) {
+            Other::Folding(fold) => match fold.join() {
+                Ok(Ok(())) => Other::Clean,
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "registrar journal fold failed; trying again");
+                    Other::Unfolded
                 }
-            }
-        }
-        if let Other::Unfolded(changes) = &self.other {
-            lock(&self.store).commit(changes)?;
+                Err(_) => Other::Unfolded,
+            },
+            other => other,
+        };
+        if let Other::Unfolded = self.other {
+            let file = &self.journal.files[next];
+            fold(&self.store, file.path(), file.generation())?;
             self.other = Other::Clean;
         }
-        let next = 1 - self.journal.active;
+        let full = &self.journal.files[self.journal.active];
+        let (path, full_generation) = (full.path().to_owned(), full.generation());
         let generation = self.journal.next_generation();
         let file = &mut self.journal.files[next];
         file.reset(generation)
             .map_err(|source| journal_error(file.path(), source))?;
         self.journal.active = next;
-        let changes: Vec<BindingChange> = self.active_changes.drain().map(|(_, c)| c).collect();
         let store = Arc::clone(&self.store);
-        let folded = changes.clone();
-        let fold = thread::Builder::new()
+        let folding = thread::Builder::new()
             .name("registrar-fold".into())
-            .spawn(move || lock(&store).commit(&folded));
-        self.other = match fold {
-            Ok(fold) => Other::Folding { fold, changes },
+            .spawn(move || fold(&store, &path, full_generation));
+        self.other = match folding {
+            Ok(folding) => Other::Folding(folding),
             Err(error) => {
                 tracing::warn!(%error, "cannot start the registrar journal's fold thread");
-                Other::Unfolded(changes)
+                Other::Unfolded
             }
         };
         Ok(())
@@ -191,13 +173,11 @@ impl<S: CommitBatch> CommitBatch for JournaledStore<S> {
     /// the retry (each writes its binding's whole state, so twice is the same as once).
     fn commit(&mut self, changes: &[BindingChange]) -> Result<(), StoreError> {
         self.records.clear();
-        let mut gathered: Vec<&BindingChange> = Vec::new();
         for change in changes {
             let payload = serde_json::to_vec(change)?;
             let length = RECORD_OVERHEAD + payload.len();
             if !self.journal.active().fits(self.records.len() + length) {
-                self.append(&gathered)?;
-                gathered.clear();
+                self.append()?;
                 if !self.journal.active().fits(length) {
                     self.switch()?;
                 }
@@ -213,9 +193,8 @@ impl<S: CommitBatch> CommitBatch for JournaledStore<S> {
                 self.journal.active().generation(),
                 &payload,
             );
-            gathered.push(change);
         }
-        self.append(&gathered)
+        self.append()
     }
 }
 
@@ -224,10 +203,36 @@ impl<S: CommitBatch> Drop for JournaledStore<S> {
     /// would be safe: redb commits are atomic and the journal still holds the changes, but the
     /// next start would fold them again).
     fn drop(&mut self) {
-        if let Other::Folding { fold, .. } = std::mem::replace(&mut self.other, Other::Clean) {
+        if let Other::Folding(fold) = std::mem::replace(&mut self.other, Other::Clean) {
             let _ = fold.join();
         }
     }
+}
+
+/// Commits the changes of the journal file at `path` (its records of `generation`) to `store`,
+/// the latest per binding.
+fn fold<S: CommitBatch>(store: &Mutex<S>, path: &Path, generation: u64) -> Result<(), StoreError> {
+    let records =
+        JournalFile::records_of(path, generation).map_err(|source| journal_error(path, source))?;
+    let mut latest: HashMap<String, BindingChange> = HashMap::new();
+    for change in decode(&records) {
+        latest.insert(change.store_key(), change);
+    }
+    let changes: Vec<BindingChange> = latest.into_values().collect();
+    lock(store).commit(&changes)
+}
+
+/// The changes of journal records; one that does not decode is skipped with a warning, like
+/// an undecodable binding in redb.
+fn decode<'a>(records: impl IntoIterator<Item = &'a Vec<u8>>) -> Vec<BindingChange> {
+    let mut changes = Vec::new();
+    for record in records {
+        match serde_json::from_slice::<BindingChange>(record) {
+            Ok(change) => changes.push(change),
+            Err(error) => tracing::warn!(%error, "undecodable registrar journal record"),
+        }
+    }
+    changes
 }
 
 fn lock<S>(store: &Mutex<S>) -> std::sync::MutexGuard<'_, S> {

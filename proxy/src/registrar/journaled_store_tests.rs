@@ -12,8 +12,15 @@ use crate::registrar::store::BindingStore;
 use crate::registrar::writer::testing::FlakyStore;
 use dialtone_transaction::Transport;
 
+/// One time for every binding of a test (two calls of `SystemTime::now` may fall in two
+/// seconds).
+fn test_start() -> u64 {
+    static START: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *START.get_or_init(|| unix_seconds(SystemTime::now()))
+}
+
 fn binding(aor: &str, cseq: u32) -> Binding {
-    let now = unix_seconds(SystemTime::now());
+    let now = test_start();
     Binding {
         aor: aor.to_owned(),
         contact: format!("sip:{aor}@192.0.2.7:5060"),

@@ -22,6 +22,7 @@ use dashmap::DashMap;
 use dialtone_sip::Message;
 
 use super::binding::{unix_seconds, Binding, BindingChange};
+use super::packed::PackedBindings;
 use super::rules::{process_register, repeats_current, Origin, RegisterOutcome, RegistrarPolicy};
 
 /// The bindings of every AOR, shared by the workers. Clones share the same map.
@@ -32,8 +33,8 @@ pub struct LocationService {
 
 #[derive(Debug)]
 struct Inner {
-    /// AOR to its bindings, highest q first.
-    bindings: DashMap<String, Vec<Binding>>,
+    /// AOR to its bindings, highest q first, packed (see [`super::packed`]).
+    bindings: DashMap<Box<str>, PackedBindings>,
     /// Whether the bindings are persisted, so that REGISTERs say what the store must write.
     persistent: bool,
     /// The next sequence number of a change for the store (see the module documentation).
@@ -71,13 +72,15 @@ impl LocationService {
     /// A location service holding `bindings` (loaded from the store at start); when
     /// `persistent`, every REGISTER says what the store must write ([`Applied::persist`]).
     pub fn with_bindings(bindings: Vec<Binding>, persistent: bool) -> LocationService {
-        let map: DashMap<String, Vec<Binding>> = crate::tables::sharded();
+        let map: DashMap<Box<str>, PackedBindings> = crate::tables::sharded();
         let earliest = earliest_expiry(&bindings);
+        let mut by_aor: std::collections::HashMap<String, Vec<Binding>> = Default::default();
         for binding in bindings {
-            map.entry(binding.aor.clone()).or_default().push(binding);
+            by_aor.entry(binding.aor.clone()).or_default().push(binding);
         }
-        for mut entry in map.iter_mut() {
-            sort_by_q(entry.value_mut());
+        for (aor, mut bindings) in by_aor {
+            sort_by_q(&mut bindings);
+            map.insert(aor.into(), PackedBindings::pack(&bindings));
         }
         LocationService {
             inner: Arc::new(Inner {
@@ -93,11 +96,11 @@ impl LocationService {
     /// The unexpired bindings of `aor` at `now`, highest q first: the proxy's target set.
     pub fn lookup(&self, aor: &str, now: SystemTime) -> Vec<Binding> {
         match self.inner.bindings.get(aor) {
-            Some(bindings) => bindings
-                .iter()
-                .filter(|b| !b.is_expired(now))
-                .cloned()
-                .collect(),
+            Some(bindings) => {
+                let mut bindings = bindings.unpack();
+                bindings.retain(|b| !b.is_expired(now));
+                bindings
+            }
             None => Vec::new(),
         }
     }
@@ -113,14 +116,14 @@ impl LocationService {
         origin: Origin,
         policy: &RegistrarPolicy,
     ) -> Applied {
-        match self.inner.bindings.entry(aor.to_owned()) {
+        match self.inner.bindings.entry(aor.into()) {
             Entry::Occupied(entry) => self.register_bound(entry, request, aor, now, origin, policy),
             Entry::Vacant(entry) => {
                 let outcome = process_register(request, aor, now, origin, policy, &[]);
                 let persist = self.to_persist(&outcome);
                 if let RegisterOutcome::Ok { bindings_after, .. } = &outcome {
                     if !bindings_after.is_empty() {
-                        entry.insert(bindings_after.clone());
+                        entry.insert(PackedBindings::pack(bindings_after));
                         self.lower_earliest_expiry(earliest_expiry(bindings_after));
                     }
                 }
@@ -140,10 +143,10 @@ impl LocationService {
         origin: Origin,
         policy: &RegistrarPolicy,
     ) -> Option<Applied> {
-        let Entry::Occupied(entry) = self.inner.bindings.entry(aor.to_owned()) else {
+        let Entry::Occupied(entry) = self.inner.bindings.entry(aor.into()) else {
             return None;
         };
-        if !repeats_current(request, aor, now, origin, policy, entry.get()) {
+        if !repeats_current(request, aor, now, origin, policy, &entry.get().unpack()) {
             return None;
         }
         Some(self.register_bound(entry, request, aor, now, origin, policy))
@@ -152,20 +155,21 @@ impl LocationService {
     /// Runs the rules for an AOR that has bindings and applies the outcome to its entry.
     fn register_bound(
         &self,
-        mut entry: OccupiedEntry<'_, String, Vec<Binding>>,
+        mut entry: OccupiedEntry<'_, Box<str>, PackedBindings>,
         request: &Message<'_>,
         aor: &str,
         now: SystemTime,
         origin: Origin,
         policy: &RegistrarPolicy,
     ) -> Applied {
-        let outcome = process_register(request, aor, now, origin, policy, entry.get());
+        let current = entry.get().unpack();
+        let outcome = process_register(request, aor, now, origin, policy, &current);
         let persist = self.to_persist(&outcome);
         if let RegisterOutcome::Ok { bindings_after, .. } = &outcome {
             if bindings_after.is_empty() {
                 entry.remove();
             } else {
-                *entry.get_mut() = bindings_after.clone();
+                *entry.get_mut() = PackedBindings::pack(bindings_after);
                 self.lower_earliest_expiry(earliest_expiry(bindings_after));
             }
         }
@@ -180,7 +184,9 @@ impl LocationService {
         } else {
             sort_by_q(&mut bindings_after);
             let earliest = earliest_expiry(&bindings_after);
-            self.inner.bindings.insert(aor.to_owned(), bindings_after);
+            self.inner
+                .bindings
+                .insert(aor.into(), PackedBindings::pack(&bindings_after));
             self.lower_earliest_expiry(earliest);
         }
     }
@@ -210,15 +216,16 @@ impl LocationService {
             .earliest_expiry
             .store(u64::MAX, Ordering::Relaxed);
         let mut earliest_kept = u64::MAX;
-        self.inner.bindings.retain(|aor, bindings| {
-            if bindings.iter().any(|b| b.is_expired(now)) {
+        let now_seconds = unix_seconds(now);
+        self.inner.bindings.retain(|aor, packed| {
+            if packed.earliest_expiry() <= now_seconds {
                 let (gone, kept): (Vec<Binding>, Vec<Binding>) =
-                    bindings.drain(..).partition(|b| b.is_expired(now));
-                expired.extend(gone.into_iter().map(|b| (aor.clone(), b)));
-                *bindings = kept;
+                    packed.unpack().into_iter().partition(|b| b.is_expired(now));
+                expired.extend(gone.into_iter().map(|b| (aor.to_string(), b)));
+                *packed = PackedBindings::pack(&kept);
             }
-            earliest_kept = earliest_kept.min(earliest_expiry(bindings));
-            !bindings.is_empty()
+            earliest_kept = earliest_kept.min(packed.earliest_expiry());
+            !packed.is_empty()
         });
         self.lower_earliest_expiry(earliest_kept);
         self.inner
@@ -232,7 +239,7 @@ impl LocationService {
         self.inner
             .bindings
             .iter()
-            .flat_map(|entry| entry.value().clone())
+            .flat_map(|entry| entry.value().unpack())
             .collect()
     }
 

@@ -3,7 +3,8 @@
 //! - [`binding`]: a binding, the changes the store applies, a contact's identity.
 //! - [`rules`]: what a REGISTER does to an AOR's bindings, sans-IO, `now` passed in.
 //! - [`location`]: the bindings in memory, a concurrent map that the UDP workers read on every
-//!   INVITE and that applies REGISTERs under a per-AOR lock.
+//!   INVITE and that applies REGISTERs under a per-AOR lock; [`packed`]: an AOR's bindings
+//!   encoded in one allocation, as the map holds them.
 //! - [`mailbox`]: a user's voicemail counts (RFC 3842), kept and stored with the bindings.
 //! - [`store`]: the bindings and the counts on disk (redb), for a proxy alone, behind a
 //!   journal: [`journal`] (the format, pure), [`journal_file`] (one file), [`journaled_store`]
@@ -26,6 +27,7 @@ pub mod journal_file;
 pub mod journaled_store;
 pub mod location;
 pub mod mailbox;
+pub mod packed;
 pub mod redis_layout;
 pub mod redis_store;
 pub mod redis_sync;

@@ -33,10 +33,12 @@ const MAX_BATCH: usize = 10_000;
 pub const RETRY_EVERY: Duration = Duration::from_secs(1);
 
 /// How long the writer remembers the sequence number it last wrote for a binding, to drop an
-/// older change to it that arrives late. Two changes to one binding are at most a thread's
-/// wake-up apart; a minute leaves room for a loaded machine, and bounds the memory to the
-/// bindings written in the last minute.
-const REMEMBER_WRITTEN: Duration = Duration::from_secs(60);
+/// older change to it that arrives late. A worker sends a change right after numbering it
+/// under the AOR's lock, in the same call, so two changes to one binding arrive at most a
+/// thread's wake-up apart; ten seconds leave room for a machine stalled for seconds, and keep
+/// the memory to the bindings written in the last ten seconds (a minute held a burst of
+/// 100 000 REGISTERs' entries for a minute).
+const REMEMBER_WRITTEN: Duration = Duration::from_secs(10);
 
 /// What the writer commits to: the redb file ([`super::BindingStore`]), or in tests a store
 /// that fails on demand.
@@ -153,11 +155,15 @@ fn write_batches<S: CommitBatch>(mut store: S, rx: Receiver<Command>, health: &H
     let mut unsaved = Unsaved::default();
     let mut written = Written::default();
     loop {
-        let first = if unsaved.is_empty() {
-            rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
-        } else {
+        let first = if !unsaved.is_empty() {
             rx.recv_timeout(RETRY_EVERY)
+        } else if !written.is_empty() {
+            // Wakes to forget what was written long enough ago, even if nothing more comes.
+            rx.recv_timeout(REMEMBER_WRITTEN / 5)
+        } else {
+            rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
         };
+        written.prune(Instant::now());
         let batch = match first {
             Ok(command) => Batch::gather(command, &rx),
             Err(RecvTimeoutError::Timeout) => Batch::default(),
@@ -292,12 +298,26 @@ impl Written {
                 .or_insert((*sequence, now));
             *entry = (entry.0.max(*sequence), now);
         }
+        self.prune(now);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+
+    /// Forgets what was written [`REMEMBER_WRITTEN`] ago or more (looked at a few times per
+    /// period, not on every call).
+    fn prune(&mut self, now: Instant) {
         if self
             .last_pruned
-            .is_none_or(|at| now.duration_since(at) >= REMEMBER_WRITTEN / 6)
+            .is_none_or(|at| now.duration_since(at) >= REMEMBER_WRITTEN / 5)
         {
             self.by_key
                 .retain(|_, (_, at)| now.duration_since(*at) < REMEMBER_WRITTEN);
+            // Its table does not shrink by itself: after a burst it would keep the burst's size.
+            if self.by_key.len() * 4 < self.by_key.capacity() {
+                self.by_key.shrink_to_fit();
+            }
             self.last_pruned = Some(now);
         }
     }
