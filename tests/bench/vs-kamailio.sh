@@ -13,6 +13,7 @@
 #   REPEATS (default 1), DURATION (default 5 s per step), FIXED_DURATION (default DURATION: the
 #   fixed-rate runs, whose probe takes 20 samples a second), SCENARIOS (default all four),
 #   MODES (default "max fixed": the max-rate searches and the fixed reference-rate runs),
+#   MAX_RATE (default 64000: the max-rate search never offers more),
 #   BENCH_DIR (default ../shared/bench), OUT (default $TMPDIR/dialtone-bench/vs-kamailio-<time>)
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -24,6 +25,9 @@ repeats=${REPEATS:-1}
 duration=${DURATION:-5}
 fixed_duration=${FIXED_DURATION:-$duration}
 modes=${MODES:-max fixed}
+# The max-rate search's ceiling: the driver's default (32 000/s) capped the search once our
+# proxy passed it.
+max_rate=${MAX_RATE:-64000}
 
 cargo build --release -p dialtone-proxy --manifest-path "$root/Cargo.toml"
 proxy_bin="$root/target/release/dialtone-proxy"
@@ -47,7 +51,7 @@ measure() {
         dialtone-memory) cmd="$memory_cmd" name=dialtone-memory-n2;;
     esac
     case $2 in
-        max) args="--start $(start_of "$3") --duration $duration";;
+        max) args="--start $(start_of "$3") --duration $duration --max-rate $max_rate";;
         fixed) args="--rate $(ref_of "$3") --duration $fixed_duration";;
     esac
     mkdir -p "$out/$1"
