@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::hep::HepExporter;
@@ -116,9 +117,48 @@ pub struct TraceSummary {
     pub last_at_us: u64,
 }
 
+/// A message as the recorder keeps it: the octets themselves (a reference to the buffer the
+/// transport already has, not a copy), turned into text only when someone asks
+/// ([`Kept::traced`]). Copying each message into three strings on the way cost an allocation
+/// and a UTF-8 check per message on every worker.
+#[derive(Debug)]
+struct Kept {
+    at_us: u64,
+    direction: Direction,
+    transport: Transport,
+    local: SocketAddr,
+    remote: SocketAddr,
+    /// At most [`MAX_TEXT`] octets.
+    bytes: Bytes,
+    truncated: bool,
+}
+
+impl Kept {
+    fn traced(&self, call_id: &str) -> TracedMessage {
+        TracedMessage {
+            at_us: self.at_us,
+            direction: self.direction,
+            transport: self.transport.via_token().to_ascii_lowercase(),
+            local: self.local,
+            remote: self.remote,
+            first_line: String::from_utf8_lossy(first_line(&self.bytes)).into_owned(),
+            call_id: call_id.to_owned(),
+            text: String::from_utf8_lossy(&self.bytes).into_owned(),
+            truncated: self.truncated,
+        }
+    }
+}
+
+/// One Call-ID's kept messages.
+#[derive(Debug)]
+struct KeptCall {
+    messages: Vec<Kept>,
+    dropped: usize,
+}
+
 #[derive(Debug, Default)]
 struct Calls {
-    by_id: HashMap<String, CallTrace>,
+    by_id: HashMap<String, KeptCall>,
     /// Call-IDs oldest first, per [`Class`]; the front is evicted when its class is full.
     order: [VecDeque<String>; 2],
 }
@@ -167,27 +207,26 @@ impl TraceRecorder {
         transport: Transport,
         local: SocketAddr,
         remote: SocketAddr,
-        bytes: &[u8],
+        bytes: &Bytes,
     ) {
         let Some(call_id) = call_id(bytes) else {
             return;
         };
+        let call_id = String::from_utf8_lossy(call_id);
         let text_len = bytes.len().min(MAX_TEXT);
-        let message = TracedMessage {
+        let message = Kept {
             at_us: at
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_micros() as u64),
             direction,
-            transport: transport.via_token().to_ascii_lowercase(),
+            transport,
             local,
             remote,
-            first_line: String::from_utf8_lossy(first_line(bytes)).into_owned(),
-            call_id: String::from_utf8_lossy(call_id).into_owned(),
-            text: String::from_utf8_lossy(&bytes[..text_len]).into_owned(),
+            bytes: bytes.slice(..text_len),
             truncated: text_len < bytes.len(),
         };
         let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(trace) = calls.by_id.get_mut(&message.call_id) {
+        if let Some(trace) = calls.by_id.get_mut(call_id.as_ref()) {
             if trace.messages.len() < MAX_MESSAGES_PER_CALL {
                 // In time order, not in the order of the calls: two workers can handle two
                 // datagrams of one peer in the other order than they arrived (`at` is the
@@ -199,18 +238,17 @@ impl TraceRecorder {
             }
             return;
         }
-        let class = Class::of(message.first_line.as_bytes()) as usize;
+        let class = Class::of(first_line(&message.bytes)) as usize;
         while calls.order[class].len() >= self.max_calls {
             if let Some(old) = calls.order[class].pop_front() {
                 calls.by_id.remove(&old);
             }
         }
-        let id = message.call_id.clone();
+        let id = call_id.into_owned();
         calls.order[class].push_back(id.clone());
         calls.by_id.insert(
-            id.clone(),
-            CallTrace {
-                call_id: id,
+            id,
+            KeptCall {
                 messages: vec![message],
                 dropped: 0,
             },
@@ -220,7 +258,11 @@ impl TraceRecorder {
     /// The messages of `call_id`, if it is still kept.
     pub fn get(&self, call_id: &str) -> Option<CallTrace> {
         let calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
-        calls.by_id.get(call_id).cloned()
+        calls.by_id.get(call_id).map(|kept| CallTrace {
+            call_id: call_id.to_owned(),
+            messages: kept.messages.iter().map(|m| m.traced(call_id)).collect(),
+            dropped: kept.dropped,
+        })
     }
 
     /// Every kept Call-ID, the most recently started first.
@@ -230,13 +272,13 @@ impl TraceRecorder {
             .order
             .iter()
             .flatten()
-            .filter_map(|id| calls.by_id.get(id))
-            .map(|t| TraceSummary {
-                call_id: t.call_id.clone(),
+            .filter_map(|id| calls.by_id.get(id).map(|t| (id, t)))
+            .map(|(id, t)| TraceSummary {
+                call_id: id.clone(),
                 first_line: t
                     .messages
                     .first()
-                    .map(|m| m.first_line.clone())
+                    .map(|m| String::from_utf8_lossy(first_line(&m.bytes)).into_owned())
                     .unwrap_or_default(),
                 messages: t.messages.len(),
                 first_at_us: t.messages.first().map_or(0, |m| m.at_us),
@@ -300,7 +342,7 @@ impl Capture {
         transport: Transport,
         local: SocketAddr,
         remote: SocketAddr,
-        bytes: &[u8],
+        bytes: &Bytes,
     ) {
         if let Some(hep) = &self.hep {
             let (src, dst) = match direction {
@@ -358,7 +400,7 @@ mod tests {
                 Transport::Udp,
                 addr(5060),
                 addr(5062),
-                text.as_bytes(),
+                &Bytes::from(text),
             );
             recorder.record(
                 now,
@@ -366,7 +408,7 @@ mod tests {
                 Transport::Udp,
                 addr(5060),
                 addr(5062),
-                format!("SIP/2.0 200 OK\r\nCall-ID: {id}\r\n\r\n").as_bytes(),
+                &Bytes::from(format!("SIP/2.0 200 OK\r\nCall-ID: {id}\r\n\r\n")),
             );
         }
         assert!(recorder.get("a").is_none());
@@ -395,7 +437,7 @@ mod tests {
                 Transport::Udp,
                 addr(5060),
                 addr(5062),
-                text.as_bytes(),
+                &Bytes::from(text.clone()),
             )
         };
         record(
@@ -433,7 +475,7 @@ mod tests {
             Transport::Udp,
             addr(5060),
             addr(5062),
-            b"INVITE sip:9000@x SIP/2.0\r\nCall-ID: kept\r\n\r\n",
+            &Bytes::from_static(b"INVITE sip:9000@x SIP/2.0\r\nCall-ID: kept\r\n\r\n"),
         );
         for n in 1..=50 {
             recorder.record(
@@ -442,7 +484,9 @@ mod tests {
                 Transport::Udp,
                 addr(5060),
                 addr(5062),
-                format!("OPTIONS sip:x SIP/2.0\r\nCall-ID: ping-{n}\r\n\r\n").as_bytes(),
+                &Bytes::from(format!(
+                    "OPTIONS sip:x SIP/2.0\r\nCall-ID: ping-{n}\r\n\r\n"
+                )),
             );
         }
         assert!(recorder.get("kept").is_some());
@@ -461,7 +505,7 @@ mod tests {
                 Transport::Udp,
                 addr(5060),
                 addr(5062),
-                text.as_bytes(),
+                &Bytes::copy_from_slice(text.as_bytes()),
             )
         };
         record(
@@ -515,7 +559,7 @@ mod tests {
                 Transport::Tcp,
                 addr(5060),
                 addr(5062),
-                &big,
+                &Bytes::from(big.clone()),
             );
         }
         let trace = recorder.get("big").unwrap();

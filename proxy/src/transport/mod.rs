@@ -222,7 +222,7 @@ impl Outbound {
 
     /// Hands a received message to the capture, if any (the receive hooks of the transports).
     /// `arrival`: when the kernel queued it, if known; else now.
-    pub fn capture_received(&self, source: &Source, bytes: &[u8], arrival: Option<SystemTime>) {
+    pub fn capture_received(&self, source: &Source, bytes: &Bytes, arrival: Option<SystemTime>) {
         if let Some(capture) = self.capture.get() {
             let at = arrival.unwrap_or_else(wall_now);
             capture.message(
@@ -238,7 +238,7 @@ impl Outbound {
 
     /// Sent messages: from the UDP listen address, or (TCP) the TCP listen address, which is
     /// what the Via says even when an outgoing connection has an ephemeral port.
-    pub(crate) fn capture_sent(&self, to: &Destination, bytes: &[u8]) {
+    pub(crate) fn capture_sent(&self, to: &Destination, bytes: &Bytes) {
         if let Some(capture) = self.capture.get() {
             let local = match to.transport {
                 Transport::Udp => self.udp_socket_toward(to.addr).map(|(addr, _)| *addr),
