@@ -35,6 +35,7 @@
 
 use std::fmt;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 /// The magic cookie that marks an RFC 3261 branch (RFC 3261 8.1.1.7).
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
@@ -69,18 +70,19 @@ pub struct KeyFields {
 /// Identifies one transaction in a table. See the module documentation for the matching rules.
 ///
 /// A proxy holds one key per transaction, another per timer it arms and one per branch, for
-/// up to 32 s each (Timer J, L, M), so keys are kept small: an RFC 3261 key is one heap string
-/// holding every field (24 bytes inline, one allocation), and the rarer RFC 2543 key is boxed.
+/// up to 32 s each (Timer J, L, M) or, for a ringing INVITE, Timer C's minutes, so keys are
+/// kept small: an RFC 3261 key is one shared heap string holding every field (16 bytes
+/// inline; a clone shares the one allocation), and the rarer RFC 2543 key is boxed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TransactionKey(Kind);
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Kind {
     /// `METHOD branch`, the branch lower-cased.
-    Client(Box<str>),
+    Client(Arc<str>),
     /// `METHOD <branch length>:<branch><sent-by>`, both lower-cased. The length prefix keeps
     /// two different (branch, sent-by) pairs from ever spelling the same string.
-    Server(Box<str>),
+    Server(Arc<str>),
     Rfc2543(Box<Rfc2543Key>),
 }
 
@@ -155,7 +157,7 @@ impl TransactionKey {
             return None;
         }
         let with_invite =
-            |packed: &str| -> Box<str> { format!("INVITE{}", &packed["CANCEL".len()..]).into() };
+            |packed: &str| -> Arc<str> { format!("INVITE{}", &packed["CANCEL".len()..]).into() };
         Some(Self(match &self.0 {
             Kind::Client(packed) => Kind::Client(with_invite(packed)),
             Kind::Server(packed) => Kind::Server(with_invite(packed)),

@@ -204,12 +204,24 @@ impl Outputs {
         self.events.push_back(event);
     }
 
+    /// A drained queue gives its memory back: a transaction lives for seconds or minutes (a
+    /// ringing INVITE up to Timer C) with its queues nearly always empty, and the room a queue
+    /// once grew to (four entries) was about a sixth of what a proxy held per ringing INVITE.
     pub(crate) fn poll_transmit(&mut self) -> Option<Bytes> {
-        self.transmits.pop_front()
+        let next = self.transmits.pop_front();
+        if self.transmits.is_empty() && self.transmits.capacity() > 0 {
+            self.transmits = VecDeque::new();
+        }
+        next
     }
 
+    /// See [`Outputs::poll_transmit`] for why a drained queue is freed.
     pub(crate) fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let next = self.events.pop_front();
+        if self.events.is_empty() && self.events.capacity() > 0 {
+            self.events = VecDeque::new();
+        }
+        next
     }
 
     /// The bookkeeping of entering the Terminated state, the same for every machine: no timer
