@@ -104,9 +104,9 @@ pub struct MediaListener {
     pub digits: Recipient<RemoteDigit>,
 }
 
-/// The call is over.
+/// The call is over; answers the session's final counters (zero when it never started).
 #[derive(Message)]
-#[rtype(result = "()")]
+#[rtype(result = "MediaCounters")]
 pub struct StopMedia;
 
 #[derive(Message)]
@@ -332,10 +332,16 @@ impl Handler<SendFlashEvent> for MediaActor {
 }
 
 impl Handler<StopMedia> for MediaActor {
-    type Result = ();
+    type Result = MessageResult<StopMedia>;
 
-    fn handle(&mut self, _msg: StopMedia, ctx: &mut Context<Self>) {
+    fn handle(&mut self, _msg: StopMedia, ctx: &mut Context<Self>) -> Self::Result {
         ctx.stop();
+        MessageResult(
+            self.session
+                .as_ref()
+                .map(MediaSession::counters)
+                .unwrap_or_default(),
+        )
     }
 }
 
