@@ -11,7 +11,7 @@
 #   PERF=1 bash tests/load/ata_load.sh             # also perf record -g the caller for MEASURE s
 #
 # Bounded in time (every wait has a deadline); it stops only the processes it started, by PID.
-# Builds the release binaries first.
+# Builds the release binaries first (BUILD=0: use those in $CARGO_TARGET_DIR or target/).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -23,7 +23,7 @@ SETTLE=${SETTLE:-3}
 PROXY=${PROXY:-dialtone}
 TARGET=${CARGO_TARGET_DIR:-target}
 
-cargo build --release -q -p dialtone-ata -p dialtone-proxy
+[ "${BUILD:-1}" = 1 ] && cargo build --release -q -p dialtone-ata -p dialtone-proxy
 DIR=$(mktemp -d)
 PIDS=()
 cleanup() {

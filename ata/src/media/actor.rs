@@ -30,15 +30,31 @@ use crate::metrics::Metrics;
 /// RFC 3550 6.2 suggests 5 s as the minimum RTCP interval.
 const RTCP_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Binds the first free RTP/RTCP pair in `from..=to` on `ip`.
+/// Binds a free RTP/RTCP pair in `from..=to` on `ip`: the first free one from a random even
+/// port, wrapping around. Starting from `from` every time made each new call try every pair
+/// in use before it (a thousand failed binds per call at 1000 calls, which stalled the ATA's
+/// thread for tens of milliseconds as calls came and went); from a random place, a range
+/// mostly free takes one or two tries.
 pub fn bind_port_pair(
     ip: std::net::IpAddr,
     from: u16,
     to: u16,
 ) -> Result<(StdUdpSocket, StdUdpSocket), AtaError> {
+    use rand::Rng;
     let first_even = from + from % 2;
-    let mut port = first_even;
-    while port < to {
+    // Pairs whose odd port is still in range.
+    let pairs = if to > first_even {
+        usize::from((to - first_even - 1) / 2 + 1)
+    } else {
+        0
+    };
+    let start = if pairs > 0 {
+        rand::thread_rng().gen_range(0..pairs)
+    } else {
+        0
+    };
+    for n in 0..pairs {
+        let port = first_even + 2 * ((start + n) % pairs) as u16;
         if let Ok(rtp) = StdUdpSocket::bind(SocketAddr::new(ip, port)) {
             if let Ok(rtcp) = StdUdpSocket::bind(SocketAddr::new(ip, port + 1)) {
                 rtp.set_nonblocking(true)?;
@@ -46,7 +62,6 @@ pub fn bind_port_pair(
                 return Ok((rtp, rtcp));
             }
         }
-        port = port.saturating_add(2);
     }
     Err(AtaError::NoRtpPort { from, to })
 }
@@ -377,4 +392,25 @@ impl StreamHandler<ReadyToRead> for MediaActor {
 
     /// A readiness stream never ends by itself; the actor stops only on [`StopMedia`].
     fn finished(&mut self, _ctx: &mut Context<Self>) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_pair_is_an_even_port_and_the_next_and_every_pair_of_the_range_is_found() {
+        let ip: std::net::IpAddr = [127, 0, 0, 1].into();
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let (rtp, rtcp) = bind_port_pair(ip, 47001, 47007).expect("a free pair");
+            let port = rtp.local_addr().expect("addr").port();
+            assert_eq!(port % 2, 0);
+            assert!((47002..=47007).contains(&port), "{port}");
+            assert_eq!(rtcp.local_addr().expect("addr").port(), port + 1);
+            held.push((rtp, rtcp));
+        }
+        let error = bind_port_pair(ip, 47001, 47007).expect_err("all taken");
+        assert!(matches!(error, AtaError::NoRtpPort { .. }), "{error}");
+    }
 }
