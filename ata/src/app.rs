@@ -39,6 +39,10 @@ use dialtone_transaction::Transport;
 /// How long shutdown waits for the unsubscriptions and unregistrations.
 const UNREGISTER_GRACE: Duration = Duration::from_secs(2);
 
+/// Line n sends its first REGISTER n times this after start: a bank of 1000 lines registers
+/// over 2 s instead of at once (see `RegistrationActor::starting_after`); one line at once.
+const REGISTER_SPACING: Duration = Duration::from_millis(2);
+
 /// A running device, as [`start`] leaves it.
 pub struct Device {
     /// The SIP socket's address.
@@ -216,6 +220,7 @@ pub async fn start_observed(
                 addr.clone().recipient(),
                 metrics.clone(),
             )
+            .starting_after(REGISTER_SPACING * index as u32)
             .start();
             addr.do_send(AttachRegistration(registration.clone()));
             per_line.push(Some(registration.clone()));

@@ -9,6 +9,7 @@
 #   bash tests/load/ata_load.sh                    # CALLS=1000 RATE=100 HOLD=40, dialtone-proxy
 #   PROXY=kamailio bash tests/load/ata_load.sh     # through Kamailio (tests/kamailio/ata-lab.cfg)
 #   PERF=1 bash tests/load/ata_load.sh             # also perf record -g the caller for MEASURE s
+#   OUT=report.json bash tests/load/ata_load.sh    # keep the JSON report
 #
 # Bounded in time (every wait has a deadline); it stops only the processes it started, by PID.
 # Builds the release binaries first (BUILD=0: use those in $CARGO_TARGET_DIR or target/).
@@ -90,3 +91,4 @@ awk -v a="$((caller1 - caller0))" -v b="$((callee1 - callee0))" -v p="$((proxy1 
 for _ in $(seq $((HOLD * 10 + 900))); do kill -0 "$LOAD_PID" 2>/dev/null || break; sleep 0.1; done
 wait "$LOAD_PID" || echo "load exited with $?"
 cat "$DIR/table.txt"
+if [ -n "${OUT:-}" ]; then cp "$DIR/report.json" "$OUT"; fi
