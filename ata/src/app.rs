@@ -18,6 +18,7 @@ use tracing::{info, warn};
 
 use crate::auth::DigestUser;
 use crate::call::actor::CallContext;
+use crate::call::observer::CallObserved;
 use crate::config::{Config, LineBackend, LineConfig};
 use crate::control::{serve, ControlState};
 use crate::endpoint::{AttachResync, Endpoint};
@@ -38,6 +39,10 @@ use dialtone_transaction::Transport;
 /// How long shutdown waits for the unsubscriptions and unregistrations.
 const UNREGISTER_GRACE: Duration = Duration::from_secs(2);
 
+/// Line n sends its first REGISTER n times this after start: a bank of 1000 lines registers
+/// over 2 s instead of at once (see `RegistrationActor::starting_after`); one line at once.
+const REGISTER_SPACING: Duration = Duration::from_millis(2);
+
 /// A running device, as [`start`] leaves it.
 pub struct Device {
     /// The SIP socket's address.
@@ -46,6 +51,8 @@ pub struct Device {
     pub control: SocketAddr,
     /// Whether SIP also listens on TCP (at `sip`).
     pub transport: Transport,
+    /// The lines, in order (the load generator drives them as the control API does).
+    pub lines: Vec<Addr<LineActor>>,
     registrations: Vec<Addr<RegistrationActor>>,
     subscriptions: Vec<Addr<MwiActor>>,
     server: actix_web::dev::ServerHandle,
@@ -116,6 +123,15 @@ fn bind_sip(
 /// Starts a device inside the current actix system (the end-to-end tests run several in one
 /// process this way).
 pub async fn start(config: Config, source: ConfigSource) -> Result<Device, AtaError> {
+    start_observed(config, source, None).await
+}
+
+/// [`start`], with every call of every line reporting to `observer` (the load generator).
+pub async fn start_observed(
+    config: Config,
+    source: ConfigSource,
+    observer: Option<Recipient<CallObserved>>,
+) -> Result<Device, AtaError> {
     let locator = Locator::new(&config.dns);
     let proxies = resolve_proxies(&config, &locator).await?;
     let proxy = proxies.first().copied();
@@ -166,6 +182,7 @@ pub async fn start(config: Config, source: ConfigSource) -> Result<Device, AtaEr
             &endpoint,
             &metrics,
             registers,
+            observer.clone(),
         )?;
         let subscription = mwi_server.filter(|_| registers).map(|server| {
             let params = SubscriptionParams {
@@ -203,6 +220,7 @@ pub async fn start(config: Config, source: ConfigSource) -> Result<Device, AtaEr
                 addr.clone().recipient(),
                 metrics.clone(),
             )
+            .starting_after(REGISTER_SPACING * index as u32)
             .start();
             addr.do_send(AttachRegistration(registration.clone()));
             per_line.push(Some(registration.clone()));
@@ -214,8 +232,14 @@ pub async fn start(config: Config, source: ConfigSource) -> Result<Device, AtaEr
     }
     let resync = Resync::new(source, config.clone(), per_line).start();
     endpoint.do_send(AttachResync(resync.recipient()));
-    let (server, control) = serve(config.control, ControlState { lines, metrics })
-        .map_err(|e| AtaError::config("control", format!("{}: {e}", config.control)))?;
+    let (server, control) = serve(
+        config.control,
+        ControlState {
+            lines: lines.clone(),
+            metrics,
+        },
+    )
+    .map_err(|e| AtaError::config("control", format!("{}: {e}", config.control)))?;
     let handle = server.handle();
     actix_rt::spawn(server);
     info!(%local, %control, "ATA running");
@@ -223,6 +247,7 @@ pub async fn start(config: Config, source: ConfigSource) -> Result<Device, AtaEr
         sip: local,
         transport: config.transport,
         control,
+        lines,
         registrations,
         subscriptions,
         server: handle,
@@ -296,6 +321,7 @@ fn start_line(
     endpoint: &Addr<Endpoint>,
     metrics: &Metrics,
     registers: bool,
+    observer: Option<Recipient<CallObserved>>,
 ) -> Result<Addr<LineActor>, AtaError> {
     let handset = open_handset(config.line_backend, line)?;
     let (identity, endpoint, metrics_for_calls) =
@@ -324,6 +350,7 @@ fn start_line(
             metrics: metrics_for_calls.clone(),
             line_name: line_name.clone(),
             line,
+            observer: observer.clone(),
         }),
         registers,
     };

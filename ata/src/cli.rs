@@ -93,6 +93,13 @@ struct RunArgs {
 enum Command {
     /// Talk to a running device's control API.
     Ctl(CtlArgs),
+    /// Load generator: calls with tones both ways through a proxy, from one bank of lines to
+    /// another (in a second process); reports setup time, loss, jitter and MOS per call.
+    /// Exit status 2 when a call failed.
+    Load(crate::load::LoadOptions),
+    /// The callee side of `load`, started by it.
+    #[command(hide = true)]
+    LoadAnswer(crate::load::CalleeOptions),
 }
 
 #[derive(Args)]
@@ -141,10 +148,32 @@ enum CtlAction {
     Calls,
 }
 
+/// `dialtone-ata ctl ...`.
+fn ctl_command(args: CtlArgs) -> Result<ExitCode, AtaError> {
+    let command = match args.action {
+        CtlAction::Offhook => CtlCommand::OffHook,
+        CtlAction::Onhook => CtlCommand::OnHook,
+        CtlAction::Dial { digits } => CtlCommand::Dial(digits),
+        CtlAction::Flash => CtlCommand::Flash,
+        CtlAction::Answer => CtlCommand::Answer,
+        CtlAction::Transfer {
+            target: Some(target),
+            ..
+        } => CtlCommand::Transfer(target),
+        CtlAction::Transfer { .. } => CtlCommand::TransferAttended,
+        CtlAction::Status => CtlCommand::Status,
+        CtlAction::Calls => CtlCommand::Calls,
+    };
+    let output =
+        ctl::run(args.control, args.line, &command, args.json).map_err(AtaError::Control)?;
+    println!("{output}");
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Runs the program; errors are printed on stderr and give exit status 1.
 pub fn main() -> ExitCode {
     match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("dialtone-ata: {e}");
             ExitCode::FAILURE
@@ -152,34 +181,35 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<(), AtaError> {
-    if let Some(Command::Ctl(args)) = cli.command {
-        let command = match args.action {
-            CtlAction::Offhook => CtlCommand::OffHook,
-            CtlAction::Onhook => CtlCommand::OnHook,
-            CtlAction::Dial { digits } => CtlCommand::Dial(digits),
-            CtlAction::Flash => CtlCommand::Flash,
-            CtlAction::Answer => CtlCommand::Answer,
-            CtlAction::Transfer {
-                target: Some(target),
-                ..
-            } => CtlCommand::Transfer(target),
-            CtlAction::Transfer { .. } => CtlCommand::TransferAttended,
-            CtlAction::Status => CtlCommand::Status,
-            CtlAction::Calls => CtlCommand::Calls,
-        };
-        let output =
-            ctl::run(args.control, args.line, &command, args.json).map_err(AtaError::Control)?;
-        println!("{output}");
-        return Ok(());
-    }
+/// Logs on stderr, at `default` unless RUST_LOG says otherwise.
+fn init_logs(default: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         )
         .with_writer(std::io::stderr)
         .init();
+}
+
+fn run(cli: Cli) -> Result<ExitCode, AtaError> {
+    match cli.command {
+        Some(Command::Load(options)) => {
+            // A line's every call logs at info; a thousand of them would drown the progress.
+            init_logs("warn");
+            let report = crate::load::run(options)?;
+            let code = if report.summary.failed > 0 { 2 } else { 0 };
+            return Ok(ExitCode::from(code));
+        }
+        Some(Command::LoadAnswer(options)) => {
+            init_logs("warn");
+            crate::load::callee::serve(options)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(Command::Ctl(args)) => return ctl_command(args),
+        None => {}
+    }
+    init_logs("info");
     let run = cli.run;
     let file = match &run.config {
         Some(path) => FileConfig::load(path)?,
@@ -211,5 +241,6 @@ fn run(cli: Cli) -> Result<(), AtaError> {
         path: run.config,
         flags: overrides,
     };
-    actix_rt::System::new().block_on(crate::app::run(config, source))
+    actix_rt::System::new().block_on(crate::app::run(config, source))?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -9,7 +9,8 @@
 //! [`registration::actor`], [`mwi::actor`] (message waiting), [`line::actor`] (the hardware
 //! line), [`call::actor`], [`media::actor`], [`resync`] (check-sync). Edges: [`control`]
 //! (HTTP API, metrics, health), [`ctl`] (its client), [`app`] (start and stop), [`cli`] (the
-//! flags).
+//! flags), [`load`] (the load generator, `dialtone-ata load`: the lines driven as a person
+//! would, the calls observed through `call::observer`).
 //!
 //! The actors' modules import each other one way only: line → call → media and endpoint;
 //! registration → endpoint; mwi → endpoint (and the pure `call::route`); resync →
@@ -35,6 +36,7 @@ pub mod error;
 pub mod features;
 pub mod identity;
 pub mod line;
+pub mod load;
 pub mod media;
 pub mod metrics;
 pub mod mwi;

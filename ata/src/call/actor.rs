@@ -12,6 +12,7 @@
 
 mod commands;
 mod lookup;
+mod observe;
 mod start;
 
 use std::net::IpAddr;
@@ -33,7 +34,7 @@ use crate::endpoint::{
     TransactionUpdate,
 };
 use crate::error::AtaError;
-use crate::media::actor::{bind_port_pair, MediaActor, StartMedia, StopMedia, UpdateMedia};
+use crate::media::actor::{bind_port_pair, MediaActor, StartMedia, UpdateMedia};
 use crate::media::session::{MediaSession, SessionParams};
 
 /// Hang up (CANCEL, BYE or decline, as fits).
@@ -148,6 +149,8 @@ pub struct CallActor {
     final_status: Option<u16>,
     outcome: Option<&'static str>,
     timer: Option<SpawnHandle>,
+    /// When the first INVITE of an outgoing call went (the observer's setup time).
+    invite_sent: Option<Instant>,
 }
 
 impl CallActor {
@@ -180,6 +183,7 @@ impl CallActor {
             final_status: None,
             outcome: None,
             timer: None,
+            invite_sent: None,
         }
     }
 
@@ -340,7 +344,10 @@ impl CallActor {
                 (180 | 183, _) => self.news(News::Ringing),
                 _ => {}
             },
-            CallEvent::Answered { sdp } => self.on_answered(sdp),
+            CallEvent::Answered { sdp } => {
+                self.observe_answered();
+                self.on_answered(sdp)
+            }
             CallEvent::Confirmed => {}
             CallEvent::Failed { status } => {
                 self.final_status = Some(status);
@@ -375,9 +382,7 @@ impl CallActor {
         if (200..300).contains(&status) {
             self.outcome = Some("transferred");
             self.news(News::Ended(CallOutcome::Transferred));
-            if let Some(media) = self.media.take() {
-                media.do_send(StopMedia);
-            }
+            self.stop_media();
             if let Some(dialog) = self.dialog.as_mut() {
                 dialog.hang_up();
             }
@@ -501,9 +506,8 @@ impl Actor for CallActor {
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
-        if let Some(media) = self.media.take() {
-            media.do_send(StopMedia);
-        }
+        self.stop_media();
+        self.observe_end();
         if let Some(dialog) = &self.dialog {
             self.context.endpoint.do_send(RouteDialog {
                 call_id: dialog.call_id().to_owned(),

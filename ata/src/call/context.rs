@@ -1,7 +1,8 @@
 //! What every call of a line shares ([`CallContext`]): the line's identity and credentials,
 //! the endpoint, the proxy in use (the line updates it when the registration fails over), the
-//! resolver for host names in a dialog's route, the codecs to offer, the RTP ports, the metrics, and the line's
-//! recipients. The line builds one per call; the call actor only reads it.
+//! resolver for host names in a dialog's route, the codecs to offer, the RTP ports, the
+//! metrics, the line's recipients, and the observer that measures calls (the load
+//! generator's; usually none). The line builds one per call; the call actor only reads it.
 
 use std::net::SocketAddr;
 
@@ -10,6 +11,7 @@ use dialtone_sdp::Codec;
 
 use crate::auth::DigestUser;
 use crate::call::news::LineInbox;
+use crate::call::observer::CallObserved;
 use crate::config::CodecName;
 use crate::endpoint::Endpoint;
 use crate::identity::LineIdentity;
@@ -44,6 +46,8 @@ pub struct CallContext {
     pub line_name: String,
     /// The line, as recipients.
     pub line: LineInbox,
+    /// Who measures the calls (`load/`), if anyone.
+    pub observer: Option<Recipient<CallObserved>>,
 }
 
 impl CallContext {

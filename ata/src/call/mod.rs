@@ -3,11 +3,13 @@
 //! in [`hops`], its offer/answer in [`negotiator`] (all four pure),
 //! the actix shell that owns the call's media in [`actor`] (with what the line asks of it in
 //! `actor/commands.rs`), what every call of a line shares in [`context`], and what a call
-//! tells its line in [`news`].
+//! tells its line in [`news`], and what it tells an observer that measures it in
+//! [`observer`].
 pub mod actor;
 pub mod context;
 pub mod dialog;
 pub mod hops;
 pub mod negotiator;
 pub mod news;
+pub mod observer;
 pub mod route;

@@ -5,7 +5,7 @@
 //! On [`Unregister`] (shutdown) it sends `Expires: 0` and answers once that is done.
 
 use std::net::SocketAddr;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use actix::prelude::*;
 use dialtone_sip::Message;
@@ -67,6 +67,8 @@ pub struct RegistrationActor {
     on_unregistered: Option<oneshot::Sender<()>>,
     last_state: &'static str,
     last_proxy: Option<SocketAddr>,
+    /// How long after start the first REGISTER goes (see [`RegistrationActor::starting_after`]).
+    start_after: Duration,
 }
 
 impl RegistrationActor {
@@ -88,7 +90,16 @@ impl RegistrationActor {
             on_unregistered: None,
             last_state: "",
             last_proxy: None,
+            start_after: Duration::ZERO,
         }
+    }
+
+    /// Sends the first REGISTER `delay` after the actor starts: `app.rs` spreads a bank of
+    /// lines over time, since a thousand REGISTERs sent at once, and their answers, overflowed
+    /// the sockets' receive buffers and left some lines unregistered for half a minute.
+    pub fn starting_after(mut self, delay: Duration) -> Self {
+        self.start_after = delay;
+        self
     }
 
     fn pump(&mut self, ctx: &mut Context<Self>) {
@@ -146,8 +157,15 @@ impl Actor for RegistrationActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.rules.start(Instant::now());
-        self.pump(ctx);
+        if self.start_after.is_zero() {
+            self.rules.start(Instant::now());
+            self.pump(ctx);
+            return;
+        }
+        ctx.run_later(self.start_after, |actor, ctx| {
+            actor.rules.start(Instant::now());
+            actor.pump(ctx);
+        });
     }
 }
 

@@ -10,7 +10,7 @@ use super::{
     Answer, AttendedTransfer, CallActor, Forward, HangUp, Hold, Key, ReferNotify, Resume,
     SendFlash, Transfer,
 };
-use crate::media::actor::{SendDigit, SendFlashEvent, StopMedia};
+use crate::media::actor::{SendDigit, SendFlashEvent};
 
 impl Handler<HangUp> for CallActor {
     type Result = ();
@@ -19,9 +19,7 @@ impl Handler<HangUp> for CallActor {
         if let Some(dialog) = self.dialog.as_mut() {
             dialog.hang_up();
         }
-        if let Some(media) = self.media.take() {
-            media.do_send(StopMedia);
-        }
+        self.stop_media();
         self.pump(ctx);
     }
 }
@@ -104,9 +102,7 @@ impl Handler<Forward> for CallActor {
         if let Some(dialog) = self.dialog.as_mut() {
             dialog.redirect(&target, msg.reason);
         }
-        if let Some(media) = self.media.take() {
-            media.do_send(StopMedia);
-        }
+        self.stop_media();
         self.pump(ctx);
     }
 }

@@ -39,6 +39,7 @@ impl CallActor {
         });
         self.route(ctx, &dialog, None);
         self.dialog = Some(dialog);
+        self.invite_sent = Some(std::time::Instant::now());
         Ok(())
     }
 
