@@ -19,17 +19,7 @@ SETTLE=${SETTLE:-3}
 cargo build --release -q -p dialtone-ata
 BIN=target/release/dialtone-ata
 DIR=$(mktemp -d)
-PIDS=()
-
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
+. tests/load/processes.sh
 
 # Starts the ATA with config $1, output under $2.*; sets PID, SIP and CONTROL.
 start_ata() {

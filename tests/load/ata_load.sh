@@ -26,16 +26,7 @@ TARGET=${CARGO_TARGET_DIR:-target}
 
 [ "${BUILD:-1}" = 1 ] && cargo build --release -q -p dialtone-ata -p dialtone-proxy
 DIR=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
+. tests/load/processes.sh
 
 PORT=$((15060 + RANDOM % 1000))
 if [ "$PROXY" = kamailio ]; then

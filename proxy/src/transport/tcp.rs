@@ -197,11 +197,38 @@ impl TcpConnection {
     /// Writes `bytes` after what is already waiting: at once if the socket takes them, else
     /// when it becomes writable. A connection that fails to write is closed.
     fn write(&mut self, bytes: Bytes, ctx: &mut Context<Self>) {
-        let waiting = !self.unsent.is_empty();
-        self.unsent.push_back(bytes);
-        if !waiting {
-            self.write_unsent(ctx);
+        if !self.unsent.is_empty() {
+            self.unsent.push_back(bytes);
+            return;
         }
+        // The usual case: the socket takes it all at once, and nothing is queued (queueing
+        // first cost an allocation and a free per message).
+        match self.writer.try_write(&bytes) {
+            Ok(n) if n == bytes.len() => {}
+            Ok(n) => {
+                self.unsent.push_back(bytes.slice(n..));
+                self.write_when_writable(ctx);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                self.unsent.push_back(bytes);
+                self.write_when_writable(ctx);
+            }
+            Err(_) => ctx.stop(),
+        }
+    }
+
+    /// Goes on with `unsent` once the socket can take more.
+    fn write_when_writable(&mut self, ctx: &mut Context<Self>) {
+        let writer = Arc::clone(&self.writer);
+        let writable = async move { writer.writable().await };
+        ctx.spawn(
+            writable
+                .into_actor(self)
+                .map(|ready, act, ctx| match ready {
+                    Ok(()) => act.write_unsent(ctx),
+                    Err(_) => ctx.stop(),
+                }),
+        );
     }
 
     /// Writes what waits until the socket would block (then waits for it to be writable
@@ -214,16 +241,7 @@ impl TcpConnection {
                 }
                 Ok(n) => front.advance(n),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    let writer = Arc::clone(&self.writer);
-                    let writable = async move { writer.writable().await };
-                    ctx.spawn(
-                        writable
-                            .into_actor(self)
-                            .map(|ready, act, ctx| match ready {
-                                Ok(()) => act.write_unsent(ctx),
-                                Err(_) => ctx.stop(),
-                            }),
-                    );
+                    self.write_when_writable(ctx);
                     return;
                 }
                 Err(_) => {
