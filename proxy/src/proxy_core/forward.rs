@@ -125,13 +125,13 @@ impl Forwarding<'_, '_> {
         let source = self.source;
         let inbound = self.identity.listen_at(source.transport, source.local);
         let inbound_route = self.identity.record_route_of(source.transport, inbound);
-        let outbound_route = self.identity.record_route_of(transport, outbound);
         // With `--record-route-host` both sides may be the cluster's one name: written once.
-        if self.identity.host_of(inbound) != self.identity.host_of(outbound)
-            && inbound_route != outbound_route
-        {
-            // Lines inserted at the top come out in the order they are inserted.
-            edit.insert_header_first("Record-Route", &outbound_route);
+        if self.identity.host_of(inbound) != self.identity.host_of(outbound) {
+            let outbound_route = self.identity.record_route_of(transport, outbound);
+            if inbound_route != outbound_route {
+                // Lines inserted at the top come out in the order they are inserted.
+                edit.insert_header_first("Record-Route", &outbound_route);
+            }
         }
         edit.insert_header_first("Record-Route", &inbound_route);
     }

@@ -18,6 +18,8 @@
 //! retransmission or the CANCEL of an INVITE gets the same branch.
 
 use dialtone_transaction::Transport;
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -41,6 +43,10 @@ pub struct ProxyIdentity {
     pub domains: Vec<String>,
     /// `host[:port]` written instead of a listen address (`--advertise`).
     advertised: Vec<(SocketAddr, String)>,
+    /// Each listen address written as `ip:port`, once: every forwarded request names one in
+    /// its Via and, for an INVITE, its Record-Route (formatting it each time was a fifth of
+    /// the allocations of an INVITE and its 180).
+    formatted: Vec<(SocketAddr, String)>,
     /// The route lookup, when a transport has several listen addresses to choose from.
     routes: Option<Arc<dyn SourceAddress>>,
     /// The cluster's name written in Record-Route (`--record-route-host`), lower case.
@@ -54,6 +60,7 @@ impl ProxyIdentity {
             listen: listen.to_vec(),
             domains: domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
             advertised: Vec::new(),
+            formatted: listen.iter().map(|l| (l.addr, fmt_addr(l.addr))).collect(),
             routes: None,
             record_route_host: None,
         }
@@ -132,13 +139,16 @@ impl ProxyIdentity {
             .unwrap_or_else(|| self.local_addr(transport))
     }
 
-    /// What URIs and Vias name `addr` by: its advertised host, else `ip:port`.
-    pub fn host_of(&self, addr: SocketAddr) -> String {
+    /// What URIs and Vias name `addr` by: its advertised host, else `ip:port` (borrowed for
+    /// a listen address, formatted for another, such as the address a wildcard listener
+    /// sends from).
+    pub fn host_of(&self, addr: SocketAddr) -> Cow<'_, str> {
         self.advertised
             .iter()
+            .chain(&self.formatted)
             .find(|(a, _)| *a == addr)
-            .map(|(_, host)| host.clone())
-            .unwrap_or_else(|| fmt_addr(addr))
+            .map(|(_, host)| Cow::Borrowed(host.as_str()))
+            .unwrap_or_else(|| Cow::Owned(fmt_addr(addr)))
     }
 
     /// The local address used for `transport` (the first listen address of that kind, else the
@@ -183,7 +193,7 @@ impl ProxyIdentity {
     pub fn primary_domain(&self) -> String {
         match self.domains.first() {
             Some(domain) => domain.clone(),
-            None => self.host_of(self.local_addr(Transport::Udp)),
+            None => self.host_of(self.local_addr(Transport::Udp)).into_owned(),
         }
     }
 
@@ -236,13 +246,18 @@ impl ProxyIdentity {
     /// With `--record-route-host`, the cluster's name instead of the address.
     pub fn record_route_of(&self, transport: Transport, addr: SocketAddr) -> String {
         let host = match &self.record_route_host {
-            Some(name) => name.clone(),
+            Some(name) => Cow::Borrowed(name.as_str()),
             None => self.host_of(addr),
         };
-        match transport {
-            Transport::Udp => format!("<sip:{host};lr>"),
-            Transport::Tcp => format!("<sip:{host};transport=tcp;lr>"),
-        }
+        let params = match transport {
+            Transport::Udp => ";lr>",
+            Transport::Tcp => ";transport=tcp;lr>",
+        };
+        let mut value = String::with_capacity("<sip:".len() + host.len() + params.len());
+        value.push_str("<sip:");
+        value.push_str(&host);
+        value.push_str(params);
+        value
     }
 
     /// Our Record-Route value for the first listen address of `transport`.
@@ -252,11 +267,16 @@ impl ProxyIdentity {
 
     /// Our Via value for a request sent over `transport` from listen address `addr`.
     pub fn via_from(&self, transport: Transport, addr: SocketAddr, branch: &str) -> String {
-        format!(
-            "SIP/2.0/{} {};branch={branch}",
-            transport.via_token(),
-            self.host_of(addr)
-        )
+        let host = self.host_of(addr);
+        let token = transport.via_token();
+        let mut via = String::with_capacity(24 + token.len() + host.len() + branch.len());
+        via.push_str("SIP/2.0/");
+        via.push_str(token);
+        via.push(' ');
+        via.push_str(&host);
+        via.push_str(";branch=");
+        via.push_str(branch);
+        via
     }
 
     /// Our Via value for a request sent over `transport` with `branch` from the first listen
@@ -302,7 +322,7 @@ pub fn fmt_addr(addr: SocketAddr) -> String {
 
 /// The loop-detection part of a branch: a hash of the fields that identify the request,
 /// without Via (RFC 3261 section 16.6 step 8).
-pub fn loop_hash(request: &Message<'_>) -> String {
+pub fn loop_hash(request: &Message<'_>) -> u64 {
     let mut h = DefaultHasher::new();
     if let Some(uri) = request.request_uri() {
         uri.as_str().hash(&mut h);
@@ -327,7 +347,7 @@ pub fn loop_hash(request: &Message<'_>) -> String {
     if let Some(auth) = request.header_value(HeaderName::ProxyAuthorization) {
         auth.hash(&mut h);
     }
-    format!("{:016x}", h.finish())
+    h.finish()
 }
 
 /// The branch for fork `index` of `request`.
@@ -336,12 +356,16 @@ pub fn branch_for(request: &Message<'_>, index: usize) -> String {
     if let Some(top) = request.values(HeaderName::Via).next() {
         top.hash(&mut h);
     }
-    format!(
-        "{}{}.{:08x}.{index}",
+    // Sized for the usual index below 10; `write!` into a `format!`-sized string grew it twice.
+    let mut branch = String::with_capacity(dialtone_sip::MAGIC_COOKIE.len() + 16 + 1 + 8 + 2);
+    let _ = write!(
+        branch,
+        "{}{:016x}.{:08x}.{index}",
         dialtone_sip::MAGIC_COOKIE,
         loop_hash(request),
         h.finish() as u32
-    )
+    );
+    branch
 }
 
 /// True when the request already passed through us with the same identifying fields: a loop
@@ -353,7 +377,7 @@ pub fn is_loop(identity: &ProxyIdentity, request: &Message<'_>) -> bool {
         identity.is_our_via(via.host, via.port)
             && via.branch().is_some_and(|b| {
                 let prefix = prefix.get_or_insert_with(|| {
-                    format!("{}{}.", dialtone_sip::MAGIC_COOKIE, loop_hash(request))
+                    format!("{}{:016x}.", dialtone_sip::MAGIC_COOKIE, loop_hash(request))
                 });
                 b.starts_with(prefix.as_str())
             })

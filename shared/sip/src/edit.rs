@@ -8,6 +8,8 @@
 
 use std::fmt::Write as _;
 
+use smallvec::SmallVec;
+
 use crate::header_name::HeaderName;
 use crate::lex;
 use crate::message::Message;
@@ -18,15 +20,41 @@ struct Splice {
     start: u32,
     end: u32,
     text: (u32, u32),
-    order: u32,
 }
 
 /// Collects edits to a message; [`Editor::finish`] writes the edited message.
 #[derive(Debug)]
 pub struct Editor<'m, 'a> {
     message: &'m Message<'a>,
-    staged: String,
-    splices: Vec<Splice>,
+    /// Inline (on the caller's stack) up to a size that covers a proxy's usual edits: two
+    /// heap allocations per forwarded message were a tenth of a relayed call's.
+    staged: Staged,
+    splices: SmallVec<[Splice; 8]>,
+}
+
+/// The new text of the splices, one after another.
+#[derive(Debug, Default)]
+struct Staged(SmallVec<[u8; 256]>);
+
+impl Staged {
+    fn push_str(&mut self, text: &str) {
+        self.0.extend_from_slice(text.as_bytes());
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Write for Staged {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        self.push_str(text);
+        Ok(())
+    }
 }
 
 impl<'m, 'a> Editor<'m, 'a> {
@@ -34,22 +62,26 @@ impl<'m, 'a> Editor<'m, 'a> {
     pub fn new(message: &'m Message<'a>) -> Self {
         Editor {
             message,
-            staged: String::with_capacity(256),
-            splices: Vec::with_capacity(6),
+            staged: Staged::default(),
+            splices: SmallVec::new(),
         }
     }
 
-    fn splice(&mut self, start: u32, end: u32, write: impl FnOnce(&mut String)) {
+    fn splice(&mut self, start: u32, end: u32, write: impl FnOnce(&mut Staged)) {
         let from = self.staged.len() as u32;
         write(&mut self.staged);
         let to = self.staged.len() as u32;
-        let order = self.splices.len() as u32;
-        self.splices.push(Splice {
-            start,
-            end,
-            text: (from, to),
-            order,
-        });
+        // Kept in the order they are written: by offset, and at the same offset in the order
+        // they were made (so `write_into` needs no sorted copy).
+        let at = self.splices.partition_point(|s| s.start <= start);
+        self.splices.insert(
+            at,
+            Splice {
+                start,
+                end,
+                text: (from, to),
+            },
+        );
     }
 
     fn first_header_offset(&self) -> u32 {
@@ -218,31 +250,37 @@ impl<'m, 'a> Editor<'m, 'a> {
         self
     }
 
-    /// Writes the edited message into a new buffer.
+    /// Writes the edited message into a new buffer of exactly its size (a forwarded request
+    /// or relayed response may be kept for the whole transaction: no slack).
     pub fn finish(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.message.bytes.len() + self.staged.len());
+        let mut len = 0;
+        self.pieces(|piece| len += piece.len());
+        let mut out = Vec::with_capacity(len);
         self.write_into(&mut out);
         out
     }
 
     /// Writes the edited message at the end of `out` (lets a caller reuse a buffer).
     pub fn write_into(&self, out: &mut Vec<u8>) {
-        let mut splices = self.splices.clone();
-        // Splices at the same offset keep the order in which they were made.
-        splices.sort_unstable_by_key(|s| (s.start, s.order));
+        self.pieces(|piece| out.extend_from_slice(piece));
+    }
+
+    /// Calls `each` with the edited message's pieces in order: runs of the original and
+    /// staged text.
+    fn pieces<'s>(&'s self, mut each: impl FnMut(&'s [u8])) {
         let original = self.message.bytes;
         let mut at = 0usize;
-        for s in &splices {
+        for s in &self.splices {
             let start = s.start as usize;
             if start < at {
                 // Overlapping edits of the same octets: the first one wins.
                 continue;
             }
-            out.extend_from_slice(&original[at..start]);
-            out.extend_from_slice(&self.staged.as_bytes()[s.text.0 as usize..s.text.1 as usize]);
+            each(&original[at..start]);
+            each(&self.staged.as_bytes()[s.text.0 as usize..s.text.1 as usize]);
             at = (s.end as usize).max(start);
         }
-        out.extend_from_slice(&original[at..]);
+        each(&original[at..]);
     }
 }
 

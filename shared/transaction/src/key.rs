@@ -101,10 +101,11 @@ impl TransactionKey {
     /// The key of the client transaction a response belongs to (17.1.3): the branch of the
     /// response's top Via and the method of its CSeq.
     pub fn client(branch: &str, method: &str) -> Self {
-        let method = transaction_method(method);
-        Self(Kind::Client(
-            format!("{method} {}", branch.to_ascii_lowercase()).into(),
-        ))
+        let mut key = Packer::default();
+        key.push(transaction_method(method));
+        key.push(" ");
+        key.push_lowercase(branch);
+        Self(Kind::Client(key.finish()))
     }
 
     /// The key of the server transaction a received request belongs to (17.2.3), by RFC 3261
@@ -139,14 +140,23 @@ impl TransactionKey {
     /// branch and the sent-by count, so a caller that knows the branch is RFC 3261's need not
     /// gather the RFC 2543 fields of [`KeyFields`].
     pub fn rfc3261_server(method: &str, branch: &str, sent_by: &str) -> Self {
+        Self::rfc3261_server_with(method, branch, |key| key.push_lowercase(sent_by))
+    }
+
+    /// [`Self::rfc3261_server`] with the sent-by part written by `sent_by` straight into the
+    /// key (a key is made for every received request: one allocation, not three).
+    pub fn rfc3261_server_with(
+        method: &str,
+        branch: &str,
+        sent_by: impl FnOnce(&mut Packer),
+    ) -> Self {
         debug_assert!(has_magic_cookie(branch));
-        let method = transaction_method(method);
-        let mut key = String::with_capacity(method.len() + branch.len() + sent_by.len() + 8);
-        key.push_str(method);
+        let mut key = Packer::default();
+        key.push(transaction_method(method));
         let _ = write!(key, " {}:", branch.len());
-        key.extend(branch.chars().map(|c| c.to_ascii_lowercase()));
-        key.extend(sent_by.chars().map(|c| c.to_ascii_lowercase()));
-        Self(Kind::Server(key.into()))
+        key.push_lowercase(branch);
+        sent_by(&mut key);
+        Self(Kind::Server(key.finish()))
     }
 
     /// For the key of a CANCEL, the key of the INVITE it cancels (RFC 3261 9.2: match as if
@@ -183,6 +193,75 @@ impl TransactionKey {
                 .map_or(&**packed, |(method, _)| method),
             Kind::Rfc2543(key) => &key.method,
         }
+    }
+}
+
+/// Writes a key's text on the stack and makes its one shared allocation at the end (a key
+/// longer than the stack buffer, which real branches and Call-IDs never need, spills to a
+/// `String` first).
+#[derive(Debug)]
+pub struct Packer {
+    stack: [u8; 192],
+    len: usize,
+    spilled: Option<String>,
+}
+
+impl Default for Packer {
+    fn default() -> Self {
+        Packer {
+            stack: [0; 192],
+            len: 0,
+            spilled: None,
+        }
+    }
+}
+
+impl Packer {
+    /// Appends `text` as it is.
+    pub fn push(&mut self, text: &str) {
+        if let Some(spilled) = &mut self.spilled {
+            spilled.push_str(text);
+        } else if self.len + text.len() <= self.stack.len() {
+            self.stack[self.len..self.len + text.len()].copy_from_slice(text.as_bytes());
+            self.len += text.len();
+        } else {
+            let mut spilled = String::with_capacity(self.len + text.len() + 64);
+            spilled.push_str(self.as_str());
+            spilled.push_str(text);
+            self.spilled = Some(spilled);
+        }
+    }
+
+    /// Appends `text` in ASCII lower case.
+    pub fn push_lowercase(&mut self, text: &str) {
+        let start = self.len;
+        self.push(text);
+        match &mut self.spilled {
+            Some(spilled) => {
+                let from = spilled.len() - text.len();
+                spilled[from..].make_ascii_lowercase();
+            }
+            None => self.stack[start..self.len].make_ascii_lowercase(),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        // Only whole `&str`s are copied in, and ASCII lower-casing keeps UTF-8 valid.
+        std::str::from_utf8(&self.stack[..self.len]).unwrap_or_default()
+    }
+
+    fn finish(self) -> Arc<str> {
+        match &self.spilled {
+            Some(spilled) => Arc::from(spilled.as_str()),
+            None => Arc::from(self.as_str()),
+        }
+    }
+}
+
+impl fmt::Write for Packer {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        self.push(text);
+        Ok(())
     }
 }
 
@@ -264,6 +343,18 @@ mod tests {
             cseq_method: method.into(),
             ..fields.clone()
         }
+    }
+
+    #[test]
+    fn a_key_longer_than_the_stack_buffer_is_written_whole() {
+        let branch = format!("z9hG4bK{}", "AbC".repeat(100));
+        let key = TransactionKey::client(&branch, "INVITE");
+        assert_eq!(
+            key.to_string(),
+            format!("client INVITE {}", branch.to_ascii_lowercase())
+        );
+        let server = TransactionKey::rfc3261_server("INVITE", "z9hG4bKx", &"H".repeat(300));
+        assert!(server.to_string().ends_with(&"h".repeat(300)), "{server}");
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //!   ACK of its 407, so RFC 2543 keys compare the Request-URI's scheme, user and host only
 //!   (see `normalised_uri`).
 
+use std::fmt::Write as _;
+
 use dialtone_sip::{HeaderName, Message, Uri};
 
 use crate::key::{has_magic_cookie, KeyFields, TransactionKey};
@@ -25,17 +27,25 @@ pub fn server_key(request: &Message<'_>) -> Option<TransactionKey> {
     // taken for a retransmission and never answered. A retransmission always repeats the
     // Call-ID and CSeq number (and a CANCEL or ACK shares both with its INVITE), so adding
     // them to the sent-by part of the key never splits a real transaction.
+    if let Some(branch) = via.branch().filter(|b| has_magic_cookie(b)) {
+        return Some(TransactionKey::rfc3261_server_with(
+            method.as_str(),
+            branch,
+            |key| {
+                key.push_lowercase(via.host);
+                if let Some(port) = via.port {
+                    let _ = write!(key, ":{port}");
+                }
+                key.push(" ");
+                key.push_lowercase(call_id);
+                let _ = write!(key, " {}", cseq.seq);
+            },
+        ));
+    }
     let sent_by = match via.port {
         Some(port) => format!("{}:{port} {call_id} {}", via.host, cseq.seq),
         None => format!("{} {call_id} {}", via.host, cseq.seq),
     };
-    if let Some(branch) = via.branch().filter(|b| has_magic_cookie(b)) {
-        return Some(TransactionKey::rfc3261_server(
-            method.as_str(),
-            branch,
-            &sent_by,
-        ));
-    }
     let fields = KeyFields {
         method: method.as_str().to_string(),
         request_uri: request
