@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::timer::{Due, Schedule, TIMER_D_UNRELIABLE};
+use crate::timer::{BaseTimers, Due, Schedule, TIMER_D_UNRELIABLE};
 use crate::{impl_transaction, Error, Event, Outputs, StatusClass, Timer, TimerConfig, Transport};
 
 const MACHINE: &str = "client INVITE transaction";
@@ -58,7 +58,7 @@ impl fmt::Display for ClientInviteState {
 /// An INVITE client transaction. See the module documentation.
 #[derive(Debug)]
 pub struct ClientInviteTransaction {
-    config: TimerConfig,
+    config: BaseTimers,
     transport: Transport,
     state: ClientInviteState,
     request: Bytes,
@@ -80,7 +80,7 @@ impl ClientInviteTransaction {
         let mut out = Outputs::default();
         out.transmit(request.clone());
         Self {
-            config: *config,
+            config: BaseTimers::from(config),
             transport,
             state: ClientInviteState::Calling,
             request,

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::timer::{doubled_up_to_t2, Due, Schedule};
+use crate::timer::{doubled_up_to_t2, BaseTimers, Due, Schedule};
 use crate::{impl_transaction, Error, Event, Outputs, StatusClass, Timer, TimerConfig, Transport};
 
 /// The states of RFC 3261 figure 6.
@@ -46,7 +46,7 @@ impl fmt::Display for ClientNonInviteState {
 /// A non-INVITE client transaction. See the module documentation.
 #[derive(Debug)]
 pub struct ClientNonInviteTransaction {
-    config: TimerConfig,
+    config: BaseTimers,
     transport: Transport,
     state: ClientNonInviteState,
     request: Bytes,
@@ -66,7 +66,7 @@ impl ClientNonInviteTransaction {
         let mut out = Outputs::default();
         out.transmit(request.clone());
         Self {
-            config: *config,
+            config: BaseTimers::from(config),
             transport,
             state: ClientNonInviteState::Trying,
             request,
@@ -115,7 +115,7 @@ impl ClientNonInviteTransaction {
                     // Table 4: Timer K is zero over reliable transports.
                     self.terminate();
                 } else {
-                    self.schedule.arm_deadline(Timer::K, now, self.config.t4);
+                    self.schedule.arm_deadline(Timer::K, now, self.config.t4());
                 }
             }
             _ => {}
@@ -131,8 +131,8 @@ impl ClientNonInviteTransaction {
             Due::Retransmit { timer, interval } => {
                 self.out.transmit(self.request.clone());
                 let next = match self.state {
-                    ClientNonInviteState::Proceeding => self.config.t2,
-                    _ => doubled_up_to_t2(interval, self.config.t2),
+                    ClientNonInviteState::Proceeding => self.config.t2(),
+                    _ => doubled_up_to_t2(interval, self.config.t2()),
                 };
                 self.schedule.arm_retransmission(timer, now, next);
                 Some(timer)

@@ -33,6 +33,14 @@ pub enum ServerTransaction {
 }
 
 impl ClientTransaction {
+    /// The request this transaction sends (a shared handle, not a copy).
+    pub fn request(&self) -> &Bytes {
+        match self {
+            Self::Invite(t) => t.request(),
+            Self::NonInvite(t) => t.request(),
+        }
+    }
+
     /// Starts the machine for `request` (INVITE when `is_invite`) at `now`.
     pub fn new(
         now: Instant,
@@ -89,6 +97,14 @@ impl ClientTransaction {
 }
 
 impl ServerTransaction {
+    /// The request this transaction answers (a shared handle, not a copy).
+    pub fn request(&self) -> &Bytes {
+        match self {
+            Self::Invite(t) => t.request(),
+            Self::NonInvite(t) => t.request(),
+        }
+    }
+
     /// Starts the machine for a received `request` (INVITE when `is_invite`) at `now`.
     pub fn new(
         now: Instant,

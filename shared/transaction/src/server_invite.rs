@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::timer::{doubled_up_to_t2, Due, Schedule};
+use crate::timer::{doubled_up_to_t2, BaseTimers, Due, Schedule};
 use crate::{impl_transaction, Error, Event, Outputs, StatusClass, Timer, TimerConfig, Transport};
 
 const MACHINE: &str = "server INVITE transaction";
@@ -57,7 +57,7 @@ impl fmt::Display for ServerInviteState {
 /// An INVITE server transaction. See the module documentation.
 #[derive(Debug)]
 pub struct ServerInviteTransaction {
-    config: TimerConfig,
+    config: BaseTimers,
     transport: Transport,
     state: ServerInviteState,
     request: Bytes,
@@ -73,7 +73,7 @@ impl ServerInviteTransaction {
     /// caller passes the request to the TU itself; nothing is sent until the TU responds.
     pub fn new(_now: Instant, config: &TimerConfig, transport: Transport, request: Bytes) -> Self {
         Self {
-            config: *config,
+            config: BaseTimers::from(config),
             transport,
             state: ServerInviteState::Proceeding,
             request,
@@ -126,7 +126,7 @@ impl ServerInviteTransaction {
                 self.state = ServerInviteState::Completed;
                 if !self.transport.is_reliable() {
                     self.schedule
-                        .arm_retransmission(Timer::G, now, self.config.t1);
+                        .arm_retransmission(Timer::G, now, self.config.t1());
                 }
                 self.schedule
                     .arm_deadline(Timer::H, now, self.config.sixty_four_t1());
@@ -181,7 +181,7 @@ impl ServerInviteTransaction {
                     // Table 4: Timer I is zero over reliable transports.
                     self.terminate();
                 } else {
-                    self.schedule.arm_deadline(Timer::I, now, self.config.t4);
+                    self.schedule.arm_deadline(Timer::I, now, self.config.t4());
                 }
             }
             ServerInviteState::Accepted => self.out.event(Event::AckForTu),
@@ -203,7 +203,7 @@ impl ServerInviteTransaction {
                 self.schedule.arm_retransmission(
                     timer,
                     now,
-                    doubled_up_to_t2(interval, self.config.t2),
+                    doubled_up_to_t2(interval, self.config.t2()),
                 );
                 Some(timer)
             }

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::timer::{Due, Schedule};
+use crate::timer::{BaseTimers, Due, Schedule};
 use crate::{impl_transaction, Error, Event, Outputs, StatusClass, Timer, TimerConfig, Transport};
 
 const MACHINE: &str = "server non-INVITE transaction";
@@ -49,7 +49,7 @@ impl fmt::Display for ServerNonInviteState {
 /// A non-INVITE server transaction. See the module documentation.
 #[derive(Debug)]
 pub struct ServerNonInviteTransaction {
-    config: TimerConfig,
+    config: BaseTimers,
     transport: Transport,
     state: ServerNonInviteState,
     request: Bytes,
@@ -63,7 +63,7 @@ impl ServerNonInviteTransaction {
     /// request to the TU itself.
     pub fn new(_now: Instant, config: &TimerConfig, transport: Transport, request: Bytes) -> Self {
         Self {
-            config: *config,
+            config: BaseTimers::from(config),
             transport,
             state: ServerNonInviteState::Trying,
             request,

@@ -115,6 +115,48 @@ impl TimerConfig {
     }
 }
 
+/// The base values a machine reads (T1, T2, T4), kept in milliseconds: every live transaction
+/// holds one, and a ringing INVITE lives for minutes (a [`TimerConfig`] of four `Duration`s
+/// is 64 bytes, this is 12). RFC 3261's timers are all whole milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BaseTimers {
+    t1_ms: u32,
+    t2_ms: u32,
+    t4_ms: u32,
+}
+
+impl BaseTimers {
+    pub(crate) fn t1(&self) -> Duration {
+        Duration::from_millis(self.t1_ms.into())
+    }
+
+    pub(crate) fn t2(&self) -> Duration {
+        Duration::from_millis(self.t2_ms.into())
+    }
+
+    pub(crate) fn t4(&self) -> Duration {
+        Duration::from_millis(self.t4_ms.into())
+    }
+
+    /// 64*T1: Timers B, F, H, J, L and M.
+    pub(crate) fn sixty_four_t1(&self) -> Duration {
+        self.t1().saturating_mul(64)
+    }
+}
+
+impl From<&TimerConfig> for BaseTimers {
+    fn from(config: &TimerConfig) -> Self {
+        // Sub-millisecond parts round up, so that a nonzero T1 never becomes zero; values past
+        // 49 days saturate.
+        let ms = |d: Duration| u32::try_from(d.as_micros().div_ceil(1000)).unwrap_or(u32::MAX);
+        BaseTimers {
+            t1_ms: ms(config.t1),
+            t2_ms: ms(config.t2),
+            t4_ms: ms(config.t4),
+        }
+    }
+}
+
 /// A timer that fired, as the schedule reports it to its machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Due {

@@ -91,10 +91,10 @@ impl ProxyTransaction {
     ///
     /// The request is parsed again only for a BYE: every other non-INVITE final passes here too.
     pub(super) fn note_call_ended(&mut self) {
-        if self.method != "BYE" {
+        if self.method() != "BYE" {
             return;
         }
-        if let Ok(call_id) = Message::parse(&self.request).and_then(|r| r.call_id()) {
+        if let Ok(call_id) = Message::parse(self.request()).and_then(|r| r.call_id()) {
             self.events
                 .push(TransactionEvent::CallEnded(call_id.to_string()));
         }
@@ -123,7 +123,7 @@ impl ProxyTransaction {
         if status == 503 && !best.final_is_ours {
             // RFC 3261 section 16.7 step 6: a 503 from the next hop says that hop is out of
             // service, not this proxy; passed on, it would send the caller to another proxy.
-            if let Some(response) = server_error_for(&best.request, env.to_tag) {
+            if let Some(response) = server_error_for(best.request(), env.to_tag) {
                 self.relay(now, env, 500, &response);
                 return;
             }

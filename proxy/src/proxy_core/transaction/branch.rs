@@ -22,7 +22,7 @@ pub(super) struct Branch {
     pub(super) key: TransactionKey,
     pub(super) branch_id: String,
     pub(super) destination: Destination,
-    pub(super) request: Bytes,
+    /// Keeps the forwarded request (see [`Branch::request`]).
     pub(super) client: ClientTransaction,
     pub(super) timer_c: Option<TimerC>,
     pub(super) provisional_seen: bool,
@@ -36,8 +36,16 @@ pub(super) struct Branch {
     /// the branch.
     pub(super) cancel: Option<Box<ClientNonInviteTransaction>>,
     /// The request as edited for UDP, when it goes over TCP only because of its size: sent
-    /// over UDP if the TCP connection is refused or reset (RFC 3261 section 18.1.1).
-    pub(super) udp_fallback: Option<Bytes>,
+    /// over UDP if the TCP connection is refused or reset (RFC 3261 section 18.1.1). Boxed:
+    /// rare, and every ringing INVITE holds its branch for minutes.
+    pub(super) udp_fallback: Option<Box<Bytes>>,
+}
+
+impl Branch {
+    /// The request as forwarded on this branch (the client transaction's, the one copy).
+    pub(super) fn request(&self) -> &Bytes {
+        self.client.request()
+    }
 }
 
 /// A branch whose destination is still being resolved.
@@ -77,10 +85,9 @@ impl ProxyTransaction {
         branch_id: &str,
         request: Bytes,
     ) -> Branch {
-        let key = TransactionKey::client(branch_id, &self.method);
+        let key = TransactionKey::client(branch_id, self.method());
         let transport = destination.transport;
-        let client =
-            ClientTransaction::new(now, env.timers, transport, request.clone(), self.is_invite);
+        let client = ClientTransaction::new(now, env.timers, transport, request, self.is_invite);
         let timer_c = self.is_invite.then(|| TimerC::new(now, env.timers.timer_c));
         self.events
             .push(TransactionEvent::BranchStarted(key.clone()));
@@ -88,7 +95,6 @@ impl ProxyTransaction {
             key,
             branch_id: branch_id.to_string(),
             destination,
-            request,
             client,
             timer_c,
             provisional_seen: false,
@@ -103,7 +109,7 @@ impl ProxyTransaction {
 
     /// Keeps a branch whose destination is being resolved.
     pub(crate) fn set_pending(&mut self, pending: PendingBranch) {
-        self.pending = Some(pending);
+        self.pending = Some(Box::new(pending));
     }
 
     /// The pending branch's next hop could not be resolved: nothing will be sent, and the
@@ -191,7 +197,7 @@ impl ProxyTransaction {
             branch.cancel_wanted = true;
             return;
         }
-        let Some(cancel) = build_cancel(&branch.request) else {
+        let Some(cancel) = build_cancel(branch.request()) else {
             return;
         };
         let transport = branch.destination.transport;
@@ -218,12 +224,12 @@ impl ProxyTransaction {
             }
             Event::NeedsAck { .. } => {
                 let branch = &mut self.branches[index];
-                if let (Some(response), ClientTransaction::Invite(client)) =
-                    (&branch.final_response, &mut branch.client)
-                {
-                    if let Some(ack) = build_ack(&branch.request, response) {
-                        let _ = client.send_ack(now, ack);
-                    }
+                let ack = branch
+                    .final_response
+                    .as_ref()
+                    .and_then(|response| build_ack(branch.request(), response));
+                if let (Some(ack), ClientTransaction::Invite(client)) = (ack, &mut branch.client) {
+                    let _ = client.send_ack(now, ack);
                 }
             }
             Event::Timeout { .. } => {
@@ -251,7 +257,7 @@ impl ProxyTransaction {
         if branch.final_status.is_some() {
             return;
         }
-        let Ok(request) = Message::parse(&branch.request) else {
+        let Ok(request) = Message::parse(branch.request()) else {
             return;
         };
         let (reason, why) = if status == 408 {

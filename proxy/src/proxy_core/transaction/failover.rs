@@ -49,7 +49,7 @@ impl ProxyTransaction {
     /// edited for UDP) is too large for UDP: if the connection fails, `udp_request` is sent.
     pub(crate) fn set_udp_fallback(&mut self, branch_id: &str, udp_request: Bytes) {
         if let Some(branch) = self.branches.iter_mut().find(|b| b.branch_id == branch_id) {
-            branch.udp_fallback = Some(udp_request);
+            branch.udp_fallback = Some(Box::new(udp_request));
         }
     }
 
@@ -124,7 +124,7 @@ impl ProxyTransaction {
         };
         failover.attempts += 1;
         let branch_id = format!("{}.{}", branch.branch_id, failover.attempts);
-        let Some(request) = with_branch(&branch.request, &branch.branch_id, &branch_id) else {
+        let Some(request) = with_branch(branch.request(), &branch.branch_id, &branch_id) else {
             return false;
         };
         env.metrics.failovers.inc();

@@ -35,14 +35,11 @@ pub struct ProxyTransaction {
     reply_to: Destination,
     /// Where the request came from: the `received`/`rport` of the Via in local responses.
     source: SocketAddr,
-    request: Bytes,
-    /// The request's method (its CSeq method too: `check_request` refuses a mismatch), which
-    /// names the branches' client transactions.
-    method: String,
     is_invite: bool,
     started: Instant,
     branches: Vec<Branch>,
-    pending: Option<PendingBranch>,
+    /// Boxed: a branch waits for DNS only when the next hop is a name.
+    pending: Option<Box<PendingBranch>>,
     final_sent: bool,
     /// The final response of a non-INVITE request, for a copy of the request that arrives
     /// after its server transaction ended while a branch keeps this entry alive (over TCP,
@@ -71,13 +68,11 @@ impl ProxyTransaction {
     ) -> ProxyTransaction {
         let is_invite = method == "INVITE";
         let transport = reply_to.transport;
-        let server = ServerTransaction::new(now, timers, transport, request.clone(), is_invite);
+        let server = ServerTransaction::new(now, timers, transport, request, is_invite);
         ProxyTransaction {
             server,
             reply_to,
             source,
-            request,
-            method: method.to_string(),
             is_invite,
             started: now,
             branches: Vec::new(),
@@ -112,9 +107,19 @@ impl ProxyTransaction {
         self.source
     }
 
-    /// The request's octets (a shared handle, not a copy).
+    /// The request's octets (a shared handle, not a copy): the server transaction's, the one
+    /// copy kept.
     pub(crate) fn request(&self) -> &Bytes {
-        &self.request
+        self.server.request()
+    }
+
+    /// The request's method (its CSeq method too: `check_request` refuses a mismatch), which
+    /// names the branches' client transactions: the request line's first token, read back
+    /// rather than kept in a string of its own.
+    pub(crate) fn method(&self) -> &str {
+        let request = self.request();
+        let end = request.iter().position(|&b| b == b' ').unwrap_or(0);
+        std::str::from_utf8(&request[..end]).unwrap_or("")
     }
 
     /// Timers fired (or may have): feed every machine `now`.

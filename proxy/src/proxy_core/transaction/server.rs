@@ -24,7 +24,7 @@ impl ProxyTransaction {
         actions: &mut Vec<Action>,
     ) {
         // A clone of the `Bytes` handle, not of the message, so that `self` stays free to mutate.
-        let raw = self.request.clone();
+        let raw = self.request().clone();
         let Ok(request) = Message::parse(&raw) else {
             return;
         };
@@ -45,7 +45,7 @@ impl ProxyTransaction {
         extra: &[(&str, String)],
         actions: &mut Vec<Action>,
     ) {
-        debug_assert_eq!(request.as_bytes(), &self.request[..]);
+        debug_assert_eq!(request.as_bytes(), &self.request()[..]);
         let bytes = reply::local_response(
             request,
             self.source,
