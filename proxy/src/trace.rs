@@ -173,6 +173,16 @@ enum Class {
 }
 
 impl Class {
+    /// Room for the messages a Call-ID of this class usually has, made once: a relayed call
+    /// is 13 messages in and out (INVITE, 100, 180, 200, ACK, BYE and its 200), which a
+    /// growing list reached in three reallocations.
+    fn expected_messages(self) -> usize {
+        match self {
+            Class::Call => 14,
+            Class::Housekeeping => 4,
+        }
+    }
+
     fn of(first_line: &[u8]) -> Class {
         if first_line.starts_with(b"REGISTER ") || first_line.starts_with(b"OPTIONS ") {
             Class::Housekeeping
@@ -225,34 +235,43 @@ impl TraceRecorder {
             bytes: bytes.slice(..text_len),
             truncated: text_len < bytes.len(),
         };
-        let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(trace) = calls.by_id.get_mut(call_id.as_ref()) {
-            if trace.messages.len() < MAX_MESSAGES_PER_CALL {
-                // In time order, not in the order of the calls: two workers can handle two
-                // datagrams of one peer in the other order than they arrived (`at` is the
-                // kernel's arrival stamp for those). Nearly always the end of the list.
-                let place = trace.messages.partition_point(|m| m.at_us <= message.at_us);
-                trace.messages.insert(place, message);
-            } else {
-                trace.dropped += 1;
+        let class = Class::of(first_line(&message.bytes));
+        // Evicted calls are dropped after the lock is released: dropping a call frees its
+        // messages (often their last reference), and the workers wait on this lock.
+        let mut evicted = Vec::new();
+        {
+            let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(trace) = calls.by_id.get_mut(call_id.as_ref()) {
+                if trace.messages.len() < MAX_MESSAGES_PER_CALL {
+                    // In time order, not in the order of the calls: two workers can handle two
+                    // datagrams of one peer in the other order than they arrived (`at` is the
+                    // kernel's arrival stamp for those). Nearly always the end of the list.
+                    let place = trace.messages.partition_point(|m| m.at_us <= message.at_us);
+                    trace.messages.insert(place, message);
+                } else {
+                    trace.dropped += 1;
+                }
+                return;
             }
-            return;
-        }
-        let class = Class::of(first_line(&message.bytes)) as usize;
-        while calls.order[class].len() >= self.max_calls {
-            if let Some(old) = calls.order[class].pop_front() {
-                calls.by_id.remove(&old);
+            let order = class as usize;
+            while calls.order[order].len() >= self.max_calls {
+                if let Some(old) = calls.order[order].pop_front() {
+                    evicted.extend(calls.by_id.remove(&old));
+                }
             }
+            let id = call_id.into_owned();
+            calls.order[order].push_back(id.clone());
+            let mut messages = Vec::with_capacity(class.expected_messages());
+            messages.push(message);
+            calls.by_id.insert(
+                id,
+                KeptCall {
+                    messages,
+                    dropped: 0,
+                },
+            );
         }
-        let id = call_id.into_owned();
-        calls.order[class].push_back(id.clone());
-        calls.by_id.insert(
-            id,
-            KeptCall {
-                messages: vec![message],
-                dropped: 0,
-            },
-        );
+        drop(evicted);
     }
 
     /// The messages of `call_id`, if it is still kept.

@@ -146,9 +146,6 @@ pub(super) fn receive(
     if !core.insert_new(&key, &entry) {
         return;
     }
-    core.metrics
-        .transactions_active
-        .set(core.servers.len() as i64);
     let mut tx = entry.lock().unwrap_or_else(|p| p.into_inner());
     core.after(now, wall, &key, &mut tx, actions);
 }
