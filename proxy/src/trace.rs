@@ -158,7 +158,10 @@ struct KeptCall {
 
 #[derive(Debug, Default)]
 struct Calls {
-    by_id: HashMap<String, KeptCall>,
+    /// Hashed with a seeded fast hash, not SipHash: the table holds at most twice the
+    /// recorder's capacity, so a peer choosing colliding Call-IDs can slow a lookup only to a
+    /// walk over those few hundred entries, and every message looks its Call-ID up.
+    by_id: HashMap<String, KeptCall, foldhash::fast::RandomState>,
     /// Call-IDs oldest first, per [`Class`]; the front is evicted when its class is full.
     order: [VecDeque<String>; 2],
 }
@@ -323,12 +326,23 @@ pub fn first_line(bytes: &[u8]) -> &[u8] {
 /// The Call-ID header's value (or its compact form `i`, RFC 3261 section 7.3.3), found by
 /// scanning the header lines; `None` when there is none before the blank line.
 pub fn call_id(bytes: &[u8]) -> Option<&[u8]> {
-    for line in bytes.split(|&b| b == b'\n').skip(1) {
+    let mut rest = bytes;
+    // Skip the start line; then one header line at a time, looking closer only at lines that
+    // can be a Call-ID (`Call-ID` or its compact form `i`, any case): every message passes here.
+    while let Some(end) = memchr::memchr(b'\n', rest) {
+        rest = &rest[end + 1..];
+        let line = match memchr::memchr(b'\n', rest) {
+            Some(end) => &rest[..end],
+            None => rest,
+        };
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             return None;
         }
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
+        if !matches!(line[0], b'C' | b'c' | b'I' | b'i') {
+            continue;
+        }
+        let Some(colon) = memchr::memchr(b':', line) else {
             continue;
         };
         let name = line[..colon].trim_ascii();

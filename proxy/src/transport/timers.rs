@@ -77,6 +77,8 @@ impl Ord for Entry {
 struct Heaps {
     precise: BinaryHeap<Entry>,
     lazy: BinaryHeap<Entry>,
+    /// The last [`TimerQueue::pop_due`] stopped at its limit with due timers left.
+    backlogged: bool,
 }
 
 impl Heaps {
@@ -143,18 +145,27 @@ impl TimerQueue {
                 due.push(entry.id);
             }
         }
+        heaps.drop_stale_tops();
+        heaps.backlogged = due.len() == limit && heaps.due_heap(now).is_some();
         due
     }
 
     /// When a tick must come, seen from `now`: the earliest precise timer, or the earliest lazy
-    /// one plus its slack; `now` itself while a lazy timer is overdue, so that a backlog larger
-    /// than one [`FIRE_BATCH`] drains tick by tick instead of waiting another slack.
+    /// one plus its slack; `now` itself while the last tick left due timers behind (more than
+    /// one [`FIRE_BATCH`]), so that a backlog drains tick by tick instead of waiting another
+    /// slack.
+    ///
+    /// A lazy timer that merely came due does not bring the tick forward: under a steady call
+    /// load one always has, and answering "now" for it made every worker re-arm its tick for
+    /// the next [`TICK`] after each message it handled (200 wake-ups a second each, and a
+    /// write to the runtime's eventfd for every new sleep).
     pub fn next_due(&self, now: Instant) -> Option<Instant> {
         let mut heaps = self.heaps.lock().unwrap_or_else(|p| p.into_inner());
         heaps.drop_stale_tops();
         let precise = heaps.precise.peek().map(|entry| entry.at);
+        let backlogged = heaps.backlogged;
         let lazy = heaps.lazy.peek().map(|entry| {
-            if entry.at <= now {
+            if backlogged && entry.at <= now {
                 now
             } else {
                 entry.at + LAZY_SLACK
@@ -267,6 +278,28 @@ mod tests {
         assert_eq!(q.next_due(tick), Some(tick));
         assert_eq!(q.pop_due(tick, 2).len(), 1);
         assert_eq!(q.next_due(tick), None);
+    }
+
+    #[test]
+    fn a_lazy_timer_that_came_due_still_waits_for_its_slack() {
+        let q = TimerQueue::default();
+        let t0 = Instant::now();
+        let at = t0 + Duration::from_secs(32);
+        q.push(t0, at, id("timer-j"), Arming::standalone());
+        let just_after = at + Duration::from_millis(1);
+        assert_eq!(q.next_due(just_after), Some(at + LAZY_SLACK));
+        // A tick that fired everything due leaves no backlog behind it.
+        q.push(
+            t0,
+            at + Duration::from_secs(1),
+            id("later"),
+            Arming::standalone(),
+        );
+        assert_eq!(q.pop_due(just_after, 10), vec![id("timer-j")]);
+        assert_eq!(
+            q.next_due(just_after),
+            Some(at + Duration::from_secs(1) + LAZY_SLACK)
+        );
     }
 
     #[test]
