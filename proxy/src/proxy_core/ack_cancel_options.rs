@@ -53,8 +53,22 @@ pub(super) fn on_ack(
         if absorbed {
             return;
         }
+    } else if is_for_our_own_response(core, request) {
+        // The ACK of a challenge the proxy sent statelessly (`answered_statelessly`): no
+        // transaction waits for it, and it belongs to nobody downstream.
+        return;
     }
     forward_stateless(core, wall, source, request, actions);
+}
+
+/// True when the ACK's To tag is the one the proxy puts on its own responses: it acknowledges
+/// a final the proxy wrote (RFC 3261 section 8.2.6.2), never a callee's, whose tag is its own.
+fn is_for_our_own_response(core: &ProxyCore, request: &Message<'_>) -> bool {
+    request
+        .to()
+        .ok()
+        .and_then(|to| to.tag())
+        .is_some_and(|tag| tag == core.to_tag)
 }
 
 fn forward_stateless(

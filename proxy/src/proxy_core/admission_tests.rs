@@ -217,3 +217,62 @@ fn a_call_that_changes_networks_gets_a_record_route_per_side_the_callees_on_top(
         ["<sip:127.0.2.1:5060;lr>", "<sip:127.0.1.1:5060;lr>"]
     );
 }
+
+#[test]
+fn a_challenged_invite_keeps_no_transaction_and_the_ack_of_its_challenge_goes_nowhere() {
+    // RFC 3261 section 8.2.7: the challenge is sent statelessly, as for a REGISTER; a lost
+    // one is recovered by the caller's retransmission, which is challenged again.
+    let core = auth_all();
+    let caller = udp_from("127.0.0.2:5062");
+    let invite = "INVITE sip:9000@lab.example SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKch1\r\nMax-Forwards: 70\r\nFrom: <sip:8000@lab.example>;tag=a\r\nTo: <sip:9000@lab.example>\r\nCall-ID: challenged\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+    for attempt in 0..2 {
+        assert_eq!(local_final(&core, invite), Some(407), "attempt {attempt}");
+        assert_eq!(core.active_transactions(), 0, "attempt {attempt}");
+    }
+    let actions = core.handle_message(
+        Instant::now(),
+        SystemTime::now(),
+        caller,
+        Bytes::from(invite.to_string()),
+    );
+    let challenge = sends(&actions)
+        .into_iter()
+        .find(|(_, b)| b.starts_with(b"SIP/2.0 407"))
+        .expect("a 407");
+    let challenge = Message::parse(&challenge.1).unwrap();
+    let to = challenge
+        .header_value(dialtone_sip::HeaderName::To)
+        .unwrap();
+    let ack = format!("ACK sip:9000@lab.example SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKch1\r\nMax-Forwards: 70\r\nFrom: <sip:8000@lab.example>;tag=a\r\nTo: {to}\r\nCall-ID: challenged\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n");
+    let actions = core.handle_message(Instant::now(), SystemTime::now(), caller, Bytes::from(ack));
+    assert!(sends(&actions).is_empty(), "{actions:?}");
+    assert_eq!(core.active_transactions(), 0);
+}
+
+#[test]
+fn an_ack_with_the_proxys_own_to_tag_is_not_forwarded_even_to_a_registered_user() {
+    // It acknowledges a final the proxy wrote (a challenge answered statelessly, or a local
+    // 404 whose transaction already ended): nobody downstream has that transaction.
+    let core = core_with(ProxyFlags {
+        domain: vec!["lab.example".into()],
+        ..Default::default()
+    });
+    let wall = SystemTime::now();
+    let register = "REGISTER sip:lab.example SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.50:5060;branch=z9hG4bKr9\r\nMax-Forwards: 70\r\nFrom: <sip:9000@lab.example>;tag=r\r\nTo: <sip:9000@lab.example>\r\nCall-ID: own-tag-reg\r\nCSeq: 1 REGISTER\r\nContact: <sip:9000@192.0.2.50:5060>\r\nContent-Length: 0\r\n\r\n";
+    let origin = crate::registrar::Origin {
+        source: "192.0.2.50:5060".parse().unwrap(),
+        transport: dialtone_transaction::Transport::Udp,
+    };
+    let parsed = Message::parse(register.as_bytes()).unwrap();
+    core.location
+        .register(&parsed, "9000", wall, origin, &core.policy);
+    let ack = |tag: &str| {
+        format!("ACK sip:9000@lab.example SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKown1\r\nMax-Forwards: 70\r\nFrom: <sip:8000@lab.example>;tag=a\r\nTo: <sip:9000@lab.example>;tag={tag}\r\nCall-ID: own-tag\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n")
+    };
+    let caller = udp_from("127.0.0.2:5062");
+    let ours = core.handle_message(Instant::now(), wall, caller, Bytes::from(ack(&core.to_tag)));
+    assert!(sends(&ours).is_empty(), "{ours:?}");
+    // The ACK of a callee's 2xx (its own tag) still goes to the callee.
+    let callees = core.handle_message(Instant::now(), wall, caller, Bytes::from(ack("callee")));
+    assert_eq!(sends(&callees).len(), 1, "{callees:?}");
+}

@@ -46,6 +46,8 @@ pub struct ProxyTransaction {
     /// Timer J is zero, so the machine is gone at once and would answer nothing).
     final_response: Option<Bytes>,
     cancelled: bool,
+    /// The proxy answered this request itself with a challenge (401 or 407).
+    challenged: bool,
     /// What the core must do once this call returns (see [`TransactionEvent`]).
     events: Vec<TransactionEvent>,
     /// The other addresses DNS gave for the next hop, if any (boxed: nearly every request
@@ -80,6 +82,7 @@ impl ProxyTransaction {
             final_sent: false,
             final_response: None,
             cancelled: false,
+            challenged: false,
             events: Vec::new(),
             failover: None,
             armed: None,
@@ -98,8 +101,19 @@ impl ProxyTransaction {
     /// gives the same answer (the registrar treats a repeated Call-ID and CSeq as the same
     /// request). This is what keeps a registrar at tens of thousands of REGISTERs per second
     /// from holding every one of them for Timer J's 32 s.
+    ///
+    /// An INVITE the proxy challenged (401, 407) is answered statelessly too, as Kamailio's
+    /// `sl` does: its client retransmits the INVITE if the challenge is lost (and gets a fresh
+    /// one), and the ACK of the challenge carries the proxy's own To tag, by which
+    /// `ack_cancel_options.rs` drops it (RFC 3261 section 8.2.7: a stateless UAS ignores ACK).
+    /// Every authenticated call starts with one; kept for the ACK and Timer H, each held a
+    /// transaction, its timers and three more datagrams' worth of work, and a flood of INVITEs
+    /// without credentials held one per INVITE for 32 s.
     pub(crate) fn answered_statelessly(&self) -> bool {
-        !self.is_invite && self.final_sent && self.branches.is_empty() && self.pending.is_none()
+        (!self.is_invite || self.challenged)
+            && self.final_sent
+            && self.branches.is_empty()
+            && self.pending.is_none()
     }
 
     /// Where the request came from (its responses go by its Via, section 18.2.2).

@@ -60,6 +60,7 @@ impl ProxyTransaction {
                 return;
             }
             self.final_sent = true;
+            self.challenged = matches!(status, 401 | 407);
             env.metrics
                 .transaction_duration
                 .observe(now.duration_since(self.started).as_secs_f64());
