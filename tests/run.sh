@@ -33,6 +33,7 @@ cargo test -p dialtone-g729
 cargo test -p dialtone-media --features opus,g729
 cargo test -p dialtone-ata --features opus,g729,usb-handset
 cargo test -p dialtone-e2e --features opus,g729 --test ata_opus --test ata_speech --test ata_g729
+cargo test -p dialtone-e2e --features opus,g729 --test ata_load -- opus
 
 step "fuzz smoke (${FUZZ_SECONDS:-30} s per target)"
 bash fuzz/smoke.sh "${FUZZ_SECONDS:-30}"

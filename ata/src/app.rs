@@ -36,8 +36,12 @@ use crate::resolve::Locator;
 use crate::resync::{ConfigSource, Resync};
 use dialtone_transaction::Transport;
 
-/// How long shutdown waits for the unsubscriptions and unregistrations.
+/// How long shutdown waits for the unsubscriptions and unregistrations of a few lines.
 const UNREGISTER_GRACE: Duration = Duration::from_secs(2);
+
+/// And how much longer per line: a load generator's thousand lines unregister at once, and
+/// their REGISTERs take a while through one proxy (the limit of 2 s was too short for them).
+const UNREGISTER_GRACE_PER_LINE: Duration = Duration::from_millis(2);
 
 /// Line n sends its first REGISTER n times this after start: a bank of 1000 lines registers
 /// over 2 s instead of at once (see `RegistrationActor::starting_after`); one line at once.
@@ -415,7 +419,9 @@ async fn unregister_all(
             let _ = wait.await;
         }
     };
-    if tokio::time::timeout(UNREGISTER_GRACE, all).await.is_err() {
+    let lines = u32::try_from(registrations.len()).unwrap_or(u32::MAX);
+    let grace = UNREGISTER_GRACE + UNREGISTER_GRACE_PER_LINE.saturating_mul(lines);
+    if tokio::time::timeout(grace, all).await.is_err() {
         warn!("unregistration not confirmed in time");
     }
 }

@@ -105,15 +105,14 @@ fn assert_every_call_carried_clean_voice_both_ways(output: &Output, report: &Rep
     );
 }
 
-#[test]
-fn ten_calls_through_dialtone_proxy_with_digest_carry_tones_both_ways_without_loss() {
-    let dir = tempfile::tempdir().expect("temp dir");
+/// dialtone-proxy demanding digest from every line (password `pw`).
+fn proxy_with_digest(dir: &tempfile::TempDir) -> Proxy {
     let users = dir.path().join("users.txt");
     let lines: String = (0..CALLS)
         .flat_map(|n| [format!("{};pw\n", 70000 + n), format!("{};pw\n", 80000 + n)])
         .collect();
     std::fs::write(&users, lines).expect("users file");
-    let proxy = Proxy::start(
+    Proxy::start(
         PROXY,
         &[
             "--auth",
@@ -122,9 +121,45 @@ fn ten_calls_through_dialtone_proxy_with_digest_carry_tones_both_ways_without_lo
             "--users",
             users.to_str().expect("utf8"),
         ],
-    );
+    )
+}
+
+#[test]
+fn ten_calls_through_dialtone_proxy_with_digest_carry_tones_both_ways_without_loss() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let proxy = proxy_with_digest(&dir);
     let (output, report) = run_load(proxy.sip, "41000-41999", &["--password", "pw"]);
     assert_every_call_carried_clean_voice_both_ways(&output, &report);
+    // G.711 at 20 ms: 172 bytes a packet (160 of payload and the RTP header), which the
+    // Opus test below tells its packets from.
+    for call in &report.calls {
+        let end = call.callee_received.as_ref().expect("reported");
+        assert_eq!(end.bytes, end.packets * 172, "{call:?}");
+    }
+}
+
+/// The same with Opus both ways (`--features opus`, which the feature run of
+/// `tests/run.sh` passes): each end encodes its tone and decodes what it received.
+#[cfg(feature = "opus")]
+#[test]
+fn ten_opus_calls_through_dialtone_proxy_carry_tones_both_ways_without_loss() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let proxy = proxy_with_digest(&dir);
+    let (output, report) = run_load(
+        proxy.sip,
+        "43000-43999",
+        &["--password", "pw", "--codec", "opus"],
+    );
+    assert_eq!(report.settings.codec, "opus");
+    assert_every_call_carried_clean_voice_both_ways(&output, &report);
+    // What was carried is Opus, not the PCMU offered after it: a G.711 packet of 20 ms is
+    // 172 bytes (160 of payload and the RTP header).
+    for call in &report.calls {
+        for end in [&call.caller_received, &call.callee_received] {
+            let end = end.as_ref().expect("both ends reported");
+            assert!(end.bytes < end.packets * 150, "{call:?}");
+        }
+    }
 }
 
 #[test]

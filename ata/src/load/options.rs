@@ -34,7 +34,8 @@ pub struct LoadOptions {
     /// Lines on each side, the most calls at once (at most 1000) [default: enough for rate × (hold + 3 s)].
     #[arg(long, value_name = "N")]
     pub lines: Option<usize>,
-    /// The one codec offered: pcmu, pcma or opus (a build with --features opus).
+    /// The codec offered: pcmu, pcma or opus (a build with --features opus; offered with
+    /// PCMU after it, which an ATA always offers).
     #[arg(long, default_value = "pcmu", value_name = "CODEC")]
     pub codec: String,
     /// The callers' users count up from this number.
@@ -162,6 +163,16 @@ impl LoadOptions {
     }
 }
 
+/// The `codecs` of a side offering `codec`: Opus with PCMU after it, since an ATA always
+/// offers a G.711 that every peer understands (the config refuses a list without one); both
+/// sides list Opus first, so Opus is what the calls carry.
+fn offered_codecs(codec: &str) -> String {
+    match codec {
+        "opus" => "opus,pcmu".into(),
+        other => other.into(),
+    }
+}
+
 fn port_range(text: &str) -> Result<(u16, u16), AtaError> {
     let bad = || AtaError::config("rtp_ports", format!("`{text}` is not FROM-TO"));
     let (from, to) = text.split_once('-').ok_or_else(bad)?;
@@ -183,7 +194,7 @@ impl Side {
             bind: Some(format!("{}:0", self.bind)),
             control: Some(format!("{}:0", self.bind)),
             rtp_ports: Some(self.rtp_ports.clone()),
-            codecs: Some(self.codec.clone()),
+            codecs: Some(offered_codecs(&self.codec)),
             mwi_server: Some("none".into()),
             auto_answer: self.answers.then_some(ANSWER_AFTER_SECONDS),
             line: vec![FileLine {
