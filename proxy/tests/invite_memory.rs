@@ -103,14 +103,17 @@ fn ringing(forwarded: &[u8]) -> Bytes {
 }
 
 /// Bytes of heap (as requested; the allocator adds its own headers) the core may hold per
-/// ringing INVITE: 2 197 when this was written (the received INVITE, the forwarded copy and
-/// the relayed 180 are 1 015 of it; the transaction, its branch, keys and tables the rest).
-/// Issue 22 aims at 1 KiB; this guards against going back.
-const BYTES_BUDGET: isize = 2_300;
+/// ringing INVITE: 1 994 when this was written (2 946 before issue 22's work on it). The
+/// received INVITE and the forwarded copy are kept as skeletons (`Message::skeleton`) once
+/// forwarded and once the 180 came, beside the relayed 180; the transaction, its branch, keys
+/// and tables are the rest. Issue 22 aims at 1 KiB; this guards against going back.
+const BYTES_BUDGET: isize = 2_100;
 
 /// Heap allocations for one INVITE and its 180 (100 Trying, the forwarded INVITE and the
-/// relayed 180 included; 5 of them are this test's own): 58 when this was written, 91 before.
-const ALLOCATIONS_BUDGET: usize = 60;
+/// relayed 180 included; 5 of them are this test's own): 61 when this was written, 91 before.
+/// Three of them make the skeletons (a parse of the forwarded copy and two copies), traded
+/// for the octets a ringing call no longer holds.
+const ALLOCATIONS_BUDGET: usize = 63;
 
 #[test]
 fn a_ringing_invite_transaction_stays_within_its_memory_and_allocation_budget() {

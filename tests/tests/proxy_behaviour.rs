@@ -526,6 +526,14 @@ fn cancel_of_a_ringing_call() {
         via_branch(&inv.vias()[0]),
         "the CANCEL matches the INVITE's branch"
     );
+    // RFC 3261 section 9.1, from what the proxy kept of its forwarded INVITE once the 180
+    // came (its skeleton): the same Request-URI, From, To, Call-ID and CSeq number, one Via.
+    assert_eq!(cancel_at_b.request_uri(), inv.request_uri());
+    for name in ["From", "To", "Call-ID"] {
+        assert_eq!(cancel_at_b.header(name), inv.header(name), "{name}");
+    }
+    assert_eq!(cancel_at_b.cseq(), (1, "CANCEL".into()));
+    assert_eq!(cancel_at_b.vias().len(), 1);
     b.send(&answer(&cancel_at_b, 200, "OK", Some("b1"), &[]));
     b.send(&answer(&inv, 487, "Request Terminated", Some("b1"), &[]));
     let terminated = a.expect_status(487, "487 at A");

@@ -869,3 +869,78 @@ fn with_a_store_a_register_hands_its_changes_over_before_its_held_200_and_a_repe
     assert_eq!(rewritten, changes);
     assert!(again_sequence > first_sequence);
 }
+
+#[test]
+fn timer_c_after_a_180_cancels_the_branch_with_what_its_skeleton_kept() {
+    // RFC 3261 section 16.8: Timer C firing on a branch that had a provisional cancels it. By
+    // then the branch keeps only the skeleton of its forwarded INVITE (`Message::skeleton`),
+    // and the CANCEL must still copy the Request-URI, the top Via, From, To, Call-ID and
+    // CSeq number (section 9.1).
+    let core = core_with(ProxyFlags {
+        domain: vec!["example.com".into()],
+        ..Default::default()
+    });
+    let now = Instant::now();
+    let wall = SystemTime::now();
+    let callee = udp_from("127.0.0.3:5063");
+    let register = b"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5063;branch=z9hG4bKtc0\r\nMax-Forwards: 70\r\nFrom: <sip:b@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: tc0\r\nCSeq: 1 REGISTER\r\nContact: <sip:b@127.0.0.3:5063>\r\nContent-Length: 0\r\n\r\n";
+    core.handle_message(now, wall, callee, Bytes::from_static(register));
+    let invite = b"INVITE sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKtc1\r\nMax-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=a\r\nTo: <sip:b@example.com>\r\nCall-ID: tc1\r\nCSeq: 4 INVITE\r\nContact: <sip:a@127.0.0.2:5062>\r\nContent-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n";
+    let actions = core.handle_message(
+        now,
+        wall,
+        udp_from("127.0.0.2:5062"),
+        Bytes::from_static(invite),
+    );
+    let (_, forwarded) = sends(&actions)
+        .into_iter()
+        .find(|(to, _)| to.addr == callee.addr)
+        .expect("forwarded to the callee");
+    let forwarded = Message::parse(&forwarded).unwrap();
+    let ringing = format!(
+        "SIP/2.0 180 Ringing\r\nVia: {}\r\nFrom: <sip:a@example.com>;tag=a\r\nTo: <sip:b@example.com>;tag=b\r\nCall-ID: tc1\r\nCSeq: 4 INVITE\r\nContent-Length: 0\r\n\r\n",
+        forwarded.values(dialtone_sip::HeaderName::Via).collect::<Vec<_>>().join(", ")
+    );
+    let actions = core.handle_message(now, wall, callee, Bytes::from(ringing));
+    let timer_c = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Arm { id, at, .. } => Some((id.clone(), *at)),
+            _ => None,
+        })
+        .last()
+        .expect("Timer C armed");
+    assert!(timer_c.1 >= now + Duration::from_secs(180), "{timer_c:?}");
+    let actions = core.handle_timer(timer_c.1, wall, &timer_c.0);
+    let (to, cancel) = sends(&actions)
+        .into_iter()
+        .find(|(_, b)| b.starts_with(b"CANCEL "))
+        .expect("a CANCEL");
+    assert_eq!(to.addr, callee.addr);
+    let cancel = Message::parse(&cancel).unwrap();
+    cancel.check_request().unwrap();
+    assert_eq!(
+        cancel.request_uri().unwrap().as_str(),
+        forwarded.request_uri().unwrap().as_str()
+    );
+    let vias: Vec<&str> = cancel.values(dialtone_sip::HeaderName::Via).collect();
+    assert_eq!(
+        vias,
+        vec![forwarded
+            .values(dialtone_sip::HeaderName::Via)
+            .next()
+            .unwrap()]
+    );
+    for name in [
+        dialtone_sip::HeaderName::From,
+        dialtone_sip::HeaderName::To,
+        dialtone_sip::HeaderName::CallId,
+    ] {
+        assert_eq!(
+            cancel.header_value(name),
+            forwarded.header_value(name),
+            "{name:?}"
+        );
+    }
+    assert_eq!(cancel.cseq().unwrap().seq, 4);
+}

@@ -142,6 +142,7 @@ pub(super) fn receive(
     if tx.answered_statelessly() {
         return;
     }
+    tx.keep_only_the_skeleton(request);
     let entry = Arc::new(Mutex::new(tx));
     if !core.insert_new(&key, &entry) {
         return;

@@ -21,6 +21,7 @@ pub mod lex;
 pub mod message;
 pub mod method;
 pub mod name_addr;
+mod skeleton;
 pub mod uri;
 pub mod via;
 

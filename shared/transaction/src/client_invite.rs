@@ -105,6 +105,21 @@ impl ClientInviteTransaction {
         &self.request
     }
 
+    /// Swaps the kept INVITE for `request`, what the TU still needs of it (a proxy keeps only
+    /// what a CANCEL and an ACK copy, for the minutes a branch may ring). Allowed once a
+    /// response has come: the INVITE is never sent again after the Calling state (17.1.1.2).
+    pub fn replace_request(&mut self, request: Bytes) -> Result<(), Error> {
+        if self.state == ClientInviteState::Calling {
+            return Err(Error::WrongState {
+                machine: MACHINE,
+                action: "replace the request",
+                state: self.state.name(),
+            });
+        }
+        self.request = request;
+        Ok(())
+    }
+
     /// A response matched this transaction (by [`crate::TransactionKey::client`]).
     ///
     /// Responses that do not fit the state (a 1xx after the final, a 2xx after a 486) are
@@ -392,6 +407,23 @@ mod tests {
             .expect("valid status");
         tx.send_ack(start, ack()).expect("first ACK allowed");
         assert!(tx.send_ack(start, ack()).is_err());
+    }
+
+    #[test]
+    fn the_request_is_replaced_only_once_it_will_not_be_sent_again() {
+        let start = Instant::now();
+        let mut tx = udp(start);
+        let skeleton = Bytes::from_static(b"INVITE sip:b SIP/2.0\r\n\r\n");
+        assert!(tx.replace_request(skeleton.clone()).is_err());
+        transmits(&mut tx);
+        tx.handle_response(start, 180, response(180))
+            .expect("valid status");
+        tx.replace_request(skeleton.clone())
+            .expect("allowed after a 1xx");
+        assert_eq!(tx.request(), &skeleton);
+        // Proceeding: nothing is retransmitted, so the skeleton never goes out.
+        tx.handle_timeout(start + ms(10_000));
+        assert_eq!(tx.poll_transmit(), None);
     }
 
     #[test]

@@ -98,6 +98,13 @@ impl ServerInviteTransaction {
         &self.request
     }
 
+    /// Swaps the kept INVITE for `request`, what the TU still needs of it to write its own
+    /// responses. The machine itself never reads it: it answers retransmissions with the
+    /// response it was given.
+    pub fn replace_request(&mut self, request: Bytes) {
+        self.request = request;
+    }
+
     /// The TU sends a response. In Proceeding any status is allowed; in Accepted only 2xx
     /// (RFC 6026 7.1: the UAS core's own 2xx retransmissions, or 2xx from other forks at a
     /// proxy, pass straight to the transport). Anything else is a TU bug and is refused.

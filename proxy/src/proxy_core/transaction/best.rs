@@ -23,15 +23,18 @@ impl ProxyTransaction {
         if let Some(tc) = &mut branch.timer_c {
             let _ = tc.handle_response(now, status);
         }
+        if (100..200).contains(&status) && !branch.provisional_seen {
+            branch.provisional_seen = true;
+            self.keep_only_the_branch_skeleton(index);
+        }
+        let branch = &mut self.branches[index];
         match status {
             100 => {
-                branch.provisional_seen = true;
                 if branch.cancel_wanted {
                     self.cancel_branch(now, env, index);
                 }
             }
             101..=199 => {
-                branch.provisional_seen = true;
                 if branch.cancel_wanted {
                     self.cancel_branch(now, env, index);
                 }

@@ -107,6 +107,26 @@ impl ProxyTransaction {
         }
     }
 
+    /// Once a branch's INVITE had a provisional response it is never sent again (RFC 3261
+    /// section 17.1.1.2): the branch keeps only its skeleton (`Message::skeleton`), which is
+    /// what its CANCEL, the ACK of a failure and the proxy's own 408 on Timer C copy. A ringing
+    /// branch lives for minutes; its body and the rest were held for nothing. Not while DNS
+    /// gave other addresses to fail over to: a 503 after a 180 sends the whole INVITE again,
+    /// to the next address.
+    pub(super) fn keep_only_the_branch_skeleton(&mut self, index: usize) {
+        if self.failover.as_ref().is_some_and(|f| !f.next.is_empty()) {
+            return;
+        }
+        let ClientTransaction::Invite(client) = &mut self.branches[index].client else {
+            return;
+        };
+        let Ok(request) = Message::parse(client.request()) else {
+            return;
+        };
+        let skeleton = Bytes::from(request.skeleton());
+        let _ = client.replace_request(skeleton);
+    }
+
     /// Keeps a branch whose destination is being resolved.
     pub(crate) fn set_pending(&mut self, pending: PendingBranch) {
         self.pending = Some(Box::new(pending));

@@ -70,6 +70,19 @@ impl ProxyTransaction {
         self.drain(now, env, actions);
     }
 
+    /// Keeps only the skeleton of a kept INVITE (`Message::skeleton`): the proxy's own
+    /// responses to it (100, 404, 408, 487, 500, 503) copy nothing else, its forwarded copies
+    /// are already written, and a ringing INVITE is kept for minutes (Timer C). Other requests
+    /// keep theirs: a held REGISTER is answered again from it, and they live seconds.
+    /// `request` is this transaction's request, already parsed.
+    pub(crate) fn keep_only_the_skeleton(&mut self, request: &Message<'_>) {
+        let ServerTransaction::Invite(server) = &mut self.server else {
+            return;
+        };
+        debug_assert_eq!(request.as_bytes(), &server.request()[..]);
+        server.replace_request(Bytes::from(request.skeleton()));
+    }
+
     /// A retransmission of the request arrived, to be answered at `reply_to`: the server
     /// transaction answers it, there and from now on. A client that lost its TCP connection
     /// sends the retransmission on a new one and listens there; the response used to go to the

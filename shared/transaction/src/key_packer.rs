@@ -1,0 +1,75 @@
+//! The text of a transaction key, written on the stack: a key is made for every received
+//! message, and formatting it into a `String` first, then into the shared `Arc<str>` a key is,
+//! cost two or three allocations where one does.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// Writes a key's text on the stack and makes its one shared allocation at the end (a key
+/// longer than the stack buffer, which real branches and Call-IDs never need, spills to a
+/// `String` first).
+#[derive(Debug)]
+pub struct Packer {
+    stack: [u8; 192],
+    len: usize,
+    spilled: Option<String>,
+}
+
+impl Default for Packer {
+    fn default() -> Self {
+        Packer {
+            stack: [0; 192],
+            len: 0,
+            spilled: None,
+        }
+    }
+}
+
+impl Packer {
+    /// Appends `text` as it is.
+    pub fn push(&mut self, text: &str) {
+        if let Some(spilled) = &mut self.spilled {
+            spilled.push_str(text);
+        } else if self.len + text.len() <= self.stack.len() {
+            self.stack[self.len..self.len + text.len()].copy_from_slice(text.as_bytes());
+            self.len += text.len();
+        } else {
+            let mut spilled = String::with_capacity(self.len + text.len() + 64);
+            spilled.push_str(self.as_str());
+            spilled.push_str(text);
+            self.spilled = Some(spilled);
+        }
+    }
+
+    /// Appends `text` in ASCII lower case.
+    pub fn push_lowercase(&mut self, text: &str) {
+        let start = self.len;
+        self.push(text);
+        match &mut self.spilled {
+            Some(spilled) => {
+                let from = spilled.len() - text.len();
+                spilled[from..].make_ascii_lowercase();
+            }
+            None => self.stack[start..self.len].make_ascii_lowercase(),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        // Only whole `&str`s are copied in, and ASCII lower-casing keeps UTF-8 valid.
+        std::str::from_utf8(&self.stack[..self.len]).unwrap_or_default()
+    }
+
+    pub(crate) fn finish(self) -> Arc<str> {
+        match &self.spilled {
+            Some(spilled) => Arc::from(spilled.as_str()),
+            None => Arc::from(self.as_str()),
+        }
+    }
+}
+
+impl fmt::Write for Packer {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        self.push(text);
+        Ok(())
+    }
+}
