@@ -4,7 +4,8 @@ dialtone-proxy as a user starts it (its defaults: durable registrations, the cal
 info logs), as a PSS difference (/proc/PID/smaps_rollup) divided by the count.
 
     python3 tests/bench/memory.py [--bindings 100000] [--invites 20000] [--connections 1000]
-                                  [--only bindings|invites|tcp] [--proxy target/release/dialtone-proxy]
+                                  [--only bindings|invites|tcp] [--sdp]
+                                  [--proxy target/release/dialtone-proxy]
                                   [-- more proxy flags, e.g. --memory-only --trace-calls 0]
 
 Each measurement starts a fresh proxy on 127.0.0.1 (a port of its own, a data directory in a
@@ -16,7 +17,9 @@ until the proxy has answered all of it, reads PSS again, and stops the proxy (by
   read right after the burst and, the figure given, 12 s later (steady state).
 - invites: a callee registers and answers every INVITE with 180 Ringing and nothing more (a
   phone that rings and is never picked up); the caller's INVITEs stay live transactions in
-  the proxy until Timer C (3 minutes), far longer than the measurement.
+  the proxy until Timer C (3 minutes), far longer than the measurement. The INVITEs carry no
+  body (the issue's figure); `--sdp` gives each a phone's audio offer (PCMU, PCMA, G.729,
+  telephone-event), as real calls have.
 - tcp: connections from 32 loopback source addresses (at most 64 per source are accepted),
   each sending one OPTIONS and reading its answer, then idle.
 
@@ -176,8 +179,16 @@ def ringing(invite):
             "Content-Length: 0\r\n\r\n").encode()
 
 
-def invites(binary, count, extra):
+# A phone's audio offer, as an ATA sends it.
+SDP = ("v=0\r\no=- 8000 8000 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+       "m=audio 20000 RTP/AVP 0 8 18 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"
+       "a=rtpmap:18 G729/8000\r\na=fmtp:18 annexb=no\r\na=rtpmap:101 telephone-event/8000\r\n"
+       "a=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\n")
+
+
+def invites(binary, count, extra, sdp=False):
     proxy = Proxy(binary, extra=extra)
+    body = SDP if sdp else ""
     try:
         callee = udp_socket()
         cport = callee.getsockname()[1]
@@ -199,7 +210,8 @@ def invites(binary, count, extra):
                     f"Call-ID: inv{n}-{random.getrandbits(32)}@127.0.0.1\r\n"
                     "CSeq: 1 INVITE\r\n"
                     f"Contact: <sip:8000@127.0.0.1:{lport}>\r\n"
-                    "Content-Length: 0\r\n\r\n").encode()
+                    + ("Content-Type: application/sdp\r\n" if body else "")
+                    + f"Content-Length: {len(body)}\r\n\r\n{body}").encode()
 
         def run(first, n, deadline=120):
             """Sends INVITEs first..first+n, a window at a time, until each caller saw 180."""
@@ -285,6 +297,7 @@ def main():
     ap.add_argument("--invites", type=int, default=20_000)
     ap.add_argument("--connections", type=int, default=1000)
     ap.add_argument("--only", choices=["bindings", "invites", "tcp"])
+    ap.add_argument("--sdp", action="store_true", help="INVITEs with an audio offer")
     ap.add_argument("extra", nargs="*", help="more proxy flags, after --")
     a = ap.parse_args()
     jobs = [("bindings", bindings, a.bindings, "binding"),
@@ -293,7 +306,11 @@ def main():
     for name, job, count, what in jobs:
         if a.only and a.only != name:
             continue
-        before, after = job(a.proxy, count, a.extra)
+        if job is invites:
+            before, after = job(a.proxy, count, a.extra, a.sdp)
+            what += " (INVITE with SDP)" if a.sdp else ""
+        else:
+            before, after = job(a.proxy, count, a.extra)
         per = (after - before) * 1024 / count
         print(f"{name}: {count} -> PSS {before} KiB before, {after} KiB after: "
               f"{per:.0f} bytes per {what}", flush=True)
