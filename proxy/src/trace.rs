@@ -238,7 +238,6 @@ impl TraceRecorder {
             bytes: bytes.slice(..text_len),
             truncated: text_len < bytes.len(),
         };
-        let class = Class::of(first_line(&message.bytes));
         // Evicted calls are dropped after the lock is released: dropping a call frees its
         // messages (often their last reference), and the workers wait on this lock.
         let mut evicted = Vec::new();
@@ -256,6 +255,7 @@ impl TraceRecorder {
                 }
                 return;
             }
+            let class = Class::of(first_line(&message.bytes));
             let order = class as usize;
             while calls.order[order].len() >= self.max_calls {
                 if let Some(old) = calls.order[order].pop_front() {

@@ -214,35 +214,29 @@ impl Outputs {
     /// for seconds or minutes (a ringing INVITE up to Timer C) with its queue nearly always
     /// empty.
     pub(crate) fn poll_transmit(&mut self) -> Option<Bytes> {
-        let at = self
-            .queue
-            .iter()
-            .position(|o| matches!(o, Output::Transmit(_)))?;
-        let Output::Transmit(message) = self.take(at) else {
-            unreachable!("the position found a transmit")
-        };
-        Some(message)
+        match self.take_first(|output| matches!(output, Output::Transmit(_)))? {
+            Output::Transmit(message) => Some(message),
+            Output::Event(_) => None,
+        }
     }
 
     /// The oldest event for the TU (see [`Outputs::poll_transmit`] for the memory).
     pub(crate) fn poll_event(&mut self) -> Option<Event> {
-        let at = self
-            .queue
-            .iter()
-            .position(|o| matches!(o, Output::Event(_)))?;
-        let Output::Event(event) = self.take(at) else {
-            unreachable!("the position found an event")
-        };
-        Some(event)
+        match self.take_first(|output| matches!(output, Output::Event(_)))? {
+            Output::Event(event) => Some(event),
+            Output::Transmit(_) => None,
+        }
     }
 
-    /// Removes entry `at` (the queue holds a few entries at most), freeing an emptied queue.
-    fn take(&mut self, at: usize) -> Output {
+    /// Removes the oldest entry that is `wanted` (the queue holds a few entries at most),
+    /// freeing an emptied queue.
+    fn take_first(&mut self, wanted: impl Fn(&Output) -> bool) -> Option<Output> {
+        let at = self.queue.iter().position(wanted)?;
         let output = self.queue.remove(at);
         if self.queue.is_empty() {
             self.queue = Vec::new();
         }
-        output
+        Some(output)
     }
 
     /// The bookkeeping of entering the Terminated state, the same for every machine: no timer
