@@ -34,7 +34,7 @@ pub const RECORD_OVERHEAD: usize = 8;
 /// Bytes written after each record so that replay finds a zero length there.
 pub const END_MARK_LEN: usize = 4;
 
-/// The largest payload a record may have (a binding's JSON is a few hundred bytes; this only
+/// The largest payload a record may have (a binding is a hundred bytes or two; this only
 /// keeps a corrupt length from being believed).
 pub const MAX_PAYLOAD: usize = 1 << 20;
 

@@ -21,6 +21,7 @@ use super::binding::BindingChange;
 use super::error::StoreError;
 use super::journal::{self, RECORD_OVERHEAD};
 use super::journal_file::JournalFile;
+use super::stored_form;
 use super::writer::CommitBatch;
 
 /// The size of each journal file. At 1000 REGISTERs a second (about 300 bytes of record each)
@@ -100,6 +101,8 @@ pub struct JournaledStore<S: CommitBatch> {
     other: Other,
     /// The records of the batch being appended, reused.
     records: Vec<u8>,
+    /// One change's stored form, reused.
+    payload: Vec<u8>,
 }
 
 impl<S: CommitBatch> JournaledStore<S> {
@@ -110,6 +113,7 @@ impl<S: CommitBatch> JournaledStore<S> {
             store: Arc::new(Mutex::new(store)),
             other: Other::Clean,
             records: Vec::new(),
+            payload: Vec::new(),
         }
     }
 
@@ -174,8 +178,9 @@ impl<S: CommitBatch> CommitBatch for JournaledStore<S> {
     fn commit(&mut self, changes: &[BindingChange]) -> Result<(), StoreError> {
         self.records.clear();
         for change in changes {
-            let payload = serde_json::to_vec(change)?;
-            let length = RECORD_OVERHEAD + payload.len();
+            self.payload.clear();
+            stored_form::encode_into(change, &mut self.payload);
+            let length = RECORD_OVERHEAD + self.payload.len();
             if !self.journal.active().fits(self.records.len() + length) {
                 self.append()?;
                 if !self.journal.active().fits(length) {
@@ -191,7 +196,7 @@ impl<S: CommitBatch> CommitBatch for JournaledStore<S> {
             journal::push_record(
                 &mut self.records,
                 self.journal.active().generation(),
-                &payload,
+                &self.payload,
             );
         }
         self.append()
@@ -218,8 +223,8 @@ fn fold<S: CommitBatch>(store: &Mutex<S>, path: &Path, generation: u64) -> Resul
     for change in decode(&records) {
         latest.insert(change.store_key(), change);
     }
-    let changes: Vec<BindingChange> = latest.into_values().collect();
-    lock(store).commit(&changes)
+    let changes: Vec<(String, BindingChange)> = latest.into_iter().collect();
+    lock(store).commit_keyed(&changes)
 }
 
 /// The changes of journal records; one that does not decode is skipped with a warning, like
@@ -227,7 +232,7 @@ fn fold<S: CommitBatch>(store: &Mutex<S>, path: &Path, generation: u64) -> Resul
 fn decode<'a>(records: impl IntoIterator<Item = &'a Vec<u8>>) -> Vec<BindingChange> {
     let mut changes = Vec::new();
     for record in records {
-        match serde_json::from_slice::<BindingChange>(record) {
+        match stored_form::decode::<BindingChange>(record) {
             Ok(change) => changes.push(change),
             Err(error) => tracing::warn!(%error, "undecodable registrar journal record"),
         }

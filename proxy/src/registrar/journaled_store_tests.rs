@@ -167,3 +167,21 @@ fn a_failed_fold_is_retried_and_nothing_is_lost_meanwhile() {
         replayed.len()
     );
 }
+
+#[test]
+fn a_journal_holding_json_records_of_an_earlier_version_is_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(journaled(dir.path(), JOURNAL_BYTES));
+    let path = dir.path().join(FILE_NAMES[0]);
+    let mut file = JournalFile::open(&path, JOURNAL_BYTES).unwrap().file;
+    let old = binding("7001", 1);
+    let new = binding("7002", 1);
+    let mut records = Vec::new();
+    let json = serde_json::to_vec(&BindingChange::Upsert(old.clone())).unwrap();
+    journal::push_record(&mut records, file.generation(), &json);
+    let stored = stored_form::encode(&BindingChange::Upsert(new.clone()));
+    journal::push_record(&mut records, file.generation(), &stored);
+    file.append(&mut records).unwrap();
+    drop(file);
+    assert_eq!(loaded(dir.path()), vec![old, new]);
+}

@@ -33,6 +33,7 @@ pub mod redis_store;
 pub mod redis_sync;
 pub mod rules;
 pub mod store;
+pub mod stored_form;
 pub mod writer;
 
 pub use actor::{start_registrar, Flush, Persist, Registrar, RegistrarActor, Sweep};

@@ -2,8 +2,8 @@
 //! waiting up to an hour for every ATA to re-register.
 //!
 //! redb (embedded, crash-safe, pure Rust) keeps one table from `aor contact-identity` (see
-//! [`super::binding::store_key`]) to the JSON of the [`Binding`], and one from the AOR to the
-//! JSON of its voicemail counts ([`MessageCounts`]). Memory ([`super::location`]) is
+//! [`super::binding::store_key`]) to the [`Binding`] (in its [`super::stored_form`]), and one
+//! from the AOR to its voicemail counts ([`MessageCounts`]). Memory ([`super::location`]) is
 //! the truth while the proxy runs; the store is written behind it by one OS thread
 //! ([`BindingStore::spawn_writer`]) that appends everything queued to a journal in one write
 //! and one `fdatasync`, so a burst of 10 000 REGISTERs a second costs a few syncs, not 10 000,
@@ -22,6 +22,7 @@ use super::binding::{Binding, BindingChange};
 pub use super::error::StoreError;
 use super::journaled_store::{Journal, JournaledStore, JOURNAL_BYTES};
 use super::mailbox::MessageCounts;
+use super::stored_form;
 use super::writer::CommitBatch;
 pub use super::writer::{AfterCommit, StoreWriter};
 
@@ -30,7 +31,7 @@ pub const FILE_NAME: &str = "registrations.redb";
 
 const BINDINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("bindings");
 
-/// The voicemail counts, from the AOR to the JSON of its [`MessageCounts`].
+/// The voicemail counts, from the AOR to its [`MessageCounts`].
 const MAILBOXES: TableDefinition<&str, &[u8]> = TableDefinition::new("mailboxes");
 
 /// The open database file.
@@ -108,7 +109,7 @@ impl BindingStore {
             let table = txn.open_table(BINDINGS).map_err(db_err)?;
             for entry in table.iter().map_err(db_err)? {
                 let (key, value) = entry.map_err(db_err)?;
-                match serde_json::from_slice::<Binding>(value.value()) {
+                match stored_form::decode::<Binding>(value.value()) {
                     Ok(binding) if !binding.is_expired(now) => {
                         // A key of an earlier layout (see `contact_identity`) is moved to the
                         // current one, or a later removal would miss it.
@@ -137,7 +138,7 @@ impl BindingStore {
                 }
                 for (old_key, binding) in &moved {
                     table.remove(old_key.as_str()).map_err(db_err)?;
-                    let value = serde_json::to_vec(binding)?;
+                    let value = stored_form::encode(binding);
                     table
                         .insert(binding.store_key().as_str(), value.as_slice())
                         .map_err(db_err)?;
@@ -167,7 +168,7 @@ impl BindingStore {
         let mut mailboxes = Vec::new();
         for entry in table.iter().map_err(db_err)? {
             let (key, value) = entry.map_err(db_err)?;
-            match serde_json::from_slice::<MessageCounts>(value.value()) {
+            match stored_form::decode::<MessageCounts>(value.value()) {
                 Ok(counts) => mailboxes.push((key.value().to_owned(), counts)),
                 Err(error) => tracing::warn!(key = key.value(), %error, "undecodable mailbox"),
             }
@@ -177,27 +178,36 @@ impl BindingStore {
 
     /// Applies `changes` in order, in one write transaction (one fsync).
     pub fn apply(&self, changes: &[BindingChange]) -> Result<(), StoreError> {
+        self.apply_keyed(changes.iter().map(|change| (change.store_key(), change)))
+    }
+
+    /// [`BindingStore::apply`] with each change's store key already computed.
+    fn apply_keyed<'a, K: AsRef<str>>(
+        &self,
+        changes: impl IntoIterator<Item = (K, &'a BindingChange)>,
+    ) -> Result<(), StoreError> {
         let txn = self.db()?.begin_write().map_err(db_err)?;
         {
             let mut table = txn.open_table(BINDINGS).map_err(db_err)?;
             let mut mailboxes = txn.open_table(MAILBOXES).map_err(db_err)?;
-            for change in changes {
-                let key = change.store_key();
+            let mut value = Vec::new();
+            for (key, change) in changes {
+                value.clear();
                 match change {
                     BindingChange::Mailbox { aor, counts } => {
-                        let value = serde_json::to_vec(counts)?;
+                        stored_form::encode_into(counts, &mut value);
                         mailboxes
                             .insert(aor.as_str(), value.as_slice())
                             .map_err(db_err)?;
                     }
                     BindingChange::Upsert(binding) => {
-                        let value = serde_json::to_vec(binding)?;
+                        stored_form::encode_into(binding, &mut value);
                         table
-                            .insert(key.as_str(), value.as_slice())
+                            .insert(key.as_ref(), value.as_slice())
                             .map_err(db_err)?;
                     }
                     BindingChange::Remove { .. } => {
-                        table.remove(key.as_str()).map_err(db_err)?;
+                        table.remove(key.as_ref()).map_err(db_err)?;
                     }
                 }
             }
@@ -230,11 +240,27 @@ impl CommitBatch for BindingStore {
     /// every later commit, even once space is freed. The file itself is consistent (redb
     /// commits are copy-on-write), and opening repairs what needs it.
     fn commit(&mut self, changes: &[BindingChange]) -> Result<(), StoreError> {
+        self.reopened_for(|store| store.apply(changes))
+    }
+
+    /// The journal's fold computed the keys already (to keep the latest change per binding).
+    fn commit_keyed(&mut self, changes: &[(String, BindingChange)]) -> Result<(), StoreError> {
+        self.reopened_for(|store| store.apply_keyed(changes.iter().map(|(k, c)| (k, c))))
+    }
+}
+
+impl BindingStore {
+    /// Runs `apply` on the database, opened again first if the last commit failed, and closed
+    /// if this one fails (see [`CommitBatch::commit`] above).
+    fn reopened_for(
+        &mut self,
+        apply: impl FnOnce(&BindingStore) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         if self.db.is_none() {
             // redb allows one handle per file: the old one was dropped when the commit failed.
             self.db = Some(open_file(&self.path)?);
         }
-        let result = self.apply(changes);
+        let result = apply(self);
         if result.is_err() {
             self.db = None;
         }

@@ -45,6 +45,14 @@ const REMEMBER_WRITTEN: Duration = Duration::from_secs(10);
 pub trait CommitBatch: Send + 'static {
     /// Applies `changes` in order, all or nothing.
     fn commit(&mut self, changes: &[BindingChange]) -> Result<(), StoreError>;
+
+    /// [`CommitBatch::commit`] of changes whose store keys ([`BindingChange::store_key`]) the
+    /// caller has already computed, as the journal's fold does to keep the latest change per
+    /// binding; a store keyed by them need not compute them again. By default they are ignored.
+    fn commit_keyed(&mut self, changes: &[(String, BindingChange)]) -> Result<(), StoreError> {
+        let changes: Vec<BindingChange> = changes.iter().map(|(_, c)| c.clone()).collect();
+        self.commit(&changes)
+    }
 }
 
 /// Told the outcome of the batch that committed everything queued before it (see
@@ -251,6 +259,7 @@ fn commit<S: CommitBatch>(
 /// registered in a minute the keys themselves cost about 80 bytes a binding, the hashes a
 /// quarter of that. Two bindings whose keys share a hash (odds near 10^-10 among 100 000)
 /// would at worst see a late-arriving change to one of them dropped as if it were the other's.
+/// Within a batch changes are told apart by the same hash, which spares two copies of every key.
 #[derive(Default)]
 struct Written {
     by_key: HashMap<u64, (u64, Instant)>,
@@ -259,28 +268,30 @@ struct Written {
 
 impl Written {
     /// `changes` in order, without those older than the newest change to the same binding
-    /// written before or met earlier in the list; with each kept change's number and key.
+    /// written before or met earlier in the list; with each kept change's number and key hash.
     fn newest_only(
         &self,
         changes: Vec<(u64, BindingChange)>,
-    ) -> (Vec<u64>, Vec<String>, Vec<BindingChange>) {
-        let mut newest: HashMap<String, u64> = HashMap::new();
-        let (mut sequences, mut keys, mut kept) = (Vec::new(), Vec::new(), Vec::new());
+    ) -> (Vec<u64>, Vec<u64>, Vec<BindingChange>) {
+        let mut newest: HashMap<u64, u64> = HashMap::new();
+        let mut sequences = Vec::with_capacity(changes.len());
+        let mut keys = Vec::with_capacity(changes.len());
+        let mut kept = Vec::with_capacity(changes.len());
         for (sequence, change) in changes {
-            let key = change.store_key();
+            let key = key_hash(&change.store_key());
             let floor = newest
                 .get(&key)
                 .copied()
-                .or_else(|| self.by_key.get(&key_hash(&key)).map(|(s, _)| *s));
+                .or_else(|| self.by_key.get(&key).map(|(s, _)| *s));
             if floor.is_some_and(|floor| sequence < floor) {
                 tracing::debug!(
-                    key,
+                    key = change.store_key(),
                     sequence,
                     "an older change to a binding arrived late; dropped"
                 );
                 continue;
             }
-            newest.insert(key.clone(), sequence);
+            newest.insert(key, sequence);
             sequences.push(sequence);
             keys.push(key);
             kept.push(change);
@@ -288,14 +299,11 @@ impl Written {
         (sequences, keys, kept)
     }
 
-    /// Notes what a commit wrote, and forgets what was written long ago.
-    fn note(&mut self, keys: Vec<String>, sequences: &[u64]) {
+    /// Notes what a commit wrote (by key hash), and forgets what was written long ago.
+    fn note(&mut self, keys: Vec<u64>, sequences: &[u64]) {
         let now = Instant::now();
         for (key, sequence) in keys.into_iter().zip(sequences) {
-            let entry = self
-                .by_key
-                .entry(key_hash(&key))
-                .or_insert((*sequence, now));
+            let entry = self.by_key.entry(key).or_insert((*sequence, now));
             *entry = (entry.0.max(*sequence), now);
         }
         self.prune(now);
