@@ -24,8 +24,9 @@ use super::journal_file::JournalFile;
 use super::stored_form;
 use super::writer::CommitBatch;
 
-/// The size of each journal file. At 1000 REGISTERs a second (about 300 bytes of record each)
-/// one fills in about three seconds, so a fold commits a few thousand changes at once; small
+/// The size of each journal file. At 1000 REGISTERs a second (about 100 bytes of record each,
+/// 87 for a short binding in its stored form) one fills in about ten seconds, so a fold commits
+/// ten thousand changes at once; small
 /// enough that two files are nothing on disk, and that a file size limit of a couple of MiB
 /// (the full-disk test) still lets the proxy start.
 pub const JOURNAL_BYTES: usize = 1 << 20;
