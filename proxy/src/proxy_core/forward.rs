@@ -8,7 +8,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
-use dialtone_sip::{Editor, HeaderName, Message, Method, Uri, Via};
+use dialtone_sip::{Editor, HeaderName, Message, Method, Uri};
 use dialtone_transaction::Transport;
 
 use super::asserted_identity::{self, AssertedIdentity, Hop};
@@ -79,19 +79,8 @@ impl Forwarding<'_, '_> {
             .enumerate()
             .find(|(_, h)| h.name == HeaderName::Via)
         {
-            let mut values = dialtone_sip::lex::split_commas(header.value);
-            if let Some(first) = values.next() {
-                if let Ok(via) = Via::parse(first) {
-                    if let Some(updated) = reply::via_with_received(first, &via, self.source.addr) {
-                        let rest: Vec<&str> = values.collect();
-                        let value = if rest.is_empty() {
-                            updated
-                        } else {
-                            format!("{updated}, {}", rest.join(", "))
-                        };
-                        edit.set_header_value(index, &value);
-                    }
-                }
+            if let Some(value) = reply::via_header_with_received(header.value, self.source.addr) {
+                edit.set_header_value(index, &value);
             }
         }
         edit.insert_header_first(

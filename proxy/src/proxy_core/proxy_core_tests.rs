@@ -944,3 +944,92 @@ fn timer_c_after_a_180_cancels_the_branch_with_what_its_skeleton_kept() {
     }
     assert_eq!(cancel.cseq().unwrap().seq, 4);
 }
+
+#[test]
+fn a_ringing_branch_acks_a_503_and_answers_500_from_the_head_it_kept() {
+    // After its 180 a branch keeps only the head of its forwarded INVITE (start line, the
+    // proxy's Via, Route) and rebuilds the rest from the received INVITE. The ACK of a later
+    // 503 must still copy the forwarded Request-URI and top Via (RFC 3261 section 17.1.1.3),
+    // and the 500 sent upstream instead of the 503 (section 16.7 step 6) the Vias as
+    // forwarded: the caller's with the `received` and `rport` the proxy gave it.
+    let core = core_with(ProxyFlags {
+        domain: vec!["example.com".into()],
+        ..Default::default()
+    });
+    let now = Instant::now();
+    let wall = SystemTime::now();
+    let callee = udp_from("127.0.0.3:5063");
+    let register = b"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5063;branch=z9hG4bKhd0\r\nMax-Forwards: 70\r\nFrom: <sip:b@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: hd0\r\nCSeq: 1 REGISTER\r\nContact: <sip:b@127.0.0.3:5063>\r\nContent-Length: 0\r\n\r\n";
+    core.handle_message(now, wall, callee, Bytes::from_static(register));
+    let invite = b"INVITE sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.9:5062;branch=z9hG4bKhd1;rport\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKup\r\nMax-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=a\r\nTo: <sip:b@example.com>\r\nCall-ID: hd1\r\nCSeq: 4 INVITE\r\nContact: <sip:a@127.0.0.2:5062>\r\nContent-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n";
+    let caller = udp_from("127.0.0.2:5062");
+    let actions = core.handle_message(now, wall, caller, Bytes::from_static(invite));
+    let (_, forwarded) = sends(&actions)
+        .into_iter()
+        .find(|(to, _)| to.addr == callee.addr)
+        .expect("forwarded to the callee");
+    let forwarded = Message::parse(&forwarded).unwrap();
+    let forwarded_vias: Vec<&str> = forwarded.values(dialtone_sip::HeaderName::Via).collect();
+    assert!(
+        forwarded_vias[1].contains("received=127.0.0.2")
+            && forwarded_vias[1].contains("rport=5062"),
+        "{forwarded_vias:?}"
+    );
+    let response = |status: &str| {
+        format!(
+            "SIP/2.0 {status}\r\nVia: {}\r\nFrom: <sip:a@example.com>;tag=a\r\nTo: <sip:b@example.com>;tag=b\r\nCall-ID: hd1\r\nCSeq: 4 INVITE\r\nContent-Length: 0\r\n\r\n",
+            forwarded_vias.join(", ")
+        )
+    };
+    core.handle_message(now, wall, callee, Bytes::from(response("180 Ringing")));
+    let actions = core.handle_message(
+        now,
+        wall,
+        callee,
+        Bytes::from(response("503 Service Unavailable")),
+    );
+    let sent = sends(&actions);
+    let (to, ack) = sent
+        .iter()
+        .find(|(_, b)| b.starts_with(b"ACK "))
+        .expect("the 503 acknowledged");
+    assert_eq!(to.addr, callee.addr);
+    let ack = Message::parse(ack).unwrap();
+    ack.check_request().unwrap();
+    assert_eq!(
+        ack.request_uri().unwrap().as_str(),
+        forwarded.request_uri().unwrap().as_str()
+    );
+    assert_eq!(
+        ack.values(dialtone_sip::HeaderName::Via)
+            .collect::<Vec<_>>(),
+        vec![forwarded_vias[0]]
+    );
+    assert_eq!(
+        ack.header_value(dialtone_sip::HeaderName::To),
+        Some("<sip:b@example.com>;tag=b")
+    );
+    let (to, upstream) = sent
+        .iter()
+        .find(|(_, b)| b.starts_with(b"SIP/2.0 500"))
+        .expect("a 500 upstream instead of the 503");
+    assert_eq!(to.addr, caller.addr);
+    let upstream = Message::parse(upstream).unwrap();
+    assert_eq!(
+        upstream
+            .values(dialtone_sip::HeaderName::Via)
+            .collect::<Vec<_>>(),
+        forwarded_vias[1..]
+    );
+    for name in [
+        dialtone_sip::HeaderName::From,
+        dialtone_sip::HeaderName::CallId,
+        dialtone_sip::HeaderName::CSeq,
+    ] {
+        assert_eq!(
+            upstream.header_value(name),
+            forwarded.header_value(name),
+            "{name:?}"
+        );
+    }
+}

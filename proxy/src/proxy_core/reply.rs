@@ -60,6 +60,22 @@ pub fn stream_reconnect_target(response: &[u8]) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, via.port_or_default()))
 }
 
+/// The value to give the received request's first Via header (`header_value`, which may hold
+/// several Vias) before forwarding: its first Via as [`via_with_received`] rewrites it, the
+/// others as they were. `None` when nothing is to be added.
+pub fn via_header_with_received(header_value: &str, source: SocketAddr) -> Option<String> {
+    let mut values = dialtone_sip::lex::split_commas(header_value);
+    let first = values.next()?;
+    let via = Via::parse(first).ok()?;
+    let updated = via_with_received(first, &via, source)?;
+    let rest: Vec<&str> = values.collect();
+    Some(if rest.is_empty() {
+        updated
+    } else {
+        format!("{updated}, {}", rest.join(", "))
+    })
+}
+
 /// The value to give the received request's top Via before forwarding (RFC 3261 section
 /// 18.2.1, RFC 3581 section 4): `received` when the sent-by host is not the source address,
 /// and `rport` filled in when the client asked for it. `None` when nothing is to be added.

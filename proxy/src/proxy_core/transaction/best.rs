@@ -25,7 +25,7 @@ impl ProxyTransaction {
         }
         if (100..200).contains(&status) && !branch.provisional_seen {
             branch.provisional_seen = true;
-            self.keep_only_the_branch_skeleton(index);
+            self.keep_only_the_branch_head(index);
         }
         let branch = &mut self.branches[index];
         match status {
@@ -116,9 +116,10 @@ impl ProxyTransaction {
         let best = self
             .branches
             .iter()
-            .filter(|b| b.final_status.is_some())
-            .min_by_key(|b| b.final_status.map(rank));
-        let Some(best) = best else { return };
+            .enumerate()
+            .filter(|(_, b)| b.final_status.is_some())
+            .min_by_key(|(_, b)| b.final_status.map(rank));
+        let Some((index, best)) = best else { return };
         let (Some(status), Some(response)) = (best.final_status, best.final_response.clone())
         else {
             return;
@@ -126,7 +127,7 @@ impl ProxyTransaction {
         if status == 503 && !best.final_is_ours {
             // RFC 3261 section 16.7 step 6: a 503 from the next hop says that hop is out of
             // service, not this proxy; passed on, it would send the caller to another proxy.
-            if let Some(response) = server_error_for(best.request(), env.to_tag) {
+            if let Some(response) = server_error_for(&self.branch_request(index), env.to_tag) {
                 self.relay(now, env, 500, &response);
                 return;
             }

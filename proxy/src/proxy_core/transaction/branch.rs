@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use dialtone_sip::{HeaderName, Message, ResponseBuilder};
+use dialtone_sip::{skeleton_from_head, HeaderName, Message, ResponseBuilder};
 use dialtone_transaction::{
     ack_for_non_2xx, cancel_for, ClientNonInviteTransaction, ClientTransaction, Event, TimerC,
     TransactionKey, Transport,
@@ -14,7 +14,7 @@ use dialtone_transaction::{
 
 use super::failover::FailoverCause;
 use super::{ProxyTransaction, TransactionEnv, TransactionEvent};
-use crate::proxy_core::{Action, Destination};
+use crate::proxy_core::{reply, Action, Destination};
 
 /// One forwarded copy of the request (RFC 3261 section 16.6).
 #[derive(Debug)]
@@ -22,10 +22,14 @@ pub(super) struct Branch {
     pub(super) key: TransactionKey,
     pub(super) branch_id: String,
     pub(super) destination: Destination,
-    /// Keeps the forwarded request (see [`Branch::request`]).
+    /// Keeps the forwarded request, or once `shed` only its head (see
+    /// [`ProxyTransaction::branch_request`]).
     pub(super) client: ClientTransaction,
     pub(super) timer_c: Option<TimerC>,
     pub(super) provisional_seen: bool,
+    /// The client transaction holds only the head of the forwarded INVITE
+    /// (`Message::forwarded_head`): see [`ProxyTransaction::keep_only_the_branch_head`].
+    pub(super) shed: bool,
     pub(super) final_status: Option<u16>,
     pub(super) final_response: Option<Bytes>,
     /// The final was written by the proxy (408 on a timeout, 503 on a transport error), not
@@ -39,13 +43,6 @@ pub(super) struct Branch {
     /// over UDP if the TCP connection is refused or reset (RFC 3261 section 18.1.1). Boxed:
     /// rare, and every ringing INVITE holds its branch for minutes.
     pub(super) udp_fallback: Option<Box<Bytes>>,
-}
-
-impl Branch {
-    /// The request as forwarded on this branch (the client transaction's, the one copy).
-    pub(super) fn request(&self) -> &Bytes {
-        self.client.request()
-    }
 }
 
 /// A branch whose destination is still being resolved.
@@ -98,6 +95,7 @@ impl ProxyTransaction {
             client,
             timer_c,
             provisional_seen: false,
+            shed: false,
             final_status: None,
             final_response: None,
             final_is_ours: false,
@@ -108,23 +106,52 @@ impl ProxyTransaction {
     }
 
     /// Once a branch's INVITE had a provisional response it is never sent again (RFC 3261
-    /// section 17.1.1.2): the branch keeps only its skeleton (`Message::skeleton`), which is
-    /// what its CANCEL, the ACK of a failure and the proxy's own 408 on Timer C copy. A ringing
-    /// branch lives for minutes; its body and the rest were held for nothing. Not while DNS
-    /// gave other addresses to fail over to: a 503 after a 180 sends the whole INVITE again,
-    /// to the next address.
-    pub(super) fn keep_only_the_branch_skeleton(&mut self, index: usize) {
+    /// section 17.1.1.2). What its CANCEL, the ACK of a failure and the proxy's own 408 on
+    /// Timer C copy is its skeleton (`Message::skeleton`), and most of that skeleton (the
+    /// received Vias, From, To, Call-ID, CSeq) is the received INVITE's, which the server
+    /// transaction keeps anyway: the branch keeps only the rest, its head (start line, the
+    /// proxy's Via, Route), and [`Self::branch_request`] puts the skeleton back together when
+    /// it is needed. A ringing branch lives for minutes; a whole copy of its INVITE, then a
+    /// skeleton of its own, were most of what a ringing call held.
+    ///
+    /// Not while DNS gave other addresses to fail over to: a 503 after a 180 sends the whole
+    /// INVITE again, to the next address.
+    pub(super) fn keep_only_the_branch_head(&mut self, index: usize) {
         if self.failover.as_ref().is_some_and(|f| !f.next.is_empty()) {
             return;
         }
-        let ClientTransaction::Invite(client) = &mut self.branches[index].client else {
+        let branch = &mut self.branches[index];
+        let ClientTransaction::Invite(client) = &mut branch.client else {
             return;
         };
-        let Ok(request) = Message::parse(client.request()) else {
+        let Some(head) = Message::parse(client.request())
+            .ok()
+            .and_then(|request| request.forwarded_head())
+        else {
             return;
         };
-        let skeleton = Bytes::from(request.skeleton());
-        let _ = client.replace_request(skeleton);
+        if client.replace_request(Bytes::from(head)).is_ok() {
+            branch.shed = true;
+        }
+    }
+
+    /// The request as forwarded on branch `index`: the client transaction's copy, or once
+    /// the branch keeps only its head, the skeleton of that copy rebuilt from the head and
+    /// the received request, whose first Via is given the `received` and `rport` that
+    /// forwarding gave it (`forward.rs`).
+    pub(super) fn branch_request(&self, index: usize) -> Bytes {
+        let branch = &self.branches[index];
+        let kept = branch.client.request();
+        if !branch.shed {
+            return kept.clone();
+        }
+        let Ok(received) = Message::parse(self.request()) else {
+            return kept.clone();
+        };
+        let source = self.source;
+        Bytes::from(skeleton_from_head(kept, &received, |top| {
+            reply::via_header_with_received(top, source)
+        }))
     }
 
     /// Keeps a branch whose destination is being resolved.
@@ -217,9 +244,10 @@ impl ProxyTransaction {
             branch.cancel_wanted = true;
             return;
         }
-        let Some(cancel) = build_cancel(branch.request()) else {
+        let Some(cancel) = build_cancel(&self.branch_request(index)) else {
             return;
         };
+        let branch = &mut self.branches[index];
         let transport = branch.destination.transport;
         branch.cancel = Some(Box::new(ClientNonInviteTransaction::new(
             now, env.timers, transport, cancel,
@@ -243,11 +271,11 @@ impl ProxyTransaction {
                 self.on_response(now, env, index, status, response)
             }
             Event::NeedsAck { .. } => {
-                let branch = &mut self.branches[index];
-                let ack = branch
+                let ack = self.branches[index]
                     .final_response
                     .as_ref()
-                    .and_then(|response| build_ack(branch.request(), response));
+                    .and_then(|response| build_ack(&self.branch_request(index), response));
+                let branch = &mut self.branches[index];
                 if let (Some(ack), ClientTransaction::Invite(client)) = (ack, &mut branch.client) {
                     let _ = client.send_ack(now, ack);
                 }
@@ -273,13 +301,14 @@ impl ProxyTransaction {
         index: usize,
         status: u16,
     ) {
-        let branch = &mut self.branches[index];
-        if branch.final_status.is_some() {
+        if self.branches[index].final_status.is_some() {
             return;
         }
-        let Ok(request) = Message::parse(branch.request()) else {
+        let forwarded = self.branch_request(index);
+        let Ok(request) = Message::parse(&forwarded) else {
             return;
         };
+        let branch = &mut self.branches[index];
         let (reason, why) = if status == 408 {
             ("Request Timeout", "no answer from")
         } else {

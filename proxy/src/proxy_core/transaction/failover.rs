@@ -124,7 +124,8 @@ impl ProxyTransaction {
         };
         failover.attempts += 1;
         let branch_id = format!("{}.{}", branch.branch_id, failover.attempts);
-        let Some(request) = with_branch(branch.request(), &branch.branch_id, &branch_id) else {
+        let Some(request) = with_branch(&self.branch_request(index), &branch.branch_id, &branch_id)
+        else {
             return false;
         };
         env.metrics.failovers.inc();
