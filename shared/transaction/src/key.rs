@@ -187,6 +187,14 @@ impl TransactionKey {
         !matches!(self.0, Kind::Rfc2543(_))
     }
 
+    /// The branch of a client key, lower-cased as the key holds it; `None` for a server key.
+    pub fn client_branch(&self) -> Option<&str> {
+        match &self.0 {
+            Kind::Client(packed) => packed.split_once(' ').map(|(_, branch)| branch),
+            Kind::Server(_) | Kind::Rfc2543(_) => None,
+        }
+    }
+
     /// The transaction's method, with ACK already counted as INVITE.
     pub fn method(&self) -> &str {
         match &self.0 {
@@ -276,6 +284,19 @@ mod tests {
             cseq_method: method.into(),
             ..fields.clone()
         }
+    }
+
+    #[test]
+    fn a_client_key_gives_back_its_branch_lower_cased() {
+        let key = TransactionKey::client("z9hG4bKAb.1", "INVITE");
+        assert_eq!(key.client_branch(), Some("z9hg4bkab.1"));
+        let fields = KeyFields {
+            method: "INVITE".into(),
+            via_branch: Some("z9hG4bKx".into()),
+            via_sent_by: "h:5060".into(),
+            ..KeyFields::default()
+        };
+        assert_eq!(TransactionKey::server(&fields).client_branch(), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use dialtone_sip::{skeleton_from_head, HeaderName, Message, ResponseBuilder};
+use dialtone_sip::{skeleton_from_head, HeaderName, Message, ResponseBuilder, MAGIC_COOKIE};
 use dialtone_transaction::{
     ack_for_non_2xx, cancel_for, ClientNonInviteTransaction, ClientTransaction, Event, TimerC,
     TransactionKey, Transport,
@@ -19,8 +19,8 @@ use crate::proxy_core::{reply, Action, Destination};
 /// One forwarded copy of the request (RFC 3261 section 16.6).
 #[derive(Debug)]
 pub(super) struct Branch {
+    /// Its client transaction's key, which also gives back its branch id ([`Branch::branch_id`]).
     pub(super) key: TransactionKey,
-    pub(super) branch_id: String,
     pub(super) destination: Destination,
     /// Keeps the forwarded request, or once `shed` only its head (see
     /// [`ProxyTransaction::branch_request`]).
@@ -45,6 +45,24 @@ pub(super) struct Branch {
     pub(super) udp_fallback: Option<Box<Bytes>>,
 }
 
+impl Branch {
+    /// The branch parameter of this branch's Via. It is not kept as a string of its own (a
+    /// ringing INVITE holds its branch for minutes): the proxy writes its branch ids in lower
+    /// case after the magic cookie (`identity::branch_for`, and `failover.rs` appends to
+    /// them), so the client key, which lower-cases the id, holds it exactly but for the
+    /// cookie's spelling.
+    pub(super) fn branch_id(&self) -> String {
+        let lowered = self.key.client_branch().unwrap_or_default();
+        let rest = lowered.get(MAGIC_COOKIE.len()..).unwrap_or_default();
+        format!("{MAGIC_COOKIE}{rest}")
+    }
+
+    /// The key of this branch's CANCEL (RFC 3261 section 9.1: the branch of the INVITE).
+    pub(super) fn cancel_key(&self) -> TransactionKey {
+        TransactionKey::client(self.key.client_branch().unwrap_or_default(), "CANCEL")
+    }
+}
+
 /// A branch whose destination is still being resolved.
 #[derive(Debug)]
 pub(crate) struct PendingBranch {
@@ -65,8 +83,8 @@ impl ProxyTransaction {
         actions: &mut Vec<Action>,
     ) {
         let branch = self.new_branch(now, env, destination, branch_id, request);
-        // Exact growth: a Vec's first push reserves room for four branches, and nearly every
-        // request has one; the spare room would be held for the whole transaction.
+        // Exact growth past the inline one: a forked request's spare room would be held for
+        // the whole transaction.
         self.branches.reserve_exact(1);
         self.branches.push(branch);
         self.drain(now, env, actions);
@@ -83,6 +101,11 @@ impl ProxyTransaction {
         request: Bytes,
     ) -> Branch {
         let key = TransactionKey::client(branch_id, self.method());
+        debug_assert!(
+            branch_id.starts_with(MAGIC_COOKIE)
+                && !branch_id[MAGIC_COOKIE.len()..].contains(|c: char| c.is_ascii_uppercase()),
+            "a branch id the key cannot give back: {branch_id}"
+        );
         let transport = destination.transport;
         let client = ClientTransaction::new(now, env.timers, transport, request, self.is_invite);
         let timer_c = self.is_invite.then(|| TimerC::new(now, env.timers.timer_c));
@@ -90,7 +113,6 @@ impl ProxyTransaction {
             .push(TransactionEvent::BranchStarted(key.clone()));
         Branch {
             key,
-            branch_id: branch_id.to_string(),
             destination,
             client,
             timer_c,
@@ -202,8 +224,8 @@ impl ProxyTransaction {
         let Some(branch) = self.branches.iter_mut().find(|b| &b.key == key) else {
             // The response to one of our CANCELs: its transaction absorbs it.
             for branch in &mut self.branches {
-                if let Some(cancel) = &mut branch.cancel {
-                    if &TransactionKey::client(&branch.branch_id, "CANCEL") == key {
+                if branch.cancel.is_some() && &branch.cancel_key() == key {
+                    if let Some(cancel) = &mut branch.cancel {
                         let _ = cancel.handle_response(now, status, bytes.clone());
                     }
                 }
@@ -253,10 +275,7 @@ impl ProxyTransaction {
             now, env.timers, transport, cancel,
         )));
         self.events
-            .push(TransactionEvent::BranchStarted(TransactionKey::client(
-                &branch.branch_id,
-                "CANCEL",
-            )));
+            .push(TransactionEvent::BranchStarted(branch.cancel_key()));
     }
 
     pub(super) fn on_branch_event(

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use dialtone_transaction::Transport;
+use dialtone_transaction::{TransactionKey, Transport};
 
 use super::{ProxyTransaction, TransactionEnv, TransactionEvent};
 use crate::proxy_core::Destination;
@@ -48,7 +48,8 @@ impl ProxyTransaction {
     /// Notes that branch `branch_id` goes over TCP only because `udp_request` (its request as
     /// edited for UDP) is too large for UDP: if the connection fails, `udp_request` is sent.
     pub(crate) fn set_udp_fallback(&mut self, branch_id: &str, udp_request: Bytes) {
-        if let Some(branch) = self.branches.iter_mut().find(|b| b.branch_id == branch_id) {
+        let key = TransactionKey::client(branch_id, self.method());
+        if let Some(branch) = self.branches.iter_mut().find(|b| b.key == key) {
             branch.udp_fallback = Some(Box::new(udp_request));
         }
     }
@@ -73,8 +74,9 @@ impl ProxyTransaction {
         let Some(udp_request) = branch.udp_fallback.take() else {
             return false;
         };
-        let branch_id = format!("{}.udp", branch.branch_id);
-        let Some(request) = with_branch(&udp_request, &branch.branch_id, &branch_id) else {
+        let failed_id = branch.branch_id();
+        let branch_id = format!("{failed_id}.udp");
+        let Some(request) = with_branch(&udp_request, &failed_id, &branch_id) else {
             return false;
         };
         let destination = Destination {
@@ -123,9 +125,9 @@ impl ProxyTransaction {
             return false;
         };
         failover.attempts += 1;
-        let branch_id = format!("{}.{}", branch.branch_id, failover.attempts);
-        let Some(request) = with_branch(&self.branch_request(index), &branch.branch_id, &branch_id)
-        else {
+        let failed_id = branch.branch_id();
+        let branch_id = format!("{failed_id}.{}", failover.attempts);
+        let Some(request) = with_branch(&self.branch_request(index), &failed_id, &branch_id) else {
             return false;
         };
         env.metrics.failovers.inc();
