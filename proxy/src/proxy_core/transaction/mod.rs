@@ -267,20 +267,3 @@ impl ProxyTransaction {
             })
     }
 }
-#[cfg(test)]
-mod size_probe {
-    #[test]
-    fn sizes() {
-        use std::mem::size_of;
-        eprintln!("PT {} Branch {} Server {} Client {} TimerC {} Dest {} Key {} Events {} ArmCounter {} Bytes {}",
-            size_of::<super::ProxyTransaction>(), size_of::<super::Branch>(),
-            size_of::<dialtone_transaction::ServerTransaction>(), size_of::<dialtone_transaction::ClientTransaction>(),
-            size_of::<dialtone_transaction::TimerC>(), size_of::<super::Destination>(), size_of::<super::TransactionKey>(),
-            size_of::<Vec<super::TransactionEvent>>(), size_of::<super::ArmCounter>(), size_of::<bytes::Bytes>());
-        eprintln!(
-            "SI {} CI {}",
-            size_of::<dialtone_transaction::ServerInviteTransaction>(),
-            size_of::<dialtone_transaction::ClientInviteTransaction>()
-        );
-    }
-}
