@@ -361,6 +361,56 @@ fn hanging_up_before_any_provisional_waits_to_cancel_until_one_comes() {
 }
 
 #[test]
+fn a_200_that_crosses_our_cancel_is_acknowledged_and_the_call_ended_with_a_bye() {
+    // RFC 3261 9.1 and 15: a CANCEL sent while ringing may cross the callee's 200; the call
+    // is then up at the callee, and the caller must ACK it and end it with a BYE. (Taken for
+    // a retransmission of a 2xx we had already acknowledged, it was dropped: the callee stayed
+    // connected, resending its 200.)
+    let mut dialog = outgoing();
+    let (invite, _) = only_request(&drain(&mut dialog));
+    feed(
+        &mut dialog,
+        &response(&invite, "180 Ringing", Some("r"), "", ""),
+    );
+    drain(&mut dialog);
+    dialog.hang_up();
+    let (cancel, _) = only_request(&drain(&mut dialog));
+    assert!(request_line(&cancel).starts_with("CANCEL "));
+    let ok = response(
+        &invite,
+        "200 OK",
+        Some("r"),
+        "Contact: <sip:9000@127.0.0.3:5070>\r\n",
+        "v=0\r\n",
+    );
+    feed(&mut dialog, &ok);
+    let outputs = drain(&mut dialog);
+    let sent: Vec<String> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Request { bytes, .. } | Output::Stateless { bytes, .. } => {
+                Some(request_line(bytes))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            "ACK sip:9000@127.0.0.3:5070 SIP/2.0",
+            "BYE sip:9000@127.0.0.3:5070 SIP/2.0"
+        ],
+        "{outputs:?}"
+    );
+    assert!(
+        !events(&outputs)
+            .iter()
+            .any(|e| matches!(e, CallEvent::Answered { .. })),
+        "the user hung up: no answer to report"
+    );
+}
+
+#[test]
 fn busy_and_timeouts_fail_the_call_with_their_status() {
     let mut dialog = outgoing();
     let (invite, _) = only_request(&drain(&mut dialog));

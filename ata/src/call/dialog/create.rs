@@ -292,10 +292,16 @@ impl Dialog {
     pub(super) fn on_invite_success(&mut self, response: &Message<'_>) -> Result<(), AtaError> {
         let to = response.to()?;
         let tag = remote_tag_of(&to);
-        if matches!(
-            self.phase,
-            Phase::Confirmed | Phase::Ending | Phase::Terminated
-        ) {
+        // A UAC learns the remote tag from its first 2xx: ending without one, we sent a
+        // CANCEL, and this 200 crossed it (9.1). The call is up at the callee, who resends
+        // the 200 until it is acknowledged: it gets its ACK and a BYE, not silence.
+        let crossed_our_cancel = self.phase == Phase::Ending && self.remote_tag.is_none();
+        if !crossed_our_cancel
+            && matches!(
+                self.phase,
+                Phase::Confirmed | Phase::Ending | Phase::Terminated
+            )
+        {
             // A retransmitted 2xx: our ACK was lost (13.2.2.4). A 2xx from another fork
             // would need its own dialog; we keep only the first.
             if tag.as_deref() == self.remote_tag.as_deref() {
@@ -322,8 +328,9 @@ impl Dialog {
             .collect();
         self.phase = Phase::Confirmed;
         self.send_ack();
-        if self.cancel_pending {
-            // Our CANCEL lost the race with the 200 (9.1): end the call properly.
+        if self.cancel_pending || crossed_our_cancel {
+            // Our CANCEL lost the race with the 200 (9.1), or the user hung up before a
+            // provisional let us send one: end the call properly.
             self.send_bye();
         } else {
             self.event(CallEvent::Answered {
