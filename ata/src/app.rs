@@ -331,6 +331,7 @@ fn start_line(
     let (identity, endpoint, metrics_for_calls) =
         (identity.clone(), endpoint.clone(), metrics.clone());
     let (codecs, rtp_ports, user) = (config.codecs.clone(), config.rtp_ports, digest_user(line));
+    let t1 = config.t1;
     let line_name = line.user.clone();
     let locator = locator.clone();
     let setup = LineSetup {
@@ -355,6 +356,7 @@ fn start_line(
             line_name: line_name.clone(),
             line,
             observer: observer.clone(),
+            t1,
         }),
         registers,
     };

@@ -5,6 +5,7 @@
 //! generator's; usually none). The line builds one per call; the call actor only reads it.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use actix::prelude::*;
 use dialtone_sdp::Codec;
@@ -48,6 +49,8 @@ pub struct CallContext {
     pub line: LineInbox,
     /// Who measures the calls (`load/`), if anyone.
     pub observer: Option<Recipient<CallObserved>>,
+    /// RFC 3261 T1 (`--t1-ms`), for the dialogs' own 2xx retransmissions.
+    pub t1: Duration,
 }
 
 impl CallContext {

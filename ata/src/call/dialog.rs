@@ -55,8 +55,8 @@ use failover::InFlight;
 /// The endpoint's handle for a server transaction we must answer in.
 pub type TxnId = u64;
 
-/// T1 and T2 for our 2xx retransmissions (RFC 3261 13.3.1.4 and 17.1.1.1).
-const T1: Duration = Duration::from_millis(500);
+/// T2 for our 2xx retransmissions (RFC 3261 13.3.1.4 and 17.1.1.1); their T1 is the line's
+/// (`--t1-ms`, [`OutgoingCall::t1`]).
 const T2: Duration = Duration::from_secs(4);
 
 /// How many digest challenges one INVITE may meet before the call fails.
@@ -195,6 +195,9 @@ pub struct OutgoingCall {
     pub replaces: Option<String>,
     /// Seed for tags and branches.
     pub seed: u64,
+    /// RFC 3261 T1 (`--t1-ms`): our 2xx is resent at T1, 2 T1 ... and the call ended after
+    /// 64 T1 without an ACK (13.3.1.4), on the same clock as the transactions'.
+    pub t1: Duration,
 }
 
 /// The identifiers of a dialog, for a `Replaces` header naming it (RFC 3891 section 3).
@@ -223,6 +226,9 @@ pub struct IncomingCall {
     pub source: SocketAddr,
     /// Seed for tags and branches.
     pub seed: u64,
+    /// RFC 3261 T1 (`--t1-ms`): our 2xx is resent at T1, 2 T1 ... and the call ended after
+    /// 64 T1 without an ACK (13.3.1.4), on the same clock as the transactions'.
+    pub t1: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -245,10 +251,25 @@ struct PendingOk {
     give_up: Instant,
 }
 
+impl PendingOk {
+    /// Our 2xx `bytes` in `txn`, sent at `now`: resent from `t1` on until the ACK comes.
+    fn new(txn: TxnId, bytes: Vec<u8>, now: Instant, t1: Duration) -> PendingOk {
+        PendingOk {
+            txn,
+            bytes,
+            interval: t1,
+            next: now + t1,
+            give_up: now + t1 * 64,
+        }
+    }
+}
+
 /// One call's dialog. See the module docs.
 #[derive(Debug)]
 pub struct Dialog {
     phase: Phase,
+    /// RFC 3261 T1 for our 2xx retransmissions ([`OutgoingCall::t1`]).
+    t1: Duration,
     identity: LineIdentity,
     call_id: String,
     local_tag: String,

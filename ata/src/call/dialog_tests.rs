@@ -26,6 +26,7 @@ fn outgoing() -> Dialog {
         anonymous: false,
         replaces: None,
         seed: 42,
+        t1: std::time::Duration::from_millis(500),
     })
 }
 
@@ -441,12 +442,17 @@ fn seed_invite() -> Vec<u8> {
 }
 
 fn incoming() -> Dialog {
+    incoming_with_t1(std::time::Duration::from_millis(500))
+}
+
+fn incoming_with_t1(t1: std::time::Duration) -> Dialog {
     Dialog::incoming(IncomingCall {
         identity: identity("9000", 5070),
         txn: 7,
         request: seed_invite(),
         source: "127.0.0.9:5060".parse().expect("addr"),
         seed: 9,
+        t1,
     })
     .expect("the seed INVITE makes a dialog")
 }
@@ -515,6 +521,35 @@ fn the_200_is_retransmitted_at_doubling_intervals_until_the_ack() {
         .expect("handled");
     assert_eq!(events(&drain(&mut dialog)), [CallEvent::Confirmed]);
     assert_eq!(dialog.poll_timeout(), None);
+}
+
+#[test]
+fn the_200_keeps_the_lines_t1_and_without_an_ack_the_call_ends_after_64_t1() {
+    // `--t1-ms 50` (a lab's fast timers) holds for our 2xx too: resent at 50, 150, 350 ms
+    // ... and after 64 T1 (3.2 s) without an ACK the call is ended with a BYE (RFC 3261
+    // 13.3.1.4), not left connected for the default's 32 s.
+    let start = Instant::now();
+    let mut dialog = incoming_with_t1(std::time::Duration::from_millis(50));
+    dialog.accept(start, b"v=0\r\n".to_vec());
+    drain(&mut dialog);
+    let mut resent_at = Vec::new();
+    let mut bye_at = None;
+    while let Some(now) = dialog.poll_timeout() {
+        dialog.handle_timeout(now);
+        let outputs = drain(&mut dialog);
+        if !responses(&outputs).is_empty() {
+            resent_at.push((now - start).as_millis());
+        }
+        let bye = outputs
+            .iter()
+            .any(|o| matches!(o, Output::Request { bytes, .. } if bytes.starts_with(b"BYE ")));
+        if bye {
+            bye_at = Some((now - start).as_millis());
+            break;
+        }
+    }
+    assert_eq!(resent_at[..4], [50, 150, 350, 750]);
+    assert_eq!(bye_at, Some(3200));
 }
 
 #[test]
@@ -736,6 +771,7 @@ fn an_anonymous_call_hides_the_from_asks_for_privacy_and_carries_its_replaces() 
         anonymous: true,
         replaces: Some("x@y;to-tag=1;from-tag=2".into()),
         seed: 42,
+        t1: std::time::Duration::from_millis(500),
     });
     let sent = drain(&mut dialog);
     let Some(Output::Request { bytes, .. }) = sent.first() else {

@@ -36,6 +36,7 @@ impl CallActor {
             anonymous: dialled.anonymous,
             replaces: dialled.replaces,
             seed: rand::thread_rng().gen(),
+            t1: self.context.t1,
         });
         self.route(ctx, &dialog, None);
         self.dialog = Some(dialog);
@@ -86,6 +87,7 @@ impl CallActor {
             request: call.bytes.to_vec(),
             source: call.source,
             seed: rand::thread_rng().gen(),
+            t1: self.context.t1,
         }) {
             Ok(d) => d,
             Err(e) => {

@@ -15,7 +15,7 @@ use rand::SeedableRng;
 
 use super::{
     sdp_body, CallEvent, Dialog, IncomingCall, OutgoingCall, Output, PendingOk, Phase, SentInvite,
-    MAX_CHALLENGES, MAX_REDIRECTS, T1,
+    MAX_CHALLENGES, MAX_REDIRECTS,
 };
 use crate::auth::{answer_challenge, AuthHeader, DigestUser};
 use crate::error::{AtaError, Unusable};
@@ -48,6 +48,7 @@ impl Dialog {
         }
         let mut dialog = Dialog {
             phase: Phase::Inviting,
+            t1: call.t1,
             call_id,
             local_tag,
             local_header,
@@ -113,6 +114,7 @@ impl Dialog {
         let local_tag = identity::new_tag(&mut rng);
         let mut dialog = Dialog {
             phase: Phase::Offered,
+            t1: call.t1,
             call_id: message.call_id()?.to_owned(),
             local_header: format!("{to_value};tag={local_tag}"),
             local_tag,
@@ -174,13 +176,7 @@ impl Dialog {
             status: 200,
             bytes: bytes.clone(),
         });
-        self.pending_ok = Some(PendingOk {
-            txn,
-            bytes,
-            interval: T1,
-            next: now + T1,
-            give_up: now + T1 * 64,
-        });
+        self.pending_ok = Some(PendingOk::new(txn, bytes, now, self.t1));
         self.phase = Phase::Accepted;
     }
 

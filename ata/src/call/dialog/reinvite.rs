@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use dialtone_sip::{Message, ResponseBuilder};
 
-use super::{sdp_body, CallEvent, Dialog, Output, PendingOk, Phase, T1};
+use super::{sdp_body, CallEvent, Dialog, Output, PendingOk, Phase};
 use crate::error::AtaError;
 use crate::identity::{ALLOW, USER_AGENT};
 
@@ -53,13 +53,7 @@ impl Dialog {
             bytes: bytes.clone(),
         });
         if status == 200 {
-            self.pending_ok = Some(PendingOk {
-                txn,
-                bytes,
-                interval: T1,
-                next: now + T1,
-                give_up: now + T1 * 64,
-            });
+            self.pending_ok = Some(PendingOk::new(txn, bytes, now, self.t1));
         }
     }
 
