@@ -870,22 +870,21 @@ fn with_a_store_a_register_hands_its_changes_over_before_its_held_200_and_a_repe
     assert!(again_sequence > first_sequence);
 }
 
-#[test]
-fn timer_c_after_a_180_cancels_the_branch_with_what_its_skeleton_kept() {
-    // RFC 3261 section 16.8: Timer C firing on a branch that had a provisional cancels it. By
-    // then the branch keeps only the skeleton of its forwarded INVITE (`Message::skeleton`),
-    // and the CANCEL must still copy the Request-URI, the top Via, From, To, Call-ID and
-    // CSeq number (section 9.1).
+/// A core for `example.com` with `b` registered at 127.0.0.3:5063, and `invite` (to `b`,
+/// sent from 127.0.0.2:5062) passed through it: the core, the callee and the INVITE as
+/// forwarded to the callee.
+fn forward_to_registered_b(
+    now: Instant,
+    wall: SystemTime,
+    invite: &'static [u8],
+) -> (ProxyCore, Source, Bytes) {
     let core = core_with(ProxyFlags {
         domain: vec!["example.com".into()],
         ..Default::default()
     });
-    let now = Instant::now();
-    let wall = SystemTime::now();
     let callee = udp_from("127.0.0.3:5063");
-    let register = b"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5063;branch=z9hG4bKtc0\r\nMax-Forwards: 70\r\nFrom: <sip:b@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: tc0\r\nCSeq: 1 REGISTER\r\nContact: <sip:b@127.0.0.3:5063>\r\nContent-Length: 0\r\n\r\n";
+    let register = b"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5063;branch=z9hG4bKrb0\r\nMax-Forwards: 70\r\nFrom: <sip:b@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: rb0\r\nCSeq: 1 REGISTER\r\nContact: <sip:b@127.0.0.3:5063>\r\nContent-Length: 0\r\n\r\n";
     core.handle_message(now, wall, callee, Bytes::from_static(register));
-    let invite = b"INVITE sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKtc1\r\nMax-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=a\r\nTo: <sip:b@example.com>\r\nCall-ID: tc1\r\nCSeq: 4 INVITE\r\nContact: <sip:a@127.0.0.2:5062>\r\nContent-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n";
     let actions = core.handle_message(
         now,
         wall,
@@ -896,6 +895,19 @@ fn timer_c_after_a_180_cancels_the_branch_with_what_its_skeleton_kept() {
         .into_iter()
         .find(|(to, _)| to.addr == callee.addr)
         .expect("forwarded to the callee");
+    (core, callee, forwarded)
+}
+
+#[test]
+fn timer_c_after_a_180_cancels_the_branch_with_what_its_skeleton_kept() {
+    // RFC 3261 section 16.8: Timer C firing on a branch that had a provisional cancels it. By
+    // then the branch keeps only the head of its forwarded INVITE (`Message::forwarded_head`)
+    // and rebuilds the skeleton from the received INVITE's, and the CANCEL must still copy
+    // the Request-URI, the top Via, From, To, Call-ID and CSeq number (section 9.1).
+    let now = Instant::now();
+    let wall = SystemTime::now();
+    let invite = b"INVITE sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKtc1\r\nMax-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=a\r\nTo: <sip:b@example.com>\r\nCall-ID: tc1\r\nCSeq: 4 INVITE\r\nContact: <sip:a@127.0.0.2:5062>\r\nContent-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n";
+    let (core, callee, forwarded) = forward_to_registered_b(now, wall, invite);
     let forwarded = Message::parse(&forwarded).unwrap();
     let ringing = format!(
         "SIP/2.0 180 Ringing\r\nVia: {}\r\nFrom: <sip:a@example.com>;tag=a\r\nTo: <sip:b@example.com>;tag=b\r\nCall-ID: tc1\r\nCSeq: 4 INVITE\r\nContent-Length: 0\r\n\r\n",
@@ -952,22 +964,11 @@ fn a_ringing_branch_acks_a_503_and_answers_500_from_the_head_it_kept() {
     // 503 must still copy the forwarded Request-URI and top Via (RFC 3261 section 17.1.1.3),
     // and the 500 sent upstream instead of the 503 (section 16.7 step 6) the Vias as
     // forwarded: the caller's with the `received` and `rport` the proxy gave it.
-    let core = core_with(ProxyFlags {
-        domain: vec!["example.com".into()],
-        ..Default::default()
-    });
     let now = Instant::now();
     let wall = SystemTime::now();
-    let callee = udp_from("127.0.0.3:5063");
-    let register = b"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5063;branch=z9hG4bKhd0\r\nMax-Forwards: 70\r\nFrom: <sip:b@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: hd0\r\nCSeq: 1 REGISTER\r\nContact: <sip:b@127.0.0.3:5063>\r\nContent-Length: 0\r\n\r\n";
-    core.handle_message(now, wall, callee, Bytes::from_static(register));
     let invite = b"INVITE sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.9:5062;branch=z9hG4bKhd1;rport\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKup\r\nMax-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=a\r\nTo: <sip:b@example.com>\r\nCall-ID: hd1\r\nCSeq: 4 INVITE\r\nContact: <sip:a@127.0.0.2:5062>\r\nContent-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n";
     let caller = udp_from("127.0.0.2:5062");
-    let actions = core.handle_message(now, wall, caller, Bytes::from_static(invite));
-    let (_, forwarded) = sends(&actions)
-        .into_iter()
-        .find(|(to, _)| to.addr == callee.addr)
-        .expect("forwarded to the callee");
+    let (core, callee, forwarded) = forward_to_registered_b(now, wall, invite);
     let forwarded = Message::parse(&forwarded).unwrap();
     let forwarded_vias: Vec<&str> = forwarded.values(dialtone_sip::HeaderName::Via).collect();
     assert!(
