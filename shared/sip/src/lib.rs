@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod builder;
+pub mod delta;
 pub mod edit;
 pub mod error;
 pub mod framer;
@@ -26,6 +27,7 @@ pub mod uri;
 pub mod via;
 
 pub use builder::{RequestBuilder, ResponseBuilder};
+pub use delta::Delta;
 pub use edit::Editor;
 pub use error::ParseError;
 pub use framer::{Frame, FramerError, StreamFramer};

@@ -63,7 +63,8 @@ pub struct ClientInviteTransaction {
     state: ClientInviteState,
     request: Bytes,
     /// The TU-built ACK for the 300-699 final, resent on each retransmission of that final.
-    ack: Option<Bytes>,
+    /// Boxed: only a 300-699 final has one, and a ringing INVITE is kept for minutes.
+    ack: Option<Box<Bytes>>,
     schedule: Schedule,
     out: Outputs,
 }
@@ -165,7 +166,7 @@ impl ClientInviteTransaction {
                 // 17.1.1.2: a retransmitted final means our ACK was lost; resend it, and do not
                 // bother the TU again.
                 if let Some(ack) = &self.ack {
-                    self.out.transmit(ack.clone());
+                    self.out.transmit(Bytes::clone(ack));
                 }
             }
             (Accepted, StatusClass::Success) => {
@@ -188,7 +189,7 @@ impl ClientInviteTransaction {
             });
         }
         self.out.transmit(ack.clone());
-        self.ack = Some(ack);
+        self.ack = Some(Box::new(ack));
         if self.transport.is_reliable() {
             self.terminate();
         }

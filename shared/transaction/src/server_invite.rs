@@ -14,6 +14,7 @@ use std::fmt;
 use std::time::Instant;
 
 use bytes::Bytes;
+use dialtone_sip::Delta;
 
 use crate::timer::{doubled_up_to_t2, BaseTimers, Due, Schedule};
 use crate::{impl_transaction, Error, Event, Outputs, StatusClass, Timer, TimerConfig, Transport};
@@ -61,11 +62,22 @@ pub struct ServerInviteTransaction {
     transport: Transport,
     state: ServerInviteState,
     request: Bytes,
-    /// The last provisional in Proceeding, the final in Completed: what a retransmitted
-    /// INVITE is answered with (17.2.1).
-    last_response: Option<Bytes>,
+    /// What a retransmitted INVITE is answered with (17.2.1).
+    last_response: Option<LastResponse>,
     schedule: Schedule,
     out: Outputs,
+}
+
+/// The response a retransmitted INVITE gets.
+#[derive(Debug)]
+enum LastResponse {
+    /// In Proceeding, the last provisional, kept as its differences from the request: a
+    /// callee may ring for minutes, and its 180 repeats the INVITE's Vias, From, To, Call-ID
+    /// and CSeq (see [`Delta`]).
+    Provisional(Delta),
+    /// In Completed, the 300-699 final that Timer G resends (boxed, to keep a ringing
+    /// INVITE's machine small).
+    Final(Box<Bytes>),
 }
 
 impl ServerInviteTransaction {
@@ -102,7 +114,35 @@ impl ServerInviteTransaction {
     /// responses. The machine itself never reads it: it answers retransmissions with the
     /// response it was given.
     pub fn replace_request(&mut self, request: Bytes) {
+        if let Some(LastResponse::Provisional(delta)) = &self.last_response {
+            self.last_response = self
+                .restore(delta)
+                .map(|provisional| LastResponse::Provisional(Delta::new(&provisional, &request)));
+        }
         self.request = request;
+    }
+
+    /// The provisional `delta` stands for; it was made against the request kept now, so it
+    /// always comes back.
+    fn restore(&self, delta: &Delta) -> Option<Bytes> {
+        let restored = delta.restore(&self.request);
+        debug_assert!(
+            restored.is_some(),
+            "a provisional kept against another request"
+        );
+        restored.map(Bytes::from)
+    }
+
+    /// Sends the response a retransmitted INVITE gets, if there is one.
+    fn resend_last_response(&mut self) {
+        let response = match &self.last_response {
+            Some(LastResponse::Provisional(delta)) => self.restore(delta),
+            Some(LastResponse::Final(response)) => Some(Bytes::clone(response)),
+            None => None,
+        };
+        if let Some(response) = response {
+            self.out.transmit(response);
+        }
     }
 
     /// The TU sends a response. In Proceeding any status is allowed; in Accepted only 2xx
@@ -117,7 +157,8 @@ impl ServerInviteTransaction {
         let class = StatusClass::of(status)?;
         match (self.state, class) {
             (ServerInviteState::Proceeding, StatusClass::Provisional) => {
-                self.last_response = Some(response.clone());
+                let delta = Delta::new(&response, &self.request);
+                self.last_response = Some(LastResponse::Provisional(delta));
                 self.out.transmit(response);
             }
             (ServerInviteState::Proceeding, StatusClass::Success) => {
@@ -128,7 +169,7 @@ impl ServerInviteTransaction {
                     .arm_deadline(Timer::L, now, self.config.sixty_four_t1());
             }
             (ServerInviteState::Proceeding, StatusClass::Failure) => {
-                self.last_response = Some(response.clone());
+                self.last_response = Some(LastResponse::Final(Box::new(response.clone())));
                 self.out.transmit(response);
                 self.state = ServerInviteState::Completed;
                 if !self.transport.is_reliable() {
@@ -162,9 +203,7 @@ impl ServerInviteTransaction {
     pub fn handle_request_retransmission(&mut self, _now: Instant) {
         match self.state {
             ServerInviteState::Proceeding | ServerInviteState::Completed => {
-                if let Some(response) = &self.last_response {
-                    self.out.transmit(response.clone());
-                }
+                self.resend_last_response()
             }
             ServerInviteState::Confirmed
             | ServerInviteState::Accepted
@@ -204,9 +243,7 @@ impl ServerInviteTransaction {
     pub fn handle_timeout(&mut self, now: Instant) -> Option<Timer> {
         match self.schedule.take_due(now)? {
             Due::Retransmit { timer, interval } => {
-                if let Some(response) = &self.last_response {
-                    self.out.transmit(response.clone());
-                }
+                self.resend_last_response();
                 self.schedule.arm_retransmission(
                     timer,
                     now,
@@ -292,6 +329,55 @@ mod tests {
             None,
             "provisionals are not retransmitted"
         );
+    }
+
+    #[test]
+    fn the_provisional_is_kept_small_and_resent_whole_after_the_request_is_cut_down() {
+        let invite = Bytes::from_static(
+            b"INVITE sip:bob@example.com SIP/2.0\r\n\
+            Via: SIP/2.0/UDP pc33.example.com;branch=z9hG4bKnashds8\r\n\
+            Max-Forwards: 70\r\n\
+            From: Alice <sip:alice@example.com>;tag=1928301774\r\n\
+            To: Bob <sip:bob@example.com>\r\n\
+            Call-ID: a84b4c76e66710@pc33.example.com\r\n\
+            CSeq: 314159 INVITE\r\n\
+            Content-Length: 0\r\n\r\n",
+        );
+        let ringing = Bytes::from_static(
+            b"SIP/2.0 180 Ringing\r\n\
+            Via: SIP/2.0/UDP pc33.example.com;branch=z9hG4bKnashds8;received=192.0.2.1\r\n\
+            From: Alice <sip:alice@example.com>;tag=1928301774\r\n\
+            To: Bob <sip:bob@example.com>;tag=a6c85cf\r\n\
+            Call-ID: a84b4c76e66710@pc33.example.com\r\n\
+            CSeq: 314159 INVITE\r\n\
+            Content-Length: 0\r\n\r\n",
+        );
+        let start = Instant::now();
+        let mut tx =
+            ServerInviteTransaction::new(start, &TimerConfig::default(), Transport::Udp, invite);
+        tx.send_response(start, 180, ringing.clone())
+            .expect("allowed");
+        assert_eq!(transmits(&mut tx), vec![ringing.clone()]);
+        let Some(LastResponse::Provisional(kept)) = &tx.last_response else {
+            panic!("the 180 is kept as a provisional")
+        };
+        assert!(
+            kept.len() < ringing.len() / 2,
+            "{kept:?} for {}",
+            ringing.len()
+        );
+
+        // The proxy keeps only what its own responses copy once the INVITE is forwarded.
+        let skeleton: Vec<u8> = tx
+            .request()
+            .split_inclusive(|&b| b == b'\n')
+            .filter(|line| !line.starts_with(b"Max-Forwards") && !line.starts_with(b"Content"))
+            .flatten()
+            .copied()
+            .collect();
+        tx.replace_request(Bytes::from(skeleton));
+        tx.handle_request_retransmission(start + ms(500));
+        assert_eq!(transmits(&mut tx), vec![ringing]);
     }
 
     #[test]

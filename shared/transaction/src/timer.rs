@@ -171,7 +171,9 @@ pub(crate) enum Due {
 struct Retransmission {
     timer: Timer,
     at: Instant,
-    interval: Duration,
+    /// In milliseconds, like [`BaseTimers`] from which every interval is doubled: a machine
+    /// is kept for minutes while a callee rings.
+    interval_ms: u32,
 }
 
 /// The (at most) two armed timers of one machine.
@@ -188,7 +190,7 @@ impl Schedule {
         self.retransmission = now.checked_add(interval).map(|at| Retransmission {
             timer,
             at,
-            interval,
+            interval_ms: u32::try_from(interval.as_millis()).unwrap_or(u32::MAX),
         });
     }
 
@@ -224,7 +226,7 @@ impl Schedule {
                 self.retransmission = None;
                 Some(Due::Retransmit {
                     timer: r.timer,
-                    interval: r.interval,
+                    interval: Duration::from_millis(r.interval_ms.into()),
                 })
             }
             _ => None,

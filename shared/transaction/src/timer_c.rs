@@ -25,7 +25,9 @@ pub enum TimerCExpiry {
 /// Timer C for one proxied INVITE branch.
 #[derive(Debug, Clone)]
 pub struct TimerC {
-    duration: Duration,
+    /// In milliseconds: a ringing INVITE holds its Timer C for minutes, and a `Duration` is
+    /// 16 bytes where this is 4. Timer C is whole seconds anyway (181 by default).
+    duration_ms: u32,
     deadline: Option<Instant>,
     provisional_seen: bool,
 }
@@ -35,7 +37,7 @@ impl TimerC {
     /// normally [`crate::TimerConfig::timer_c`], which `validate` keeps above three minutes.
     pub fn new(now: Instant, duration: Duration) -> Self {
         Self {
-            duration,
+            duration_ms: u32::try_from(duration.as_millis()).unwrap_or(u32::MAX),
             deadline: now.checked_add(duration),
             provisional_seen: false,
         }
@@ -54,7 +56,7 @@ impl TimerC {
             StatusClass::Provisional => {
                 self.provisional_seen = true;
                 if status != 100 {
-                    self.deadline = now.checked_add(self.duration);
+                    self.deadline = now.checked_add(Duration::from_millis(self.duration_ms.into()));
                 }
             }
             StatusClass::Success | StatusClass::Failure => self.deadline = None,

@@ -60,11 +60,15 @@ impl ProxyTransaction {
             }
             _ => {
                 branch.final_status = Some(status);
-                branch.final_response = Some(response);
+                branch.final_response = Some(Box::new(response));
                 // RFC 3261 section 21.5.4: a 503 sends the request to an alternate server,
                 // and its Retry-After keeps other requests away from this one meanwhile.
                 if status == 503 {
-                    if let Some(seconds) = branch.final_response.as_deref().and_then(retry_after) {
+                    if let Some(seconds) = branch
+                        .final_response
+                        .as_deref()
+                        .and_then(|r| retry_after(r))
+                    {
                         self.events.push(TransactionEvent::HopPaused {
                             addr: branch.destination.addr,
                             seconds,
@@ -120,7 +124,8 @@ impl ProxyTransaction {
             .filter(|(_, b)| b.final_status.is_some())
             .min_by_key(|(_, b)| b.final_status.map(rank));
         let Some((index, best)) = best else { return };
-        let (Some(status), Some(response)) = (best.final_status, best.final_response.clone())
+        let (Some(status), Some(response)) =
+            (best.final_status, best.final_response.as_deref().cloned())
         else {
             return;
         };

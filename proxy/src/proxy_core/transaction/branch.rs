@@ -31,7 +31,8 @@ pub(super) struct Branch {
     /// (`Message::forwarded_head`): see [`ProxyTransaction::keep_only_the_branch_head`].
     pub(super) shed: bool,
     pub(super) final_status: Option<u16>,
-    pub(super) final_response: Option<Bytes>,
+    /// Boxed: a ringing INVITE has none, and holds its branch for minutes.
+    pub(super) final_response: Option<Box<Bytes>>,
     /// The final was written by the proxy (408 on a timeout, 503 on a transport error), not
     /// received from the next hop.
     pub(super) final_is_ours: bool,
@@ -344,7 +345,7 @@ impl ProxyTransaction {
             .header("Warning", &warning)
             .build();
         branch.final_status = Some(status);
-        branch.final_response = Some(Bytes::from(synthetic));
+        branch.final_response = Some(Box::new(Bytes::from(synthetic)));
         branch.final_is_ours = true;
         if let Some(tc) = &mut branch.timer_c {
             tc.stop();

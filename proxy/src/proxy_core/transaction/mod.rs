@@ -47,7 +47,8 @@ pub struct ProxyTransaction {
     /// The final response of a non-INVITE request, for a copy of the request that arrives
     /// after its server transaction ended while a branch keeps this entry alive (over TCP,
     /// Timer J is zero, so the machine is gone at once and would answer nothing).
-    final_response: Option<Bytes>,
+    /// Boxed: an INVITE never has one, and a ringing INVITE lives for minutes.
+    final_response: Option<Box<Bytes>>,
     cancelled: bool,
     /// The proxy answered this request itself with a challenge (401 or 407).
     challenged: bool,

@@ -103,7 +103,7 @@ impl ProxyTransaction {
             if let Some(bytes) = &self.final_response {
                 actions.push(Action::Send {
                     to: reply_to,
-                    bytes: bytes.clone(),
+                    bytes: Bytes::clone(bytes),
                 });
             }
         } else {
@@ -143,7 +143,7 @@ impl ProxyTransaction {
     /// of the request (see `final_response`).
     pub(super) fn send_upstream(&mut self, now: Instant, status: u16, bytes: Bytes) {
         if status >= 200 && !self.is_invite && self.final_response.is_none() {
-            self.final_response = Some(bytes.clone());
+            self.final_response = Some(Box::new(bytes.clone()));
         }
         let _ = self.server.send_response(now, status, bytes);
     }

@@ -1,0 +1,211 @@
+//! A message kept as what it does not share with another one, line by line.
+//!
+//! Why: an INVITE server transaction must answer each retransmitted INVITE with the last
+//! provisional it sent (RFC 3261 section 17.2.1), so a proxy holds the relayed 180 for as
+//! long as the callee rings, minutes. That 180 repeats most of the INVITE the transaction
+//! keeps anyway: the Vias, From, To, Call-ID and CSeq (section 8.2.6.2 has the callee copy
+//! them). Kept as a [`Delta`] against the INVITE, each such line is four bytes.
+//!
+//! How: the message is cut into lines (each up to and with its `\n`, the last one perhaps
+//! without). For each line, the line of the reference that shares the longest beginning with
+//! it gives that beginning; the rest is written out. Nothing is assumed about the message:
+//! any bytes, CRLF or bare LF, a body or none, come back exactly.
+
+use smallvec::SmallVec;
+
+/// A copy of a line's first bytes is worth its four bytes of record from this length on.
+const MIN_COPY: usize = 6;
+
+/// Only the first lines of the reference are looked at: enough for any header section, and
+/// a message of thousands of short lines costs at most this many comparisons per line.
+const MAX_REFERENCE_LINES: usize = 64;
+
+/// No line that the record's `u16` lengths cannot hold is copied or written out in one piece.
+const MAX_PIECE: usize = u16::MAX as usize;
+
+/// The bytes of a record before its written-out bytes.
+const RECORD: usize = 5;
+
+/// A message written as its differences from a reference (see the module documentation).
+///
+/// Each line is a record: the index of a reference line (`u8`), how many of its first bytes
+/// to copy (`u16`, little-endian), how many bytes follow written out (`u16`), and those bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Delta(Box<[u8]>);
+
+impl Delta {
+    /// `message` as its differences from `reference`.
+    pub fn new(message: &[u8], reference: &[u8]) -> Delta {
+        let reference = reference_lines(reference);
+        // What each line copies, found first so that the delta is allocated once, exactly.
+        let copies: SmallVec<[(u8, usize); 16]> = lines(message)
+            .map(|line| {
+                reference
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| (i as u8, common_prefix(r, line).min(MAX_PIECE)))
+                    .max_by_key(|&(i, len)| (len, std::cmp::Reverse(i)))
+                    .filter(|&(_, len)| len >= MIN_COPY)
+                    .unwrap_or((0, 0))
+            })
+            .collect();
+        let records = |line: &[u8], copied: usize| (line.len() - copied).div_ceil(MAX_PIECE).max(1);
+        let size: usize = lines(message)
+            .zip(&copies)
+            .map(|(line, &(_, copied))| RECORD * records(line, copied) + line.len() - copied)
+            .sum();
+        let mut out = Vec::with_capacity(size);
+        for (line, &(index, copied)) in lines(message).zip(&copies) {
+            let mut copy = copied;
+            for piece in line[copied..].chunks(MAX_PIECE).chain(
+                // A line copied whole still needs its record.
+                (copied == line.len()).then_some(&[][..]),
+            ) {
+                out.push(index);
+                out.extend_from_slice(&(copy as u16).to_le_bytes());
+                out.extend_from_slice(&(piece.len() as u16).to_le_bytes());
+                out.extend_from_slice(piece);
+                copy = 0;
+            }
+        }
+        debug_assert_eq!(out.len(), size);
+        Delta(out.into_boxed_slice())
+    }
+
+    /// The message again, given the same `reference` it was made against. `None` if the
+    /// reference is not that one (a copy reaches past one of its lines).
+    pub fn restore(&self, reference: &[u8]) -> Option<Vec<u8>> {
+        let reference = reference_lines(reference);
+        let mut size = 0;
+        let mut records = &self.0[..];
+        while let [_, c0, c1, l0, l1, rest @ ..] = records {
+            let literal = usize::from(u16::from_le_bytes([*l0, *l1]));
+            size += usize::from(u16::from_le_bytes([*c0, *c1])) + literal;
+            records = rest.get(literal..)?;
+        }
+        if !records.is_empty() {
+            return None;
+        }
+        let mut out = Vec::with_capacity(size);
+        let mut records = &self.0[..];
+        while let [index, c0, c1, l0, l1, rest @ ..] = records {
+            let copy = usize::from(u16::from_le_bytes([*c0, *c1]));
+            let literal = usize::from(u16::from_le_bytes([*l0, *l1]));
+            if copy > 0 {
+                out.extend_from_slice(reference.get(usize::from(*index))?.get(..copy)?);
+            }
+            out.extend_from_slice(&rest[..literal]);
+            records = &rest[literal..];
+        }
+        Some(out)
+    }
+
+    /// The bytes this delta holds.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether it stands for an empty message.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Delta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Delta({} bytes)", self.0.len())
+    }
+}
+
+/// The lines of the reference a delta may copy from.
+fn reference_lines(reference: &[u8]) -> SmallVec<[&[u8]; 16]> {
+    lines(reference).take(MAX_REFERENCE_LINES).collect()
+}
+
+/// The lines of `bytes`, each with its `\n`; the last one may have none.
+fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    bytes.split_inclusive(|&b| b == b'\n')
+}
+
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INVITE: &[u8] = b"INVITE sip:9000@127.0.0.1 SIP/2.0\r\n\
+        Via: SIP/2.0/UDP 127.0.0.1:40000;branch=z9hG4bK776asdhds;rport\r\n\
+        From: <sip:8000@127.0.0.1>;tag=1928301774\r\n\
+        To: <sip:9000@127.0.0.1>\r\n\
+        Call-ID: a84b4c76e66710@127.0.0.1\r\n\
+        CSeq: 314159 INVITE\r\n\r\n";
+
+    const RINGING: &[u8] = b"SIP/2.0 180 Ringing\r\n\
+        Via: SIP/2.0/UDP 127.0.0.1:40000;branch=z9hG4bK776asdhds;rport=40000;received=127.0.0.2\r\n\
+        From: <sip:8000@127.0.0.1>;tag=1928301774\r\n\
+        To: <sip:9000@127.0.0.1>;tag=a6c85cf\r\n\
+        Call-ID: a84b4c76e66710@127.0.0.1\r\n\
+        CSeq: 314159 INVITE\r\n\
+        Contact: <sip:9000@127.0.0.1:41000>\r\n\
+        Content-Length: 0\r\n\r\n";
+
+    #[test]
+    fn a_provisional_comes_back_exactly_and_keeps_only_what_the_invite_lacks() {
+        let delta = Delta::new(RINGING, INVITE);
+        assert_eq!(delta.restore(INVITE).as_deref(), Some(RINGING));
+        // The status line, the Via's new parameters, the To tag, Contact and Content-Length
+        // are written out; From, Call-ID and CSeq are four bytes of record each.
+        assert!(
+            delta.len() < 170,
+            "{} bytes for a {}-byte 180",
+            delta.len(),
+            RINGING.len()
+        );
+    }
+
+    #[test]
+    fn a_message_sharing_nothing_comes_back_exactly() {
+        for message in [
+            &b""[..],
+            b"x",
+            b"SIP/2.0 100 Trying\n\nno CRLF, no final newline",
+            b"\r\n\r\n\r\n",
+        ] {
+            let delta = Delta::new(message, INVITE);
+            assert_eq!(delta.restore(INVITE).as_deref(), Some(message));
+        }
+        assert!(Delta::new(b"", INVITE).is_empty());
+    }
+
+    #[test]
+    fn a_line_longer_than_a_record_holds_comes_back_exactly() {
+        let mut message = b"Via: SIP/2.0/UDP 127.0.0.1:40000;branch=z9hG4bK776asdhds;x=".to_vec();
+        message.extend(std::iter::repeat_n(b'a', 70_000));
+        message.extend_from_slice(b"\r\n\r\n");
+        let delta = Delta::new(&message, INVITE);
+        assert_eq!(delta.restore(INVITE), Some(message));
+    }
+
+    #[test]
+    fn restoring_against_another_reference_fails_or_differs_but_never_panics() {
+        let delta = Delta::new(RINGING, INVITE);
+        assert_eq!(delta.restore(b"INVITE\r\n"), None);
+        let mut reordered: Vec<&[u8]> = lines(INVITE).collect();
+        reordered.reverse();
+        let reordered = reordered.concat();
+        assert_ne!(delta.restore(&reordered).as_deref(), Some(RINGING));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_message_comes_back_exactly_from_any_reference(
+            message in proptest::collection::vec(proptest::sample::select(&b"ab: \r\n;="[..]), 0..400),
+            reference in proptest::collection::vec(proptest::sample::select(&b"ab: \r\n;="[..]), 0..400),
+        ) {
+            let delta = Delta::new(&message, &reference);
+            proptest::prop_assert_eq!(delta.restore(&reference), Some(message));
+        }
+    }
+}
