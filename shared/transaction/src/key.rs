@@ -35,8 +35,8 @@
 
 use std::fmt;
 use std::fmt::Write as _;
-use std::sync::Arc;
 
+use crate::key_digest::{self, Domain};
 pub use crate::key_packer::Packer;
 
 /// The magic cookie that marks an RFC 3261 branch (RFC 3261 8.1.1.7).
@@ -73,18 +73,26 @@ pub struct KeyFields {
 ///
 /// A proxy holds one key per transaction, another per timer it arms and one per branch, for
 /// up to 32 s each (Timer J, L, M) or, for a ringing INVITE, Timer C's minutes, so keys are
-/// kept small: an RFC 3261 key is one shared heap string holding every field (16 bytes
-/// inline; a clone shares the one allocation), and the rarer RFC 2543 key is boxed.
+/// kept small: an RFC 3261 key is a 128-bit digest of its fields and the code of its method
+/// (24 bytes, no allocation; see [`crate::key_digest`]), and the rarer RFC 2543 key is boxed.
+/// So a key prints its kind, method and digest, not its branch.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TransactionKey(Kind);
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Kind {
-    /// `METHOD branch`, the branch lower-cased.
-    Client(Arc<str>),
-    /// `METHOD <branch length>:<branch><sent-by>`, both lower-cased. The length prefix keeps
-    /// two different (branch, sent-by) pairs from ever spelling the same string.
-    Server(Arc<str>),
+    /// The branch, lower-cased, in the client domain; the method XORed in.
+    Client {
+        method: u8,
+        digest: [u64; 2],
+    },
+    /// `<branch length>:<branch><sent-by>`, both lower-cased, in the server domain; the
+    /// method XORed in. The length prefix keeps two different (branch, sent-by) pairs from
+    /// ever spelling the same text.
+    Server {
+        method: u8,
+        digest: [u64; 2],
+    },
     Rfc2543(Box<Rfc2543Key>),
 }
 
@@ -104,10 +112,15 @@ impl TransactionKey {
     /// response's top Via and the method of its CSeq.
     pub fn client(branch: &str, method: &str) -> Self {
         let mut key = Packer::default();
-        key.push(transaction_method(method));
-        key.push(" ");
         key.push_lowercase(branch);
-        Self(Kind::Client(key.finish()))
+        let method = transaction_method(method);
+        Self(Kind::Client {
+            method: key_digest::method_code(method),
+            digest: key_digest::xor(
+                key.digest(Domain::Client),
+                key_digest::method_digest(method),
+            ),
+        })
     }
 
     /// The key of the server transaction a received request belongs to (17.2.3), by RFC 3261
@@ -146,7 +159,7 @@ impl TransactionKey {
     }
 
     /// [`Self::rfc3261_server`] with the sent-by part written by `sent_by` straight into the
-    /// key (a key is made for every received request: one allocation, not three).
+    /// key's text (a key is made for every received request, from the parser's borrows).
     pub fn rfc3261_server_with(
         method: &str,
         branch: &str,
@@ -154,11 +167,17 @@ impl TransactionKey {
     ) -> Self {
         debug_assert!(has_magic_cookie(branch));
         let mut key = Packer::default();
-        key.push(transaction_method(method));
-        let _ = write!(key, " {}:", branch.len());
+        let _ = write!(key, "{}:", branch.len());
         key.push_lowercase(branch);
         sent_by(&mut key);
-        Self(Kind::Server(key.finish()))
+        let method = transaction_method(method);
+        Self(Kind::Server {
+            method: key_digest::method_code(method),
+            digest: key_digest::xor(
+                key.digest(Domain::Server),
+                key_digest::method_digest(method),
+            ),
+        })
     }
 
     /// For the key of a CANCEL, the key of the INVITE it cancels (RFC 3261 9.2: match as if
@@ -168,16 +187,39 @@ impl TransactionKey {
         if self.method() != "CANCEL" {
             return None;
         }
-        let with_invite =
-            |packed: &str| -> Arc<str> { format!("INVITE{}", &packed["CANCEL".len()..]).into() };
-        Some(Self(match &self.0 {
-            Kind::Client(packed) => Kind::Client(with_invite(packed)),
-            Kind::Server(packed) => Kind::Server(with_invite(packed)),
-            Kind::Rfc2543(key) => Kind::Rfc2543(Box::new(Rfc2543Key {
+        match &self.0 {
+            Kind::Client { .. } | Kind::Server { .. } => self.with_method("INVITE"),
+            Kind::Rfc2543(key) => Some(Self(Kind::Rfc2543(Box::new(Rfc2543Key {
                 method: "INVITE".to_owned(),
                 to_tag: None,
                 ..(**key).clone()
-            })),
+            })))),
+        }
+    }
+
+    /// The key of the same RFC 3261 branch (and sent-by) under `method`: the CANCEL of a
+    /// client INVITE, for one (RFC 3261 9.1). `None` for an RFC 2543 key, or a key whose own
+    /// method is an extension (its digest cannot be taken back out).
+    pub fn with_method(&self, method: &str) -> Option<Self> {
+        let method = transaction_method(method);
+        let swap = |own: u8, digest: [u64; 2]| {
+            let own = key_digest::method_name(own)?;
+            let digest = key_digest::xor(digest, key_digest::method_digest(own));
+            Some((
+                key_digest::method_code(method),
+                key_digest::xor(digest, key_digest::method_digest(method)),
+            ))
+        };
+        Some(Self(match self.0 {
+            Kind::Client { method, digest } => {
+                let (method, digest) = swap(method, digest)?;
+                Kind::Client { method, digest }
+            }
+            Kind::Server { method, digest } => {
+                let (method, digest) = swap(method, digest)?;
+                Kind::Server { method, digest }
+            }
+            Kind::Rfc2543(_) => return None,
         }))
     }
 
@@ -187,40 +229,26 @@ impl TransactionKey {
         !matches!(self.0, Kind::Rfc2543(_))
     }
 
-    /// The branch of a client key, lower-cased as the key holds it; `None` for a server key.
-    pub fn client_branch(&self) -> Option<&str> {
-        match &self.0 {
-            Kind::Client(packed) => packed.split_once(' ').map(|(_, branch)| branch),
-            Kind::Server(_) | Kind::Rfc2543(_) => None,
-        }
-    }
-
-    /// The transaction's method, with ACK already counted as INVITE.
+    /// The transaction's method, with ACK already counted as INVITE; `extension` for a method
+    /// an RFC 3261 key has no name for (see [`crate::key_digest`]).
     pub fn method(&self) -> &str {
         match &self.0 {
-            Kind::Client(packed) | Kind::Server(packed) => packed
-                .split_once(' ')
-                .map_or(&**packed, |(method, _)| method),
+            Kind::Client { method, .. } | Kind::Server { method, .. } => {
+                key_digest::method_name(*method).unwrap_or("extension")
+            }
             Kind::Rfc2543(key) => &key.method,
         }
     }
 }
 
-/// Splits a packed server key's `<length>:<branch><sent-by>` back into branch and sent-by.
-fn unpack_server(rest: &str) -> (&str, &str) {
-    rest.split_once(':')
-        .and_then(|(len, tail)| Some(tail.split_at(len.parse::<usize>().ok()?.min(tail.len()))))
-        .unwrap_or((rest, ""))
-}
-
 impl fmt::Display for TransactionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
-            Kind::Client(packed) => write!(f, "client {packed}"),
-            Kind::Server(packed) => {
-                let (method, rest) = packed.split_once(' ').unwrap_or((packed, ""));
-                let (branch, sent_by) = unpack_server(rest);
-                write!(f, "server {method} {branch} from {sent_by}")
+            Kind::Client { digest, .. } => {
+                write!(f, "client {} #{:016x}", self.method(), digest[0])
+            }
+            Kind::Server { digest, .. } => {
+                write!(f, "server {} #{:016x}", self.method(), digest[0])
             }
             Kind::Rfc2543(key) => write!(
                 f,
@@ -287,28 +315,51 @@ mod tests {
     }
 
     #[test]
-    fn a_client_key_gives_back_its_branch_lower_cased() {
-        let key = TransactionKey::client("z9hG4bKAb.1", "INVITE");
-        assert_eq!(key.client_branch(), Some("z9hg4bkab.1"));
-        let fields = KeyFields {
-            method: "INVITE".into(),
-            via_branch: Some("z9hG4bKx".into()),
-            via_sent_by: "h:5060".into(),
-            ..KeyFields::default()
-        };
-        assert_eq!(TransactionKey::server(&fields).client_branch(), None);
+    fn a_key_gives_the_same_branch_under_another_method() {
+        let invite = TransactionKey::client("z9hG4bKAb.1", "INVITE");
+        let cancel = invite.with_method("CANCEL");
+        assert_eq!(
+            cancel,
+            Some(TransactionKey::client("z9hg4bkab.1", "CANCEL"))
+        );
+        assert_eq!(cancel.and_then(|c| c.with_method("ACK")), Some(invite));
+        let server = TransactionKey::server(&rfc3261_invite());
+        assert_eq!(
+            server.with_method("CANCEL"),
+            Some(TransactionKey::server(&with_method(
+                &rfc3261_invite(),
+                "CANCEL"
+            )))
+        );
+        let extension = TransactionKey::client("z9hG4bKx", "FOO");
+        assert_eq!(extension.with_method("CANCEL"), None);
+        assert_eq!(extension.method(), "extension");
+        assert_ne!(extension, TransactionKey::client("z9hG4bKx", "BAR"));
+        assert_eq!(
+            TransactionKey::server(&cisco_invite()).with_method("CANCEL"),
+            None
+        );
     }
 
     #[test]
-    fn a_key_longer_than_the_stack_buffer_is_written_whole() {
+    fn a_key_longer_than_the_stack_buffer_counts_every_byte() {
         let branch = format!("z9hG4bK{}", "AbC".repeat(100));
         let key = TransactionKey::client(&branch, "INVITE");
         assert_eq!(
-            key.to_string(),
-            format!("client INVITE {}", branch.to_ascii_lowercase())
+            key,
+            TransactionKey::client(&branch.to_ascii_lowercase(), "INVITE")
         );
-        let server = TransactionKey::rfc3261_server("INVITE", "z9hG4bKx", &"H".repeat(300));
-        assert!(server.to_string().ends_with(&"h".repeat(300)), "{server}");
+        assert_ne!(key, TransactionKey::client(&format!("{branch}d"), "INVITE"));
+        let long_host = "H".repeat(300);
+        let server = TransactionKey::rfc3261_server("INVITE", "z9hG4bKx", &long_host);
+        assert_eq!(
+            server,
+            TransactionKey::rfc3261_server("INVITE", "z9hG4bKx", &long_host.to_lowercase())
+        );
+        assert_ne!(
+            server,
+            TransactionKey::rfc3261_server("INVITE", "z9hG4bKx", &format!("{long_host}i"))
+        );
     }
 
     #[test]
@@ -364,15 +415,18 @@ mod tests {
     }
 
     #[test]
-    fn keys_print_their_fields_and_method() {
+    fn keys_print_their_kind_method_and_digest() {
         let server = TransactionKey::server(&rfc3261_invite());
-        assert_eq!(
-            server.to_string(),
-            "server INVITE z9hg4bk776asdhds from pc33.example.com:5060"
+        assert!(
+            server.to_string().starts_with("server INVITE #"),
+            "{server}"
         );
         assert_eq!(server.method(), "INVITE");
         let client = TransactionKey::client("z9hG4bKx", "ACK");
-        assert_eq!(client.to_string(), "client INVITE z9hg4bkx");
+        assert!(
+            client.to_string().starts_with("client INVITE #"),
+            "{client}"
+        );
         assert_eq!(client.method(), "INVITE");
         assert!(std::mem::size_of::<TransactionKey>() <= 24);
     }

@@ -1,13 +1,13 @@
-//! The text of a transaction key, written on the stack: a key is made for every received
-//! message, and formatting it into a `String` first, then into the shared `Arc<str>` a key is,
-//! cost two or three allocations where one does.
+//! The text of a transaction key, written on the stack and then digested
+//! ([`crate::key_digest`]): a key is made for every received message, and none of them needs
+//! an allocation.
 
 use std::fmt;
-use std::sync::Arc;
 
-/// Writes a key's text on the stack and makes its one shared allocation at the end (a key
-/// longer than the stack buffer, which real branches and Call-IDs never need, spills to a
-/// `String` first).
+use crate::key_digest::{self, Domain};
+
+/// Writes a key's text on the stack for its digest (a key longer than the stack buffer, which
+/// real branches and sent-bys never need, spills to a `String`).
 #[derive(Debug)]
 pub struct Packer {
     stack: [u8; 192],
@@ -59,10 +59,10 @@ impl Packer {
         std::str::from_utf8(&self.stack[..self.len]).unwrap_or_default()
     }
 
-    pub(crate) fn finish(self) -> Arc<str> {
+    pub(crate) fn digest(&self, domain: Domain) -> [u64; 2] {
         match &self.spilled {
-            Some(spilled) => Arc::from(spilled.as_str()),
-            None => Arc::from(self.as_str()),
+            Some(spilled) => key_digest::digest(domain, spilled.as_bytes()),
+            None => key_digest::digest(domain, &self.stack[..self.len]),
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod derived;
 pub mod either;
 mod error;
 pub mod key;
+mod key_digest;
 mod key_packer;
 pub mod message_key;
 pub mod server_invite;

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use dialtone_sip::{skeleton_from_head, HeaderName, Message, ResponseBuilder, MAGIC_COOKIE};
+use dialtone_sip::{skeleton_from_head, HeaderName, Message, ResponseBuilder, Via};
 use dialtone_transaction::{
     ack_for_non_2xx, cancel_for, ClientNonInviteTransaction, ClientTransaction, Event, TimerC,
     TransactionKey, Transport,
@@ -19,7 +19,7 @@ use crate::proxy_core::{reply, Action, Destination};
 /// One forwarded copy of the request (RFC 3261 section 16.6).
 #[derive(Debug)]
 pub(super) struct Branch {
-    /// Its client transaction's key, which also gives back its branch id ([`Branch::branch_id`]).
+    /// Its client transaction's key.
     pub(super) key: TransactionKey,
     pub(super) destination: Destination,
     /// Keeps the forwarded request, or once `shed` only its head (see
@@ -48,19 +48,25 @@ pub(super) struct Branch {
 
 impl Branch {
     /// The branch parameter of this branch's Via. It is not kept as a string of its own (a
-    /// ringing INVITE holds its branch for minutes): the proxy writes its branch ids in lower
-    /// case after the magic cookie (`identity::branch_for`, and `failover.rs` appends to
-    /// them), so the client key, which lower-cases the id, holds it exactly but for the
-    /// cookie's spelling.
+    /// ringing INVITE holds its branch for minutes), and the key is a digest: it is read from
+    /// the request the client transaction keeps, whole or cut to its head, where the proxy's
+    /// Via is the first header line (`forward.rs` puts it there).
     pub(super) fn branch_id(&self) -> String {
-        let lowered = self.key.client_branch().unwrap_or_default();
-        let rest = lowered.get(MAGIC_COOKIE.len()..).unwrap_or_default();
-        format!("{MAGIC_COOKIE}{rest}")
+        let request = self.client.request();
+        let via_line = request.split(|&b| b == b'\n').nth(1).unwrap_or_default();
+        std::str::from_utf8(via_line)
+            .ok()
+            .and_then(|line| line.split_once(':'))
+            .and_then(|(_, value)| Via::parse(value.trim()).ok())
+            .and_then(|via| via.branch().map(str::to_owned))
+            .unwrap_or_default()
     }
 
     /// The key of this branch's CANCEL (RFC 3261 section 9.1: the branch of the INVITE).
     pub(super) fn cancel_key(&self) -> TransactionKey {
-        TransactionKey::client(self.key.client_branch().unwrap_or_default(), "CANCEL")
+        self.key
+            .with_method("CANCEL")
+            .unwrap_or_else(|| TransactionKey::client(&self.branch_id(), "CANCEL"))
     }
 }
 
@@ -102,11 +108,6 @@ impl ProxyTransaction {
         request: Bytes,
     ) -> Branch {
         let key = TransactionKey::client(branch_id, self.method());
-        debug_assert!(
-            branch_id.starts_with(MAGIC_COOKIE)
-                && !branch_id[MAGIC_COOKIE.len()..].contains(|c: char| c.is_ascii_uppercase()),
-            "a branch id the key cannot give back: {branch_id}"
-        );
         let transport = destination.transport;
         let client = ClientTransaction::new(now, env.timers, transport, request, self.is_invite);
         let timer_c = self.is_invite.then(|| TimerC::new(now, env.timers.timer_c));
