@@ -124,7 +124,16 @@ fn reference_lines(reference: &[u8]) -> SmallVec<[&[u8]; 16]> {
 
 /// The lines of `bytes`, each with its `\n`; the last one may have none.
 fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
-    bytes.split_inclusive(|&b| b == b'\n')
+    let mut rest = bytes;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1);
+        let (line, after) = rest.split_at(end);
+        rest = after;
+        Some(line)
+    })
 }
 
 fn common_prefix(a: &[u8], b: &[u8]) -> usize {

@@ -71,6 +71,10 @@ pub struct ServerInviteTransaction {
 /// The response a retransmitted INVITE gets.
 #[derive(Debug)]
 enum LastResponse {
+    /// In Proceeding, a 100 (Trying) kept as sent: the TU's own, short, and usually replaced
+    /// by the callee's 180 within milliseconds, so not worth working out a delta (boxed, to
+    /// keep a ringing INVITE's machine small).
+    Trying(Box<Bytes>),
     /// In Proceeding, the last provisional, kept as its differences from the request: a
     /// callee may ring for minutes, and its 180 repeats the INVITE's Vias, From, To, Call-ID
     /// and CSeq (see [`Delta`]).
@@ -137,7 +141,9 @@ impl ServerInviteTransaction {
     fn resend_last_response(&mut self) {
         let response = match &self.last_response {
             Some(LastResponse::Provisional(delta)) => self.restore(delta),
-            Some(LastResponse::Final(response)) => Some(Bytes::clone(response)),
+            Some(LastResponse::Trying(response) | LastResponse::Final(response)) => {
+                Some(Bytes::clone(response))
+            }
             None => None,
         };
         if let Some(response) = response {
@@ -157,8 +163,11 @@ impl ServerInviteTransaction {
         let class = StatusClass::of(status)?;
         match (self.state, class) {
             (ServerInviteState::Proceeding, StatusClass::Provisional) => {
-                let delta = Delta::new(&response, &self.request);
-                self.last_response = Some(LastResponse::Provisional(delta));
+                self.last_response = Some(if status == 100 {
+                    LastResponse::Trying(Box::new(response.clone()))
+                } else {
+                    LastResponse::Provisional(Delta::new(&response, &self.request))
+                });
                 self.out.transmit(response);
             }
             (ServerInviteState::Proceeding, StatusClass::Success) => {
