@@ -176,9 +176,15 @@ struct Retransmission {
     interval_ms: u32,
 }
 
-/// The (at most) two armed timers of one machine.
+/// The (at most) two armed timers of one machine, boxed and only while one is armed: a
+/// ringing INVITE's machines have none (a client in Proceeding waits on the proxy's Timer C,
+/// a server in Proceeding on its TU), and they are kept for minutes. So they hold 8 bytes
+/// each, not 48, for an allocation when a machine first arms a timer.
 #[derive(Debug, Default)]
-pub(crate) struct Schedule {
+pub(crate) struct Schedule(Option<Box<Armed>>);
+
+#[derive(Debug, Default)]
+struct Armed {
     retransmission: Option<Retransmission>,
     deadline: Option<(Timer, Instant)>,
 }
@@ -187,26 +193,30 @@ impl Schedule {
     /// Arms the retransmission timer to fire `interval` after `now`. An interval so long that
     /// the instant overflows leaves it disarmed: such a timer could never fire anyway.
     pub(crate) fn arm_retransmission(&mut self, timer: Timer, now: Instant, interval: Duration) {
-        self.retransmission = now.checked_add(interval).map(|at| Retransmission {
+        let retransmission = now.checked_add(interval).map(|at| Retransmission {
             timer,
             at,
             interval_ms: u32::try_from(interval.as_millis()).unwrap_or(u32::MAX),
         });
+        self.armed().retransmission = retransmission;
+        self.free_if_idle();
     }
 
     /// Arms the deadline to fire `after` from `now` (disarmed if the instant overflows).
     pub(crate) fn arm_deadline(&mut self, timer: Timer, now: Instant, after: Duration) {
-        self.deadline = now.checked_add(after).map(|at| (timer, at));
+        self.armed().deadline = now.checked_add(after).map(|at| (timer, at));
+        self.free_if_idle();
     }
 
     pub(crate) fn clear(&mut self) {
-        *self = Self::default();
+        self.0 = None;
     }
 
     /// The earliest armed timer.
     pub(crate) fn next(&self) -> Option<Instant> {
-        let retransmission = self.retransmission.map(|r| r.at);
-        let deadline = self.deadline.map(|(_, at)| at);
+        let armed = self.0.as_deref()?;
+        let retransmission = armed.retransmission.map(|r| r.at);
+        let deadline = armed.deadline.map(|(_, at)| at);
         match (retransmission, deadline) {
             (Some(r), Some(d)) => Some(r.min(d)),
             (r, d) => r.or(d),
@@ -215,21 +225,38 @@ impl Schedule {
 
     /// Disarms and returns the timer due at `now`, the deadline first when both are due.
     pub(crate) fn take_due(&mut self, now: Instant) -> Option<Due> {
-        if let Some((timer, at)) = self.deadline {
+        let armed = self.0.as_deref_mut()?;
+        if let Some((timer, at)) = armed.deadline {
             if at <= now {
                 self.clear();
                 return Some(Due::Deadline(timer));
             }
         }
-        match self.retransmission {
+        let due = match armed.retransmission {
             Some(r) if r.at <= now => {
-                self.retransmission = None;
+                armed.retransmission = None;
                 Some(Due::Retransmit {
                     timer: r.timer,
                     interval: Duration::from_millis(r.interval_ms.into()),
                 })
             }
             _ => None,
+        };
+        self.free_if_idle();
+        due
+    }
+
+    fn armed(&mut self) -> &mut Armed {
+        self.0.get_or_insert_with(Box::default)
+    }
+
+    fn free_if_idle(&mut self) {
+        if self
+            .0
+            .as_deref()
+            .is_some_and(|a| a.retransmission.is_none() && a.deadline.is_none())
+        {
+            self.0 = None;
         }
     }
 }
@@ -321,6 +348,43 @@ mod tests {
         let mut schedule = Schedule::default();
         schedule.arm_deadline(Timer::B, now, Duration::MAX);
         assert_eq!(schedule.next(), None);
+        assert!(schedule.0.is_none(), "nothing armed, nothing held");
+    }
+
+    #[test]
+    fn a_schedule_holds_its_timers_only_while_one_is_armed() {
+        let now = Instant::now();
+        let mut schedule = Schedule::default();
+        schedule.arm_retransmission(Timer::A, now, Duration::from_millis(500));
+        schedule.arm_deadline(Timer::B, now, Duration::from_secs(32));
+        let first = now + Duration::from_millis(500);
+        assert!(matches!(
+            schedule.take_due(first),
+            Some(Due::Retransmit {
+                timer: Timer::A,
+                ..
+            })
+        ));
+        assert!(schedule.0.is_some(), "Timer B is still armed");
+        assert_eq!(schedule.next(), Some(now + Duration::from_secs(32)));
+        schedule.arm_retransmission(Timer::A, first, Duration::from_secs(1));
+        schedule.clear();
+        assert!(schedule.0.is_none());
+        schedule.arm_deadline(Timer::D, now, Duration::from_secs(32));
+        assert_eq!(
+            schedule.take_due(now + Duration::from_secs(32)),
+            Some(Due::Deadline(Timer::D))
+        );
+        assert!(schedule.0.is_none(), "the last timer fired");
+        schedule.arm_retransmission(Timer::E, now, Duration::from_millis(500));
+        assert!(matches!(
+            schedule.take_due(now + Duration::from_millis(500)),
+            Some(Due::Retransmit {
+                timer: Timer::E,
+                ..
+            })
+        ));
+        assert!(schedule.0.is_none(), "the only timer fired");
     }
 
     #[test]
