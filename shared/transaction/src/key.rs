@@ -113,14 +113,8 @@ impl TransactionKey {
     pub fn client(branch: &str, method: &str) -> Self {
         let mut key = Packer::default();
         key.push_lowercase(branch);
-        let method = transaction_method(method);
-        Self(Kind::Client {
-            method: key_digest::method_code(method),
-            digest: key_digest::xor(
-                key.digest(Domain::Client),
-                key_digest::method_digest(method),
-            ),
-        })
+        let (method, digest) = digested(&key, Domain::Client, method);
+        Self(Kind::Client { method, digest })
     }
 
     /// The key of the server transaction a received request belongs to (17.2.3), by RFC 3261
@@ -170,14 +164,8 @@ impl TransactionKey {
         let _ = write!(key, "{}:", branch.len());
         key.push_lowercase(branch);
         sent_by(&mut key);
-        let method = transaction_method(method);
-        Self(Kind::Server {
-            method: key_digest::method_code(method),
-            digest: key_digest::xor(
-                key.digest(Domain::Server),
-                key_digest::method_digest(method),
-            ),
-        })
+        let (method, digest) = digested(&key, Domain::Server, method);
+        Self(Kind::Server { method, digest })
     }
 
     /// For the key of a CANCEL, the key of the INVITE it cancels (RFC 3261 9.2: match as if
@@ -264,6 +252,13 @@ pub fn has_magic_cookie(branch: &str) -> bool {
     branch
         .get(..MAGIC_COOKIE.len())
         .is_some_and(|prefix| prefix.eq_ignore_ascii_case(MAGIC_COOKIE))
+}
+
+/// The method code and digest of the key whose text `key` holds, in `domain`, for `method`.
+fn digested(key: &Packer, domain: Domain, method: &str) -> (u8, [u64; 2]) {
+    let method = transaction_method(method);
+    let digest = key_digest::xor(key.digest(domain), key_digest::method_digest(method));
+    (key_digest::method_code(method), digest)
 }
 
 /// The method a transaction is filed under: an ACK belongs to its INVITE (17.1.3, 17.2.3).
