@@ -37,6 +37,6 @@ pub use lex::Params;
 pub use message::{Header, Message, StartLine, MAX_HEADERS, MAX_MESSAGE_SIZE};
 pub use method::Method;
 pub use name_addr::NameAddr;
-pub use skeleton::skeleton_from_head;
+pub use skeleton::{forwarder_via, skeleton_from_head};
 pub use uri::{SipUri, TelUri, Uri};
 pub use via::{Via, MAGIC_COOKIE};

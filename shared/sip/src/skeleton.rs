@@ -87,15 +87,8 @@ pub fn skeleton_from_head(
     received: &Message<'_>,
     top_via: impl FnOnce(&str) -> Option<String>,
 ) -> Vec<u8> {
-    // The head is the start line, then the forwarder's Via (one line), then Route lines.
-    let line_end = |from: usize| {
-        head[from..]
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .map_or(head.len(), |i| from + i + 2)
-    };
-    let via_start = line_end(0);
-    let routes_start = line_end(via_start);
+    let via_start = head_line_end(head, 0);
+    let routes_start = head_line_end(head, via_start);
     let line = |h: &Header<'_>| &received.bytes[h.line_start as usize..h.line_end as usize];
     let mut out = Vec::with_capacity(head.len() + received.headers_end as usize);
     out.extend_from_slice(&head[..routes_start]);
@@ -127,6 +120,24 @@ pub fn skeleton_from_head(
     }
     out.extend_from_slice(END);
     out
+}
+
+/// The value of the forwarder's Via in a forwarded copy, whole or its head
+/// ([`Message::forwarded_head`]): its first header line. `None` when that line is no Via.
+pub fn forwarder_via(head: &[u8]) -> Option<&str> {
+    let via_start = head_line_end(head, 0);
+    let line = &head[via_start..head_line_end(head, via_start)];
+    let (name, value) = std::str::from_utf8(line).ok()?.split_once(':')?;
+    (HeaderName::classify(name.trim()) == HeaderName::Via).then(|| value.trim())
+}
+
+/// Where the line of `head` that starts at `from` ends, with its CRLF. A head is the start
+/// line, then the forwarder's Via (one line), then Route lines.
+fn head_line_end(head: &[u8], from: usize) -> usize {
+    head[from..]
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .map_or(head.len(), |i| from + i + 2)
 }
 
 #[cfg(test)]
@@ -256,5 +267,20 @@ mod tests {
         );
         let no_via = Message::parse(b"INVITE sip:b SIP/2.0\r\nMax-Forwards: 70\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\n\r\n").unwrap();
         assert_eq!(no_via.forwarded_head(), None);
+        assert_eq!(forwarder_via(no_via.as_bytes()), None);
+    }
+
+    #[test]
+    fn the_forwarders_via_is_read_from_a_head_or_a_whole_copy() {
+        let forwarded = Message::parse(INVITE).unwrap();
+        let head = forwarded.forwarded_head().unwrap();
+        let via = "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKp.1";
+        assert_eq!(forwarder_via(&head), Some(via));
+        assert_eq!(forwarder_via(INVITE), Some(via));
+        assert_eq!(
+            forwarder_via(RECEIVED),
+            Some("SIP/2.0/UDP 192.0.2.9:5062;branch=z9hG4bKc1;rport"),
+            "compact form"
+        );
     }
 }

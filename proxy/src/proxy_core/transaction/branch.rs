@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use dialtone_sip::{skeleton_from_head, HeaderName, Message, ResponseBuilder, Via};
+use dialtone_sip::{forwarder_via, skeleton_from_head, HeaderName, Message, ResponseBuilder, Via};
 use dialtone_transaction::{
     ack_for_non_2xx, cancel_for, ClientNonInviteTransaction, ClientTransaction, Event, TimerC,
     TransactionKey, Transport,
@@ -52,12 +52,8 @@ impl Branch {
     /// the request the client transaction keeps, whole or cut to its head, where the proxy's
     /// Via is the first header line (`forward.rs` puts it there).
     pub(super) fn branch_id(&self) -> String {
-        let request = self.client.request();
-        let via_line = request.split(|&b| b == b'\n').nth(1).unwrap_or_default();
-        std::str::from_utf8(via_line)
-            .ok()
-            .and_then(|line| line.split_once(':'))
-            .and_then(|(_, value)| Via::parse(value.trim()).ok())
+        forwarder_via(self.client.request())
+            .and_then(|value| Via::parse(value).ok())
             .and_then(|via| via.branch().map(str::to_owned))
             .unwrap_or_default()
     }
