@@ -115,8 +115,8 @@ impl ServerInviteTransaction {
     }
 
     /// Swaps the kept INVITE for `request`, what the TU still needs of it to write its own
-    /// responses. The machine itself never reads it: it answers retransmissions with the
-    /// response it was given.
+    /// responses. The machine reads it only to restore its last provisional, kept as a delta
+    /// against it, so that provisional is made again against `request`.
     pub fn replace_request(&mut self, request: Bytes) {
         if let Some(LastResponse::Provisional(delta)) = &self.last_response {
             self.last_response = self
