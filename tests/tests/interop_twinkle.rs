@@ -304,7 +304,10 @@ fn twinkle_calls_an_ata_through_the_proxy_with_two_way_audio() {
     let settled = wait_until(WAIT, || {
         failed = lab.phone.console.output().contains("call failed");
         let now = lab.ata_status();
-        let connected = now.state == "connected";
+        // The line shows "connected" when it answers; the codec follows once the call
+        // reports its media started.
+        let connected =
+            now.state == "connected" && now.call.as_ref().is_some_and(|c| c.codec.is_some());
         status = Some(now);
         connected || failed
     });
