@@ -148,7 +148,7 @@ impl<O: Clone> TransactionTable<O> {
             method == Method::Invite,
         );
         self.clients.insert(
-            key.clone(),
+            key,
             ClientEntry {
                 machine,
                 destination,
@@ -229,7 +229,7 @@ impl<O: Clone> TransactionTable<O> {
                 .map(|e| (e.id, e.owner.clone()))
         });
         self.servers.insert(
-            key.clone(),
+            key,
             ServerEntry {
                 machine,
                 source,
@@ -276,7 +276,7 @@ impl<O: Clone> TransactionTable<O> {
             .clients
             .iter()
             .filter(|(_, e)| e.machine.poll_timeout().is_some_and(|t| t <= now))
-            .map(|(k, _)| k.clone())
+            .map(|(k, _)| *k)
             .collect();
         for key in due_clients {
             if let Some(entry) = self.clients.get_mut(&key) {

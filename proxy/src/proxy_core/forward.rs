@@ -171,7 +171,7 @@ pub(super) fn forward_single(new: &mut NewRequest<'_, '_>, plan: &RoutePlan, nex
             // RFC 3263 section 4 looks at what the URI gave, not at the defaults.
             let sip = uri.as_sip();
             new.actions.push(Action::Resolve {
-                key: new.key.clone(),
+                key: *new.key,
                 host,
                 port: sip.and_then(|s| s.port),
                 transport: sip.and_then(|s| s.transport()).map(|_| transport),

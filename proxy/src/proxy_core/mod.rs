@@ -340,7 +340,7 @@ impl ProxyCore {
         let Some(client_key) = dialtone_transaction::client_key(&message) else {
             return actions;
         };
-        let Some(server_key) = self.branches.get(&client_key).map(|k| k.value().clone()) else {
+        let Some(server_key) = self.branches.get(&client_key).map(|k| *k.value()) else {
             self.mwi.on_transport_error(now, &client_key, &mut actions);
             return actions;
         };
@@ -443,7 +443,7 @@ impl ProxyCore {
         for event in tx.take_events() {
             match event {
                 TransactionEvent::BranchStarted(branch_key) => {
-                    self.branches.insert(branch_key, key.clone());
+                    self.branches.insert(branch_key, *key);
                 }
                 TransactionEvent::BranchRetired(branch_key) => {
                     self.branches.remove(&branch_key);
@@ -459,7 +459,7 @@ impl ProxyCore {
         }
         if let Some((at, arming)) = tx.next_timeout_to_arm() {
             actions.push(Action::Arm {
-                id: TimerId::Transaction(key.clone()),
+                id: TimerId::Transaction(*key),
                 at,
                 arming,
             });
@@ -483,7 +483,7 @@ impl ProxyCore {
     /// retransmission would have caused: the same branch id downstream, another 100 Trying.
     /// Overwriting it instead would orphan the first transaction's branches.
     fn insert_new(&self, key: &TransactionKey, entry: &Arc<Mutex<ProxyTransaction>>) -> bool {
-        match self.servers.entry(key.clone()) {
+        match self.servers.entry(*key) {
             dashmap::mapref::entry::Entry::Occupied(_) => false,
             dashmap::mapref::entry::Entry::Vacant(vacant) => {
                 vacant.insert(entry.clone());

@@ -47,7 +47,7 @@ fn resolution(actions: &[Action]) -> (TransactionKey, Option<u16>, Option<Transp
                 port,
                 transport,
                 ..
-            } => Some((key.clone(), *port, *transport)),
+            } => Some((*key, *port, *transport)),
             _ => None,
         })
         .unwrap_or_else(|| panic!("no resolution asked for: {actions:?}"))
@@ -200,7 +200,7 @@ fn a_next_hop_that_cannot_be_reached_gives_way_to_the_next_address_dns_gave() {
     assert_eq!(
         core.branches
             .get(&TransactionKey::client(&branch(&to_first), "OPTIONS"))
-            .map(|k| k.value().clone()),
+            .map(|k| *k.value()),
         None,
         "the given-up branch left the index"
     );

@@ -41,7 +41,7 @@ pub(super) fn receive(
         return;
     };
     let bytes = raw.slice_ref(response.as_bytes());
-    let server_key = core.branches.get(&client_key).map(|k| k.value().clone());
+    let server_key = core.branches.get(&client_key).map(|k| *k.value());
     let entry = server_key
         .as_ref()
         .and_then(|k| core.servers.get(k).map(|e| e.value().clone()));

@@ -22,7 +22,6 @@
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -50,14 +49,13 @@ pub const LAZY_SLACK: Duration = IDLE_TICK;
 #[derive(Debug)]
 struct Entry {
     at: Instant,
-    seq: u64,
     id: TimerId,
     arming: Arming,
 }
 
 impl PartialEq for Entry {
     fn eq(&self, other: &Self) -> bool {
-        self.at == other.at && self.seq == other.seq
+        self.at == other.at
     }
 }
 impl Eq for Entry {}
@@ -67,9 +65,11 @@ impl PartialOrd for Entry {
     }
 }
 impl Ord for Entry {
-    // Reversed, so that the BinaryHeap (a max-heap) pops the earliest first.
+    // Reversed, so that the BinaryHeap (a max-heap) pops the earliest first. Timers due at
+    // the same instant come out in no particular order: each entry is held for as long as
+    // its timer runs (minutes, for Timer C), so it carries no sequence number to order them.
     fn cmp(&self, other: &Self) -> Ordering {
-        other.at.cmp(&self.at).then(other.seq.cmp(&self.seq))
+        other.at.cmp(&self.at)
     }
 }
 
@@ -109,20 +109,13 @@ impl Heaps {
 #[derive(Debug, Default)]
 pub struct TimerQueue {
     heaps: Mutex<Heaps>,
-    seq: AtomicU64,
 }
 
 impl TimerQueue {
     /// Arms `id` at `at`, seen from `now`, to fire while `arming` is current (the core ignores
     /// early fires anyway: its machines compare `now` with their own deadlines).
     pub fn push(&self, now: Instant, at: Instant, id: TimerId, arming: Arming) {
-        let seq = self.seq.fetch_add(1, AtomicOrdering::Relaxed);
-        let entry = Entry {
-            at,
-            seq,
-            id,
-            arming,
-        };
+        let entry = Entry { at, id, arming };
         let mut heaps = self.heaps.lock().unwrap_or_else(|p| p.into_inner());
         if at.saturating_duration_since(now) >= PRECISE_HORIZON {
             heaps.lazy.push(entry);

@@ -61,7 +61,8 @@ pub struct KeyFields {
     pub call_id: String,
     /// The From tag (RFC 2543 keys only).
     pub from_tag: Option<String>,
-    /// The To tag (RFC 2543 keys only; ignored for INVITE and ACK, see the module docs).
+    /// The To tag (RFC 2543 keys only; ignored for INVITE, ACK and CANCEL, see the module
+    /// docs).
     pub to_tag: Option<String>,
     /// The CSeq number (RFC 2543 keys only).
     pub cseq_number: u32,
@@ -73,39 +74,32 @@ pub struct KeyFields {
 ///
 /// A proxy holds one key per transaction, another per timer it arms and one per branch, for
 /// up to 32 s each (Timer J, L, M) or, for a ringing INVITE, Timer C's minutes, so keys are
-/// kept small: an RFC 3261 key is a 128-bit digest of its fields and the code of its method
-/// (24 bytes, no allocation; see [`crate::key_digest`]), and the rarer RFC 2543 key is boxed.
-/// So a key prints its kind, method and digest, not its branch.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TransactionKey(Kind);
+/// kept small: 16 bytes, no allocation, whatever the rules. A key is a 118-bit keyed digest
+/// of its fields (see [`crate::key_digest`]) with its kind and the code of its method in the
+/// top ten bits of the first word; so a key prints its kind, method and digest, not its
+/// branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TransactionKey([u64; 2]);
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Which rules made a key: the kinds never share a digest (each has its own domain) and never
+/// compare equal (the kind is part of the key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
-    /// The branch, lower-cased, in the client domain; the method XORed in.
-    Client {
-        method: u8,
-        digest: [u64; 2],
-    },
-    /// `<branch length>:<branch><sent-by>`, both lower-cased, in the server domain; the
-    /// method XORed in. The length prefix keeps two different (branch, sent-by) pairs from
-    /// ever spelling the same text.
-    Server {
-        method: u8,
-        digest: [u64; 2],
-    },
-    Rfc2543(Box<Rfc2543Key>),
+    /// The branch, lower-cased; the method XORed in.
+    Client = 0,
+    /// `<branch length>:<branch><sent-by>`, both lower-cased; the method XORed in. The length
+    /// prefix keeps two different (branch, sent-by) pairs from ever spelling the same text.
+    Server = 1,
+    /// The RFC 2543 fields, each after its length; the method XORed in.
+    Rfc2543 = 2,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Rfc2543Key {
-    request_uri: String,
-    call_id: String,
-    from_tag: Option<String>,
-    to_tag: Option<String>,
-    cseq_number: u32,
-    method: String,
-    top_via: String,
-}
+/// Where the method code sits in the first word.
+const METHOD_SHIFT: u32 = 56;
+/// Where the kind sits in the first word.
+const KIND_SHIFT: u32 = 54;
+/// The bits of the first word that hold the digest.
+const DIGEST_BITS: u64 = (1 << KIND_SHIFT) - 1;
 
 impl TransactionKey {
     /// The key of the client transaction a response belongs to (17.1.3): the branch of the
@@ -113,8 +107,7 @@ impl TransactionKey {
     pub fn client(branch: &str, method: &str) -> Self {
         let mut key = Packer::default();
         key.push_lowercase(branch);
-        let (method, digest) = digested(&key, Domain::Client, method);
-        Self(Kind::Client { method, digest })
+        Self::digested(&key, Kind::Client, method)
     }
 
     /// The key of the server transaction a received request belongs to (17.2.3), by RFC 3261
@@ -125,22 +118,30 @@ impl TransactionKey {
                 Self::rfc3261_server(&fields.method, branch, &fields.via_sent_by)
             }
             _ => {
-                let method = transaction_method(&fields.cseq_method).to_owned();
-                // See the module docs: an INVITE's To tag differs from its ACK's.
-                let to_tag = if method == "INVITE" {
-                    None
-                } else {
-                    fields.to_tag.as_deref().map(str::to_ascii_lowercase)
+                let method = transaction_method(&fields.cseq_method);
+                let mut key = Packer::default();
+                let mut field = |text: &str, lowercase: bool| {
+                    let _ = write!(key, "{}:", text.len());
+                    if lowercase {
+                        key.push_lowercase(text);
+                    } else {
+                        key.push(text);
+                    }
                 };
-                Self(Kind::Rfc2543(Box::new(Rfc2543Key {
-                    request_uri: fields.request_uri.clone(),
-                    call_id: fields.call_id.clone(),
-                    from_tag: fields.from_tag.as_deref().map(str::to_ascii_lowercase),
-                    to_tag,
-                    cseq_number: fields.cseq_number,
-                    method,
-                    top_via: fields.top_via.to_ascii_lowercase(),
-                })))
+                field(&fields.request_uri, false);
+                field(&fields.call_id, false);
+                field(fields.from_tag.as_deref().unwrap_or(""), true);
+                // See the module docs: an INVITE's To tag differs from its ACK's, and a
+                // CANCEL's key gives its INVITE's (`cancelled_invite`), so the INVITE family
+                // leaves it out.
+                let to_tag = match method {
+                    "INVITE" | "CANCEL" => "",
+                    _ => fields.to_tag.as_deref().unwrap_or(""),
+                };
+                field(to_tag, true);
+                field(&fields.top_via, true);
+                let _ = write!(key, "{}", fields.cseq_number);
+                Self::digested(&key, Kind::Rfc2543, method)
             }
         }
     }
@@ -164,8 +165,7 @@ impl TransactionKey {
         let _ = write!(key, "{}:", branch.len());
         key.push_lowercase(branch);
         sent_by(&mut key);
-        let (method, digest) = digested(&key, Domain::Server, method);
-        Self(Kind::Server { method, digest })
+        Self::digested(&key, Kind::Server, method)
     }
 
     /// For the key of a CANCEL, the key of the INVITE it cancels (RFC 3261 9.2: match as if
@@ -175,75 +175,89 @@ impl TransactionKey {
         if self.method() != "CANCEL" {
             return None;
         }
-        match &self.0 {
-            Kind::Client { .. } | Kind::Server { .. } => self.with_method("INVITE"),
-            Kind::Rfc2543(key) => Some(Self(Kind::Rfc2543(Box::new(Rfc2543Key {
-                method: "INVITE".to_owned(),
-                to_tag: None,
-                ..(**key).clone()
-            })))),
-        }
+        self.swap_method("INVITE")
     }
 
     /// The key of the same RFC 3261 branch (and sent-by) under `method`: the CANCEL of a
-    /// client INVITE, for one (RFC 3261 9.1). `None` for an RFC 2543 key, or a key whose own
-    /// method is an extension (its digest cannot be taken back out).
+    /// client INVITE, for one (RFC 3261 9.1). `None` for an RFC 2543 key (its To tag counts
+    /// for some methods and not others), or a key whose own method is an extension (its
+    /// digest cannot be taken back out).
     pub fn with_method(&self, method: &str) -> Option<Self> {
-        let method = transaction_method(method);
-        let swap = |own: u8, digest: [u64; 2]| {
-            let own = key_digest::method_name(own)?;
-            let digest = key_digest::xor(digest, key_digest::method_digest(own));
-            Some((
-                key_digest::method_code(method),
-                key_digest::xor(digest, key_digest::method_digest(method)),
-            ))
-        };
-        Some(Self(match self.0 {
-            Kind::Client { method, digest } => {
-                let (method, digest) = swap(method, digest)?;
-                Kind::Client { method, digest }
-            }
-            Kind::Server { method, digest } => {
-                let (method, digest) = swap(method, digest)?;
-                Kind::Server { method, digest }
-            }
-            Kind::Rfc2543(_) => return None,
-        }))
+        if self.kind() == Kind::Rfc2543 {
+            return None;
+        }
+        self.swap_method(method)
     }
 
     /// Whether the key follows RFC 3261 rules (a client key, or a magic-cookie branch) rather
     /// than the RFC 2543 fallback.
     pub fn is_rfc3261(&self) -> bool {
-        !matches!(self.0, Kind::Rfc2543(_))
+        self.kind() != Kind::Rfc2543
     }
 
     /// The transaction's method, with ACK already counted as INVITE; `extension` for a method
-    /// an RFC 3261 key has no name for (see [`crate::key_digest`]).
-    pub fn method(&self) -> &str {
-        match &self.0 {
-            Kind::Client { method, .. } | Kind::Server { method, .. } => {
-                key_digest::method_name(*method).unwrap_or("extension")
-            }
-            Kind::Rfc2543(key) => &key.method,
+    /// a key has no name for (see [`crate::key_digest`]).
+    pub fn method(&self) -> &'static str {
+        key_digest::method_name(self.method_code()).unwrap_or("extension")
+    }
+
+    /// The key of the text `key` holds, for `method`, by the rules of `kind`.
+    fn digested(key: &Packer, kind: Kind, method: &str) -> Self {
+        let method = transaction_method(method);
+        let domain = match kind {
+            Kind::Client => Domain::Client,
+            Kind::Server => Domain::Server,
+            Kind::Rfc2543 => Domain::Rfc2543,
+        };
+        let digest = key_digest::xor(key.digest(domain), key_digest::method_digest(method));
+        Self::packed(kind, key_digest::method_code(method), digest)
+    }
+
+    fn packed(kind: Kind, method: u8, digest: [u64; 2]) -> Self {
+        let tag = u64::from(method) << METHOD_SHIFT | (kind as u64) << KIND_SHIFT;
+        Self([digest[0] & DIGEST_BITS | tag, digest[1]])
+    }
+
+    /// This key with its method's digest swapped for `method`'s.
+    fn swap_method(&self, method: &str) -> Option<Self> {
+        let own = key_digest::method_name(self.method_code())?;
+        let method = transaction_method(method);
+        let digest = key_digest::xor(self.0, key_digest::method_digest(own));
+        let digest = key_digest::xor(digest, key_digest::method_digest(method));
+        Some(Self::packed(
+            self.kind(),
+            key_digest::method_code(method),
+            digest,
+        ))
+    }
+
+    fn method_code(&self) -> u8 {
+        (self.0[0] >> METHOD_SHIFT) as u8
+    }
+
+    fn kind(&self) -> Kind {
+        match (self.0[0] >> KIND_SHIFT) & 0b11 {
+            0 => Kind::Client,
+            1 => Kind::Server,
+            _ => Kind::Rfc2543,
         }
     }
 }
 
 impl fmt::Display for TransactionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
-            Kind::Client { digest, .. } => {
-                write!(f, "client {} #{:016x}", self.method(), digest[0])
-            }
-            Kind::Server { digest, .. } => {
-                write!(f, "server {} #{:016x}", self.method(), digest[0])
-            }
-            Kind::Rfc2543(key) => write!(
-                f,
-                "server {} rfc2543 {} {}",
-                key.method, key.call_id, key.cseq_number
-            ),
-        }
+        let kind = match self.kind() {
+            Kind::Client => "client",
+            Kind::Server => "server",
+            Kind::Rfc2543 => "server rfc2543",
+        };
+        let digest = self.0[0] & DIGEST_BITS;
+        write!(
+            f,
+            "{kind} {} #{digest:014x}{:016x}",
+            self.method(),
+            self.0[1]
+        )
     }
 }
 
@@ -252,13 +266,6 @@ pub fn has_magic_cookie(branch: &str) -> bool {
     branch
         .get(..MAGIC_COOKIE.len())
         .is_some_and(|prefix| prefix.eq_ignore_ascii_case(MAGIC_COOKIE))
-}
-
-/// The method code and digest of the key whose text `key` holds, in `domain`, for `method`.
-fn digested(key: &Packer, domain: Domain, method: &str) -> (u8, [u64; 2]) {
-    let method = transaction_method(method);
-    let digest = key_digest::xor(key.digest(domain), key_digest::method_digest(method));
-    (key_digest::method_code(method), digest)
 }
 
 /// The method a transaction is filed under: an ACK belongs to its INVITE (17.1.3, 17.2.3).
@@ -462,7 +469,7 @@ mod tests {
         let invite = TransactionKey::server(&rfc3261_invite());
         let cancel = TransactionKey::server(&with_method(&rfc3261_invite(), "CANCEL"));
         assert_ne!(cancel, invite);
-        assert_eq!(cancel.cancelled_invite(), Some(invite.clone()));
+        assert_eq!(cancel.cancelled_invite(), Some(invite));
         assert_eq!(invite.cancelled_invite(), None);
     }
 
@@ -586,6 +593,33 @@ mod tests {
         assert_eq!(
             cancel.cancelled_invite(),
             Some(TransactionKey::server(&cisco_invite()))
+        );
+        let tagged = KeyFields {
+            to_tag: Some("a6c85cf".into()),
+            ..with_method(&cisco_invite(), "CANCEL")
+        };
+        assert_eq!(
+            TransactionKey::server(&tagged).cancelled_invite(),
+            Some(TransactionKey::server(&cisco_invite())),
+            "the To tag counts for no key of the INVITE family"
+        );
+    }
+
+    #[test]
+    fn every_key_is_sixteen_bytes_and_the_kinds_never_meet() {
+        assert_eq!(std::mem::size_of::<TransactionKey>(), 16);
+        let client = TransactionKey::client("z9hG4bK776asdhds", "INVITE");
+        let server = TransactionKey::server(&rfc3261_invite());
+        let old = TransactionKey::server(&cisco_invite());
+        assert_ne!(client, server);
+        assert_ne!(server, old);
+        assert!(
+            old.to_string().starts_with("server rfc2543 INVITE #"),
+            "{old}"
+        );
+        assert_eq!(
+            TransactionKey::server(&with_method(&cisco_invite(), "FOO")).method(),
+            "extension"
         );
     }
 

@@ -1,13 +1,16 @@
-//! What an RFC 3261 transaction key keeps of its text: a 128-bit keyed digest.
+//! What a transaction key keeps of its text: a keyed digest (118 of its 128 bits; the key
+//! keeps its kind and method code in the other ten).
 //!
 //! Why: a proxy holds a key per transaction, per branch and per armed timer, for up to 32 s,
 //! or for minutes while a callee rings. As text (the branch, the sent-by) a key was a shared
 //! heap string of 50 to 80 bytes; as a digest it is 16 bytes inside the key, no allocation.
+//! An RFC 2543 key (the seed's Cisco ATA: Request-URI, Call-ID, tags, CSeq number, top Via)
+//! is digested the same way, each field after its length.
 //!
 //! Why it is safe: two SipHash-1-3 functions under this process's random keys (std's
 //! `RandomState`, what `HashMap` uses against hash flooding) give 128 bits that a sender
 //! cannot steer without knowing the keys, so two different transactions share a digest with
-//! a probability of 2^-128, and no message can be crafted to make them.
+//! a probability of 2^-118, and no message can be crafted to make them.
 //!
 //! The method is digested apart and XORed in: the key of the same branch under another method
 //! (the INVITE a CANCEL targets, the CANCEL of an INVITE) then comes from the key alone.
@@ -43,6 +46,7 @@ pub(crate) enum Domain {
     Method = 0,
     Client = 1,
     Server = 2,
+    Rfc2543 = 3,
 }
 
 struct Keys {

@@ -153,10 +153,7 @@ mod tests {
         let ringing = b"SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP h:5060;branch=z9hG4bKabc\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>;tag=2\r\nCall-ID: c\r\nCSeq: 4 INVITE\r\n\r\n";
         let cancelled = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h:5060;branch=z9hG4bKabc\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>;tag=2\r\nCall-ID: c\r\nCSeq: 4 CANCEL\r\n\r\n";
         let sent = client_key(&Message::parse(invite).unwrap()).unwrap();
-        assert_eq!(
-            client_key(&Message::parse(ringing).unwrap()),
-            Some(sent.clone())
-        );
+        assert_eq!(client_key(&Message::parse(ringing).unwrap()), Some(sent));
         assert_ne!(client_key(&Message::parse(cancelled).unwrap()), Some(sent));
     }
 }

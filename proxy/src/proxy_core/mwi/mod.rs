@@ -403,7 +403,7 @@ fn start_notify(
     let key = TransactionKey::client(branch, "NOTIFY");
     let mut tx = NotifyTransaction::start(now, env.timers, destination, bytes, owner.clone());
     let drained = tx.drain(&key, actions);
-    state.notifies.insert(key.clone(), tx);
+    state.notifies.insert(key, tx);
     settle(state, &key, owner, drained);
 }
 

@@ -108,7 +108,7 @@ impl NotifyTransaction {
             if self.armed != Some(at) {
                 self.armed = Some(at);
                 actions.push(Action::Arm {
-                    id: TimerId::Notify(key.clone()),
+                    id: TimerId::Notify(*key),
                     at,
                     arming: self.arm_counter.arm(),
                 });

@@ -60,15 +60,11 @@ impl ProxyTransaction {
             }
             _ => {
                 branch.final_status = Some(status);
-                branch.final_response = Some(Box::new(response));
+                branch.set_final_response(response);
                 // RFC 3261 section 21.5.4: a 503 sends the request to an alternate server,
                 // and its Retry-After keeps other requests away from this one meanwhile.
                 if status == 503 {
-                    if let Some(seconds) = branch
-                        .final_response
-                        .as_deref()
-                        .and_then(|r| retry_after(r))
-                    {
+                    if let Some(seconds) = branch.final_response().and_then(|r| retry_after(r)) {
                         self.events.push(TransactionEvent::HopPaused {
                             addr: branch.destination.addr,
                             seconds,
@@ -111,7 +107,7 @@ impl ProxyTransaction {
     /// section 16.7 step 6: a 6xx over anything; otherwise the lowest class, preferring the
     /// responses a client can act on).
     pub(super) fn maybe_send_best(&mut self, now: Instant, env: &TransactionEnv<'_>) {
-        if self.final_sent || self.pending.is_some() {
+        if self.final_sent || self.has_pending() {
             return;
         }
         if self.branches.iter().any(|b| b.final_status.is_none()) {
@@ -124,8 +120,7 @@ impl ProxyTransaction {
             .filter(|(_, b)| b.final_status.is_some())
             .min_by_key(|(_, b)| b.final_status.map(rank));
         let Some((index, best)) = best else { return };
-        let (Some(status), Some(response)) =
-            (best.final_status, best.final_response.as_deref().cloned())
+        let (Some(status), Some(response)) = (best.final_status, best.final_response().cloned())
         else {
             return;
         };
@@ -163,7 +158,7 @@ impl ProxyTransaction {
         let mut edit = message.edit();
         let mut added = false;
         for branch in &self.branches {
-            let (Some(401 | 407), Some(other)) = (branch.final_status, &branch.final_response)
+            let (Some(401 | 407), Some(other)) = (branch.final_status, branch.final_response())
             else {
                 continue;
             };

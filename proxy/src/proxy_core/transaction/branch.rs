@@ -31,22 +31,63 @@ pub(super) struct Branch {
     /// (`Message::forwarded_head`): see [`ProxyTransaction::keep_only_the_branch_head`].
     pub(super) shed: bool,
     pub(super) final_status: Option<u16>,
-    /// Boxed: a ringing INVITE has none, and holds its branch for minutes.
-    pub(super) final_response: Option<Box<Bytes>>,
     /// The final was written by the proxy (408 on a timeout, 503 on a transport error), not
     /// received from the next hop.
     pub(super) final_is_ours: bool,
     pub(super) cancel_wanted: bool,
-    /// Boxed: most branches are never cancelled, and the machine is larger than the rest of
-    /// the branch.
-    pub(super) cancel: Option<Box<ClientNonInviteTransaction>>,
+    /// What a ringing branch has none of, boxed together: every ringing INVITE holds its
+    /// branch for minutes.
+    later: Option<Box<Later>>,
+}
+
+/// The parts of a branch that come late or rarely (see [`Branch::later`]).
+#[derive(Debug, Default)]
+struct Later {
+    /// The branch's final response.
+    final_response: Option<Bytes>,
+    /// Its CANCEL's machine: most branches are never cancelled.
+    cancel: Option<ClientNonInviteTransaction>,
     /// The request as edited for UDP, when it goes over TCP only because of its size: sent
-    /// over UDP if the TCP connection is refused or reset (RFC 3261 section 18.1.1). Boxed:
-    /// rare, and every ringing INVITE holds its branch for minutes.
-    pub(super) udp_fallback: Option<Box<Bytes>>,
+    /// over UDP if the TCP connection is refused or reset (RFC 3261 section 18.1.1).
+    udp_fallback: Option<Bytes>,
 }
 
 impl Branch {
+    fn later_mut(&mut self) -> &mut Later {
+        self.later.get_or_insert_with(Box::default)
+    }
+
+    /// The final response this branch received (or the proxy wrote for it).
+    pub(super) fn final_response(&self) -> Option<&Bytes> {
+        self.later.as_ref()?.final_response.as_ref()
+    }
+
+    pub(super) fn set_final_response(&mut self, response: Bytes) {
+        self.later_mut().final_response = Some(response);
+    }
+
+    /// The machine of this branch's CANCEL, once one was sent.
+    pub(super) fn cancel(&self) -> Option<&ClientNonInviteTransaction> {
+        self.later.as_ref()?.cancel.as_ref()
+    }
+
+    pub(super) fn cancel_mut(&mut self) -> Option<&mut ClientNonInviteTransaction> {
+        self.later.as_mut()?.cancel.as_mut()
+    }
+
+    pub(super) fn set_cancel(&mut self, cancel: ClientNonInviteTransaction) {
+        self.later_mut().cancel = Some(cancel);
+    }
+
+    /// Keeps the UDP form of a request sent over TCP only for its size (see [`Later`]).
+    pub(super) fn set_udp_fallback(&mut self, request: Bytes) {
+        self.later_mut().udp_fallback = Some(request);
+    }
+
+    pub(super) fn take_udp_fallback(&mut self) -> Option<Bytes> {
+        self.later.as_mut()?.udp_fallback.take()
+    }
+
     /// The branch parameter of this branch's Via. It is not kept as a string of its own (a
     /// ringing INVITE holds its branch for minutes), and the key is a digest: it is read from
     /// the request the client transaction keeps, whole or cut to its head, where the proxy's
@@ -107,8 +148,7 @@ impl ProxyTransaction {
         let transport = destination.transport;
         let client = ClientTransaction::new(now, env.timers, transport, request, self.is_invite);
         let timer_c = self.is_invite.then(|| TimerC::new(now, env.timers.timer_c));
-        self.events
-            .push(TransactionEvent::BranchStarted(key.clone()));
+        self.events.push(TransactionEvent::BranchStarted(key));
         Branch {
             key,
             destination,
@@ -117,11 +157,9 @@ impl ProxyTransaction {
             provisional_seen: false,
             shed: false,
             final_status: None,
-            final_response: None,
             final_is_ours: false,
             cancel_wanted: false,
-            cancel: None,
-            udp_fallback: None,
+            later: None,
         }
     }
 
@@ -137,7 +175,12 @@ impl ProxyTransaction {
     /// Not while DNS gave other addresses to fail over to: a 503 after a 180 sends the whole
     /// INVITE again, to the next address.
     pub(super) fn keep_only_the_branch_head(&mut self, index: usize) {
-        if self.failover.as_ref().is_some_and(|f| !f.next.is_empty()) {
+        if self
+            .later
+            .as_ref()
+            .and_then(|l| l.failover.as_ref())
+            .is_some_and(|f| !f.next.is_empty())
+        {
             return;
         }
         let branch = &mut self.branches[index];
@@ -168,7 +211,7 @@ impl ProxyTransaction {
         let Ok(received) = Message::parse(self.request()) else {
             return kept.clone();
         };
-        let source = self.source;
+        let source = self.source();
         Bytes::from(skeleton_from_head(kept, &received, |top| {
             reply::via_header_with_received(top, source)
         }))
@@ -176,13 +219,15 @@ impl ProxyTransaction {
 
     /// Keeps a branch whose destination is being resolved.
     pub(crate) fn set_pending(&mut self, pending: PendingBranch) {
-        self.pending = Some(Box::new(pending));
+        self.later_mut().pending = Some(Box::new(pending));
     }
 
     /// The pending branch's next hop could not be resolved: nothing will be sent, and the
     /// transaction may end (a pending branch kept it, and its server key, for ever).
     pub(crate) fn abandon_pending(&mut self) {
-        self.pending = None;
+        if let Some(later) = &mut self.later {
+            later.pending = None;
+        }
     }
 
     /// The resolved destination of the pending branch is known: send it.
@@ -193,7 +238,7 @@ impl ProxyTransaction {
         destination: Destination,
         actions: &mut Vec<Action>,
     ) {
-        if let Some(pending) = self.pending.take() {
+        if let Some(pending) = self.later.as_mut().and_then(|l| l.pending.take()) {
             if self.cancelled {
                 self.respond_locally(now, env, 487, "Request Terminated", &[], actions);
                 return;
@@ -222,8 +267,8 @@ impl ProxyTransaction {
         let Some(branch) = self.branches.iter_mut().find(|b| &b.key == key) else {
             // The response to one of our CANCELs: its transaction absorbs it.
             for branch in &mut self.branches {
-                if branch.cancel.is_some() && &branch.cancel_key() == key {
-                    if let Some(cancel) = &mut branch.cancel {
+                if branch.cancel().is_some() && &branch.cancel_key() == key {
+                    if let Some(cancel) = branch.cancel_mut() {
                         let _ = cancel.handle_response(now, status, bytes.clone());
                     }
                 }
@@ -255,7 +300,9 @@ impl ProxyTransaction {
 
     pub(super) fn cancel_branch(&mut self, now: Instant, env: &TransactionEnv<'_>, index: usize) {
         let branch = &mut self.branches[index];
-        if branch.final_status.is_some() || branch.cancel.is_some() || branch.client.is_terminated()
+        if branch.final_status.is_some()
+            || branch.cancel().is_some()
+            || branch.client.is_terminated()
         {
             return;
         }
@@ -269,9 +316,9 @@ impl ProxyTransaction {
         };
         let branch = &mut self.branches[index];
         let transport = branch.destination.transport;
-        branch.cancel = Some(Box::new(ClientNonInviteTransaction::new(
+        branch.set_cancel(ClientNonInviteTransaction::new(
             now, env.timers, transport, cancel,
-        )));
+        ));
         self.events
             .push(TransactionEvent::BranchStarted(branch.cancel_key()));
     }
@@ -289,8 +336,7 @@ impl ProxyTransaction {
             }
             Event::NeedsAck { .. } => {
                 let ack = self.branches[index]
-                    .final_response
-                    .as_ref()
+                    .final_response()
                     .and_then(|response| build_ack(&self.branch_request(index), response));
                 let branch = &mut self.branches[index];
                 if let (Some(ack), ClientTransaction::Invite(client)) = (ack, &mut branch.client) {
@@ -342,7 +388,7 @@ impl ProxyTransaction {
             .header("Warning", &warning)
             .build();
         branch.final_status = Some(status);
-        branch.final_response = Some(Box::new(Bytes::from(synthetic)));
+        branch.set_final_response(Bytes::from(synthetic));
         branch.final_is_ours = true;
         if let Some(tc) = &mut branch.timer_c {
             tc.stop();

@@ -50,7 +50,7 @@ impl ProxyTransaction {
     pub(crate) fn set_udp_fallback(&mut self, branch_id: &str, udp_request: Bytes) {
         let key = TransactionKey::client(branch_id, self.method());
         if let Some(branch) = self.branches.iter_mut().find(|b| b.key == key) {
-            branch.udp_fallback = Some(Box::new(udp_request));
+            branch.set_udp_fallback(udp_request);
         }
     }
 
@@ -71,7 +71,7 @@ impl ProxyTransaction {
         if branch.provisional_seen || branch.final_status.is_some() || self.final_sent {
             return false;
         }
-        let Some(udp_request) = branch.udp_fallback.take() else {
+        let Some(udp_request) = branch.take_udp_fallback() else {
             return false;
         };
         let failed_id = branch.branch_id();
@@ -118,7 +118,7 @@ impl ProxyTransaction {
         if self.cancelled || self.final_sent || (cause != FailoverCause::Unavailable && heard) {
             return false;
         }
-        let Some(failover) = self.failover.as_deref_mut() else {
+        let Some(failover) = self.later.as_mut().and_then(|l| l.failover.as_deref_mut()) else {
             return false;
         };
         let Some(next) = failover.next.pop_front() else {
@@ -149,7 +149,7 @@ impl ProxyTransaction {
     /// The addresses after the first that DNS gave for the next hop, for [`Self::fail_over`].
     pub(crate) fn set_alternates(&mut self, rest: &[Destination]) {
         if !rest.is_empty() {
-            self.failover = Some(Box::new(Failover {
+            self.later_mut().failover = Some(Box::new(Failover {
                 next: rest.iter().copied().collect(),
                 ..Failover::default()
             }));

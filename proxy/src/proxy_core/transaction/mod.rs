@@ -21,6 +21,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use dialtone_transaction::{ServerTransaction, TimerCExpiry, TimerConfig, TransactionKey};
 use smallvec::SmallVec;
+use thin_vec::ThinVec;
 
 use super::arming::{ArmCounter, Arming};
 use super::{Action, Destination};
@@ -29,34 +30,71 @@ pub(crate) use branch::PendingBranch;
 pub use env::{TransactionEnv, TransactionEvent};
 use failover::Failover;
 
+/// Where a request came from, kept against where its responses go: the same IP address
+/// nearly always (RFC 3261 section 18.2.2 answers a UDP request at its source address, and a
+/// TCP one on its connection), so a port (16 bytes with the tag, not a 32-byte address) is
+/// enough for the minutes a ringing INVITE lives.
+#[derive(Debug)]
+enum Source {
+    /// The IP address of `reply_to`, at this port.
+    Port(u16),
+    /// Another address (a Via's `maddr`, say).
+    Elsewhere(Box<SocketAddr>),
+}
+
+impl Source {
+    fn new(source: SocketAddr, reply_to: SocketAddr) -> Source {
+        // Compared whole: an IPv6 source's scope id must come back too.
+        if SocketAddr::new(reply_to.ip(), source.port()) == source {
+            Source::Port(source.port())
+        } else {
+            Source::Elsewhere(Box::new(source))
+        }
+    }
+
+    fn addr(&self, reply_to: SocketAddr) -> SocketAddr {
+        match self {
+            Source::Port(port) => SocketAddr::new(reply_to.ip(), *port),
+            Source::Elsewhere(addr) => **addr,
+        }
+    }
+}
+
+/// The parts of a transaction that only some requests have (see `ProxyTransaction::later`).
+#[derive(Debug, Default)]
+struct Later {
+    /// A branch waiting for DNS: only when the next hop is a name (boxed: large).
+    pending: Option<Box<PendingBranch>>,
+    /// The other addresses DNS gave for the next hop, if any (boxed: nearly every request
+    /// has none).
+    failover: Option<Box<Failover>>,
+    /// The final response of a non-INVITE request, for a copy of the request that arrives
+    /// after its server transaction ended while a branch keeps this entry alive (over TCP,
+    /// Timer J is zero, so the machine is gone at once and would answer nothing).
+    final_response: Option<Bytes>,
+}
+
 /// Everything the proxy holds for one received request.
 #[derive(Debug)]
 pub struct ProxyTransaction {
     server: ServerTransaction,
     reply_to: Destination,
     /// Where the request came from: the `received`/`rport` of the Via in local responses.
-    source: SocketAddr,
+    source: Source,
     is_invite: bool,
     started: Instant,
     /// Nearly every request has one branch: kept inline, it costs no allocation of its own
     /// (and no allocator header) for the minutes a ringing INVITE lives.
     branches: SmallVec<[Branch; 1]>,
-    /// Boxed: a branch waits for DNS only when the next hop is a name.
-    pending: Option<Box<PendingBranch>>,
     final_sent: bool,
-    /// The final response of a non-INVITE request, for a copy of the request that arrives
-    /// after its server transaction ended while a branch keeps this entry alive (over TCP,
-    /// Timer J is zero, so the machine is gone at once and would answer nothing).
-    /// Boxed: an INVITE never has one, and a ringing INVITE lives for minutes.
-    final_response: Option<Box<Bytes>>,
     cancelled: bool,
     /// The proxy answered this request itself with a challenge (401 or 407).
     challenged: bool,
-    /// What the core must do once this call returns (see [`TransactionEvent`]).
-    events: Vec<TransactionEvent>,
-    /// The other addresses DNS gave for the next hop, if any (boxed: nearly every request
-    /// has none, and the transaction lives 32 s).
-    failover: Option<Box<Failover>>,
+    /// What the core must do once this call returns (see [`TransactionEvent`]). A `ThinVec`:
+    /// empty between calls, where a `Vec` would still take 24 bytes of every ringing INVITE.
+    events: ThinVec<TransactionEvent>,
+    /// What a ringing INVITE has none of, boxed together: it lives for minutes.
+    later: Option<Box<Later>>,
     armed: Option<Instant>,
     /// Tells the timer queue which arming is current (see `arming.rs`).
     arm_counter: ArmCounter,
@@ -78,17 +116,15 @@ impl ProxyTransaction {
         ProxyTransaction {
             server,
             reply_to,
-            source,
+            source: Source::new(source, reply_to.addr),
             is_invite,
             started: now,
             branches: SmallVec::new(),
-            pending: None,
             final_sent: false,
-            final_response: None,
             cancelled: false,
             challenged: false,
-            events: Vec::new(),
-            failover: None,
+            events: ThinVec::new(),
+            later: None,
             armed: None,
             arm_counter: ArmCounter::default(),
         }
@@ -117,12 +153,29 @@ impl ProxyTransaction {
         (!self.is_invite || self.challenged)
             && self.final_sent
             && self.branches.is_empty()
-            && self.pending.is_none()
+            && !self.has_pending()
+    }
+
+    fn later_mut(&mut self) -> &mut Later {
+        self.later.get_or_insert_with(Box::default)
+    }
+
+    /// Whether a branch waits for DNS.
+    fn has_pending(&self) -> bool {
+        self.later.as_ref().is_some_and(|l| l.pending.is_some())
+    }
+
+    /// Sends the responses to `reply_to` from now on (a copy of the request came by another
+    /// way); where the request came from stays what it was.
+    pub(super) fn set_reply_to(&mut self, reply_to: Destination) {
+        let source = self.source();
+        self.reply_to = reply_to;
+        self.source = Source::new(source, reply_to.addr);
     }
 
     /// Where the request came from (its responses go by its Via, section 18.2.2).
     pub(crate) fn source(&self) -> SocketAddr {
-        self.source
+        self.source.addr(self.reply_to.addr)
     }
 
     /// The request's octets (a shared handle, not a copy): the server transaction's, the one
@@ -152,7 +205,7 @@ impl ProxyTransaction {
         let mut expired_c = Vec::new();
         for (index, branch) in self.branches.iter_mut().enumerate() {
             branch.client.handle_timeout(now);
-            if let Some(cancel) = &mut branch.cancel {
+            if let Some(cancel) = branch.cancel_mut() {
                 cancel.handle_timeout(now);
             }
             if let Some(tc) = &mut branch.timer_c {
@@ -189,7 +242,7 @@ impl ProxyTransaction {
                     });
                 }
                 let destination = self.branches[index].destination;
-                if let Some(cancel) = &mut self.branches[index].cancel {
+                if let Some(cancel) = self.branches[index].cancel_mut() {
                     while let Some(bytes) = cancel.poll_transmit() {
                         actions.push(Action::Send {
                             to: destination,
@@ -217,17 +270,17 @@ impl ProxyTransaction {
     }
 
     /// What the core must do for this transaction since the last call, in the order it arose.
-    pub(crate) fn take_events(&mut self) -> Vec<TransactionEvent> {
+    pub(crate) fn take_events(&mut self) -> ThinVec<TransactionEvent> {
         std::mem::take(&mut self.events)
     }
 
     /// Every branch key, for removal from the index.
     pub(crate) fn branch_keys(&self) -> Vec<TransactionKey> {
-        let mut keys: Vec<_> = self.branches.iter().map(|b| b.key.clone()).collect();
+        let mut keys: Vec<_> = self.branches.iter().map(|b| b.key).collect();
         keys.extend(
             self.branches
                 .iter()
-                .filter(|b| b.cancel.is_some())
+                .filter(|b| b.cancel().is_some())
                 .map(|b| b.cancel_key()),
         );
         keys
@@ -244,7 +297,7 @@ impl ProxyTransaction {
         };
         for b in &self.branches {
             consider(b.client.poll_timeout());
-            consider(b.cancel.as_ref().and_then(|c| c.poll_timeout()));
+            consider(b.cancel().and_then(|c| c.poll_timeout()));
             consider(b.timer_c.as_ref().and_then(|c| c.poll_timeout()));
         }
         if earliest.is_some() && earliest != self.armed {
@@ -262,9 +315,52 @@ impl ProxyTransaction {
     /// True when nothing is left to do: the server transaction and every branch ended.
     pub(crate) fn is_finished(&self) -> bool {
         self.server.is_terminated()
-            && self.pending.is_none()
-            && self.branches.iter().all(|b| {
-                b.client.is_terminated() && b.cancel.as_ref().is_none_or(|c| c.is_terminated())
-            })
+            && !self.has_pending()
+            && self
+                .branches
+                .iter()
+                .all(|b| b.client.is_terminated() && b.cancel().is_none_or(|c| c.is_terminated()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dialtone_transaction::Transport;
+
+    #[test]
+    fn a_source_comes_back_whole_from_what_is_kept_of_it() {
+        let reply_to: SocketAddr = "192.0.2.1:5060".parse().unwrap();
+        let same_host: SocketAddr = "192.0.2.1:40000".parse().unwrap();
+        let kept = Source::new(same_host, reply_to);
+        assert!(matches!(kept, Source::Port(40000)));
+        assert_eq!(kept.addr(reply_to), same_host);
+        let other: SocketAddr = "198.51.100.7:5060".parse().unwrap();
+        assert_eq!(Source::new(other, reply_to).addr(reply_to), other);
+        let scoped: SocketAddr = "[fe80::1%2]:5060".parse().unwrap();
+        let unscoped: SocketAddr = "[fe80::1]:5060".parse().unwrap();
+        assert_eq!(Source::new(scoped, unscoped).addr(unscoped), scoped);
+    }
+
+    #[test]
+    fn a_copy_from_elsewhere_moves_the_replies_and_not_the_source() {
+        let first: SocketAddr = "192.0.2.1:40000".parse().unwrap();
+        let request = Bytes::from_static(b"OPTIONS sip:x SIP/2.0\r\n\r\n");
+        let mut tx = ProxyTransaction::new(
+            Instant::now(),
+            &TimerConfig::default(),
+            request,
+            "OPTIONS",
+            Destination {
+                transport: Transport::Udp,
+                addr: first,
+            },
+            first,
+        );
+        tx.set_reply_to(Destination {
+            transport: Transport::Udp,
+            addr: "203.0.113.9:5060".parse().unwrap(),
+        });
+        assert_eq!(tx.source(), first);
     }
 }

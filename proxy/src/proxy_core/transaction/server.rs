@@ -48,7 +48,7 @@ impl ProxyTransaction {
         debug_assert_eq!(request.as_bytes(), &self.request()[..]);
         let bytes = reply::local_response(
             request,
-            self.source,
+            self.source(),
             status,
             reason,
             extra,
@@ -97,10 +97,10 @@ impl ProxyTransaction {
         reply_to: Destination,
         actions: &mut Vec<Action>,
     ) {
-        self.reply_to = reply_to;
+        self.set_reply_to(reply_to);
         let before = actions.len();
         if self.server.is_terminated() {
-            if let Some(bytes) = &self.final_response {
+            if let Some(bytes) = self.later.as_ref().and_then(|l| l.final_response.as_ref()) {
                 actions.push(Action::Send {
                     to: reply_to,
                     bytes: Bytes::clone(bytes),
@@ -142,8 +142,10 @@ impl ProxyTransaction {
     /// Hands a response to the server transaction, keeping a non-INVITE final for later copies
     /// of the request (see `final_response`).
     pub(super) fn send_upstream(&mut self, now: Instant, status: u16, bytes: Bytes) {
-        if status >= 200 && !self.is_invite && self.final_response.is_none() {
-            self.final_response = Some(Box::new(bytes.clone()));
+        if status >= 200 && !self.is_invite {
+            self.later_mut()
+                .final_response
+                .get_or_insert_with(|| bytes.clone());
         }
         let _ = self.server.send_response(now, status, bytes);
     }
