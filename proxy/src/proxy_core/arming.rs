@@ -10,52 +10,133 @@
 //!
 //! (A map from timer id to its latest deadline did the same job, but hashing transaction keys
 //! under the queue's lock at 7500 calls/s cost the workers enough to overflow their sockets.)
+//!
+//! A transaction's counter is a slot in one process-wide table of 32-bit counters, not an
+//! allocation of its own: a ringing INVITE holds its counter for minutes, and an `Arc` of one
+//! was a 32-byte heap block per INVITE, plus 8 bytes in each timer entry for the pointer. A
+//! slot is reused once its transaction is gone; its count goes on from where it was, so no
+//! arming of the old owner can match one of the new (until the count wraps, after 2^32
+//! armings of one slot).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+/// The counters of one segment of the table (64 KiB, allocated when first needed).
+const SEGMENT: usize = 1 << 14;
+/// The most segments: 2^26 counters, more live transactions than the memory could hold.
+const SEGMENTS: usize = 1 << 12;
+/// A slot no counter has: the table was full. Its armings are always current (the core
+/// ignores early and stale fires anyway: its machines compare `now` with their deadlines).
+const NO_SLOT: u32 = u32::MAX;
+
+struct Table {
+    segments: [OnceLock<Box<[AtomicU32]>>; SEGMENTS],
+    /// Slots given back, and the first never used.
+    free: Mutex<(Vec<u32>, u32)>,
+}
+
+fn table() -> &'static Table {
+    static TABLE: OnceLock<Table> = OnceLock::new();
+    TABLE.get_or_init(|| Table {
+        segments: [const { OnceLock::new() }; SEGMENTS],
+        free: Mutex::new((Vec::new(), 0)),
+    })
+}
+
+impl Table {
+    fn counter(&self, slot: u32) -> Option<&AtomicU32> {
+        let slot = slot as usize;
+        let segment = self.segments.get(slot / SEGMENT)?.get()?;
+        segment.get(slot % SEGMENT)
+    }
+
+    fn take(&self) -> u32 {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(slot) = free.0.pop() {
+            return slot;
+        }
+        let slot = free.1;
+        if slot as usize >= SEGMENT * SEGMENTS {
+            return NO_SLOT;
+        }
+        free.1 += 1;
+        self.segments[slot as usize / SEGMENT]
+            .get_or_init(|| (0..SEGMENT).map(|_| AtomicU32::new(0)).collect());
+        slot
+    }
+
+    fn give_back(&self, slot: u32) {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        free.0.push(slot);
+    }
+}
 
 /// The counter a transaction moves on with each arming.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ArmCounter {
-    current: Arc<AtomicU64>,
+    slot: u32,
 }
 
 /// One arming: current until the transaction arms again or ends.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct Arming {
-    current: Arc<AtomicU64>,
-    this: u64,
+    slot: u32,
+    this: u32,
 }
 
-/// The value a closed counter holds: no arming matches it.
-const CLOSED: u64 = u64::MAX;
+impl Default for ArmCounter {
+    fn default() -> Self {
+        ArmCounter {
+            slot: table().take(),
+        }
+    }
+}
 
 impl ArmCounter {
     /// A new arming, which supersedes every earlier one.
     pub fn arm(&self) -> Arming {
-        let this = self.current.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        let this = table()
+            .counter(self.slot)
+            .map_or(0, |c| c.fetch_add(1, Ordering::Relaxed).wrapping_add(1));
         Arming {
-            current: self.current.clone(),
+            slot: self.slot,
             this,
         }
     }
 
     /// The transaction ended: none of its armings is current any more.
     pub fn close(&self) {
-        self.current.store(CLOSED, Ordering::Relaxed);
+        if let Some(counter) = table().counter(self.slot) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for ArmCounter {
+    fn drop(&mut self) {
+        if self.slot != NO_SLOT {
+            self.close();
+            table().give_back(self.slot);
+        }
     }
 }
 
 impl Arming {
     /// False once the transaction armed again or ended.
     pub fn is_current(&self) -> bool {
-        self.current.load(Ordering::Relaxed) == self.this
+        table()
+            .counter(self.slot)
+            .is_none_or(|c| c.load(Ordering::Relaxed) == self.this)
     }
 
-    /// An arming that nothing supersedes, for the timer queue's tests.
+    /// An arming that nothing supersedes, for the timer queue's tests (its counter is never
+    /// given back).
     #[cfg(test)]
     pub fn standalone() -> Arming {
-        ArmCounter::default().arm()
+        let counter = ArmCounter::default();
+        let arming = counter.arm();
+        std::mem::forget(counter);
+        arming
     }
 }
 
@@ -73,5 +154,26 @@ mod tests {
         assert!(second.is_current());
         counter.close();
         assert!(!second.is_current());
+    }
+
+    #[test]
+    fn a_slot_given_back_serves_the_next_counter_without_reviving_old_armings() {
+        let first = ArmCounter::default();
+        let slot = first.slot;
+        let old = first.arm();
+        drop(first);
+        let mut others = Vec::new();
+        let reused = loop {
+            let counter = ArmCounter::default();
+            if counter.slot == slot {
+                break counter;
+            }
+            // Another test's slot came back first: keep it out of the way.
+            others.push(counter);
+        };
+        let new = reused.arm();
+        assert!(new.is_current());
+        assert!(!old.is_current(), "{old:?} against {new:?}");
+        assert_eq!(std::mem::size_of::<Arming>(), 8);
     }
 }

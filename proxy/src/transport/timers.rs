@@ -25,6 +25,8 @@ use std::collections::BinaryHeap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use dialtone_transaction::TransactionKey;
+
 use crate::proxy_core::{Arming, TimerId};
 
 /// The finest timer precision: due timers are looked for at most this often.
@@ -46,11 +48,26 @@ pub const FIRE_BATCH: usize = 256;
 /// RFC 3261's timers tolerate (they bound waits, they do not schedule events to the tick).
 pub const LAZY_SLACK: Duration = IDLE_TICK;
 
+/// One armed timer: 32 bytes, held for as long as the timer runs (minutes, for a ringing
+/// INVITE's Timer C), so each part is kept in its smallest form.
 #[derive(Debug)]
 struct Entry {
-    at: Instant,
-    id: TimerId,
+    /// Nanoseconds after the queue's epoch (8 bytes, where an `Instant` takes 16).
+    at: u64,
+    /// The timer's key: the kind of key says which [`TimerId`] it is (see [`Entry::id`]).
+    key: TransactionKey,
     arming: Arming,
+}
+
+impl Entry {
+    /// A transaction's timers go by its server key, a NOTIFY's by its client key.
+    fn id(&self) -> TimerId {
+        if self.key.is_client() {
+            TimerId::Notify(self.key)
+        } else {
+            TimerId::Transaction(self.key)
+        }
+    }
 }
 
 impl PartialEq for Entry {
@@ -92,8 +109,8 @@ impl Heaps {
         }
     }
 
-    /// The heap whose top is due first at `now`, when one is.
-    fn due_heap(&mut self, now: Instant) -> Option<&mut BinaryHeap<Entry>> {
+    /// The heap whose top is due first at `now` (nanoseconds after the epoch), when one is.
+    fn due_heap(&mut self, now: u64) -> Option<&mut BinaryHeap<Entry>> {
         let precise = self.precise.peek().map(|e| e.at).filter(|at| *at <= now);
         let lazy = self.lazy.peek().map(|e| e.at).filter(|at| *at <= now);
         match (precise, lazy) {
@@ -106,16 +123,44 @@ impl Heaps {
 }
 
 /// A shared pair of min-heaps of (instant, timer): precise and lazy.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TimerQueue {
     heaps: Mutex<Heaps>,
+    /// What the entries' instants count from: the queue's creation, before any timer.
+    epoch: Instant,
+}
+
+impl Default for TimerQueue {
+    fn default() -> Self {
+        TimerQueue {
+            heaps: Mutex::default(),
+            epoch: Instant::now(),
+        }
+    }
 }
 
 impl TimerQueue {
+    /// `at` in nanoseconds after the epoch (an instant before it counts as the epoch).
+    fn since_epoch(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn instant(&self, at: u64) -> Instant {
+        self.epoch + Duration::from_nanos(at)
+    }
+
     /// Arms `id` at `at`, seen from `now`, to fire while `arming` is current (the core ignores
     /// early fires anyway: its machines compare `now` with their own deadlines).
     pub fn push(&self, now: Instant, at: Instant, id: TimerId, arming: Arming) {
-        let entry = Entry { at, id, arming };
+        let key = match id {
+            TimerId::Transaction(key) | TimerId::Notify(key) => key,
+        };
+        let entry = Entry {
+            at: self.since_epoch(at),
+            key,
+            arming,
+        };
+        debug_assert_eq!(entry.id(), id, "a timer's id is told by its kind of key");
         let mut heaps = self.heaps.lock().unwrap_or_else(|p| p.into_inner());
         if at.saturating_duration_since(now) >= PRECISE_HORIZON {
             heaps.lazy.push(entry);
@@ -128,6 +173,7 @@ impl TimerQueue {
     /// are due go too, even before their slack is used up.
     pub fn pop_due(&self, now: Instant, limit: usize) -> Vec<TimerId> {
         let mut heaps = self.heaps.lock().unwrap_or_else(|p| p.into_inner());
+        let now = self.since_epoch(now);
         let mut due = Vec::new();
         while due.len() < limit {
             heaps.drop_stale_tops();
@@ -135,7 +181,7 @@ impl TimerQueue {
                 break;
             };
             if let Some(entry) = heap.pop() {
-                due.push(entry.id);
+                due.push(entry.id());
             }
         }
         heaps.drop_stale_tops();
@@ -155,13 +201,14 @@ impl TimerQueue {
     pub fn next_due(&self, now: Instant) -> Option<Instant> {
         let mut heaps = self.heaps.lock().unwrap_or_else(|p| p.into_inner());
         heaps.drop_stale_tops();
-        let precise = heaps.precise.peek().map(|entry| entry.at);
+        let precise = heaps.precise.peek().map(|entry| self.instant(entry.at));
         let backlogged = heaps.backlogged;
         let lazy = heaps.lazy.peek().map(|entry| {
-            if backlogged && entry.at <= now {
+            let at = self.instant(entry.at);
+            if backlogged && at <= now {
                 now
             } else {
-                entry.at + LAZY_SLACK
+                at + LAZY_SLACK
             }
         });
         match (precise, lazy) {
@@ -186,10 +233,26 @@ impl TimerQueue {
 mod tests {
     use super::*;
     use crate::proxy_core::ArmCounter;
-    use dialtone_transaction::TransactionKey;
 
     fn id(n: &str) -> TimerId {
-        TimerId::Transaction(TransactionKey::client(n, "INVITE"))
+        TimerId::Transaction(TransactionKey::rfc3261_server(
+            "INVITE",
+            &format!("z9hG4bK{n}"),
+            "h",
+        ))
+    }
+
+    #[test]
+    fn an_entry_is_thirty_two_bytes_and_gives_back_its_id() {
+        assert_eq!(std::mem::size_of::<Entry>(), 32);
+        let q = TimerQueue::default();
+        let t0 = Instant::now();
+        let notify = TimerId::Notify(TransactionKey::client("z9hG4bKn", "NOTIFY"));
+        q.push(t0, t0, notify.clone(), Arming::standalone());
+        q.push(t0, t0, id("t"), Arming::standalone());
+        let mut fired = q.pop_due(t0, 10);
+        fired.sort_by_key(|id| matches!(id, TimerId::Notify(_)));
+        assert_eq!(fired, vec![id("t"), notify]);
     }
 
     #[test]

@@ -189,6 +189,11 @@ impl TransactionKey {
         self.swap_method(method)
     }
 
+    /// Whether this is a client transaction's key (a response's), not a server's.
+    pub fn is_client(&self) -> bool {
+        self.kind() == Kind::Client
+    }
+
     /// Whether the key follows RFC 3261 rules (a client key, or a magic-cookie branch) rather
     /// than the RFC 2543 fallback.
     pub fn is_rfc3261(&self) -> bool {
