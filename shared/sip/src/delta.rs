@@ -4,7 +4,7 @@
 //! provisional it sent (RFC 3261 section 17.2.1), so a proxy holds the relayed 180 for as
 //! long as the callee rings, minutes. That 180 repeats most of the INVITE the transaction
 //! keeps anyway: the Vias, From, To, Call-ID and CSeq (section 8.2.6.2 has the callee copy
-//! them). Kept as a [`Delta`] against the INVITE, each such line is four bytes.
+//! them). Kept as a [`Delta`] against the INVITE, each such line is three bytes.
 //!
 //! How: the message is cut into lines (each up to and with its `\n`, the last one perhaps
 //! without). For each line, the line of the reference that shares the longest beginning with
@@ -13,23 +13,24 @@
 
 use smallvec::SmallVec;
 
-/// A copy of a line's first bytes is worth its four bytes of record from this length on.
-const MIN_COPY: usize = 6;
+/// A copy of a line's first bytes is worth its length's byte of record from this length on
+/// (a line's record has its index byte anyway).
+const MIN_COPY: usize = 2;
 
 /// Only the first lines of the reference are looked at: enough for any header section, and
 /// a message of thousands of short lines costs at most this many comparisons per line.
 const MAX_REFERENCE_LINES: usize = 64;
 
-/// No line that the record's `u16` lengths cannot hold is copied or written out in one piece.
+/// No piece longer than this is copied or written out in one record (a length takes three
+/// bytes at most).
 const MAX_PIECE: usize = u16::MAX as usize;
-
-/// The bytes of a record before its written-out bytes.
-const RECORD: usize = 5;
 
 /// A message written as its differences from a reference (see the module documentation).
 ///
 /// Each line is a record: the index of a reference line (`u8`), how many of its first bytes
-/// to copy (`u16`, little-endian), how many bytes follow written out (`u16`), and those bytes.
+/// to copy, how many bytes follow written out, and those bytes. The two lengths take seven
+/// bits a byte, low bits first, the top bit saying another byte follows (LEB128): one byte
+/// each for a header line.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Delta(Box<[u8]>);
 
@@ -49,23 +50,18 @@ impl Delta {
                     .unwrap_or((0, 0))
             })
             .collect();
-        let records = |line: &[u8], copied: usize| (line.len() - copied).div_ceil(MAX_PIECE).max(1);
         let size: usize = lines(message)
             .zip(&copies)
-            .map(|(line, &(_, copied))| RECORD * records(line, copied) + line.len() - copied)
+            .flat_map(|(line, &(_, copied))| pieces(line, copied))
+            .map(|(copy, piece)| 1 + length_size(copy) + length_size(piece.len()) + piece.len())
             .sum();
         let mut out = Vec::with_capacity(size);
         for (line, &(index, copied)) in lines(message).zip(&copies) {
-            let mut copy = copied;
-            for piece in line[copied..].chunks(MAX_PIECE).chain(
-                // A line copied whole still needs its record.
-                (copied == line.len()).then_some(&[][..]),
-            ) {
+            for (copy, piece) in pieces(line, copied) {
                 out.push(index);
-                out.extend_from_slice(&(copy as u16).to_le_bytes());
-                out.extend_from_slice(&(piece.len() as u16).to_le_bytes());
+                push_length(&mut out, copy);
+                push_length(&mut out, piece.len());
                 out.extend_from_slice(piece);
-                copy = 0;
             }
         }
         debug_assert_eq!(out.len(), size);
@@ -75,27 +71,31 @@ impl Delta {
     /// The message again, given the same `reference` it was made against. `None` if the
     /// reference is not that one (a copy reaches past one of its lines).
     pub fn restore(&self, reference: &[u8]) -> Option<Vec<u8>> {
+        Self::restore_encoded(&self.0, reference)
+    }
+
+    /// The bytes a delta is made of, for a holder that keeps bytes (a `Bytes`, say): a
+    /// client transaction keeps a branch's head this way. [`Delta::restore_encoded`] reads
+    /// them back.
+    pub fn into_encoded(self) -> Box<[u8]> {
+        self.0
+    }
+
+    /// [`Delta::restore`] for the bytes of [`Delta::into_encoded`]: `None` as well for bytes
+    /// that are not a delta's.
+    pub fn restore_encoded(encoded: &[u8], reference: &[u8]) -> Option<Vec<u8>> {
         let reference = reference_lines(reference);
-        let mut size = 0;
-        let mut records = &self.0[..];
-        while let [_, c0, c1, l0, l1, rest @ ..] = records {
-            let literal = usize::from(u16::from_le_bytes([*l0, *l1]));
-            size += usize::from(u16::from_le_bytes([*c0, *c1])) + literal;
-            records = rest.get(literal..)?;
-        }
-        if !records.is_empty() {
-            return None;
-        }
+        let size = records(encoded).try_fold(0, |size, record| {
+            let (_, copy, literal) = record?;
+            Some(size + copy + literal.len())
+        })?;
         let mut out = Vec::with_capacity(size);
-        let mut records = &self.0[..];
-        while let [index, c0, c1, l0, l1, rest @ ..] = records {
-            let copy = usize::from(u16::from_le_bytes([*c0, *c1]));
-            let literal = usize::from(u16::from_le_bytes([*l0, *l1]));
+        for record in records(encoded) {
+            let (index, copy, literal) = record?;
             if copy > 0 {
-                out.extend_from_slice(reference.get(usize::from(*index))?.get(..copy)?);
+                out.extend_from_slice(reference.get(usize::from(index))?.get(..copy)?);
             }
-            out.extend_from_slice(&rest[..literal]);
-            records = &rest[literal..];
+            out.extend_from_slice(literal);
         }
         Some(out)
     }
@@ -117,6 +117,25 @@ impl std::fmt::Debug for Delta {
     }
 }
 
+/// The records of a delta's bytes: reference line, bytes copied from it, bytes written out.
+/// An item is `None` where the bytes end inside a record (not a delta's bytes).
+fn records(encoded: &[u8]) -> impl Iterator<Item = Option<(u8, usize, &[u8])>> {
+    let mut rest = encoded;
+    std::iter::from_fn(move || {
+        let (&index, after) = rest.split_first()?;
+        let record = read_length(after).and_then(|(copy, after)| {
+            let (literal, after) = read_length(after)?;
+            let literal_bytes = after.get(..literal)?;
+            rest = &after[literal..];
+            Some((index, copy, literal_bytes))
+        });
+        if record.is_none() {
+            rest = &[];
+        }
+        Some(record)
+    })
+}
+
 /// The lines of the reference a delta may copy from.
 fn reference_lines(reference: &[u8]) -> SmallVec<[&[u8]; 16]> {
     lines(reference).take(MAX_REFERENCE_LINES).collect()
@@ -134,6 +153,48 @@ fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
         rest = after;
         Some(line)
     })
+}
+
+/// The records of a line whose first `copied` bytes are copied: (bytes copied, bytes
+/// written out), the rest cut in pieces of at most [`MAX_PIECE`].
+fn pieces(line: &[u8], copied: usize) -> impl Iterator<Item = (usize, &[u8])> {
+    let mut copy = copied;
+    line[copied..]
+        .chunks(MAX_PIECE)
+        // A line copied whole still needs its record.
+        .chain((copied == line.len()).then_some(&[][..]))
+        .map(move |piece| (std::mem::take(&mut copy), piece))
+}
+
+/// How many bytes [`push_length`] writes for `n`.
+fn length_size(n: usize) -> usize {
+    match n {
+        0..0x80 => 1,
+        0x80..0x4000 => 2,
+        _ => 3,
+    }
+}
+
+/// Writes `n` (at most [`MAX_PIECE`]) seven bits a byte, low bits first.
+fn push_length(out: &mut Vec<u8>, mut n: usize) {
+    debug_assert!(n <= MAX_PIECE);
+    while n >= 0x80 {
+        out.push((n & 0x7f) as u8 | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// A length [`push_length`] wrote, and the bytes after it.
+fn read_length(bytes: &[u8]) -> Option<(usize, &[u8])> {
+    let mut n = 0;
+    for (i, &byte) in bytes.iter().enumerate().take(3) {
+        n |= usize::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((n, &bytes[i + 1..]));
+        }
+    }
+    None
 }
 
 fn common_prefix(a: &[u8], b: &[u8]) -> usize {
@@ -165,9 +226,9 @@ mod tests {
         let delta = Delta::new(RINGING, INVITE);
         assert_eq!(delta.restore(INVITE).as_deref(), Some(RINGING));
         // The status line, the Via's new parameters, the To tag, Contact and Content-Length
-        // are written out; From, Call-ID and CSeq are four bytes of record each.
+        // are written out; From, Call-ID and CSeq are three bytes of record each.
         assert!(
-            delta.len() < 170,
+            delta.len() < 150,
             "{} bytes for a {}-byte 180",
             delta.len(),
             RINGING.len()
@@ -205,6 +266,22 @@ mod tests {
         reordered.reverse();
         let reordered = reordered.concat();
         assert_ne!(delta.restore(&reordered).as_deref(), Some(RINGING));
+    }
+
+    #[test]
+    fn a_cut_delta_restores_nothing_or_fewer_lines_and_never_panics() {
+        let delta = Delta::new(RINGING, INVITE);
+        for cut in 0..delta.len() {
+            if let Some(restored) = Delta::restore_encoded(&delta.0[..cut], INVITE) {
+                assert!(RINGING.starts_with(&restored) && restored.len() < RINGING.len());
+            }
+        }
+        let long_literal = Delta::new(&[b'x'; 300], INVITE);
+        assert_eq!(
+            long_literal.len(),
+            1 + 1 + 2 + 300,
+            "a length of 300 takes two bytes"
+        );
     }
 
     proptest::proptest! {

@@ -6,7 +6,9 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use dialtone_sip::{forwarder_via, skeleton_from_head, HeaderName, Message, ResponseBuilder, Via};
+use dialtone_sip::{
+    forwarder_via, skeleton_from_head, Delta, HeaderName, Message, ResponseBuilder, Via,
+};
 use dialtone_transaction::{
     ack_for_non_2xx, cancel_for, ClientNonInviteTransaction, ClientTransaction, Event, TimerC,
     TransactionKey, Transport,
@@ -28,7 +30,8 @@ pub(super) struct Branch {
     pub(super) timer_c: Option<TimerC>,
     pub(super) provisional_seen: bool,
     /// The client transaction holds only the head of the forwarded INVITE
-    /// (`Message::forwarded_head`): see [`ProxyTransaction::keep_only_the_branch_head`].
+    /// (`Message::forwarded_head`), as a [`Delta`] against the received request's skeleton:
+    /// see [`ProxyTransaction::keep_only_the_branch_head`].
     pub(super) shed: bool,
     pub(super) final_status: Option<u16>,
     /// The final was written by the proxy (408 on a timeout, 503 on a transport error), not
@@ -90,9 +93,12 @@ impl Branch {
 
     /// The branch parameter of this branch's Via. It is not kept as a string of its own (a
     /// ringing INVITE holds its branch for minutes), and the key is a digest: it is read from
-    /// the request the client transaction keeps, whole or cut to its head, where the proxy's
-    /// Via is the first header line (`forward.rs` puts it there).
+    /// the request the client transaction keeps, where the proxy's Via is the first header
+    /// line (`forward.rs` puts it there). Only asked of a branch that keeps its whole request:
+    /// the failovers that need it come before a provisional or while other addresses are
+    /// left, and a branch is cut to its head after a provisional only when none are.
     pub(super) fn branch_id(&self) -> String {
+        debug_assert!(!self.shed, "a branch cut to its head has no Via to read");
         forwarder_via(self.client.request())
             .and_then(|value| Via::parse(value).ok())
             .and_then(|via| via.branch().map(str::to_owned))
@@ -170,7 +176,10 @@ impl ProxyTransaction {
     /// transaction keeps anyway: the branch keeps only the rest, its head (start line, the
     /// proxy's Via, Route), and [`Self::branch_request`] puts the skeleton back together when
     /// it is needed. A ringing branch lives for minutes; a whole copy of its INVITE, then a
-    /// skeleton of its own, were most of what a ringing call held.
+    /// skeleton of its own, were most of what a ringing call held. Even the head starts as
+    /// the received request does ("INVITE sip:", "Via: SIP/2.0/UDP " and often the host), so
+    /// it is kept as a [`Delta`] against that request's skeleton, in the client transaction's
+    /// place for its request (which it never sends again).
     ///
     /// Not while DNS gave other addresses to fail over to: a 503 after a 180 sends the whole
     /// INVITE again, to the next address.
@@ -183,6 +192,7 @@ impl ProxyTransaction {
         {
             return;
         }
+        let reference = self.server.request();
         let branch = &mut self.branches[index];
         let ClientTransaction::Invite(client) = &mut branch.client else {
             return;
@@ -193,7 +203,12 @@ impl ProxyTransaction {
         else {
             return;
         };
-        if client.replace_request(Bytes::from(head)).is_ok() {
+        let delta = Delta::new(&head, reference);
+        debug_assert_eq!(delta.restore(reference).as_deref(), Some(&head[..]));
+        if client
+            .replace_request(Bytes::from(delta.into_encoded()))
+            .is_ok()
+        {
             branch.shed = true;
         }
     }
@@ -208,11 +223,17 @@ impl ProxyTransaction {
         if !branch.shed {
             return kept.clone();
         }
+        // The received request is the reference of the head's delta, and is not replaced
+        // after the branch is cut (it became its skeleton before anything was forwarded).
+        let Some(head) = Delta::restore_encoded(kept, self.request()) else {
+            debug_assert!(false, "a branch head that does not restore");
+            return Bytes::new();
+        };
         let Ok(received) = Message::parse(self.request()) else {
-            return kept.clone();
+            return Bytes::from(head);
         };
         let source = self.source();
-        Bytes::from(skeleton_from_head(kept, &received, |top| {
+        Bytes::from(skeleton_from_head(&head, &received, |top| {
             reply::via_header_with_received(top, source)
         }))
     }
