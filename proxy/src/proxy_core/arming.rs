@@ -31,15 +31,23 @@ const NO_SLOT: u32 = u32::MAX;
 
 struct Table {
     segments: [OnceLock<Box<[AtomicU32]>>; SEGMENTS],
-    /// Slots given back, and the first never used.
-    free: Mutex<(Vec<u32>, u32)>,
+    free: Mutex<FreeSlots>,
+}
+
+/// The slots a new counter may take.
+#[derive(Default)]
+struct FreeSlots {
+    /// Given back by counters that were dropped.
+    given_back: Vec<u32>,
+    /// The first slot never used.
+    never_used: u32,
 }
 
 fn table() -> &'static Table {
     static TABLE: OnceLock<Table> = OnceLock::new();
     TABLE.get_or_init(|| Table {
         segments: [const { OnceLock::new() }; SEGMENTS],
-        free: Mutex::new((Vec::new(), 0)),
+        free: Mutex::default(),
     })
 }
 
@@ -52,14 +60,14 @@ impl Table {
 
     fn take(&self) -> u32 {
         let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(slot) = free.0.pop() {
+        if let Some(slot) = free.given_back.pop() {
             return slot;
         }
-        let slot = free.1;
+        let slot = free.never_used;
         if slot as usize >= SEGMENT * SEGMENTS {
             return NO_SLOT;
         }
-        free.1 += 1;
+        free.never_used += 1;
         self.segments[slot as usize / SEGMENT]
             .get_or_init(|| (0..SEGMENT).map(|_| AtomicU32::new(0)).collect());
         slot
@@ -67,7 +75,7 @@ impl Table {
 
     fn give_back(&self, slot: u32) {
         let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        free.0.push(slot);
+        free.given_back.push(slot);
     }
 }
 
