@@ -224,7 +224,11 @@ fn fold<S: CommitBatch>(store: &Mutex<S>, path: &Path, generation: u64) -> Resul
     for change in decode(&records) {
         latest.insert(change.store_key(), change);
     }
-    let changes: Vec<(String, BindingChange)> = latest.into_iter().collect();
+    let mut changes: Vec<(String, BindingChange)> = latest.into_iter().collect();
+    // In key order, consecutive changes land in the same B-tree leaf. In the map's order each
+    // walked a random path, and with redb's small cache (`store.rs`) many paths were read back
+    // from the file.
+    changes.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
     lock(store).commit_keyed(&changes)
 }
 
