@@ -219,8 +219,14 @@ fn commit<S: CommitBatch>(
     if changes.is_empty() && unsaved.is_empty() {
         return Ok(());
     }
-    let mut all = unsaved.take();
-    all.extend(changes);
+    // Nearly always nothing is unsaved, and the batch is committed as it came.
+    let all = if unsaved.is_empty() {
+        changes
+    } else {
+        let mut all = unsaved.take();
+        all.extend(changes);
+        all
+    };
     let (sequences, keys, all) = written.newest_only(all);
     let result = store.commit(&all);
     match &result {
