@@ -18,22 +18,11 @@ pub struct PackedBindings {
     bytes: Box<[u8]>,
 }
 
-/// Room on the stack for an AOR's packed bindings: a binding takes about 100 bytes, and more
-/// than a few per AOR go through a growing vector instead.
-const PACK_ON_STACK: usize = 1024;
-
 impl PackedBindings {
     /// Encodes `bindings` (in the order given).
     pub fn pack(bindings: &[Binding]) -> PackedBindings {
-        // Encoded on the stack first, then copied into one allocation of the exact size: a
-        // growing vector took five or six reallocations per REGISTER, and its shrink a sixth.
-        let mut scratch = [0u8; PACK_ON_STACK];
-        let bytes: Box<[u8]> = match postcard::to_slice(bindings, &mut scratch) {
-            Ok(encoded) => Box::from(&*encoded),
-            Err(_) => postcard::to_allocvec(bindings)
-                .expect("bindings always encode: plain data and sequences of known length")
-                .into_boxed_slice(),
-        };
+        let bytes = postcard::to_allocvec(bindings)
+            .expect("bindings always encode: plain data and sequences of known length");
         let earliest = bindings
             .iter()
             .map(|b| b.expires_at)
@@ -42,7 +31,7 @@ impl PackedBindings {
         PackedBindings {
             earliest_expiry: u32::try_from(earliest).unwrap_or(u32::MAX),
             count: u32::try_from(bindings.len()).unwrap_or(u32::MAX),
-            bytes,
+            bytes: bytes.into_boxed_slice(),
         }
     }
 
@@ -115,27 +104,6 @@ mod tests {
             "{} bytes for two bindings",
             packed.bytes.len()
         );
-    }
-
-    #[test]
-    fn bindings_too_many_for_the_stack_buffer_pack_all_the_same() {
-        let bindings: Vec<Binding> = (0..40)
-            .map(|n| {
-                binding(
-                    &format!("sip:phone{n}@192.0.2.1:5060"),
-                    1_800_000_000 + n,
-                    None,
-                )
-            })
-            .collect();
-        let packed = PackedBindings::pack(&bindings);
-        assert!(
-            packed.bytes.len() > PACK_ON_STACK,
-            "{} bytes",
-            packed.bytes.len()
-        );
-        assert_eq!(packed.unpack(), bindings);
-        assert_eq!(packed.len(), 40);
     }
 
     #[test]
