@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command (see README): formatting, the structure checks, lints, every
-# crate's tests with and without the optional features, and a short smoke run of each fuzz
-# target.
+# crate's tests with and without the optional features, the memory goals with a release
+# build, and a short smoke run of each fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,6 +34,13 @@ cargo test -p dialtone-media --features opus,g729
 cargo test -p dialtone-ata --features opus,g729,usb-handset
 cargo test -p dialtone-e2e --features opus,g729 --test ata_opus --test ata_speech --test ata_g729
 cargo test -p dialtone-e2e --features opus,g729 --test ata_load -- opus
+
+# A release build, as a user runs it: the allocator's behaviour decides these figures, which
+# no heap count in a test sees (an exact-size copy of each AOR's packed bindings once doubled
+# the bytes per binding with the same requested sizes).
+step "memory per binding, ringing INVITE and idle TCP connection within the goals (release build)"
+cargo build --release -p dialtone-proxy
+python3 tests/bench/memory.py --check
 
 step "fuzz smoke (${FUZZ_SECONDS:-30} s per target)"
 bash fuzz/smoke.sh "${FUZZ_SECONDS:-30}"

@@ -6,7 +6,7 @@ info logs), as a PSS difference (/proc/PID/smaps_rollup) divided by the count.
     python3 tests/bench/memory.py [--bindings 100000] [--invites 20000] [--connections 1000]
                                   [--only bindings|invites|tcp] [--sdp]
                                   [--proxy target/release/dialtone-proxy]
-                                  [-- more proxy flags, e.g. --memory-only --trace-calls 0]
+                                  [--check] [-- more proxy flags, e.g. --memory-only --trace-calls 0]
 
 Each measurement starts a fresh proxy on 127.0.0.1 (a port of its own, a data directory in a
 temporary directory), warms it with a small share of the same work so that one-time
@@ -290,6 +290,11 @@ def tcp(binary, count, extra):
         proxy.stop()
 
 
+# The memory goals (issue 22), in bytes per binding, per ringing INVITE, per idle TCP
+# connection, for --check.
+GOALS = {"bindings": 300, "invites": 1024, "tcp": 4096}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--proxy", default=os.path.join(ROOT, "target/release/dialtone-proxy"))
@@ -298,8 +303,11 @@ def main():
     ap.add_argument("--connections", type=int, default=1000)
     ap.add_argument("--only", choices=["bindings", "invites", "tcp"])
     ap.add_argument("--sdp", action="store_true", help="INVITEs with an audio offer")
+    ap.add_argument("--check", action="store_true",
+                    help="exit 1 when a figure is above the project's goal (measured twice first)")
     ap.add_argument("extra", nargs="*", help="more proxy flags, after --")
     a = ap.parse_args()
+    over = []
     jobs = [("bindings", bindings, a.bindings, "binding"),
             ("invites", invites, a.invites, "live INVITE transaction"),
             ("tcp", tcp, a.connections, "idle TCP connection")]
@@ -307,13 +315,24 @@ def main():
         if a.only and a.only != name:
             continue
         if job is invites:
-            before, after = job(a.proxy, count, a.extra, a.sdp)
             what += " (INVITE with SDP)" if a.sdp else ""
+        # A PSS difference moves by a percent or so from run to run: a figure above its goal
+        # is measured once more before it counts.
+        for attempt in range(2 if a.check else 1):
+            if job is invites:
+                before, after = job(a.proxy, count, a.extra, a.sdp)
+            else:
+                before, after = job(a.proxy, count, a.extra)
+            per = (after - before) * 1024 / count
+            print(f"{name}: {count} -> PSS {before} KiB before, {after} KiB after: "
+                  f"{per:.0f} bytes per {what}", flush=True)
+            if per <= GOALS[name]:
+                break
         else:
-            before, after = job(a.proxy, count, a.extra)
-        per = (after - before) * 1024 / count
-        print(f"{name}: {count} -> PSS {before} KiB before, {after} KiB after: "
-              f"{per:.0f} bytes per {what}", flush=True)
+            over.append(f"{name}: {per:.0f} bytes per {what}, the goal is {GOALS[name]}")
+    for line in over:
+        print(f"ABOVE THE GOAL: {line}", flush=True)
+    return 1 if over else 0
 
 
 if __name__ == "__main__":
