@@ -588,34 +588,27 @@ mod tests {
     #[test]
     fn a_new_call_takes_over_the_buffers_of_the_call_it_evicts() {
         let recorder = TraceRecorder::new(1);
-        let (proxy, peer) = (addr(5060), addr(5062));
-        let invite = |id: &str| {
-            Bytes::from(format!(
-                "INVITE sip:9000@h SIP/2.0\r\nCall-ID: {id}\r\nCSeq: 1 INVITE\r\n\r\n"
-            ))
-        };
         let now = SystemTime::now();
-        recorder.record(
-            now,
-            Direction::In,
-            Transport::Udp,
-            proxy,
-            peer,
-            &invite("a"),
-        );
+        let record_invite = |id: &str| {
+            let invite =
+                format!("INVITE sip:9000@h SIP/2.0\r\nCall-ID: {id}\r\nCSeq: 1 INVITE\r\n\r\n");
+            let (proxy, peer) = (addr(5060), addr(5062));
+            recorder.record(
+                now,
+                Direction::In,
+                Transport::Udp,
+                proxy,
+                peer,
+                invite.as_bytes(),
+            );
+        };
         let text_of = |id: &str| {
             let calls = recorder.calls.lock().unwrap();
             calls.by_id[id].text.as_ptr()
         };
+        record_invite("a");
         let first = text_of("a");
-        recorder.record(
-            now,
-            Direction::In,
-            Transport::Udp,
-            proxy,
-            peer,
-            &invite("b"),
-        );
+        record_invite("b");
         assert!(recorder.get("a").is_none());
         assert_eq!(text_of("b"), first, "a buffer of its own");
         let b = recorder.get("b").unwrap();
