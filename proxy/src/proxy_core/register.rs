@@ -13,7 +13,7 @@ use super::{reply, Action, HeldRequest, ProxyCore};
 use crate::auth::Claimed;
 use crate::config::AuthMode;
 use crate::metrics::RegistrationEvent;
-use crate::registrar::{Applied, BindingChange, Origin, RegisterOutcome};
+use crate::registrar::{to_persist, Applied, BindingChange, Origin, RegisterOutcome};
 
 /// Seconds a REGISTER whose changes could not be saved is asked to wait before trying again:
 /// the writer retries the commit every second meanwhile.
@@ -56,13 +56,13 @@ pub(super) fn register(new: &mut NewRequest<'_, '_>) {
         core.location
             .register(request, &aor, new.wall, origin, &core.policy)
     };
-    let Applied { outcome, persist } = applied;
+    let Applied { outcome, sequence } = applied;
     match outcome {
         RegisterOutcome::Ok {
             changes,
             created,
             response_contacts,
-            ..
+            bindings_after,
         } => {
             count_changes(core, &changes, created);
             // The registrations gauge is read from the location service at scrape time
@@ -72,7 +72,8 @@ pub(super) fn register(new: &mut NewRequest<'_, '_>) {
                 .map(|c| ("Contact", c))
                 .collect();
             extra.push(("Date", httpdate_now(new.wall)));
-            if let Some((sequence, changes)) = persist {
+            if let Some(sequence) = sequence {
+                let changes = to_persist(changes, bindings_after);
                 new.actions.push(Action::Persist { sequence, changes });
             }
             let first = new.actions.len();

@@ -286,7 +286,7 @@ pub(crate) mod tests {
         );
         assert!(matches!(applied.outcome, RegisterOutcome::Ok { .. }));
         // What a transport actor does with the core's Persist.
-        let (sequence, changes) = applied.persist.unwrap();
+        let (sequence, changes) = applied.into_persist().unwrap();
         writer.unwrap().send(sequence, changes).unwrap();
         registrar.send(Flush).await.unwrap().unwrap();
 

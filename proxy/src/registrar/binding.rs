@@ -3,6 +3,7 @@
 //! which travel the same way), and the identity of a contact
 //! (section 19.1.4) that keys both memory and the store.
 
+use std::fmt::Write;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -139,12 +140,18 @@ pub(super) fn format_q(q: u16) -> String {
 const NEVER_IGNORED_PARAMS: [&str; 5] = ["maddr", "method", "transport", "ttl", "user"];
 
 pub fn contact_identity(contact: &str) -> String {
+    let mut out = String::with_capacity(contact.len() + 8);
+    push_contact_identity(&mut out, contact);
+    out
+}
+
+/// [`contact_identity`], appended to `out`.
+fn push_contact_identity(out: &mut String, contact: &str) {
     match Uri::parse(contact) {
         Ok(Uri::Sip(sip)) => {
             // Written straight into one string (this runs for every contact of every REGISTER);
             // the layout is the store's key format and must not change:
             // `scheme:user:password@host:port;params?headers`.
-            let mut out = String::with_capacity(contact.len() + 8);
             out.push_str(if sip.secure { "sips:" } else { "sip:" });
             out.push_str(&sip.user_unescaped().unwrap_or_default());
             out.push(':');
@@ -153,7 +160,7 @@ pub fn contact_identity(contact: &str) -> String {
             out.extend(sip.host.chars().map(|c| c.to_ascii_lowercase()));
             out.push(':');
             if let Some(port) = sip.port {
-                out.push_str(&port.to_string());
+                let _ = write!(out, "{port}");
             }
             out.push(';');
             let mut params: Vec<String> = sip
@@ -178,20 +185,27 @@ pub fn contact_identity(contact: &str) -> String {
             }
             out.push('?');
             out.push_str(sip.headers.unwrap_or(""));
-            out
         }
         Ok(other) => match other.as_str().split_once(':') {
-            Some((scheme, rest)) => format!("{}:{rest}", scheme.to_ascii_lowercase()),
-            None => other.as_str().to_owned(),
+            Some((scheme, rest)) => {
+                out.extend(scheme.chars().map(|c| c.to_ascii_lowercase()));
+                out.push(':');
+                out.push_str(rest);
+            }
+            None => out.push_str(other.as_str()),
         },
-        Err(_) => contact.to_owned(),
+        Err(_) => out.push_str(contact),
     }
 }
 
 /// The store's key for a binding: the AOR and the contact's identity, separated by a space,
 /// which neither can contain (RFC 3261 section 25.1 URIs have no white space).
 pub fn store_key(aor: &str, contact: &str) -> String {
-    format!("{aor} {}", contact_identity(contact))
+    let mut key = String::with_capacity(aor.len() + contact.len() + 9);
+    key.push_str(aor);
+    key.push(' ');
+    push_contact_identity(&mut key, contact);
+    key
 }
 
 /// Whole seconds since the Unix epoch (0 for a clock before 1970).

@@ -269,7 +269,7 @@ fn the_store_ends_with_what_memory_holds_after_concurrent_replacements() {
                     let request = Message::parse(&raw).unwrap();
                     let policy = RegistrarPolicy::default();
                     let applied = location.register(&request, "9301", at(T0), origin(), &policy);
-                    let (sequence, changes) = applied.persist.unwrap();
+                    let (sequence, changes) = applied.into_persist().unwrap();
                     writer.send(sequence, changes).unwrap();
                 }
             })
@@ -303,7 +303,7 @@ fn expiry_removals_reach_the_store() {
         let request = Message::parse(&raw).unwrap();
         let policy = RegistrarPolicy::default();
         let applied = location.register(&request, "9301", at(T0), origin(), &policy);
-        let (sequence, changes) = applied.persist.unwrap();
+        let (sequence, changes) = applied.into_persist().unwrap();
         writer.send(sequence, changes).unwrap();
     }
     // What the registrar actor's sweep does (see `actor.rs`).

@@ -39,7 +39,7 @@ pub mod writer;
 pub use actor::{start_registrar, Flush, Persist, Registrar, RegistrarActor, Sweep};
 pub use binding::{Binding, BindingChange};
 pub use choice::{LocationChoice, RedisTarget};
-pub use location::{Applied, LocationService};
+pub use location::{to_persist, Applied, LocationService};
 pub use mailbox::{MailboxError, MessageCounts};
 pub use redis_sync::LinkStatus;
 pub use rules::{process_register, Origin, RegisterOutcome, RegistrarPolicy};

@@ -62,7 +62,9 @@ pub fn execute<A>(
 {
     for action in actions {
         match action {
-            Action::Send { to, bytes } => outbound.send(to, bytes, Some(ctx.address().recipient())),
+            Action::Send { to, bytes } => {
+                outbound.send(to, bytes, || Some(ctx.address().recipient()))
+            }
             Action::Persist { sequence, changes } => {
                 let Some(store) = outbound.store() else {
                     continue;
@@ -74,7 +76,7 @@ pub fn execute<A>(
             }
             Action::SendWhenStored { to, bytes, request } => {
                 let Some(store) = outbound.store() else {
-                    outbound.send(to, bytes, Some(ctx.address().recipient()));
+                    outbound.send(to, bytes, || Some(ctx.address().recipient()));
                     continue;
                 };
                 let me = ctx.address();
@@ -86,7 +88,7 @@ pub fn execute<A>(
                         // Sent from the writer thread itself: waking the actor only to send a
                         // datagram cost a thread wake-up per REGISTER. A send failure still
                         // reaches the actor.
-                        outbound.send(to, bytes, Some(me.recipient()));
+                        outbound.send(to, bytes, || Some(me.recipient()));
                         return;
                     }
                     me.do_send(Stored {
@@ -127,7 +129,7 @@ pub fn execute<A>(
 pub fn execute_detached(actions: Vec<Action>, outbound: &Arc<Outbound>) {
     for action in actions {
         match action {
-            Action::Send { to, bytes } => outbound.send(to, bytes, None),
+            Action::Send { to, bytes } => outbound.send(to, bytes, || None),
             Action::Persist { sequence, changes } => {
                 if let Some(store) = outbound.store() {
                     if let Err(error) = store.send(sequence, changes) {

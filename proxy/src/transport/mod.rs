@@ -76,7 +76,7 @@ macro_rules! sends_when_stored {
                 use actix::AsyncContext;
                 if let Some((to, bytes)) = $crate::transport::held_response(&self.core, stored) {
                     self.outbound
-                        .send(to, bytes, Some(ctx.address().recipient()));
+                        .send(to, bytes, || Some(ctx.address().recipient()));
                 }
             }
         }
@@ -291,13 +291,15 @@ impl Outbound {
 
     /// Sends `bytes` to `to`. Errors are counted, never fatal: SIP retransmission recovers.
     /// When the transport refuses outright (no route, wrong address family, TCP connection
-    /// refused), `on_failure` is told, so that the core can treat the forwarded request as
-    /// answered 503 (RFC 3261 section 16.9) instead of waiting for Timer B or F.
+    /// refused), the recipient `on_failure` gives is told, so that the core can treat the
+    /// forwarded request as answered 503 (RFC 3261 section 16.9) instead of waiting for Timer B
+    /// or F. It is asked for only then, or when a TCP connect must hold it: an actor's
+    /// recipient is an allocation, which made per message cost one more for every send.
     pub fn send(
         self: &Arc<Self>,
         to: Destination,
         bytes: Bytes,
-        on_failure: Option<Recipient<TransportFailed>>,
+        on_failure: impl FnOnce() -> Option<Recipient<TransportFailed>>,
     ) {
         self.capture_sent(&to, &bytes);
         match to.transport {
@@ -314,7 +316,7 @@ impl Outbound {
                         Err(e) => {
                             tracing::debug!(to = %to.addr, error = %e, "udp send failed");
                             self.count_error("udp");
-                            if let Some(recipient) = on_failure {
+                            if let Some(recipient) = on_failure() {
                                 recipient.do_send(TransportFailed(bytes));
                             }
                             return;
@@ -340,7 +342,7 @@ impl Outbound {
                     }
                     peer = addr;
                 }
-                self.connect_and_send(peer, bytes, on_failure);
+                self.connect_and_send(peer, bytes, on_failure());
             }
         }
     }
@@ -564,7 +566,7 @@ mod tests {
         tokio::time::pause();
         for i in 0..=MAX_WAITING {
             let request = Bytes::from(format!("OPTIONS sip:{i}@x SIP/2.0\r\n\r\n"));
-            outbound.send(to, request, Some(failures.clone().recipient()));
+            outbound.send(to, request, || Some(failures.clone().recipient()));
         }
         // One more than may wait is refused at once; the rest wait for the connect.
         tokio::task::yield_now().await;

@@ -343,7 +343,7 @@ impl Handler<Stored> for TcpConnection {
             self.write(bytes, ctx);
         } else {
             self.outbound
-                .send(to, bytes, Some(ctx.address().recipient()));
+                .send(to, bytes, || Some(ctx.address().recipient()));
         }
     }
 }
