@@ -129,6 +129,11 @@ pub struct UdpWorker {
     /// One receive buffer, reused: each datagram is copied out at its real size (zeroing a
     /// fresh 64 KiB buffer per datagram cost more than parsing the message).
     buf: Vec<u8>,
+    /// This worker's own address, held for as long as it runs. Actix wakes an actor's mailbox
+    /// when the last sender to it is dropped; a held REGISTER's 200 goes out from the store's
+    /// writer thread, whose callback drops a clone of this address, and without this one that
+    /// clone was the last: every commit woke the worker from `epoll_wait` for nothing.
+    me: Option<Addr<UdpWorker>>,
 }
 
 impl UdpWorker {
@@ -163,6 +168,7 @@ impl UdpWorker {
             tick: None,
             stamped,
             buf: vec![0u8; MAX_DATAGRAM],
+            me: None,
         })
     }
 }
@@ -171,6 +177,7 @@ impl Actor for UdpWorker {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.me = Some(ctx.address());
         // The stream only says "readable"; the handler reads. Reading inside the stream and
         // handing the datagrams over as its items cost ~70 µs per wake-up between the read
         // and the handler at 1000 REGISTERs/s (measured in the worker), which is most of the
