@@ -1,12 +1,15 @@
 //! One journal file on disk (format: [`super::journal`]): created at its full size with its
-//! blocks written, so that an append changes no file metadata and its `fdatasync` flushes one
-//! page, not the file system's journal; read back on start; appended to; reset for reuse.
+//! blocks written, so that an append changes no file metadata and its flush writes a page or
+//! two, not the file system's journal; read back on start; appended to; reset for reuse.
+//! Appends and resets go straight to the device ([`super::direct_append`]) where the file
+//! system allows it, and otherwise through the page cache with an `fdatasync`.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use super::direct_append::DirectAppender;
 use super::journal::{self, END_MARK_LEN, HEADER_LEN};
 
 /// An open journal file and where its next record goes.
@@ -18,6 +21,8 @@ pub struct JournalFile {
     /// Where the next record goes (an offset in the file).
     end: usize,
     capacity: usize,
+    /// Where appends and resets go when the file system takes direct writes.
+    direct: Option<DirectAppender>,
 }
 
 /// What a journal file held when it was opened.
@@ -51,6 +56,8 @@ impl JournalFile {
             }
         }
         let capacity = capacity.max(bytes.len());
+        // What the file now holds: what was read, then the zeros just written.
+        bytes.resize(capacity, 0);
         let (generation, records, end) = match journal::read_header(&bytes) {
             Some(generation) => {
                 let (records, end) = journal::read_records(&bytes[HEADER_LEN..], generation);
@@ -59,6 +66,7 @@ impl JournalFile {
             }
             None => (0, Vec::new(), HEADER_LEN),
         };
+        let direct = DirectAppender::open(path, capacity, &bytes, end);
         Ok(Replayed {
             file: JournalFile {
                 file,
@@ -66,6 +74,7 @@ impl JournalFile {
                 generation,
                 end,
                 capacity,
+                direct,
             },
             records,
         })
@@ -97,6 +106,11 @@ impl JournalFile {
         self.end + bytes + END_MARK_LEN <= self.capacity
     }
 
+    /// Whether appends go straight to the device (see [`super::direct_append`]).
+    pub fn writes_directly(&self) -> bool {
+        self.direct.is_some()
+    }
+
     /// Whether nothing has been appended since the last reset.
     pub fn is_empty(&self) -> bool {
         self.end == HEADER_LEN
@@ -110,11 +124,15 @@ impl JournalFile {
             return Err(io::Error::other("journal full"));
         }
         let appended = records.len();
-        records.extend_from_slice(&[0; END_MARK_LEN]);
-        let written = self.file.write_all_at(records, self.end as u64);
-        records.truncate(appended);
-        written?;
-        self.file.sync_data()?;
+        if let Some(direct) = &mut self.direct {
+            direct.append(self.end, records, END_MARK_LEN)?;
+        } else {
+            records.extend_from_slice(&[0; END_MARK_LEN]);
+            let written = self.file.write_all_at(records, self.end as u64);
+            records.truncate(appended);
+            written?;
+            self.file.sync_data()?;
+        }
         self.end += appended;
         Ok(())
     }
@@ -124,8 +142,12 @@ impl JournalFile {
     pub fn reset(&mut self, generation: u64) -> io::Result<()> {
         let mut head = journal::header(generation).to_vec();
         head.extend_from_slice(&[0; END_MARK_LEN]);
-        self.file.write_all_at(&head, 0)?;
-        self.file.sync_data()?;
+        if let Some(direct) = &mut self.direct {
+            direct.rewrite_start(&head)?;
+        } else {
+            self.file.write_all_at(&head, 0)?;
+            self.file.sync_data()?;
+        }
         self.generation = generation;
         self.end = HEADER_LEN;
         Ok(())
@@ -166,6 +188,61 @@ mod tests {
         let replayed = JournalFile::open(&path, 4096).unwrap();
         assert!(replayed.records.is_empty());
         assert_eq!(replayed.file.generation(), 6);
+    }
+
+    #[test]
+    fn appends_go_straight_to_the_device_where_the_file_system_allows_it() {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let file = JournalFile::open(&path, 4096).unwrap().file;
+        let allowed = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(&path)
+            .is_ok();
+        assert_eq!(file.writes_directly(), allowed);
+        // Not whole blocks: through the page cache.
+        let odd = JournalFile::open(&dir.path().join("odd"), 5000)
+            .unwrap()
+            .file;
+        assert!(!odd.writes_directly());
+    }
+
+    #[test]
+    fn records_across_block_boundaries_and_a_burst_over_several_blocks_are_all_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let mut file = JournalFile::open(&path, 8 * 4096).unwrap().file;
+        file.reset(3).unwrap();
+        let mut expected = Vec::new();
+        // Lone appends of odd sizes, many ending in another block than they start in.
+        for n in 0..60u8 {
+            let payload = vec![n; 1 + usize::from(n) * 7 % 300];
+            append(&mut file, &payload);
+            expected.push(payload);
+        }
+        // One append of many records, 12 KiB in all.
+        let mut records = Vec::new();
+        for n in 0..40u8 {
+            let payload = vec![n ^ 0x5a; 300];
+            journal::push_record(&mut records, 3, &payload);
+            expected.push(payload);
+        }
+        file.append(&mut records).unwrap();
+        append(&mut file, b"after the burst");
+        expected.push(b"after the burst".to_vec());
+        drop(file);
+        let replayed = JournalFile::open(&path, 8 * 4096).unwrap();
+        assert_eq!(replayed.records.len(), expected.len());
+        assert_eq!(replayed.records, expected);
+        // Reopened, it appends after what it replayed.
+        let mut file = replayed.file;
+        append(&mut file, b"reopened");
+        drop(file);
+        let replayed = JournalFile::open(&path, 8 * 4096).unwrap();
+        assert_eq!(replayed.records.last().unwrap(), b"reopened");
+        assert_eq!(replayed.records.len(), expected.len() + 1);
     }
 
     #[test]

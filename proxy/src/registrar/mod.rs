@@ -21,6 +21,7 @@
 pub mod actor;
 pub mod binding;
 pub mod choice;
+mod direct_append;
 pub mod error;
 pub mod journal;
 pub mod journal_file;
