@@ -37,20 +37,28 @@ pub struct DirectAppender {
 }
 
 impl DirectAppender {
-    /// Opens `path` for direct writes of a file whose records end at `end`, with `written`
-    /// the file's bytes up to there (at least from the start of `end`'s block). `None` when
-    /// the file system refuses `O_DIRECT` (tmpfs before Linux 6.6, some FUSE file systems) or
-    /// the file's `capacity` is not whole blocks: the caller then appends through the page
-    /// cache as before.
+    /// Opens `path` for direct writes of a file of `capacity` bytes, `written` (all of them),
+    /// whose records end at `end`. `None` when the file system refuses `O_DIRECT` (tmpfs
+    /// before Linux 6.6, some FUSE file systems), at the open or at a first write of the
+    /// block the next append goes to (its own bytes again), or when `capacity` is not whole
+    /// blocks: the caller then appends through the page cache as before.
     pub fn open(path: &Path, capacity: usize, written: &[u8], end: usize) -> Option<Self> {
-        if capacity % BLOCK != 0 || written.len() < end {
+        if capacity == 0 || capacity % BLOCK != 0 || written.len() < capacity || end > capacity {
             return None;
         }
-        let file = OpenOptions::new()
+        let block_start = (end - end % BLOCK).min(capacity - BLOCK);
+        let mut tail = AlignedBuffer::default();
+        let block = tail.bytes_mut(BLOCK);
+        block.copy_from_slice(&written[block_start..block_start + BLOCK]);
+        let opened = OpenOptions::new()
             .write(true)
             .custom_flags(libc::O_DIRECT | libc::O_DSYNC)
-            .open(path);
-        let file = match file {
+            .open(path)
+            .and_then(|file| {
+                file.write_all_at(block, block_start as u64)?;
+                Ok(file)
+            });
+        let file = match opened {
             Ok(file) => file,
             Err(error) => {
                 tracing::info!(path = %path.display(), %error,
@@ -58,9 +66,6 @@ impl DirectAppender {
                 return None;
             }
         };
-        let block_start = end - end % BLOCK;
-        let mut tail = AlignedBuffer::default();
-        tail.bytes_mut(BLOCK)[..end - block_start].copy_from_slice(&written[block_start..end]);
         Some(DirectAppender {
             file,
             tail,
