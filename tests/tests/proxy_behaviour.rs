@@ -692,9 +692,10 @@ fn a_durable_register_wakes_the_proxy_once() {
         refresh(&mut b);
     }
     let per_register = (worker_sleeps(&proxy) - before) as f64 / f64::from(REGISTERS);
-    // One wake-up for the datagram; with the stray wake-up it was about 1.5.
+    // One wake-up for the datagram; with the stray wake-up it was 1.5 to 1.6. The workers'
+    // idle ticks (every 100 ms each) add a little, the more the slower the disk.
     assert!(
-        per_register < 1.25,
+        per_register < 1.3,
         "the proxy's threads slept {per_register:.2} times per REGISTER"
     );
 }
