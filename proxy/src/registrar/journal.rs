@@ -4,7 +4,7 @@
 //! Why a journal in front of redb: at 1000 REGISTERs a second each REGISTER arrives alone, and
 //! a redb commit of one binding (a copy-on-write B-tree path, its pages written, an fsync) cost
 //! more CPU than all the rest of the REGISTER. Appending one record to a file whose blocks are
-//! already allocated and calling `fdatasync` costs a fraction of that and makes the change just
+//! already allocated and waiting for it to reach the disk costs a fraction of that and makes the change just
 //! as durable; the records are folded into redb thousands at a time (see
 //! [`super::journaled_store`]).
 //!
@@ -18,7 +18,7 @@
 //! A journal is reused by writing a new header with a higher generation: the records of the
 //! earlier generation still in the file then fail their checksum, so replay stops where the
 //! current generation's records end. A record torn by a crash fails its checksum too; it was
-//! never acknowledged, since its `fdatasync` had not returned. Each append also writes a zero
+//! never acknowledged, since its synchronous write had not returned. Each append also writes a zero
 //! length after its record, so replay normally stops on that and the checksum is the second
 //! line of defence.
 

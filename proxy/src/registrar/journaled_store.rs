@@ -1,5 +1,5 @@
 //! The store's writer commits to this: each batch of changes is appended to a journal file and
-//! synced (one `fdatasync` of a page or two), and the journal is folded into the store behind it
+//! synced (one synchronous write of a block or two), and the journal is folded into the store behind it
 //! (redb) thousands of changes at a time, on a thread of its own.
 //!
 //! Two journal files take turns. Changes go to the active one; when it is full, the other one

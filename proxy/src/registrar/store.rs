@@ -5,8 +5,8 @@
 //! [`super::binding::store_key`]) to the [`Binding`] (in its [`super::stored_form`]), and one
 //! from the AOR to its voicemail counts ([`MessageCounts`]). Memory ([`super::location`]) is
 //! the truth while the proxy runs; the store is written behind it by one OS thread
-//! ([`BindingStore::spawn_writer`]) that appends everything queued to a journal in one write
-//! and one `fdatasync`, so a burst of 10 000 REGISTERs a second costs a few syncs, not 10 000,
+//! ([`BindingStore::spawn_writer`]) that appends everything queued to a journal in one
+//! synchronous write, so a burst of 10 000 REGISTERs a second costs a few syncs, not 10 000,
 //! and a REGISTER arriving alone costs one small append rather than a redb commit; the journal
 //! is folded into redb thousands of changes at a time ([`super::journaled_store`]), and
 //! replayed into it when the store opens. The 200 to a REGISTER waits for the append that holds
