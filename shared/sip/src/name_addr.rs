@@ -58,7 +58,7 @@ impl<'a> NameAddr<'a> {
             return Self::parse_addr_spec(value, header);
         };
         // after_display starts with '<'.
-        let close = after_display.find('>').ok_or(bad("missing >"))?;
+        let close = lex::find_byte(after_display, b'>').ok_or(bad("missing >"))?;
         let uri_text = &after_display[1..close];
         if uri_text.is_empty() || uri_text != lex::trim(uri_text) {
             return Err(bad("white space inside <>"));
@@ -83,7 +83,7 @@ impl<'a> NameAddr<'a> {
             name: header,
             reason,
         };
-        let (uri_text, params) = match value.find(';') {
+        let (uri_text, params) = match lex::find_byte(value, b';') {
             Some(s) => (lex::trim(&value[..s]), Some(&value[s + 1..])),
             None => (value, None),
         };

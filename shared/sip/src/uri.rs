@@ -63,7 +63,7 @@ impl<'a> Uri<'a> {
     /// Parses a URI. Leading and trailing LWS are not allowed: callers trim where the grammar
     /// allows it.
     pub fn parse(raw: &'a str) -> Result<Uri<'a>, ParseError> {
-        let colon = raw.find(':').ok_or(bad("no scheme"))?;
+        let colon = lex::find_byte(raw, b':').ok_or(bad("no scheme"))?;
         let scheme = &raw[..colon];
         if scheme.is_empty()
             || !scheme.as_bytes()[0].is_ascii_alphabetic()
@@ -134,21 +134,21 @@ impl<'a> SipUri<'a> {
         // section 3.1.1.2's intmeth), so the '@' decides where it ends, not the first ';' or
         // '?'. An '@' before the first '?' wins; failing that, the grammar allows '@' nowhere
         // but after the userinfo, so the first '@' after the '?' ends it.
-        let at = match rest.find('?') {
-            Some(q) => rest[..q].rfind('@').or_else(|| rest.find('@')),
-            None => rest.rfind('@'),
+        let at = match lex::find_byte(rest, b'?') {
+            Some(q) => lex::rfind_byte(&rest[..q], b'@').or_else(|| lex::find_byte(rest, b'@')),
+            None => lex::rfind_byte(rest, b'@'),
         };
         let (userinfo, after_userinfo) = match at {
             Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
             None => (None, rest),
         };
-        let (hostport_params, headers) = match after_userinfo.find('?') {
+        let (hostport_params, headers) = match lex::find_byte(after_userinfo, b'?') {
             Some(q) => (&after_userinfo[..q], Some(&after_userinfo[q + 1..])),
             None => (after_userinfo, None),
         };
         let (user, password) = match userinfo {
             Some(info) => {
-                let (user, password) = match info.find(':') {
+                let (user, password) = match lex::find_byte(info, b':') {
                     Some(c) => (&info[..c], Some(&info[c + 1..])),
                     None => (info, None),
                 };
@@ -159,7 +159,7 @@ impl<'a> SipUri<'a> {
             }
             None => (None, None),
         };
-        let (hostport, params) = match hostport_params.find(';') {
+        let (hostport, params) = match lex::find_byte(hostport_params, b';') {
             Some(s) => (&hostport_params[..s], &hostport_params[s + 1..]),
             None => (hostport_params, ""),
         };
@@ -211,7 +211,7 @@ impl<'a> SipUri<'a> {
 
 impl<'a> TelUri<'a> {
     fn parse_after_scheme(raw: &'a str, rest: &'a str) -> Result<TelUri<'a>, ParseError> {
-        let (number, params) = match rest.find(';') {
+        let (number, params) = match lex::find_byte(rest, b';') {
             Some(s) => (&rest[..s], &rest[s + 1..]),
             None => (rest, ""),
         };
@@ -256,7 +256,7 @@ pub fn split_host_port(hostport: &str) -> Result<(&str, Option<u16>), ParseError
         };
         return Ok((host, port));
     }
-    let (host, port) = match hostport.rfind(':') {
+    let (host, port) = match lex::rfind_byte(hostport, b':') {
         Some(c) => (&hostport[..c], Some(parse_port(&hostport[c + 1..])?)),
         None => (hostport, None),
     };

@@ -44,10 +44,10 @@ impl<'a> Via<'a> {
         if value.is_empty() {
             return Err(bad("empty value"));
         }
-        let first = value.find('/').ok_or(bad("no sent-protocol"))?;
+        let first = lex::find_byte(value, b'/').ok_or(bad("no sent-protocol"))?;
         let protocol_name = lex::trim(&value[..first]);
         let rest = &value[first + 1..];
-        let second = rest.find('/').ok_or(bad("no sent-protocol"))?;
+        let second = lex::find_byte(rest, b'/').ok_or(bad("no sent-protocol"))?;
         let protocol_version = lex::trim(&rest[..second]);
         let rest = rest[second + 1..].trim_start_matches(|c: char| c.is_ascii_whitespace());
         let transport_end = rest
@@ -61,7 +61,7 @@ impl<'a> Via<'a> {
             return Err(bad("bad transport"));
         }
         let rest = lex::trim(&rest[transport_end..]);
-        let (sent_by, params) = match rest.find(';') {
+        let (sent_by, params) = match lex::find_byte(rest, b';') {
             Some(s) => (lex::trim(&rest[..s]), &rest[s + 1..]),
             None => (rest, ""),
         };
