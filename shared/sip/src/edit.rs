@@ -6,8 +6,6 @@
 //! splices over the original octets and writes the result in one pass; inserted text is staged
 //! in one buffer so an edit costs no allocation of its own.
 
-use std::fmt::Write as _;
-
 use smallvec::SmallVec;
 
 use crate::header_name::HeaderName;
@@ -41,19 +39,20 @@ impl Staged {
         self.0.extend_from_slice(text.as_bytes());
     }
 
+    /// `name: value` and the line's CRLF, without `write!`, whose formatting machinery was a
+    /// visible share of forwarding a message.
+    fn push_header_line(&mut self, name: &str, value: &str) {
+        for part in [name, ": ", value, "\r\n"] {
+            self.push_str(part);
+        }
+    }
+
     fn len(&self) -> usize {
         self.0.len()
     }
 
     fn as_bytes(&self) -> &[u8] {
         &self.0
-    }
-}
-
-impl std::fmt::Write for Staged {
-    fn write_str(&mut self, text: &str) -> std::fmt::Result {
-        self.push_str(text);
-        Ok(())
     }
 }
 
@@ -97,7 +96,7 @@ impl<'m, 'a> Editor<'m, 'a> {
     pub fn insert_header_first(&mut self, name: &str, value: &str) -> &mut Self {
         let at = self.first_header_offset();
         self.splice(at, at, |s| {
-            let _ = write!(s, "{name}: {value}\r\n");
+            s.push_header_line(name, value);
         });
         self
     }
@@ -111,7 +110,7 @@ impl<'m, 'a> Editor<'m, 'a> {
             .map(|h| h.line_start)
             .unwrap_or(self.message.headers_end);
         self.splice(at, at, |s| {
-            let _ = write!(s, "{name}: {value}\r\n");
+            s.push_header_line(name, value);
         });
         self
     }
@@ -120,7 +119,7 @@ impl<'m, 'a> Editor<'m, 'a> {
     pub fn append_header(&mut self, name: &str, value: &str) -> &mut Self {
         let at = self.message.headers_end;
         self.splice(at, at, |s| {
-            let _ = write!(s, "{name}: {value}\r\n");
+            s.push_header_line(name, value);
         });
         self
     }

@@ -34,7 +34,6 @@
 //! given: the caller passes it in the form it wants compared (19.1.4's rules need a parsed URI).
 
 use std::fmt;
-use std::fmt::Write as _;
 
 use crate::key_digest::{self, Domain};
 pub use crate::key_packer::Packer;
@@ -121,7 +120,8 @@ impl TransactionKey {
                 let method = transaction_method(&fields.cseq_method);
                 let mut key = Packer::default();
                 let mut field = |text: &str, lowercase: bool| {
-                    let _ = write!(key, "{}:", text.len());
+                    key.push_number(text.len());
+                    key.push(":");
                     if lowercase {
                         key.push_lowercase(text);
                     } else {
@@ -140,7 +140,7 @@ impl TransactionKey {
                 };
                 field(to_tag, true);
                 field(&fields.top_via, true);
-                let _ = write!(key, "{}", fields.cseq_number);
+                key.push_number(fields.cseq_number);
                 Self::digested(&key, Kind::Rfc2543, method)
             }
         }
@@ -162,7 +162,8 @@ impl TransactionKey {
     ) -> Self {
         debug_assert!(has_magic_cookie(branch));
         let mut key = Packer::default();
-        let _ = write!(key, "{}:", branch.len());
+        key.push_number(branch.len());
+        key.push(":");
         key.push_lowercase(branch);
         sent_by(&mut key);
         Self::digested(&key, Kind::Server, method)

@@ -8,8 +8,6 @@
 //!   ACK of its 407, so RFC 2543 keys compare the Request-URI's scheme, user and host only
 //!   (see `normalised_uri`).
 
-use std::fmt::Write as _;
-
 use dialtone_sip::{HeaderName, Message, Uri};
 
 use crate::key::{has_magic_cookie, KeyFields, TransactionKey};
@@ -34,11 +32,13 @@ pub fn server_key(request: &Message<'_>) -> Option<TransactionKey> {
             |key| {
                 key.push_lowercase(via.host);
                 if let Some(port) = via.port {
-                    let _ = write!(key, ":{port}");
+                    key.push(":");
+                    key.push_number(port);
                 }
                 key.push(" ");
                 key.push_lowercase(call_id);
-                let _ = write!(key, " {}", cseq.seq);
+                key.push(" ");
+                key.push_number(cseq.seq);
             },
         ));
     }
