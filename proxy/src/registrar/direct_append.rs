@@ -121,7 +121,9 @@ impl AlignedBuffer {
     fn bytes_mut(&mut self, length: usize) -> &mut [u8] {
         if self.bytes.len() < self.start + length {
             let mut bytes = vec![0u8; length + BLOCK];
-            let start = bytes.as_ptr().align_offset(BLOCK);
+            // From the address, not `align_offset`, which may give up (`usize::MAX`) by its
+            // contract; here the offset is always below BLOCK, inside the spare block.
+            let start = (BLOCK - bytes.as_ptr() as usize % BLOCK) % BLOCK;
             if let Some(kept) = self.bytes.get(self.start..self.start + BLOCK) {
                 bytes[start..start + BLOCK].copy_from_slice(kept);
             }
