@@ -3,8 +3,8 @@
 //! start so dashboards and alerts see it before the first event.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    CounterVec, Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Response classes used as label values: a status's class is `CLASSES[status / 100 - 1]`,
@@ -88,6 +88,15 @@ pub struct ProxyMetrics {
     pub parse_errors: IntCounterVec,
     pub socket_errors: IntCounterVec,
     pub tcp_connections: IntGauge,
+    /// Workers receiving each UDP listen address's datagrams (`udp-balance`); its series are
+    /// made by the server at start, one per address.
+    pub udp_receiving_workers: IntGaugeVec,
+    /// CPU time of each UDP worker's thread, per listen address and worker; made like
+    /// `udp_receiving_workers`.
+    pub udp_worker_cpu_seconds: CounterVec,
+    /// Datagrams each UDP worker received, per listen address and worker; made like
+    /// `udp_receiving_workers`.
+    pub udp_datagrams_received: IntCounterVec,
     pub build_info: IntGaugeVec,
     requests_by_method: Children,
     sent_by_class: Children,
@@ -281,6 +290,34 @@ impl ProxyMetrics {
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
         register(&registry, Box::new(build_info.clone()));
+        let udp_receiving_workers = IntGaugeVec::new(
+            Opts::new(
+                "dialtone_proxy_udp_receiving_workers",
+                "Workers receiving the datagrams of a UDP listen address: 1 while one keeps up \
+                 (udp-balance adaptive), all of them under load.",
+            ),
+            &["listen"],
+        )
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        register(&registry, Box::new(udp_receiving_workers.clone()));
+        let udp_worker_cpu_seconds = CounterVec::new(
+            Opts::new(
+                "dialtone_proxy_udp_worker_cpu_seconds_total",
+                "CPU time of a UDP worker's thread (updated ten times a second).",
+            ),
+            &["listen", "worker"],
+        )
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        register(&registry, Box::new(udp_worker_cpu_seconds.clone()));
+        let udp_datagrams_received = IntCounterVec::new(
+            Opts::new(
+                "dialtone_proxy_udp_datagrams_received_total",
+                "Datagrams a UDP worker received.",
+            ),
+            &["listen", "worker"],
+        )
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        register(&registry, Box::new(udp_datagrams_received.clone()));
         ProxyMetrics {
             requests_by_method: Children::of(&requests_received, methods),
             sent_by_class: Children::of(&responses_sent, CLASSES),
@@ -310,6 +347,9 @@ impl ProxyMetrics {
             parse_errors,
             socket_errors,
             tcp_connections,
+            udp_receiving_workers,
+            udp_worker_cpu_seconds,
+            udp_datagrams_received,
             build_info,
         }
     }

@@ -16,10 +16,11 @@ use crate::metrics::ProxyMetrics;
 use crate::proxy_core::ProxyCore;
 use crate::registrar::{start_registrar, Flush, LocationChoice, Registrar};
 use crate::trace::{Capture, TraceRecorder};
+use crate::transport::balance::{self, Receiving, UdpGroup};
 use crate::transport::dns::SipResolver;
 use crate::transport::routes::KernelRoutes;
 use crate::transport::tcp::TcpListenerActor;
-use crate::transport::udp::{bind_reuseport, spread_each_datagram, UdpWorker};
+use crate::transport::udp::{bind_reuseport, UdpWorker};
 use crate::transport::Outbound;
 
 /// The longest an orderly stop may take before the process exits anyway.
@@ -46,22 +47,33 @@ async fn serve(config: Config) -> Result<(), ProxyError> {
         )))?;
     }
     // One socket per worker on each UDP address; the first of each also serves sends from
-    // any worker (from the address that reaches the destination, see `Outbound`).
+    // any worker (from the address that reaches the destination, see `Outbound`), and the
+    // program that picks the receiving socket is attached through it (`balance.rs`).
     let mut send_sockets = Vec::new();
-    let mut worker_sockets = Vec::new();
+    let mut udp_groups = Vec::new();
     for listen in config
         .listen
         .iter()
         .filter(|l| l.transport == Transport::Udp)
     {
+        let mut sockets = Vec::new();
+        let mut program = None;
         for index in 0..config.workers {
             let socket = bind_reuseport(listen.addr, config.udp_receive_buffer)
                 .map_err(ProxyError::io(format!("listen udp:{}", listen.addr)))?;
-            if index == 0 && config.workers > 1 && config.udp_balance == UdpBalance::Datagram {
+            if index == 0 && config.workers > 1 {
                 // The program belongs to the group; the sockets bound next join it.
-                if let Err(e) = spread_each_datagram(&socket, config.workers) {
-                    tracing::warn!(addr = %listen.addr, error = %e,
-                        "udp-balance datagram not available; each peer goes to one worker");
+                let receiving = match config.udp_balance {
+                    UdpBalance::Adaptive => Some(Receiving::First),
+                    UdpBalance::Datagram => Some(Receiving::All),
+                    UdpBalance::Flow => None,
+                };
+                if let Some(receiving) = receiving {
+                    match balance::attach(&socket, receiving, config.workers) {
+                        Ok(()) => program = Some(receiving),
+                        Err(e) => tracing::warn!(addr = %listen.addr, error = %e,
+                            "udp-balance not available; each peer goes to one worker"),
+                    }
                 }
             }
             if index == 0 {
@@ -70,8 +82,12 @@ async fn serve(config: Config) -> Result<(), ProxyError> {
                     .map_err(ProxyError::io(format!("listen udp:{}", listen.addr)))?;
                 send_sockets.push(Arc::new(sender));
             }
-            worker_sockets.push(socket);
+            sockets.push(socket);
         }
+        let first = sockets[0]
+            .try_clone()
+            .map_err(ProxyError::io(format!("listen udp:{}", listen.addr)))?;
+        udp_groups.push((listen.addr, first, program, sockets));
     }
     // Kept and handed to the HTTP server: binding again later left a window in which another
     // process could take the port (it happened to a test proxy whose neighbour picked it).
@@ -149,24 +165,40 @@ async fn serve(config: Config) -> Result<(), ProxyError> {
     }
 
     let mut arbiters = Vec::new();
-    for (index, socket) in worker_sockets.into_iter().enumerate() {
-        let arbiter = Arbiter::new();
-        let (core, outbound, resolver) = (core.clone(), outbound.clone(), resolver.clone());
-        let started =
-            arbiter.spawn_fn(
-                move || match UdpWorker::new(socket, core, outbound, resolver) {
+    let mut groups = Vec::new();
+    for (listen, first, program, sockets) in udp_groups {
+        let group = Arc::new(UdpGroup::new(
+            listen,
+            first,
+            sockets.len(),
+            program,
+            config.udp_balance == UdpBalance::Adaptive,
+            core.metrics(),
+        ));
+        for (index, socket) in sockets.into_iter().enumerate() {
+            let arbiter = Arbiter::new();
+            let (core, outbound, resolver) = (core.clone(), outbound.clone(), resolver.clone());
+            let place = (group.clone(), index);
+            let started = arbiter.spawn_fn(move || {
+                match UdpWorker::new(socket, core, outbound, resolver, place) {
                     Ok(worker) => {
                         worker.start();
                     }
                     Err(e) => {
-                        tracing::error!(worker = index, error = %e, "udp worker failed to start")
+                        tracing::error!(%listen, worker = index, error = %e,
+                            "udp worker failed to start")
                     }
-                },
-            );
-        if !started {
-            return Err(ProxyError::WorkerNotStarted(index));
+                }
+            });
+            if !started {
+                return Err(ProxyError::WorkerNotStarted(arbiters.len()));
+            }
+            arbiters.push(arbiter);
         }
-        arbiters.push(arbiter);
+        groups.push(group);
+    }
+    if !groups.is_empty() {
+        actix::spawn(balance::watch(groups));
     }
     // Timers are fired by the UDP workers; without any, the first TCP listener does it.
     let mut timers_fired = !arbiters.is_empty();

@@ -936,3 +936,100 @@ fn a_tcp_only_proxy_still_runs_its_timers() {
     assert_eq!(timeout.status(), Some(408), "{}", timeout.summary());
     assert!(started.elapsed() >= Duration::from_millis(3200));
 }
+
+/// The value of the series of `name` whose labels contain `labels`, in the proxy's `/metrics`.
+fn labelled_metric(proxy: &Proxy, name: &str, labels: &str) -> Option<f64> {
+    let text = http_get(proxy.http, "/metrics")?;
+    text.lines()
+        .filter(|line| line.starts_with(&format!("{name}{{")) && line.contains(labels))
+        .find_map(|line| line.rsplit(' ').next()?.parse().ok())
+}
+
+/// Datagrams each of the two UDP workers received so far.
+fn received_by_worker(proxy: &Proxy) -> [f64; 2] {
+    let name = "dialtone_proxy_udp_datagrams_received_total";
+    [0, 1].map(|w| labelled_metric(proxy, name, &format!("worker=\"{w}\"")).unwrap_or(-1.0))
+}
+
+/// OPTIONS to the proxy itself from `peer`, paced so that the load stays light; each answered.
+fn light_options(peer: &mut Peer, proxy: &Proxy, call_id: &str, count: u32) {
+    for cseq in 1..=count {
+        let uri = format!("sip:{}", proxy.sip);
+        let options = peer.request("OPTIONS", &uri, "8000", &uri, call_id, cseq, &[]);
+        assert_eq!(final_response(peer, &options).status(), Some(200));
+        // Pacing, not waiting for anything: a light load is one with room between requests.
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn one_worker_takes_a_light_udp_load_and_every_worker_a_heavy_one() {
+    let proxy = Proxy::start(PROXY, &["--log", "warn"]);
+    let receiving = || labelled_metric(&proxy, "dialtone_proxy_udp_receiving_workers", "udp:");
+    assert_eq!(
+        receiving(),
+        Some(1.0),
+        "an idle proxy receives on one worker"
+    );
+    // Light: every datagram to the first worker (spread at random, all 50 on one worker would
+    // have odds of 2^-50).
+    let mut a = Peer::udp("127.0.0.2", &proxy);
+    light_options(&mut a, &proxy, "light-1", 50);
+    let [first, second] = received_by_worker(&proxy);
+    assert!(first >= 50.0, "{first}");
+    assert_eq!(
+        second, 0.0,
+        "the second worker received nothing under a light load"
+    );
+
+    // Heavy: a flood from several sockets, bounded in time and count, until the proxy spreads.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sip = proxy.sip;
+    let flood = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let sockets: Vec<_> = (0..4)
+                .map(|_| std::net::UdpSocket::bind("127.0.0.4:0").unwrap())
+                .collect();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let mut sent = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && Instant::now() < deadline
+                && sent < 2_000_000
+            {
+                for (i, socket) in sockets.iter().enumerate() {
+                    let port = socket.local_addr().unwrap().port();
+                    let text = format!(
+                        "OPTIONS sip:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.4:{port};branch=z9hG4bKflood{i}x{sent}\r\nMax-Forwards: 70\r\nFrom: <sip:flood@127.0.0.4>;tag=f{i}\r\nTo: <sip:{sip}>\r\nCall-ID: flood-{i}-{sent}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+                    );
+                    let _ = socket.send_to(text.as_bytes(), sip);
+                    sent += 1;
+                }
+            }
+        })
+    };
+    let spread = wait_until(Duration::from_secs(20), || receiving() == Some(2.0));
+    let during = received_by_worker(&proxy);
+    let spread_reached_the_second =
+        wait_until(WAIT, || received_by_worker(&proxy)[1] > during[1]) || !spread;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flood.join().unwrap();
+    assert!(spread, "a flood spreads the datagrams over both workers");
+    assert!(
+        spread_reached_the_second,
+        "the second worker receives once spread"
+    );
+
+    // Calm again: back to one worker after a calm second, and a light load stays there.
+    assert!(
+        wait_until(Duration::from_secs(10), || receiving() == Some(1.0)),
+        "gathered on one worker again once the flood stopped"
+    );
+    let [_, second_before] = received_by_worker(&proxy);
+    light_options(&mut a, &proxy, "light-2", 50);
+    let [_, second_after] = received_by_worker(&proxy);
+    assert_eq!(
+        second_after, second_before,
+        "light again: the second worker receives nothing"
+    );
+}

@@ -2,7 +2,7 @@
 //! the [`ProxyCore`], and carry out the [`Action`]s it returns. They hold no protocol logic.
 //!
 //! - [`udp::UdpWorker`]: one per worker thread, each with its own `SO_REUSEPORT` socket on the
-//!   same address, so the kernel spreads datagrams over the cores.
+//!   same address; [`balance`] picks which of them receive.
 //! - [`tcp::TcpListenerActor`] and [`tcp::TcpConnection`]: one actor per connection, framing
 //!   messages by Content-Length (`dialtone_sip::StreamFramer`).
 //! - [`Outbound`]: sends from any thread, over UDP or an existing or new TCP connection.
@@ -110,6 +110,7 @@ macro_rules! fires_timers {
 pub(crate) use fires_timers;
 
 mod arrival;
+pub mod balance;
 pub mod dns;
 pub mod routes;
 pub mod tcp;

@@ -1,7 +1,7 @@
 //! The UDP worker actor: one per worker thread (arbiter), each owning an `SO_REUSEPORT` socket
-//! bound to the same listen address, so that the kernel spreads datagrams over the cores. On
-//! each readiness event it drains the socket (up to a batch), hands each datagram to the core,
-//! and carries out the actions.
+//! bound to the same listen address, so that the kernel can spread datagrams over the cores
+//! (`balance.rs` decides how). On each readiness event it drains the socket (up to a batch),
+//! hands each datagram to the core, and carries out the actions.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
+use super::balance::UdpGroup;
 use super::{dns::SipResolver, execute, wall_now, Outbound};
 use crate::proxy_core::{Action, ProxyCore, Source};
 use dialtone_transaction::Transport;
@@ -50,63 +51,6 @@ pub fn bind_reuseport(
     Ok(socket.into())
 }
 
-/// Makes the kernel hand each datagram arriving at `socket`'s address to one of the `workers`
-/// sockets of its `SO_REUSEPORT` group picked at random, instead of hashing the sender's
-/// address and port (see `config::UdpBalance`). A classic BPF program attached to the group
-/// (`SO_ATTACH_REUSEPORT_CBPF`, Linux 4.5) returns the index of the socket, in the order they
-/// were bound: a random number (`SKF_AD_RANDOM`) modulo `workers`.
-///
-/// Why: with the hash, a worker that only a quiet peer reaches sleeps for long stretches, and
-/// its caches go cold: at 1000 REGISTERs/s from SIPp, a probe REGISTER hashed to the other
-/// worker cost about 70 µs of CPU against 26 µs on the busy one, and its round trip took
-/// 0.21 ms against 0.16 ms spread this way (`../shared/bench`, 8 runs each). One peer sending
-/// everything from one port also kept a single core.
-pub fn spread_each_datagram(socket: &std::net::UdpSocket, workers: usize) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let workers = u32::try_from(workers)
-        .ok()
-        .filter(|&n| n > 0)
-        .ok_or_else(|| std::io::Error::other("worker count out of range"))?;
-    let instruction = |code: u32, k: u32| libc::sock_filter {
-        code: code as u16,
-        jt: 0,
-        jf: 0,
-        k,
-    };
-    let program = [
-        // A = a random 32-bit number
-        instruction(
-            libc::BPF_LD | libc::BPF_W | libc::BPF_ABS,
-            (libc::SKF_AD_OFF + libc::SKF_AD_RANDOM) as u32,
-        ),
-        // A = A % workers
-        instruction(libc::BPF_ALU | libc::BPF_MOD | libc::BPF_K, workers),
-        // the socket at index A takes the datagram
-        instruction(libc::BPF_RET | libc::BPF_A, 0),
-    ];
-    let fprog = libc::sock_fprog {
-        len: program.len() as u16,
-        filter: program.as_ptr() as *mut libc::sock_filter,
-    };
-    // SAFETY: `fprog` points at `program`, which outlives the call; the kernel copies the
-    // program during `setsockopt` and keeps no pointer to it. The length passed is the size of
-    // the `sock_fprog` it reads.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_REUSEPORT_CBPF,
-            (&fprog as *const libc::sock_fprog).cast(),
-            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
 /// The socket has datagrams to read: the worker drains it in its handler.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -134,6 +78,12 @@ pub struct UdpWorker {
     /// writer thread, whose callback drops a clone of this address, and without this one that
     /// clone was the last: every commit woke the worker from `epoll_wait` for nothing.
     me: Option<Addr<UdpWorker>>,
+    /// The workers of this listen address, told which thread this one runs on.
+    group: Arc<UdpGroup>,
+    /// This worker's place in `group` (its socket's, in the order they were bound).
+    index: usize,
+    /// `dialtone_proxy_udp_datagrams_received_total` of this worker.
+    received: Option<prometheus::IntCounter>,
 }
 
 impl UdpWorker {
@@ -143,6 +93,7 @@ impl UdpWorker {
         core: Arc<ProxyCore>,
         outbound: Arc<Outbound>,
         resolver: Arc<SipResolver>,
+        (group, index): (Arc<UdpGroup>, usize),
     ) -> std::io::Result<UdpWorker> {
         let local = socket.local_addr()?;
         let stamped = outbound.captures()
@@ -169,6 +120,9 @@ impl UdpWorker {
             stamped,
             buf: vec![0u8; MAX_DATAGRAM],
             me: None,
+            received: group.received_counter(index),
+            group,
+            index,
         })
     }
 }
@@ -178,6 +132,7 @@ impl Actor for UdpWorker {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.me = Some(ctx.address());
+        self.group.worker_started(self.index);
         // The stream only says "readable"; the handler reads. Reading inside the stream and
         // handing the datagrams over as its items cost ~70 µs per wake-up between the read
         // and the handler at 1000 REGISTERs/s (measured in the worker), which is most of the
@@ -223,6 +178,9 @@ impl StreamHandler<Readable> for UdpWorker {
                     break;
                 }
             };
+            if let Some(received) = &self.received {
+                received.inc();
+            }
             let bytes = Bytes::copy_from_slice(&self.buf[..n]);
             let source = Source {
                 transport: Transport::Udp,
@@ -251,57 +209,3 @@ super::core_callbacks!(UdpWorker);
 super::sends_when_stored!(UdpWorker);
 
 super::fires_timers!(UdpWorker);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    /// How many of `count` datagrams from one client socket each of two sockets in a
-    /// reuseport group receives, with or without spreading.
-    fn received_by_each(spread: bool, count: usize) -> [usize; 2] {
-        let first = bind_reuseport("127.0.0.1:0".parse().unwrap(), 1 << 20).unwrap();
-        let addr = first.local_addr().unwrap();
-        let second = bind_reuseport(addr, 1 << 20).unwrap();
-        if spread {
-            spread_each_datagram(&first, 2).unwrap();
-        }
-        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        for i in 0..count {
-            client.send_to(format!("{i}").as_bytes(), addr).unwrap();
-        }
-        let mut counts = [0; 2];
-        let mut buf = [0u8; 64];
-        let mut total = 0;
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while total < count && Instant::now() < deadline {
-            for (socket, n) in [&first, &second].into_iter().zip(counts.iter_mut()) {
-                while socket.recv_from(&mut buf).is_ok() {
-                    *n += 1;
-                    total += 1;
-                }
-            }
-        }
-        assert_eq!(total, count, "every datagram arrived");
-        counts
-    }
-
-    #[test]
-    fn one_peers_datagrams_are_spread_over_the_group_only_when_asked() {
-        // The kernel's hash sends one client socket's datagrams to one socket of the group;
-        // spread, each socket gets some (all 200 on one side would have odds of 2^-199).
-        let hashed = received_by_each(false, 200);
-        assert!(hashed.contains(&0), "one flow, one socket: {hashed:?}");
-        let spread = received_by_each(true, 200);
-        assert!(
-            spread.iter().all(|&n| n > 20),
-            "both sockets take a share: {spread:?}"
-        );
-    }
-
-    #[test]
-    fn no_worker_is_refused() {
-        let socket = bind_reuseport("127.0.0.1:0".parse().unwrap(), 1 << 16).unwrap();
-        assert!(spread_each_datagram(&socket, 0).is_err());
-    }
-}
