@@ -21,7 +21,9 @@
 //! Spreading as soon as a worker found a full batch waiting was tried and dropped: SIPp's
 //! bursts at 8000 REGISTERs/s did that every second or two, flipping the program back and
 //! forth while one worker kept up well; a burst now waits at most a window in the first
-//! socket's receive buffer.
+//! socket's receive buffer. A load that starts at full speed did not need it: SIPp at 30 000
+//! REGISTERs/s from a standing start, three runs of 3 s, dropped no datagram (the always-random
+//! program dropped 382 in one of its three).
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
