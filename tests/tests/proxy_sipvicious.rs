@@ -141,7 +141,7 @@ struct Run {
 impl Run {
     /// Starts `tool args` under `timeout` (SIGINT after RUN_BOUND, SIGKILL 5 s later), stdout
     /// and stderr into one file of `dir`; `stop_early` is polled and, once true, SIGINT goes
-    /// to the `timeout` process (which passes it on). Returns once the run has ended.
+    /// to the tool. Returns once the run has ended.
     fn bounded(dir: &Path, tool: &str, args: &[String], stop_early: impl Fn() -> bool) -> Run {
         let log = dir.join(format!(
             "{tool}-{}.log",
@@ -170,8 +170,12 @@ impl Run {
                 break;
             }
             if !interrupted && stop_early() {
-                let _ = Command::new("kill")
-                    .args(["-INT", &process.pid().to_string()])
+                // To the tool itself, the child of `timeout`: `timeout` passes a signal on to
+                // its child and then to its whole process group, so the tool got a second
+                // SIGINT while its handler for the first was logging, and died in a
+                // KeyboardInterrupt traceback (seen once in CI).
+                let _ = Command::new("pkill")
+                    .args(["-INT", "-P", &process.pid().to_string()])
                     .status();
                 interrupted = true;
             }
