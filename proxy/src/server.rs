@@ -58,6 +58,7 @@ async fn serve(config: Config) -> Result<(), ProxyError> {
     {
         let mut sockets = Vec::new();
         let mut program = None;
+        let mut first = None;
         for index in 0..config.workers {
             let socket = bind_reuseport(listen.addr, config.udp_receive_buffer)
                 .map_err(ProxyError::io(format!("listen udp:{}", listen.addr)))?;
@@ -80,13 +81,13 @@ async fn serve(config: Config) -> Result<(), ProxyError> {
                 let sender = socket
                     .try_clone()
                     .map_err(ProxyError::io(format!("listen udp:{}", listen.addr)))?;
-                send_sockets.push(Arc::new(sender));
+                first = Some(Arc::new(sender));
             }
             sockets.push(socket);
         }
-        let first = sockets[0]
-            .try_clone()
-            .map_err(ProxyError::io(format!("listen udp:{}", listen.addr)))?;
+        // `workers` is at least 1 (config.rs), so the first socket was bound.
+        let Some(first) = first else { continue };
+        send_sockets.push(first.clone());
         udp_groups.push((listen.addr, first, program, sockets));
     }
     // Kept and handed to the HTTP server: binding again later left a window in which another

@@ -192,8 +192,9 @@ struct WorkerThread {
 /// `udp-balance = "adaptive"` the [`Governor`] that picks who receives.
 #[derive(Debug)]
 pub struct UdpGroup {
-    /// A clone of the group's first socket, to attach programs through.
-    socket: std::net::UdpSocket,
+    /// The group's first socket (shared with `Outbound`, which sends from it), to attach
+    /// programs through.
+    socket: Arc<std::net::UdpSocket>,
     threads: Box<[WorkerThread]>,
     /// `None` when the program never changes (`datagram`, `flow`, a single worker).
     governor: Option<Mutex<Governor>>,
@@ -212,12 +213,12 @@ struct Seen {
 }
 
 impl UdpGroup {
-    /// The group of `workers` sockets bound at `listen`, `first` being a clone of the first,
+    /// The group of `workers` sockets bound at `listen`, `first` being the first of them,
     /// whose program is `attached` (`None`: the kernel's hash). `adaptive`: the governor moves
     /// the program from [`Receiving::First`], which it must start with.
     pub fn new(
         listen: SocketAddr,
-        first: std::net::UdpSocket,
+        first: Arc<std::net::UdpSocket>,
         workers: usize,
         attached: Option<Receiving>,
         adaptive: bool,

@@ -115,7 +115,7 @@ fn group(adaptive: bool) -> (UdpGroup, ProxyMetrics) {
     let _second = bind_reuseport(addr, 1 << 16).unwrap();
     let group = UdpGroup::new(
         addr,
-        first.try_clone().unwrap(),
+        Arc::new(first.try_clone().unwrap()),
         2,
         Some(Receiving::First),
         adaptive,

@@ -78,16 +78,13 @@ pub struct UdpWorker {
     /// writer thread, whose callback drops a clone of this address, and without this one that
     /// clone was the last: every commit woke the worker from `epoll_wait` for nothing.
     me: Option<Addr<UdpWorker>>,
-    /// The workers of this listen address, told which thread this one runs on.
-    group: Arc<UdpGroup>,
-    /// This worker's place in `group` (its socket's, in the order they were bound).
-    index: usize,
     /// `dialtone_proxy_udp_datagrams_received_total` of this worker.
     received: Option<prometheus::IntCounter>,
 }
 
 impl UdpWorker {
-    /// Wraps an already bound socket; must be called on the worker's arbiter.
+    /// Wraps an already bound socket, the one at `index` in `group`; must be called on the
+    /// worker's arbiter, whose thread the group then measures as this worker's.
     pub fn new(
         socket: std::net::UdpSocket,
         core: Arc<ProxyCore>,
@@ -96,6 +93,7 @@ impl UdpWorker {
         (group, index): (Arc<UdpGroup>, usize),
     ) -> std::io::Result<UdpWorker> {
         let local = socket.local_addr()?;
+        group.worker_started(index);
         let stamped = outbound.captures()
             && match super::arrival::stamp_arrivals(&socket) {
                 Ok(()) => true,
@@ -121,8 +119,6 @@ impl UdpWorker {
             buf: vec![0u8; MAX_DATAGRAM],
             me: None,
             received: group.received_counter(index),
-            group,
-            index,
         })
     }
 }
@@ -132,7 +128,6 @@ impl Actor for UdpWorker {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.me = Some(ctx.address());
-        self.group.worker_started(self.index);
         // The stream only says "readable"; the handler reads. Reading inside the stream and
         // handing the datagrams over as its items cost ~70 µs per wake-up between the read
         // and the handler at 1000 REGISTERs/s (measured in the worker), which is most of the
