@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use crate::registrar::journal_file::JournalSync;
 use crate::registrar::LocationChoice;
 use serde::Deserialize;
 use thiserror::Error;
@@ -135,6 +136,12 @@ pub struct ProxyFlags {
     /// throw-away test proxies).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub memory_only: Option<bool>,
+    /// When a REGISTER's change reaches the disk (redb location only): `periodic` (the 200
+    /// waits for the change to be written to the operating system, which a crash or kill -9
+    /// of the proxy does not lose, and the disk has it within 100 ms; the default) or `each`
+    /// (the 200 waits for the disk itself: a power cut loses nothing acknowledged either).
+    #[arg(long, value_name = "periodic|each")]
+    pub journal_sync: Option<String>,
     /// UDP worker threads (default: one per core).
     #[arg(long)]
     pub workers: Option<usize>,
@@ -190,9 +197,7 @@ pub struct ProxyFlags {
     pub record_route_host: Option<String>,
 }
 
-/// Where registrations persist when neither `data-dir` nor `memory-only` is given: bindings
-/// survive a restart by default (relative to the working directory, like Prometheus' `data/`).
-pub const DEFAULT_DATA_DIR: &str = "dialtone-data";
+pub use crate::registrar::choice::DEFAULT_DATA_DIR;
 
 /// The UDP receive buffer asked per worker socket: what Kamailio asks for (its `maxbuffer`,
 /// 256 KiB; Linux doubles it for bookkeeping). It holds a few hundred datagrams, which absorbs
@@ -218,6 +223,7 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub location: Option<String>,
     pub memory_only: Option<bool>,
+    pub journal_sync: Option<String>,
     pub workers: Option<usize>,
     pub udp_receive_buffer: Option<usize>,
     pub udp_balance: Option<String>,
@@ -248,6 +254,8 @@ pub struct Config {
     pub http: SocketAddr,
     /// Where registrations are kept: redb (the default), Redis, or memory only.
     pub location: LocationChoice,
+    /// When the redb store's journal reaches the disk.
+    pub journal_sync: JournalSync,
     pub workers: usize,
     /// SO_RCVBUF asked for each UDP worker socket.
     pub udp_receive_buffer: usize,
@@ -406,11 +414,15 @@ impl Config {
         if trace_calls > 100_000 {
             return Err(invalid("trace-calls", "must be at most 100000"));
         }
-        let location = location(
+        let location = LocationChoice::from_settings(
             flags.memory_only.or(file.memory_only).unwrap_or(false),
             flags.data_dir.clone().or(file.data_dir),
             flags.location.clone().or(file.location),
-        )?;
+        )
+        .map_err(|(key, reason)| invalid(key, reason))?;
+        let journal_sync = location
+            .journal_sync(flags.journal_sync.clone().or(file.journal_sync))
+            .map_err(|reason| invalid("journal-sync", reason))?;
         let hep = match flags.hep.clone().or(file.hep) {
             None => None,
             Some(raw) => Some(parse_hep(&raw).map_err(|e| invalid("hep", e))?),
@@ -455,6 +467,7 @@ impl Config {
             users,
             http,
             location,
+            journal_sync,
             workers,
             udp_receive_buffer,
             udp_balance,
@@ -469,32 +482,6 @@ impl Config {
             trace_calls,
             hep,
         })
-    }
-}
-
-/// The location store of `memory-only`, `data-dir` and `location`, which exclude each other.
-fn location(
-    memory_only: bool,
-    data_dir: Option<PathBuf>,
-    location: Option<String>,
-) -> Result<LocationChoice, ConfigError> {
-    match (memory_only, data_dir, location) {
-        (true, Some(_), _) => Err(invalid(
-            "data-dir",
-            "cannot be given together with memory-only",
-        )),
-        (true, None, Some(_)) => Err(invalid(
-            "location",
-            "cannot be given together with memory-only",
-        )),
-        (false, Some(_), Some(_)) => Err(invalid(
-            "location",
-            "cannot be given together with data-dir (use location = redb:DIR)",
-        )),
-        (true, None, None) => Ok(LocationChoice::Memory),
-        (false, Some(dir), None) => Ok(LocationChoice::Redb(dir)),
-        (false, None, Some(raw)) => raw.parse().map_err(|e: String| invalid("location", e)),
-        (false, None, None) => Ok(LocationChoice::Redb(PathBuf::from(DEFAULT_DATA_DIR))),
     }
 }
 
@@ -629,6 +616,45 @@ mod tests {
         };
         let c = Config::merge(FileConfig::default(), &flags).unwrap();
         assert_eq!(c.location, LocationChoice::Redb(PathBuf::from("/tmp/x")));
+    }
+
+    #[test]
+    fn journal_sync_is_periodic_unless_each_is_asked_and_only_a_redb_store_takes_it() {
+        let c = Config::merge(FileConfig::default(), &ProxyFlags::default()).unwrap();
+        assert_eq!(c.journal_sync, JournalSync::Periodic);
+        let file: FileConfig = toml::from_str("journal-sync = \"each\"\n").unwrap();
+        let c = Config::merge(file, &ProxyFlags::default()).unwrap();
+        assert_eq!(c.journal_sync, JournalSync::EachAppend);
+        let flags = ProxyFlags {
+            journal_sync: Some("Periodic".into()),
+            data_dir: Some("/tmp/x".into()),
+            ..Default::default()
+        };
+        let c = Config::merge(FileConfig::default(), &flags).unwrap();
+        assert_eq!(c.journal_sync, JournalSync::Periodic);
+        for (file, wrong) in [
+            (
+                "journal-sync = \"always\"\n",
+                "`always` is not periodic or each",
+            ),
+            (
+                "journal-sync = \"each\"\nmemory-only = true\n",
+                "applies only",
+            ),
+            (
+                "journal-sync = \"each\"\nlocation = \"redis://127.0.0.1:6390\"\n",
+                "applies only",
+            ),
+        ] {
+            let file: FileConfig = toml::from_str(file).unwrap();
+            let error = Config::merge(file, &ProxyFlags::default())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("journal-sync") && error.contains(wrong),
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -124,7 +124,11 @@ async fn serve(config: Config) -> Result<(), ProxyError> {
         writer: store,
         actor: registrar,
         link,
-    } = start_registrar(&config.location, metrics.location_sync.clone())?;
+    } = start_registrar(
+        &config.location,
+        config.journal_sync,
+        metrics.location_sync.clone(),
+    )?;
     metrics.registrations_active.set(location.count() as i64);
     let calls = CallTracker::new(metrics.clone());
     let mut core = ProxyCore::new(&config, location, metrics, calls).with_mailboxes(mailboxes);

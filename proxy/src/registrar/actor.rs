@@ -16,6 +16,7 @@ use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, ResponseFuture
 
 use super::binding::BindingChange;
 use super::choice::LocationChoice;
+use super::journal_file::JournalSync;
 use super::location::LocationService;
 use super::mailbox::MessageCounts;
 use super::redis_sync::{self, LinkStatus, RedisRegistrar};
@@ -161,10 +162,12 @@ pub struct Registrar {
 }
 
 /// Opens the store `choice` names, loads the bindings still alive, and starts the registrar
-/// actor on the current arbiter (call it inside a running actix system). `sync_seconds` is
-/// the histogram of how long other nodes' changes take to arrive (Redis only).
+/// actor on the current arbiter (call it inside a running actix system). `journal_sync` says
+/// when a redb store's journal reaches the disk; `sync_seconds` is the histogram of how long
+/// other nodes' changes take to arrive (Redis only).
 pub fn start_registrar(
     choice: &LocationChoice,
+    journal_sync: JournalSync,
     sync_seconds: prometheus::Histogram,
 ) -> Result<Registrar, StoreError> {
     if let LocationChoice::Redis(target) = choice {
@@ -194,7 +197,7 @@ pub fn start_registrar(
                 dir = %dir.display(),
                 "registrar bindings loaded"
             );
-            let writer = store.spawn_writer();
+            let writer = store.start_writer(journal_sync);
             let location = LocationService::with_bindings(bindings, true);
             (location, Some(writer), mailboxes)
         }
@@ -274,7 +277,7 @@ pub(crate) mod tests {
             writer,
             actor: registrar,
             ..
-        } = start_registrar(&redb(dir.path()), histogram()).unwrap();
+        } = start_registrar(&redb(dir.path()), JournalSync::default(), histogram()).unwrap();
         let raw = std::fs::read(SEED_REGISTER).unwrap();
         let request = Message::parse(&raw).unwrap();
         let applied = location.register(
@@ -291,7 +294,7 @@ pub(crate) mod tests {
         registrar.send(Flush).await.unwrap().unwrap();
 
         let image = crash_image(dir.path());
-        let restarted = start_registrar(&redb(image.path()), histogram())
+        let restarted = start_registrar(&redb(image.path()), JournalSync::default(), histogram())
             .unwrap()
             .location;
         let found = restarted.lookup("9301", SystemTime::now());
@@ -308,7 +311,7 @@ pub(crate) mod tests {
     #[actix::test]
     async fn persist_queues_changes_made_outside_register() {
         let dir = tempfile::tempdir().unwrap();
-        let registrar = start_registrar(&redb(dir.path()), histogram())
+        let registrar = start_registrar(&redb(dir.path()), JournalSync::default(), histogram())
             .unwrap()
             .actor;
         let far = unix_seconds(SystemTime::now()) + 600;
@@ -372,7 +375,7 @@ pub(crate) mod tests {
             location,
             actor: registrar,
             ..
-        } = start_registrar(&LocationChoice::Memory, histogram()).unwrap();
+        } = start_registrar(&LocationChoice::Memory, JournalSync::default(), histogram()).unwrap();
         let raw = RequestBuilder::new("REGISTER", "sip:lab.example")
             .header("Via", "SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1")
             .header("From", "<sip:8000@lab.example>;tag=1")

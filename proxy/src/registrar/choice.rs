@@ -14,6 +14,8 @@ use std::path::PathBuf;
 
 use redis::IntoConnectionInfo;
 
+use super::journal_file::JournalSync;
+
 /// Where the bindings are kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LocationChoice {
@@ -23,6 +25,50 @@ pub enum LocationChoice {
     Redb(PathBuf),
     /// Redis, shared with the other proxies that name it.
     Redis(RedisTarget),
+}
+
+/// Where registrations persist when neither `data-dir` nor `memory-only` is given: bindings
+/// survive a restart by default (relative to the working directory, like Prometheus' `data/`).
+pub const DEFAULT_DATA_DIR: &str = "dialtone-data";
+
+impl LocationChoice {
+    /// The store the settings `memory-only`, `data-dir` and `location` name, which exclude
+    /// each other; an error names the setting at fault and why.
+    pub fn from_settings(
+        memory_only: bool,
+        data_dir: Option<PathBuf>,
+        location: Option<String>,
+    ) -> Result<LocationChoice, (&'static str, String)> {
+        let refused = |key, reason: &str| Err((key, reason.to_string()));
+        match (memory_only, data_dir, location) {
+            (true, Some(_), _) => refused("data-dir", "cannot be given together with memory-only"),
+            (true, None, Some(_)) => {
+                refused("location", "cannot be given together with memory-only")
+            }
+            (false, Some(_), Some(_)) => refused(
+                "location",
+                "cannot be given together with data-dir (use location = redb:DIR)",
+            ),
+            (true, None, None) => Ok(LocationChoice::Memory),
+            (false, Some(dir), None) => Ok(LocationChoice::Redb(dir)),
+            (false, None, Some(raw)) => raw.parse().map_err(|e| ("location", e)),
+            (false, None, None) => Ok(LocationChoice::Redb(PathBuf::from(DEFAULT_DATA_DIR))),
+        }
+    }
+
+    /// The setting `journal-sync` (`raw`, when given) for this store: only redb has a journal.
+    pub fn journal_sync(&self, raw: Option<String>) -> Result<JournalSync, String> {
+        let Some(raw) = raw else {
+            return Ok(JournalSync::default());
+        };
+        if !matches!(self, LocationChoice::Redb(_)) {
+            return Err(
+                "applies only to registrations kept in redb (data-dir or location = redb:DIR)"
+                    .into(),
+            );
+        }
+        raw.parse()
+    }
 }
 
 /// A Redis server or cluster, as `--location` named it.

@@ -1,8 +1,10 @@
 //! One journal file on disk (format: [`super::journal`]): created at its full size with its
 //! blocks written, so that an append changes no file metadata and its flush writes a page or
 //! two, not the file system's journal; read back on start; appended to; reset for reuse.
-//! Appends and resets go straight to the device ([`super::direct_append`]) where the file
-//! system allows it, and otherwise through the page cache with an `fdatasync`.
+//! With [`JournalSync::EachAppend`], appends and resets go straight to the device
+//! ([`super::direct_append`]) where the file system allows it, and otherwise through the page
+//! cache with an `fdatasync`; with [`JournalSync::Periodic`] they stop in the page cache, and
+//! the inline writer ([`super::inline_writer`]) syncs them a moment later.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
@@ -11,6 +13,32 @@ use std::path::{Path, PathBuf};
 
 use super::direct_append::DirectAppender;
 use super::journal::{self, END_MARK_LEN, HEADER_LEN};
+
+/// When an append reaches the disk itself, not only the operating system's page cache (which
+/// a crash or `kill -9` of the proxy does not lose either way): the `journal-sync` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JournalSync {
+    /// Before the append returns: a REGISTER's 200 waits for the disk, and a power cut loses
+    /// nothing acknowledged.
+    EachAppend,
+    /// Within [`super::inline_writer::SYNC_EVERY`], by a sync of the whole file: a power cut
+    /// may lose the last moment's changes.
+    #[default]
+    Periodic,
+}
+
+impl std::str::FromStr for JournalSync {
+    type Err = String;
+
+    /// The setting's two values, `periodic` and `each`, in any case.
+    fn from_str(raw: &str) -> Result<JournalSync, String> {
+        match raw.to_ascii_lowercase().as_str() {
+            "periodic" => Ok(JournalSync::Periodic),
+            "each" => Ok(JournalSync::EachAppend),
+            other => Err(format!("`{other}` is not periodic or each")),
+        }
+    }
+}
 
 /// An open journal file and where its next record goes.
 #[derive(Debug)]
@@ -21,8 +49,10 @@ pub struct JournalFile {
     /// Where the next record goes (an offset in the file).
     end: usize,
     capacity: usize,
-    /// Where appends and resets go when the file system takes direct writes.
+    /// Where appends and resets go when the file system takes direct writes (and each
+    /// append is to reach the disk).
     direct: Option<DirectAppender>,
+    sync: JournalSync,
 }
 
 /// What a journal file held when it was opened.
@@ -75,6 +105,7 @@ impl JournalFile {
                 end,
                 capacity,
                 direct,
+                sync: JournalSync::EachAppend,
             },
             records,
         })
@@ -106,6 +137,19 @@ impl JournalFile {
         self.end + bytes + END_MARK_LEN <= self.capacity
     }
 
+    /// Sets when appends reach the disk (a file opens with [`JournalSync::EachAppend`]).
+    pub fn set_sync(&mut self, sync: JournalSync) {
+        self.sync = sync;
+        if sync == JournalSync::Periodic {
+            self.direct = None;
+        }
+    }
+
+    /// A second handle on the file, to sync it while appends go on through this one.
+    pub fn handle(&self) -> io::Result<File> {
+        self.file.try_clone()
+    }
+
     /// Whether appends go straight to the device (see [`super::direct_append`]).
     pub fn writes_directly(&self) -> bool {
         self.direct.is_some()
@@ -118,7 +162,8 @@ impl JournalFile {
 
     /// Writes `records` (already encoded in this file's generation, see
     /// [`journal::push_record`]) at the end, followed by a zero length, and returns once they
-    /// are on disk. On an error nothing counts as appended: the next append writes over them.
+    /// are on disk, or with [`JournalSync::Periodic`] in the page cache. On an error nothing
+    /// counts as appended: the next append writes over them.
     pub fn append(&mut self, records: &mut Vec<u8>) -> io::Result<()> {
         if !self.fits(records.len()) {
             return Err(io::Error::other("journal full"));
@@ -131,7 +176,7 @@ impl JournalFile {
             let written = self.file.write_all_at(records, self.end as u64);
             records.truncate(appended);
             written?;
-            self.file.sync_data()?;
+            self.sync_each_append()?;
         }
         self.end += appended;
         Ok(())
@@ -146,11 +191,18 @@ impl JournalFile {
             direct.rewrite_start(&head)?;
         } else {
             self.file.write_all_at(&head, 0)?;
-            self.file.sync_data()?;
+            self.sync_each_append()?;
         }
         self.generation = generation;
         self.end = HEADER_LEN;
         Ok(())
+    }
+
+    fn sync_each_append(&self) -> io::Result<()> {
+        match self.sync {
+            JournalSync::EachAppend => self.file.sync_data(),
+            JournalSync::Periodic => Ok(()),
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use std::thread::{self, JoinHandle};
 use super::binding::BindingChange;
 use super::error::StoreError;
 use super::journal::{self, RECORD_OVERHEAD};
-use super::journal_file::JournalFile;
+use super::journal_file::{JournalFile, JournalSync};
 use super::stored_form;
 use super::writer::CommitBatch;
 
@@ -39,6 +39,7 @@ pub const FILE_NAMES: [&str; 2] = ["registrations.journal-a", "registrations.jou
 pub struct Journal {
     files: [JournalFile; 2],
     active: usize,
+    sync: JournalSync,
 }
 
 impl Journal {
@@ -57,6 +58,7 @@ impl Journal {
         let journal = Journal {
             files: [older.file, newer.file],
             active: 1,
+            sync: JournalSync::EachAppend,
         };
         Ok((journal, changes))
     }
@@ -70,6 +72,14 @@ impl Journal {
                 .map_err(|source| journal_error(file.path(), source))?;
         }
         Ok(())
+    }
+
+    /// Sets when appends reach the disk, for both files.
+    pub fn set_sync(&mut self, sync: JournalSync) {
+        for file in &mut self.files {
+            file.set_sync(sync);
+        }
+        self.sync = sync;
     }
 
     fn active(&self) -> &JournalFile {
@@ -116,6 +126,11 @@ impl<S: CommitBatch> JournaledStore<S> {
             records: Vec::new(),
             payload: Vec::new(),
         }
+    }
+
+    /// Sets when appends reach the disk (see [`JournalSync`]).
+    pub fn set_sync(&mut self, sync: JournalSync) {
+        self.journal.set_sync(sync);
     }
 
     /// Appends the records gathered so far.
@@ -202,6 +217,20 @@ impl<S: CommitBatch> CommitBatch for JournaledStore<S> {
         }
         self.append()
     }
+
+    /// The active file, when its appends stop in the page cache. A file switched away from is
+    /// synced by its fold before the fold reads it.
+    fn unsynced_file(&self) -> Option<std::fs::File> {
+        if self.journal.sync == JournalSync::EachAppend {
+            return None;
+        }
+        let file = self.journal.active();
+        file.handle()
+            .inspect_err(|error| {
+                tracing::warn!(%error, path = %file.path().display(), "cannot sync the registrar journal");
+            })
+            .ok()
+    }
 }
 
 impl<S: CommitBatch> Drop for JournaledStore<S> {
@@ -218,6 +247,12 @@ impl<S: CommitBatch> Drop for JournaledStore<S> {
 /// Commits the changes of the journal file at `path` (its records of `generation`) to `store`,
 /// the latest per binding.
 fn fold<S: CommitBatch>(store: &Mutex<S>, path: &Path, generation: u64) -> Result<(), StoreError> {
+    // Appends that stopped in the page cache (`JournalSync::Periodic`) reach the disk now,
+    // not only once the fold's redb commit does (a fold can take a second); a file synced at
+    // each append has nothing to write.
+    std::fs::File::open(path)
+        .and_then(|file| file.sync_data())
+        .map_err(|source| journal_error(path, source))?;
     let records =
         JournalFile::records_of(path, generation).map_err(|source| journal_error(path, source))?;
     let mut latest: HashMap<String, BindingChange> = HashMap::new();

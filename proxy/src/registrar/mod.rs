@@ -13,16 +13,21 @@
 //! - [`redis_layout`]: the keys, values and writes of the Redis store, and the message nodes
 //!   announce commits with; pure. [`redis_store`]: the connection and the writer's commits to
 //!   Redis. [`redis_sync`]: every node follows the others' commits into its memory.
-//! - [`writer`]: the thread that commits the changes to the store in batches, tells each held
-//!   200 whether its changes are saved, and keeps and retries what a failed commit did not save.
+//! - [`writer`]: the store's writer, which commits the changes, tells each held 200 whether
+//!   its changes are saved, and keeps and retries what a failed commit did not save: a thread
+//!   that commits in batches, each on the disk before its 200s (`journal-sync = "each"`), or
+//!   [`inline_writer`], which commits on the worker's thread into the page cache and syncs to
+//!   the disk every 100 ms (`"periodic"`, the default). [`batch_commit`]: the commit both share.
 //! - [`actor`]: the registrar actor, which sweeps expired bindings and owns the store writer;
 //!   [`start_registrar`] wires the three together at start.
 
 pub mod actor;
+mod batch_commit;
 pub mod binding;
 pub mod choice;
 mod direct_append;
 pub mod error;
+mod inline_writer;
 pub mod journal;
 pub mod journal_file;
 pub mod journaled_store;

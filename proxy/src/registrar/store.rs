@@ -4,10 +4,11 @@
 //! redb (embedded, crash-safe, pure Rust) keeps one table from `aor contact-identity` (see
 //! [`super::binding::store_key`]) to the [`Binding`] (in its [`super::stored_form`]), and one
 //! from the AOR to its voicemail counts ([`MessageCounts`]). Memory ([`super::location`]) is
-//! the truth while the proxy runs; the store is written behind it by one OS thread
-//! ([`BindingStore::spawn_writer`]) that appends everything queued to a journal in one
-//! synchronous write, so a burst of 10 000 REGISTERs a second costs a few syncs, not 10 000,
-//! and a REGISTER arriving alone costs one small append rather than a redb commit; the journal
+//! the truth while the proxy runs; the store is written behind it ([`BindingStore::start_writer`])
+//! either by the worker that answered the REGISTER, into the journal's page cache with a sync
+//! every 100 ms (the default), or by one OS thread that appends everything queued to a journal
+//! in one synchronous write, so a burst of 10 000 REGISTERs a second costs a few syncs, not
+//! 10 000, and a REGISTER arriving alone costs one small append rather than a redb commit; the journal
 //! is folded into redb thousands of changes at a time ([`super::journaled_store`]), and
 //! replayed into it when the store opens. The 200 to a REGISTER waits for the append that holds
 //! its changes; when that fails the REGISTER gets a 500 instead (RFC 3261 section 10.3 step 7)
@@ -20,6 +21,7 @@ use redb::{Database, ReadableTable, TableDefinition};
 
 use super::binding::{Binding, BindingChange};
 pub use super::error::StoreError;
+use super::journal_file::JournalSync;
 use super::journaled_store::{Journal, JournaledStore, JOURNAL_BYTES};
 use super::mailbox::MessageCounts;
 use super::stored_form;
@@ -220,7 +222,19 @@ impl BindingStore {
     /// journal (see [`super::writer`], [`super::journaled_store`]). The thread ends when every
     /// [`StoreWriter`] clone is dropped, after committing what is queued.
     pub fn spawn_writer(self) -> StoreWriter {
-        super::writer::spawn(self.journaled())
+        self.start_writer(JournalSync::EachAppend)
+    }
+
+    /// The store's writer for `sync`: the writer thread, whose every batch is on the disk
+    /// before its 200s, or the inline writer, which commits into the page cache on the caller's
+    /// thread and syncs to the disk a moment later (see [`super::inline_writer`]).
+    pub fn start_writer(self, sync: JournalSync) -> StoreWriter {
+        let mut journaled = self.journaled();
+        journaled.set_sync(sync);
+        match sync {
+            JournalSync::EachAppend => super::writer::spawn(journaled),
+            JournalSync::Periodic => super::writer::inline(journaled),
+        }
     }
 
     /// The store behind its journal, as the writer commits to it.

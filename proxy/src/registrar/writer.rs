@@ -1,5 +1,7 @@
-//! The store's writer thread: commits the registrar's changes in batches (group commit), tells
-//! each held 200 whether its changes are on disk, and keeps what a failed commit did not save.
+//! The store's writer: commits the registrar's changes, tells each held 200 whether its
+//! changes are saved, and keeps what a failed commit did not save. Its thread, here, commits
+//! in batches (group commit) and each batch is on the disk when it is done; the inline writer
+//! ([`super::inline_writer`]) commits on the caller's thread into the page cache instead.
 //!
 //! A commit can fail (disk full, an I/O error). Memory keeps the bindings either way, so calls
 //! still find them; what must not happen is that the file silently misses them, so that a
@@ -15,45 +17,21 @@
 //! them; every change writes its binding's whole state, so the writer keeps, per binding, the
 //! one with the highest number and drops an older one that arrives late.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use super::batch_commit::{commit, Health, Unsaved, Written, REMEMBER_WRITTEN};
+pub use super::batch_commit::{CommitBatch, RETRY_EVERY};
 use super::binding::BindingChange;
 use super::error::StoreError;
+use super::inline_writer::InlineWriter;
 
 /// A batch is committed at this many changes even while more keep coming, to bound the memory
 /// and the length of one transaction.
 const MAX_BATCH: usize = 10_000;
-
-/// How soon the changes of a failed commit are tried again when no new change arrives.
-pub const RETRY_EVERY: Duration = Duration::from_secs(1);
-
-/// How long the writer remembers the sequence number it last wrote for a binding, to drop an
-/// older change to it that arrives late. A worker sends a change right after numbering it
-/// under the AOR's lock, in the same call, so two changes to one binding arrive at most a
-/// thread's wake-up apart; ten seconds leave room for a machine stalled for seconds, and keep
-/// the memory to the bindings written in the last ten seconds (a minute held a burst of
-/// 100 000 REGISTERs' entries for a minute).
-const REMEMBER_WRITTEN: Duration = Duration::from_secs(10);
-
-/// What the writer commits to: the redb file ([`super::BindingStore`]), or in tests a store
-/// that fails on demand.
-pub trait CommitBatch: Send + 'static {
-    /// Applies `changes` in order, all or nothing.
-    fn commit(&mut self, changes: &[BindingChange]) -> Result<(), StoreError>;
-
-    /// [`CommitBatch::commit`] of changes whose store keys ([`BindingChange::store_key`]) the
-    /// caller has already computed, as the journal's fold does to keep the latest change per
-    /// binding; a store keyed by them need not compute them again. By default they are ignored.
-    fn commit_keyed(&mut self, changes: &[(String, BindingChange)]) -> Result<(), StoreError> {
-        let changes: Vec<BindingChange> = changes.iter().map(|(_, c)| c.clone()).collect();
-        self.commit(&changes)
-    }
-}
 
 /// Told the outcome of the batch that committed everything queued before it (see
 /// [`StoreWriter::after_commit`]).
@@ -65,55 +43,71 @@ enum Command {
     AfterCommit(AfterCommit),
 }
 
-/// What the writer thread reports to everyone else.
-#[derive(Debug, Default)]
-struct Health {
-    commits: AtomicU64,
-    failed_commits: AtomicU64,
-    /// The error of the last commit, while the last commit failed.
-    failing: Mutex<Option<String>>,
-}
-
-/// The sending side of the store's writer thread. Cheap to clone; [`StoreWriter::send`] never
-/// blocks.
+/// The sending side of the store's writer: its thread, or the inline writer
+/// ([`super::inline_writer`]) that commits on the caller's thread. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct StoreWriter {
-    tx: Sender<Command>,
+    route: Route,
     health: Arc<Health>,
 }
 
+#[derive(Debug, Clone)]
+enum Route {
+    Thread(Sender<Command>),
+    Inline(Arc<InlineWriter>),
+}
+
 impl StoreWriter {
-    /// Queues changes for the next batch, with the sequence number the location service gave
-    /// them (see the module documentation). Fails only when the writer thread has stopped.
+    /// Hands changes to the writer, with the sequence number the location service gave them
+    /// (see the module documentation): queued for the thread's next batch (this never blocks),
+    /// or committed at once by the inline writer (a write into the page cache, under a lock).
+    /// Fails only when the writer thread has stopped.
     pub fn send(&self, sequence: u64, changes: Vec<BindingChange>) -> Result<(), StoreError> {
         if changes.is_empty() {
             return Ok(());
         }
-        self.tx
-            .send(Command::Changes(sequence, changes))
-            .map_err(|_| StoreError::WriterStopped)
+        match &self.route {
+            Route::Thread(tx) => tx
+                .send(Command::Changes(sequence, changes))
+                .map_err(|_| StoreError::WriterStopped),
+            Route::Inline(inline) => {
+                inline.commit(sequence, changes);
+                Ok(())
+            }
+        }
     }
 
-    /// Blocks until everything sent before has been through a commit; an error says that some
-    /// changes are still unsaved (the commit failed, and its changes are kept for the next
-    /// try). For shutdown and tests.
+    /// Blocks until everything sent before has been through a commit (and, inline, synced to
+    /// the disk); an error says that some changes are still unsaved (the commit failed, and
+    /// its changes are kept for the next try). For shutdown and tests.
     pub fn flush(&self) -> Result<(), StoreError> {
-        let (reply, done) = mpsc::sync_channel(1);
-        self.tx
-            .send(Command::Flush(reply))
-            .map_err(|_| StoreError::WriterStopped)?;
-        done.recv().map_err(|_| StoreError::WriterStopped)?
+        match &self.route {
+            Route::Thread(tx) => {
+                let (reply, done) = mpsc::sync_channel(1);
+                tx.send(Command::Flush(reply))
+                    .map_err(|_| StoreError::WriterStopped)?;
+                done.recv().map_err(|_| StoreError::WriterStopped)?
+            }
+            Route::Inline(inline) => inline.flush(),
+        }
     }
 
-    /// Calls `then` on the writer thread once everything queued before it is committed (or its
-    /// batch failed): a registrar answers 200 only when the binding would survive a `kill -9`.
-    /// It waits for the batch like any change does, so it costs no extra commit. When the
-    /// writer has stopped, `then` is called at once with [`StoreError::WriterStopped`].
+    /// Calls `then` once everything sent before it is committed (or its batch failed): a
+    /// registrar answers 200 only when the binding would survive a `kill -9`. The thread
+    /// calls it after the batch it waited for like any change does, so it costs no extra
+    /// commit; the inline writer has committed already, and calls it at once, on the caller's
+    /// thread. When the writer thread has stopped, `then` is called at once with
+    /// [`StoreError::WriterStopped`].
     pub fn after_commit(&self, then: AfterCommit) {
-        if let Err(mpsc::SendError(Command::AfterCommit(then))) =
-            self.tx.send(Command::AfterCommit(then))
-        {
-            then(Err(StoreError::WriterStopped));
+        match &self.route {
+            Route::Thread(tx) => {
+                if let Err(mpsc::SendError(Command::AfterCommit(then))) =
+                    tx.send(Command::AfterCommit(then))
+                {
+                    then(Err(StoreError::WriterStopped));
+                }
+            }
+            Route::Inline(inline) => then(inline.outcome()),
         }
     }
 
@@ -127,6 +121,12 @@ impl StoreWriter {
         self.health.failed_commits.load(Ordering::Relaxed)
     }
 
+    /// How many times the inline writer synced its commits to the disk (none for the thread,
+    /// whose commits are on the disk when they return).
+    pub fn syncs(&self) -> u64 {
+        self.health.syncs.load(Ordering::Relaxed)
+    }
+
     /// The error of the last commit, when it failed: some changes are then in memory only
     /// (they are being committed again).
     pub fn failing(&self) -> Option<String> {
@@ -135,6 +135,17 @@ impl StoreWriter {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+}
+
+/// Starts the inline writer over `store`, whose commits leave their writes in the page cache
+/// ([`CommitBatch::unsynced_file`]): see [`super::inline_writer`].
+pub fn inline<S: CommitBatch>(store: S) -> StoreWriter {
+    let health = Arc::new(Health::default());
+    let inline = InlineWriter::start(Box::new(store), Arc::clone(&health));
+    StoreWriter {
+        route: Route::Inline(inline),
+        health,
     }
 }
 
@@ -153,7 +164,10 @@ pub fn spawn<S: CommitBatch>(store: S) -> StoreWriter {
         // reports WriterStopped, which is what callers see of this.
         tracing::error!(%error, "cannot start the registrar store writer");
     }
-    StoreWriter { tx, health }
+    StoreWriter {
+        route: Route::Thread(tx),
+        health,
+    }
 }
 
 /// The writer thread: wait for a change (or, with unsaved changes, for the retry time), gather
@@ -206,183 +220,6 @@ fn write_batches<S: CommitBatch>(mut store: S, rx: Receiver<Command>, health: &H
     }
 }
 
-/// Commits the unsaved changes and then `changes`, in one transaction, leaving out any change
-/// older than one already written or queued for its binding. On failure everything stays
-/// unsaved, for the next try.
-fn commit<S: CommitBatch>(
-    store: &mut S,
-    unsaved: &mut Unsaved,
-    written: &mut Written,
-    changes: Vec<(u64, BindingChange)>,
-    health: &Health,
-) -> Result<(), String> {
-    if changes.is_empty() && unsaved.is_empty() {
-        return Ok(());
-    }
-    // Nearly always nothing is unsaved, and the batch is committed as it came.
-    let all = if unsaved.is_empty() {
-        changes
-    } else {
-        let mut all = unsaved.take();
-        all.extend(changes);
-        all
-    };
-    let (sequences, keys, all) = written.newest_only(all);
-    let result = store.commit(&all);
-    match &result {
-        Ok(()) => written.note(keys, &sequences),
-        Err(_) => unsaved.keep(sequences.into_iter().zip(all).collect()),
-    }
-    let mut failing = health
-        .failing
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    match result {
-        Ok(()) => {
-            health.commits.fetch_add(1, Ordering::Relaxed);
-            if failing.take().is_some() {
-                tracing::warn!("registrar store: commits succeed again, every change is saved");
-            }
-            Ok(())
-        }
-        Err(error) => {
-            health.failed_commits.fetch_add(1, Ordering::Relaxed);
-            let message = error.to_string();
-            // Logged when commits start failing and when the reason changes, not once a
-            // second for as long as the disk stays full.
-            if failing.as_deref() != Some(message.as_str()) {
-                tracing::error!(%error, unsaved = unsaved.len(),
-                    "registrar store: commit failed; the changes are kept in memory and tried again");
-            }
-            *failing = Some(message.clone());
-            Err(message)
-        }
-    }
-}
-
-/// The sequence number last written for each binding recently written (see
-/// [`REMEMBER_WRITTEN`]), by a 64-bit hash of the binding's key: with 100 000 bindings
-/// registered in a minute the keys themselves cost about 80 bytes a binding, the hashes a
-/// quarter of that. Two bindings whose keys share a hash (odds near 10^-10 among 100 000)
-/// would at worst see a late-arriving change to one of them dropped as if it were the other's.
-/// Within a batch changes are told apart by the same hash, which spares two copies of every key.
-#[derive(Default)]
-struct Written {
-    by_key: HashMap<u64, (u64, Instant)>,
-    last_pruned: Option<Instant>,
-}
-
-impl Written {
-    /// `changes` in order, without those older than the newest change to the same binding
-    /// written before or met earlier in the list; with each kept change's number and key hash.
-    fn newest_only(
-        &self,
-        changes: Vec<(u64, BindingChange)>,
-    ) -> (Vec<u64>, Vec<u64>, Vec<BindingChange>) {
-        let mut newest: HashMap<u64, u64> = HashMap::new();
-        let mut sequences = Vec::with_capacity(changes.len());
-        let mut keys = Vec::with_capacity(changes.len());
-        let mut kept = Vec::with_capacity(changes.len());
-        for (sequence, change) in changes {
-            let key = key_hash(&change.store_key());
-            let floor = newest
-                .get(&key)
-                .copied()
-                .or_else(|| self.by_key.get(&key).map(|(s, _)| *s));
-            if floor.is_some_and(|floor| sequence < floor) {
-                tracing::debug!(
-                    key = change.store_key(),
-                    sequence,
-                    "an older change to a binding arrived late; dropped"
-                );
-                continue;
-            }
-            newest.insert(key, sequence);
-            sequences.push(sequence);
-            keys.push(key);
-            kept.push(change);
-        }
-        (sequences, keys, kept)
-    }
-
-    /// Notes what a commit wrote (by key hash), and forgets what was written long ago.
-    fn note(&mut self, keys: Vec<u64>, sequences: &[u64]) {
-        let now = Instant::now();
-        for (key, sequence) in keys.into_iter().zip(sequences) {
-            let entry = self.by_key.entry(key).or_insert((*sequence, now));
-            *entry = (entry.0.max(*sequence), now);
-        }
-        self.prune(now);
-    }
-
-    fn is_empty(&self) -> bool {
-        self.by_key.is_empty()
-    }
-
-    /// Forgets what was written [`REMEMBER_WRITTEN`] ago or more (looked at a few times per
-    /// period, not on every call).
-    fn prune(&mut self, now: Instant) {
-        if self
-            .last_pruned
-            .is_none_or(|at| now.duration_since(at) >= REMEMBER_WRITTEN / 5)
-        {
-            self.by_key
-                .retain(|_, (_, at)| now.duration_since(*at) < REMEMBER_WRITTEN);
-            // Its table does not shrink by itself: after a burst it would keep the burst's size.
-            if self.by_key.len() * 4 < self.by_key.capacity() {
-                self.by_key.shrink_to_fit();
-            }
-            self.last_pruned = Some(now);
-        }
-    }
-}
-
-/// The hash [`Written`] keeps of a binding's key (fixed keys: the same in every run).
-fn key_hash(key: &str) -> u64 {
-    use std::hash::{BuildHasher, BuildHasherDefault};
-    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(key)
-}
-
-/// Changes a commit could not save: the latest change per binding (a later change to the same
-/// binding makes an earlier one moot), so that a disk that stays full costs memory in
-/// proportion to the bindings, not to the REGISTERs.
-#[derive(Default)]
-struct Unsaved {
-    latest: HashMap<String, (u64, BindingChange)>,
-}
-
-impl Unsaved {
-    fn is_empty(&self) -> bool {
-        self.latest.is_empty()
-    }
-
-    fn len(&self) -> usize {
-        self.latest.len()
-    }
-
-    /// Keeps `changes`: per binding the one with the highest number, the last of equals.
-    fn keep(&mut self, changes: Vec<(u64, BindingChange)>) {
-        for (sequence, change) in changes {
-            match self.latest.entry(change.store_key()) {
-                std::collections::hash_map::Entry::Occupied(mut kept) => {
-                    if sequence >= kept.get().0 {
-                        kept.insert((sequence, change));
-                    }
-                }
-                std::collections::hash_map::Entry::Vacant(slot) => {
-                    slot.insert((sequence, change));
-                }
-            }
-        }
-    }
-
-    /// The kept changes, to commit ahead of a new batch. Each binding has one, so their order
-    /// among themselves does not matter.
-    fn take(&mut self) -> Vec<(u64, BindingChange)> {
-        self.latest.drain().map(|(_, kept)| kept).collect()
-    }
-}
-
 /// What the writer commits at once.
 #[derive(Default)]
 struct Batch {
@@ -429,7 +266,7 @@ impl Batch {
 #[cfg(test)]
 pub(crate) mod testing {
     use super::*;
-    use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::{AtomicBool, AtomicU64};
 
     /// Commits fail while `broken` is set (a full disk); every saved commit goes to `saved`.
     pub(crate) struct FlakyStore {

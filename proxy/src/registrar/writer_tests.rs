@@ -2,13 +2,16 @@
 
 use super::testing::{broken_writer, next_sequence};
 use super::*;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// A writer whose thread is gone.
 fn stopped_writer() -> StoreWriter {
     let (tx, rx) = mpsc::channel();
     drop(rx);
     StoreWriter {
-        tx,
+        route: Route::Thread(tx),
         health: Arc::new(Health::default()),
     }
 }
