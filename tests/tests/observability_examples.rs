@@ -61,6 +61,13 @@ fn the_proxy_example_parses_and_validates() {
         // The users file and the data directory of the example do not exist here.
         file.users = None;
         file.data_dir = None;
+        // journal-sync is refused beside the Redis location of the uncommented example: it is
+        // checked with the default store (redb), and the rest with the example's.
+        let mut redb = file.clone();
+        redb.location = None;
+        dialtone_proxy::config::Config::merge(redb, &flags)
+            .unwrap_or_else(|e| panic!("proxy.toml does not validate with redb: {e}"));
+        file.journal_sync = None;
         let config = dialtone_proxy::config::Config::merge(file, &flags)
             .unwrap_or_else(|e| panic!("proxy.toml does not validate: {e}"));
         assert_eq!(config.http.port(), 8060);
