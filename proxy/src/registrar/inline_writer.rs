@@ -45,6 +45,9 @@ struct State {
     last_try: Instant,
     /// The number of commits when the last sync began.
     synced_commits: u64,
+    /// Why the last sync failed, while it did: reported as the store's failure, and the next
+    /// tick syncs again even if nothing new was committed.
+    sync_error: Option<String>,
 }
 
 impl std::fmt::Debug for InlineWriter {
@@ -64,6 +67,7 @@ impl InlineWriter {
                 written: Written::default(),
                 last_try: Instant::now(),
                 synced_commits: 0,
+                sync_error: None,
             }),
             health,
         });
@@ -91,12 +95,7 @@ impl InlineWriter {
         if self.lock().unsaved.is_empty() {
             return Ok(());
         }
-        let failing = self
-            .health
-            .failing
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let failing = lock_failing(&self.health).clone();
         Err(StoreError::BatchFailed(failing.unwrap_or_default()))
     }
 
@@ -110,8 +109,12 @@ impl InlineWriter {
             state.unsynced_file(&self.health)
         };
         if let Some(file) = file {
-            sync(&file, &self.health)
-                .map_err(|error| StoreError::BatchFailed(error.to_string()))?;
+            let synced = sync(&file, &self.health);
+            let failed = synced.as_ref().err().map(ToString::to_string);
+            self.lock().after_sync(synced, &self.health);
+            if let Some(error) = failed {
+                return Err(StoreError::BatchFailed(error));
+            }
         }
         self.outcome()
     }
@@ -130,10 +133,8 @@ impl InlineWriter {
             state.unsynced_file(&self.health)
         };
         if let Some(file) = file {
-            if let Err(error) = sync(&file, &self.health) {
-                tracing::error!(%error,
-                    "registrar journal: syncing to the disk failed; a power cut could lose registrations");
-            }
+            let synced = sync(&file, &self.health);
+            self.lock().after_sync(synced, &self.health);
         }
     }
 
@@ -152,12 +153,45 @@ impl State {
             changes,
             health,
         );
+        // A commit that succeeds clears the failure it reports; a failing sync still stands.
+        if let Some(error) = &self.sync_error {
+            lock_failing(health).get_or_insert_with(|| error.clone());
+        }
     }
 
-    /// The file to sync when something was committed since the last sync began.
+    /// Notes how a sync went. A failure is reported like a failed commit (`failing`, which
+    /// `/readyz` and `/metrics` show) until a sync succeeds: after an I/O error the kernel may
+    /// have given up on pages it could not write, so what was committed before it may not be
+    /// on the disk, and an operator should know. REGISTERs still get their 200: their changes
+    /// are in the page cache, which is what a 200 promises (`kill -9` does not lose them).
+    fn after_sync(&mut self, synced: std::io::Result<()>, health: &Health) {
+        let mut failing = lock_failing(health);
+        match synced {
+            Ok(()) => {
+                if self.sync_error.take().is_some() {
+                    tracing::warn!("registrar journal: syncs to the disk succeed again");
+                    if self.unsaved.is_empty() {
+                        *failing = None;
+                    }
+                }
+            }
+            Err(error) => {
+                let message = format!("syncing the registrar journal to the disk failed: {error}");
+                if self.sync_error.is_none() {
+                    tracing::error!(%error,
+                        "registrar journal: syncing to the disk failed; a power cut could lose registrations");
+                }
+                *failing = Some(message.clone());
+                self.sync_error = Some(message);
+            }
+        }
+    }
+
+    /// The file to sync when something was committed since the last sync began, or the last
+    /// sync failed.
     fn unsynced_file(&mut self, health: &Health) -> Option<File> {
         let commits = health.commits.load(Ordering::Relaxed);
-        if commits == self.synced_commits {
+        if commits == self.synced_commits && self.sync_error.is_none() {
             return None;
         }
         self.synced_commits = commits;
@@ -187,6 +221,13 @@ impl Drop for InlineWriter {
             );
         }
     }
+}
+
+fn lock_failing(health: &Health) -> MutexGuard<'_, Option<String>> {
+    health
+        .failing
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
 }
 
 fn sync(file: &File, health: &Health) -> std::io::Result<()> {

@@ -2,6 +2,7 @@
 //! released, on the caller's thread; the sync thread puts it on the disk; a failed commit is
 //! reported and tried again as the writer thread does.
 
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
@@ -129,4 +130,64 @@ fn a_change_older_than_the_one_written_for_its_binding_is_dropped() {
         .unwrap();
     let committed: Vec<BindingChange> = commits.try_iter().flatten().collect();
     assert_eq!(committed, vec![BindingChange::Upsert(newer)]);
+}
+
+/// A store whose commits succeed and whose syncs fail while `broken` is set: the file it then
+/// hands out is a socket, on which `fdatasync` fails (EINVAL).
+struct UnsyncableStore {
+    broken: Arc<AtomicBool>,
+    file: PathBuf,
+}
+
+impl CommitBatch for UnsyncableStore {
+    fn commit(&mut self, _: &[BindingChange]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn unsynced_file(&self) -> Option<File> {
+        if self.broken.load(Ordering::SeqCst) {
+            let (socket, _) = std::os::unix::net::UnixStream::pair().unwrap();
+            return Some(File::from(std::os::fd::OwnedFd::from(socket)));
+        }
+        Some(File::open(&self.file).unwrap())
+    }
+}
+
+#[test]
+fn a_failing_sync_is_reported_until_a_sync_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("journal");
+    std::fs::write(&file, b"records").unwrap();
+    let broken = Arc::new(AtomicBool::new(true));
+    let writer = inline(UnsyncableStore {
+        broken: Arc::clone(&broken),
+        file,
+    });
+    writer
+        .send(next_sequence(), vec![upsert("sip:9306@10.0.0.6")])
+        .unwrap();
+    assert!(
+        eventually(SYNC_EVERY * 50, || writer
+            .failing()
+            .is_some_and(|why| why.contains("syncing the registrar journal"))),
+        "the failed sync is not reported: {:?}",
+        writer.failing()
+    );
+    // A commit that succeeds meanwhile does not hide it, and its 200 is still released: the
+    // change is in the page cache.
+    writer
+        .send(next_sequence(), vec![upsert("sip:9307@10.0.0.7")])
+        .unwrap();
+    assert!(writer.failing().is_some());
+    let (done, told) = mpsc::channel();
+    writer.after_commit(Box::new(move |result| done.send(result).unwrap()));
+    told.try_recv().unwrap().unwrap();
+
+    // Nothing new is committed: the sync thread syncs again by itself, and clears the report.
+    broken.store(false, Ordering::SeqCst);
+    assert!(
+        eventually(SYNC_EVERY * 50, || writer.failing().is_none()),
+        "still reported after a sync succeeded: {:?}",
+        writer.failing()
+    );
 }
