@@ -85,7 +85,9 @@ pub fn execute<A>(
                     if let Err(error) = &stored {
                         tracing::debug!(%error, "a REGISTER is answered 500: not saved");
                     } else if to.transport == Transport::Udp {
-                        // Sent from the writer thread itself: waking the actor only to send a
+                        // Sent from where the commit was decided: this worker itself with the
+                        // inline writer (the default), or the writer thread with
+                        // `journal-sync = "each"`, where waking the actor only to send a
                         // datagram cost a thread wake-up per REGISTER. A send failure still
                         // reaches the actor.
                         outbound.send(to, bytes, || Some(me.recipient()));
