@@ -235,7 +235,10 @@ fn a_challenged_invite_keeps_no_transaction_and_the_ack_of_its_challenge_goes_no
         caller,
         Bytes::from(invite.to_string()),
     );
-    let challenge = sends(&actions)
+    // The challenge follows at once, so no 100 Trying goes before it (section 17.2.1).
+    let sent = sends(&actions);
+    assert_eq!(sent.len(), 1, "the challenge alone: {sent:?}");
+    let challenge = sent
         .into_iter()
         .find(|(_, b)| b.starts_with(b"SIP/2.0 407"))
         .expect("a 407");

@@ -4,7 +4,7 @@
 
 use std::time::{Instant, SystemTime};
 
-use dialtone_sip::Message;
+use dialtone_sip::{Message, Method};
 use dialtone_transaction::TransactionKey;
 
 use super::asserted_identity::AssertedIdentity;
@@ -40,6 +40,17 @@ impl NewRequest<'_, '_> {
         }
         let domain = self.core.identity.primary_domain();
         Some(AssertedIdentity::for_request(self.request, user, &domain))
+    }
+
+    /// RFC 3261 section 16.2: an INVITE the proxy admitted and is about to forward gets a
+    /// 100 Trying at once, so the caller stops retransmitting while the callee rings. One the
+    /// proxy answers itself (a challenge, a refusal, a malformed request) gets none: its final
+    /// follows at once, which section 17.2.1 allows, and a 100 before each challenge was a
+    /// datagram and a wake-up of the caller per authenticated call that Kamailio never sends.
+    pub fn trying_before_forwarding(&mut self) {
+        if self.request.method() == Some(Method::Invite) {
+            self.respond(100, "Trying", &[]);
+        }
     }
 
     /// Answers the request with a response the proxy writes itself.

@@ -47,11 +47,13 @@ fn process(new: &mut NewRequest<'_, '_>) {
         ),
         Target::LocalUser(ref user) => {
             if new.admit(&plan, &target) {
+                new.trying_before_forwarding();
                 targets::fork_to_bindings(new, &plan, user);
             }
         }
         Target::Elsewhere(ref next_hop) => {
             if new.admit(&plan, &target) {
+                new.trying_before_forwarding();
                 forward::forward_single(new, &plan, next_hop);
             }
         }
@@ -134,10 +136,6 @@ pub(super) fn receive(
         actions,
         authenticated: None,
     };
-    if method == Method::Invite {
-        // RFC 3261 section 16.2: 100 Trying at once, so the caller stops retransmitting.
-        new.respond(100, "Trying", &[]);
-    }
     process(&mut new);
     if tx.answered_statelessly() {
         return;
