@@ -112,6 +112,7 @@ pub(crate) use fires_timers;
 mod arrival;
 pub mod balance;
 pub mod dns;
+mod receive_batch;
 pub mod routes;
 pub mod tcp;
 pub mod timers;

@@ -1,7 +1,8 @@
 //! The UDP worker actor: one per worker thread (arbiter), each owning an `SO_REUSEPORT` socket
 //! bound to the same listen address, so that the kernel can spread datagrams over the cores
-//! (`balance.rs` decides how). On each readiness event it drains the socket (up to a batch),
-//! hands each datagram to the core, and carries out the actions.
+//! (`balance.rs` decides how). On each readiness event it drains the socket (up to a batch,
+//! received with `receive_batch.rs`), hands each datagram to the core, and carries out the
+//! actions.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 use super::balance::UdpGroup;
+use super::receive_batch::ReceiveBatch;
 use super::{dns::SipResolver, execute, wall_now, Outbound};
 use crate::proxy_core::{Action, ProxyCore, Source};
 use dialtone_transaction::Transport;
@@ -23,8 +25,6 @@ const BATCH: usize = 64;
 /// Send buffer asked of the kernel: a send never waits on loopback, but a burst of forwarded
 /// requests to a slow link must not fail with `WouldBlock`.
 const SEND_BUFFER: usize = 4 * 1024 * 1024;
-/// Largest datagram accepted (the message size cap is 64 KiB).
-const MAX_DATAGRAM: usize = 65_535;
 
 /// Opens a UDP socket with `SO_REUSEPORT`, a receive buffer of `receive_buffer` bytes (see
 /// `config::DEFAULT_UDP_RECEIVE_BUFFER` for the size) and a large send buffer.
@@ -70,9 +70,9 @@ pub struct UdpWorker {
     tick: Option<(SpawnHandle, Instant)>,
     /// Whether the socket stamps arrivals (only when messages are captured: `arrival.rs`).
     stamped: bool,
-    /// One receive buffer, reused: each datagram is copied out at its real size (zeroing a
+    /// The receive buffers, reused: each datagram is copied out at its real size (zeroing a
     /// fresh 64 KiB buffer per datagram cost more than parsing the message).
-    buf: Vec<u8>,
+    batch: ReceiveBatch,
     /// This worker's own address, held for as long as it runs. Actix wakes an actor's mailbox
     /// when the last sender to it is dropped; a held REGISTER's 200 goes out from the store's
     /// writer thread, whose callback drops a clone of this address, and without this one that
@@ -116,7 +116,7 @@ impl UdpWorker {
             resolver,
             tick: None,
             stamped,
-            buf: vec![0u8; MAX_DATAGRAM],
+            batch: ReceiveBatch::default(),
             me: None,
             received: group.received_counter(index),
         })
@@ -146,24 +146,42 @@ impl Actor for UdpWorker {
 impl StreamHandler<Readable> for UdpWorker {
     fn handle(&mut self, _: Readable, ctx: &mut Context<Self>) {
         let mut armed = false;
+        let mut handled = 0;
         // At most BATCH datagrams per turn, so that timers and other messages get their turn;
-        // readiness stays set until a read would block, so the stream wakes us again at once.
-        for _ in 0..BATCH {
-            let buf = &mut self.buf;
+        // readiness stays set until a receive finds the queue dry, so the stream wakes us
+        // again at once.
+        while handled < BATCH {
+            let batch = &mut self.batch;
             let stamped = self.stamped;
-            let received = self.socket.try_io(Interest::READABLE, |socket| {
-                if stamped {
-                    super::arrival::recv_stamped(socket, buf)
-                } else {
-                    socket.recv_from(buf).map(|(n, from)| (n, from, None))
+            batch.clear();
+            let received = self
+                .socket
+                .try_io(Interest::READABLE, |socket| batch.receive(socket, stamped));
+            for (datagram, from, arrival) in self.batch.datagrams() {
+                handled += 1;
+                if let Some(received) = &self.received {
+                    received.inc();
                 }
-            });
-            let (n, from, arrival) = match received {
-                Ok(received) => received,
+                let bytes = Bytes::copy_from_slice(datagram);
+                let source = Source {
+                    transport: Transport::Udp,
+                    addr: from,
+                    local: self.local,
+                };
+                self.outbound.capture_received(&source, &bytes, arrival);
+                let actions = self
+                    .core
+                    .handle_message(Instant::now(), wall_now(), source, bytes);
+                armed |= actions.iter().any(|a| matches!(a, Action::Arm { .. }));
+                execute(actions, &self.outbound, &self.resolver, ctx);
+            }
+            match received {
+                Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
-                    // Rare on an unconnected socket (no ICMP errors surface here); counted with
-                    // the send errors so that /metrics shows it, and the socket keeps serving.
+                    // Rare on an unconnected socket (no ICMP errors surface here); counted
+                    // with the send errors so that /metrics shows it, and the socket keeps
+                    // serving.
                     tracing::debug!(error = %e, "udp receive failed");
                     self.core
                         .metrics()
@@ -172,22 +190,7 @@ impl StreamHandler<Readable> for UdpWorker {
                         .inc();
                     break;
                 }
-            };
-            if let Some(received) = &self.received {
-                received.inc();
             }
-            let bytes = Bytes::copy_from_slice(&self.buf[..n]);
-            let source = Source {
-                transport: Transport::Udp,
-                addr: from,
-                local: self.local,
-            };
-            self.outbound.capture_received(&source, &bytes, arrival);
-            let actions = self
-                .core
-                .handle_message(Instant::now(), wall_now(), source, bytes);
-            armed |= actions.iter().any(|a| matches!(a, Action::Arm { .. }));
-            execute(actions, &self.outbound, &self.resolver, ctx);
         }
         if armed {
             super::tick_for_armed_timers(self, ctx);
