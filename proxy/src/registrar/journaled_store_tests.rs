@@ -185,3 +185,37 @@ fn a_journal_holding_json_records_of_an_earlier_version_is_replayed() {
     drop(file);
     assert_eq!(loaded(dir.path()), vec![old, new]);
 }
+
+/// A store that reports the name and nice value of each thread that commits to it.
+struct PriorityProbe(mpsc::Sender<(Option<String>, libc::c_int)>);
+
+impl CommitBatch for PriorityProbe {
+    fn commit(&mut self, _: &[BindingChange]) -> Result<(), StoreError> {
+        // SAFETY: plain integers; `who` 0 is the calling thread.
+        let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        let name = thread::current().name().map(str::to_owned);
+        let _ = self.0.send((name, nice));
+        Ok(())
+    }
+}
+
+#[test]
+fn the_fold_runs_below_the_workers_priority_and_leaves_theirs_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = Journal::open(dir.path(), 4096).unwrap();
+    let (sender, folds) = mpsc::channel();
+    let mut store = JournaledStore::new(journal, PriorityProbe(sender));
+    // SAFETY: as above.
+    let ours = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+    // Enough changes to fill the first file, so that it is switched away from and folded.
+    for n in 0..100 {
+        store.commit(&upserts(n, n + 1, 1)).unwrap();
+    }
+    drop(store); // waits for the fold
+    let (name, nice) = folds.try_recv().expect("a fold committed");
+    assert_eq!(name.as_deref(), Some("registrar-fold"));
+    // Nice values stop at 19.
+    assert_eq!(nice, (ours + FOLD_NICENESS).min(19));
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }, ours);
+}
