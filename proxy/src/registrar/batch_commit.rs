@@ -115,6 +115,10 @@ pub(super) fn commit<S: CommitBatch + ?Sized>(
 /// quarter of that. Two bindings whose keys share a hash (odds near 10^-10 among 100 000)
 /// would at worst see a late-arriving change to one of them dropped as if it were the other's.
 /// Within a batch changes are told apart by the same hash, which spares two copies of every key.
+/// Batches of at most this many changes are checked against themselves by a search of what
+/// they kept so far; larger ones through a hash table.
+const SMALL_BATCH: usize = 8;
+
 #[derive(Default)]
 pub(super) struct Written {
     by_key: HashMap<u64, (u64, Instant)>,
@@ -128,16 +132,21 @@ impl Written {
         &self,
         changes: Vec<(u64, BindingChange)>,
     ) -> (Vec<u64>, Vec<u64>, Vec<BindingChange>) {
+        // The inline writer commits one REGISTER's changes at a time: a batch that small is
+        // searched as it is kept, without a table of its own.
+        let small = changes.len() <= SMALL_BATCH;
         let mut newest: HashMap<u64, u64> = HashMap::new();
         let mut sequences = Vec::with_capacity(changes.len());
         let mut keys = Vec::with_capacity(changes.len());
         let mut kept = Vec::with_capacity(changes.len());
         for (sequence, change) in changes {
             let key = key_hash(&change.store_key());
-            let floor = newest
-                .get(&key)
-                .copied()
-                .or_else(|| self.by_key.get(&key).map(|(s, _)| *s));
+            let in_batch = if small {
+                keys.iter().rposition(|k| *k == key).map(|at| sequences[at])
+            } else {
+                newest.get(&key).copied()
+            };
+            let floor = in_batch.or_else(|| self.by_key.get(&key).map(|(s, _)| *s));
             if floor.is_some_and(|floor| sequence < floor) {
                 tracing::debug!(
                     key = change.store_key(),
@@ -146,7 +155,9 @@ impl Written {
                 );
                 continue;
             }
-            newest.insert(key, sequence);
+            if !small {
+                newest.insert(key, sequence);
+            }
             sequences.push(sequence);
             keys.push(key);
             kept.push(change);
@@ -231,3 +242,7 @@ impl Unsaved {
         self.latest.drain().map(|(_, kept)| kept).collect()
     }
 }
+
+#[cfg(test)]
+#[path = "batch_commit_tests.rs"]
+mod tests;

@@ -219,3 +219,24 @@ fn the_fold_runs_below_the_workers_priority_and_leaves_theirs_alone() {
     // SAFETY: as above.
     assert_eq!(unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }, ours);
 }
+
+#[test]
+fn a_fold_writes_the_last_change_to_each_binding_in_key_order() {
+    let change = |aor: &str, cseq: u32| BindingChange::Upsert(binding(aor, cseq));
+    let journal_order = vec![
+        change("user2", 1),
+        change("user1", 1),
+        change("user2", 2),
+        BindingChange::remove(&binding("user1", 1)),
+        change("user2", 3),
+        change("user3", 1),
+    ];
+    let folded = latest_per_binding(journal_order.clone());
+    let expected: Vec<(String, BindingChange)> = [3, 4, 5]
+        .map(|at| (journal_order[at].store_key(), journal_order[at].clone()))
+        .into_iter()
+        .collect();
+    let mut in_key_order = expected.clone();
+    in_key_order.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(folded, in_key_order);
+}
