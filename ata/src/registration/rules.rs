@@ -417,7 +417,7 @@ impl Registration {
         let header = response.expires().ok().flatten();
         let our_contact = self.params.identity.contact_uri();
         let ours = match response.contacts() {
-            Ok(Contacts::List(list)) => list.into_iter().find(|c| {
+            Ok(Contacts::List(list)) => list.iter().find(|c| {
                 same_contact(c.uri.as_str(), &our_contact)
                     || c.uri.user() == Some(&*self.params.identity.user)
             }),

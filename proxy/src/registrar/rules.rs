@@ -8,6 +8,7 @@
 //! lock; [`super::store`] persists the [`BindingChange`]s.
 
 use dialtone_transaction::Transport;
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::SystemTime;
@@ -118,12 +119,15 @@ pub fn process_register(
         origin,
     };
     let before = unexpired(current, now);
-    let mut working = before.clone();
+    let requested = match contacts {
+        Contacts::List(list) => requested_contacts(list, expires_header, policy, now),
+        Contacts::Wildcard => Vec::new(),
+    };
+    let mut working: Vec<Keyed<'_>> = before.iter().map(Keyed::lent).collect();
     let outcome = match contacts {
         Contacts::Wildcard => remove_all(&update, expires_header, &mut working),
         Contacts::List(list) if list.is_empty() => Ok(()),
-        Contacts::List(list) => {
-            let requested = requested_contacts(&list, expires_header, policy, now);
+        Contacts::List(_) => {
             if is_retransmission(&update, &requested, &before) {
                 Ok(())
             } else {
@@ -140,7 +144,10 @@ pub fn process_register(
         .filter(|k| !before.iter().any(|b| b.identity == k.identity))
         .count();
     let changes = diff(current, &before, &working, now);
-    let bindings_after: Vec<Binding> = working.into_iter().map(|k| k.binding).collect();
+    let bindings_after: Vec<Binding> = working
+        .into_iter()
+        .map(|k| k.binding.into_owned())
+        .collect();
     RegisterOutcome::Ok {
         changes,
         created,
@@ -152,18 +159,27 @@ pub fn process_register(
     }
 }
 
-/// A binding with its contact identity, computed once.
-#[derive(Clone)]
-struct Keyed {
-    identity: String,
-    binding: Binding,
+/// A binding with its contact identity, computed once. The AOR's current bindings are lent,
+/// not copied: a REGISTER that refreshes one binding copied every binding of its AOR three
+/// times over (a fifth of its allocations).
+struct Keyed<'b> {
+    identity: Cow<'b, str>,
+    binding: Cow<'b, Binding>,
 }
 
-impl Keyed {
-    fn new(binding: Binding) -> Keyed {
+impl<'b> Keyed<'b> {
+    fn new(binding: &'b Binding) -> Keyed<'b> {
         Keyed {
-            identity: binding.identity(),
-            binding,
+            identity: Cow::Owned(binding.identity()),
+            binding: Cow::Borrowed(binding),
+        }
+    }
+
+    /// The same binding, borrowed from this one.
+    fn lent(&self) -> Keyed<'_> {
+        Keyed {
+            identity: Cow::Borrowed(&self.identity),
+            binding: Cow::Borrowed(&self.binding),
         }
     }
 }
@@ -246,18 +262,18 @@ pub fn repeats_current(
         now,
         origin,
     };
-    let requested = requested_contacts(&list, expires_header, policy, now);
+    let requested = requested_contacts(list, expires_header, policy, now);
     is_retransmission(&update, &requested, &unexpired(current, now))
 }
 
 /// The bindings still in force at `now`, each with its identity. Each identity is computed
 /// once per request: an AOR may hold many bindings (RFC 4475 escnull registers two, a lab load
 /// test thousands) and parsing URIs in a nested loop made one REGISTER quadratic.
-fn unexpired(current: &[Binding], now: SystemTime) -> Vec<Keyed> {
+fn unexpired(current: &[Binding], now: SystemTime) -> Vec<Keyed<'_>> {
     current
         .iter()
         .filter(|b| !b.is_expired(now))
-        .map(|b| Keyed::new(b.clone()))
+        .map(Keyed::new)
         .collect()
 }
 
@@ -321,11 +337,11 @@ fn remove_all(
 /// Steps 6 and 7 for a list of contacts. Each contact is checked against the bindings as they
 /// were before this request, so a request naming one contact twice is not out of order with
 /// itself; the later mention wins.
-fn apply_contacts(
+fn apply_contacts<'w>(
     update: &Update<'_>,
-    requested: &[Requested<'_, '_>],
-    before: &[Keyed],
-    working: &mut Vec<Keyed>,
+    requested: &'w [Requested<'_, '_>],
+    before: &[Keyed<'_>],
+    working: &mut Vec<Keyed<'w>>,
 ) -> Result<(), RegisterOutcome> {
     for r in requested {
         let expires = r.expires.clone()?;
@@ -338,8 +354,8 @@ fn apply_contacts(
         if expires > 0 {
             let q = contact_q(r.contact)?;
             working.push(Keyed {
-                identity: r.identity.clone(),
-                binding: update.binding(r.contact.uri.as_str(), q, expires),
+                identity: Cow::Borrowed(&r.identity),
+                binding: Cow::Owned(update.binding(r.contact.uri.as_str(), q, expires)),
             });
         }
     }
@@ -414,10 +430,10 @@ fn diff(
     after: &[Keyed],
     now: SystemTime,
 ) -> Vec<BindingChange> {
-    let after_ids: HashSet<&str> = after.iter().map(|k| k.identity.as_str()).collect();
+    let after_ids: HashSet<&str> = after.iter().map(|k| k.identity.as_ref()).collect();
     let before_by_id: HashMap<&str, &Binding> = before
         .iter()
-        .map(|k| (k.identity.as_str(), &k.binding))
+        .map(|k| (k.identity.as_ref(), k.binding.as_ref()))
         .collect();
     let mut changes: Vec<BindingChange> = current
         .iter()
@@ -427,14 +443,14 @@ fn diff(
     changes.extend(
         before
             .iter()
-            .filter(|k| !after_ids.contains(k.identity.as_str()))
+            .filter(|k| !after_ids.contains(k.identity.as_ref()))
             .map(|k| BindingChange::remove(&k.binding)),
     );
     changes.extend(
         after
             .iter()
-            .filter(|k| before_by_id.get(k.identity.as_str()) != Some(&&k.binding))
-            .map(|k| BindingChange::Upsert(k.binding.clone())),
+            .filter(|k| before_by_id.get(k.identity.as_ref()) != Some(&k.binding.as_ref()))
+            .map(|k| BindingChange::Upsert(k.binding.as_ref().clone())),
     );
     changes
 }

@@ -145,9 +145,13 @@ impl<'a> Message<'a> {
             .ok_or(bad("Retry-After", "not delta-seconds"))
     }
 
-    /// The Contact header(s): `*` or a list. An absent Contact is an empty list.
-    pub fn contacts(&self) -> Result<Contacts<'a>, ParseError> {
-        self.contacts.get_or_init(|| self.parse_contacts()).clone()
+    /// The Contact header(s): `*` or a list. An absent Contact is an empty list. Parsed once
+    /// and lent: a registrar asks for them at each of its steps.
+    pub fn contacts(&self) -> Result<&Contacts<'a>, ParseError> {
+        self.contacts
+            .get_or_init(|| self.parse_contacts())
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     fn parse_contacts(&self) -> Result<Contacts<'a>, ParseError> {
