@@ -88,7 +88,16 @@ fn hash_parts<D: Digest>(parts: &[&[u8]]) -> String {
         }
         hasher.update(part);
     }
-    hex::encode(hasher.finalize())
+    lower_hex(&hasher.finalize())
+}
+
+/// `bytes` in lowercase hex. `hex::encode` collects its string a `char` at a time: 0.9 % of
+/// the proxy's samples at 16 000 authenticated REGISTERs a second (perf), each of which writes
+/// a nonce and checks a response through two or three digests.
+pub(crate) fn lower_hex(bytes: &[u8]) -> String {
+    let mut text = vec![0u8; bytes.len() * 2];
+    hex::encode_to_slice(bytes, &mut text).expect("the buffer holds two digits per byte");
+    String::from_utf8(text).expect("hex digits are ASCII")
 }
 
 /// The base HA1 = `H(username ":" realm ":" password)` in lowercase hex (RFC 7616 section 3.4.2).

@@ -124,7 +124,7 @@ impl NonceSecret {
         let mut raw = [0u8; STAMP_LEN + TAG_LEN];
         raw[..STAMP_LEN].copy_from_slice(&stamp);
         raw[STAMP_LEN..].copy_from_slice(&tag[..TAG_LEN]);
-        hex::encode(raw)
+        crate::algorithm::lower_hex(&raw)
     }
 
     /// Checks a nonce a client sent back. The tag comparison is constant-time.
