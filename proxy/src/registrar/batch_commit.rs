@@ -109,16 +109,16 @@ pub(super) fn commit<S: CommitBatch + ?Sized>(
     }
 }
 
+/// Batches of at most this many changes are checked against themselves by a search of what
+/// they kept so far; larger ones through a hash table.
+const SMALL_BATCH: usize = 8;
+
 /// The sequence number last written for each binding recently written (see
 /// [`REMEMBER_WRITTEN`]), by a 64-bit hash of the binding's key: with 100 000 bindings
 /// registered in a minute the keys themselves cost about 80 bytes a binding, the hashes a
 /// quarter of that. Two bindings whose keys share a hash (odds near 10^-10 among 100 000)
 /// would at worst see a late-arriving change to one of them dropped as if it were the other's.
 /// Within a batch changes are told apart by the same hash, which spares two copies of every key.
-/// Batches of at most this many changes are checked against themselves by a search of what
-/// they kept so far; larger ones through a hash table.
-const SMALL_BATCH: usize = 8;
-
 #[derive(Default)]
 pub(super) struct Written {
     by_key: HashMap<u64, (u64, Instant)>,
