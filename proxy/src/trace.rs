@@ -174,6 +174,17 @@ impl KeptCall {
         message.start = self.text.len() as u32;
         message.len = bytes.len() as u32;
         self.text.extend_from_slice(bytes);
+        // The common case is checked first: a search over the list reads lines of it that a
+        // busy proxy no longer has in its cache (a third of this function's time at 6 000
+        // calls a second, `perf annotate`).
+        if self
+            .messages
+            .last()
+            .is_none_or(|last| last.at_us <= message.at_us)
+        {
+            self.messages.push(message);
+            return;
+        }
         let place = self.messages.partition_point(|m| m.at_us <= message.at_us);
         self.messages.insert(place, message);
     }

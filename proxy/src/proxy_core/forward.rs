@@ -79,7 +79,11 @@ impl Forwarding<'_, '_> {
             .enumerate()
             .find(|(_, h)| h.name == HeaderName::Via)
         {
-            if let Some(value) = reply::via_header_with_received(header.value, self.source.addr) {
+            let top = request.top_via().ok();
+            let value = top.and_then(|top| {
+                reply::first_via_with_received(header.value, &top, self.source.addr)
+            });
+            if let Some(value) = value {
                 edit.set_header_value(index, &value);
             }
         }

@@ -373,15 +373,19 @@ pub fn branch_for(request: &Message<'_>, index: usize) -> String {
 pub fn is_loop(identity: &ProxyIdentity, request: &Message<'_>) -> bool {
     // The hash covers several headers; most requests carry no Via of ours and never need it.
     let mut prefix = None;
-    request.vias().flatten().any(|via| {
-        identity.is_our_via(via.host, via.port)
-            && via.branch().is_some_and(|b| {
-                let prefix = prefix.get_or_insert_with(|| {
-                    format!("{}{:016x}.", dialtone_sip::MAGIC_COOKIE, loop_hash(request))
-                });
-                b.starts_with(prefix.as_str())
-            })
-    })
+    // The top Via as validation parsed and kept it, then the others.
+    let top = request.top_via().ok();
+    top.into_iter()
+        .chain(request.vias_below_top().flatten())
+        .any(|via| {
+            identity.is_our_via(via.host, via.port)
+                && via.branch().is_some_and(|b| {
+                    let prefix = prefix.get_or_insert_with(|| {
+                        format!("{}{:016x}.", dialtone_sip::MAGIC_COOKIE, loop_hash(request))
+                    });
+                    b.starts_with(prefix.as_str())
+                })
+        })
 }
 
 /// The host and port a URI leads to (maddr wins, RFC 3261 section 16.5), and the transport it
@@ -547,6 +551,17 @@ mod tests {
         let looped = m
             .edit()
             .insert_header_first("Via", &id.via(Transport::Udp, &branch_for(&m, 0)))
+            .finish();
+        let looped = Message::parse(&looped).unwrap();
+        assert!(is_loop(&id, &looped));
+        // Back through another proxy: our Via is then below the top one.
+        let via_us = id.via(Transport::Udp, &branch_for(&m, 0));
+        let looped = m
+            .edit()
+            .insert_header_first(
+                "Via",
+                &format!("SIP/2.0/UDP 10.9.9.9;branch=z9hG4bKp, {via_us}"),
+            )
             .finish();
         let looped = Message::parse(&looped).unwrap();
         assert!(is_loop(&id, &looped));

@@ -64,10 +64,20 @@ pub fn stream_reconnect_target(response: &[u8]) -> Option<SocketAddr> {
 /// several Vias) before forwarding: its first Via as [`via_with_received`] rewrites it, the
 /// others as they were. `None` when nothing is to be added.
 pub fn via_header_with_received(header_value: &str, source: SocketAddr) -> Option<String> {
-    let mut values = dialtone_sip::lex::split_commas(header_value);
-    let first = values.next()?;
+    let first = dialtone_sip::lex::split_commas(header_value).next()?;
     let via = Via::parse(first).ok()?;
-    let updated = via_with_received(first, &via, source)?;
+    first_via_with_received(header_value, &via, source)
+}
+
+/// [`via_header_with_received`] of a header whose first Via is already parsed as `first` (a
+/// received request's top Via, which validation parsed and the message keeps).
+pub fn first_via_with_received(
+    header_value: &str,
+    first: &Via<'_>,
+    source: SocketAddr,
+) -> Option<String> {
+    let mut values = dialtone_sip::lex::split_commas(header_value);
+    let updated = via_with_received(values.next()?, first, source)?;
     let rest: Vec<&str> = values.collect();
     Some(if rest.is_empty() {
         updated

@@ -42,6 +42,12 @@ impl<'a> Message<'a> {
         self.values(HeaderName::Via).map(Via::parse)
     }
 
+    /// Every Via value but the top one, which [`Message::top_via`] parses and keeps: skipped
+    /// before parsing, not after.
+    pub fn vias_below_top(&self) -> impl Iterator<Item = Result<Via<'a>, ParseError>> + '_ {
+        self.values(HeaderName::Via).skip(1).map(Via::parse)
+    }
+
     /// The top Via value.
     pub fn top_via(&self) -> Result<Via<'a>, ParseError> {
         self.top_via
@@ -214,10 +220,11 @@ impl<'a> Message<'a> {
     /// mandatory headers are present once and well formed, and the CSeq method matches.
     pub fn check_request(&self) -> Result<(), ParseError> {
         let method = self.method().ok_or(bad_start())?;
-        for via in self.vias() {
+        // The top Via is parsed once, and kept: the proxy asks for it again.
+        self.top_via()?;
+        for via in self.vias_below_top() {
             via?;
         }
-        self.top_via()?;
         self.check_common()?;
         if self.cseq()?.method != method {
             return Err(ParseError::CSeqMethodMismatch);
@@ -225,7 +232,9 @@ impl<'a> Message<'a> {
         self.max_forwards()?;
         self.expires()?;
         self.contacts()?;
-        self.routes()?;
+        for route in self.values(HeaderName::Route) {
+            NameAddr::parse(route, "Route")?;
+        }
         Ok(())
     }
 
@@ -299,5 +308,44 @@ mod tests {
             let message = Message::parse(&bytes).unwrap();
             assert!(message.retry_after().is_err(), "{line:?}");
         }
+    }
+
+    fn request_with(vias: &str, extra: &str) -> Vec<u8> {
+        format!(
+            "OPTIONS sip:a@b SIP/2.0\r\n{vias}From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\n\
+             Call-ID: c\r\nCSeq: 1 OPTIONS\r\n{extra}Content-Length: 0\r\n\r\n"
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_request_is_refused_for_a_bad_via_below_the_top_or_a_bad_route() {
+        let good = "Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\n";
+        let bytes = request_with(good, "Route: <sip:p1;lr>, <sip:p2;lr>\r\n");
+        assert_eq!(Message::parse(&bytes).unwrap().check_request(), Ok(()));
+        for (vias, extra, header) in [
+            (format!("{good}Via: SIP/2.0/UDP\r\n"), "", "Via"),
+            (
+                "Via: SIP/2.0/UDP 10.0.0.1, SIP/2.0\r\n".to_string(),
+                "",
+                "Via",
+            ),
+            (
+                good.to_string(),
+                "Route: <sip:p1;lr>, <sip:p2;lr\r\n",
+                "Route",
+            ),
+        ] {
+            let bytes = request_with(&vias, extra);
+            let error = Message::parse(&bytes).unwrap().check_request().unwrap_err();
+            assert!(
+                matches!(error, crate::ParseError::BadHeader { name, .. } if name == header),
+                "{vias:?} {extra:?}: {error:?}"
+            );
+        }
+        let bytes = request_with("Via: SIP/2.0 10.0.0.1\r\n", "");
+        let message = Message::parse(&bytes).unwrap();
+        assert!(message.check_request().is_err(), "a bad top Via");
+        assert!(message.top_via().is_err(), "the top Via's error, kept");
     }
 }
