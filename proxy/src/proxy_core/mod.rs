@@ -595,3 +595,7 @@ impl ProxyCore {
 #[cfg(test)]
 #[path = "proxy_core_tests.rs"]
 pub(crate) mod tests;
+
+#[cfg(test)]
+#[path = "relay_tests.rs"]
+mod relay_tests;

@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use dialtone_sip::{Message, Method};
 
-use super::{Action, Destination, ProxyCore};
+use super::{transaction, Action, Destination, ProxyCore};
 use dialtone_transaction::Transport;
 
 /// Handles a parsed response: to its branch's client transaction, or, for a 2xx to an INVITE
@@ -47,6 +47,11 @@ pub(super) fn receive(
         .and_then(|k| core.servers.get(k).map(|e| e.value().clone()));
     match (server_key, entry) {
         (Some(server_key), Some(entry)) => {
+            let bytes = if transaction::relayed_as_received(status) {
+                Bytes::from(response.edit().remove_top_via().finish())
+            } else {
+                bytes
+            };
             let mut tx = entry.lock().unwrap_or_else(|p| p.into_inner());
             tx.on_branch_response(
                 now,

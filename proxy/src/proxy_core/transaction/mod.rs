@@ -25,6 +25,7 @@ use thin_vec::ThinVec;
 
 use super::arming::{ArmCounter, Arming};
 use super::{Action, Destination};
+pub(crate) use best::relayed_as_received;
 use branch::Branch;
 pub(crate) use branch::PendingBranch;
 pub use env::{TransactionEnv, TransactionEvent};
