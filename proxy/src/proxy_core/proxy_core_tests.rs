@@ -873,7 +873,7 @@ fn with_a_store_a_register_hands_its_changes_over_before_its_held_200_and_a_repe
 /// A core for `example.com` with `b` registered at 127.0.0.3:5063, and `invite` (to `b`,
 /// sent from 127.0.0.2:5062) passed through it: the core, the callee and the INVITE as
 /// forwarded to the callee.
-fn forward_to_registered_b(
+pub(crate) fn forward_to_registered_b(
     now: Instant,
     wall: SystemTime,
     invite: &'static [u8],

@@ -2,33 +2,16 @@
 //! response without the proxy's Via, every other header as it came, whichever way it goes up
 //! (at once, or chosen as the best final).
 
-use super::tests::{answer, core_with, sends, udp_from};
+use super::tests::{answer, forward_to_registered_b, sends};
 use super::*;
-use crate::config::ProxyFlags;
 
-const REGISTER: &[u8] = b"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5063;branch=z9hG4bKr1\r\nMax-Forwards: 70\r\nFrom: <sip:b@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: r1\r\nCSeq: 1 REGISTER\r\nContact: <sip:b@127.0.0.3:5063>\r\nContent-Length: 0\r\n\r\n";
 const INVITE: &[u8] = b"INVITE sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKr2;rport\r\nMax-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=a\r\nTo: <sip:b@example.com>\r\nCall-ID: r2\r\nCSeq: 1 INVITE\r\nContact: <sip:a@127.0.0.2:5062>\r\nContent-Length: 0\r\n\r\n";
 
 /// The responses `status_lines` of the callee, in turn, to a proxied INVITE; with what went
 /// upstream for each, and the INVITE as forwarded.
 fn relayed(status_lines: &[&str]) -> (Bytes, Vec<Vec<(Destination, Bytes)>>) {
-    let core = core_with(ProxyFlags {
-        domain: vec!["example.com".into()],
-        ..Default::default()
-    });
     let (now, wall) = (Instant::now(), SystemTime::now());
-    let callee = udp_from("127.0.0.3:5063");
-    core.handle_message(now, wall, callee, Bytes::from_static(REGISTER));
-    let actions = core.handle_message(
-        now,
-        wall,
-        udp_from("127.0.0.2:5062"),
-        Bytes::from_static(INVITE),
-    );
-    let (_, forwarded) = sends(&actions)
-        .into_iter()
-        .find(|(_, b)| b.starts_with(b"INVITE"))
-        .expect("the INVITE forwarded");
+    let (core, callee, forwarded) = forward_to_registered_b(now, wall, INVITE);
     let upstream = status_lines
         .iter()
         .map(|status| {
