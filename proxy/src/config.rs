@@ -12,6 +12,7 @@ use clap::Args;
 
 use crate::registrar::journal_file::JournalSync;
 use crate::registrar::LocationChoice;
+pub use crate::worker_cpus::WorkerCpus;
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -154,6 +155,10 @@ pub struct ProxyFlags {
     /// random worker) or `flow` (each peer to one worker, in order).
     #[arg(long, value_name = "adaptive|datagram|flow")]
     pub udp_balance: Option<String>,
+    /// Which CPU each UDP worker runs on: `auto` (a CPU of its own each, when there are as
+    /// many CPUs as workers; the default), `off` (wherever the kernel puts them) or a list.
+    #[arg(long, value_name = "auto|off|CPU,CPU…")]
+    pub worker_cpus: Option<String>,
     /// Smallest registration interval accepted (423 below it).
     #[arg(long)]
     pub min_expires: Option<u32>,
@@ -227,6 +232,7 @@ pub struct FileConfig {
     pub workers: Option<usize>,
     pub udp_receive_buffer: Option<usize>,
     pub udp_balance: Option<String>,
+    pub worker_cpus: Option<String>,
     pub min_expires: Option<u32>,
     pub max_expires: Option<u32>,
     pub t1_ms: Option<u64>,
@@ -260,6 +266,7 @@ pub struct Config {
     /// SO_RCVBUF asked for each UDP worker socket.
     pub udp_receive_buffer: usize,
     pub udp_balance: UdpBalance,
+    pub worker_cpus: WorkerCpus,
     pub min_expires: u32,
     pub max_expires: u32,
     pub t1_ms: u64,
@@ -391,6 +398,10 @@ impl Config {
                 ))
             }
         };
+        let worker_cpus = flags.worker_cpus.clone().or(file.worker_cpus);
+        let worker_cpus = worker_cpus.map_or(Ok(WorkerCpus::Auto), |raw| {
+            WorkerCpus::parse(&raw).map_err(|reason| invalid("worker-cpus", reason))
+        })?;
         let udp_receive_buffer = flags
             .udp_receive_buffer
             .or(file.udp_receive_buffer)
@@ -471,6 +482,7 @@ impl Config {
             workers,
             udp_receive_buffer,
             udp_balance,
+            worker_cpus,
             min_expires,
             max_expires,
             t1_ms,
@@ -596,6 +608,7 @@ mod tests {
         );
         assert_eq!(c.udp_receive_buffer, DEFAULT_UDP_RECEIVE_BUFFER);
         assert_eq!(c.udp_balance, UdpBalance::Adaptive);
+        assert_eq!(c.worker_cpus, WorkerCpus::Auto);
     }
 
     #[test]
@@ -784,6 +797,13 @@ mod tests {
                     ..Default::default()
                 },
                 "udp-balance",
+            ),
+            (
+                ProxyFlags {
+                    worker_cpus: Some("0-3".into()),
+                    ..Default::default()
+                },
+                "worker-cpus",
             ),
             (
                 ProxyFlags {

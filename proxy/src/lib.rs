@@ -33,3 +33,4 @@ pub mod trace;
 pub mod transport;
 pub mod views;
 pub mod web;
+pub mod worker_cpus;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use crate::calls::CallTracker;
-use crate::config::{Config, UdpBalance};
+use crate::config::{Config, ConfigError, UdpBalance};
 use crate::error::ProxyError;
 use crate::hep::HepExporter;
 use crate::metrics::ProxyMetrics;
@@ -22,6 +22,7 @@ use crate::transport::routes::KernelRoutes;
 use crate::transport::tcp::TcpListenerActor;
 use crate::transport::udp::{bind_reuseport, UdpWorker};
 use crate::transport::Outbound;
+use crate::worker_cpus;
 
 /// The longest an orderly stop may take before the process exits anyway.
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
@@ -110,6 +111,21 @@ async fn serve(config: Config) -> Result<(), ProxyError> {
     // Everything that can fail on a bad setting comes before the registrar starts: an error
     // returned after it would drop the runtime under a running actor, and actix then panics,
     // burying the message.
+    let placement = worker_cpus::place(&config.worker_cpus, config.workers).map_err(|reason| {
+        ConfigError::Invalid {
+            key: "worker-cpus",
+            reason,
+        }
+    })?;
+    match placement.unpinned_because() {
+        Some(because) => tracing::info!(because, "udp workers not pinned to CPUs"),
+        None => {
+            let cpus: Vec<usize> = (0..config.workers)
+                .filter_map(|i| placement.cpu_of(i))
+                .collect();
+            tracing::info!(cpus = %worker_cpus::cpu_list(&cpus), "udp workers pinned to CPUs, in order");
+        }
+    }
     let hep = match config.hep {
         Some(collector) => Some(
             HepExporter::new(collector).map_err(ProxyError::io(format!("hep udp:{collector}")))?,
@@ -184,7 +200,14 @@ async fn serve(config: Config) -> Result<(), ProxyError> {
             let arbiter = Arbiter::new();
             let (core, outbound, resolver) = (core.clone(), outbound.clone(), resolver.clone());
             let place = (group.clone(), index);
+            let cpu = placement.cpu_of(index);
             let started = arbiter.spawn_fn(move || {
+                if let Some(cpu) = cpu {
+                    if let Err(error) = worker_cpus::pin_current_thread(cpu) {
+                        tracing::warn!(%listen, worker = index, cpu, %error,
+                            "udp worker not pinned; the kernel places it");
+                    }
+                }
                 match UdpWorker::new(socket, core, outbound, resolver, place) {
                     Ok(worker) => {
                         worker.start();

@@ -1044,3 +1044,79 @@ fn one_worker_takes_a_light_udp_load_and_every_worker_a_heavy_one() {
         "light again: the second worker receives nothing"
     );
 }
+
+/// A `Cpus_allowed_list` (`0-2,5`) as CPU numbers.
+fn cpu_list(text: &str) -> Vec<usize> {
+    let mut cpus = Vec::new();
+    for part in text.split(',').filter(|p| !p.is_empty()) {
+        let (low, high) = part.split_once('-').unwrap_or((part, part));
+        cpus.extend(low.parse::<usize>().unwrap()..=high.parse::<usize>().unwrap());
+    }
+    cpus
+}
+
+/// The CPUs each thread of `pid` may run on (`/proc/PID/task/*/status`), by thread id.
+fn thread_cpus(pid: u32) -> Vec<(u32, Vec<usize>)> {
+    let mut threads = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("the proxy's threads") {
+        let task = task.unwrap();
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+            continue; // a thread that ended meanwhile
+        };
+        let allowed = status
+            .lines()
+            .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+            .expect("Cpus_allowed_list");
+        let tid = task.file_name().to_string_lossy().parse().unwrap();
+        threads.push((tid, cpu_list(allowed.trim())));
+    }
+    threads
+}
+
+/// The threads of `proxy` allowed fewer CPUs than `all`: its pinned ones, by CPU.
+fn pinned_cpus(proxy: &Proxy, all: &[usize]) -> Vec<usize> {
+    let threads = thread_cpus(proxy.process.pid());
+    let main = threads.iter().find(|(tid, _)| *tid == proxy.process.pid());
+    assert_eq!(
+        main.map(|(_, cpus)| cpus.as_slice()),
+        Some(all),
+        "the main thread floats"
+    );
+    let mut pinned: Vec<usize> = threads
+        .iter()
+        .filter(|(_, cpus)| cpus.len() < all.len())
+        .map(|(_, cpus)| {
+            assert_eq!(cpus.len(), 1, "a thread is pinned to one CPU or none");
+            cpus[0]
+        })
+        .collect();
+    pinned.sort_unstable();
+    pinned
+}
+
+#[test]
+fn each_udp_worker_is_pinned_to_a_cpu_of_its_own_unless_told_otherwise() {
+    let ours = thread_cpus(std::process::id());
+    let main = ours.iter().find(|(tid, _)| *tid == std::process::id());
+    let all = main.expect("this test's main thread").1.clone();
+    let last = *all.last().unwrap();
+
+    // Two workers (`Proxy::start` asks for two) on the CPU listed, every other thread free.
+    let listed = Proxy::start(PROXY, &["--worker-cpus", &last.to_string()]);
+    assert_eq!(pinned_cpus(&listed, &all), [last, last]);
+
+    let off = Proxy::start(PROXY, &["--worker-cpus", "off"]);
+    assert_eq!(pinned_cpus(&off, &all), Vec::<usize>::new());
+
+    // The default: a CPU of its own for each worker where there are as many CPUs.
+    let auto = Proxy::start(PROXY, &[]);
+    let pinned = pinned_cpus(&auto, &all);
+    if all.len() >= 2 {
+        assert_eq!(pinned.len(), 2, "{pinned:?}");
+        assert_ne!(pinned[0], pinned[1]);
+        assert!(pinned.iter().all(|cpu| all.contains(cpu)), "{pinned:?}");
+    } else {
+        eprintln!("one CPU here: the default pins nothing, and that is all this part can see");
+        assert_eq!(pinned, Vec::<usize>::new());
+    }
+}
