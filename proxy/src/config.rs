@@ -155,8 +155,9 @@ pub struct ProxyFlags {
     /// random worker) or `flow` (each peer to one worker, in order).
     #[arg(long, value_name = "adaptive|datagram|flow")]
     pub udp_balance: Option<String>,
-    /// Which CPU each UDP worker runs on: `auto` (a CPU of its own each, when there are as
-    /// many CPUs as workers; the default), `off` (wherever the kernel puts them) or a list.
+    /// Which CPU each UDP worker runs on: `auto` (a CPU of its own each while the load is
+    /// light, when there are as many CPUs as workers; the default), `off` (wherever the
+    /// kernel puts them) or a list (always).
     #[arg(long, value_name = "auto|off|CPU,CPU…")]
     pub worker_cpus: Option<String>,
     /// Smallest registration interval accepted (423 below it).

@@ -123,7 +123,8 @@ async fn serve(config: Config) -> Result<(), ProxyError> {
             let cpus: Vec<usize> = (0..config.workers)
                 .filter_map(|i| placement.cpu_of(i))
                 .collect();
-            tracing::info!(cpus = %worker_cpus::cpu_list(&cpus), "udp workers pinned to CPUs, in order");
+            tracing::info!(cpus = %worker_cpus::cpu_list(&cpus), follows_load = placement.follows_load(),
+                "udp workers pinned to CPUs, in order (with follows_load, only while the load is light)");
         }
     }
     let hep = match config.hep {
@@ -194,20 +195,14 @@ async fn serve(config: Config) -> Result<(), ProxyError> {
             sockets.len(),
             program,
             config.udp_balance == UdpBalance::Adaptive,
+            placement.clone(),
             core.metrics(),
         ));
         for (index, socket) in sockets.into_iter().enumerate() {
             let arbiter = Arbiter::new();
             let (core, outbound, resolver) = (core.clone(), outbound.clone(), resolver.clone());
             let place = (group.clone(), index);
-            let cpu = placement.cpu_of(index);
             let started = arbiter.spawn_fn(move || {
-                if let Some(cpu) = cpu {
-                    if let Err(error) = worker_cpus::pin_current_thread(cpu) {
-                        tracing::warn!(%listen, worker = index, cpu, %error,
-                            "udp worker not pinned; the kernel places it");
-                    }
-                }
                 match UdpWorker::new(socket, core, outbound, resolver, place) {
                     Ok(worker) => {
                         worker.start();

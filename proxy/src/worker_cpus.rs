@@ -1,33 +1,41 @@
 //! Which CPU each UDP worker thread runs on (`worker-cpus`).
 //!
-//! By default (`auto`) each worker is pinned to a CPU of its own, so that the kernel does not
-//! move it. Why: a worker woken for a datagram was often woken on the other core, the one of
-//! the process that sent it (a `sendto` on loopback wakes its reader "synchronously", and the
-//! scheduler pulls the reader towards the writer), and started there from caches that held
-//! nothing of its own (each core of the bench machine has its own 4 MiB L2). On the bench
-//! machine (2 cores, SIPp on them too, `../shared/bench`, call_noauth at 200 calls/s, the
-//! defaults, two alternating runs each) the unpinned proxy migrated 1.2 times per call and
-//! spent 0.225–0.25 ms of CPU per call; pinned, 0.15–0.175. Kamailio, which pins nothing,
-//! drops as much when `taskset` pins it (0.42–0.53 against 0.32–0.34 ms), so this is the
-//! machine's price of a migration, not something of ours alone.
+//! By default (`auto`) each worker is pinned to a CPU of its own while the load is light, so
+//! that the kernel does not move it. Why: a worker woken for a datagram was often woken on the
+//! other core, the one of the process that sent it (a `sendto` on loopback wakes its reader
+//! "synchronously", and the scheduler pulls the reader towards the writer), and started there
+//! from caches that held nothing of its own (each core of the bench machine has its own 4 MiB
+//! L2). On the bench machine (2 cores, SIPp on them too, `../shared/bench`, call_noauth at 200
+//! calls/s, the defaults, three alternating runs each) the unpinned proxy migrated 1.2 times
+//! per call and spent 0.225–0.25 ms of CPU per call; pinned, 0.156–0.169. Kamailio, which pins
+//! nothing, drops as much when `taskset` pins it (0.42–0.53 against 0.32–0.34 ms), so this is
+//! the machine's price of a migration, not something of ours alone.
 //!
-//! The price: a pinned worker cannot leave a CPU that something else keeps busy (the kernel
-//! moves the other, unpinned, processes instead). Hence pinning only where each worker gets a
-//! CPU of its own, starting at the CPU the proxy was started on (two proxies on one machine
-//! do not both pile onto CPU 0), within the CPUs the process may use (`taskset`, a container's
-//! cpuset). `off` leaves the workers to the kernel; a list (`2,3`) names the CPUs.
+//! Under a heavy load the workers are let go (`transport/balance.rs` does both, as its
+//! governor gathers the datagrams on the first worker or spreads them): with both workers
+//! pinned and busy, SIPp could not get a core's worth of time, its socket overflowed and
+//! register_auth at 32 000/s collapsed to 13 600/s in three runs out of three, where the
+//! unpinned workers passed two of three.
+//!
+//! The price of a pin: a pinned worker cannot leave a CPU that something else keeps busy (the
+//! kernel moves the other, unpinned, processes instead). Hence pinning only where each worker
+//! gets a CPU of its own, starting at the CPU the proxy was started on (two proxies on one
+//! machine do not both pile onto CPU 0), within the CPUs the process may use (`taskset`, a
+//! container's cpuset). `off` leaves the workers to the kernel; a list (`2,3`) names the CPUs,
+//! and pins them whatever the load.
 
 use std::fmt::Write as _;
 
 /// How the UDP workers are placed on CPUs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WorkerCpus {
-    /// Each worker on a CPU of its own, when there are enough: see the module documentation.
+    /// Each worker on a CPU of its own while the load is light, when there are enough CPUs:
+    /// see the module documentation.
     Auto,
     /// Wherever the kernel puts them.
     Off,
     /// Worker `i` of each listen address on the `i`-th CPU of the list, from the start again
-    /// when there are more workers than CPUs listed.
+    /// when there are more workers than CPUs listed, whatever the load.
     List(Vec<usize>),
 }
 
@@ -57,10 +65,14 @@ impl WorkerCpus {
 }
 
 /// The CPU of each worker index, or none for all of them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Placement {
     /// Indexed by worker; empty when the workers are not pinned.
     cpus: Vec<usize>,
+    /// Pinned only while the load is light (`auto`), or always (a list).
+    while_light: bool,
+    /// The CPUs the process may use: where a worker let go may run.
+    allowed: Vec<usize>,
     /// Why not, when they are not: said once in the log at start.
     unpinned_because: Option<&'static str>,
 }
@@ -71,6 +83,22 @@ impl Placement {
         self.cpus.get(index).copied()
     }
 
+    /// The CPU that worker `index` is pinned to under the current load: while `light`, its
+    /// CPU; under a heavy load, its CPU only when the CPUs were listed.
+    pub fn cpu_under(&self, index: usize, light: bool) -> Option<usize> {
+        self.cpu_of(index).filter(|_| light || !self.while_light)
+    }
+
+    /// Whether the pins change with the load (`auto`, with workers pinned).
+    pub fn follows_load(&self) -> bool {
+        self.while_light && !self.cpus.is_empty()
+    }
+
+    /// The CPUs the process may use.
+    pub fn allowed(&self) -> &[usize] {
+        &self.allowed
+    }
+
     /// Why the workers are not pinned, when they are not.
     pub fn unpinned_because(&self) -> Option<&'static str> {
         self.unpinned_because
@@ -78,8 +106,8 @@ impl Placement {
 
     fn unpinned(because: &'static str) -> Placement {
         Placement {
-            cpus: Vec::new(),
             unpinned_because: Some(because),
+            ..Placement::default()
         }
     }
 }
@@ -104,6 +132,8 @@ pub fn plan(
             let cpus = (0..workers).map(|i| listed[i % listed.len()]).collect();
             Ok(Placement {
                 cpus,
+                while_light: false,
+                allowed: allowed.to_vec(),
                 unpinned_because: None,
             })
         }
@@ -122,6 +152,8 @@ pub fn plan(
                 .collect();
             Ok(Placement {
                 cpus,
+                while_light: true,
+                allowed: allowed.to_vec(),
                 unpinned_because: None,
             })
         }
@@ -145,7 +177,7 @@ pub fn place(choice: &WorkerCpus, workers: usize) -> Result<Placement, String> {
     if *choice == WorkerCpus::Off {
         return plan(choice, &[], workers, None);
     }
-    match os::allowed_cpus() {
+    match os::cpus_of(0) {
         Ok(allowed) => plan(choice, &allowed, workers, os::current_cpu()),
         Err(_) if *choice == WorkerCpus::Auto => Ok(Placement::unpinned(
             "the CPUs this process may use are not known",
@@ -156,9 +188,24 @@ pub fn place(choice: &WorkerCpus, workers: usize) -> Result<Placement, String> {
     }
 }
 
+/// The CPUs thread `tid` of this process (0: the calling thread) may run on, in order.
+pub fn cpus_of_thread(tid: i32) -> std::io::Result<Vec<usize>> {
+    os::cpus_of(tid)
+}
+
 /// Pins the calling thread to `cpu`.
 pub fn pin_current_thread(cpu: usize) -> std::io::Result<()> {
-    os::pin_current_thread(cpu)
+    os::set_affinity(0, &[cpu])
+}
+
+/// Pins thread `tid` of this process to `cpu`.
+pub fn pin_thread(tid: i32, cpu: usize) -> std::io::Result<()> {
+    os::set_affinity(tid, &[cpu])
+}
+
+/// Lets thread `tid` of this process run on any of `cpus` again.
+pub fn free_thread(tid: i32, cpus: &[usize]) -> std::io::Result<()> {
+    os::set_affinity(tid, cpus)
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -166,11 +213,13 @@ mod os {
     use std::io;
     use std::mem;
 
-    pub fn allowed_cpus() -> io::Result<Vec<usize>> {
+    /// The CPUs thread `tid` (0: the calling one) may run on.
+    pub fn cpus_of(tid: i32) -> io::Result<Vec<usize>> {
         // SAFETY: a zeroed `cpu_set_t` is an empty set; the kernel writes at most its size.
         let mut set: libc::cpu_set_t = unsafe { mem::zeroed() };
         // SAFETY: `set` is a valid, writable `cpu_set_t` of the size passed.
-        let rc = unsafe { libc::sched_getaffinity(0, mem::size_of::<libc::cpu_set_t>(), &mut set) };
+        let rc =
+            unsafe { libc::sched_getaffinity(tid, mem::size_of::<libc::cpu_set_t>(), &mut set) };
         if rc != 0 {
             return Err(io::Error::last_os_error());
         }
@@ -187,19 +236,25 @@ mod os {
         usize::try_from(cpu).ok()
     }
 
-    pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
-        if cpu >= libc::CPU_SETSIZE as usize {
+    /// Thread `tid` (0: the calling one) may run on `cpus` only.
+    pub fn set_affinity(tid: i32, cpus: &[usize]) -> io::Result<()> {
+        if let Some(cpu) = cpus.iter().find(|&&cpu| cpu >= libc::CPU_SETSIZE as usize) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("CPU {cpu} is beyond the kernel's affinity mask"),
             ));
         }
+        if cpus.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "no CPU given"));
+        }
         // SAFETY: a zeroed `cpu_set_t` is an empty set; `CPU_SET` writes within it (checked
-        // above), and `sched_setaffinity` only reads it. Pid 0 is the calling thread.
+        // above), and `sched_setaffinity` only reads it.
         unsafe {
             let mut set: libc::cpu_set_t = mem::zeroed();
-            libc::CPU_SET(cpu, &mut set);
-            if libc::sched_setaffinity(0, mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            for &cpu in cpus {
+                libc::CPU_SET(cpu, &mut set);
+            }
+            if libc::sched_setaffinity(tid, mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
                 return Err(io::Error::last_os_error());
             }
         }
@@ -218,7 +273,7 @@ mod os {
         )
     }
 
-    pub fn allowed_cpus() -> io::Result<Vec<usize>> {
+    pub fn cpus_of(_tid: i32) -> io::Result<Vec<usize>> {
         Err(unsupported())
     }
 
@@ -226,7 +281,7 @@ mod os {
         None
     }
 
-    pub fn pin_current_thread(_cpu: usize) -> io::Result<()> {
+    pub fn set_affinity(_tid: i32, _cpus: &[usize]) -> io::Result<()> {
         Err(unsupported())
     }
 }

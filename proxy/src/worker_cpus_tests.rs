@@ -57,16 +57,37 @@ fn a_list_is_used_in_turn_and_must_name_cpus_the_process_may_use() {
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[test]
 fn a_thread_pinned_runs_on_its_cpu_only() {
-    let allowed = os::allowed_cpus().unwrap();
+    let allowed = os::cpus_of(0).unwrap();
     let cpu = *allowed.last().unwrap();
     let seen = std::thread::spawn(move || {
         pin_current_thread(cpu).unwrap();
-        (os::allowed_cpus().unwrap(), os::current_cpu())
+        (os::cpus_of(0).unwrap(), os::current_cpu())
     })
     .join()
     .unwrap();
     assert_eq!(seen, (vec![cpu], Some(cpu)));
     // The other threads keep their mask.
-    assert_eq!(os::allowed_cpus().unwrap(), allowed);
+    assert_eq!(os::cpus_of(0).unwrap(), allowed);
     assert!(pin_current_thread(MAX_CPU + 1).is_err());
+}
+
+#[test]
+fn auto_pins_only_while_the_load_is_light_and_a_list_always() {
+    let auto = plan(&WorkerCpus::Auto, &[0, 1], 2, Some(0)).unwrap();
+    assert!(auto.follows_load());
+    assert_eq!(
+        (auto.cpu_under(1, true), auto.cpu_under(1, false)),
+        (Some(1), None)
+    );
+    assert_eq!(auto.allowed(), [0, 1]);
+
+    let listed = plan(&WorkerCpus::List(vec![1]), &[0, 1], 2, Some(0)).unwrap();
+    assert!(!listed.follows_load());
+    assert_eq!(listed.cpu_under(0, false), Some(1));
+
+    let unpinned = plan(&WorkerCpus::Auto, &[0], 1, Some(0)).unwrap();
+    assert!(
+        !unpinned.follows_load(),
+        "nothing pinned, nothing to let go"
+    );
 }

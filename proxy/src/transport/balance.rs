@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 use prometheus::{Counter, IntCounter, IntGauge};
 
 use crate::metrics::ProxyMetrics;
+use crate::worker_cpus::{self, Placement};
 
 /// How often the governor looks at the load.
 pub const WINDOW: Duration = Duration::from_millis(100);
@@ -198,6 +199,8 @@ pub struct UdpGroup {
     threads: Box<[WorkerThread]>,
     /// `None` when the program never changes (`datagram`, `flow`, a single worker).
     governor: Option<Mutex<Governor>>,
+    /// The workers' CPUs (`worker_cpus.rs`): with `auto`, pinned while gathered on the first.
+    placement: Placement,
     seen: Mutex<Seen>,
     receiving_workers: IntGauge,
     cpu_seconds: Box<[Counter]>,
@@ -215,13 +218,15 @@ struct Seen {
 impl UdpGroup {
     /// The group of `workers` sockets bound at `listen`, `first` being the first of them,
     /// whose program is `attached` (`None`: the kernel's hash). `adaptive`: the governor moves
-    /// the program from [`Receiving::First`], which it must start with.
+    /// the program from [`Receiving::First`], which it must start with. `placement`: the
+    /// workers' CPUs.
     pub fn new(
         listen: SocketAddr,
         first: Arc<std::net::UdpSocket>,
         workers: usize,
         attached: Option<Receiving>,
         adaptive: bool,
+        placement: Placement,
         metrics: &ProxyMetrics,
     ) -> UdpGroup {
         let label = format!("udp:{listen}");
@@ -250,6 +255,7 @@ impl UdpGroup {
             socket: first,
             threads: (0..workers).map(|_| WorkerThread::default()).collect(),
             governor: adaptive.then(|| Mutex::new(Governor::new())),
+            placement,
             seen: Mutex::new(Seen {
                 at: Instant::now(),
                 cpu: vec![None; workers],
@@ -266,13 +272,53 @@ impl UdpGroup {
         self.received.get(worker).cloned()
     }
 
-    /// Worker `worker` runs on the calling thread: its CPU time counts from now.
+    /// Worker `worker` runs on the calling thread: its CPU time counts from now, and it is
+    /// pinned to its CPU if the load (light, as it starts) says so.
     pub fn worker_started(&self, worker: usize) {
-        if let Some(thread) = self.threads.get(worker) {
-            // SAFETY: gettid has no preconditions and cannot fail.
-            thread
-                .tid
-                .store(unsafe { libc::gettid() }, Ordering::Relaxed);
+        let Some(thread) = self.threads.get(worker) else {
+            return;
+        };
+        // SAFETY: gettid has no preconditions and cannot fail.
+        let tid = unsafe { libc::gettid() };
+        thread.tid.store(tid, Ordering::Relaxed);
+        if let Some(cpu) = self.placement.cpu_under(worker, self.gathered()) {
+            if let Err(error) = worker_cpus::pin_thread(tid, cpu) {
+                tracing::warn!(worker, cpu, %error, "udp worker not pinned; the kernel places it");
+            }
+        }
+    }
+
+    /// Whether the first worker alone receives: one worker, or the governor gathered them.
+    fn gathered(&self) -> bool {
+        self.threads.len() == 1
+            || self.governor.as_ref().is_some_and(|governor| {
+                governor
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .receiving()
+                    == Receiving::First
+            })
+    }
+
+    /// With `worker-cpus = "auto"`: pins the workers to their CPUs once the datagrams are
+    /// gathered, lets them go once spread (see `worker_cpus.rs` for why).
+    fn place_workers(&self, receiving: Receiving) {
+        if !self.placement.follows_load() {
+            return;
+        }
+        let light = receiving == Receiving::First;
+        for (worker, thread) in self.threads.iter().enumerate() {
+            let tid = thread.tid.load(Ordering::Relaxed);
+            if tid == 0 {
+                continue; // not started yet: it places itself as it starts
+            }
+            let placed = match self.placement.cpu_under(worker, light) {
+                Some(cpu) => worker_cpus::pin_thread(tid, cpu),
+                None => worker_cpus::free_thread(tid, self.placement.allowed()),
+            };
+            if let Err(error) = placed {
+                tracing::warn!(worker, light, %error, "udp worker: its CPUs were not changed");
+            }
         }
     }
 
@@ -329,6 +375,8 @@ impl UdpGroup {
                     1
                 });
                 tracing::debug!(?receiving, "udp datagrams now go to {receiving:?}");
+                drop(governor);
+                self.place_workers(receiving);
             }
             Err(error) => {
                 governor.restore(before);

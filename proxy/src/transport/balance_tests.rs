@@ -1,5 +1,6 @@
 use super::*;
 use crate::transport::udp::bind_reuseport;
+use crate::worker_cpus::WorkerCpus;
 
 /// How many of `count` datagrams from one client socket each of two sockets in a reuseport
 /// group receives, after `setup` attached a program (or none) through the first.
@@ -107,6 +108,11 @@ fn the_load_gathers_again_only_after_a_calm_second() {
 
 /// A group of two sockets bound on a free loopback port, as the server builds it.
 fn group(adaptive: bool) -> (UdpGroup, ProxyMetrics) {
+    placed_group(adaptive, Placement::default())
+}
+
+/// [`group`], its workers placed on CPUs by `placement`.
+fn placed_group(adaptive: bool, placement: Placement) -> (UdpGroup, ProxyMetrics) {
     // Gathered on the first either way, so that only the governor could move it.
     let metrics = ProxyMetrics::new();
     let first = bind_reuseport("127.0.0.1:0".parse().unwrap(), 1 << 16).unwrap();
@@ -119,6 +125,7 @@ fn group(adaptive: bool) -> (UdpGroup, ProxyMetrics) {
         2,
         Some(Receiving::First),
         adaptive,
+        placement,
         &metrics,
     );
     (group, metrics)
@@ -225,4 +232,65 @@ fn a_fixed_balance_never_changes_its_program() {
         series(&metrics, "dialtone_proxy_udp_receiving_workers", "udp:"),
         1.0
     );
+}
+
+/// Runs `worker_started(0)` of `group` on a thread of its own, which waits until told to end;
+/// returns its id and the sender that ends it.
+fn start_worker_thread(
+    group: &Arc<UdpGroup>,
+) -> (
+    i32,
+    std::sync::mpsc::Sender<()>,
+    std::thread::JoinHandle<()>,
+) {
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let (end_tx, end_rx) = std::sync::mpsc::channel::<()>();
+    let group = group.clone();
+    let thread = std::thread::spawn(move || {
+        group.worker_started(0);
+        // SAFETY: gettid has no preconditions.
+        tid_tx.send(unsafe { libc::gettid() }).unwrap();
+        let _ = end_rx.recv();
+    });
+    (tid_rx.recv().unwrap(), end_tx, thread)
+}
+
+#[test]
+fn auto_pins_the_workers_while_gathered_and_lets_them_go_while_spread() {
+    let allowed = worker_cpus::cpus_of_thread(0).unwrap();
+    if allowed.len() < 2 {
+        eprintln!("skipped: this process may use one CPU only, where nothing is pinned");
+        return;
+    }
+    let placement = worker_cpus::plan(&WorkerCpus::Auto, &allowed, 2, Some(allowed[1])).unwrap();
+    let (group, _metrics) = placed_group(true, placement);
+    let group = Arc::new(group);
+    let (tid, end, thread) = start_worker_thread(&group);
+    let cpus = || worker_cpus::cpus_of_thread(tid).unwrap();
+    assert_eq!(cpus(), [allowed[1]], "gathered as it starts: pinned");
+
+    group.steer(|governor| governor.window(1.0));
+    assert_eq!(cpus(), allowed, "spread: the kernel places it");
+
+    for _ in 0..CALM_WINDOWS {
+        group.steer(|governor| governor.window(0.0));
+    }
+    assert_eq!(cpus(), [allowed[1]], "gathered again: pinned again");
+    end.send(()).unwrap();
+    thread.join().unwrap();
+}
+
+#[test]
+fn listed_cpus_hold_whatever_the_load() {
+    let allowed = worker_cpus::cpus_of_thread(0).unwrap();
+    let last = *allowed.last().unwrap();
+    let listed = WorkerCpus::List(vec![last]);
+    let placement = worker_cpus::plan(&listed, &allowed, 2, None).unwrap();
+    let (group, _metrics) = placed_group(true, placement);
+    let group = Arc::new(group);
+    let (tid, end, thread) = start_worker_thread(&group);
+    group.steer(|governor| governor.window(1.0));
+    assert_eq!(worker_cpus::cpus_of_thread(tid).unwrap(), [last]);
+    end.send(()).unwrap();
+    thread.join().unwrap();
 }
