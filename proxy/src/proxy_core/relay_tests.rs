@@ -1,6 +1,6 @@
 //! What a relayed response looks like upstream (RFC 3261 section 16.7 step 3): the branch's
 //! response without the proxy's Via, every other header as it came, whichever way it goes up
-//! (at once, or chosen as the best final).
+//! (at once, chosen as the best final, or statelessly when no transaction awaits a 2xx).
 
 use super::tests::{answer, forward_to_registered_b, sends};
 use super::*;
@@ -77,5 +77,29 @@ fn a_final_chosen_as_the_best_goes_up_without_our_via_too() {
     assert_eq!(
         String::from_utf8_lossy(&busy[0].1),
         String::from_utf8_lossy(&without_first_via(&callee_sent))
+    );
+}
+
+#[test]
+fn a_2xx_that_no_transaction_awaits_goes_to_the_next_via_without_ours() {
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    let (core, callee, forwarded) = forward_to_registered_b(now, wall, INVITE);
+    let ok = answer(
+        &forwarded,
+        "200 OK",
+        "b",
+        &["Contact: <sip:b@127.0.0.3:5063>"],
+    );
+    // Our branch replaced by one the proxy never sent: no transaction takes the 2xx.
+    let text = String::from_utf8(ok.to_vec()).unwrap();
+    let ours = Message::parse(&ok).unwrap().top_via().unwrap();
+    let branch = ours.branch().unwrap().to_string();
+    let stray = Bytes::from(text.replacen(&branch, "z9hG4bKgone", 1));
+    let sent = sends(&core.handle_message(now, wall, callee, stray.clone()));
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].0.addr, "127.0.0.2:5062".parse().unwrap());
+    assert_eq!(
+        String::from_utf8_lossy(&sent[0].1),
+        String::from_utf8_lossy(&without_first_via(&stray))
     );
 }

@@ -81,7 +81,7 @@ pub(super) fn receive(
 
 /// Sends a response to the next Via without our own (RFC 3261 section 16.7 step 2).
 fn relay_stateless(response: &Message<'_>, actions: &mut Vec<Action>) {
-    let Some(Ok(next)) = response.vias().nth(1) else {
+    let Some(Ok(next)) = response.vias_below_top().next() else {
         return;
     };
     let ip = next
