@@ -193,12 +193,7 @@ pub fn cpus_of_thread(tid: i32) -> std::io::Result<Vec<usize>> {
     os::cpus_of(tid)
 }
 
-/// Pins the calling thread to `cpu`.
-pub fn pin_current_thread(cpu: usize) -> std::io::Result<()> {
-    os::set_affinity(0, &[cpu])
-}
-
-/// Pins thread `tid` of this process to `cpu`.
+/// Pins thread `tid` of this process (0: the calling thread) to `cpu`.
 pub fn pin_thread(tid: i32, cpu: usize) -> std::io::Result<()> {
     os::set_affinity(tid, &[cpu])
 }

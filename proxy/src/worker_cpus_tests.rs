@@ -60,7 +60,7 @@ fn a_thread_pinned_runs_on_its_cpu_only() {
     let allowed = os::cpus_of(0).unwrap();
     let cpu = *allowed.last().unwrap();
     let seen = std::thread::spawn(move || {
-        pin_current_thread(cpu).unwrap();
+        pin_thread(0, cpu).unwrap();
         (os::cpus_of(0).unwrap(), os::current_cpu())
     })
     .join()
@@ -68,7 +68,7 @@ fn a_thread_pinned_runs_on_its_cpu_only() {
     assert_eq!(seen, (vec![cpu], Some(cpu)));
     // The other threads keep their mask.
     assert_eq!(os::cpus_of(0).unwrap(), allowed);
-    assert!(pin_current_thread(MAX_CPU + 1).is_err());
+    assert!(pin_thread(0, MAX_CPU + 1).is_err());
 }
 
 #[test]
