@@ -24,8 +24,6 @@
 //! container's cpuset). `off` leaves the workers to the kernel; a list (`2,3`) names the CPUs,
 //! and pins them whatever the load.
 
-use std::fmt::Write as _;
-
 /// How the UDP workers are placed on CPUs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WorkerCpus {
@@ -162,12 +160,8 @@ pub fn plan(
 
 /// `0,1,4` for the log and errors.
 pub fn cpu_list(cpus: &[usize]) -> String {
-    let mut text = String::new();
-    for (i, cpu) in cpus.iter().enumerate() {
-        let comma = if i == 0 { "" } else { "," };
-        let _ = write!(text, "{comma}{cpu}");
-    }
-    text
+    let cpus: Vec<String> = cpus.iter().map(usize::to_string).collect();
+    cpus.join(",")
 }
 
 /// Plans the placement for this process: [`plan`] with the CPUs it may use and the one the
